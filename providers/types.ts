@@ -1,0 +1,290 @@
+// The provider contracts: the only thing the engine in src/ knows about providers.
+// A provider is a Source (where items come from) or a Destination (where they go), or both.
+// Everything here is plain data or an interface so that adding a provider never touches the engine.
+
+import type { Readable } from 'node:stream';
+
+/** What a destination can prove about an uploaded item, strongest first. */
+export type EvidenceLevel = 'bytes' | 'pixels' | 'received';
+export const EVIDENCE_ORDER: readonly EvidenceLevel[] = ['bytes', 'pixels', 'received'];
+
+export type MediaKind = 'image' | 'video' | 'other';
+
+/** An item as the source declares it, before any byte is read. JSON-serialisable, no secrets. */
+export interface SourceItem {
+  /** Stable id at the source. Always a string: Xiaomi ids exceed Number.MAX_SAFE_INTEGER. */
+  id: string;
+  name: string;
+  albumId: string | null;
+  albumName: string | null;
+  /** Declared size in bytes, or null when the source does not know it. */
+  size: number | null;
+  /** Declared SHA-1 (lower-case hex) when the source publishes one. */
+  sha1?: string | null;
+  mimeType?: string | null;
+  kind: MediaKind;
+  /** Capture time the source declares (ISO 8601), used when the file has no EXIF date. */
+  declaredCaptureTime?: string | null;
+  /** Last modification time the source declares (ISO 8601). */
+  modifiedTime?: string | null;
+  description?: string | null;
+  /** Anything else the provider wants back in open()/delete(); never secrets. */
+  extra?: Record<string, unknown>;
+}
+
+export interface ListPage {
+  items: SourceItem[];
+  /** Opaque cursor for the next page, or null when the listing is complete. */
+  cursor: string | null;
+}
+
+/** A note for `plan`: something the listing leaves behind or the user should know. */
+export interface PlanNote {
+  message: string;
+  items?: number;
+  bytes?: number;
+}
+
+export interface OpenOptions {
+  /** Start at this byte offset. Only honoured when `randomAccess` is true. */
+  offset?: number;
+  /** Read at most this many bytes. Only honoured when `randomAccess` is true. */
+  length?: number;
+  signal?: AbortSignal;
+}
+
+export interface DeleteResult {
+  /** What the service answered, for the deletion log (no secrets). */
+  response: string;
+}
+
+export interface Source {
+  /** Provider name, e.g. "folder", "xiaomi". */
+  readonly kind: string;
+  /** Stable identity of what is being read (a folder's absolute path, an account id): a state file remembers it. */
+  readonly identity: string;
+  /** True when open() honours offset and length cheaply (a local file). */
+  readonly randomAccess: boolean;
+  /** One page of items across all albums; pass back the cursor it returned to continue. */
+  listItems(cursor: string | null, signal?: AbortSignal): Promise<ListPage>;
+  /** The item's bytes as a stream. Throw ItemGoneError when the item no longer exists. */
+  open(item: SourceItem, options?: OpenOptions): Promise<Readable>;
+  /** Delete the item at the source. Called only by the engine's deletion rule. */
+  delete(item: SourceItem): Promise<DeleteResult>;
+  /** Pause between two deletions, in ms (services that want deletes paced). */
+  readonly deletePauseMs?: number;
+  /** Notes for plan: skipped albums, quota, anything the user should know before moving. */
+  planNotes?(): Promise<PlanNote[]>;
+  close?(): Promise<void>;
+}
+
+/** What the engine learned from the bytes and the metadata, handed to the destination. */
+export interface ItemFacts {
+  /** Capture time the engine settled on: EXIF/container time, else the declared one (ISO 8601), or null. */
+  captureTime: string | null;
+  /** Where the capture time came from. */
+  captureTimeSource: 'exif' | 'container' | 'declared' | 'none';
+  mimeType: string;
+  kind: MediaKind;
+  width?: number | null;
+  height?: number | null;
+}
+
+/** Key-value storage in the state database, scoped to one provider instance (album ids, cached lookups). */
+export interface ProviderStore {
+  get<T = unknown>(key: string): T | undefined;
+  set(key: string, value: unknown): void;
+  delete(key: string): void;
+}
+
+/** Persistence for one item's in-flight upload session (OneDrive upload URL, Google session URL). */
+export interface SessionSlot {
+  load<T = unknown>(): T | null;
+  /** Saved in the state database before the call returns, so a kill right after resumes from it. */
+  save(value: unknown): void;
+  clear(): void;
+}
+
+export interface UploadInput {
+  item: SourceItem;
+  facts: ItemFacts;
+  /** The container from prepareContainer(). */
+  container: string;
+  /** File name to use at the destination (the source's name). */
+  name: string;
+  /** Exact byte count the body will deliver. */
+  size: number;
+  /**
+   * The item's bytes from offset 0. A destination resuming a session discards
+   * the bytes the service already has instead of sending them again.
+   */
+  body: Readable;
+  session: SessionSlot;
+  signal: AbortSignal;
+}
+
+/** A staged upload: every byte sent, nothing created at the destination yet. */
+export interface Staged {
+  /** JSON-serialisable handle that commit() and abort() understand; stored (never printed) to survive restarts. */
+  handle: unknown;
+  /** Bytes actually sent over the network in this attempt (for resume accounting). */
+  bytesSent: number;
+}
+
+export type CommitResult =
+  | { outcome: 'created'; destId: string; destPath?: string }
+  /** The same bytes already exist at the destination (a rerun, or the same file twice). */
+  | { outcome: 'duplicate'; destId: string; destPath?: string; evidence?: Evidence }
+  | { outcome: 'error'; error: Error };
+
+export interface CommitRequest {
+  staged: Staged;
+  input: Omit<UploadInput, 'body' | 'signal'>;
+  hashes: Hashes;
+}
+
+export interface VerifyRequest {
+  destId: string;
+  destPath?: string | null;
+  item: SourceItem;
+  facts: ItemFacts;
+  hashes: Hashes;
+  size: number;
+}
+
+export interface Evidence {
+  level: EvidenceLevel;
+  /** One line saying what was compared and found equal. */
+  detail: string;
+}
+
+export type VerifyResult =
+  | { outcome: 'verified'; evidence: Evidence }
+  /** Not decidable yet (hash not computed, video PROCESSING): ask again after the delay. */
+  | { outcome: 'pending'; retryAfterMs: number; reason: string }
+  | { outcome: 'mismatch'; reason: string }
+  | { outcome: 'error'; error: Error };
+
+export interface Hashes {
+  sha1: string; // hex
+  sha256: string; // hex
+  quickXor: string; // base64, OneDrive's form
+  size: number;
+}
+
+export interface CapacityInfo {
+  /** Bytes free at the destination, or null when unknown. */
+  remainingBytes: number | null;
+  /** Requests the destination can still make today, or null when unlimited. */
+  requestBudget?: { remainingToday: number; perDay: number; requestsPerItem: number } | null;
+  notes?: PlanNote[];
+}
+
+export interface Destination {
+  readonly kind: string;
+  readonly identity: string;
+  /** How many commits one commit() call takes (Google's batchCreate takes 50). */
+  readonly commitBatchSize: number;
+  /** How many verifications one verify() call takes. */
+  readonly verifyBatchSize: number;
+  /** Reject an item before any byte moves (too large, unsupported format). Return the reason, or null. */
+  refuse?(item: SourceItem, facts: ItemFacts): string | null;
+  /** Find or create the folder or album for an item; idempotent across restarts (keep ids in the ProviderStore). */
+  prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string>;
+  /** Look for the same bytes already at the destination under this item's name (dedupe before upload). */
+  findExisting?(input: Omit<UploadInput, 'body' | 'session' | 'signal'>, hashes: Partial<Hashes> | null): Promise<{ destId: string; destPath?: string; evidence: Evidence } | null>;
+  /** Send every byte, create nothing yet. Must consume `body` to the end or throw. */
+  upload(input: UploadInput): Promise<Staged>;
+  /** Create the items at the destination. Results in request order. Never called concurrently. */
+  commit(requests: CommitRequest[]): Promise<CommitResult[]>;
+  /** Throw away a staged upload whose bytes did not match what the source declared. */
+  abort(staged: Staged): Promise<void>;
+  /** True when a staged handle saved by an earlier process can still be committed. */
+  canCommitLater?(handle: unknown): boolean;
+  verify(requests: VerifyRequest[]): Promise<VerifyResult[]>;
+  capacity?(): Promise<CapacityInfo>;
+  close?(): Promise<void>;
+}
+
+// ---- Errors: how a provider tells the engine what kind of trouble it met. ----
+
+/** Transient: the engine retries the item later (after retryAfterMs when given). */
+export class RetryableError extends Error {
+  constructor(message: string, readonly retryAfterMs?: number) {
+    super(message);
+    this.name = 'RetryableError';
+  }
+}
+
+/** Permanent for this item (unsupported format, too large, refused by the service). It stays at the source. */
+export class RejectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RejectedError';
+  }
+}
+
+/** The item no longer exists at the source (Xiaomi's code 50050). Not retried. */
+export class ItemGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ItemGoneError';
+  }
+}
+
+export type StopKind = 'quota' | 'credentials' | 'destination-full' | 'config';
+
+/** The whole run must stop cleanly: quota spent, credentials expired, destination full, bad configuration. */
+export class StopRunError extends Error {
+  constructor(readonly kind: StopKind, message: string) {
+    super(message);
+    this.name = 'StopRunError';
+  }
+}
+
+// ---- Construction: how providers/index.ts builds providers from "kind:ARG" specs. ----
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+export interface ProviderContext {
+  /** The part after "kind:" in the spec, e.g. the path of "folder:/photos". */
+  arg: string;
+  /** GALLERY_BRIDGE_HOME: where credentials and shared counters live. */
+  home: string;
+  /** --account NAME (default "default"). */
+  account: string;
+  env: NodeJS.ProcessEnv;
+  /** Parsed CLI options, including the ones a provider declared in cliOptions. */
+  options: Record<string, unknown>;
+  /** Storage in the state database scoped to this provider instance. */
+  store: ProviderStore;
+  log: Logger;
+}
+
+export interface CliOption {
+  flags: string;
+  description: string;
+  defaultValue?: string | boolean;
+}
+
+export interface EmulatorHandle {
+  /** The KEY=VALUE pairs printed on start. */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export interface ProviderModule {
+  name: string;
+  description: string;
+  createSource?(ctx: ProviderContext): Promise<Source>;
+  createDestination?(ctx: ProviderContext): Promise<Destination>;
+  cliOptions?: CliOption[];
+  /** `gallery-bridge auth NAME`. */
+  auth?(ctx: ProviderContext): Promise<void>;
+  /** `gallery-bridge emulator NAME`: args are the raw arguments after the name. */
+  emulator?(args: string[]): Promise<EmulatorHandle>;
+}

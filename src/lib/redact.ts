@@ -1,0 +1,39 @@
+// Secrets must never reach a log line, a report, the state database or an error message.
+// Every message that leaves the tool passes through redact(): it masks bearer tokens, cookie
+// values, token-like query parameters and whole pre-authenticated URLs.
+
+const PATTERNS: Array<[RegExp, string]> = [
+  [/(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;"']+/gi, '$1$2[redacted]'],
+  [/\bbearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer [redacted]'],
+  [/\b(serviceToken|passToken|userId|cUserId|access_token|refresh_token|id_token|client_secret|code|tempauth|token|sig|signature|upload_id|meta|X-Goog-Upload-URL)=([^&\s;"']+)/gi, '$1=[redacted]'],
+  [/("(?:access_token|refresh_token|id_token|client_secret|serviceToken|passToken|uploadUrl|upload_url|sessionUrl|cookie)"\s*:\s*")([^"]*)(")/gi, '$1[redacted]$3'],
+];
+
+/** Registered literal secrets (tokens read from files or the environment) are masked wherever they appear. */
+const literals = new Set<string>();
+
+export function registerSecret(value: string | undefined | null): void {
+  if (value && value.length >= 6) literals.add(value);
+}
+
+export function redact(text: string): string {
+  let out = text;
+  for (const s of literals) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
+  // Upload URLs carry temporary credentials in their path or query: show only scheme and host.
+  out = out.replace(/\bhttps?:\/\/[^\s"'<>]*(?:upload|tempauth|session)[^\s"'<>]*/gi, (url) => {
+    try {
+      const u = new URL(url);
+      return `${u.protocol}//${u.host}/[upload-url redacted]`;
+    } catch {
+      return '[url redacted]';
+    }
+  });
+  return out;
+}
+
+/** One line, no secrets: what goes into status, reports and the state database as an error reason. */
+export function reason(err: unknown): string {
+  const msg = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err);
+  return redact(String(msg ?? 'unknown error')).replace(/\s+/g, ' ').trim().slice(0, 500);
+}
