@@ -1,0 +1,181 @@
+// A local folder as a destination. Staging writes a hidden temp file beside its target and
+// fsyncs it; committing links it into place (link(2) never overwrites, so a name taken by other
+// bytes is never clobbered) and fsyncs the folder; verification reads the file back.
+
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import type { CapacityInfo, CommitRequest, CommitResult, Destination, ItemFacts, SourceItem, Staged, UploadInput, VerifyRequest, VerifyResult } from '../types.ts';
+import { RetryableError, StopRunError } from '../types.ts';
+import { hashFile } from '../../src/hash/multihash.ts';
+import { numberedName, safeComponent } from './names.ts';
+
+interface Handle {
+  tmp: string;
+  dir: string;
+  size: number;
+}
+
+function fsError(err: unknown, what: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new StopRunError('destination-full', `the destination disk is full (${what})`);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new StopRunError('config', `the destination folder is not writable (${what}: ${code})`);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export class FolderDestination implements Destination {
+  readonly kind = 'folder';
+  readonly identity: string;
+  readonly commitBatchSize = 1;
+  readonly verifyBatchSize = 1;
+  private readonly root: string;
+
+  constructor(root: string, private readonly layout: 'album' | 'date') {
+    this.root = path.resolve(root);
+    this.identity = `folder:${this.root}`;
+  }
+
+  async prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string> {
+    let rel: string;
+    if (this.layout === 'date') {
+      const t = facts.captureTime ? new Date(facts.captureTime) : null;
+      rel = t && !Number.isNaN(t.getTime()) ? `${t.getUTCFullYear()}/${String(t.getUTCMonth() + 1).padStart(2, '0')}` : 'undated';
+    } else {
+      rel = item.albumName ? item.albumName.split('/').map((c) => safeComponent(c)).join('/') : '';
+    }
+    try {
+      await fsp.mkdir(path.join(this.root, rel), { recursive: true });
+    } catch (err) {
+      throw fsError(err, `creating ${rel || '.'}`);
+    }
+    return rel;
+  }
+
+  async upload(input: UploadInput): Promise<Staged> {
+    const dir = path.join(this.root, input.container);
+    // A temp file left by a killed run is useless (a local write restarts from zero): remove it.
+    const previous = input.session.load<{ tmp: string }>();
+    if (previous?.tmp) await fsp.rm(previous.tmp, { force: true });
+    const tmp = path.join(dir, `.gallery-bridge-${crypto.randomBytes(6).toString('hex')}.part`);
+    input.session.save({ tmp });
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(tmp, 'wx', 0o644);
+    } catch (err) {
+      throw fsError(err, `writing into ${input.container || '.'}`);
+    }
+    let written = 0;
+    try {
+      const sink = new Writable({
+        highWaterMark: 1024 * 1024,
+        write(chunk: Buffer, _enc, cb) {
+          fh.write(chunk).then(() => {
+            written += chunk.length;
+            cb();
+          }, cb);
+        },
+      });
+      await pipeline(input.body, sink, { signal: input.signal });
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true });
+      throw fsError(err, `writing ${input.name}`);
+    }
+    await fh.close();
+    const handle: Handle = { tmp, dir, size: written };
+    return { handle, bytesSent: written };
+  }
+
+  canCommitLater(handle: unknown): boolean {
+    const h = handle as Handle;
+    try {
+      return fs.statSync(h.tmp).size === h.size;
+    } catch {
+      return false;
+    }
+  }
+
+  async commit(requests: CommitRequest[]): Promise<CommitResult[]> {
+    const out: CommitResult[] = [];
+    for (const r of requests) {
+      try {
+        out.push(await this.commitOne(r));
+      } catch (err) {
+        out.push({ outcome: 'error', error: fsError(err, `committing ${r.input.name}`) });
+      }
+    }
+    return out;
+  }
+
+  private async commitOne(r: CommitRequest): Promise<CommitResult> {
+    const h = r.staged.handle as Handle;
+    const base = safeComponent(r.input.name);
+    for (let n = 1; n < 10_000; n++) {
+      const name = n === 1 ? base : numberedName(base, n);
+      const target = path.join(h.dir, name);
+      const rel = path.relative(this.root, target);
+      try {
+        await fsp.link(h.tmp, target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // The name is taken. The same bytes mean this item is already here (a rerun, or a copy).
+        const existing = await hashFile(target).catch(() => null);
+        if (existing && existing.sha256 === r.hashes.sha256 && existing.size === r.hashes.size) {
+          await fsp.rm(h.tmp, { force: true });
+          return { outcome: 'duplicate', destId: rel, destPath: rel, evidence: { level: 'bytes', detail: `${rel} already holds the same bytes (SHA-256 ${r.hashes.sha256.slice(0, 16)}…)` } };
+        }
+        continue;
+      }
+      await fsp.rm(h.tmp, { force: true });
+      await fsyncDir(h.dir);
+      return { outcome: 'created', destId: rel, destPath: rel };
+    }
+    throw new Error(`no free name for ${base}`);
+  }
+
+  async abort(staged: Staged): Promise<void> {
+    await fsp.rm((staged.handle as Handle).tmp, { force: true });
+  }
+
+  async verify(requests: VerifyRequest[]): Promise<VerifyResult[]> {
+    const out: VerifyResult[] = [];
+    for (const r of requests) {
+      const file = path.join(this.root, r.destPath ?? r.destId);
+      try {
+        const h = await hashFile(file);
+        if (h.size === r.hashes.size && h.sha256 === r.hashes.sha256 && h.sha1 === r.hashes.sha1) {
+          out.push({ outcome: 'verified', evidence: { level: 'bytes', detail: `read back ${h.size} bytes; SHA-1 and SHA-256 equal the bytes read from the source` } });
+        } else {
+          out.push({ outcome: 'mismatch', reason: `the file at the destination differs from the source (size ${h.size} vs ${r.hashes.size})` });
+        }
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        out.push(code === 'ENOENT' ? { outcome: 'mismatch', reason: 'the file is missing at the destination' } : { outcome: 'error', error: new RetryableError(`cannot read back: ${code ?? (err as Error).message}`) });
+      }
+    }
+    return out;
+  }
+
+  async capacity(): Promise<CapacityInfo> {
+    try {
+      await fsp.mkdir(this.root, { recursive: true });
+      const s = await fsp.statfs(this.root);
+      return { remainingBytes: s.bavail * s.bsize };
+    } catch {
+      return { remainingBytes: null };
+    }
+  }
+}

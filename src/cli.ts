@@ -1,0 +1,163 @@
+// gallery-bridge's command line: parses arguments (commander), runs a command, maps the
+// outcome to the documented exit codes. The commands are thin; the work is in src/engine.
+
+import { Command, CommanderError, Option } from 'commander';
+import type { EvidenceLevel } from '../providers/types.ts';
+import { EVIDENCE_ORDER, StopRunError } from '../providers/types.ts';
+import { PROVIDERS, findProvider } from '../providers/index.ts';
+import { StateFileError } from '../state/db.ts';
+import { reason } from './lib/redact.ts';
+import { migrateCommand, planCommand } from './commands/migrate.ts';
+import { statusCommand, reportCommand } from './commands/status.ts';
+import { hashCommand } from './commands/hash.ts';
+import { emulatorCommand } from './commands/emulator.ts';
+import { makeLogger } from './lib/log.ts';
+import { defaultHome } from './lib/credentials.ts';
+import { providerStore } from './commands/providers.ts';
+import { openState } from '../state/db.ts';
+import path from 'node:path';
+
+export const EXIT = { ok: 0, partial: 1, usage: 2, credentials: 3, quota: 4, full: 5 } as const;
+
+function evidence(v: string): EvidenceLevel {
+  if (!EVIDENCE_ORDER.includes(v as EvidenceLevel)) throw new CommanderError(2, 'usage', `--delete-evidence must be one of ${EVIDENCE_ORDER.join(', ')}`);
+  return v as EvidenceLevel;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'usage', `expected a positive whole number, got "${v}"`);
+  return n;
+}
+
+function time(v: string): Date {
+  // "06:30" means the next 06:30 local time; anything else must parse as a date.
+  const hm = /^(\d{1,2}):(\d{2})$/.exec(v);
+  if (hm) {
+    const d = new Date();
+    d.setHours(Number(hm[1]), Number(hm[2]), 0, 0);
+    if (d.getTime() <= Date.now()) d.setDate(d.getDate() + 1);
+    return d;
+  }
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new CommanderError(2, 'usage', `cannot read "${v}" as a time (use HH:MM or an ISO date)`);
+  return d;
+}
+
+function addRunOptions(cmd: Command): Command {
+  cmd
+    .requiredOption('--from <source>', 'where items come from: folder:PATH, xiaomi')
+    .requiredOption('--to <destination>', 'where they go: folder:PATH, onedrive:PATH, google-photos')
+    .option('--state <file>', 'state database (created 0600)', 'gallery-bridge.db')
+    .option('--delete-source', 'delete each item at the source once verified (see the safety rule)', false)
+    .option('--delete-evidence <level>', 'weakest evidence that allows deletion: bytes, pixels or received', evidence, 'pixels' as EvidenceLevel)
+    .option('--concurrency <n>', 'items in flight at once', positiveInt, 4)
+    .option('--retries <n>', 'attempts per item in one run', positiveInt, 4)
+    .option('--until <time>', 'stop cleanly at this time (HH:MM or ISO date); rerun to resume', time)
+    .option('--layout <layout>', 'destination layout: album (one folder/album per album) or date (YYYY/MM)', 'album')
+    .option('--account <name>', 'which stored account to use', 'default')
+    .option('--report <file>', 'write a report (.json, .csv or .html) when the run ends')
+    .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt, 300)
+    .option('--json', 'machine-readable output on stdout (JSON lines)', false)
+    .option('--verbose', 'more log lines', false);
+  for (const p of PROVIDERS) for (const o of p.cliOptions ?? []) if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
+  return cmd;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('gallery-bridge')
+    .description('Move photos and videos out of a cloud gallery into Google Photos, OneDrive or a folder: resumable, verified, never losing one.')
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError();
+
+  addRunOptions(program.command('migrate').description('migrate items (resumes where the last run on the same --state stopped)'))
+    .option('--dry-run', 'only compute the plan (same as `plan`)', false)
+    .option('--deadline <date>', 'with --dry-run: the date the migration must be done by', time)
+    .action(async (o) => process.exit(o.dryRun ? await planCommand(o) : await migrateCommand(o)));
+
+  addRunOptions(program.command('plan').description('what `migrate` would do: counts, bytes, time, room, quota days'))
+    .option('--deadline <date>', 'the date the migration must be done by', time)
+    .option('--assume-rate <MBps>', 'throughput assumed for the estimate, MB/s', '10')
+    .action(async (o) => process.exit(await planCommand(o)));
+
+  program
+    .command('status')
+    .description('items per state, bytes, failures with reasons')
+    .option('--state <file>', 'state database', 'gallery-bridge.db')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o) => process.exit(await statusCommand(o)));
+
+  program
+    .command('report')
+    .description('one row per item with outcome, hashes and evidence (.json, .csv or .html by extension)')
+    .option('--state <file>', 'state database', 'gallery-bridge.db')
+    .requiredOption('--out <file>', 'output file')
+    .action(async (o) => process.exit(await reportCommand(o)));
+
+  program
+    .command('hash')
+    .description('SHA-1, SHA-256 and QuickXorHash (base64) of files')
+    .argument('<files...>')
+    .option('--json', 'machine-readable output', false)
+    .action(async (files, o) => process.exit(await hashCommand(files, o)));
+
+  program
+    .command('auth')
+    .description(`sign in to a provider and store its credentials under GALLERY_BRIDGE_HOME (${PROVIDERS.filter((p) => p.auth).map((p) => p.name).join(', ') || 'none yet'})`)
+    .argument('<provider>')
+    .option('--account <name>', 'name to store the account under', 'default')
+    .allowUnknownOption(true)
+    .action(async (name: string, o) => {
+      const p = findProvider(name);
+      if (!p?.auth) throw new StopRunError('config', `no sign-in for "${name}"; providers with one: ${PROVIDERS.filter((x) => x.auth).map((x) => x.name).join(', ')}`);
+      const log = makeLogger({ json: false, verbose: false });
+      const home = defaultHome();
+      const db = openState(path.join(home, 'auth-scratch.db'));
+      try {
+        await p.auth({ arg: '', home, account: o.account, env: process.env, options: { ...o, args: process.argv.slice(4) }, store: providerStore(db, `auth:${name}`), log });
+      } finally {
+        db.close();
+      }
+      process.exit(0);
+    });
+
+  program
+    .command('emulator')
+    .description(`start a provider's local emulator (${PROVIDERS.filter((p) => p.emulator).map((p) => p.name).join(', ') || 'none yet'}); prints KEY=VALUE lines`)
+    .argument('<provider>')
+    .allowUnknownOption(true)
+    .helpOption(false)
+    .argument('[args...]')
+    .action(async (name: string, args: string[]) => {
+      await emulatorCommand(name, args);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) process.exit(0);
+      if (err.code === 'usage') process.stderr.write(`error: ${err.message}\n`);
+      process.exit(EXIT.usage);
+    }
+    process.exit(exitFor(err));
+  }
+}
+
+/** Maps an error that escaped a command to a one-line message and the documented exit code. */
+export function exitFor(err: unknown): number {
+  process.stderr.write(`error: ${reason(err)}\n`);
+  if (err instanceof StopRunError) return { quota: EXIT.quota, credentials: EXIT.credentials, 'destination-full': EXIT.full, config: EXIT.usage }[err.kind];
+  if (err instanceof StateFileError) return EXIT.usage;
+  return EXIT.partial;
+}
+
+await main(process.argv);

@@ -1,0 +1,147 @@
+// `migrate` and `plan`: open the state and the providers, hand them to the engine, show
+// progress, and turn the result into an exit code.
+
+import type { EvidenceLevel } from '../../providers/types.ts';
+import { openState } from '../../state/db.ts';
+import type { DB } from '../../state/db.ts';
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import { runMigration } from '../engine/run.ts';
+import type { RunEvent } from '../engine/run.ts';
+import { computePlan } from '../engine/plan.ts';
+import { makeLogger } from '../lib/log.ts';
+import { openDestination, openSource } from './providers.ts';
+import { writeReport } from '../report/report.ts';
+import { Progress } from './progress.ts';
+import { MIGRATIONS } from '../../state/migrations.ts';
+
+export interface MigrateOpts {
+  from: string;
+  to: string;
+  state: string;
+  deleteSource: boolean;
+  deleteEvidence: EvidenceLevel;
+  concurrency: number;
+  retries: number;
+  until?: Date;
+  layout: string;
+  account: string;
+  report?: string;
+  verifyWait: number;
+  json: boolean;
+  verbose: boolean;
+  deadline?: Date;
+  assumeRate?: string;
+  [k: string]: unknown;
+}
+
+export async function migrateCommand(o: MigrateOpts): Promise<number> {
+  const log = makeLogger({ json: o.json, verbose: o.verbose });
+  const db = openState(o.state);
+  const controller = new AbortController();
+  let signalExit = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalExit) process.exit(signalExit); // a second Ctrl-C: the state is already consistent
+    signalExit = sig === 'SIGTERM' ? 143 : 130;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const source = await openSource(db, o.from, o, log);
+  const destination = await openDestination(db, o.to, o, log);
+  const progress = new Progress({ json: o.json, log });
+  try {
+    const result = await runMigration(db, source, destination, {
+      deleteSource: o.deleteSource,
+      deleteEvidence: o.deleteEvidence,
+      concurrency: o.concurrency,
+      until: o.until ?? null,
+      maxAttempts: o.retries,
+      verifyWaitMs: o.verifyWait * 1000,
+      command: 'migrate',
+      sourceSpec: o.from,
+      destinationSpec: o.to,
+      signal: controller.signal,
+      onEvent: (e: RunEvent) => progress.event(e),
+    });
+    progress.stop();
+    if (o.report) {
+      const r = writeReport(db, o.report);
+      log.info(`report (${r.format}, ${r.rows} items): ${o.report}`);
+    }
+    const c = result.counts;
+    const summary = {
+      type: 'summary',
+      run: result.runId,
+      exit_code: signalExit || result.exitCode,
+      stopped: result.stopped,
+      message: result.message,
+      deleted_this_run: result.deleted,
+      counts: c,
+      report: o.report ?? null,
+    };
+    if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+    else {
+      log.info(
+        `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items} duplicates, ` +
+          `${c.failed.items} failed, ${c.rejected.items} rejected, ${c.uploaded.items} awaiting verification, ${c.discovered.items + c.transferring.items} not yet moved`,
+      );
+      if (result.stopped) log.warn(result.message ?? `stopped (${result.stopped})`);
+      if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
+    }
+    return signalExit || result.exitCode;
+  } finally {
+    progress.stop();
+    await source.close?.();
+    await destination.close?.();
+    db.close();
+  }
+}
+
+export async function planCommand(o: MigrateOpts): Promise<number> {
+  const log = makeLogger({ json: o.json, verbose: o.verbose });
+  // Planning writes nothing: an existing state is read, a missing one stands in as an empty scratch DB.
+  let db: DB;
+  if (fs.existsSync(o.state)) db = openState(o.state);
+  else {
+    db = new Database(':memory:');
+    for (const m of MIGRATIONS) db.exec(m);
+  }
+  const source = await openSource(db, o.from, o, log);
+  const destination = await openDestination(db, o.to, o, log);
+  try {
+    const plan = await computePlan(fs.existsSync(o.state) ? db : null, source, destination, {
+      deleteSource: o.deleteSource,
+      assumedRate: Number(o.assumeRate ?? 10) * 1e6,
+      deadline: o.deadline ?? null,
+      probeLimit: 20_000,
+    });
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ type: 'plan', ...plan }) + '\n');
+      return 0;
+    }
+    const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+    const lines = [
+      `plan: ${plan.source} -> ${plan.destination}`,
+      `  listed:            ${plan.listed.items} items, ${mb(plan.listed.bytes)}`,
+      `  already done:      ${plan.done.items} items, ${mb(plan.done.bytes)}`,
+      `  to move:           ${plan.toMove.items} items, ${mb(plan.toMove.bytes)}`,
+      plan.awaitingVerification ? `  awaiting verification: ${plan.awaitingVerification}` : '',
+      o.deleteSource ? `  to delete at the source once verified: up to ${plan.toDelete}` : '  source items are kept (no --delete-source)',
+      `  without a capture date: ${plan.undated.items}${plan.undated.items ? ' (they will be dated by upload time where the destination cannot set a date)' : ''}`,
+      plan.capacity.remainingBytes !== null ? `  room at the destination: ${mb(plan.capacity.remainingBytes)} free, ${plan.capacity.fits ? 'fits' : 'DOES NOT FIT'}` : '  room at the destination: unknown',
+      plan.quota
+        ? `  request quota: ${plan.quota.requestsNeeded} requests needed, ${plan.quota.remainingToday} left today of ${plan.quota.perDay}/day: ${plan.quota.days} day(s)` +
+          (plan.quota.deadline ? `, ${plan.quota.makesDeadline ? 'makes' : 'MISSES'} the deadline ${plan.quota.deadline.slice(0, 10)}` : '')
+        : '',
+      `  estimated time:    ${Math.ceil(plan.estimatedSeconds / 60)} min at ${o.assumeRate ?? 10} MB/s`,
+      ...plan.notes.map((n) => `  note: ${n.message}`),
+    ].filter(Boolean);
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  } finally {
+    await source.close?.();
+    await destination.close?.();
+    db.close();
+  }
+}

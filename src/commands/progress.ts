@@ -1,0 +1,57 @@
+// A progress bar with rate and ETA on a terminal; plain log lines otherwise; JSON lines with --json.
+
+import cliProgress from 'cli-progress';
+import type { Logger } from '../../providers/types.ts';
+import type { RunEvent } from '../engine/run.ts';
+import { redact } from '../lib/redact.ts';
+
+export class Progress {
+  private bar: cliProgress.SingleBar | null = null;
+  private total = 0;
+  private done = 0;
+
+  constructor(private readonly o: { json: boolean; log: Logger }) {
+    if (!o.json && process.stderr.isTTY) {
+      this.bar = new cliProgress.SingleBar(
+        { stream: process.stderr, format: '{bar} {value}/{total} items | {rate} items/s | ETA {eta_formatted} | {last}', hideCursor: true, etaBuffer: 50 },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(0, 0, { rate: '0.0', last: '' });
+    }
+  }
+
+  private started = Date.now();
+
+  event(e: RunEvent): void {
+    if (this.o.json) {
+      process.stdout.write(JSON.stringify({ ...e, detail: 'detail' in e && e.detail ? redact(e.detail) : undefined, at: new Date().toISOString() }) + '\n');
+      return;
+    }
+    if (e.type === 'listed') {
+      this.total = e.total;
+      this.bar?.setTotal(e.total);
+      if (!this.bar) this.o.log.info(`listed ${e.total} items (${e.added} new)`);
+      return;
+    }
+    if (e.type === 'log') {
+      if (this.bar) this.bar.update(this.done, { last: e.message.slice(0, 60) });
+      else if (e.level === 'warn') this.o.log.warn(e.message);
+      else this.o.log.info(e.message);
+      return;
+    }
+    if (e.type === 'item') {
+      if (e.state === 'verified' || e.state === 'skipped' || e.state === 'rejected') this.done++;
+      if (this.bar) {
+        const rate = this.done / Math.max(0.001, (Date.now() - this.started) / 1000);
+        this.bar.update(this.done, { rate: rate.toFixed(1), last: `${e.state} ${e.name}`.slice(0, 60) });
+      } else {
+        this.o.log.info(`${e.state.padEnd(12)} ${e.name}${e.detail ? ` (${e.detail})` : ''}`);
+      }
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}

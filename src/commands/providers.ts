@@ -1,0 +1,59 @@
+// Builds Sources and Destinations from "kind:ARG" specs for the commands. The engine never
+// sees this: it gets the built objects through the contracts.
+
+import type { DB } from '../../state/db.ts';
+import type { Destination, Logger, ProviderContext, ProviderModule, ProviderStore, Source } from '../../providers/types.ts';
+import { StopRunError } from '../../providers/types.ts';
+import { findProvider, PROVIDERS, splitSpec } from '../../providers/index.ts';
+import { defaultHome } from '../lib/credentials.ts';
+
+export function providerStore(db: DB, scope: string): ProviderStore {
+  const get = db.prepare('SELECT value FROM provider_kv WHERE scope = ? AND key = ?');
+  const set = db.prepare('INSERT INTO provider_kv (scope, key, value) VALUES (?, ?, ?) ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value');
+  const del = db.prepare('DELETE FROM provider_kv WHERE scope = ? AND key = ?');
+  return {
+    get: <T>(key: string) => {
+      const r = get.get(scope, key) as { value: string } | undefined;
+      return r ? (JSON.parse(r.value) as T) : undefined;
+    },
+    set: (key, value) => void set.run(scope, key, JSON.stringify(value)),
+    delete: (key) => void del.run(scope, key),
+  };
+}
+
+function resolve(spec: string, role: 'source' | 'destination'): { mod: ProviderModule; arg: string } {
+  const { name, arg } = splitSpec(spec);
+  const mod = findProvider(name);
+  const can = (m: ProviderModule) => (role === 'source' ? !!m.createSource : !!m.createDestination);
+  if (!mod || !can(mod)) {
+    const known = PROVIDERS.filter(can).map((p) => p.name).join(', ');
+    throw new StopRunError('config', `unknown ${role} "${spec}": use one of ${known} (written NAME or NAME:ARG)`);
+  }
+  return { mod, arg };
+}
+
+export function contextFor(db: DB, spec: string, role: 'source' | 'destination', options: Record<string, unknown>, log: Logger): { mod: ProviderModule; ctx: ProviderContext } {
+  const { mod, arg } = resolve(spec, role);
+  return {
+    mod,
+    ctx: {
+      arg,
+      home: defaultHome(),
+      account: String(options.account ?? 'default'),
+      env: process.env,
+      options,
+      store: providerStore(db, `${role}:${mod.name}`),
+      log,
+    },
+  };
+}
+
+export async function openSource(db: DB, spec: string, options: Record<string, unknown>, log: Logger): Promise<Source> {
+  const { mod, ctx } = contextFor(db, spec, 'source', options, log);
+  return mod.createSource!(ctx);
+}
+
+export async function openDestination(db: DB, spec: string, options: Record<string, unknown>, log: Logger): Promise<Destination> {
+  const { mod, ctx } = contextFor(db, spec, 'destination', options, log);
+  return mod.createDestination!(ctx);
+}

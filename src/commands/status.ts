@@ -1,0 +1,56 @@
+// `status` and `report`: read-only views of a state file.
+
+import fs from 'node:fs';
+import { openState } from '../../state/db.ts';
+import { Items, ITEM_STATES } from '../../state/items.ts';
+import { writeReport } from '../report/report.ts';
+
+export async function statusCommand(o: { state: string; json: boolean }): Promise<number> {
+  if (!fs.existsSync(o.state)) {
+    process.stderr.write(`error: no state file at ${o.state} (give --state FILE)\n`);
+    return 2;
+  }
+  const db = openState(o.state, { readonly: true });
+  try {
+    const counts = new Items(db).countsByState();
+    const failures = db
+      .prepare(`SELECT source_id, name, state, coalesce(reason, last_error) AS why, attempts FROM items WHERE state IN ('failed','rejected') ORDER BY id LIMIT 200`)
+      .all() as Array<{ source_id: string; name: string; state: string; why: string; attempts: number }>;
+    const lastRun = db.prepare('SELECT id, started_at, ended_at, outcome, exit_code FROM runs ORDER BY id DESC LIMIT 1').get() as
+      | { id: number; started_at: string; ended_at: string | null; outcome: string | null; exit_code: number | null }
+      | undefined;
+    const deletions = (db.prepare('SELECT count(*) AS n FROM deletions').get() as { n: number }).n;
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ type: 'status', counts, deletions, last_run: lastRun ?? null, failures }) + '\n');
+      return 0;
+    }
+    const total = ITEM_STATES.reduce((a, s) => a + counts[s].items, 0);
+    const lines = [`${total} items`];
+    for (const s of ITEM_STATES) if (counts[s].items) lines.push(`  ${s.padEnd(15)} ${String(counts[s].items).padStart(8)}  ${(counts[s].bytes / 1e6).toFixed(1)} MB`);
+    lines.push(`  deletions at the source: ${deletions}`);
+    if (lastRun) lines.push(`last run #${lastRun.id}: started ${lastRun.started_at}, ${lastRun.ended_at ? `ended ${lastRun.ended_at}, ${lastRun.outcome}, exit ${lastRun.exit_code}` : 'did not finish (killed or running)'}`);
+    if (failures.length) {
+      lines.push('failed and rejected:');
+      for (const f of failures) lines.push(`  ${f.state.padEnd(9)} ${f.source_id}: ${f.why ?? 'unknown'}${f.state === 'failed' ? ` (${f.attempts} attempts)` : ''}`);
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  } finally {
+    db.close();
+  }
+}
+
+export async function reportCommand(o: { state: string; out: string }): Promise<number> {
+  if (!fs.existsSync(o.state)) {
+    process.stderr.write(`error: no state file at ${o.state} (give --state FILE)\n`);
+    return 2;
+  }
+  const db = openState(o.state, { readonly: true });
+  try {
+    const r = writeReport(db, o.out);
+    process.stderr.write(`report (${r.format}, ${r.rows} items): ${o.out}\n`);
+    return 0;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,76 @@
+// Groups requests into batches of up to `size` (per key) and runs one batch at a time.
+// Destinations that batch (Google's batchCreate and batchGet take 50) want full batches to
+// save quota, and Google wants commits serial per user; destinations that don't batch get
+// size 1 and no waiting.
+
+export class Batcher<Req, Res> {
+  private readonly groups = new Map<string, Array<{ req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }>>();
+  private timer: NodeJS.Timeout | null = null;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly size: number,
+    private readonly run: (batch: Req[]) => Promise<Res[]>,
+    /** How long a partial batch waits for company before it goes anyway. */
+    private readonly lingerMs: number,
+  ) {}
+
+  add(key: string, req: Req): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      let group = this.groups.get(key);
+      if (!group) this.groups.set(key, (group = []));
+      group.push({ req, resolve, reject });
+      if (group.length >= this.size) this.flushKey(key);
+      else this.arm();
+    });
+  }
+
+  /** Sends every partial batch now (nothing else is coming soon). */
+  flush(): void {
+    for (const key of [...this.groups.keys()]) this.flushKey(key);
+  }
+
+  get waiting(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.length;
+    return n;
+  }
+
+  private arm(): void {
+    if (this.timer || this.size <= 1) {
+      if (this.size <= 1) this.flush();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, this.lingerMs);
+  }
+
+  private flushKey(key: string): void {
+    const group = this.groups.get(key);
+    if (!group || group.length === 0) return;
+    this.groups.delete(key);
+    for (let i = 0; i < group.length; i += this.size) {
+      const slice = group.slice(i, i + this.size);
+      this.chain = this.chain.then(async () => {
+        try {
+          const results = await this.run(slice.map((s) => s.req));
+          if (results.length !== slice.length) throw new Error(`batch answered ${results.length} results for ${slice.length} requests`);
+          slice.forEach((s, j) => s.resolve(results[j]!));
+        } catch (err) {
+          slice.forEach((s) => s.reject(err));
+        }
+      });
+    }
+    if (this.groups.size === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.flush();
+    await this.chain;
+  }
+}

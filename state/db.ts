@@ -1,0 +1,87 @@
+// Opens the SQLite state database: created with mode 0600 (it holds upload URLs that carry
+// temporary credentials), WAL so that readers (status) never block the run, and a numbered
+// list of migrations recorded in PRAGMA user_version.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.ts';
+
+export type DB = Database.Database;
+
+export class StateFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateFileError';
+  }
+}
+
+export interface OpenOptions {
+  readonly?: boolean;
+}
+
+export function openState(file: string, opts: OpenOptions = {}): DB {
+  const abs = path.resolve(file);
+  if (opts.readonly) {
+    if (!fs.existsSync(abs)) throw new StateFileError(`state file ${file} does not exist`);
+  } else {
+    fs.mkdirSync(path.dirname(abs), { recursive: true });
+    // Create it 0600 before SQLite does, so it is never readable by others even for an instant;
+    // SQLite gives its -wal and -shm files the same mode as the database file.
+    fs.closeSync(fs.openSync(abs, 'a', 0o600));
+    fs.chmodSync(abs, 0o600);
+  }
+  let db: DB;
+  try {
+    db = new Database(abs, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
+  } catch (err) {
+    throw new StateFileError(`cannot open state file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    db.pragma('busy_timeout = 10000');
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode survives a killed process at any instant (the guarantee a resume
+      // needs); only a power cut can lose the last transactions, which a rerun redoes safely.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    } else {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version === 0) throw new StateFileError(`${file} is not a gallery-bridge state file`);
+    }
+  } catch (err) {
+    db.close();
+    if (err instanceof StateFileError) throw err;
+    throw new StateFileError(`${file} is not a usable gallery-bridge state file: ${(err as Error).message}`);
+  }
+  return db;
+}
+
+function migrate(db: DB): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new StateFileError(`state file schema v${current} is newer than this gallery-bridge (v${MIGRATIONS.length}); upgrade the tool`);
+  }
+  if (current === 0) {
+    // A non-empty database without our version is someone else's file: refuse to touch it.
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type='table'").get() as { n: number };
+    if (tables.n > 0) throw new StateFileError('the file is an SQLite database but not a gallery-bridge state file');
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+export function getMeta(db: DB, key: string): string | undefined {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+  return row?.value;
+}
+
+export function setMeta(db: DB, key: string, value: string | null): void {
+  if (value === null) db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+  else db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+}

@@ -1,0 +1,285 @@
+// THE item state machine. Every change of an item's state is one function here, one
+// transaction, guarded by the states it may start from, so a kill at any instant leaves the
+// item either before or after the transition, never between.
+//
+//   discovered ─► transferring ─► uploaded ─► verified ─► source-deleted
+//        │             │  ▲           │           
+//        │             ▼  │           ▼           
+//        │           failed ◄─────────┘ (verification mismatch)
+//        │             │
+//        └─────────────┴─► rejected (permanent: refused, gone, unsupported)
+//   transferring ─► skipped (the same bytes are already at the destination) ─► source-deleted
+
+import type { DB } from './db.ts';
+
+export type ItemState = 'discovered' | 'transferring' | 'uploaded' | 'verified' | 'source-deleted' | 'failed' | 'rejected' | 'skipped';
+export const ITEM_STATES: readonly ItemState[] = ['discovered', 'transferring', 'uploaded', 'verified', 'source-deleted', 'failed', 'rejected', 'skipped'];
+
+export interface ItemRow {
+  id: number;
+  source_id: string;
+  name: string;
+  album_id: string | null;
+  album_name: string | null;
+  size: number | null;
+  kind: string;
+  declared_sha1: string | null;
+  declared_time: string | null;
+  item_json: string;
+  state: ItemState;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: number;
+  reason: string | null;
+  mime_type: string | null;
+  exif_time: string | null;
+  capture_time: string | null;
+  capture_source: string | null;
+  gps: string | null;
+  camera: string | null;
+  width: number | null;
+  height: number | null;
+  sha1: string | null;
+  sha256: string | null;
+  quickxor: string | null;
+  bytes_read: number | null;
+  declared_hash_ok: number | null;
+  container: string | null;
+  upload_session: string | null;
+  staged: string | null;
+  dest_id: string | null;
+  dest_path: string | null;
+  duplicate_of: number | null;
+  evidence_level: 'bytes' | 'pixels' | 'received' | null;
+  evidence_detail: string | null;
+  verified_at: string | null;
+  deleted_at: string | null;
+  first_run: number | null;
+  last_run: number | null;
+  updated_at: string;
+}
+
+export interface DiscoveredItem {
+  sourceId: string;
+  name: string;
+  albumId: string | null;
+  albumName: string | null;
+  size: number | null;
+  kind: string;
+  declaredSha1: string | null;
+  declaredTime: string | null;
+  json: string;
+}
+
+export interface ItemFactsRecord {
+  mimeType: string;
+  exifTime: string | null;
+  captureTime: string | null;
+  captureSource: string;
+  gps: string | null;
+  camera: string | null;
+  width: number | null;
+  height: number | null;
+}
+
+export interface HashRecord {
+  sha1: string;
+  sha256: string;
+  quickXor: string;
+  size: number;
+}
+
+const now = () => new Date().toISOString();
+
+export class IllegalTransition extends Error {
+  constructor(id: number, to: ItemState, from: readonly ItemState[]) {
+    super(`item ${id} cannot move to ${to}: it is not in ${from.join('/')}`);
+    this.name = 'IllegalTransition';
+  }
+}
+
+export class Items {
+  private readonly stmts;
+  constructor(private readonly db: DB) {
+    this.stmts = {
+      insert: db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, declared_sha1, declared_time, item_json, state, first_run, last_run, updated_at)
+        VALUES (@sourceId, @name, @albumId, @albumName, @size, @kind, @declaredSha1, @declaredTime, @json, 'discovered', @run, @run, @now)
+        ON CONFLICT(source_id) DO UPDATE SET
+          -- An item not yet moved takes the source's latest description of itself; one already
+          -- at the destination keeps what it was moved as.
+          name = CASE WHEN state IN ('discovered','failed') THEN excluded.name ELSE name END,
+          size = CASE WHEN state IN ('discovered','failed') THEN excluded.size ELSE size END,
+          declared_sha1 = CASE WHEN state IN ('discovered','failed') THEN excluded.declared_sha1 ELSE declared_sha1 END,
+          item_json = CASE WHEN state IN ('discovered','failed') THEN excluded.item_json ELSE item_json END,
+          last_run = excluded.last_run`),
+      byId: db.prepare('SELECT * FROM items WHERE id = ?'),
+      bySourceId: db.prepare('SELECT * FROM items WHERE source_id = ?'),
+    };
+  }
+
+  get(id: number): ItemRow {
+    const row = this.stmts.byId.get(id) as ItemRow | undefined;
+    if (!row) throw new Error(`no item ${id}`);
+    return row;
+  }
+
+  bySourceId(sourceId: string): ItemRow | undefined {
+    return this.stmts.bySourceId.get(sourceId) as ItemRow | undefined;
+  }
+
+  /** Records one listed page and the cursor after it in one transaction: a kill never loses a page or lists it twice. */
+  recordPage(items: DiscoveredItem[], afterPage: () => void, runId: number): number {
+    let added = 0;
+    this.db.transaction(() => {
+      for (const it of items) {
+        const r = this.stmts.insert.run({ ...it, run: runId, now: now() });
+        if (r.changes > 0 && this.bySourceIdState(it.sourceId) === 'discovered') added++;
+      }
+      afterPage();
+    })();
+    return added;
+  }
+
+  private bySourceIdState(sourceId: string): ItemState | undefined {
+    return (this.db.prepare('SELECT state FROM items WHERE source_id = ?').get(sourceId) as { state: ItemState } | undefined)?.state;
+  }
+
+  private move(id: number, from: readonly ItemState[], to: ItemState, set: Record<string, unknown> = {}): void {
+    const cols = Object.keys(set);
+    const assignments = cols.map((c) => `${c} = @${c}`).join(', ');
+    const sql = `UPDATE items SET state = @to, updated_at = @now${assignments ? ', ' + assignments : ''} WHERE id = @id AND state IN (${from.map((s) => `'${s}'`).join(',')})`;
+    const r = this.db.prepare(sql).run({ ...set, to, now: now(), id });
+    if (r.changes !== 1) throw new IllegalTransition(id, to, from);
+  }
+
+  /** A worker takes the item: counts the attempt. An item left 'transferring' by a killed run is taken again. */
+  startTransfer(id: number, runId: number): void {
+    this.db.transaction(() => {
+      this.move(id, ['discovered', 'failed', 'transferring'], 'transferring', { last_run: runId, last_error: null });
+      this.db.prepare('UPDATE items SET attempts = attempts + 1 WHERE id = ?').run(id);
+    })();
+  }
+
+  /** What the bytes and metadata told us. Not a state change. */
+  recordFacts(id: number, f: ItemFactsRecord): void {
+    this.db
+      .prepare(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
+        gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`)
+      .run({ ...f, id, now: now() });
+  }
+
+  setContainer(id: number, container: string): void {
+    this.db.prepare('UPDATE items SET container = ?, updated_at = ? WHERE id = ?').run(container, now(), id);
+  }
+
+  /** The in-flight upload session (an upload URL with a temporary credential): kept to resume, never printed. */
+  saveSession(id: number, session: unknown): void {
+    this.db.prepare('UPDATE items SET upload_session = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(session), now(), id);
+  }
+
+  clearSession(id: number): void {
+    this.db.prepare('UPDATE items SET upload_session = NULL, updated_at = ? WHERE id = ?').run(now(), id);
+  }
+
+  /** Every byte is at the destination, nothing created yet; the hashes and whether they matched the source's declaration. */
+  recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown): void {
+    const r = this.db
+      .prepare(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
+        staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`)
+      .run({ ...hashes, ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0, staged: JSON.stringify(staged), now: now(), id });
+    if (r.changes !== 1) throw new IllegalTransition(id, 'transferring', ['transferring']);
+  }
+
+  /** Committed at the destination. If another item already holds this destination id, this one is its duplicate. */
+  markUploaded(id: number, destId: string, destPath: string | null): 'uploaded' | 'skipped' {
+    return this.db.transaction(() => {
+      const other = this.db.prepare('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as { id: number } | undefined;
+      if (other) {
+        this.move(id, ['transferring'], 'skipped', { dest_id: destId, dest_path: destPath, duplicate_of: other.id, staged: null, upload_session: null, reason: `same bytes as item ${other.id}: one destination item` });
+        return 'skipped' as const;
+      }
+      this.move(id, ['transferring'], 'uploaded', { dest_id: destId, dest_path: destPath, staged: null, upload_session: null });
+      return 'uploaded' as const;
+    })();
+  }
+
+  /** The same bytes were already at the destination; the destination proved it with this evidence. */
+  markDuplicate(id: number, destId: string, destPath: string | null, evidence: { level: string; detail: string } | null): void {
+    this.move(id, ['transferring'], 'skipped', {
+      dest_id: destId,
+      dest_path: destPath,
+      staged: null,
+      upload_session: null,
+      reason: 'already at the destination (same bytes)',
+      evidence_level: evidence?.level ?? null,
+      evidence_detail: evidence?.detail ?? null,
+      verified_at: evidence ? now() : null,
+    });
+  }
+
+  markVerified(id: number, level: string, detail: string): void {
+    this.move(id, ['uploaded'], 'verified', { evidence_level: level, evidence_detail: detail, verified_at: now(), last_error: null });
+  }
+
+  /** A duplicate is verified by its original's evidence once the original is verified. */
+  inheritEvidence(id: number, level: string, detail: string): void {
+    const r = this.db
+      .prepare(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`)
+      .run(level, detail, now(), now(), id);
+    if (r.changes > 1) throw new Error('inheritEvidence touched more than one row');
+  }
+
+  /** Transient trouble: the item will be tried again (no earlier than nextAttemptAt). Its session is kept to resume. */
+  markFailed(id: number, error: string, nextAttemptAt: number): void {
+    this.move(id, ['discovered', 'transferring', 'uploaded', 'failed'], 'failed', { last_error: error, next_attempt_at: nextAttemptAt, staged: null });
+  }
+
+  /** The destination holds other bytes than the source: upload again. */
+  markVerifyMismatch(id: number, error: string): void {
+    this.move(id, ['uploaded'], 'failed', { last_error: error, next_attempt_at: 0, dest_id: null, dest_path: null, staged: null });
+  }
+
+  /** Permanent: stays at the source, listed with its reason. */
+  markRejected(id: number, reasonText: string): void {
+    this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, staged: null, upload_session: null });
+  }
+
+  /** Deleted at the source: the state change and the deletion log row are one transaction. */
+  markSourceDeleted(id: number, runId: number, response: string): void {
+    this.db.transaction(() => {
+      const row = this.get(id);
+      this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now() });
+      this.db
+        .prepare('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, row.source_id, row.name, runId, row.evidence_level ?? 'none', response, now());
+    })();
+  }
+
+  /** Items a worker may take now, in id order, a page at a time (a million-item state is never loaded whole). */
+  pending(afterId: number, limit: number, notBefore: number): ItemRow[] {
+    return this.db
+      .prepare(`SELECT * FROM items WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
+      .all(afterId, notBefore, limit) as ItemRow[];
+  }
+
+  uploaded(afterId: number, limit: number): ItemRow[] {
+    return this.db.prepare(`SELECT * FROM items WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+  }
+
+  deletable(afterId: number, limit: number): ItemRow[] {
+    return this.db.prepare(`SELECT * FROM items WHERE state IN ('verified','skipped') AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+  }
+
+  /** Duplicates waiting for their original's evidence. */
+  duplicatesOf(originalId: number): ItemRow[] {
+    return this.db.prepare(`SELECT * FROM items WHERE duplicate_of = ? AND state = 'skipped'`).all(originalId) as ItemRow[];
+  }
+
+  countsByState(): Record<ItemState, { items: number; bytes: number }> {
+    const out = Object.fromEntries(ITEM_STATES.map((s) => [s, { items: 0, bytes: 0 }])) as Record<ItemState, { items: number; bytes: number }>;
+    for (const r of this.db.prepare('SELECT state, count(*) AS n, coalesce(sum(size),0) AS b FROM items GROUP BY state').all() as Array<{ state: ItemState; n: number; b: number }>) {
+      out[r.state] = { items: r.n, bytes: r.b };
+    }
+    return out;
+  }
+}

@@ -1,0 +1,88 @@
+// Numbered schema steps. Never edit a step that has shipped: add a new one.
+
+export const MIGRATIONS: string[] = [
+  // v1
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    options TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT,
+    exit_code INTEGER,
+    counts TEXT
+  );
+
+  CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    album_id TEXT,
+    album_name TEXT,
+    size INTEGER,
+    kind TEXT NOT NULL,
+    declared_sha1 TEXT,
+    declared_time TEXT,
+    item_json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('discovered','transferring','uploaded','verified','source-deleted','failed','rejected','skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    mime_type TEXT,
+    exif_time TEXT,
+    capture_time TEXT,
+    capture_source TEXT,
+    gps TEXT,
+    camera TEXT,
+    width INTEGER,
+    height INTEGER,
+    sha1 TEXT,
+    sha256 TEXT,
+    quickxor TEXT,
+    bytes_read INTEGER,
+    declared_hash_ok INTEGER,
+    container TEXT,
+    upload_session TEXT,
+    staged TEXT,
+    dest_id TEXT,
+    dest_path TEXT,
+    duplicate_of INTEGER REFERENCES items(id),
+    evidence_level TEXT CHECK (evidence_level IN ('bytes','pixels','received')),
+    evidence_detail TEXT,
+    verified_at TEXT,
+    deleted_at TEXT,
+    first_run INTEGER,
+    last_run INTEGER,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX items_state_size ON items(state, size);
+  CREATE INDEX items_pending ON items(id) WHERE state IN ('discovered','transferring','failed');
+  CREATE INDEX items_uploaded ON items(id) WHERE state = 'uploaded';
+  CREATE INDEX items_deletable ON items(id) WHERE state IN ('verified','skipped');
+  CREATE INDEX items_dest ON items(dest_id) WHERE dest_id IS NOT NULL;
+
+  CREATE TABLE deletions (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    source_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs(id),
+    evidence_level TEXT NOT NULL,
+    response TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+
+  CREATE TABLE provider_kv (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+  );
+  `,
+];
