@@ -23,6 +23,7 @@ function fsError(err: unknown, what: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new StopRunError('destination-full', `the destination disk is full (${what})`);
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new StopRunError('config', `the destination folder is not writable (${what}: ${code})`);
+  if (code === 'ENOTDIR' || code === 'EEXIST') return new StopRunError('config', `the destination is not a folder (${what}: ${code})`);
   return err instanceof Error ? err : new Error(String(err));
 }
 

@@ -1,0 +1,171 @@
+// Folder to folder through the real CLI: bytes compared on disk, state read from SQLite.
+
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { FIXTURES, SAMPLE_MEDIA, makeSource, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+
+function states(db: string): Record<string, string> {
+  const d = new Database(db, { readonly: true });
+  try {
+    return Object.fromEntries((d.prepare('SELECT source_id, state FROM items').all() as Array<{ source_id: string; state: string }>).map((r) => [r.source_id, r.state]));
+  } finally {
+    d.close();
+  }
+}
+
+describe('folder to folder', () => {
+  it('migrates every sample file byte for byte, corrupt ones included, and a rerun uploads nothing twice', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    makeSource(src, { Camera: SAMPLE_MEDIA.slice(0, 9), Screenshots: SAMPLE_MEDIA.slice(9) });
+    const before = treeHashes(src);
+    const db = path.join(t, 'state.db');
+
+    const r1 = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db]);
+    expect(r1.stderr).toContain('done:');
+    expect(r1.code).toBe(0);
+    expect(treeHashes(dst)).toEqual(before);
+    expect(treeHashes(src)).toEqual(before); // nothing deleted without --delete-source
+    expect(fs.statSync(db).mode & 0o777).toBe(0o600);
+    expect(new Set(Object.values(states(db)))).toEqual(new Set(['verified']));
+
+    // A second run changes nothing at the destination and re-verifies nothing.
+    const mtimes = [...treeHashes(dst).keys()].map((f) => fs.statSync(path.join(dst, f)).mtimeMs);
+    const r2 = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--json']);
+    expect(r2.code).toBe(0);
+    const summary = JSON.parse(r2.stdout.trim().split('\n').pop()!);
+    expect(summary.type).toBe('summary');
+    expect(summary.counts.verified.items).toBe(SAMPLE_MEDIA.length);
+    expect([...treeHashes(dst).keys()].map((f) => fs.statSync(path.join(dst, f)).mtimeMs)).toEqual(mtimes);
+  });
+
+  it('deletes at the source only what is verified, and logs every deletion', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    makeSource(src, { Album: ['canon-dslr.jpg', 'img_1771.jpg', 'VID_20230514_101112.mp4'] });
+    const before = treeHashes(src);
+    const db = path.join(t, 'state.db');
+    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--delete-source']);
+    expect(r.code).toBe(0);
+    expect(treeHashes(src).size).toBe(0);
+    expect(treeHashes(dst)).toEqual(before);
+    const d = new Database(db, { readonly: true });
+    const log = d.prepare('SELECT source_id, evidence_level FROM deletions ORDER BY source_id').all();
+    d.close();
+    expect(log).toEqual([
+      { source_id: 'Album/VID_20230514_101112.mp4', evidence_level: 'bytes' },
+      { source_id: 'Album/canon-dslr.jpg', evidence_level: 'bytes' },
+      { source_id: 'Album/img_1771.jpg', evidence_level: 'bytes' },
+    ]);
+  });
+
+  it('a later run with --delete-source deletes items verified by earlier runs', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    makeSource(src, { A: ['f6t.jpg', 'noexif.jpg'] });
+    const db = path.join(t, 'state.db');
+    expect((await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db])).code).toBe(0);
+    expect(treeHashes(src).size).toBe(2);
+    expect((await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--delete-source'])).code).toBe(0);
+    expect(treeHashes(src).size).toBe(0);
+    expect(new Set(Object.values(states(db)))).toEqual(new Set(['source-deleted']));
+  });
+
+  it('lays out by capture date, keeps two different files of one name apart and counts the same bytes once', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    fs.mkdirSync(path.join(src, 'A'), { recursive: true });
+    fs.mkdirSync(path.join(src, 'B'), { recursive: true });
+    fs.mkdirSync(path.join(src, 'C'), { recursive: true });
+    // Same name, different bytes, same month: the second gets " (2)".
+    fs.copyFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'), path.join(src, 'A', 'IMG.jpg'));
+    const altered = fs.readFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'));
+    altered[altered.length - 3] ^= 0xff;
+    fs.writeFileSync(path.join(src, 'B', 'IMG.jpg'), altered);
+    // Same name, same bytes: one file at the destination, the other a duplicate.
+    fs.copyFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'), path.join(src, 'C', 'IMG.jpg'));
+    fs.copyFileSync(path.join(FIXTURES, 'VID_20211224_183000.mov'), path.join(src, 'A', 'clip.mov'));
+    fs.copyFileSync(path.join(FIXTURES, 'noexif.jpg'), path.join(src, 'A', 'plain.jpg'));
+    const db = path.join(t, 'state.db');
+    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--layout', 'date', '--concurrency', '1']);
+    expect(r.code).toBe(0);
+    const out = treeHashes(dst);
+    expect([...out.keys()].sort()).toEqual(['2018/07/IMG (2).jpg', '2018/07/IMG.jpg', '2021/12/clip.mov', 'undated/plain.jpg']);
+    expect(out.get('2018/07/IMG.jpg')).toBe(sha256File(path.join(src, 'A', 'IMG.jpg')));
+    expect(out.get('2018/07/IMG (2).jpg')).toBe(sha256File(path.join(src, 'B', 'IMG.jpg')));
+    const s = states(db);
+    expect(s['C/IMG.jpg']).toBe('skipped');
+    expect(s['A/IMG.jpg']).toBe('verified');
+  });
+
+  it('gives bad input a one-line reason and goes on with the rest', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    makeSource(src, { 'Ünïcode album': ['truncated.jpg', 'not-a-photo.jpg', 'broken1.jpg'] });
+    fs.writeFileSync(path.join(src, 'Ünïcode album', 'empty.jpg'), '');
+    fs.writeFileSync(path.join(src, 'Ünïcode album', '..weird name .jpg'), 'x');
+    fs.writeFileSync(path.join(src, '.DS_Store'), 'hidden');
+    const db = path.join(t, 'state.db');
+    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db]);
+    expect(r.code).toBe(0);
+    const out = treeHashes(dst);
+    const expected = treeHashes(src);
+    expected.delete('.DS_Store');
+    expect(out).toEqual(expected);
+
+    // A state file is tied to its source.
+    const other = path.join(t, 'other');
+    fs.mkdirSync(other);
+    const r2 = await runCli(['migrate', '--from', `folder:${other}`, '--to', `folder:${dst}`, '--state', db]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/belongs to another source/);
+
+    // A destination that cannot be a folder stops the run with a usage/configuration exit.
+    const file = path.join(t, 'a-file');
+    fs.writeFileSync(file, 'x');
+    const r3 = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${file}/sub`, '--state', path.join(t, 's3.db')]);
+    expect(r3.code).toBe(2);
+    expect(r3.stderr.trim().split('\n').pop()).toMatch(/not writable|not a folder/);
+  });
+
+  it('status, report and hash read what the run recorded', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    makeSource(src, { A: ['f6t.jpg', 'cookiezen.jpg'] });
+    const db = path.join(t, 'state.db');
+    expect((await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db])).code).toBe(0);
+
+    const st = await runCli(['status', '--state', db, '--json']);
+    expect(st.code).toBe(0);
+    const status = JSON.parse(st.stdout);
+    expect(status.counts.verified).toEqual({ items: 2, bytes: fs.statSync(path.join(src, 'A/f6t.jpg')).size + fs.statSync(path.join(src, 'A/cookiezen.jpg')).size });
+
+    for (const ext of ['json', 'csv', 'html']) {
+      const out = path.join(t, `report.${ext}`);
+      expect((await runCli(['report', '--state', db, '--out', out])).code).toBe(0);
+      const text = fs.readFileSync(out, 'utf8');
+      expect(text).toContain(sha256File(path.join(src, 'A/f6t.jpg')));
+      expect(text).not.toMatch(/\.part|upload_session/);
+    }
+    const rep = JSON.parse(fs.readFileSync(path.join(t, 'report.json'), 'utf8'));
+    expect(rep.items).toHaveLength(2);
+    expect(rep.items[0].evidence_level).toBe('bytes');
+
+    const h = await runCli(['hash', '--json', path.join(FIXTURES, 'f6t.jpg')]);
+    expect(h.code).toBe(0);
+    const hj = JSON.parse(h.stdout);
+    expect(hj.sha256).toBe(sha256File(path.join(FIXTURES, 'f6t.jpg')));
+    expect(hj.quickxor).toMatch(/^[A-Za-z0-9+/]{27}=$/);
+
+    const bad = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--delete-evidence', 'vibes']);
+    expect(bad.code).toBe(2);
+  });
+});

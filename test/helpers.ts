@@ -1,0 +1,83 @@
+// Shared by the tests: temp folders, the CLI as a real child process, and hashing of trees so
+// tests compare the bytes on disk, never the tool's own belief.
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+export const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
+
+export function tmpDir(prefix = 'gb-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** relative path -> sha256 of every regular file below dir (hidden files included). */
+export function treeHashes(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (rel: string) => {
+    for (const d of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isDirectory()) walk(r);
+      else if (d.isFile()) out.set(r, sha256File(path.join(dir, r)));
+    }
+  };
+  if (fs.existsSync(dir)) walk('');
+  return out;
+}
+
+/** Copies fixtures into albums: { Camera: ['a.jpg', ...], ... } or '' for the root. */
+export function makeSource(dir: string, albums: Record<string, string[]>): void {
+  for (const [album, files] of Object.entries(albums)) {
+    fs.mkdirSync(path.join(dir, album), { recursive: true });
+    for (const f of files) fs.copyFileSync(path.join(FIXTURES, f), path.join(dir, album, f));
+  }
+}
+
+export const SAMPLE_MEDIA = fs.readdirSync(FIXTURES).filter((f) => !f.startsWith('.'));
+
+/** A repeatable random source for tests. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

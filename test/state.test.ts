@@ -1,0 +1,117 @@
+// The state store on a real SQLite file: modes, migrations, guarded transitions, and the deletion rule.
+
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { openState, StateFileError } from '../state/db.ts';
+import { IllegalTransition, Items } from '../state/items.ts';
+import type { ItemRow } from '../state/items.ts';
+import { deletionVerdict } from '../src/engine/deletion.ts';
+import { startRun } from '../src/engine/runs.ts';
+import { tmpDir } from './helpers.ts';
+
+const hashes = { sha1: 'a'.repeat(40), sha256: 'b'.repeat(64), quickXor: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=', size: 3 };
+
+function seed(items: Items, sourceId: string, declaredSha1: string | null = null): ItemRow {
+  items.recordPage(
+    [{ sourceId, name: `${sourceId}.jpg`, albumId: null, albumName: null, size: 3, kind: 'image', declaredSha1, declaredTime: null, json: JSON.stringify({ id: sourceId }) }],
+    () => undefined,
+    1,
+  );
+  return items.bySourceId(sourceId)!;
+}
+
+describe('state store', () => {
+  it('is created 0600 with WAL and refuses a database that is not ours', () => {
+    const t = tmpDir();
+    const file = path.join(t, 's.db');
+    const db = openState(file);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    db.close();
+    const foreign = path.join(t, 'foreign.db');
+    const f = new Database(foreign);
+    f.exec('CREATE TABLE x (y)');
+    f.close();
+    expect(() => openState(foreign)).toThrow(StateFileError);
+    fs.writeFileSync(path.join(t, 'junk.db'), 'not sqlite at all, just text '.repeat(200));
+    expect(() => openState(path.join(t, 'junk.db'))).toThrow(StateFileError);
+  });
+
+  it('allows only the transitions of the state machine', () => {
+    const db = openState(path.join(tmpDir(), 's.db'));
+    const items = new Items(db);
+    startRun(db, { command: 'test', sourceSpec: 's', destinationSpec: 'd', deleteSource: true, deleteEvidence: 'bytes', concurrency: 1 });
+    const row = seed(items, 'one');
+    expect(row.state).toBe('discovered');
+    expect(() => items.markVerified(row.id, 'bytes', 'x')).toThrow(IllegalTransition);
+    expect(() => items.markSourceDeleted(row.id, 1, 'x')).toThrow(IllegalTransition);
+    items.startTransfer(row.id, 1);
+    items.recordStaged(row.id, hashes, null, { h: 1 });
+    expect(items.markUploaded(row.id, 'dest-1', 'a/one.jpg')).toBe('uploaded');
+    expect(() => items.markSourceDeleted(row.id, 1, 'x')).toThrow(IllegalTransition);
+    items.markVerified(row.id, 'bytes', 'read back');
+    items.markSourceDeleted(row.id, 1, 'unlinked');
+    const done = items.get(row.id);
+    expect(done.state).toBe('source-deleted');
+    expect(done.attempts).toBe(1);
+    expect(db.prepare('SELECT count(*) AS n FROM deletions WHERE item_id = ?').get(row.id)).toEqual({ n: 1 });
+
+    // A second item that lands on the same destination item is recorded as its duplicate.
+    const two = seed(items, 'two');
+    items.startTransfer(two.id, 1);
+    items.recordStaged(two.id, hashes, null, {});
+    expect(items.markUploaded(two.id, 'dest-1', null)).toBe('skipped');
+    expect(items.get(two.id).duplicate_of).toBe(row.id);
+    db.close();
+  });
+
+  it('keeps a re-listed item that is already moved as it was moved', () => {
+    const db = openState(path.join(tmpDir(), 's.db'));
+    const items = new Items(db);
+    const row = seed(items, 'x');
+    items.startTransfer(row.id, 1);
+    items.recordStaged(row.id, hashes, null, {});
+    items.markUploaded(row.id, 'd', null);
+    items.recordPage([{ sourceId: 'x', name: 'renamed.jpg', albumId: null, albumName: null, size: 99, kind: 'image', declaredSha1: null, declaredTime: null, json: '{}' }], () => undefined, 2);
+    expect(items.get(row.id).name).toBe('x.jpg');
+    expect(items.get(row.id).size).toBe(3);
+    db.close();
+  });
+});
+
+describe('the deletion rule', () => {
+  const base = { state: 'verified', sha256: 'b', bytes_read: 3, declared_sha1: null, declared_hash_ok: null, evidence_level: 'bytes' } as unknown as ItemRow;
+  const policy = { deleteSource: true, minimumEvidence: 'pixels' as const };
+  it('deletes only verified items with enough evidence and a matching declared hash', () => {
+    expect(deletionVerdict(base, policy)).toEqual({ delete: true });
+    expect(deletionVerdict(base, { ...policy, deleteSource: false }).delete).toBe(false);
+    expect(deletionVerdict({ ...base, state: 'uploaded' }, policy).delete).toBe(false);
+    expect(deletionVerdict({ ...base, evidence_level: 'received' }, policy).delete).toBe(false);
+    expect(deletionVerdict({ ...base, evidence_level: 'received' }, { ...policy, minimumEvidence: 'received' })).toEqual({ delete: true });
+    expect(deletionVerdict({ ...base, evidence_level: 'pixels' }, policy)).toEqual({ delete: true });
+    expect(deletionVerdict({ ...base, evidence_level: 'pixels' }, { ...policy, minimumEvidence: 'bytes' }).delete).toBe(false);
+    expect(deletionVerdict({ ...base, declared_sha1: 'abc', declared_hash_ok: 0 }, policy).delete).toBe(false);
+    expect(deletionVerdict({ ...base, declared_sha1: 'abc', declared_hash_ok: null }, policy).delete).toBe(false);
+    expect(deletionVerdict({ ...base, declared_sha1: 'abc', declared_hash_ok: 1 }, policy)).toEqual({ delete: true });
+    expect(deletionVerdict({ ...base, sha256: null }, policy).delete).toBe(false);
+    expect(deletionVerdict({ ...base, evidence_level: null }, policy).delete).toBe(false);
+    expect(deletionVerdict({ ...base, state: 'skipped' }, policy)).toEqual({ delete: true });
+  });
+
+  it('only src/engine/deletion.ts calls a source delete', () => {
+    const root = path.resolve(import.meta.dirname, '..');
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, d.name);
+        if (d.isDirectory()) walk(p);
+        else if (p.endsWith('.ts') && /\bsource\.delete\(/.test(fs.readFileSync(p, 'utf8'))) offenders.push(path.relative(root, p));
+      }
+    };
+    walk(path.join(root, 'src'));
+    expect(offenders).toEqual(['src/engine/deletion.ts']);
+  });
+});
