@@ -1,0 +1,520 @@
+// The i.mi.com client: cookies, the passToken -> serviceToken login chain, renewal on 401,
+// keep-alive, request retries, and the three-step download. It knows nothing of the engine; the
+// Source adapter (source.ts) turns its answers into SourceItems.
+
+import crypto from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
+import { Pacer } from '../../src/lib/pacer.ts';
+import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
+import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
+import { HostPolicy } from './hosts.ts';
+import { idString, parseJsonKeepingBigInts, parseJsonp } from './json.ts';
+import { CODE_DELETED, CODE_OK, JSONP_CALLBACK, PATHS } from './protocol.ts';
+
+export const RENEW_HINT = 'run `gallery-bridge auth xiaomi` to sign in again, then rerun the same command: it resumes where it stopped';
+
+const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36';
+const API_TIMEOUT_MS = 60_000;
+const DOWNLOAD_IDLE_MS = 120_000;
+const MAX_ATTEMPTS = 5;
+
+/** What a session is made of. Secrets: serviceToken, passToken, and every cookie value. */
+export interface XiaomiCredentials {
+  userId: string;
+  serviceToken?: string;
+  passToken?: string;
+  deviceId?: string;
+  /** Other cookies of i.mi.com from a pasted browser cookie string; sent to the API host only. */
+  cookies?: Record<string, string>;
+}
+
+export interface Envelope {
+  code: number;
+  result?: string;
+  description?: string;
+  data: Record<string, unknown>;
+  /** The answer's text, for logs (passed through redact by whoever prints it). */
+  text: string;
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  credentials: XiaomiCredentials;
+  hosts: HostPolicy;
+  /** Called whenever the serviceToken changes (renewal, keep-alive), to persist it. */
+  onTokenChange?: (creds: XiaomiCredentials) => void;
+  log?: { debug(m: string): void; info(m: string): void; warn(m: string): void };
+  keepAliveMs?: number;
+  /** Requests per second at most (default 40; 0 means no limit). */
+  maxRequestsPerSecond?: number;
+}
+
+/** Parses "a=1; b=2" (a browser's Cookie header, as pasted) into a map. */
+export function parseCookieString(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.replace(/^\s*cookie:\s*/i, '').split(/;|\r?\n/)) {
+    const i = part.indexOf('=');
+    if (i <= 0) continue;
+    const k = part.slice(0, i).trim();
+    let v = part.slice(i + 1).trim();
+    if (v.startsWith('"') && v.endsWith('"') && v.length >= 2) v = v.slice(1, -1);
+    if (k) out[k] = v;
+  }
+  return out;
+}
+
+/** Credentials from a cookie map: userId is required, serviceToken or passToken too. */
+export function credentialsFromCookies(map: Record<string, string>): XiaomiCredentials {
+  const { userId, serviceToken, passToken, deviceId, ...rest } = map;
+  if (!userId || !/^\d+$/.test(userId)) throw new Error('the cookie string has no numeric userId cookie');
+  if (!serviceToken && !passToken) throw new Error('the cookie string has neither a serviceToken nor a passToken cookie');
+  const creds: XiaomiCredentials = { userId, serviceToken, passToken, deviceId, cookies: rest };
+  registerCredentialSecrets(creds);
+  return creds;
+}
+
+export function registerCredentialSecrets(c: XiaomiCredentials): void {
+  registerSecret(c.serviceToken);
+  registerSecret(c.passToken);
+  for (const v of Object.values(c.cookies ?? {})) registerSecret(v);
+}
+
+function setCookies(res: Response): Record<string, string> {
+  const out: Record<string, string> = {};
+  const list = typeof res.headers.getSetCookie === 'function' ? res.headers.getSetCookie() : [];
+  for (const line of list) {
+    const first = line.split(';', 1)[0] ?? '';
+    const i = first.indexOf('=');
+    if (i > 0) out[first.slice(0, i).trim()] = first.slice(i + 1).trim();
+  }
+  return out;
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
+}
+
+function timeoutSignal(ms: number, outer?: AbortSignal): AbortSignal {
+  const t = AbortSignal.timeout(ms);
+  return outer ? AbortSignal.any([t, outer]) : t;
+}
+
+/** Aborts a stream that stays silent too long (a stalled download). */
+function idleWatchdog(ms: number): Transform {
+  let timer: NodeJS.Timeout | undefined;
+  const t: Transform = new Transform({
+    transform(chunk, _enc, cb) {
+      arm();
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (timer) clearTimeout(timer);
+      cb();
+    },
+    destroy(err, cb) {
+      if (timer) clearTimeout(timer);
+      cb(err);
+    },
+  });
+  const arm = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => t.destroy(new RetryableError(`the download stalled for ${Math.round(ms / 1000)} s`)), ms);
+    timer.unref();
+  };
+  arm();
+  return t;
+}
+
+export class XiaomiClient {
+  readonly base: URL;
+  private creds: XiaomiCredentials;
+  private renewing: Promise<void> | null = null;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+  private readonly pacer: Pacer;
+  /** Counters, for the bench and the tests. */
+  readonly stats = { requests: 0, renewals: 0, keepAlives: 0, expiredLinks: 0, retries: 0 };
+
+  constructor(private readonly opts: ClientOptions) {
+    this.base = new URL(opts.baseUrl);
+    // No rate limit is documented; stay polite. XIAOMI_MAX_RPS changes it (0: no limit).
+    this.pacer = new Pacer({ maxRequests: opts.maxRequestsPerSecond ?? 40, windowMs: 1000 });
+    this.creds = { ...opts.credentials };
+    if (!this.creds.deviceId || !/^wb_/.test(this.creds.deviceId)) this.creds.deviceId = `wb_${crypto.randomUUID()}`;
+    registerCredentialSecrets(this.creds);
+  }
+
+  get userId(): string {
+    return this.creds.userId;
+  }
+
+  get canRenew(): boolean {
+    return Boolean(this.creds.passToken);
+  }
+
+  credentials(): XiaomiCredentials {
+    return { ...this.creds, cookies: { ...(this.creds.cookies ?? {}) } };
+  }
+
+  private log(level: 'debug' | 'info' | 'warn', msg: string): void {
+    this.opts.log?.[level](redact(msg));
+  }
+
+  /** Cookies for the API host: the pasted browser cookies, userId and serviceToken; never the passToken. */
+  private apiCookie(): string {
+    const c: Record<string, string> = { ...(this.creds.cookies ?? {}), userId: this.creds.userId };
+    if (this.creds.serviceToken) c.serviceToken = this.creds.serviceToken;
+    return Object.entries(c)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ');
+  }
+
+  /** Cookies for a download host: just the session. */
+  private downloadCookie(): string {
+    return `userId=${this.creds.userId}${this.creds.serviceToken ? `; serviceToken=${this.creds.serviceToken}` : ''}`;
+  }
+
+  /** Cookies for the login chain (account service, STS): userId, deviceId, passToken. */
+  private loginCookie(): string {
+    return `userId=${this.creds.userId}; deviceId=${this.creds.deviceId}; passToken=${this.creds.passToken ?? ''}`;
+  }
+
+  private takeToken(res: Response): boolean {
+    const st = setCookies(res).serviceToken;
+    if (st && st !== this.creds.serviceToken && !/^(deleted|EXPIRED|)$/i.test(st)) {
+      registerSecret(st);
+      this.creds.serviceToken = st;
+      this.opts.onTokenChange?.(this.credentials());
+      return true;
+    }
+    return false;
+  }
+
+  // ---- the session ----
+
+  /** Exchanges the passToken for a fresh serviceToken through the three-step login chain. */
+  renew(): Promise<void> {
+    if (!this.renewing) {
+      this.renewing = this.loginChain().finally(() => {
+        this.renewing = null;
+      });
+    }
+    return this.renewing;
+  }
+
+  private async loginChain(): Promise<void> {
+    if (!this.creds.passToken) {
+      throw new StopRunError('credentials', `the Xiaomi session (serviceToken) has expired and there is no passToken to renew it: ${RENEW_HINT}`);
+    }
+    let lastErr: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await this.loginChainOnce();
+        this.stats.renewals++;
+        this.log('info', 'xiaomi: serviceToken renewed from the passToken');
+        return;
+      } catch (err) {
+        if (err instanceof StopRunError) throw err;
+        lastErr = err;
+        await sleep(backoffDelay(attempt));
+      }
+    }
+    throw new RetryableError(`renewing the Xiaomi session failed: ${reason(lastErr)}`);
+  }
+
+  private async loginChainOnce(): Promise<void> {
+    // ① ask i.mi.com where to sign in
+    const u = new URL(PATHS.login, this.base);
+    u.searchParams.set('ts', String(Date.now()));
+    u.searchParams.set('followUp', new URL('/', this.base).href);
+    u.searchParams.set('_locale', 'zh_CN');
+    const r1 = await fetch(u, {
+      headers: { Cookie: `userId=${this.creds.userId}; deviceId=${this.creds.deviceId}`, 'User-Agent': USER_AGENT, Accept: 'application/json' },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    });
+    const t1 = await r1.text();
+    if (r1.status >= 500 || r1.status === 429) throw new Error(`login step 1 answered HTTP ${r1.status}`);
+    let loginUrl: string | undefined;
+    try {
+      const env = parseJsonKeepingBigInts(t1) as { data?: { loginUrl?: unknown } };
+      loginUrl = typeof env.data?.loginUrl === 'string' ? env.data.loginUrl : undefined;
+    } catch {
+      // handled below
+    }
+    if (!loginUrl) throw new Error(`login step 1 gave no loginUrl (HTTP ${r1.status})`);
+    // ② the account service answers 302 to the STS when the passToken is good
+    const u2 = new URL(loginUrl, this.base);
+    const refuse2 = this.opts.hosts.refusal(u2);
+    if (refuse2) throw new StopRunError('credentials', `cannot renew the Xiaomi session: ${refuse2}`);
+    const r2 = await fetch(u2, { headers: { Cookie: this.loginCookie(), 'User-Agent': USER_AGENT }, redirect: 'manual', signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+    await r2.arrayBuffer().catch(() => undefined);
+    if (r2.status >= 500 || r2.status === 429) throw new Error(`login step 2 answered HTTP ${r2.status}`);
+    const loc2 = r2.headers.get('location');
+    if (r2.status < 300 || r2.status >= 400 || !loc2) {
+      throw new StopRunError('credentials', `Xiaomi did not accept the passToken (the sign-in page answered HTTP ${r2.status} without a redirect): ${RENEW_HINT}`);
+    }
+    // ③ the STS sets the serviceToken cookie
+    const u3 = new URL(loc2, u2);
+    const refuse3 = this.opts.hosts.refusal(u3);
+    if (refuse3) throw new StopRunError('credentials', `cannot renew the Xiaomi session: ${refuse3}`);
+    const r3 = await fetch(u3, { headers: { Cookie: this.loginCookie(), 'User-Agent': USER_AGENT }, redirect: 'manual', signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+    await r3.arrayBuffer().catch(() => undefined);
+    if (r3.status >= 500 || r3.status === 429) throw new Error(`login step 3 answered HTTP ${r3.status}`);
+    const got = setCookies(r3).serviceToken;
+    if (!got) throw new StopRunError('credentials', `the Xiaomi sign-in chain gave no serviceToken (HTTP ${r3.status}): ${RENEW_HINT}`);
+    registerSecret(got);
+    this.creds.serviceToken = got;
+    this.opts.onTokenChange?.(this.credentials());
+  }
+
+  /** Keeps the session alive every ~2 minutes while a run is active; stopped by close(). */
+  startKeepAlive(): void {
+    if (this.keepAliveTimer) return;
+    const every = this.opts.keepAliveMs ?? 120_000;
+    this.keepAliveTimer = setInterval(() => {
+      this.keepAlive().catch((err: unknown) => this.log('debug', `xiaomi: keep-alive failed: ${reason(err)}`));
+    }, every);
+    this.keepAliveTimer.unref();
+  }
+
+  async keepAlive(): Promise<void> {
+    this.stats.keepAlives++;
+    await this.api('GET', PATHS.keepAlive, { type: 'AutoRenewal', inactiveTime: '10' });
+  }
+
+  close(): void {
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
+  }
+
+  // ---- requests ----
+
+  /**
+   * One API call with retries: network errors, 429 and 5xx back off and retry; a 401 renews the
+   * session once and retries. Returns the envelope whatever its code: callers decide about codes.
+   */
+  async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal): Promise<Envelope> {
+    let renewed = false;
+    for (let attempt = 1; ; attempt++) {
+      const u = new URL(path, this.base);
+      u.searchParams.set('ts', String(Date.now()));
+      for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
+      await this.pacer.wait(signal);
+      this.stats.requests++;
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetch(u, {
+          method,
+          headers: {
+            Cookie: this.apiCookie(),
+            'User-Agent': USER_AGENT,
+            Accept: 'application/json, text/plain, */*',
+            ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' } : {}),
+          },
+          body: form ? new URLSearchParams(form()).toString() : undefined,
+          redirect: 'manual',
+          signal: timeoutSignal(API_TIMEOUT_MS, signal),
+        });
+        text = await res.text();
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} failed ${attempt} times: ${isAbort(err) ? 'timed out' : reason(err)}`);
+        this.stats.retries++;
+        await sleep(backoffDelay(attempt), signal);
+        continue;
+      }
+      this.takeToken(res);
+      if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
+        if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers HTTP ${res.status}: ${RENEW_HINT}`);
+        this.log('info', `xiaomi: the session expired (${path} answered HTTP ${res.status}); renewing it`);
+        await this.renew();
+        renewed = true;
+        attempt--;
+        continue;
+      }
+      if (res.status === 429 || res.status >= 500) {
+        const after = parseRetryAfter(res.headers.get('retry-after'));
+        if (res.status === 429 && after) this.pacer.pauseFor(after);
+        if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} ${attempt} times`, after);
+        this.stats.retries++;
+        await sleep(backoffDelay(attempt, after), signal);
+        continue;
+      }
+      let env: Record<string, unknown>;
+      try {
+        env = parseJsonKeepingBigInts(text) as Record<string, unknown>;
+      } catch {
+        if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} with something that is not JSON`);
+        this.stats.retries++;
+        await sleep(backoffDelay(attempt), signal);
+        continue;
+      }
+      const code = Number(env.code ?? (res.ok ? CODE_OK : res.status));
+      if (code === 401) {
+        if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers code 401: ${RENEW_HINT}`);
+        await this.renew();
+        renewed = true;
+        attempt--;
+        continue;
+      }
+      const data = env.data && typeof env.data === 'object' ? (env.data as Record<string, unknown>) : {};
+      return { code, result: typeof env.result === 'string' ? env.result : undefined, description: typeof env.description === 'string' ? env.description : undefined, data, text };
+    }
+  }
+
+  /** Throws unless the envelope says success. */
+  private okData(env: Envelope, what: string): Record<string, unknown> {
+    if (env.code !== CODE_OK) throw new RetryableError(`Xiaomi ${what} answered code ${env.code}${env.description ? ` (${env.description})` : ''}`);
+    return env.data;
+  }
+
+  // ---- gallery ----
+
+  async albums(signal?: AbortSignal): Promise<Array<{ albumId: string; name: string; mediaCount: number; lastUpdateTime: number | null }>> {
+    const out: Array<{ albumId: string; name: string; mediaCount: number; lastUpdateTime: number | null }> = [];
+    const seen = new Set<string>();
+    for (let pageNum = 0; pageNum < 1000; pageNum++) {
+      const env = await this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '50', isShared: 'false', numOfThumbnails: '1' }, undefined, signal);
+      const data = this.okData(env, 'album list');
+      const albums = Array.isArray(data.albums) ? (data.albums as Array<Record<string, unknown>>) : [];
+      for (const a of albums) {
+        const albumId = idString(a.albumId);
+        if (!albumId || seen.has(albumId)) continue;
+        seen.add(albumId);
+        out.push({
+          albumId,
+          name: typeof a.name === 'string' && a.name ? a.name : `album ${albumId}`,
+          mediaCount: Number(a.mediaCount ?? 0) || 0,
+          lastUpdateTime: typeof a.lastUpdateTime === 'number' ? a.lastUpdateTime : null,
+        });
+      }
+      if (data.isLastPage !== false || albums.length === 0) break;
+    }
+    return out;
+  }
+
+  async galleries(albumId: string, pageNum: number, pageSize: number, signal?: AbortSignal): Promise<{ galleries: Array<Record<string, unknown>>; isLastPage: boolean }> {
+    const env = await this.api(
+      'GET',
+      PATHS.galleries,
+      { startDate: '19700101', endDate: '20991231', pageNum: String(pageNum), pageSize: String(pageSize), albumId },
+      undefined,
+      signal,
+    );
+    const data = this.okData(env, 'gallery listing');
+    const galleries = Array.isArray(data.galleries) ? (data.galleries as Array<Record<string, unknown>>) : [];
+    return { galleries, isLastPage: data.isLastPage !== false || galleries.length === 0 };
+  }
+
+  async quota(signal?: AbortSignal): Promise<Record<string, unknown>> {
+    return this.okData(await this.api('GET', PATHS.quota, {}, undefined, signal), 'quota');
+  }
+
+  /** POST /gallery/info/delete. Returns the envelope; code 0 is success. */
+  async deleteItem(id: string): Promise<Envelope> {
+    return this.api('POST', PATHS.delete, {}, () => ({ id, serviceToken: this.creds.serviceToken ?? '' }));
+  }
+
+  /**
+   * The three-step download, fresh each time: /gallery/storage gives a link, the link gives
+   * JSONP with the file URL and its meta, a POST of the meta gives the bytes. Links expire fast,
+   * so an expired one starts over from step one.
+   */
+  async download(id: string, expectedSize: number | null, signal?: AbortSignal): Promise<Readable> {
+    let renewed = false;
+    let lastProblem = '';
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      if (attempt > 1) await sleep(backoffDelay(attempt - 1), signal);
+      // ① the storage link
+      const env = await this.api('GET', PATHS.storage, { id, callBack: `${JSONP_CALLBACK}_${Date.now()}_0` }, undefined, signal);
+      if (env.code === CODE_DELETED) throw new ItemGoneError(`Xiaomi says item ${id} has been deleted (code ${CODE_DELETED})`);
+      if (env.code !== CODE_OK) {
+        lastProblem = `/gallery/storage answered code ${env.code}`;
+        continue;
+      }
+      const link = typeof env.data.url === 'string' ? env.data.url : '';
+      if (!link) {
+        lastProblem = '/gallery/storage gave no url';
+        continue;
+      }
+      const u1 = new URL(link, this.base);
+      const refuse1 = this.opts.hosts.refusal(u1);
+      if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`);
+      // ② the JSONP step, with cookies
+      let r2: Response;
+      let t2: string;
+      try {
+        r2 = await fetch(u1, { headers: { Cookie: this.downloadCookie(), 'User-Agent': USER_AGENT, Accept: '*/*' }, redirect: 'manual', signal: timeoutSignal(API_TIMEOUT_MS, signal) });
+        t2 = await r2.text();
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        lastProblem = `the download link step failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
+        continue;
+      }
+      if (r2.status === 401 || /^\s*\{\s*"R"\s*:\s*401/.test(t2)) {
+        if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but the download step still answers 401: ${RENEW_HINT}`);
+        await this.renew();
+        renewed = true;
+        continue;
+      }
+      if (r2.status === 403 || r2.status === 404 || r2.status === 410) {
+        this.stats.expiredLinks++;
+        lastProblem = `the download link answered HTTP ${r2.status} (expired)`;
+        continue;
+      }
+      if (r2.status !== 200) {
+        lastProblem = `the download link answered HTTP ${r2.status}`;
+        continue;
+      }
+      let fileUrl: string;
+      let meta: string;
+      try {
+        const cb = parseJsonp(t2);
+        if (typeof cb.url !== 'string' || typeof cb.meta !== 'string') throw new Error('the JSONP answer has no url or meta');
+        fileUrl = cb.url;
+        meta = cb.meta;
+      } catch (err) {
+        lastProblem = reason(err);
+        continue;
+      }
+      registerSecret(meta);
+      const u3 = new URL(fileUrl, u1);
+      const refuse3 = this.opts.hosts.refusal(u3);
+      if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
+      // ③ POST the meta, get the bytes
+      let r3: Response;
+      try {
+        r3 = await fetch(u3, {
+          method: 'POST',
+          headers: { Cookie: this.downloadCookie(), 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ meta }).toString(),
+          redirect: 'manual',
+          signal: timeoutSignal(API_TIMEOUT_MS, signal),
+        });
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        lastProblem = `the file request failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
+        continue;
+      }
+      if (r3.status !== 200 || !r3.body) {
+        await r3.arrayBuffer().catch(() => undefined);
+        if (r3.status === 403 || r3.status === 404 || r3.status === 410) this.stats.expiredLinks++;
+        lastProblem = `the file request answered HTTP ${r3.status}`;
+        continue;
+      }
+      const len = r3.headers.get('content-length');
+      if (len !== null && expectedSize !== null && Number(len) !== expectedSize) {
+        await r3.body.cancel().catch(() => undefined);
+        throw new RetryableError(`Xiaomi sends ${len} bytes for item ${id} but its listing says ${expectedSize}`);
+      }
+      const body = Readable.fromWeb(r3.body as unknown as WebReadableStream<Uint8Array>);
+      const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
+      body.on('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
+      return body.pipe(guard);
+    }
+    throw new RetryableError(`could not download item ${id}: ${lastProblem || 'no usable link'}`);
+  }
+}

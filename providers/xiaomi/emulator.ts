@@ -1,0 +1,656 @@
+// An emulator of i.mi.com's gallery API, built from the public description of the web client's
+// protocol (../shared/reference/xiaomi-cloud-gallery.md), never from our client. It serves a
+// seed folder (sub-folders are albums), keeps deletions and counters in DATA/.emulator/ so they
+// survive restarts, checks cookies, expires sessions, renews serviceTokens through the login
+// chain and injects the common faults plus its own (wrong SHA-1 in the listing, expired links).
+//
+//   gallery-bridge emulator xiaomi --port 0 --seed SEED --data DATA [flags]
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import exifr from 'exifr';
+import {
+  COMMON_FLAG_HELP,
+  Faults,
+  listenLoopback,
+  parseEmulatorArgs,
+  readBody,
+  sendBody,
+  sendStream,
+  type CommonFlags,
+} from '../../src/emulator/kit.ts';
+import type { EmulatorHandle } from '../types.ts';
+import { ALBUM_CAMERA, ALBUM_PRIVATE, ALBUM_SCREENSHOTS, CODE_DELETED, CODE_OK, JSONP_CALLBACK, PATHS } from './protocol.ts';
+
+export const EMULATOR_DEFAULTS = {
+  userId: '1234567890',
+  passToken: 'emulator-pass-token',
+  serviceToken: 'emulator-service-token',
+  linkTtlSeconds: 60,
+} as const;
+
+export const EMULATOR_HELP = `gallery-bridge emulator xiaomi --seed DIR --data DIR [flags]
+
+  --seed DIR                 folder to serve (read only): sub-folders are albums; Camera = 1,
+                             Screenshots = 2, Private = 1000, files at the top go to Camera
+  --synthetic N              add N generated items (album "Synthetic"), no files needed
+  --user-id ID               the account's userId (default ${EMULATOR_DEFAULTS.userId})
+  --pass-token T             the account's passToken (default ${EMULATOR_DEFAULTS.passToken})
+  --service-token T          a serviceToken valid from start (default ${EMULATOR_DEFAULTS.serviceToken})
+  --fault-wrong-sha1 RATE    share of items whose listing reports a wrong sha1 (stable per item)
+  --fault-expired-link RATE  share of download-link requests answered as expired (403)
+  --link-ttl SEC             lifetime of download links (default ${EMULATOR_DEFAULTS.linkTtlSeconds})
+  --download-host HOST       host name put in download links (default 127.0.0.1)
+  --file-host HOST           host name of the final POST url only (default: --download-host)
+  --session-ttl SEC          lifetime of serviceTokens (0: never expire)
+
+${COMMON_FLAG_HELP}`;
+
+interface EmItem {
+  id: string;
+  albumId: string;
+  fileName: string;
+  /** Absolute path in the seed folder, or null for synthetic items. */
+  file: string | null;
+  synthetic: number | null;
+  size: number;
+  sha1: string;
+  mimeType: string;
+  type: 'image' | 'video';
+  dateTaken: number;
+  /** yyyyMMdd of dateTaken (UTC), for startDate/endDate. */
+  day: string;
+  dateModified: number;
+  exif: Record<string, unknown> | null;
+}
+
+interface EmAlbum {
+  albumId: string;
+  name: string;
+  items: EmItem[];
+}
+
+interface EmState {
+  deleted: Record<string, { at: string; fileName: string; albumId: string; sha1: string }>;
+  downloads: Record<string, number>;
+  deleteLog: Array<{ at: string; id: string; code: number }>;
+  tokens: Record<string, number>;
+  counters: Record<string, number>;
+}
+
+interface Link {
+  itemId: string;
+  expiresAt: number;
+  meta: string;
+}
+
+const MIME: Record<string, [string, 'image' | 'video']> = {
+  '.jpg': ['image/jpeg', 'image'],
+  '.jpeg': ['image/jpeg', 'image'],
+  '.png': ['image/png', 'image'],
+  '.gif': ['image/gif', 'image'],
+  '.webp': ['image/webp', 'image'],
+  '.heic': ['image/heic', 'image'],
+  '.heif': ['image/heif', 'image'],
+  '.avif': ['image/avif', 'image'],
+  '.tif': ['image/tiff', 'image'],
+  '.tiff': ['image/tiff', 'image'],
+  '.dng': ['image/x-adobe-dng', 'image'],
+  '.mp4': ['video/mp4', 'video'],
+  '.mov': ['video/quicktime', 'video'],
+  '.3gp': ['video/3gpp', 'video'],
+  '.mkv': ['video/x-matroska', 'video'],
+};
+
+/** A 17-digit decimal id derived from a string: stable across restarts, above 2^53. */
+export function stableId(key: string): string {
+  const h = crypto.createHash('sha1').update(key).digest();
+  const n = h.readBigUInt64BE(0) % 90_000_000_000_000_000n;
+  return (10_000_000_000_000_000n + n).toString();
+}
+
+function albumIdFor(name: string): string {
+  const lower = name.toLowerCase();
+  if (lower === 'camera') return ALBUM_CAMERA;
+  if (lower === 'screenshots') return ALBUM_SCREENSHOTS;
+  if (lower === 'private') return ALBUM_PRIVATE;
+  return stableId(`album:${name}`);
+}
+
+function syntheticBytes(n: number): Buffer {
+  const line = Buffer.from(`gallery-bridge synthetic item ${n}\n`);
+  const size = 200 + (n % 300);
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < size; i += line.length) line.copy(out, i);
+  return out;
+}
+
+async function sha1File(file: string): Promise<string> {
+  const h = crypto.createHash('sha1');
+  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function exifOf(file: string): Promise<Record<string, unknown> | null> {
+  try {
+    const e = (await exifr.parse(file, { tiff: true, exif: true, gps: true, xmp: false, icc: false, iptc: false })) as Record<string, unknown> | undefined;
+    return e ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (ent.name.startsWith('.')) continue;
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) out.push(...walk(p));
+    else if (ent.isFile()) out.push(p);
+  }
+  return out;
+}
+
+async function loadSeed(seed: string | undefined, synthetic: number): Promise<Map<string, EmAlbum>> {
+  const albums = new Map<string, EmAlbum>();
+  const albumOf = (name: string): EmAlbum => {
+    const id = albumIdFor(name);
+    let a = albums.get(id);
+    if (!a) albums.set(id, (a = { albumId: id, name, items: [] }));
+    return a;
+  };
+  if (seed) {
+    const root = path.resolve(seed);
+    for (const file of walk(root)) {
+      const rel = path.relative(root, file).split(path.sep).join('/');
+      const parts = rel.split('/');
+      const albumName = parts.length > 1 ? parts[0]! : 'Camera';
+      const st = fs.statSync(file);
+      const ext = path.extname(file).toLowerCase();
+      const [mimeType, type] = MIME[ext] ?? ['application/octet-stream', 'image'];
+      const exif = type === 'image' ? await exifOf(file) : null;
+      const taken = (exif?.DateTimeOriginal ?? exif?.CreateDate ?? exif?.ModifyDate) as unknown;
+      const dateTaken = taken instanceof Date && Number.isFinite(taken.getTime()) ? taken.getTime() : Math.floor(st.mtimeMs);
+      albumOf(albumName).items.push({
+        id: stableId(`seed:${rel}`),
+        albumId: albumIdFor(albumName),
+        fileName: path.basename(file),
+        file,
+        synthetic: null,
+        size: st.size,
+        sha1: await sha1File(file),
+        mimeType,
+        type,
+        dateTaken,
+        day: ymd(dateTaken),
+        dateModified: Math.floor(st.mtimeMs),
+        exif,
+      });
+    }
+  }
+  if (synthetic > 0) {
+    const a = albumOf('Synthetic');
+    const base = Date.UTC(2020, 0, 1);
+    for (let n = 0; n < synthetic; n++) {
+      const bytes = syntheticBytes(n);
+      a.items.push({
+        id: stableId(`synthetic:${n}`),
+        albumId: a.albumId,
+        fileName: `SYN_${String(n).padStart(6, '0')}.jpg`,
+        file: null,
+        synthetic: n,
+        size: bytes.length,
+        sha1: crypto.createHash('sha1').update(bytes).digest('hex'),
+        mimeType: 'image/jpeg',
+        type: 'image',
+        dateTaken: base + n * 60_000,
+        day: ymd(base + n * 60_000),
+        dateModified: base + n * 60_000,
+        exif: null,
+      });
+    }
+  }
+  // The service lists newest first.
+  for (const a of albums.values()) a.items.sort((x, y) => y.dateTaken - x.dateTaken || (BigInt(y.id) > BigInt(x.id) ? 1 : -1));
+  return albums;
+}
+
+function ymd(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
+}
+
+/** JSON with some values written as bare numbers, as the service writes its big ids. */
+function jsonWithRawNumbers(value: unknown): string {
+  return JSON.stringify(value).replace(/"__raw:(\d+)"/g, '$1');
+}
+const raw = (digits: string): string => `__raw:${digits}`;
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+export interface XiaomiEmulatorOptions {
+  common: CommonFlags;
+  seed?: string;
+  synthetic?: number;
+  userId?: string;
+  passToken?: string;
+  serviceToken?: string;
+  faultWrongSha1?: number;
+  faultExpiredLink?: number;
+  linkTtlSeconds?: number;
+  downloadHost?: string;
+  fileHost?: string;
+}
+
+export interface XiaomiEmulator extends EmulatorHandle {
+  port: number;
+  baseUrl: string;
+  /** Where the emulator keeps its state (deletions, download counts). */
+  stateFile: string;
+  /** Every item the seed produced, for tests that look from the outside. */
+  manifest(): Array<{ id: string; albumId: string; albumName: string; fileName: string; file: string | null; sha1: string; size: number }>;
+}
+
+export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<XiaomiEmulator> {
+  const { common } = opts;
+  const userId = opts.userId ?? EMULATOR_DEFAULTS.userId;
+  const passToken = opts.passToken ?? EMULATOR_DEFAULTS.passToken;
+  const initialToken = opts.serviceToken ?? EMULATOR_DEFAULTS.serviceToken;
+  const ttlMs = common.sessionTtl > 0 ? common.sessionTtl * 1000 : 0;
+  const linkTtlMs = (opts.linkTtlSeconds ?? EMULATOR_DEFAULTS.linkTtlSeconds) * 1000;
+  const faults = new Faults(common);
+  const wrongSha1Rate = opts.faultWrongSha1 ?? 0;
+  const expiredRate = opts.faultExpiredLink ?? 0;
+
+  const albums = await loadSeed(opts.seed, opts.synthetic ?? 0);
+  const byId = new Map<string, EmItem>();
+  for (const a of albums.values()) for (const it of a.items) byId.set(it.id, it);
+  const albumOrder = [...albums.values()].sort((x, y) => {
+    const rank = (a: EmAlbum) => (a.albumId === ALBUM_CAMERA ? 0 : a.albumId === ALBUM_SCREENSHOTS ? 1 : a.albumId === ALBUM_PRIVATE ? 3 : 2);
+    return rank(x) - rank(y) || x.name.localeCompare(y.name);
+  });
+
+  // ---- persistent state ----
+  const stateDir = path.join(common.data, '.emulator');
+  fs.mkdirSync(stateDir, { recursive: true });
+  const stateFile = path.join(stateDir, 'xiaomi-state.json');
+  const state: EmState = fs.existsSync(stateFile)
+    ? { deleted: {}, downloads: {}, deleteLog: [], tokens: {}, counters: {}, ...(JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Partial<EmState>) }
+    : { deleted: {}, downloads: {}, deleteLog: [], tokens: {}, counters: {} };
+  const save = (): void => {
+    const tmp = `${stateFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(state, null, 1));
+    fs.renameSync(tmp, stateFile);
+  };
+  const count = (name: string): void => {
+    state.counters[name] = (state.counters[name] ?? 0) + 1;
+    // Counters are read from the outside by tests: write them through (the plain request count rides along).
+    if (name !== 'requests') save();
+  };
+  // The configured token is valid from start (for one session lifetime).
+  state.tokens[initialToken] = ttlMs ? Date.now() + ttlMs : 0;
+  const manifestRows = [...byId.values()].map((it) => ({
+    id: it.id,
+    albumId: it.albumId,
+    albumName: albums.get(it.albumId)!.name,
+    fileName: it.fileName,
+    file: it.file,
+    sha1: it.sha1,
+    size: it.size,
+  }));
+  fs.writeFileSync(path.join(stateDir, 'xiaomi-manifest.json'), JSON.stringify(manifestRows, null, 1));
+  save();
+
+  const wrongSha1 = (it: EmItem): boolean => {
+    if (wrongSha1Rate <= 0) return false;
+    const h = crypto.createHash('sha1').update(`${common.randomSeed}:wrong-sha1:${it.id}`).digest();
+    return h.readUInt32BE(0) / 2 ** 32 < wrongSha1Rate;
+  };
+  const alive = (it: EmItem): boolean => !state.deleted[it.id];
+
+  const links = new Map<string, Link>();
+  const tickets = new Map<string, number>();
+
+  let baseUrl = '';
+  const loginUrl = (): string => `${baseUrl}/pass/serviceLogin?sid=i.mi.com&callback=${encodeURIComponent(`${baseUrl}/sts`)}&_locale=zh_CN`;
+
+  const json = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void => {
+    const text = Buffer.from(typeof body === 'string' ? body : jsonWithRawNumbers(body));
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    sendBody(res, faults, status, { 'Content-Type': 'application/json;charset=UTF-8' }, text);
+  };
+  const ok = (res: http.ServerResponse, data: unknown, headers?: Record<string, string | string[]>): void =>
+    json(res, 200, { code: CODE_OK, result: 'ok', description: '成功', data, ts: Date.now() }, headers);
+  const fail = (res: http.ServerResponse, code: number, description: string, status = 200): void =>
+    json(res, status, { code, result: 'error', description, data: {}, ts: Date.now() });
+  const unauthorized = (res: http.ServerResponse): void => {
+    count('unauthorized');
+    json(res, 401, JSON.stringify({ R: 401, S: 'Err', D: loginUrl() }));
+  };
+
+  const issueToken = (): string => {
+    const t = `emu-st-${crypto.randomBytes(18).toString('base64url')}`;
+    state.tokens[t] = ttlMs ? Date.now() + ttlMs : 0;
+    // Forget long-expired tokens so the state file stays small.
+    const now = Date.now();
+    for (const [k, exp] of Object.entries(state.tokens)) if (exp && exp < now - 3600_000) delete state.tokens[k];
+    save();
+    return t;
+  };
+  const sessionOk = (cookies: Record<string, string>): boolean => {
+    if (cookies.userId !== userId) return false;
+    const t = cookies.serviceToken;
+    if (!t || !(t in state.tokens)) return false;
+    const exp = state.tokens[t]!;
+    return exp === 0 || exp > Date.now();
+  };
+
+  const findAlbum = (q: string | null): EmAlbum | undefined => (q == null ? undefined : albums.get(String(q).trim()));
+
+  const handler = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    await faults.latency();
+    const url = new URL(req.url ?? '/', baseUrl);
+    const p = url.pathname;
+    const q = url.searchParams;
+    const cookies = parseCookies(req.headers.cookie);
+    count('requests');
+
+    if (faults.roll('429')) {
+      count('fault429');
+      return json(res, 429, { code: 429, result: 'error', description: 'too many requests' }, { 'Retry-After': '1' });
+    }
+    if (faults.roll('5xx')) {
+      count('fault5xx');
+      return json(res, faults.random() < 0.5 ? 500 : 503, { code: 500, result: 'error', description: 'server busy' });
+    }
+
+    // ---- the login chain ----
+    if (req.method === 'GET' && p === PATHS.login) {
+      const followUp = q.get('followUp') ?? `${baseUrl}/`;
+      return ok(res, { loginUrl: `${loginUrl()}&followup=${encodeURIComponent(followUp)}` });
+    }
+    if (req.method === 'GET' && p === '/pass/serviceLogin') {
+      count('serviceLogin');
+      const good = cookies.userId === userId && cookies.passToken === passToken && /^wb_[0-9a-f-]{36}$/i.test(cookies.deviceId ?? '');
+      if (!good) {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        return void res.end('<html><body>Sign in to your Xiaomi account</body></html>');
+      }
+      const ticket = crypto.randomBytes(12).toString('hex');
+      tickets.set(ticket, Date.now() + 60_000);
+      const followUp = q.get('followup') ?? `${baseUrl}/`;
+      res.writeHead(302, { Location: `${baseUrl}/sts?d=${encodeURIComponent(cookies.deviceId!)}&ticket=${ticket}&followup=${encodeURIComponent(followUp)}` });
+      return void res.end();
+    }
+    if (req.method === 'GET' && p === '/sts') {
+      const ticket = q.get('ticket') ?? '';
+      const exp = tickets.get(ticket);
+      tickets.delete(ticket);
+      if (!exp || exp < Date.now()) {
+        res.writeHead(403, { 'Content-Type': 'text/plain' });
+        return void res.end('invalid ticket');
+      }
+      count('renewals');
+      const token = issueToken();
+      res.writeHead(302, {
+        Location: q.get('followup') ?? `${baseUrl}/`,
+        'Set-Cookie': [`serviceToken=${token}; Path=/; HttpOnly`, `userId=${userId}; Path=/`],
+      });
+      return void res.end();
+    }
+
+    // ---- the download links (a separate, host-looking path; they expire) ----
+    const dl = /^\/_dl\/[^/]+\/(jsonp|file)\/([A-Za-z0-9_-]+)$/.exec(p);
+    if (dl) {
+      const [, step, linkId] = dl;
+      const link = links.get(linkId!);
+      if (!link || link.expiresAt < Date.now() || faults.random() < expiredRate) {
+        count('expiredLinks');
+        res.writeHead(403, { 'Content-Type': 'application/xml' });
+        return void res.end('<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
+      }
+      const it = byId.get(link.itemId)!;
+      if (!alive(it)) return fail(res, CODE_DELETED, 'file has been deleted', 404);
+      if (step === 'jsonp' && req.method === 'GET') {
+        if (!sessionOk(cookies)) return unauthorized(res);
+        count('jsonp');
+        const fileLink = crypto.randomBytes(16).toString('base64url');
+        const meta = crypto.randomBytes(24).toString('base64');
+        links.set(fileLink, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta });
+        const fileHost = opts.fileHost ?? opts.downloadHost ?? '127.0.0.1';
+        const fileUrl = `http://${fileHost}:${port}/_dl/micloudfs.fds.api.xiaomi.com/file/${fileLink}?Expires=${Date.now() + linkTtlMs}`;
+        const cb = q.get('callback') || JSONP_CALLBACK;
+        const body = `${cb}(${JSON.stringify({ url: fileUrl, meta })});`;
+        res.writeHead(200, { 'Content-Type': 'application/javascript' });
+        return void res.end(body);
+      }
+      if (step === 'file' && req.method === 'POST') {
+        const form = new URLSearchParams((await readBody(req, 64 * 1024)).toString('utf8'));
+        if (form.get('meta') !== link.meta) {
+          res.writeHead(403, { 'Content-Type': 'text/plain' });
+          return void res.end('bad meta');
+        }
+        links.delete(linkId!);
+        count('downloads');
+        state.downloads[it.id] = (state.downloads[it.id] ?? 0) + 1;
+        save();
+        const headers = { 'Content-Type': it.mimeType, 'Content-Disposition': `attachment; filename="${encodeURIComponent(it.fileName)}"` };
+        if (it.file) return sendStream(res, faults, 200, headers, fs.createReadStream(it.file), it.size, { corruptible: true });
+        return sendBody(res, faults, 200, headers, syntheticBytes(it.synthetic!), { corruptible: true });
+      }
+      res.writeHead(405);
+      return void res.end();
+    }
+
+    // ---- everything below needs a live session ----
+    const known = new Set<string>([PATHS.albums, PATHS.galleries, PATHS.storage, PATHS.delete, PATHS.keepAlive, PATHS.quota]);
+    if (!known.has(p)) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      return void res.end('not found');
+    }
+    if (!sessionOk(cookies)) return unauthorized(res);
+
+    if (req.method === 'GET' && p === PATHS.albums) {
+      const pageNum = Math.max(0, Number(q.get('pageNum') ?? 0) || 0);
+      const pageSize = Math.min(100, Math.max(1, Number(q.get('pageSize') ?? 10) || 10));
+      const slice = albumOrder.slice(pageNum * pageSize, pageNum * pageSize + pageSize);
+      return ok(res, {
+        albums: slice.map((a, i) => {
+          const live = a.items.filter(alive);
+          return {
+            // albumId arrives as a number in some answers and a string in others.
+            albumId: i % 2 === 0 ? raw(a.albumId) : a.albumId,
+            name: a.name,
+            mediaCount: live.length,
+            lastUpdateTime: live.reduce((m, it) => Math.max(m, it.dateModified), 0),
+            userId: raw(userId),
+            thumbnails: [],
+          };
+        }),
+        isLastPage: (pageNum + 1) * pageSize >= albumOrder.length,
+        indexHash: crypto.createHash('sha256').update(albumOrder.map((a) => a.albumId).join(',')).digest('hex'),
+      });
+    }
+
+    if (req.method === 'GET' && p === PATHS.galleries) {
+      const album = findAlbum(q.get('albumId'));
+      const pageNum = Math.max(0, Number(q.get('pageNum') ?? 0) || 0);
+      const pageSize = Number(q.get('pageSize') ?? 30) || 30;
+      if (pageSize > 200) {
+        // Large pages time out at the real service.
+        return json(res, 504, '<html><body>504 Gateway Time-out</body></html>');
+      }
+      if (!album) return ok(res, { galleries: [], isLastPage: true });
+      const start = q.get('startDate');
+      const end = q.get('endDate');
+      const live = album.items.filter((it) => alive(it) && (!start || it.day >= start) && (!end || it.day <= end));
+      const slice = live.slice(pageNum * pageSize, pageNum * pageSize + pageSize);
+      return ok(res, {
+        galleries: slice.map((it) => ({
+          id: raw(it.id),
+          fileName: it.fileName,
+          title: it.fileName.replace(/\.[^.]*$/, ''),
+          type: it.type,
+          mimeType: it.mimeType,
+          size: it.size,
+          sha1: wrongSha1(it) ? crypto.createHash('sha1').update(`wrong:${it.id}`).digest('hex') : it.sha1,
+          dateTaken: it.dateTaken,
+          createTime: it.dateModified,
+          dateModified: it.dateModified,
+          sortTime: it.dateTaken,
+          status: 'normal',
+          tag: it.dateModified,
+          groupId: raw(it.albumId),
+          description: '',
+          isFavorite: false,
+          geoInfo: { address: {}, gps: '', isAccurate: false },
+          exifInfo: it.exif
+            ? {
+                dateTime: it.exif.DateTimeOriginal instanceof Date ? (it.exif.DateTimeOriginal as Date).toISOString() : undefined,
+                make: it.exif.Make,
+                model: it.exif.Model,
+                orientation: it.exif.Orientation,
+              }
+            : {},
+          thumbnailInfo: { data: '', isUrl: false },
+        })),
+        isLastPage: (pageNum + 1) * pageSize >= live.length,
+        indexHash: crypto.createHash('sha256').update(live.map((it) => `${it.id}:${it.dateTaken}:${it.size}:${it.sha1}`).join(';')).digest('hex'),
+      });
+    }
+
+    if (req.method === 'GET' && p === PATHS.storage) {
+      count('storage');
+      const it = byId.get(String(q.get('id') ?? ''));
+      if (!it || !alive(it)) return fail(res, CODE_DELETED, 'file has been deleted');
+      const linkId = crypto.randomBytes(16).toString('base64url');
+      links.set(linkId, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta: '' });
+      const host = opts.downloadHost ?? '127.0.0.1';
+      const cb = q.get('callBack') || JSONP_CALLBACK;
+      return ok(res, { url: `http://${host}:${port}/_dl/storage.mi.com/jsonp/${linkId}?callback=${encodeURIComponent(cb)}&Expires=${Date.now() + linkTtlMs}`, id: raw(it.id) });
+    }
+
+    if (req.method === 'POST' && p === PATHS.delete) {
+      const form = new URLSearchParams((await readBody(req, 64 * 1024)).toString('utf8'));
+      if (form.get('serviceToken') !== cookies.serviceToken) return fail(res, 10017, 'serviceToken mismatch', 200);
+      const id = form.get('id') ?? '';
+      const it = byId.get(id);
+      count('deleteRequests');
+      if (!it || !alive(it)) {
+        state.deleteLog.push({ at: new Date().toISOString(), id, code: CODE_DELETED });
+        save();
+        return fail(res, CODE_DELETED, 'file has been deleted');
+      }
+      state.deleted[id] = { at: new Date().toISOString(), fileName: it.fileName, albumId: it.albumId, sha1: it.sha1 };
+      state.deleteLog.push({ at: new Date().toISOString(), id, code: CODE_OK });
+      save();
+      return ok(res, { id: raw(id), deleted: true });
+    }
+
+    if (req.method === 'GET' && p === PATHS.keepAlive) {
+      count('keepAlive');
+      // The session is renewed: a fresh serviceToken comes back in Set-Cookie.
+      const token = issueToken();
+      return ok(res, { type: q.get('type'), inactiveTime: Number(q.get('inactiveTime') ?? 10) }, { 'Set-Cookie': [`serviceToken=${token}; Path=/; HttpOnly`] });
+    }
+
+    if (req.method === 'GET' && p === PATHS.quota) {
+      let used = 0;
+      for (const it of byId.values()) if (alive(it)) used += it.size;
+      return ok(res, {
+        totalQuota: 5 * 1024 ** 3,
+        used,
+        usedDetail: { GalleryImage: { size: used, text: 'Gallery' }, Recorder: { size: 0 }, AppList: { size: 0 } },
+        levelInfo: 'normal',
+      });
+    }
+
+    res.writeHead(405);
+    res.end();
+  };
+
+  let port = 0;
+  const server = await listenLoopback((req, res) => {
+    handler(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end(`emulator error: ${err instanceof Error ? err.message : String(err)}`);
+      } else res.destroy();
+    });
+  }, common.port);
+  port = server.port;
+  baseUrl = `http://127.0.0.1:${port}`;
+
+  return {
+    port,
+    baseUrl,
+    stateFile,
+    env: {
+      XIAOMI_BASE_URL: baseUrl,
+      XIAOMI_COOKIE: `userId=${userId}; serviceToken=${initialToken}; passToken=${passToken}`,
+    },
+    manifest: () => manifestRows,
+    close: async () => {
+      save();
+      await server.close();
+    },
+  };
+}
+
+/** `gallery-bridge emulator xiaomi ...`: parses the flags and starts the emulator. */
+export async function runXiaomiEmulator(args: string[]): Promise<XiaomiEmulator> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${EMULATOR_HELP}\n`);
+    throw new Error('help shown');
+  }
+  const { common, extra } = parseEmulatorArgs(args, {
+    seed: { type: 'string' },
+    synthetic: { type: 'string', default: '0' },
+    'user-id': { type: 'string', default: EMULATOR_DEFAULTS.userId },
+    'pass-token': { type: 'string', default: EMULATOR_DEFAULTS.passToken },
+    'service-token': { type: 'string', default: EMULATOR_DEFAULTS.serviceToken },
+    'fault-wrong-sha1': { type: 'string', default: '0' },
+    'fault-expired-link': { type: 'string', default: '0' },
+    'link-ttl': { type: 'string', default: String(EMULATOR_DEFAULTS.linkTtlSeconds) },
+    'download-host': { type: 'string' },
+    'file-host': { type: 'string' },
+  });
+  const rate = (name: string, v: string | undefined): number => {
+    const n = Number(v ?? 0);
+    if (!Number.isFinite(n) || n < 0 || n > 1) throw new Error(`--${name} must be a number from 0 to 1, got ${String(v)}`);
+    return n;
+  };
+  const synthetic = Number(extra.synthetic ?? 0);
+  if (!Number.isInteger(synthetic) || synthetic < 0) throw new Error(`--synthetic must be a whole number, got ${String(extra.synthetic)}`);
+  if (!extra.seed && synthetic === 0) throw new Error('--seed DIR (or --synthetic N) is required');
+  if (extra.seed && !fs.statSync(extra.seed, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--seed ${extra.seed} is not a folder`);
+  const linkTtl = Number(extra['link-ttl']);
+  if (!Number.isFinite(linkTtl) || linkTtl <= 0) throw new Error('--link-ttl must be a positive number of seconds');
+  const host = (name: string, v: string | undefined): string | undefined => {
+    if (v !== undefined && !/^[A-Za-z0-9.-]+$/.test(v)) throw new Error(`--${name} must be a host name`);
+    return v;
+  };
+  if (!/^\d{1,20}$/.test(String(extra['user-id']))) throw new Error('--user-id must be digits');
+  return startXiaomiEmulator({
+    common,
+    seed: extra.seed,
+    synthetic,
+    userId: String(extra['user-id']),
+    passToken: String(extra['pass-token']),
+    serviceToken: String(extra['service-token']),
+    faultWrongSha1: rate('fault-wrong-sha1', extra['fault-wrong-sha1']),
+    faultExpiredLink: rate('fault-expired-link', extra['fault-expired-link']),
+    linkTtlSeconds: linkTtl,
+    downloadHost: host('download-host', extra['download-host']),
+    fileHost: host('file-host', extra['file-host']),
+  });
+}

@@ -1,0 +1,48 @@
+// The Xiaomi Cloud gallery (i.mi.com) provider: a Source, `auth xiaomi` and `emulator xiaomi`.
+
+import { StopRunError, type ProviderContext, type ProviderModule, type Source } from '../types.ts';
+import { authXiaomi } from './auth.ts';
+import { XiaomiClient } from './client.ts';
+import { runXiaomiEmulator } from './emulator.ts';
+import { baseUrlOf, hostPolicyOf, option, resolveCredentials, storeSession } from './session.ts';
+import { XiaomiSource } from './source.ts';
+
+export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSource> {
+  const base = baseUrlOf(ctx.env);
+  const { creds, origin } = resolveCredentials(ctx);
+  const hint = ctx.arg.trim();
+  if (hint && hint !== creds.userId) {
+    throw new StopRunError('config', `the source says xiaomi:${hint} but the credentials are for another Xiaomi account; run \`gallery-bridge auth xiaomi\` for that account or drop the hint`);
+  }
+  const client = new XiaomiClient({
+    baseUrl: base.href,
+    credentials: creds,
+    hosts: hostPolicyOf(ctx, base),
+    log: ctx.log,
+    maxRequestsPerSecond: ctx.env.XIAOMI_MAX_RPS !== undefined && Number.isFinite(Number(ctx.env.XIAOMI_MAX_RPS)) ? Number(ctx.env.XIAOMI_MAX_RPS) : undefined,
+    // A stored session keeps its renewed serviceToken, so the next run starts signed in.
+    onTokenChange: origin === 'stored' ? (c) => storeSession(ctx, c) : undefined,
+  });
+  if (!creds.serviceToken) await client.renew();
+  const pageSize = Number(ctx.env.XIAOMI_PAGE_SIZE ?? 50);
+  const pause = Number(ctx.env.XIAOMI_DELETE_PAUSE_MS ?? 200);
+  return new XiaomiSource(client, {
+    includePrivate: option(ctx, 'includePrivate') === true,
+    pageSize: Number.isFinite(pageSize) ? pageSize : 50,
+    deletePauseMs: Number.isFinite(pause) && pause >= 0 ? pause : 200,
+    log: ctx.log,
+  });
+}
+
+export const xiaomiProvider: ProviderModule = {
+  name: 'xiaomi',
+  description: 'Xiaomi Cloud gallery at i.mi.com (source): albums, SHA-1-checked three-step downloads, paced deletion',
+  createSource: (ctx): Promise<Source> => createXiaomiSource(ctx),
+  auth: authXiaomi,
+  emulator: (args) => runXiaomiEmulator(args),
+  cliOptions: [
+    { flags: '--include-private', description: 'xiaomi: also move the private album (albumId 1000), skipped by default', defaultValue: false },
+    { flags: '--cookie-file <file>', description: 'xiaomi: read the cookie string (or userId=/passToken= lines) from this file' },
+    { flags: '--xiaomi-download-hosts <hosts>', description: 'xiaomi: extra hosts (comma-separated, ".suffix" allowed) that may receive cookies for downloads' },
+  ],
+};
