@@ -4,8 +4,9 @@
 
 import type { ProviderModule } from './types.ts';
 import { folderProvider } from './folder/index.ts';
+import { xiaomiProvider } from './xiaomi/index.ts';
 
-export const PROVIDERS: ProviderModule[] = [folderProvider];
+export const PROVIDERS: ProviderModule[] = [folderProvider, xiaomiProvider];
 
 export function findProvider(name: string): ProviderModule | undefined {
   return PROVIDERS.find((p) => p.name === name);
