@@ -5,8 +5,9 @@
 import type { ProviderModule } from './types.ts';
 import { folderProvider } from './folder/index.ts';
 import { xiaomiProvider } from './xiaomi/index.ts';
+import { onedriveProvider } from './onedrive/index.ts';
 
-export const PROVIDERS: ProviderModule[] = [folderProvider, xiaomiProvider];
+export const PROVIDERS: ProviderModule[] = [folderProvider, xiaomiProvider, onedriveProvider];
 
 export function findProvider(name: string): ProviderModule | undefined {
   return PROVIDERS.find((p) => p.name === name);

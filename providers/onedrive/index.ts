@@ -1,0 +1,91 @@
+// OneDrive as a destination: `--to onedrive:/Pictures/Xiaomi` (the signed-in account's drive)
+// or `--to onedrive:USER:/Pictures/Xiaomi` (a user's drive, with app-only credentials).
+
+import { StopRunError, type Destination, type ProviderContext, type ProviderModule } from '../types.ts';
+import { authSettings, isAppOnly, signIn, tokenSource } from './auth.ts';
+import { DEFAULT_CHUNK, MAX_SESSION_AGE_MS, OneDriveDestination, validateChunkSize, type OneDriveConfig } from './destination.ts';
+
+export const GRAPH_BASE_URL = 'https://graph.microsoft.com/v1.0';
+
+/** "PATH" or "USER:PATH" -> { user, root }. A PATH starts with "/" (added when missing). */
+export function parseOneDriveArg(arg: string): { user: string | null; root: string } {
+  let user: string | null = null;
+  let p = arg.trim();
+  const colon = p.indexOf(':');
+  if (colon >= 0 && !p.startsWith('/')) {
+    user = p.slice(0, colon).trim() || null;
+    p = p.slice(colon + 1);
+  }
+  const root = p
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map((s) => `/${s}`)
+    .join('');
+  return { user, root };
+}
+
+/** "10MiB", "320KiB", "5M" or a byte count. */
+export function parseSize(v: unknown, fallback: number): number {
+  if (v === undefined || v === null || v === '') return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*(k|kib|m|mib|g|gib|b)?$/i.exec(String(v).trim());
+  if (!m) throw new StopRunError('config', `cannot read the size "${String(v)}"`);
+  const mult = { k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, b: 1 }[(m[2] ?? 'b').toLowerCase()]!;
+  return Math.round(Number(m[1]) * mult);
+}
+
+const num = (v: unknown, fallback: number): number => {
+  if (v === undefined || v === null || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new StopRunError('config', `expected a non-negative number, got "${String(v)}"`);
+  return n;
+};
+
+export function configFromContext(ctx: ProviderContext): OneDriveConfig {
+  const { user, root } = parseOneDriveArg(ctx.arg);
+  const o = ctx.options;
+  const layout = o.layout === 'date' ? 'date' : 'album';
+  return {
+    baseUrl: (ctx.env.GRAPH_BASE_URL || GRAPH_BASE_URL).replace(/\/+$/, ''),
+    root,
+    user,
+    layout,
+    chunkSize: validateChunkSize(parseSize(o.onedriveChunkSize ?? ctx.env.ONEDRIVE_CHUNK_SIZE, DEFAULT_CHUNK)),
+    userRequestsPer5Min: num(o.onedriveRequestsPer5min ?? ctx.env.ONEDRIVE_REQUESTS_PER_5MIN, 3000),
+    appRequestsPerMinute: num(o.onedriveAppRequestsPerMinute ?? ctx.env.ONEDRIVE_APP_REQUESTS_PER_MINUTE, 1200),
+    commitBatchSize: Math.max(1, Math.floor(num(o.onedriveCommitBatch ?? ctx.env.ONEDRIVE_COMMIT_BATCH, 8))),
+    verifyBatchSize: 8,
+    hashRetryMs: num(ctx.env.ONEDRIVE_HASH_RETRY_MS, 5000),
+    maxSessionAgeMs: MAX_SESSION_AGE_MS,
+  };
+}
+
+export async function createOneDriveDestination(ctx: ProviderContext): Promise<Destination> {
+  const config = configFromContext(ctx);
+  const settings = authSettings(ctx.env, ctx.home, ctx.account);
+  if (isAppOnly(settings) && !config.user) {
+    throw new StopRunError('config', 'app-only credentials cannot use /me: name the user, as in onedrive:alice@contoso.com:/Pictures/Xiaomi');
+  }
+  return new OneDriveDestination(config, tokenSource(settings), ctx);
+}
+
+export const onedriveProvider: ProviderModule = {
+  name: 'onedrive',
+  description: 'Microsoft OneDrive (personal or work) through Microsoft Graph: onedrive:PATH or onedrive:USER:PATH',
+  createDestination: createOneDriveDestination,
+  cliOptions: [
+    { flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)' },
+    { flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)' },
+    { flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)' },
+    { flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default 8)' },
+  ],
+  async auth(ctx) {
+    const settings = authSettings(ctx.env, ctx.home, ctx.account);
+    await signIn(settings, (line) => ctx.log.info(line));
+  },
+  async emulator(args) {
+    // Loaded only here: the emulator shares no code with the client above.
+    const { startOneDriveEmulator } = await import('./emulator/server.ts');
+    const started = await startOneDriveEmulator(args);
+    return { env: started.env, close: started.close };
+  },
+};

@@ -1,0 +1,334 @@
+// The OneDrive destination adapter against the Graph emulator over HTTPS on loopback:
+// upload / commit / verify / abort with real fixtures and generated files, resumed sessions,
+// conflicts, name mapping, 507, the upload-URL rules. Checked from the outside: the bytes the
+// emulator stored on disk, and QuickXorHash computed independently (src/hash/quickxor.ts).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { OneDriveDestination, type OneDriveConfig } from '../providers/onedrive/destination.ts';
+import { startOneDriveEmulator, type OneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
+import { decodeName, encodeName } from '../providers/onedrive/names.ts';
+import type { CommitRequest, ItemFacts, ProviderStore, SessionSlot, SourceItem, Staged } from '../providers/types.ts';
+import { StopRunError } from '../providers/types.ts';
+import { hashBuffer } from '../src/hash/multihash.ts';
+import { quickXorBase64 } from '../src/hash/quickxor.ts';
+import { FIXTURES, tmpDir } from './helpers.ts';
+
+const TOKEN = 'test-token-adapter-0123456789';
+
+function tlsArgs(): string[] {
+  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
+  if (!t) return [];
+  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
+  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
+}
+
+function memStore(): ProviderStore & { data: Map<string, unknown> } {
+  const data = new Map<string, unknown>();
+  return {
+    data,
+    get: <T>(k: string) => data.get(k) as T | undefined,
+    set: (k, v) => void data.set(k, JSON.parse(JSON.stringify(v))),
+    delete: (k) => void data.delete(k),
+  };
+}
+
+function slot(): SessionSlot & { value: unknown; saves: number } {
+  const s = {
+    value: null as unknown,
+    saves: 0,
+    load: <T>() => s.value as T | null,
+    save: (v: unknown) => {
+      s.value = JSON.parse(JSON.stringify(v));
+      s.saves++;
+    },
+    clear: () => {
+      s.value = null;
+    },
+  };
+  return s;
+}
+
+const quietLog = { info: () => undefined, warn: () => undefined, debug: () => undefined };
+
+function item(name: string, size: number, album: string | null = 'Camera'): SourceItem {
+  return { id: `id-${name}-${size}-${crypto.randomUUID()}`, name, albumId: album, albumName: album, size, kind: 'image' };
+}
+
+const facts: ItemFacts = { captureTime: '2021-12-24T18:30:00', captureTimeSource: 'exif', mimeType: 'image/jpeg', kind: 'image' };
+
+/** Streams a buffer in uneven pieces, as a network source would. */
+function body(buf: Buffer, piece = 65_537): Readable {
+  return Readable.from(
+    (function* () {
+      for (let o = 0; o < buf.length; o += piece) yield buf.subarray(o, o + piece);
+    })(),
+  );
+}
+
+describe('OneDrive destination adapter', () => {
+  let emu: { env: Record<string, string>; emulator: OneDriveEmulator; close(): Promise<void> };
+  let data: string;
+  const dests: OneDriveDestination[] = [];
+
+  function makeDest(over: Partial<OneDriveConfig> = {}, store = memStore()): OneDriveDestination {
+    const config: OneDriveConfig = {
+      baseUrl: emu.env.GRAPH_BASE_URL!,
+      root: '/Pictures/Xiaomi',
+      user: null,
+      layout: 'album',
+      chunkSize: 327_680 * 2,
+      userRequestsPer5Min: 0,
+      appRequestsPerMinute: 0,
+      commitBatchSize: 1,
+      verifyBatchSize: 4,
+      hashRetryMs: 50,
+      maxSessionAgeMs: 23 * 3600_000,
+      ...over,
+    };
+    const d = new OneDriveDestination(config, { kind: 'static', get: async () => TOKEN }, { store, log: quietLog, account: 'default' });
+    dests.push(d);
+    return d;
+  }
+
+  async function send(d: OneDriveDestination, it: SourceItem, bytes: Buffer, s = slot()) {
+    const container = await d.prepareContainer(it, facts);
+    const staged = await d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: s, signal: new AbortController().signal });
+    const hashes = hashBuffer(bytes);
+    const req: CommitRequest = { staged, input: { item: it, facts, container, name: it.name, size: bytes.length, session: s }, hashes };
+    return { container, staged, hashes, req, slot: s };
+  }
+
+  beforeAll(async () => {
+    data = tmpDir('gb-od-adapter-');
+    emu = await startOneDriveEmulator(['--port', '0', '--data', data, '--accept-token', TOKEN, '--request-log', ...tlsArgs()]);
+  });
+  afterAll(async () => {
+    for (const d of dests) await d.close();
+    await emu.close();
+  });
+
+  it('uploads, commits and verifies every fixture; the stored bytes equal the source', async () => {
+    const d = makeDest();
+    for (const f of fs.readdirSync(FIXTURES)) {
+      const bytes = fs.readFileSync(path.join(FIXTURES, f));
+      const it = item(f, bytes.length);
+      const { req, hashes, slot: s } = await send(d, it, bytes);
+      expect(s.saves).toBeGreaterThanOrEqual(1); // the session was saved before any fragment
+      const [res] = await d.commit([req]);
+      expect(res!.outcome, f).toBe('created');
+      if (res!.outcome !== 'created') continue;
+      expect(res!.destPath).toBe(`/Pictures/Xiaomi/Camera/${f}`);
+      const stored = fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', f));
+      expect(stored.equals(bytes), f).toBe(true);
+      const [v] = await d.verify([{ destId: res!.destId, destPath: res!.destPath, item: it, facts, hashes, size: bytes.length }]);
+      expect(v!.outcome).toBe('verified');
+      if (v!.outcome === 'verified') expect(v!.evidence.level).toBe('bytes');
+    }
+    expect(emu.emulator.metrics.authHeaderOnUploadUrl).toBe(0);
+  });
+
+  it("the emulator's quickXorHash equals the QuickXorHash of the stored bytes, computed independently", async () => {
+    const d = makeDest();
+    for (const size of [1, 159, 160, 161, 327_680, 327_681, 1_000_003]) {
+      const bytes = crypto.randomBytes(size);
+      const it = item(`rand-${size}.bin`, size, 'Hashes');
+      const { req } = await send(d, it, bytes);
+      const [res] = await d.commit([req]);
+      expect(res!.outcome).toBe('created');
+      const item2 = (await d.http.api<{ file: { hashes: { quickXorHash: string } } }>('get', `/me/drive/items/${(res as { destId: string }).destId}`)).file.hashes.quickXorHash;
+      const onDisk = fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Hashes', `rand-${size}.bin`));
+      expect(item2).toBe(quickXorBase64(onDisk));
+      expect(onDisk.equals(bytes)).toBe(true);
+    }
+  });
+
+  it('sets fileSystemInfo from the capture time in the session itself', async () => {
+    const d = makeDest();
+    const bytes = crypto.randomBytes(500_000);
+    const it = item('dated.jpg', bytes.length);
+    const { req } = await send(d, it, bytes);
+    const [res] = await d.commit([req]);
+    const got = await d.http.api<{ fileSystemInfo: { createdDateTime: string } }>('get', `/me/drive/items/${(res as { destId: string }).destId}`);
+    expect(got.fileSystemInfo.createdDateTime).toBe(new Date(Date.parse(facts.captureTime!)).toISOString());
+  });
+
+  it('zero-byte files go through the simple PUT at commit', async () => {
+    const d = makeDest();
+    const it = item('empty.jpg', 0);
+    const { req } = await send(d, it, Buffer.alloc(0));
+    const [res] = await d.commit([req]);
+    expect(res!.outcome).toBe('created');
+    expect(fs.statSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'empty.jpg')).size).toBe(0);
+  });
+
+  it('keeps the last fragment for commit; canCommitLater is false once that buffer is gone', async () => {
+    const d = makeDest();
+    const bytes = crypto.randomBytes(327_680 * 5 + 1234);
+    const it = item('held.bin', bytes.length);
+    const { staged, req } = await send(d, it, bytes);
+    expect(staged.bytesSent).toBe(327_680 * 5);
+    expect(fs.existsSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'held.bin'))).toBe(false);
+    expect(d.canCommitLater(staged.handle)).toBe(true);
+    const fresh = makeDest(); // a new process: the buffer is gone
+    expect(fresh.canCommitLater(JSON.parse(JSON.stringify(staged.handle)))).toBe(false);
+    const [res] = await d.commit([req]);
+    expect(res!.outcome).toBe('created');
+  });
+
+  it('resumes a saved session from nextExpectedRanges, sending only what is missing', async () => {
+    const bytes = crypto.randomBytes(327_680 * 8 + 99);
+    const it = item('resume.bin', bytes.length);
+    const s = slot();
+    const first = makeDest();
+    const staged1 = await send(first, it, bytes, s);
+    expect(staged1.staged.bytesSent).toBe(327_680 * 8);
+    // Restart: a new destination object, same session slot; the body comes again from 0.
+    const second = makeDest();
+    const before = emu.emulator.metrics.uploadBytesReceived;
+    const again = await send(second, it, bytes, s);
+    expect(again.staged.bytesSent).toBe(0);
+    const [res] = await second.commit([again.req]);
+    expect(res!.outcome).toBe('created');
+    expect(emu.emulator.metrics.uploadBytesReceived - before).toBe(99);
+    expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'resume.bin')).equals(bytes)).toBe(true);
+  });
+
+  it('starts a new session when the saved one is gone or too old', async () => {
+    const bytes = crypto.randomBytes(327_680 * 3 + 7);
+    const it = item('stale.bin', bytes.length);
+    const s = slot();
+    await send(makeDest(), it, bytes, s);
+    const oldUrl = (s.value as { url: string }).url;
+    // Make the saved session look 24 hours old.
+    s.value = { ...(s.value as object), createdAt: Date.now() - 24 * 3600_000 };
+    const d = makeDest();
+    const again = await send(d, it, bytes, s);
+    expect((s.value as { url: string }).url).not.toBe(oldUrl);
+    expect(again.staged.bytesSent).toBe(327_680 * 3);
+    const [res] = await d.commit([again.req]);
+    expect(res!.outcome).toBe('created');
+    // A session the service forgot (404) also starts over.
+    const it2 = item('gone.bin', bytes.length);
+    const s2 = slot();
+    const d2 = makeDest();
+    const st = await send(d2, it2, bytes, s2);
+    await d2.abort(st.staged);
+    const resumed = await send(makeDest(), it2, bytes, s2);
+    expect(resumed.staged.bytesSent).toBe(327_680 * 3);
+  });
+
+  it('a 409 with the same bytes is a duplicate with byte evidence; different bytes get "name (2)"', async () => {
+    const store = memStore();
+    const d = makeDest({}, store);
+    const bytes = crypto.randomBytes(700_000);
+    const a = await send(d, item('same.jpg', bytes.length), bytes);
+    expect((await d.commit([a.req]))[0]!.outcome).toBe('created');
+    const b = await send(d, item('same.jpg', bytes.length), bytes);
+    const [dup] = await d.commit([b.req]);
+    expect(dup!.outcome).toBe('duplicate');
+    if (dup!.outcome === 'duplicate') expect(dup!.evidence?.level).toBe('bytes');
+    expect(fs.readdirSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera')).filter((n) => n.startsWith('same'))).toEqual(['same.jpg']);
+
+    const other = crypto.randomBytes(700_000);
+    const it = item('same.jpg', other.length);
+    const c = await send(d, it, other);
+    const [res] = await d.commit([c.req]);
+    expect(res!.outcome).toBe('error'); // retried by the engine under the new name
+    const again = await send(d, it, other);
+    const [res2] = await d.commit([again.req]);
+    expect(res2!.outcome).toBe('created');
+    if (res2!.outcome === 'created') expect(res2!.destPath).toBe('/Pictures/Xiaomi/Camera/same (2).jpg');
+    expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'same (2).jpg')).equals(other)).toBe(true);
+  });
+
+  it('abort deletes the upload session', async () => {
+    const d = makeDest();
+    const bytes = crypto.randomBytes(327_680 * 2 + 5);
+    const it = item('aborted.bin', bytes.length);
+    const { staged, slot: s } = await send(d, it, bytes);
+    await d.abort(staged);
+    const r = await d.http.uploadRequest('GET', (s.value as { url: string }).url);
+    expect(r.status).toBe(404);
+  });
+
+  it('verify: pending while the hash is missing, mismatch on other bytes', async () => {
+    const d = makeDest();
+    const bytes = crypto.randomBytes(400_000);
+    const it = item('verify.bin', bytes.length);
+    const { req, hashes } = await send(d, it, bytes);
+    const [res] = await d.commit([req]);
+    const destId = (res as { destId: string }).destId;
+    const wrong = { ...hashes, quickXor: quickXorBase64(Buffer.from('other')) };
+    const [m] = await d.verify([{ destId, item: it, facts, hashes: wrong, size: bytes.length }]);
+    expect(m!.outcome).toBe('mismatch');
+    const [gone] = await d.verify([{ destId: 'ME!nothere', item: it, facts, hashes, size: bytes.length }]);
+    expect(gone!.outcome).toBe('mismatch');
+  });
+
+  it('maps names OneDrive refuses, reversibly, and the service accepts them', async () => {
+    const names = ['a:b*c?.jpg', 'CON.jpg', ' lead.jpg', 'trail. ', '~$tmp.jpg', 'x_vti_y.jpg', 'desktop.ini', 'pipe|<>"\\.png', '已有：全角.jpg', '（１）.jpg', 'tab\there.jpg'];
+    const d = makeDest();
+    for (const n of names) {
+      const enc = encodeName(n);
+      expect(decodeName(enc)).toBe(n);
+      const bytes = crypto.randomBytes(1000);
+      const { req } = await send(d, item(n, bytes.length, 'Names'), bytes);
+      const [res] = await d.commit([req]);
+      expect(res!.outcome, n).toBe('created');
+      expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Names', enc)).equals(bytes)).toBe(true);
+    }
+    expect(encodeName('（１）.jpg')).toBe('（１）.jpg'); // CJK full-width brackets stay as they are
+  });
+
+  it('layout date puts items under YYYY/MM; no capture time goes to Undated', async () => {
+    const d = makeDest({ layout: 'date' });
+    expect(await d.prepareContainer(item('x.jpg', 1), facts)).toBe('/Pictures/Xiaomi/2021/12');
+    expect(await d.prepareContainer(item('x.jpg', 1), { ...facts, captureTime: null })).toBe('/Pictures/Xiaomi/Undated');
+    expect(fs.statSync(path.join(data, 'me', 'Pictures', 'Xiaomi', '2021', '12')).isDirectory()).toBe(true);
+  });
+
+  it('reports quota.remaining for plan, and a full drive stops the run (507)', async () => {
+    const small = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-full-'), '--accept-token', TOKEN, '--quota-bytes', '1000000', ...tlsArgs()]);
+    try {
+      const d = new OneDriveDestination(
+        { baseUrl: small.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+        { kind: 'static', get: async () => TOKEN },
+        { store: memStore(), log: quietLog, account: 'x' },
+      );
+      dests.push(d);
+      expect((await d.capacity()).remainingBytes).toBe(1_000_000);
+      const bytes = crypto.randomBytes(1_200_000);
+      const it = item('big.bin', bytes.length);
+      const container = await d.prepareContainer(it, facts);
+      const staged: Staged = await d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal });
+      await expect(d.commit([{ staged, input: { item: it, facts, container, name: it.name, size: bytes.length, session: slot() }, hashes: hashBuffer(bytes) }])).rejects.toSatisfy(
+        (e: unknown) => e instanceof StopRunError && e.kind === 'destination-full',
+      );
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('the emulator is strict about upload URLs: no token, 320 KiB multiples, in order, 416 on overlap', async () => {
+    const d = makeDest();
+    const s = await d.http.createUploadSession('/me/drive/root:/Strict/x.bin:/createUploadSession', { item: { '@microsoft.graph.conflictBehavior': 'fail' } });
+    const u = new URL(s.url);
+    expect(u.hostname).toBe('127.0.0.1');
+    const put = (range: string, buf: Buffer, extra: Record<string, string> = {}) =>
+      fetch(s.url, { method: 'PUT', body: buf, headers: { 'Content-Range': range, ...extra } });
+    expect((await put('bytes 0-327679/700000', Buffer.alloc(327_680), { Authorization: `Bearer ${TOKEN}` })).status).toBe(401);
+    expect((await put('bytes 0-99999/700000', Buffer.alloc(100_000))).status).toBe(400);
+    expect((await put('bytes 0-327679/700000', Buffer.alloc(327_680))).status).toBe(202);
+    expect((await put('bytes 0-327679/700000', Buffer.alloc(327_680))).status).toBe(416);
+    expect((await put('bytes 655360-699999/700000', Buffer.alloc(44_640))).status).toBe(400);
+    expect((await put('bytes 327680-655359/700001', Buffer.alloc(327_680))).status).toBe(400);
+    const st = (await (await fetch(s.url)).json()) as { nextExpectedRanges: string[] };
+    expect(st.nextExpectedRanges[0]).toBe('327680-699999');
+    // The API host refuses requests without a token.
+    expect((await fetch(`${emu.env.GRAPH_BASE_URL}/me/drive`)).status).toBe(401);
+  });
+});
