@@ -1,0 +1,341 @@
+// The Library API client: authentication (google-auth-library's OAuth2Client, with refresh), one
+// pacer shared by every Google request of the process, the per-project request count, and the
+// reading of Google's answers into the engine's error kinds:
+//   daily-quota 429            -> StopRunError('quota')           (exit 4)
+//   storage full               -> StopRunError('destination-full') (exit 5)
+//   refresh refused / 401      -> StopRunError('credentials')
+//   other 429 (per minute...)  -> every Google request pauses >= 30 s, then retries
+//   5xx, network               -> exponential back-off, then RetryableError
+// JSON calls go through OAuth2Client.request; upload bodies stream through fetch with the same
+// client's Authorization header, so a large video never sits in memory.
+
+import type { OAuth2Client } from 'google-auth-library';
+import { RetryableError, StopRunError, type Logger } from '../types.ts';
+import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
+import { Pacer } from '../../src/lib/pacer.ts';
+import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
+import { readCredentials } from '../../src/lib/credentials.ts';
+import { QuotaCounter } from './quota.ts';
+import { DEFAULT_AUTH_URL, DEFAULT_BASE_URL, DEFAULT_TOKEN_URL } from './protocol.ts';
+
+export const PROVIDER = 'google-photos';
+
+export interface StoredCredentials {
+  client_id: string;
+  refresh_token: string;
+  scope?: string;
+  obtained_at?: string;
+}
+
+export interface GoogleConfig {
+  baseUrl: string;
+  authUrl: string;
+  tokenUrl: string;
+  clientId: string | null;
+  clientSecret: string | null;
+  accessToken: string | null;
+}
+
+export function googleConfig(env: NodeJS.ProcessEnv): GoogleConfig {
+  const accessToken = env.GOOGLE_ACCESS_TOKEN || null;
+  registerSecret(accessToken);
+  registerSecret(env.GOOGLE_CLIENT_SECRET);
+  return {
+    baseUrl: (env.GOOGLE_PHOTOS_BASE_URL || DEFAULT_BASE_URL).replace(/\/+$/, ''),
+    authUrl: env.GOOGLE_OAUTH_AUTH_URL || DEFAULT_AUTH_URL,
+    tokenUrl: env.GOOGLE_OAUTH_TOKEN_URL || DEFAULT_TOKEN_URL,
+    clientId: env.GOOGLE_CLIENT_ID || null,
+    clientSecret: env.GOOGLE_CLIENT_SECRET || null,
+    accessToken,
+  };
+}
+
+export async function newOAuthClient(cfg: GoogleConfig, redirectUri?: string): Promise<OAuth2Client> {
+  const { google } = await import('googleapis');
+  return new google.auth.OAuth2({
+    clientId: cfg.clientId ?? undefined,
+    clientSecret: cfg.clientSecret ?? undefined,
+    redirectUri,
+    endpoints: { oauth2AuthBaseUrl: cfg.authUrl, oauth2TokenUrl: cfg.tokenUrl },
+  }) as unknown as OAuth2Client;
+}
+
+export interface Resp {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+export interface GoogleErrorBody {
+  code?: number;
+  message?: string;
+  status?: string;
+  details?: Array<{ metadata?: Record<string, string> }>;
+}
+
+export function googleError(r: Resp): GoogleErrorBody {
+  try {
+    const body = JSON.parse(r.text) as { error?: GoogleErrorBody | string; error_description?: string };
+    if (body && typeof body.error === 'object') return body.error;
+    if (typeof body.error === 'string') return { message: `${body.error}${body.error_description ? `: ${body.error_description}` : ''}` };
+  } catch {
+    // not JSON
+  }
+  return { code: r.status, message: r.text.slice(0, 300) || `HTTP ${r.status}` };
+}
+
+const isDaily = (e: GoogleErrorBody) =>
+  /per day/i.test(e.message ?? '') || (e.details ?? []).some((d) => /PerDay/i.test(d.metadata?.quota_limit ?? ''));
+export const isStorageFull = (e: GoogleErrorBody) => /remaining storage|storage quota|not enough storage/i.test(e.message ?? '');
+
+/** An answer whose outcome is unknown (5xx or a cut connection on a call that must not be repeated blindly). */
+export class AmbiguousError extends RetryableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AmbiguousError';
+  }
+}
+
+export interface CallOptions {
+  /** Counts against the per-minute write limit (uploads, batchCreate, album creation). */
+  write?: boolean;
+  /** Attempts for 5xx and network errors (1: the body cannot be sent twice). */
+  attempts?: number;
+  /** When false, a 5xx or cut connection throws AmbiguousError instead of repeating the call. */
+  repeatable?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Pacers are per OAuth client and process: every request to Google waits on the same one. */
+const pacers = new Map<string, { all: Pacer; writes: Pacer }>();
+
+export class GoogleApi {
+  readonly pacer: Pacer;
+  readonly writePacer: Pacer;
+  private refreshing: Promise<void> | null = null;
+
+  private constructor(
+    readonly cfg: GoogleConfig,
+    private readonly oauth: OAuth2Client,
+    private readonly refreshable: boolean,
+    readonly quota: QuotaCounter,
+    readonly clientKey: string,
+    private readonly log: Logger,
+    writesPerMinute: number,
+  ) {
+    let p = pacers.get(clientKey);
+    if (!p) {
+      p = { all: new Pacer(), writes: new Pacer(writesPerMinute > 0 ? { maxRequests: writesPerMinute, windowMs: 60_000 } : {}) };
+      pacers.set(clientKey, p);
+    }
+    this.pacer = p.all;
+    this.writePacer = p.writes;
+  }
+
+  static async create(opts: { env: NodeJS.ProcessEnv; home: string; account: string; log: Logger; writesPerMinute?: number }): Promise<GoogleApi> {
+    const cfg = googleConfig(opts.env);
+    let refreshable = false;
+    let clientId = cfg.clientId;
+    const oauth = await newOAuthClient(cfg);
+    if (cfg.accessToken) {
+      oauth.setCredentials({ access_token: cfg.accessToken });
+    } else {
+      const stored = readCredentials<StoredCredentials>(opts.home, PROVIDER, opts.account);
+      if (!stored?.refresh_token) {
+        throw new StopRunError('credentials', `no Google Photos sign-in for account "${opts.account}": run \`gallery-bridge auth google-photos\` (or set GOOGLE_ACCESS_TOKEN)`);
+      }
+      if (!cfg.clientId || !cfg.clientSecret) {
+        throw new StopRunError('config', 'GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set to refresh the Google Photos sign-in');
+      }
+      if (stored.client_id && stored.client_id !== cfg.clientId) {
+        throw new StopRunError('config', `the Google Photos sign-in of account "${opts.account}" belongs to another OAuth client than GOOGLE_CLIENT_ID: run \`gallery-bridge auth google-photos\` again`);
+      }
+      oauth.setCredentials({ refresh_token: stored.refresh_token });
+      oauth.on('tokens', (t) => registerSecret(t.access_token ?? null));
+      refreshable = true;
+      clientId = stored.client_id || cfg.clientId;
+    }
+    const host = new URL(cfg.baseUrl).host;
+    const clientKey = `${clientId ?? 'access-token'}@${host}`;
+    const quota = new QuotaCounter(opts.home, clientKey);
+    return new GoogleApi(cfg, oauth, refreshable, quota, clientKey, opts.log, opts.writesPerMinute ?? 0);
+  }
+
+  url(p: string): string {
+    return `${this.cfg.baseUrl}${p}`;
+  }
+
+  private credentialsError(err: unknown): StopRunError {
+    const hint = this.refreshable
+      ? ' Run `gallery-bridge auth google-photos` again. Refresh tokens of an OAuth client left in "Testing" status expire after 7 days.'
+      : ' GOOGLE_ACCESS_TOKEN is used as given and cannot be refreshed.';
+    return new StopRunError('credentials', `Google refused the credentials: ${reason(err)}.${hint}`);
+  }
+
+  /** The Authorization header, refreshing the access token when it is about to expire. */
+  async authHeader(): Promise<string> {
+    try {
+      const h = await this.oauth.getRequestHeaders();
+      const v = h.get('authorization');
+      if (!v) throw new Error('no access token');
+      return v;
+    } catch (err) {
+      throw this.mapAuthError(err);
+    }
+  }
+
+  private mapAuthError(err: unknown): Error {
+    const data = (err as { response?: { data?: { error?: string } } }).response?.data;
+    if (data?.error === 'invalid_grant' || data?.error === 'invalid_client' || data?.error === 'unauthorized_client') return this.credentialsError(`${data.error}`);
+    if (err instanceof StopRunError) return err;
+    return new RetryableError(`could not get a Google access token: ${reason(err)}`);
+  }
+
+  private async forceRefresh(): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = (async () => {
+        try {
+          const creds = this.oauth.credentials;
+          this.oauth.setCredentials({ refresh_token: creds.refresh_token });
+          await this.oauth.getRequestHeaders();
+        } catch (err) {
+          throw this.mapAuthError(err);
+        } finally {
+          this.refreshing = null;
+        }
+      })();
+    }
+    return this.refreshing;
+  }
+
+  /** A JSON call through OAuth2Client.request; the whole answer is read (a cut answer is an error). */
+  json(method: 'GET' | 'POST', p: string, data?: unknown, signal?: AbortSignal): () => Promise<Resp> {
+    return async () => {
+      try {
+        const r = await this.oauth.request<string>({
+          url: this.url(p),
+          method,
+          data: data === undefined ? undefined : JSON.stringify(data),
+          headers: data === undefined ? {} : { 'Content-Type': 'application/json' },
+          responseType: 'text',
+          validateStatus: () => true,
+          retry: false,
+          timeout: 120_000,
+          signal,
+        });
+        return { status: r.status, headers: r.headers as unknown as Headers, text: typeof r.data === 'string' ? r.data : JSON.stringify(r.data ?? '') };
+      } catch (err) {
+        const mapped = this.mapAuthError(err);
+        if (mapped instanceof StopRunError) throw mapped;
+        throw err;
+      }
+    };
+  }
+
+  /** A request with a streamed or buffered body through fetch, authorized by the same OAuth client. */
+  fetch(url: string, init: { method: string; headers: Record<string, string>; body?: Buffer | AsyncIterable<Uint8Array>; signal?: AbortSignal; auth?: boolean }): () => Promise<Resp> {
+    return async () => {
+      const headers: Record<string, string> = { ...init.headers };
+      if (init.auth !== false) headers.Authorization = await this.authHeader();
+      const streamed = init.body && !(init.body instanceof Buffer);
+      const r = await fetch(url, {
+        method: init.method,
+        headers,
+        body: init.body as BodyInit | undefined,
+        signal: init.signal ?? AbortSignal.timeout(30 * 60_000),
+        ...(streamed ? { duplex: 'half' } : {}),
+      } as RequestInit);
+      const text = await r.text();
+      return { status: r.status, headers: r.headers, text };
+    };
+  }
+
+  /**
+   * Sends one API call with the shared pacing, counting and error handling. Answers other than
+   * 2xx that are not handled here (4xx) are returned for the caller to read.
+   */
+  async call(what: string, send: () => Promise<Resp>, opts: CallOptions = {}): Promise<Resp> {
+    const attempts = opts.attempts ?? 5;
+    let refreshed = false;
+    let throttled = 0;
+    for (let attempt = 1; ; attempt++) {
+      await this.pacer.wait(opts.signal);
+      if (opts.write) await this.writePacer.wait(opts.signal);
+      this.quota.count();
+      let r: Resp;
+      try {
+        r = await send();
+      } catch (err) {
+        if (opts.signal?.aborted) throw opts.signal.reason ?? err;
+        if (err instanceof StopRunError) throw err;
+        const msg = `${what}: ${reason(err)}`;
+        if (opts.repeatable === false) throw new AmbiguousError(msg);
+        if (attempt >= attempts) throw new RetryableError(msg);
+        await sleep(backoffDelay(attempt), opts.signal);
+        continue;
+      }
+      if (r.status >= 200 && r.status < 300) return r;
+      const e = googleError(r);
+      const msg = `${what}: HTTP ${r.status} ${e.status ?? ''} ${redact(e.message ?? '')}`.replace(/\s+/g, ' ').trim();
+      if (r.status === 401) {
+        if (this.refreshable && !refreshed && attempts > 1) {
+          refreshed = true;
+          await this.forceRefresh();
+          attempt--;
+          continue;
+        }
+        throw this.credentialsError(e.message ?? 'HTTP 401');
+      }
+      if (r.status === 403 && /scope/i.test(e.message ?? '')) {
+        throw new StopRunError('credentials', `${msg}. Sign in again with \`gallery-bridge auth google-photos\` to grant the appendonly and readonly.appcreateddata scopes.`);
+      }
+      if (r.status === 429) {
+        if (isDaily(e)) {
+          this.quota.markExhausted();
+          const used = this.quota.today();
+          throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after midnight Pacific time; the migration resumes where it stopped`);
+        }
+        // Per-minute and concurrency limits: every Google request waits at least 30 s.
+        throttled++;
+        const retryAfter = parseRetryAfter(r.headers.get('retry-after'));
+        const wait = backoffDelay(throttled, Math.max(30_000, retryAfter ?? 0), { baseMs: 30_000, maxMs: 300_000 });
+        this.pacer.pauseFor(wait);
+        this.log.debug(`${msg}: pausing Google requests for ${Math.round(wait)} ms`);
+        if (throttled >= 8) throw new RetryableError(msg, wait);
+        attempt--;
+        continue;
+      }
+      if (isStorageFull(e)) throw new StopRunError('destination-full', `Google storage is full: ${redact(e.message ?? '')}`);
+      if (r.status >= 500 || r.status === 408) {
+        if (opts.repeatable === false) throw new AmbiguousError(msg);
+        if (attempt >= attempts) throw new RetryableError(msg);
+        await sleep(backoffDelay(attempt, parseRetryAfter(r.headers.get('retry-after'))), opts.signal);
+        continue;
+      }
+      return r;
+    }
+  }
+
+  /** GETs a baseUrl download (media bytes: counted apart, no Authorization needed). */
+  async download(url: string, signal?: AbortSignal): Promise<Buffer> {
+    for (let attempt = 1; ; attempt++) {
+      this.quota.countMedia();
+      try {
+        const r = await fetch(url, { signal: signal ?? AbortSignal.timeout(10 * 60_000) });
+        if (r.status === 200) return Buffer.from(await r.arrayBuffer());
+        const text = await r.text().catch(() => '');
+        if (r.status === 429 || r.status >= 500) throw new RetryableError(`download: HTTP ${r.status}`, parseRetryAfter(r.headers.get('retry-after')));
+        throw new Error(`download: HTTP ${r.status} ${redact(text.slice(0, 200))}`);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (!(err instanceof RetryableError) && (err as Error).message?.startsWith('download: HTTP')) throw err;
+        if (attempt >= 4) throw new RetryableError(`download of a baseUrl failed: ${reason(err)}`);
+        await sleep(backoffDelay(attempt, err instanceof RetryableError ? err.retryAfterMs : undefined), signal);
+      }
+    }
+  }
+
+  close(): void {
+    this.quota.close();
+  }
+}

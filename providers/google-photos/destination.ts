@@ -1,0 +1,473 @@
+// The Google Photos destination: refuse what Google will not take, albums created once, uploads
+// (raw or resumable), batchCreate of up to 50 tokens per call, and graded verification through
+// batchGet and `baseUrl=d` downloads.
+
+import crypto from 'node:crypto';
+import {
+  RejectedError,
+  RetryableError,
+  StopRunError,
+  type CapacityInfo,
+  type CommitRequest,
+  type CommitResult,
+  type Destination,
+  type ProviderContext,
+  type Staged,
+  type UploadInput,
+  type VerifyRequest,
+  type VerifyResult,
+} from '../types.ts';
+import { backoffDelay } from '../../src/lib/backoff.ts';
+import { reason } from '../../src/lib/redact.ts';
+import { AmbiguousError, GoogleApi, googleError } from './client.ts';
+import { BodyReader, rawUpload, resumableUpload, type UploadResult } from './upload.ts';
+import { captureTime, decodableHere, dimensions, fingerprint, normalizeMime, pixelDigest, type Fingerprint } from './evidence.ts';
+import * as P from './protocol.ts';
+
+export interface GoogleHandle {
+  uploadToken: string;
+  createdAt: number;
+  protocol: 'raw' | 'resumable';
+  size: number;
+  sha1: string;
+}
+
+interface UploadRecord {
+  acknowledged: number;
+  size: number;
+  protocol: 'raw' | 'resumable';
+  fp: Fingerprint | null;
+}
+
+interface AlbumPart {
+  id: string;
+  title: string;
+  count: number;
+  full?: boolean;
+}
+
+interface MediaItemJson {
+  id: string;
+  baseUrl?: string;
+  mimeType?: string;
+  filename?: string;
+  mediaMetadata?: { creationTime?: string; width?: string; height?: string; video?: { status?: string } };
+}
+
+/** Formats Google Photos does not take although they are media: refused before any byte moves. */
+const UNSUPPORTED = new Set(['image/svg+xml', 'image/jxl', 'image/vnd.adobe.photoshop', 'image/x-photoshop', 'video/webm', 'image/x-xcf', 'application/pdf']);
+const GENERIC_MIME = new Set(['', 'application/octet-stream', 'binary/octet-stream']);
+const TOKEN_COMMIT_WINDOW_MS = 23 * 3600 * 1000;
+const MB = 1024 * 1024;
+
+const numOpt = (v: unknown, dflt: number): number => {
+  const n = Number(v);
+  return v !== undefined && v !== null && v !== '' && Number.isFinite(n) && n >= 0 ? n : dflt;
+};
+
+export class GooglePhotosDestination implements Destination {
+  readonly kind = 'google-photos';
+  readonly identity: string;
+  readonly commitBatchSize = P.MAX_BATCH_CREATE;
+  readonly verifyBatchSize = P.MAX_BATCH_GET;
+  private readonly rawThreshold: number;
+  private readonly perDay: number;
+  private readonly albumLimit: number;
+  private readonly videoStuckMs: number;
+  private albumsListed: Map<string, string[]> | null = null;
+  private readonly albumFlights = new Map<string, Promise<string>>();
+  private readonly reserved = new Map<string, number>();
+  private readonly pendingPolls = new Map<string, number>();
+
+  constructor(private readonly api: GoogleApi, private readonly ctx: ProviderContext) {
+    const o = ctx.options;
+    const env = ctx.env;
+    this.rawThreshold = numOpt(o.googleRawThreshold ?? env.GOOGLE_PHOTOS_RAW_THRESHOLD, 32 * MB);
+    this.perDay = numOpt(o.googleDailyQuota ?? env.GOOGLE_PHOTOS_DAILY_QUOTA, P.DEFAULT_DAILY_QUOTA);
+    this.albumLimit = Math.max(1, numOpt(env.GOOGLE_PHOTOS_ALBUM_LIMIT, P.MAX_ALBUM_ITEMS));
+    this.videoStuckMs = numOpt(env.GOOGLE_PHOTOS_VIDEO_STUCK_HOURS, 24) * 3600 * 1000;
+    const host = new URL(api.cfg.baseUrl).host;
+    this.identity = host === new URL(P.DEFAULT_BASE_URL).host ? `google-photos:${ctx.account}` : `google-photos:${ctx.account}@${host}`;
+  }
+
+  refuse(item: UploadInput['item'], facts: UploadInput['facts']): string | null {
+    const size = item.size;
+    const mime = normalizeMime(facts.mimeType);
+    if (facts.kind === 'video' && size != null && size > P.MAX_VIDEO_BYTES) return `Google Photos takes videos up to 20 GB; this one has ${(size / 1024 ** 3).toFixed(1)} GB`;
+    if (facts.kind !== 'video' && size != null && size > P.MAX_PHOTO_BYTES) return `Google Photos takes photos up to 200 MB; this one has ${Math.round(size / MB)} MB`;
+    if (UNSUPPORTED.has(mime) || mime.startsWith('audio/')) return `Google Photos does not take ${mime} files`;
+    // Anything else goes to Google, which decides by content (it takes RAW formats no sniffer here knows).
+    return null;
+  }
+
+  // ---- albums ----
+
+  private albumKey(name: string): string {
+    return `album:${name}`;
+  }
+
+  /** The app-created albums by title, read once per process before any album is created. */
+  private async listAlbums(force = false): Promise<Map<string, string[]>> {
+    if (this.albumsListed && !force) return this.albumsListed;
+    const byTitle = new Map<string, string[]>();
+    let pageToken: string | undefined;
+    do {
+      const q = new URLSearchParams({ pageSize: '50', excludeNonAppCreatedData: 'true', ...(pageToken ? { pageToken } : {}) });
+      const r = await this.api.call('albums.list', this.api.json('GET', `${P.PATH_ALBUMS}?${q}`));
+      if (r.status !== 200) throw new RetryableError(`albums.list: HTTP ${r.status} ${googleError(r).message ?? ''}`);
+      const body = JSON.parse(r.text || '{}') as { albums?: Array<{ id: string; title?: string }>; nextPageToken?: string };
+      for (const a of body.albums ?? []) byTitle.set(a.title ?? '', [...(byTitle.get(a.title ?? '') ?? []), a.id]);
+      pageToken = body.nextPageToken;
+    } while (pageToken);
+    this.albumsListed = byTitle;
+    return byTitle;
+  }
+
+  /** Creates an album at most once: an unclear answer is followed by a look at the album list, never by a blind repeat. */
+  private async createAlbum(title: string): Promise<string> {
+    const known = (await this.listAlbums()).get(title);
+    if (known?.length) return known[0]!;
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        const r = await this.api.call('albums.create', this.api.json('POST', P.PATH_ALBUMS, { album: { title } }), { write: true, repeatable: false });
+        if (r.status !== 200) throw new RetryableError(`albums.create: HTTP ${r.status} ${googleError(r).message ?? ''}`);
+        const id = (JSON.parse(r.text) as { id?: string }).id;
+        if (!id) throw new RetryableError('albums.create: no album id in the answer');
+        this.albumsListed?.set(title, [id]);
+        return id;
+      } catch (err) {
+        if (!(err instanceof AmbiguousError)) throw err;
+        const found = (await this.listAlbums(true)).get(title);
+        if (found?.length) return found[0]!;
+      }
+    }
+    throw new RetryableError(`could not create the album "${title}"`);
+  }
+
+  async prepareContainer(item: UploadInput['item']): Promise<string> {
+    const name = item.albumName?.trim();
+    if (!name) return '';
+    const running = this.albumFlights.get(name);
+    if (running) await running.catch(() => undefined);
+    const flight = this.pickAlbum(name);
+    this.albumFlights.set(name, flight);
+    try {
+      return await flight;
+    } finally {
+      if (this.albumFlights.get(name) === flight) this.albumFlights.delete(name);
+    }
+  }
+
+  private async pickAlbum(name: string): Promise<string> {
+    const key = this.albumKey(name);
+    const parts = this.ctx.store.get<AlbumPart[]>(key) ?? [];
+    let current = parts[parts.length - 1];
+    if (current && !current.full && current.count + (this.reserved.get(current.id) ?? 0) < this.albumLimit) {
+      this.reserved.set(current.id, (this.reserved.get(current.id) ?? 0) + 1);
+      return current.id;
+    }
+    const title = parts.length === 0 ? name : `${name} (${parts.length + 1})`;
+    const id = await this.createAlbum(title);
+    current = { id, title, count: 0 };
+    this.ctx.store.set(`albumid:${id}`, name);
+    this.ctx.store.set(key, [...parts, current]);
+    this.ctx.log.info(`Google Photos album "${title}" ready`);
+    this.reserved.set(id, 1);
+    return id;
+  }
+
+  private updatePart(albumId: string, change: (p: AlbumPart) => void): void {
+    const name = this.ctx.store.get<string>(`albumid:${albumId}`);
+    if (name === undefined) return;
+    const key = this.albumKey(name);
+    const parts = this.ctx.store.get<AlbumPart[]>(key) ?? [];
+    const part = parts.find((p) => p.id === albumId);
+    if (!part) return;
+    change(part);
+    this.ctx.store.set(key, parts);
+  }
+
+  private albumCommitted(albumId: string, created: number, attempted: number): void {
+    this.reserved.set(albumId, Math.max(0, (this.reserved.get(albumId) ?? 0) - attempted));
+    if (created) this.updatePart(albumId, (p) => (p.count += created));
+  }
+
+  private markAlbumFull(albumId: string): void {
+    this.updatePart(albumId, (p) => (p.full = true));
+  }
+
+  // ---- upload ----
+
+  async upload(input: UploadInput): Promise<Staged> {
+    const reader = new BodyReader(input.body, input.size);
+    const mime = normalizeMime(input.facts.mimeType) || 'application/octet-stream';
+    const isImage = input.facts.kind !== 'video';
+    const chunks: Buffer[] = [];
+    const collect = isImage && input.size > this.rawThreshold && input.size <= 100 * MB;
+    if (collect) reader.tap = (b) => chunks.push(b);
+    let result: UploadResult;
+    let fp: Promise<Fingerprint | null> = Promise.resolve(null);
+    if (isImage && input.size <= this.rawThreshold) {
+      // The body is read whole by rawUpload; fingerprint it while the request runs.
+      const tapped: Buffer[] = [];
+      reader.tap = (b) => tapped.push(b);
+      const sending = rawUpload(this.api, reader, input.size, mime, input.signal);
+      const bytesReady = sending.then(() => Buffer.concat(tapped)).catch(() => null);
+      fp = bytesReady.then((b) => (b && b.length > 0 ? fingerprint(b, mime) : null));
+      result = await sending;
+    } else {
+      result = await resumableUpload(this.api, reader, { size: input.size, mimeType: mime, name: input.name, session: input.session, signal: input.signal });
+      if (collect) fp = fingerprint(Buffer.concat(chunks), mime);
+    }
+    const record: UploadRecord = { acknowledged: result.acknowledged, size: input.size, protocol: result.protocol, fp: await fp.catch(() => null) };
+    this.ctx.store.set(`up:${result.sha256}`, record);
+    const handle: GoogleHandle = { uploadToken: result.uploadToken, createdAt: Date.now(), protocol: result.protocol, size: input.size, sha1: result.sha1 };
+    return { handle, bytesSent: result.bytesSent };
+  }
+
+  canCommitLater(handle: unknown): boolean {
+    const h = handle as Partial<GoogleHandle> | null;
+    return !!h && typeof h.uploadToken === 'string' && typeof h.createdAt === 'number' && Date.now() - h.createdAt < TOKEN_COMMIT_WINDOW_MS;
+  }
+
+  async abort(): Promise<void> {
+    // An upload token that is never committed expires at Google after a day; nothing to undo.
+  }
+
+  // ---- commit ----
+
+  async commit(requests: CommitRequest[]): Promise<CommitResult[]> {
+    const results: CommitResult[] = new Array(requests.length);
+    // One batchCreate per album (the engine already groups; this keeps it true for any caller).
+    const groups = new Map<string, number[]>();
+    requests.forEach((r, i) => groups.set(r.input.container, [...(groups.get(r.input.container) ?? []), i]));
+    for (const [container, idx] of groups) {
+      for (let s = 0; s < idx.length; s += P.MAX_BATCH_CREATE) {
+        const part = idx.slice(s, s + P.MAX_BATCH_CREATE);
+        const out = await this.commitBatch(container, part.map((i) => requests[i]!));
+        part.forEach((i, k) => (results[i] = out[k]!));
+      }
+    }
+    return results;
+  }
+
+  private async commitBatch(albumId: string, reqs: CommitRequest[]): Promise<CommitResult[]> {
+    const tokens = reqs.map((r) => (r.staged.handle as GoogleHandle).uploadToken);
+    const body = {
+      ...(albumId ? { albumId } : {}),
+      newMediaItems: reqs.map((r, i) => {
+        const description = (r.input.item.description ?? '').trim().slice(0, P.MAX_DESCRIPTION - 1);
+        return { ...(description ? { description } : {}), simpleMediaItem: { uploadToken: tokens[i], fileName: fileNameFor(r.input.name) } };
+      }),
+    };
+    let r;
+    try {
+      r = await this.api.call('mediaItems.batchCreate', this.api.json('POST', P.PATH_BATCH_CREATE, body), { write: true });
+    } catch (err) {
+      if (err instanceof StopRunError) throw err;
+      const e = err instanceof RetryableError ? err : new RetryableError(reason(err));
+      return reqs.map(() => ({ outcome: 'error', error: e }));
+    }
+    if (r.status !== 200) {
+      const e = googleError(r);
+      const msg = `mediaItems.batchCreate: Google answered HTTP ${r.status}: ${e.message ?? ''}`;
+      if (albumId && /album/i.test(e.message ?? '')) this.markAlbumFull(albumId);
+      const err = r.status === 400 && !/album/i.test(e.message ?? '') ? new RejectedError(msg) : new RetryableError(msg);
+      return reqs.map(() => ({ outcome: 'error', error: err }));
+    }
+    const parsed = JSON.parse(r.text || '{}') as {
+      newMediaItemResults?: Array<{ uploadToken?: string; status?: { code?: number; message?: string }; mediaItem?: MediaItemJson }>;
+    };
+    const list = parsed.newMediaItemResults ?? [];
+    if (list.length !== reqs.length) {
+      const err = new RetryableError(`mediaItems.batchCreate answered ${list.length} results for ${reqs.length} items`);
+      return reqs.map(() => ({ outcome: 'error', error: err }));
+    }
+    let created = 0;
+    const out = reqs.map((_, i): CommitResult => {
+      const res = list.find((x) => x.uploadToken === tokens[i]) ?? list[i]!;
+      const code = res.status?.code ?? 0;
+      const message = res.status?.message ?? '';
+      if (res.mediaItem?.id && (code === 0 || code === 6)) {
+        created++;
+        return { outcome: 'created', destId: res.mediaItem.id };
+      }
+      const text = `Google Photos refused the item: ${message || 'no reason given'} (code ${code})`;
+      if (/upload token/i.test(message)) return { outcome: 'error', error: new RetryableError(`${text}; it is uploaded again`) };
+      if ([4, 8, 10, 13, 14].includes(code)) return { outcome: 'error', error: new RetryableError(text) };
+      return { outcome: 'error', error: new RejectedError(text) };
+    });
+    if (albumId) this.albumCommitted(albumId, created, reqs.length);
+    return out;
+  }
+
+  // ---- verify ----
+
+  async verify(requests: VerifyRequest[]): Promise<VerifyResult[]> {
+    const ids = [...new Set(requests.map((r) => r.destId))];
+    const items = new Map<string, MediaItemJson | { error: string }>();
+    for (let s = 0; s < ids.length; s += P.MAX_BATCH_GET) {
+      const chunk = ids.slice(s, s + P.MAX_BATCH_GET);
+      const q = chunk.map((id) => `mediaItemIds=${encodeURIComponent(id)}`).join('&');
+      let r;
+      try {
+        r = await this.api.call('mediaItems.batchGet', this.api.json('GET', `${P.PATH_BATCH_GET}?${q}`));
+      } catch (err) {
+        if (err instanceof StopRunError) throw err;
+        return requests.map(() => ({ outcome: 'error', error: err instanceof Error ? err : new RetryableError(reason(err)) }));
+      }
+      if (r.status !== 200) {
+        const err = new RetryableError(`mediaItems.batchGet: HTTP ${r.status} ${googleError(r).message ?? ''}`);
+        return requests.map(() => ({ outcome: 'error', error: err }));
+      }
+      const list = (JSON.parse(r.text || '{}') as { mediaItemResults?: Array<{ mediaItem?: MediaItemJson; status?: { code?: number; message?: string } }> }).mediaItemResults ?? [];
+      chunk.forEach((id, i) => {
+        const res = list.find((x) => x.mediaItem?.id === id) ?? list[i];
+        items.set(id, res?.mediaItem ?? { error: res?.status?.message ?? 'not in the answer' });
+      });
+    }
+    // Downloads and decoding run a few at a time.
+    const results: VerifyResult[] = new Array(requests.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < requests.length; i = next++) {
+        const req = requests[i]!;
+        try {
+          results[i] = await this.verifyOne(req, items.get(req.destId)!);
+        } catch (err) {
+          if (err instanceof StopRunError) throw err;
+          results[i] = { outcome: 'error', error: err instanceof Error ? err : new RetryableError(reason(err)) };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(4, requests.length) }, worker));
+    return results;
+  }
+
+  private async verifyOne(req: VerifyRequest, m: MediaItemJson | { error: string }): Promise<VerifyResult> {
+    if ('error' in m) return { outcome: 'mismatch', reason: `Google Photos has no media item ${req.destId} for this app: ${m.error}` };
+    const wantMime = normalizeMime(req.facts.mimeType);
+    const gotMime = normalizeMime(m.mimeType);
+    if (!GENERIC_MIME.has(wantMime) && gotMime !== wantMime) return { outcome: 'mismatch', reason: `Google Photos reports ${m.mimeType}, the source is ${req.facts.mimeType}` };
+    const md = m.mediaMetadata ?? {};
+    const record = this.ctx.store.get<UploadRecord>(`up:${req.hashes.sha256}`) ?? null;
+    if (req.facts.kind === 'video') return this.verifyVideo(req, m, record);
+    const dimsOk = (w: number | null | undefined, h: number | null | undefined) => {
+      const W = req.facts.width ?? record?.fp?.width ?? null;
+      const H = req.facts.height ?? record?.fp?.height ?? null;
+      if (!W || !H || !w || !h) return true;
+      return (W === w && H === h) || (W === h && H === w);
+    };
+    if (!dimsOk(Number(md.width) || null, Number(md.height) || null)) {
+      return { outcome: 'mismatch', reason: `Google Photos reports ${md.width}x${md.height}, the source is ${req.facts.width}x${req.facts.height}` };
+    }
+    if (!m.baseUrl) return { outcome: 'pending', retryAfterMs: backoffDelay(1, undefined, { baseMs: 5000 }), reason: 'no baseUrl yet' };
+
+    const judge = async (bytes: Buffer): Promise<VerifyResult> => {
+      const sha1 = crypto.createHash('sha1').update(bytes).digest('hex');
+      if (sha1 === req.hashes.sha1 && bytes.length === req.size) {
+        return { outcome: 'verified', evidence: { level: 'bytes', detail: `the download (=d) equals the source: ${bytes.length} bytes, SHA-1 ${sha1}` } };
+      }
+      const time = await captureTime(bytes);
+      const srcTime = record?.fp ? record.fp.time : null;
+      const timeOk = record?.fp ? time === srcTime : true;
+      if (record?.fp?.pixels) {
+        let digest: string;
+        try {
+          digest = (await pixelDigest(bytes)).digest;
+        } catch (err) {
+          return { outcome: 'mismatch', reason: `the download (=d) does not decode although the source did: ${reason(err)}` };
+        }
+        if (digest !== record.fp.pixels) return { outcome: 'mismatch', reason: `the download (=d) decodes to other pixels than the source (${record.fp.shape})` };
+        if (!timeOk) return { outcome: 'mismatch', reason: `capture time differs: source ${srcTime ?? 'none'}, download ${time ?? 'none'}` };
+        return { outcome: 'verified', evidence: { level: 'pixels', detail: `decoded pixels equal (${record.fp.shape}, SHA-256 of pixels), capture time equal (${srcTime ?? 'none at the source'}); only metadata differs (Google removes the location)` } };
+      }
+      // Not decodable here (HEIC with prebuilt sharp) or the source itself did not decode.
+      if (!record?.fp) {
+        if (decodableHere(wantMime)) return { outcome: 'mismatch', reason: 'the download differs from the source and no pixel fingerprint of the source was kept to compare' };
+      }
+      const d = await dimensions(bytes);
+      if (!dimsOk(d.width, d.height)) return { outcome: 'mismatch', reason: `the download is ${d.width}x${d.height}, the source ${record?.fp?.width}x${record?.fp?.height}` };
+      if (!timeOk) return { outcome: 'mismatch', reason: `capture time differs: source ${srcTime ?? 'none'}, download ${time ?? 'none'}` };
+      const why = record?.fp?.decodeError ? 'the source does not decode here' : `${wantMime} does not decode here`;
+      return {
+        outcome: 'verified',
+        evidence: { level: 'received', detail: `${why}; Google Photos has it as ${gotMime} ${md.width ?? d.width}x${md.height ?? d.height} with the same capture time (${srcTime ?? 'none'})` },
+      };
+    };
+
+    const first = await this.api.download(`${m.baseUrl}=d`);
+    const verdict = await judge(first);
+    if (verdict.outcome !== 'mismatch') return verdict;
+    // A second look tells a changed file from a download damaged on the way.
+    const again = await this.api.download(`${m.baseUrl}=d`);
+    if (again.equals(first)) return verdict;
+    const second = await judge(again);
+    if (second.outcome !== 'mismatch') return second;
+    return { outcome: 'error', error: new RetryableError(`two downloads of ${req.destId} differ from each other: ${verdict.reason}`) };
+  }
+
+  private verifyVideo(req: VerifyRequest, m: MediaItemJson, record: UploadRecord | null): VerifyResult {
+    const md = m.mediaMetadata ?? {};
+    const status = md.video?.status ?? 'UNSPECIFIED';
+    if (status === 'FAILED') return { outcome: 'mismatch', reason: 'Google Photos could not process the video (status FAILED)' };
+    if (status !== 'READY') {
+      const key = `vp:${req.destId}`;
+      const since = this.ctx.store.get<number>(key) ?? Date.now();
+      if (!this.ctx.store.get(key)) this.ctx.store.set(key, since);
+      if (Date.now() - since > this.videoStuckMs) return { outcome: 'mismatch', reason: `the video is still ${status} after ${Math.round((Date.now() - since) / 3600000)} h` };
+      const n = (this.pendingPolls.get(req.destId) ?? 0) + 1;
+      this.pendingPolls.set(req.destId, n);
+      return { outcome: 'pending', retryAfterMs: backoffDelay(n, undefined, { baseMs: 5000, maxMs: 10 * 60_000 }), reason: `Google Photos is processing the video (${status})` };
+    }
+    this.pendingPolls.delete(req.destId);
+    const w = Number(md.width) || null;
+    const h = Number(md.height) || null;
+    if (req.facts.width && req.facts.height && w && h && !((w === req.facts.width && h === req.facts.height) || (w === req.facts.height && h === req.facts.width))) {
+      return { outcome: 'mismatch', reason: `Google Photos reports ${w}x${h}, the source is ${req.facts.width}x${req.facts.height}` };
+    }
+    if (req.facts.captureTime && req.facts.captureTimeSource === 'container' && md.creationTime) {
+      const diff = Math.abs(Date.parse(md.creationTime) - Date.parse(req.facts.captureTime));
+      // Exact, or off by a whole time-zone step (a container date read as local time).
+      const zoneStep = diff <= 14 * 3600_000 && diff % (15 * 60_000) < 2000;
+      if (Number.isFinite(diff) && diff > 2000 && !zoneStep) {
+        return { outcome: 'mismatch', reason: `Google Photos dates the video ${md.creationTime}, the source ${req.facts.captureTime}` };
+      }
+    }
+    if (record && record.acknowledged !== req.size) return { outcome: 'mismatch', reason: `Google acknowledged ${record.acknowledged} of ${req.size} bytes` };
+    const ack = record ? `all ${record.acknowledged} bytes acknowledged by the ${record.protocol} upload` : 'the upload completed (its acknowledgement record is gone)';
+    return { outcome: 'verified', evidence: { level: 'received', detail: `READY at Google Photos; ${ack}; ${m.mimeType}${w ? ` ${w}x${h}` : ''}; the download (=dv) is a transcode, so no byte comparison` } };
+  }
+
+  // ---- plan ----
+
+  async capacity(): Promise<CapacityInfo> {
+    const used = this.api.quota.today();
+    const remainingToday = used.exhausted ? 0 : Math.max(0, this.perDay - used.requests);
+    return {
+      remainingBytes: null,
+      requestBudget: { remainingToday, perDay: this.perDay, requestsPerItem: 1 + 2 / P.MAX_BATCH_CREATE },
+      notes: [
+        {
+          message: `Google Photos allows ${this.perDay} API requests a day per OAuth project (uploads included; Pacific-time days): ${used.requests} counted today on this machine${used.exhausted ? ', and Google said the quota is spent' : ''}. A photo costs about 1.04 requests, a video about 3.`,
+        },
+        { message: 'Videos are verified only at the "received" level (Google gives back a transcode), so they stay at the source unless you pass --delete-evidence received.' },
+        { message: 'Items without a capture date in their metadata get the upload time as their date in Google Photos (the API cannot set a date).' },
+        { message: 'The free storage of the Google account cannot be read with the upload-only scopes: check it before a large migration (a full account stops the run with exit code 5).' },
+      ],
+    };
+  }
+
+  async close(): Promise<void> {
+    this.api.close();
+  }
+}
+
+/** Google takes at most 255 characters of file name; the extension is kept. */
+export function fileNameFor(name: string): string {
+  const base = name.split(/[\\/]/).pop() || name;
+  if (base.length <= P.MAX_FILE_NAME) return base;
+  const dot = base.lastIndexOf('.');
+  const ext = dot > 0 && base.length - dot <= 16 ? base.slice(dot) : '';
+  return base.slice(0, P.MAX_FILE_NAME - ext.length) + ext;
+}

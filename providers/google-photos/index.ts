@@ -1,0 +1,36 @@
+// Google Photos as a destination (Library API, upload-only scopes), its sign-in and its emulator.
+
+import type { ProviderModule } from '../types.ts';
+import { GoogleApi } from './client.ts';
+import { GooglePhotosDestination } from './destination.ts';
+import { runAuth } from './auth.ts';
+
+const num = (v: unknown): number | undefined => (v === undefined || v === null || v === '' ? undefined : Number(v));
+
+export const googlePhotosProvider: ProviderModule = {
+  name: 'google-photos',
+  description: 'Google Photos through the Library API (destination; 10,000 requests a day per project)',
+  cliOptions: [
+    { flags: '--google-raw-threshold <bytes>', description: 'Google Photos: photos up to this size go in one raw upload request (default 33554432); larger ones and videos use resumable uploads' },
+    { flags: '--google-daily-quota <n>', description: 'Google Photos: requests a day your project may make, for plan (default 10000)' },
+    { flags: '--google-writes-per-minute <n>', description: 'Google Photos: pace uploads and creations to this many a minute (default: no pacing; 429 answers are honoured anyway)' },
+  ],
+  async createDestination(ctx) {
+    const api = await GoogleApi.create({
+      env: ctx.env,
+      home: ctx.home,
+      account: ctx.account,
+      log: ctx.log,
+      writesPerMinute: num(ctx.options.googleWritesPerMinute ?? ctx.env.GOOGLE_PHOTOS_WRITES_PER_MINUTE) ?? 0,
+    });
+    const today = api.quota.today();
+    if (today.exhausted) ctx.log.warn('Google Photos said earlier today (Pacific time) that the daily request quota is spent; the run stops at the first refusal.');
+    return new GooglePhotosDestination(api, ctx);
+  },
+  auth: runAuth,
+  async emulator(args) {
+    const { startGooglePhotosEmulator } = await import('./emulator/server.ts');
+    const handle = await startGooglePhotosEmulator(args);
+    return { env: handle.env, close: handle.close };
+  },
+};
