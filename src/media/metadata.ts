@@ -1,0 +1,179 @@
+// Capture time, place, camera and pixel size of a photo, from the first bytes of the file.
+//
+// Dates are taken from EXIF's raw "YYYY:MM:DD HH:MM:SS" strings and converted here, never
+// revived by exifr into a Date: a revived value is read in the machine's time zone, so the same
+// photo would get a different capture time on a laptop in Prague and a server in UTC.
+
+import exifr from 'exifr';
+import sharp from 'sharp';
+
+export interface ImageMetadata {
+  /** ISO 8601 UTC (e.g. 2018-07-25T16:34:23Z), or null. */
+  captureTime: string | null;
+  gps: { lat: number; lon: number } | null;
+  camera: string | null;
+  width: number | null;
+  height: number | null;
+}
+
+const HEAD_BYTES = 1024 * 1024;
+
+/** How many bytes from the start of a file imageMetadata wants: EXIF lives in the first 64 KiB of
+ * a JPEG, but HEIC/AVIF place it after their item tables and PNG wherever the eXIf chunk falls. */
+export function metadataNeedsBytes(): number {
+  return HEAD_BYTES;
+}
+
+const TAGS = [
+  'DateTimeOriginal',
+  'CreateDate',
+  'OffsetTimeOriginal',
+  'OffsetTimeDigitized',
+  'Make',
+  'Model',
+  'ImageWidth',
+  'ImageHeight',
+  'ExifImageWidth',
+  'ExifImageHeight',
+  'GPSLatitude',
+  'GPSLatitudeRef',
+  'GPSLongitude',
+  'GPSLongitudeRef',
+] as const;
+
+type Tags = Partial<Record<(typeof TAGS)[number], unknown>>;
+
+const NOTHING: ImageMetadata = { captureTime: null, gps: null, camera: null, width: null, height: null };
+
+/**
+ * EXIF "YYYY:MM:DD HH:MM:SS" (plus the offset from the matching OffsetTime* tag, else UTC) to
+ * ISO 8601 with Z. Null for blank placeholders ("0000:00:00 00:00:00", spaces) and impossible dates.
+ */
+export function exifDateToIso(value: unknown, offset: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const m = /^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?/.exec(value);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s = '00', inlineOffset] = m;
+  const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
+  if (year < 1800 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return null;
+  let utcMs = Date.UTC(year, month - 1, day, hour, minute, Math.min(second, 59));
+  // Date.UTC rolls 31 February into March; a date that does not survive the round trip is bogus.
+  if (new Date(utcMs).getUTCDate() !== day) return null;
+  utcMs -= parseOffset(inlineOffset ?? offset) * 60_000;
+  return new Date(utcMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * "+02:00" -> 120 minutes. Missing, blank or malformed -> 0: the date is still good, and UTC is
+ * what we assume whenever the file does not say otherwise.
+ */
+function parseOffset(value: unknown): number {
+  if (typeof value !== 'string') return 0;
+  const m = /^([+-])(\d{2}):?(\d{2})$/.exec(value.replace(/\0/g, '').trim());
+  if (!m) return 0;
+  const minutes = Number(m[2]) * 60 + Number(m[3]);
+  if (minutes > 14 * 60) return 0;
+  return m[1] === '-' ? -minutes : minutes;
+}
+
+function dmsToDegrees(value: unknown, ref: unknown, negative: string): number | null {
+  let deg: number;
+  if (Array.isArray(value) && value.length >= 1 && value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    const [d, m = 0, s = 0] = value as number[];
+    deg = d! + m / 60 + s / 3600;
+  } else if (typeof value === 'number' && Number.isFinite(value)) {
+    deg = value;
+  } else {
+    return null;
+  }
+  if (typeof ref === 'string' && ref.trim().toUpperCase().startsWith(negative)) deg = -Math.abs(deg);
+  return deg;
+}
+
+function gpsOf(t: Tags): { lat: number; lon: number } | null {
+  const lat = dmsToDegrees(t.GPSLatitude, t.GPSLatitudeRef, 'S');
+  const lon = dmsToDegrees(t.GPSLongitude, t.GPSLongitudeRef, 'W');
+  if (lat === null || lon === null) return null;
+  if (Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+  // Phones without a fix write 0/0; nobody photographs that spot in the Gulf of Guinea by accident.
+  if (lat === 0 && lon === 0) return null;
+  return { lat, lon };
+}
+
+function text(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const v = value.replace(/\0/g, '').trim();
+  return v === '' ? null : v;
+}
+
+function cameraOf(t: Tags): string | null {
+  const make = text(t.Make);
+  const model = text(t.Model);
+  if (!make) return model;
+  if (!model) return make;
+  // "Canon" + "Canon EOS 1300D" reads better as the model alone.
+  return model.toLowerCase().startsWith(make.toLowerCase()) ? model : `${make} ${model}`;
+}
+
+const positiveInt = (v: unknown): number | null =>
+  typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
+
+/** PNG's IHDR is always the first chunk; read it directly when the rest of the file is too short for sharp. */
+function pngSize(head: Buffer): { width: number; height: number } | null {
+  if (head.length < 24 || head.readUInt32BE(0) !== 0x89504e47 || head.toString('latin1', 12, 16) !== 'IHDR') return null;
+  const width = head.readUInt32BE(16);
+  const height = head.readUInt32BE(20);
+  return width > 0 && height > 0 ? { width, height } : null;
+}
+
+export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
+  if (!head || head.length === 0) return { ...NOTHING };
+
+  let tags: Tags = {};
+  try {
+    const parsed = (await exifr.parse(head, {
+      tiff: true,
+      exif: true,
+      gps: true,
+      ihdr: true,
+      ifd1: false,
+      interop: false,
+      xmp: false,
+      icc: false,
+      iptc: false,
+      jfif: false,
+      makerNote: false,
+      userComment: false,
+      reviveValues: false,
+      translateValues: false,
+      pick: [...TAGS],
+    })) as Tags | undefined;
+    if (parsed && typeof parsed === 'object') tags = parsed;
+  } catch {
+    // Not an image exifr knows, or corrupt EXIF: nothing to learn from it.
+  }
+
+  const captureTime =
+    exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ??
+    exifDateToIso(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
+
+  // The codec's own header (JPEG SOF, PNG IHDR, HEIF ispe) gives the real pixel size; EXIF's
+  // ExifImageWidth is what the camera wrote before any editor resized the picture.
+  let width: number | null = null;
+  let height: number | null = null;
+  try {
+    const meta = await sharp(head, { failOn: 'none' }).metadata();
+    width = positiveInt(meta.width);
+    height = positiveInt(meta.height);
+  } catch {
+    // Truncated or unsupported: fall back to what the tags say.
+  }
+  if (width === null || height === null) {
+    const png = pngSize(head);
+    width = png?.width ?? positiveInt(tags.ImageWidth) ?? positiveInt(tags.ExifImageWidth);
+    height = png?.height ?? positiveInt(tags.ImageHeight) ?? positiveInt(tags.ExifImageHeight);
+    if (width === null || height === null) width = height = null;
+  }
+
+  return { captureTime, gps: gpsOf(tags), camera: cameraOf(tags), width, height };
+}
