@@ -6,8 +6,9 @@ import type { ProviderModule } from './types.ts';
 import { folderProvider } from './folder/index.ts';
 import { xiaomiProvider } from './xiaomi/index.ts';
 import { onedriveProvider } from './onedrive/index.ts';
+import { googlePhotosProvider } from './google-photos/index.ts';
 
-export const PROVIDERS: ProviderModule[] = [folderProvider, xiaomiProvider, onedriveProvider];
+export const PROVIDERS: ProviderModule[] = [folderProvider, xiaomiProvider, onedriveProvider, googlePhotosProvider];
 
 export function findProvider(name: string): ProviderModule | undefined {
   return PROVIDERS.find((p) => p.name === name);

@@ -74,6 +74,7 @@ export class GooglePhotosDestination implements Destination {
   private readonly perDay: number;
   private readonly albumLimit: number;
   private readonly videoStuckMs: number;
+  private readonly resumableBuffer: number;
   private albumsListed: Map<string, string[]> | null = null;
   private readonly albumFlights = new Map<string, Promise<string>>();
   private readonly reserved = new Map<string, number>();
@@ -85,6 +86,7 @@ export class GooglePhotosDestination implements Destination {
     this.rawThreshold = numOpt(o.googleRawThreshold ?? env.GOOGLE_PHOTOS_RAW_THRESHOLD, 32 * MB);
     this.perDay = numOpt(o.googleDailyQuota ?? env.GOOGLE_PHOTOS_DAILY_QUOTA, P.DEFAULT_DAILY_QUOTA);
     this.albumLimit = Math.max(1, numOpt(env.GOOGLE_PHOTOS_ALBUM_LIMIT, P.MAX_ALBUM_ITEMS));
+    this.resumableBuffer = numOpt(env.GOOGLE_PHOTOS_RESUMABLE_BUFFER_BYTES, 32 * MB);
     this.videoStuckMs = numOpt(env.GOOGLE_PHOTOS_VIDEO_STUCK_HOURS, 24) * 3600 * 1000;
     const host = new URL(api.cfg.baseUrl).host;
     this.identity = host === new URL(P.DEFAULT_BASE_URL).host ? `google-photos:${ctx.account}` : `google-photos:${ctx.account}@${host}`;
@@ -216,7 +218,7 @@ export class GooglePhotosDestination implements Destination {
       fp = bytesReady.then((b) => (b && b.length > 0 ? fingerprint(b, mime) : null));
       result = await sending;
     } else {
-      result = await resumableUpload(this.api, reader, { size: input.size, mimeType: mime, name: input.name, session: input.session, signal: input.signal });
+      result = await resumableUpload(this.api, reader, { size: input.size, mimeType: mime, name: input.name, session: input.session, signal: input.signal, bufferBelow: this.resumableBuffer });
       if (collect) fp = fingerprint(Buffer.concat(chunks), mime);
     }
     const record: UploadRecord = { acknowledged: result.acknowledged, size: input.size, protocol: result.protocol, fp: await fp.catch(() => null) };

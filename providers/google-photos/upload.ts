@@ -162,7 +162,7 @@ async function query(api: GoogleApi, url: string, signal: AbortSignal): Promise<
 export async function resumableUpload(
   api: GoogleApi,
   reader: BodyReader,
-  input: { size: number; mimeType: string; name: string; session: SessionSlot; signal: AbortSignal },
+  input: { size: number; mimeType: string; name: string; session: SessionSlot; signal: AbortSignal; bufferBelow?: number },
 ): Promise<UploadResult> {
   const { size, signal, session } = input;
   let sess = session.load<UploadSession>();
@@ -221,7 +221,7 @@ export async function resumableUpload(
   // Every whole granule in one request.
   if (bulkEnd > offset) {
     const length = bulkEnd - offset;
-    if (length <= BUFFER_RESUMABLE_BELOW) {
+    if (length <= (input.bufferBelow ?? BUFFER_RESUMABLE_BELOW)) {
       const bytes = await reader.readExactly(length);
       let at = offset;
       for (let attempt = 1; at < bulkEnd; attempt++) {
