@@ -152,6 +152,9 @@ function authFailure(e: unknown, what: string): Error {
     return new StopRunError('credentials', `OneDrive sign-in has expired (${reason(e.errorCode)}): run \`gallery-bridge auth onedrive\` again`);
   }
   const code = (e as { errorCode?: string }).errorCode ?? '';
+  if (/missing_tenant_id|invalid_authority|url_parse|empty_url|invalid_client_credential|invalid_cert/i.test(code)) {
+    return new StopRunError('config', `OneDrive ${what}: the configuration is not usable (${code}): ${reason(e)}`);
+  }
   if (/invalid_grant|invalid_client|unauthorized_client|invalid_scope|invalid_tenant|no_tokens_found|no_account/i.test(code)) {
     return new StopRunError('credentials', `OneDrive ${what} failed (${code}): ${reason(e)}`);
   }
@@ -171,6 +174,9 @@ export function tokenSource(s: AuthSettings): TokenSource {
     };
   }
   if (isAppOnly(s)) {
+    if (/^(consumers|common|organizations)$/i.test(s.tenantId ?? '')) {
+      throw new StopRunError('config', 'app-only sign-in needs the tenant id (ONEDRIVE_TENANT_ID), and personal accounts cannot be reached app-only');
+    }
     const app = confidentialApp(s);
     return {
       kind: 'app',
