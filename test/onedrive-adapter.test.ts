@@ -319,7 +319,7 @@ describe('OneDrive destination adapter', () => {
     const u = new URL(s.url);
     expect(u.hostname).toBe('127.0.0.1');
     const put = (range: string, buf: Buffer, extra: Record<string, string> = {}) =>
-      fetch(s.url, { method: 'PUT', body: buf, headers: { 'Content-Range': range, ...extra } });
+      fetch(s.url, { method: 'PUT', body: new Uint8Array(buf), headers: { 'Content-Range': range, ...extra } });
     expect((await put('bytes 0-327679/700000', Buffer.alloc(327_680), { Authorization: `Bearer ${TOKEN}` })).status).toBe(401);
     expect((await put('bytes 0-99999/700000', Buffer.alloc(100_000))).status).toBe(400);
     expect((await put('bytes 0-327679/700000', Buffer.alloc(327_680))).status).toBe(202);
