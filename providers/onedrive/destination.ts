@@ -339,7 +339,16 @@ export class OneDriveDestination implements Destination {
       saved = null;
     }
     if (saved) {
-      const at = await this.sessionOffset(saved.url);
+      let at: number | null;
+      try {
+        at = await this.sessionOffset(saved.url);
+      } catch (e) {
+        if (e instanceof StopRunError) throw e;
+        // Unreachable after our retries (a moved emulator, a dead upload host): the bytes are
+        // still at the source, so a new session costs time, never data.
+        this.ctx.log.debug(`the saved upload session did not answer (${reason(e)}); starting a new one`);
+        at = null;
+      }
       if (at === null || at >= size) {
         input.session.clear();
         saved = null;

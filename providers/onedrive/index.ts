@@ -52,7 +52,9 @@ export function configFromContext(ctx: ProviderContext): OneDriveConfig {
     chunkSize: validateChunkSize(parseSize(o.onedriveChunkSize ?? ctx.env.ONEDRIVE_CHUNK_SIZE, DEFAULT_CHUNK)),
     userRequestsPer5Min: num(o.onedriveRequestsPer5min ?? ctx.env.ONEDRIVE_REQUESTS_PER_5MIN, 3000),
     appRequestsPerMinute: num(o.onedriveAppRequestsPerMinute ?? ctx.env.ONEDRIVE_APP_REQUESTS_PER_MINUTE, 1200),
-    commitBatchSize: Math.max(1, Math.floor(num(o.onedriveCommitBatch ?? ctx.env.ONEDRIVE_COMMIT_BATCH, 8))),
+    // The engine runs one commit() at a time and lets a partial batch wait up to a second for
+    // company: half the concurrency fills batches without leaving workers waiting.
+    commitBatchSize: Math.max(1, Math.floor(num(o.onedriveCommitBatch ?? ctx.env.ONEDRIVE_COMMIT_BATCH, Math.min(8, Math.floor(num(o.concurrency, 4) / 2))))),
     verifyBatchSize: 8,
     hashRetryMs: num(ctx.env.ONEDRIVE_HASH_RETRY_MS, 5000),
     maxSessionAgeMs: MAX_SESSION_AGE_MS,
@@ -76,7 +78,7 @@ export const onedriveProvider: ProviderModule = {
     { flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)' },
     { flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)' },
     { flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)' },
-    { flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default 8)' },
+    { flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)' },
   ],
   async auth(ctx) {
     const settings = authSettings(ctx.env, ctx.home, ctx.account);
