@@ -6,7 +6,7 @@ import readline from 'node:readline';
 import { reason, registerSecret } from '../../src/lib/redact.ts';
 import { StopRunError, type ProviderContext } from '../types.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient, type XiaomiCredentials } from './client.ts';
-import { baseUrlOf, credentialsFromText, hostPolicyOf, option, storeSession } from './session.ts';
+import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, storeSession } from './session.ts';
 
 /** Asks one question on the terminal; `hidden` keeps the answer off the screen. */
 async function ask(question: string, hidden: boolean): Promise<string> {
@@ -29,8 +29,8 @@ async function ask(question: string, hidden: boolean): Promise<string> {
 }
 
 async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials; from: string }> {
-  const file = option(ctx, 'cookieFile');
-  if (typeof file === 'string' && file) return { creds: credentialsFromText(fs.readFileSync(file, 'utf8')), from: `the file ${file}` };
+  const file = cookieFileOf(ctx);
+  if (file) return { creds: credentialsFromText(fs.readFileSync(file, 'utf8')), from: `the file ${file}` };
   if (ctx.env.XIAOMI_COOKIE) return { creds: credentialsFromText(ctx.env.XIAOMI_COOKIE), from: 'XIAOMI_COOKIE' };
   if (ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN) {
     return { creds: credentialsFromCookies({ userId: ctx.env.XIAOMI_USER_ID, passToken: ctx.env.XIAOMI_PASS_TOKEN }), from: 'XIAOMI_USER_ID and XIAOMI_PASS_TOKEN' };

@@ -1,5 +1,5 @@
 // Where the Xiaomi credentials come from, in order: XIAOMI_COOKIE (the whole cookie string),
-// XIAOMI_USER_ID + XIAOMI_PASS_TOKEN, --cookie-file FILE, then the session stored by
+// XIAOMI_USER_ID + XIAOMI_PASS_TOKEN, --cookie-file FILE (or XIAOMI_COOKIE_FILE), then the session stored by
 // `gallery-bridge auth xiaomi` (a 0600 file under GALLERY_BRIDGE_HOME). Never a command-line value.
 
 import fs from 'node:fs';
@@ -19,7 +19,18 @@ export interface StoredSession extends XiaomiCredentials {
 /** A CLI option by its camelCase or dashed name (commander gives camelCase). */
 export function option(ctx: Pick<ProviderContext, 'options'>, camel: string): unknown {
   const dashed = camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  return ctx.options[camel] ?? ctx.options[dashed];
+  const direct = ctx.options[camel] ?? ctx.options[dashed];
+  if (direct !== undefined) return direct;
+  // `auth NAME` passes the flags it does not know as raw arguments.
+  const args = ctx.options.args;
+  if (Array.isArray(args)) {
+    for (let i = 0; i < args.length; i++) {
+      const a = String(args[i]);
+      if (a === `--${dashed}`) return i + 1 < args.length && !String(args[i + 1]).startsWith('--') ? String(args[i + 1]) : true;
+      if (a.startsWith(`--${dashed}=`)) return a.slice(dashed.length + 3);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -56,8 +67,8 @@ export function resolveCredentials(ctx: ProviderContext): { creds: XiaomiCredent
     registerCredentialSecrets(creds);
     return { creds, origin: 'env-pass-token' };
   }
-  const file = option(ctx, 'cookieFile');
-  if (typeof file === 'string' && file) {
+  const file = cookieFileOf(ctx);
+  if (file) {
     try {
       return { creds: credentialsFromText(fs.readFileSync(file, 'utf8')), origin: 'cookie-file' };
     } catch (err) {
@@ -71,6 +82,13 @@ export function resolveCredentials(ctx: ProviderContext): { creds: XiaomiCredent
     return { creds, origin: 'stored' };
   }
   throw new StopRunError('credentials', `no Xiaomi credentials for account "${ctx.account}": ${RENEW_HINT.replace('to sign in again', 'to sign in')} (or set XIAOMI_COOKIE)`);
+}
+
+/** --cookie-file FILE, else XIAOMI_COOKIE_FILE. */
+export function cookieFileOf(ctx: Pick<ProviderContext, 'options' | 'env'>): string | null {
+  const file = option(ctx, 'cookieFile');
+  if (typeof file === 'string' && file) return file;
+  return ctx.env.XIAOMI_COOKIE_FILE || null;
 }
 
 export function storeSession(ctx: Pick<ProviderContext, 'home' | 'account'>, creds: XiaomiCredentials): string {
