@@ -234,6 +234,18 @@ describe('xiaomi end to end through the CLI', () => {
     expect(filesUnder(path.join(t, 'out')).length).toBe(5);
   });
 
+  it('deletions during the listing never make it skip items (pages shift under pageNum paging)', async () => {
+    const t = tmpDir('e2e-shift');
+    const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => n === 'f6t.jpg');
+    const emu = await startEmu(seed, path.join(t, 'data'), ['--synthetic', '150']);
+    const env = { ...emu.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), XIAOMI_PAGE_SIZE: '10', XIAOMI_DELETE_PAUSE_MS: '0' };
+    const run = await cli(migrateArgs(t, ['--delete-source', '--concurrency', '8']), env);
+    await emu.stop();
+    expect(run.code, run.out).toBe(0);
+    expect(Object.keys(readEmulatorState(emu.data).deleted).length).toBe(151);
+    expect(filesUnder(path.join(t, 'out')).length).toBe(151);
+  });
+
   it('auth xiaomi checks and stores the session 0600; migrate then runs from it', async () => {
     const t = tmpDir('e2e-auth');
     const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => n === 'f6t.jpg' || n === 'noexif.jpg');

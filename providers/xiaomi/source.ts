@@ -134,6 +134,10 @@ export class XiaomiSource implements Source {
       const album = albums[index]!;
       const pageNum = Math.floor(offset / this.pageSize);
       const skip = offset % this.pageSize;
+      // Deletions that finish while this page is fetched may or may not be reflected in it:
+      // the cursor counts from before the request, so they are subtracted next time (at worst an
+      // item is listed twice, which the engine absorbs; never skipped).
+      const seqBefore = this.seq;
       const page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
       this.stats.pages++;
       const items: SourceItem[] = [];
@@ -144,8 +148,8 @@ export class XiaomiSource implements Source {
       const nextOffset = pageNum * this.pageSize + page.galleries.length;
       const done = page.isLastPage;
       let next: Cursor | null;
-      if (!done) next = { v: 1, album: album.albumId, offset: nextOffset, inst: this.instance, seq: this.seq };
-      else if (index + 1 < albums.length) next = { v: 1, album: albums[index + 1]!.albumId, offset: 0, inst: this.instance, seq: this.seq };
+      if (!done) next = { v: 1, album: album.albumId, offset: nextOffset, inst: this.instance, seq: seqBefore };
+      else if (index + 1 < albums.length) next = { v: 1, album: albums[index + 1]!.albumId, offset: 0, inst: this.instance, seq: seqBefore };
       else next = null;
       if (items.length > 0 || next === null) {
         this.stats.items += items.length;
