@@ -11,6 +11,7 @@ import { createXiaomiSource } from '../providers/xiaomi/index.ts';
 import type { XiaomiSource } from '../providers/xiaomi/source.ts';
 import { parseJsonKeepingBigInts, parseJsonp } from '../providers/xiaomi/json.ts';
 import { HostPolicy } from '../providers/xiaomi/hosts.ts';
+import { credentialsFromCookies, parseCookieString, XiaomiClient } from '../providers/xiaomi/client.ts';
 import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
 import { makeSeed, readEmulatorState, startEmulator, testContext, tmpDir } from '../providers/xiaomi/test-support.ts';
 
@@ -222,6 +223,32 @@ describe('xiaomi source: sessions', () => {
       const st = readEmulatorState(data);
       expect(st.counters.renewals).toBeGreaterThanOrEqual(1);
       expect(st.counters.unauthorized).toBeGreaterThanOrEqual(1);
+    } finally {
+      await emu.close();
+    }
+  });
+
+  it('keeps the session alive on a timer that close() stops, taking the rotated serviceToken', async () => {
+    const data = tmpDir('ka');
+    const emu = await startEmulator(data, { seed });
+    try {
+      const client = new XiaomiClient({
+        baseUrl: emu.baseUrl,
+        credentials: credentialsFromCookies(parseCookieString(emu.env.XIAOMI_COOKIE!)),
+        hosts: new HostPolicy(new URL(emu.baseUrl)),
+        keepAliveMs: 60,
+      });
+      const before = client.credentials().serviceToken;
+      client.startKeepAlive();
+      await new Promise((r) => setTimeout(r, 400));
+      client.close();
+      const n = client.stats.keepAlives;
+      expect(n).toBeGreaterThanOrEqual(2);
+      expect(client.credentials().serviceToken).not.toBe(before);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(client.stats.keepAlives).toBe(n);
+      expect((await client.albums()).length).toBeGreaterThan(0);
+      expect(readEmulatorState(data).counters.keepAlive).toBeGreaterThanOrEqual(2);
     } finally {
       await emu.close();
     }

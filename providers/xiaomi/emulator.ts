@@ -608,10 +608,6 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
 
 /** `gallery-bridge emulator xiaomi ...`: parses the flags and starts the emulator. */
 export async function runXiaomiEmulator(args: string[]): Promise<XiaomiEmulator> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`${EMULATOR_HELP}\n`);
-    throw new Error('help shown');
-  }
   const { common, extra } = parseEmulatorArgs(args, {
     seed: { type: 'string' },
     synthetic: { type: 'string', default: '0' },
