@@ -176,7 +176,10 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     expect(full.code, full.stderr + full.stdout).toBe(5);
     expect(full.stderr + full.stdout).toMatch(/full/i);
 
-    const bad = await runCli(args, { env: cliEnv(small, path.join(t, 'home'), { ONEDRIVE_ACCESS_TOKEN: 'not-a-valid-token-xyz' }) });
+    // (A fresh state: with the saved upload sessions, which need no token, the run would get as
+    // far as the full drive again before it ever asked the API.)
+    const badArgs = [...args.slice(0, -4), '--state', path.join(t, 'other.db'), '--concurrency', '1'];
+    const bad = await runCli(badArgs, { env: cliEnv(small, path.join(t, 'home'), { ONEDRIVE_ACCESS_TOKEN: 'not-a-valid-token-xyz' }) });
     expect(bad.code, bad.stderr + bad.stdout).toBe(3);
     expect(bad.stderr + bad.stdout).not.toContain('not-a-valid-token-xyz');
 
