@@ -221,6 +221,36 @@ describe('OneDrive destination adapter', () => {
     expect(resumed.staged.bytesSent).toBe(327_680 * 3);
   });
 
+  it('an upload session that expired before commit is replaced by a new one', async () => {
+    const short = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-ttl-'), '--accept-token', TOKEN, '--session-ttl', '1', '--token-ttl', '3600', ...tlsArgs()]);
+    try {
+      const mk = () => {
+        const d = new OneDriveDestination(
+          { baseUrl: short.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+          { kind: 'static', get: async () => TOKEN },
+          { store: memStore(), log: quietLog, account: 'x' },
+        );
+        dests.push(d);
+        return d;
+      };
+      const bytes = crypto.randomBytes(327_680 * 2 + 10);
+      const it = item('late.bin', bytes.length);
+      const s = slot();
+      const d = mk();
+      const first = await send(d, it, bytes, s);
+      await new Promise((r) => setTimeout(r, 1300));
+      const [res] = await d.commit([first.req]);
+      expect(res!.outcome).toBe('error'); // the engine uploads it again
+      const again = await send(mk(), it, bytes, s);
+      expect(again.staged.bytesSent).toBe(327_680 * 2);
+      const [ok] = await (dests[dests.length - 1] as OneDriveDestination).commit([again.req]);
+      expect(ok!.outcome).toBe('created');
+      expect(short.emulator.metrics.sessionsCreated).toBe(2);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('a 409 with the same bytes is a duplicate with byte evidence; different bytes get "name (2)"', async () => {
     const store = memStore();
     const d = makeDest({}, store);

@@ -148,7 +148,8 @@ export class OneDriveDestination implements Destination {
     if (config.appRequestsPerMinute > 0) pacers.push(new Pacer({ maxRequests: config.appRequestsPerMinute, windowMs: 60_000 }));
     this.http = new GraphHttp({ baseUrl: config.baseUrl, tokens, pacers, log: (m) => ctx.log.debug(m) });
     this.drivePrefix = config.user ? `/users/${encodeURIComponent(config.user)}/drive` : '/me/drive';
-    this.identity = `onedrive:${config.user ?? 'me'}:${config.root || '/'}`;
+    // The account is part of it: the same path in another person's drive is another destination.
+    this.identity = `onedrive:${ctx.account}:${config.user ?? 'me'}:${config.root || '/'}`;
     this.commitBatchSize = config.commitBatchSize;
     this.verifyBatchSize = config.verifyBatchSize;
   }
@@ -557,8 +558,7 @@ export class OneDriveDestination implements Destination {
       const d = await this.http.api<{ driveType?: string; quota?: { remaining?: number; total?: number; used?: number; state?: string } }>('get', this.drivePrefix);
       const notes = [];
       if (d.quota?.state && d.quota.state !== 'normal') notes.push({ message: `OneDrive quota state is "${d.quota.state}"` });
-      const userPerHour = 50 * 1024 ** 3;
-      notes.push({ message: `OneDrive documents about 3,000 requests per 5 minutes and 50 GB of uploads per hour per user; this run is paced to ${this.config.userRequestsPer5Min || 'no'} requests per 5 minutes`, bytes: userPerHour });
+      notes.push({ message: `OneDrive documents about 3,000 requests per 5 minutes and 50 GB of uploads per hour per user; this run is paced to ${this.config.userRequestsPer5Min || 'no limit of'} requests per 5 minutes (about 3 per photo)` });
       return { remainingBytes: typeof d.quota?.remaining === 'number' ? d.quota.remaining : null, requestBudget: null, notes };
     } catch (e) {
       throw this.classify(e);
