@@ -251,6 +251,40 @@ describe('OneDrive destination adapter', () => {
     }
   });
 
+  it('429 with Retry-After pauses every request of the destination, through the one shared pacer', async () => {
+    const busy = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-429-'), '--accept-token', TOKEN, '--fault-429', '0.5', '--retry-after', '3', '--random-seed', '5', ...tlsArgs()]);
+    try {
+      const d = new OneDriveDestination(
+        { baseUrl: busy.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+        { kind: 'static', get: async () => TOKEN },
+        { store: memStore(), log: quietLog, account: 'x' },
+      );
+      dests.push(d);
+      const pauses: number[] = [];
+      for (const p of (d.http.opts.pacers as Array<{ pauseFor(ms: number): void }>)) {
+        const orig = p.pauseFor.bind(p);
+        p.pauseFor = (ms: number) => {
+          pauses.push(ms);
+          orig(ms);
+        };
+      }
+      const bytes = crypto.randomBytes(327_680 * 3 + 1);
+      const results = await Promise.all(
+        [1, 2, 3, 4].map(async (i) => {
+          const { req } = await send(d, item(`t${i}.bin`, bytes.length), bytes);
+          return (await d.commit([req]))[0]!;
+        }),
+      );
+      expect(results.map((r) => r.outcome)).toEqual(['created', 'created', 'created', 'created']);
+      expect(d.http.stats.throttled).toBeGreaterThan(0);
+      // Retry-After 3 s, scaled by GALLERY_BRIDGE_BACKOFF_SCALE (0.01 in tests): a floor of 30 ms.
+      expect(pauses.length).toBe(d.http.stats.throttled);
+      expect(Math.min(...pauses)).toBeGreaterThanOrEqual(3000 * Number(process.env.GALLERY_BRIDGE_BACKOFF_SCALE ?? 1) - 1);
+    } finally {
+      await busy.close();
+    }
+  });
+
   it('a 409 with the same bytes is a duplicate with byte evidence; different bytes get "name (2)"', async () => {
     const store = memStore();
     const d = makeDest({}, store);
