@@ -55,13 +55,18 @@ async function startEmu(seed: string, data: string, flags: string[] = []): Promi
   };
 }
 
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; out: string }> {
+async function cli(args: string[], env: Record<string, string>, timeoutMs = 90_000): Promise<{ code: number; out: string }> {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += String(d)));
   child.stderr!.on('data', (d) => (out += String(d)));
+  const timer = setTimeout(() => {
+    out += `\n[test: ${args[0]} did not finish in ${timeoutMs} ms; killed]`;
+    child.kill('SIGKILL');
+  }, timeoutMs);
   const code = await new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))));
+  clearTimeout(timer);
   children.delete(child);
   return { code, out };
 }
@@ -183,6 +188,20 @@ describe('xiaomi end to end through the CLI', () => {
       expect(state2.deleted[r.source_id]).toBeUndefined();
       expect(outShas.has(byId.get(r.source_id)!.sha1), `${r.name} was uploaded`).toBe(false);
     }
+  });
+
+  it('gets everything across on a flaky service (dropped answers, 5xx, 429, expired links)', async () => {
+    const t = tmpDir('e2e-flaky');
+    const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => !['IMG_20180725_163423.jpg', 'canon-dslr.jpg', 'heic-iphone7.heic'].includes(n));
+    const emu = await startEmu(seed, path.join(t, 'data'), ['--fault-drop', '0.15', '--fault-5xx', '0.1', '--fault-429', '0.05', '--fault-expired-link', '0.2', '--random-seed', '11']);
+    const run = await cli(migrateArgs(t, ['--delete-source', '--retries', '10']), { ...emu.env, GALLERY_BRIDGE_HOME: path.join(t, 'home') });
+    await emu.stop();
+    const rows = report(path.join(t, 'report.json'));
+    const state = readEmulatorState(emu.data);
+    expect(run.code, run.out).toBe(0);
+    expect(rows.every((r) => r.state === 'source-deleted')).toBe(true);
+    expect(Object.keys(state.deleted).length).toBe(rows.length);
+    expect((state.counters.fault5xx ?? 0) + (state.counters.expiredLinks ?? 0)).toBeGreaterThan(0);
   });
 
   it('renews a session that expires mid-run from the passToken, and stops with exit 3 when it cannot', async () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ItemGoneError, RejectedError, StopRunError, type SourceItem } from '../providers/types.ts';
+import { ItemGoneError, RejectedError, RetryableError, StopRunError, type SourceItem } from '../providers/types.ts';
 import { createXiaomiSource } from '../providers/xiaomi/index.ts';
 import type { XiaomiSource } from '../providers/xiaomi/source.ts';
 import { parseJsonKeepingBigInts, parseJsonp } from '../providers/xiaomi/json.ts';
@@ -346,6 +346,32 @@ describe('xiaomi source: download faults and the allow-list', () => {
       expect(readEmulatorState(data).counters.expiredLinks).toBeGreaterThan(0);
     } finally {
       await emu.close();
+    }
+  });
+
+  it('a download cut short under a correct Content-Length fails as retryable', async () => {
+    const emu = await startEmulator(tmpDir('drop'), { seed, faultDrop: 1 });
+    try {
+      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_MAX_RPS: '0' }));
+      // Every answer is cut, listing included: the client retries and gives up with a retryable error.
+      const err = await src.listItems(null).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RetryableError);
+      await src.close();
+    } finally {
+      await emu.close();
+    }
+    const emu2 = await startEmulator(tmpDir('drop2'), { seed });
+    try {
+      const src = await createXiaomiSource(testContext(emu2.env));
+      const { items } = await listAll(src);
+      const big = items.reduce((a, b) => ((a.size ?? 0) > (b.size ?? 0) ? a : b));
+      // Reading half and giving up closes the download.
+      const s = await src.open(big);
+      for await (const _ of s) break;
+      expect(s.destroyed).toBe(true);
+      await src.close();
+    } finally {
+      await emu2.close();
     }
   });
 

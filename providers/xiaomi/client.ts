@@ -3,7 +3,7 @@
 // Source adapter (source.ts) turns its answers into SourceItems.
 
 import crypto from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
@@ -485,19 +485,25 @@ export class XiaomiClient {
       const refuse3 = this.opts.hosts.refusal(u3);
       if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
       // ③ POST the meta, get the bytes
+      // The time limit covers the wait for the answer's head only: a big video streams for as
+      // long as it takes, watched for stalls by the idle watchdog below.
       let r3: Response;
+      const headLimit = new AbortController();
+      const headTimer = setTimeout(() => headLimit.abort(new Error('no answer within the time limit')), API_TIMEOUT_MS);
       try {
         r3 = await fetch(u3, {
           method: 'POST',
           headers: { Cookie: this.downloadCookie(), 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
           body: new URLSearchParams({ meta }).toString(),
           redirect: 'manual',
-          signal: timeoutSignal(API_TIMEOUT_MS, signal),
+          signal: signal ? AbortSignal.any([headLimit.signal, signal]) : headLimit.signal,
         });
       } catch (err) {
         if (signal?.aborted) throw err;
-        lastProblem = `the file request failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
+        lastProblem = `the file request failed: ${headLimit.signal.aborted ? 'timed out' : reason(err)}`;
         continue;
+      } finally {
+        clearTimeout(headTimer);
       }
       if (r3.status !== 200 || !r3.body) {
         await r3.arrayBuffer().catch(() => undefined);
@@ -512,8 +518,10 @@ export class XiaomiClient {
       }
       const body = Readable.fromWeb(r3.body as unknown as WebReadableStream<Uint8Array>);
       const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
-      body.on('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
-      return body.pipe(guard);
+      body.once('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
+      // pipeline, not pipe: when the reader gives up (destroys what it got), the connection closes too.
+      pipeline(body, guard, () => undefined);
+      return guard;
     }
     throw new RetryableError(`could not download item ${id}: ${lastProblem || 'no usable link'}`);
   }
