@@ -11,6 +11,8 @@ import { createXiaomiSource } from '../providers/xiaomi/index.ts';
 import type { XiaomiSource } from '../providers/xiaomi/source.ts';
 import { parseJsonKeepingBigInts, parseJsonp } from '../providers/xiaomi/json.ts';
 import { HostPolicy } from '../providers/xiaomi/hosts.ts';
+import { credentialsFromText } from '../providers/xiaomi/session.ts';
+import { redact } from '../src/lib/redact.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient } from '../providers/xiaomi/client.ts';
 import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
 import { makeSeed, readEmulatorState, startEmulator, testContext, tmpDir } from '../providers/xiaomi/test-support.ts';
@@ -64,6 +66,20 @@ describe('json helpers', () => {
     expect(p.refusal(new URL('https://evilmi.com/x'))).toMatch(/allow-list/);
     expect(p.refusal(new URL('https://xiaomi.com.evil.org/x'))).toMatch(/allow-list/);
     expect(p.refusal(new URL('http://i.mi.com/x'))).toMatch(/not https/);
+  });
+});
+
+describe('xiaomi credentials', () => {
+  it('reads a cookie string, name=value lines or the stored JSON, and registers the secrets', () => {
+    const a = credentialsFromText('Cookie: userId=123; serviceToken="abc-def-ghi"; uLocale=zh_CN');
+    expect(a).toMatchObject({ userId: '123', serviceToken: 'abc-def-ghi', cookies: { uLocale: 'zh_CN' } });
+    const b = credentialsFromText('userId=123\npassToken=V1:pass-token-value\n');
+    expect(b).toMatchObject({ userId: '123', passToken: 'V1:pass-token-value' });
+    const c = credentialsFromText(JSON.stringify({ userId: '123', passToken: 'another-pass', deviceId: 'wb_x', savedAt: 'now' }));
+    expect(c).toMatchObject({ userId: '123', passToken: 'another-pass', deviceId: 'wb_x' });
+    expect(redact('token V1:pass-token-value and abc-def-ghi')).not.toMatch(/pass-token-value|abc-def-ghi/);
+    expect(() => credentialsFromText('serviceToken=abc')).toThrow(/userId/);
+    expect(() => credentialsFromText('userId=1; foo=bar')).toThrow(/serviceToken nor a passToken/);
   });
 });
 
@@ -182,6 +198,7 @@ describe('xiaomi source: sample media', () => {
     await expect(src.open(victim)).rejects.toBeInstanceOf(ItemGoneError);
     const again = await src.delete(victim);
     expect(again.response).toMatch(/already deleted/);
+    await expect(src.delete({ ...items[0]!, sha1: null })).rejects.toBeInstanceOf(RejectedError);
     await src.close();
     await e2.close();
     const e3 = await startEmulator(d2, { seed });

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { reason, redact } from '../../src/lib/redact.ts';
 import {
+  RejectedError,
   RetryableError,
   type DeleteResult,
   type ListPage,
@@ -203,6 +204,8 @@ export class XiaomiSource implements Source {
   }
 
   async delete(item: SourceItem): Promise<DeleteResult> {
+    // Xiaomi's SHA-1 is what proves the download intact; without one, the cloud copy stays.
+    if (!item.sha1) throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`);
     const env = await this.client.deleteItem(item.id);
     const text = redact(env.text.trim()).slice(0, 500);
     if (env.code === CODE_OK) {

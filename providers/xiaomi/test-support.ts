@@ -26,7 +26,11 @@ export function makeSeed(dir: string, fixtures = path.resolve('test/fixtures'), 
     if (only && !only(name)) continue;
     const album = SPLIT[name] ?? 'Camera';
     fs.mkdirSync(path.join(dir, album), { recursive: true });
-    fs.copyFileSync(path.join(fixtures, name), path.join(dir, album, name));
+    const to = path.join(dir, album, name);
+    fs.copyFileSync(path.join(fixtures, name), to);
+    // Keep the sample's file time: the emulator dates files without EXIF by it.
+    const st = fs.statSync(path.join(fixtures, name));
+    fs.utimesSync(to, st.atime, st.mtime);
   }
   return dir;
 }
