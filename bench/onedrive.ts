@@ -171,6 +171,9 @@ async function smallPhotos(): Promise<BenchRow[]> {
       );
       if (mig.code !== 0) throw new Error(`migration exited ${mig.code}: ${mig.out.slice(-400)}`);
       const rate = n / (mig.ms / 1000);
+      // Context: the same photos folder -> folder (the engine alone: hashing, EXIF, state; no network).
+      const local = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', `folder:${path.join(t, 'dst')}`, '--state', path.join(t, 'local.db'), '--concurrency', String(concurrency)], {});
+      const localRate = local.code === 0 ? n / (local.ms / 1000) : NaN;
       // Each photo's own path holds two requests in sequence: createUploadSession (in a worker)
       // and the final fragment (at commit). Verification (a third request) runs beside it.
       const requestsOnPath = 2;
@@ -184,6 +187,7 @@ async function smallPhotos(): Promise<BenchRow[]> {
           ratio: rate / bound,
           goal: 'report (share of the bound)',
         },
+        { name: 'same 2,000 photos folder -> folder (engine alone, no network): context', value: localRate, unit: 'items/s' },
       ];
     } finally {
       await emu.stop();
