@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { PROVIDERS } from '../providers/index.ts';
+import { loadProviders } from '../providers/index.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const out = path.join(root, 'demo-out');
@@ -47,7 +47,8 @@ async function emulator(name: string, args: string[]): Promise<Record<string, st
   });
 }
 
-const has = (name: string) => PROVIDERS.some((p) => p.name === name && p.emulator);
+const available = await loadProviders().catch(() => []);
+const has = (name: string) => available.some((p) => p.name === name && p.emulator);
 const env: Record<string, string> = { ...(process.env as Record<string, string>), GALLERY_BRIDGE_HOME: path.join(out, 'home') };
 let from = `folder:${seed}`;
 let to = `folder:${path.join(out, 'destination')}`;

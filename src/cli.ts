@@ -4,7 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { EvidenceLevel } from '../providers/types.ts';
 import { EVIDENCE_ORDER, StopRunError } from '../providers/types.ts';
-import { PROVIDERS, findProvider } from '../providers/index.ts';
+import { PROVIDER_NAMES, loadProviders, loadedProviders, splitSpec } from '../providers/index.ts';
 import { StateFileError } from '../state/db.ts';
 import { reason } from './lib/redact.ts';
 import { migrateCommand, planCommand } from './commands/migrate.ts';
@@ -60,7 +60,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt, 300)
     .option('--json', 'machine-readable output on stdout (JSON lines)', false)
     .option('--verbose', 'more log lines', false);
-  for (const p of PROVIDERS) for (const o of p.cliOptions ?? []) if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
+  for (const p of loadedProviders()) for (const o of p.cliOptions ?? []) if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
   return cmd;
 }
 
@@ -106,13 +106,13 @@ export function buildProgram(): Command {
 
   program
     .command('auth')
-    .description(`sign in to a provider and store its credentials under GALLERY_BRIDGE_HOME (${PROVIDERS.filter((p) => p.auth).map((p) => p.name).join(', ') || 'none yet'})`)
+    .description(`sign in to a provider and store its credentials under GALLERY_BRIDGE_HOME (${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')})`)
     .argument('<provider>')
     .option('--account <name>', 'name to store the account under', 'default')
     .allowUnknownOption(true)
     .action(async (name: string, o) => {
-      const p = findProvider(name);
-      if (!p?.auth) throw new StopRunError('config', `no sign-in for "${name}"; providers with one: ${PROVIDERS.filter((x) => x.auth).map((x) => x.name).join(', ')}`);
+      const p = loadedProviders().find((x) => x.name === name);
+      if (!p?.auth) throw new StopRunError('config', `no sign-in for "${name}"; providers with one: ${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')}`);
       const log = makeLogger({ json: false, verbose: false });
       const home = defaultHome();
       const db = openState(path.join(home, 'auth-scratch.db'));
@@ -126,7 +126,7 @@ export function buildProgram(): Command {
 
   program
     .command('emulator')
-    .description(`start a provider's local emulator (${PROVIDERS.filter((p) => p.emulator).map((p) => p.name).join(', ') || 'none yet'}); prints KEY=VALUE lines`)
+    .description(`start a provider's local emulator (${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')}); prints KEY=VALUE lines`)
     .argument('<provider>')
     .allowUnknownOption(true)
     .helpOption(false)
@@ -138,7 +138,26 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The providers a command line names: only those are loaded (help loads them all). */
+function providersNamed(argv: string[]): string[] {
+  const args = argv.slice(2);
+  if (args.length === 0 || args.includes('--help') || args.includes('-h') || args[0] === 'help') return [...PROVIDER_NAMES];
+  const names = new Set<string>();
+  args.forEach((a, i) => {
+    if ((a === '--from' || a === '--to') && args[i + 1]) names.add(splitSpec(args[i + 1]!).name);
+    const eq = /^--(?:from|to)=(.*)$/.exec(a);
+    if (eq) names.add(splitSpec(eq[1]!).name);
+  });
+  if ((args[0] === 'emulator' || args[0] === 'auth') && args[1]) names.add(args[1]);
+  return [...names].filter((n) => PROVIDER_NAMES.includes(n));
+}
+
 export async function main(argv: string[]): Promise<void> {
+  try {
+    await loadProviders(providersNamed(argv));
+  } catch (err) {
+    process.exit(exitFor(err));
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

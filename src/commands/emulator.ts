@@ -1,13 +1,13 @@
 // `emulator NAME --port N --data DIR ...`: starts a provider's emulator, prints the KEY=VALUE
 // lines that point the tool at it, and runs until SIGINT or SIGTERM.
 
-import { findProvider, PROVIDERS } from '../../providers/index.ts';
+import { loadProvider, PROVIDER_NAMES } from '../../providers/index.ts';
 import { StopRunError } from '../../providers/types.ts';
 import { COMMON_FLAG_HELP, printEnv } from '../emulator/kit.ts';
 
 export async function emulatorCommand(name: string, args: string[]): Promise<void> {
-  const p = findProvider(name);
-  if (!p?.emulator) throw new StopRunError('config', `no emulator named "${name}"; there are: ${PROVIDERS.filter((x) => x.emulator).map((x) => x.name).join(', ')}`);
+  const p = await loadProvider(name);
+  if (!p?.emulator) throw new StopRunError('config', `no emulator named "${name}"; there are: ${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')}`);
   if (args.includes('--help')) {
     process.stdout.write(`gallery-bridge emulator ${name} --port N --data DIR [flags]\n${COMMON_FLAG_HELP}\n`);
     process.exit(0);

@@ -4,7 +4,7 @@
 import type { DB } from '../../state/db.ts';
 import type { Destination, Logger, ProviderContext, ProviderModule, ProviderStore, Source } from '../../providers/types.ts';
 import { StopRunError } from '../../providers/types.ts';
-import { findProvider, PROVIDERS, splitSpec } from '../../providers/index.ts';
+import { loadProvider, loadProviders, splitSpec } from '../../providers/index.ts';
 import { defaultHome } from '../lib/credentials.ts';
 
 export function providerStore(db: DB, scope: string): ProviderStore {
@@ -21,19 +21,19 @@ export function providerStore(db: DB, scope: string): ProviderStore {
   };
 }
 
-function resolve(spec: string, role: 'source' | 'destination'): { mod: ProviderModule; arg: string } {
+async function resolve(spec: string, role: 'source' | 'destination'): Promise<{ mod: ProviderModule; arg: string }> {
   const { name, arg } = splitSpec(spec);
-  const mod = findProvider(name);
+  const mod = await loadProvider(name);
   const can = (m: ProviderModule) => (role === 'source' ? !!m.createSource : !!m.createDestination);
   if (!mod || !can(mod)) {
-    const known = PROVIDERS.filter(can).map((p) => p.name).join(', ');
+    const known = (await loadProviders()).filter(can).map((p) => p.name).join(', ');
     throw new StopRunError('config', `unknown ${role} "${spec}": use one of ${known} (written NAME or NAME:ARG)`);
   }
   return { mod, arg };
 }
 
-export function contextFor(db: DB, spec: string, role: 'source' | 'destination', options: Record<string, unknown>, log: Logger): { mod: ProviderModule; ctx: ProviderContext } {
-  const { mod, arg } = resolve(spec, role);
+export async function contextFor(db: DB, spec: string, role: 'source' | 'destination', options: Record<string, unknown>, log: Logger): Promise<{ mod: ProviderModule; ctx: ProviderContext }> {
+  const { mod, arg } = await resolve(spec, role);
   return {
     mod,
     ctx: {
@@ -49,11 +49,11 @@ export function contextFor(db: DB, spec: string, role: 'source' | 'destination',
 }
 
 export async function openSource(db: DB, spec: string, options: Record<string, unknown>, log: Logger): Promise<Source> {
-  const { mod, ctx } = contextFor(db, spec, 'source', options, log);
+  const { mod, ctx } = await contextFor(db, spec, 'source', options, log);
   return mod.createSource!(ctx);
 }
 
 export async function openDestination(db: DB, spec: string, options: Record<string, unknown>, log: Logger): Promise<Destination> {
-  const { mod, ctx } = contextFor(db, spec, 'destination', options, log);
+  const { mod, ctx } = await contextFor(db, spec, 'destination', options, log);
   return mod.createDestination!(ctx);
 }

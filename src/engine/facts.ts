@@ -21,8 +21,10 @@ export interface Probe {
  */
 export async function probeFacts(item: SourceItem, head: Buffer, containerTime: string | null, readAt: ((offset: number, length: number) => Promise<Buffer>) | null): Promise<Probe> {
   const sniffed = sniffMedia(head, item.name);
-  const kind: MediaKind = sniffed.kind !== 'other' ? sniffed.kind : item.kind;
-  const mimeType = sniffed.kind !== 'other' ? sniffed.mimeType : item.mimeType || sniffed.mimeType;
+  // Content decides what an item is: an HTML error page saved as .jpg is not an image,
+  // whatever its name or the source's listing says.
+  const kind: MediaKind = sniffed.kind;
+  const mimeType = sniffed.kind !== 'other' ? sniffed.mimeType : 'application/octet-stream';
 
   let exifTime: string | null = null;
   let gps: string | null = null;

@@ -320,6 +320,8 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     return rows.some((r) => !inFlight.has(r.id) && (attemptsThisRun.get(r.id) ?? 0) < opts.maxAttempts);
   };
 
+  // 'next' fires after p-queue has counted the finished task out, so the loop sees it gone.
+  queue.on('next', nudge);
   let cursorId = 0;
   while (!stop.signal.aborted) {
     if (queue.size + queue.pending >= opts.concurrency * 2) {
@@ -342,10 +344,11 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     const retryable = hasRetryable();
     if (listingDone && queue.size + queue.pending === 0 && !retryable) break;
     committer.flush();
+    // Woken by a listed page, a finished item or a stop; never by an already-settled promise,
+    // which would spin this loop on microtasks and starve the I/O it waits for.
     const waitFor: Promise<unknown>[] = [new Promise<void>((r) => (wake = r))];
-    if (queue.size + queue.pending > 0) waitFor.push(queue.onIdle(), queue.onSizeLessThan(queue.size + queue.pending));
-    if (retryable && retryDue.t !== null) waitFor.push(sleep(Math.max(10, retryDue.t - Date.now())));
-    else if (!listingDone) waitFor.push(sleep(1000));
+    if (retryable && retryDue.t !== null) waitFor.push(sleep(Math.max(10, Math.min(1000, retryDue.t - Date.now()))));
+    else waitFor.push(sleep(1000));
     await Promise.race([...waitFor, new Promise((r) => stop.signal.addEventListener('abort', r, { once: true }))]);
     cursorId = 0;
   }

@@ -5,7 +5,9 @@
 // photo would get a different capture time on a laptop in Prague and a server in UTC.
 
 import exifr from 'exifr';
-import sharp from 'sharp';
+// sharp takes about a second to load; only runs that meet an image pay for it.
+let sharpModule: Promise<typeof import('sharp')> | null = null;
+const loadSharp = () => (sharpModule ??= import('sharp'));
 
 export interface ImageMetadata {
   /** ISO 8601 UTC (e.g. 2018-07-25T16:34:23Z), or null. */
@@ -162,6 +164,7 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
   let width: number | null = null;
   let height: number | null = null;
   try {
+    const sharp = (await loadSharp()).default;
     const meta = await sharp(head, { failOn: 'none' }).metadata();
     width = positiveInt(meta.width);
     height = positiveInt(meta.height);

@@ -1,0 +1,44 @@
+// `npm run bench`: runs every suite in bench/ (a file exporting `suite`) and prints one table.
+// Goals are ratios against a peer measured in the same run, never absolute times: the machines
+// are shared and noisy. `npm run bench -- core hash` runs only the named suites.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { BenchRow, BenchSuite } from './types.ts';
+
+const dir = import.meta.dirname;
+const only = process.argv.slice(2);
+const files = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.ts') && !['run.ts', 'types.ts', 'util.ts'].includes(f))
+  .filter((f) => only.length === 0 || only.includes(f.replace(/\.ts$/, '')))
+  .sort();
+
+const fmt = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+const all: Array<BenchRow & { suite: string }> = [];
+for (const f of files) {
+  const mod = (await import(pathToFileURL(path.join(dir, f)).href)) as { suite?: BenchSuite };
+  if (!mod.suite) continue;
+  const name = f.replace(/\.ts$/, '');
+  process.stderr.write(`bench: ${name}...\n`);
+  try {
+    for (const row of await mod.suite()) {
+      all.push({ suite: name, ...row });
+      process.stderr.write(`  ${row.name}: ${fmt(row.value)} ${row.unit}${row.peer ? ` (peer ${row.peer.name}: ${fmt(row.peer.value)} ${row.peer.unit})` : ''}\n`);
+    }
+  } catch (err) {
+    all.push({ suite: name, name: `FAILED: ${(err as Error).message}`, value: NaN, unit: '' });
+  }
+}
+
+const lines = [
+  '| suite | measurement | value | peer (same run) | ratio | goal | met |',
+  '| --- | --- | --- | --- | --- | --- | --- |',
+  ...all.map((r) =>
+    `| ${r.suite} | ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.peer ? `${r.peer.name}: ${fmt(r.peer.value)} ${r.peer.unit}` : ''} | ${r.ratio !== undefined ? fmt(r.ratio) : ''} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'} |`,
+  ),
+];
+process.stdout.write(lines.join('\n') + '\n');
+fs.mkdirSync(path.join(dir, 'out'), { recursive: true });
+fs.writeFileSync(path.join(dir, 'out', 'results.json'), JSON.stringify(all, null, 2));
