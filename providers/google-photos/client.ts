@@ -268,7 +268,8 @@ export class GoogleApi {
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? err;
         if (err instanceof StopRunError) throw err;
-        const msg = `${what}: ${reason(err)}`;
+        const cause = (err as { cause?: unknown }).cause;
+        const msg = `${what}: ${reason(err)}${cause ? ` (${reason(cause)})` : ''}`;
         if (opts.repeatable === false) throw new AmbiguousError(msg);
         if (attempt >= attempts) throw new RetryableError(msg);
         await sleep(backoffDelay(attempt), opts.signal);

@@ -95,8 +95,9 @@ export class GooglePhotosDestination implements Destination {
   refuse(item: UploadInput['item'], facts: UploadInput['facts']): string | null {
     const size = item.size;
     const mime = normalizeMime(facts.mimeType);
-    if (facts.kind === 'video' && size != null && size > P.MAX_VIDEO_BYTES) return `Google Photos takes videos up to 20 GB; this one has ${(size / 1024 ** 3).toFixed(1)} GB`;
-    if (facts.kind !== 'video' && size != null && size > P.MAX_PHOTO_BYTES) return `Google Photos takes photos up to 200 MB; this one has ${Math.round(size / MB)} MB`;
+    const video = facts.kind === 'video' || mime.startsWith('video/');
+    if (video && size != null && size > P.MAX_VIDEO_BYTES) return `Google Photos takes videos up to 20 GB; this one has ${(size / 1024 ** 3).toFixed(1)} GB`;
+    if (!video && size != null && size > P.MAX_PHOTO_BYTES) return `Google Photos takes photos up to 200 MB; this one has ${Math.round(size / MB)} MB`;
     if (UNSUPPORTED.has(mime) || mime.startsWith('audio/')) return `Google Photos does not take ${mime} files`;
     // Anything else goes to Google, which decides by content (it takes RAW formats no sniffer here knows).
     return null;
@@ -203,7 +204,7 @@ export class GooglePhotosDestination implements Destination {
   async upload(input: UploadInput): Promise<Staged> {
     const reader = new BodyReader(input.body, input.size);
     const mime = normalizeMime(input.facts.mimeType) || 'application/octet-stream';
-    const isImage = input.facts.kind !== 'video';
+    const isImage = input.facts.kind !== 'video' && !mime.startsWith('video/');
     const chunks: Buffer[] = [];
     const collect = isImage && input.size > this.rawThreshold && input.size <= 100 * MB;
     if (collect) reader.tap = (b) => chunks.push(b);
@@ -353,7 +354,9 @@ export class GooglePhotosDestination implements Destination {
     if (!GENERIC_MIME.has(wantMime) && gotMime !== wantMime) return { outcome: 'mismatch', reason: `Google Photos reports ${m.mimeType}, the source is ${req.facts.mimeType}` };
     const md = m.mediaMetadata ?? {};
     const record = this.ctx.store.get<UploadRecord>(`up:${req.hashes.sha256}`) ?? null;
-    if (req.facts.kind === 'video') return this.verifyVideo(req, m, record);
+    // The kind by content: Google's answer or the sniffed type (a listing may only know 'other').
+    const isVideo = req.facts.kind === 'video' || wantMime.startsWith('video/') || !!md.video || gotMime.startsWith('video/');
+    if (isVideo) return this.verifyVideo(req, m, record);
     const dimsOk = (w: number | null | undefined, h: number | null | undefined) => {
       const W = req.facts.width ?? record?.fp?.width ?? null;
       const H = req.facts.height ?? record?.fp?.height ?? null;

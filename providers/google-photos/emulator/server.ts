@@ -148,7 +148,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
   const accessTtlMs = opt.common.sessionTtl > 0 ? opt.common.sessionTtl * 1000 : 3600 * 1000;
   const writeStamps = new Map<string, number[]>();
   const committing = new Set<string>();
-  const stats = { api: 0, uploads: 0, batchCreate: 0, batchGet: 0, albums: 0, list: 0, other: 0, media: 0, quotaRefused: 0, writeLimited: 0, faults: 0 };
+  const stats = { batchCreateStarted: 0, api: 0, uploads: 0, batchCreate: 0, batchGet: 0, albums: 0, list: 0, other: 0, media: 0, quotaRefused: 0, writeLimited: 0, faults: 0 };
   let base = '';
 
   // ---- quota ----
@@ -656,6 +656,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
       const url = new URL(req.url ?? '/', base || 'http://127.0.0.1');
       const p = url.pathname;
       try {
+        if (p === P.PATH_BATCH_CREATE) stats.batchCreateStarted++;
         await faults.latency();
         if (p.startsWith('/__emulator/')) {
           req.resume();
