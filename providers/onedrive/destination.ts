@@ -263,11 +263,13 @@ export class OneDriveDestination implements Destination {
   }
 
   private async startSession(p: string, input: UploadInput): Promise<SavedSession> {
-    const when = input.facts.captureTime && Number.isFinite(Date.parse(input.facts.captureTime)) ? new Date(Date.parse(input.facts.captureTime)).toISOString() : null;
-    const modified = input.item.modifiedTime && Number.isFinite(Date.parse(input.item.modifiedTime)) ? new Date(Date.parse(input.item.modifiedTime)).toISOString() : when;
+    const iso = (v: string | null | undefined) => (v && Number.isFinite(Date.parse(v)) ? new Date(Date.parse(v)).toISOString() : null);
+    const captured = iso(input.facts.captureTime);
+    const modified = iso(input.item.modifiedTime);
     const item: Record<string, unknown> = { '@microsoft.graph.conflictBehavior': 'fail', name: p.slice(p.lastIndexOf('/') + 1) };
     // Dates go in now: setting them after the upload would create a second version on Business.
-    if (when) item.fileSystemInfo = { createdDateTime: when, lastModifiedDateTime: modified ?? when };
+    // Created = the capture time (else the source's modification time); modified = the source's.
+    if (captured || modified) item.fileSystemInfo = { createdDateTime: captured ?? modified, lastModifiedDateTime: modified ?? captured };
     try {
       const s = await this.http.createUploadSession(`${this.pathAddr(p)}/createUploadSession`, { item });
       const saved: SavedSession = { v: 1, url: s.url, expiry: s.expiry.toISOString(), createdAt: Date.now(), path: p, size: input.size };
