@@ -309,6 +309,21 @@ describe('OneDrive destination adapter', () => {
     expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'same (2).jpg')).equals(other)).toBe(true);
   });
 
+  it('a fragment that landed while its answer was lost: the 416 is resolved by asking the session', async () => {
+    const d = makeDest();
+    const s = await d.http.createUploadSession('/me/drive/root:/Lost/f.bin:/createUploadSession', { item: { '@microsoft.graph.conflictBehavior': 'fail' } });
+    const frag = crypto.randomBytes(327_680);
+    // The service already has this fragment (the earlier answer never arrived).
+    expect((await d.http.uploadRequest('PUT', s.url, frag, { start: 0, total: 327_680 * 2 })).status).toBe(202);
+    const before = emu.emulator.metrics.byStatus['416'] ?? 0;
+    const send = (d as unknown as { sendFragment(u: string, b: Buffer, st: number, t: number, sig: AbortSignal): Promise<number> }).sendFragment.bind(d);
+    await send(s.url, frag, 0, 327_680 * 2, new AbortController().signal);
+    expect(emu.emulator.metrics.byStatus['416']).toBe(before + 1);
+    // ...and the upload goes on from where the session stands.
+    await send(s.url, frag, 327_680, 327_680 * 2, new AbortController().signal);
+    expect(fs.readFileSync(path.join(data, 'me', 'Lost', 'f.bin')).equals(Buffer.concat([frag, frag]))).toBe(true);
+  });
+
   it('abort deletes the upload session', async () => {
     const d = makeDest();
     const bytes = crypto.randomBytes(327_680 * 2 + 5);
