@@ -10,12 +10,16 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CLI, FIXTURES, runCli, seeded, tmpDir, treeHashes } from './helpers.ts';
 
+/** Starts a run and SIGKILLs it `ms` after its first sign of work (the first JSON line), so kills land mid-migration however slow start-up is. */
 function killAfter(args: string[], ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' } });
-    const t = setTimeout(() => child.kill('SIGKILL'), ms);
+    const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' } });
+    let t: NodeJS.Timeout | null = null;
+    child.stdout.on('data', () => {
+      if (!t) t = setTimeout(() => child.kill('SIGKILL'), ms);
+    });
     child.on('close', () => {
-      clearTimeout(t);
+      if (t) clearTimeout(t);
       resolve();
     });
   });
@@ -45,6 +49,11 @@ describe('crash safety', () => {
       if (!fs.existsSync(db)) return;
       const d = new Database(db, { readonly: true });
       try {
+        // Killed before the schema was written: then nothing can have been deleted either.
+        if (!d.prepare("SELECT 1 FROM sqlite_master WHERE name = 'items'").get()) {
+          expect(treeHashes(src)).toEqual(pristine);
+          return;
+        }
         const rows = new Map(
           (d.prepare('SELECT source_id, state, evidence_level, dest_path FROM items').all() as Array<{ source_id: string; state: string; evidence_level: string | null; dest_path: string | null }>).map((r) => [r.source_id, r]),
         );
@@ -63,16 +72,21 @@ describe('crash safety', () => {
     };
 
     let kills = 0;
-    for (let i = 0; i < 12; i++) {
-      await killAfter(args, 400 + Math.floor(rand() * 2500));
+    let midway = 0;
+    for (let i = 0; i < 8; i++) {
+      await killAfter(args, Math.floor(rand() * 1500));
       kills++;
       checkInvariant();
-      if (treeHashes(src).size === 0) break;
+      const left = treeHashes(src).size;
+      if (left > 0 && left < pristine.size) midway++;
+      if (left === 0) break;
     }
     const final = await runCli(args);
     expect(final.code, final.stderr).toBe(0);
     checkInvariant();
     expect(kills).toBeGreaterThan(0);
+    // Some kills must have caught the run between deletions, or the test proved nothing.
+    expect(midway).toBeGreaterThan(0);
     expect(treeHashes(src).size).toBe(0);
     // Exactly once: the same relative paths, the same bytes, no "(2)" copies, no temp files left.
     expect(treeHashes(dst)).toEqual(pristine);

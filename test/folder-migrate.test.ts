@@ -169,3 +169,39 @@ describe('folder to folder', () => {
     expect(bad.code).toBe(2);
   });
 });
+
+describe('stopping cleanly', () => {
+  it('SIGTERM checkpoints and exits 143, --until exits 4, and a rerun finishes the job', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('./helpers.ts');
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    fs.mkdirSync(path.join(src, 'A'), { recursive: true });
+    for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(src, 'A', `f${i}.bin`), Buffer.alloc(400_000, i));
+    const db = path.join(t, 'state.db');
+    const args = ['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--concurrency', '1', '--json'];
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let sent = false;
+      child.stdout.on('data', (d: Buffer) => {
+        if (!sent && d.toString().includes('"type":"item"')) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      });
+      child.on('close', (c) => resolve(c));
+    });
+    expect(code).toBe(143);
+    const partial = treeHashes(dst);
+    expect(partial.size).toBeLessThan(40);
+
+    const until = await runCli([...args.slice(0, -1), '--until', new Date(Date.now() - 1000).toISOString()]);
+    expect(until.code).toBe(4);
+    expect(until.stderr).toMatch(/--until/);
+
+    const done = await runCli(args);
+    expect(done.code).toBe(0);
+    expect(treeHashes(dst)).toEqual(treeHashes(src));
+  });
+});

@@ -86,8 +86,8 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
         `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items} duplicates, ` +
           `${c.failed.items} failed, ${c.rejected.items} rejected, ${c.uploaded.items} awaiting verification, ${c.discovered.items + c.transferring.items} not yet moved`,
       );
-      if (result.stopped) log.warn(result.message ?? `stopped (${result.stopped})`);
       if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
+      if (result.stopped) log.warn(result.message ?? `stopped (${result.stopped})`);
     }
     return signalExit || result.exitCode;
   } finally {
