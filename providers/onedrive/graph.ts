@@ -203,10 +203,10 @@ export class GraphHttp {
         await sleep(backoffDelay(attempt), this.opts.signal);
         // A fragment whose answer was lost may have been stored: the caller's next PUT then
         // gets 416 and asks the session where it stands. Returning a marker lets it do so now.
-        if (method === 'PUT') return { status: 0, json: { error: { code: 'connectionLost', message: reason(e) } } };
+        if (method === 'PUT') return { status: 0, json: { error: { code: 'connectionLost', message: scrubUrl(reason(e), url) } } };
       }
     }
-    throw new RetryableError(`OneDrive upload request failed after ${this.maxAttempts} attempts: ${reason(lastErr)}`);
+    throw new RetryableError(`OneDrive upload request failed after ${this.maxAttempts} attempts: ${scrubUrl(reason(lastErr), url)}`);
   }
 
   private rawRequest(
@@ -248,6 +248,16 @@ export class GraphHttp {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/**
+ * Upload URLs carry a credential, and not every form of them looks like one to redact() (a
+ * personal account's are opaque paths): whatever message mentions this URL loses it here.
+ */
+function scrubUrl(message: string, url: URL): string {
+  let out = message.split(url.href).join('[upload-url]');
+  if (url.pathname.length > 8) out = out.split(url.pathname).join('/[upload-url]');
+  return out;
 }
 
 /** The SDK middleware: pacing, auth for the API origin only, retries, whole bodies. */
