@@ -125,7 +125,8 @@ export class GoogleApi {
   ) {
     let p = pacers.get(clientKey);
     if (!p) {
-      p = { all: new Pacer(), writes: new Pacer(writesPerMinute > 0 ? { maxRequests: writesPerMinute, windowMs: 60_000 } : {}) };
+      // A window a second longer than Google's minute absorbs the delay between our send and its count.
+      p = { all: new Pacer(), writes: new Pacer(writesPerMinute > 0 ? { maxRequests: writesPerMinute, windowMs: 61_000 } : {}) };
       pacers.set(clientKey, p);
     }
     this.pacer = p.all;

@@ -343,12 +343,20 @@ export class GooglePhotosDestination implements Destination {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(4, requests.length) }, worker));
+    // Up to 16 downloads at once, fewer when the photos are large (about 256 MiB in memory).
+    const largest = Math.max(1, ...requests.map((r) => r.size));
+    const parallel = Math.max(2, Math.min(16, Math.floor((256 * MB) / largest)));
+    await Promise.all(Array.from({ length: Math.min(parallel, requests.length) }, worker));
     return results;
   }
 
   private async verifyOne(req: VerifyRequest, m: MediaItemJson | { error: string }): Promise<VerifyResult> {
-    if ('error' in m) return { outcome: 'mismatch', reason: `Google Photos has no media item ${req.destId} for this app: ${m.error}` };
+    if ('error' in m) {
+      return {
+        outcome: 'mismatch',
+        reason: `Google Photos does not show media item ${req.destId} to this app (${m.error}). If the same photo was already in the library from another app (the phone's backup), Google resolves the upload to that item, which an app may not read since March 2025: the source item is kept`,
+      };
+    }
     const wantMime = normalizeMime(req.facts.mimeType);
     const gotMime = normalizeMime(m.mimeType);
     if (!GENERIC_MIME.has(wantMime) && gotMime !== wantMime) return { outcome: 'mismatch', reason: `Google Photos reports ${m.mimeType}, the source is ${req.facts.mimeType}` };

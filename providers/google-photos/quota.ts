@@ -8,8 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
+const PACIFIC = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit', day: '2-digit' });
+
+/** The calendar date in Pacific time (YYYY-MM-DD), when Google's daily quota resets. */
 export function pacificDay(ms = Date.now()): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
+  return PACIFIC.format(ms);
 }
 
 export interface DayUsage {

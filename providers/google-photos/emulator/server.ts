@@ -79,8 +79,9 @@ const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex'
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** The Pacific-time calendar date, as Google resets its daily quota. */
+const PACIFIC = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit', day: '2-digit' });
 function pacificDate(ms = Date.now()): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
+  return PACIFIC.format(ms);
 }
 
 function safeFileName(name: string): string {

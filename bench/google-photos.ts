@@ -1,0 +1,143 @@
+// Google Photos benchmarks against the Library API emulator (a child process on loopback), one
+// CLI migration of 2,000 small distinct photos (one album) with 50 ms latency per request:
+// 1. API requests per migrated photo, counted by the emulator (uploads included, as Google
+//    counts them), next to the floor of one raw upload plus 1/50 batchCreate plus 1/50 batchGet.
+//    Goal: at most 1.05.
+// 2. items/s next to the bound the per-minute write limit sets: the emulator answers 429 past
+//    WRITES_PER_MINUTE writes, and the tool, told the limit, paces itself below it; the bound is
+//    limit / 60 / (writes per photo).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { BenchRow, BenchSuite } from './types.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
+const TOKEN = 'bench-google-token-0123456789';
+const PHOTOS = Number(process.env.GB_BENCH_GOOGLE_PHOTOS ?? 2000);
+const WRITES_PER_MINUTE = Number(process.env.GB_BENCH_GOOGLE_WPM ?? 1200);
+const LATENCY_MS = 50;
+// Items in flight: a batchCreate of 50 needs 50 staged items waiting at once (the engine holds an item's slot until it is committed).
+const CONCURRENCY = Number(process.env.GB_BENCH_GOOGLE_CONCURRENCY ?? 64);
+
+interface Emu {
+  env: Record<string, string>;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startEmulator(data: string, flags: string[]): Promise<Emu> {
+  const child = spawn(process.execPath, [CLI, 'emulator', 'google-photos', '--port', '0', '--data', data, '--accept-token', TOKEN, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env: Record<string, string> = {};
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+        if (m) env[m[1]!] = m[2]!;
+      }
+      if (env.GOOGLE_PHOTOS_BASE_URL && env.GOOGLE_OAUTH_TOKEN_URL) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`the emulator exited (${code})`)));
+  });
+  return {
+    env,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('close', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; ms: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, ms: performance.now() - start, out }));
+  });
+}
+
+/** Small photos with distinct pixels (noise), so no two are the same bytes. */
+async function makePhotos(dir: string, n: number): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, n - i) }, async (_, k) => {
+        const raw = crypto.randomBytes(24 * 24 * 3);
+        const jpg = await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+        fs.writeFileSync(path.join(dir, `IMG_${String(i + k).padStart(5, '0')}.jpg`), jpg);
+      }),
+    );
+  }
+}
+
+const suiteImpl: BenchSuite = async () => {
+  const t = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-bench-gp-'));
+  const emu = await startEmulator(path.join(t, 'emu'), ['--latency-ms', String(LATENCY_MS), '--writes-per-minute', String(WRITES_PER_MINUTE), '--video-processing-ms', '0']);
+  try {
+    await makePhotos(path.join(t, 'src', 'Bench'), PHOTOS);
+    const env = {
+      GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+      GOOGLE_ACCESS_TOKEN: TOKEN,
+      GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+    };
+    const run = await runCli(
+      ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', path.join(t, 'state.db'), '--concurrency', String(CONCURRENCY), '--google-writes-per-minute', String(WRITES_PER_MINUTE)],
+      env,
+    );
+    if (run.code !== 0) throw new Error(`migration exited ${run.code}: ${run.out.slice(-500)}`);
+    const st = (await (await fetch(`${emu.env.GOOGLE_PHOTOS_BASE_URL}/__emulator/state`)).json()) as {
+      requests: Record<string, number>;
+      mediaItems: unknown[];
+    };
+    if (st.mediaItems.length !== PHOTOS) throw new Error(`the emulator holds ${st.mediaItems.length} media items, expected ${PHOTOS}`);
+    const r = st.requests;
+    const perPhoto = r.api! / PHOTOS;
+    const floor = 1 + 2 / 50;
+    const writes = r.uploads! + r.batchCreate! + 1; // + the album
+    const writesPerPhoto = writes / PHOTOS;
+    const bound = WRITES_PER_MINUTE / 60 / writesPerPhoto;
+    const itemsPerSec = PHOTOS / (run.ms / 1000);
+    return [
+      {
+        name: `API requests per migrated photo (${PHOTOS} photos: ${r.uploads} uploads, ${r.batchCreate} batchCreate, ${r.batchGet} batchGet, ${r.albums} album; ${r.writeLimited} answered 429)`,
+        value: perPhoto,
+        unit: 'req/photo',
+        peer: { name: 'floor: 1 raw upload + 1/50 batchCreate + 1/50 batchGet', value: floor, unit: 'req/photo' },
+        ratio: perPhoto / floor,
+        goal: 'value <= 1.05',
+        met: perPhoto <= 1.05,
+      },
+      {
+        name: `items/s, ${PHOTOS} small photos, ${LATENCY_MS} ms latency, --concurrency ${CONCURRENCY}, limit ${WRITES_PER_MINUTE} writes/min`,
+        value: itemsPerSec,
+        unit: 'items/s',
+        peer: { name: `bound of ${WRITES_PER_MINUTE} writes/min at ${writesPerPhoto.toFixed(3)} writes/photo`, value: bound, unit: 'items/s' },
+        ratio: itemsPerSec / bound,
+        goal: 'ratio >= 0.8 (close to the limit, no 429 storm)',
+        met: itemsPerSec / bound >= 0.8,
+      },
+      {
+        name: 'baseUrl downloads per photo for verification (counted apart by Google, 75,000/day)',
+        value: r.media! / PHOTOS,
+        unit: 'downloads/photo',
+      },
+    ];
+  } finally {
+    await emu.stop();
+    fs.rmSync(t, { recursive: true, force: true });
+  }
+};
+
+export const suite: BenchSuite = suiteImpl;
