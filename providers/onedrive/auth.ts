@@ -193,19 +193,31 @@ export function tokenSource(s: AuthSettings): TokenSource {
     };
   }
   const app = publicApp(s);
+  // Every Graph request asks for the token: keep it in memory until 5 minutes before it expires
+  // rather than have msal read and parse the cache file each time.
+  let memo: { token: string; until: number } | null = null;
+  let inflight: Promise<string> | null = null;
+  const fetchToken = async (force: boolean): Promise<string> => {
+    try {
+      const accounts = await app.getTokenCache().getAllAccounts();
+      if (accounts.length === 0) throw new StopRunError('credentials', `not signed in to OneDrive for account "${s.account}": run \`gallery-bridge auth onedrive\``);
+      const r = await app.acquireTokenSilent({ account: accounts[0]!, scopes: s.scopes, forceRefresh: force });
+      if (!r?.accessToken) throw new StopRunError('credentials', 'msal returned no token');
+      registerSecret(r.accessToken);
+      memo = { token: r.accessToken, until: (r.expiresOn?.getTime() ?? Date.now() + 600_000) - 300_000 };
+      return r.accessToken;
+    } catch (e) {
+      throw authFailure(e, 'token refresh');
+    }
+  };
   return {
     kind: 'delegated',
     async get(force?: boolean) {
-      try {
-        const accounts = await app.getTokenCache().getAllAccounts();
-        if (accounts.length === 0) throw new StopRunError('credentials', `not signed in to OneDrive for account "${s.account}": run \`gallery-bridge auth onedrive\``);
-        const r = await app.acquireTokenSilent({ account: accounts[0]!, scopes: s.scopes, forceRefresh: Boolean(force) });
-        if (!r?.accessToken) throw new StopRunError('credentials', 'msal returned no token');
-        registerSecret(r.accessToken);
-        return r.accessToken;
-      } catch (e) {
-        throw authFailure(e, 'token refresh');
-      }
+      if (!force && memo && Date.now() < memo.until) return memo.token;
+      if (!force && inflight) return inflight;
+      const p = fetchToken(Boolean(force));
+      if (!force) inflight = p.finally(() => (inflight = null));
+      return p;
     },
   };
 }
