@@ -59,6 +59,10 @@ export class FolderDestination implements Destination {
     try {
       await fsp.mkdir(path.join(this.root, rel), { recursive: true });
     } catch (err) {
+      // A recursive mkdir on a read-only mount says ENOENT; ask the root itself what is wrong.
+      await fsp.access(this.root, fs.constants.W_OK).catch((e) => {
+        throw fsError(e, `the folder ${this.root}`);
+      });
       throw fsError(err, `creating ${rel || '.'}`);
     }
     return rel;

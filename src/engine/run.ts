@@ -320,6 +320,7 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     return rows.some((r) => !inFlight.has(r.id) && (attemptsThisRun.get(r.id) ?? 0) < opts.maxAttempts);
   };
 
+  const stopped$ = new Promise<void>((r) => stop.signal.addEventListener('abort', () => r(), { once: true }));
   // 'next' fires after p-queue has counted the finished task out, so the loop sees it gone.
   queue.on('next', nudge);
   let cursorId = 0;
@@ -349,7 +350,7 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     const waitFor: Promise<unknown>[] = [new Promise<void>((r) => (wake = r))];
     if (retryable && retryDue.t !== null) waitFor.push(sleep(Math.max(10, Math.min(1000, retryDue.t - Date.now()))));
     else waitFor.push(sleep(1000));
-    await Promise.race([...waitFor, new Promise((r) => stop.signal.addEventListener('abort', r, { once: true }))]);
+    await Promise.race([...waitFor, stopped$]);
     cursorId = 0;
   }
 
