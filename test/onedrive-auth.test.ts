@@ -76,8 +76,9 @@ describe('OneDrive sign-in through msal-node against the emulator', () => {
     expect(redact(`token ${t2}`)).not.toContain(t2);
     expect(lines.join('\n')).not.toContain(t1);
 
-    // Another account name has no sign-in: a clean credentials stop.
+    // Another account name has no sign-in: a clean credentials stop, also through the SDK's chain.
     await expect(tokenSource(authSettings(env, home, 'bob')).get()).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'credentials');
+    await expect(graph(tokenSource(authSettings(env, home, 'bob'))).api('get', '/me/drive')).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'credentials');
   });
 
   it('app-only with a client secret reaches /users/{id}/drive, not /me', async () => {

@@ -215,8 +215,10 @@ export function tokenSource(s: AuthSettings): TokenSource {
     async get(force?: boolean) {
       if (!force && memo && Date.now() < memo.until) return memo.token;
       if (!force && inflight) return inflight;
-      const p = fetchToken(Boolean(force));
-      if (!force) inflight = p.finally(() => (inflight = null));
+      if (force) return fetchToken(true);
+      const p = fetchToken(false).finally(() => (inflight = null));
+      p.catch(() => undefined); // the caller gets the rejection; this copy must not go unhandled
+      inflight = p;
       return p;
     },
   };

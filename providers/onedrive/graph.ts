@@ -127,8 +127,20 @@ export class GraphHttp {
     }
   }
 
+  /**
+   * The SDK wraps whatever a middleware throws into its own GraphError (keeping the stack): our
+   * StopRunError or RetryableError from the middleware is found again by that stack.
+   */
+  readonly thrownInChain = new Map<string, Error>();
+
   mapError(e: unknown): Error {
     if (e instanceof StopRunError || e instanceof GraphHttpError || e instanceof RetryableError) return e;
+    const stack = (e as { stack?: string })?.stack;
+    const original = stack ? this.thrownInChain.get(stack) : undefined;
+    if (original) {
+      this.thrownInChain.delete(stack!);
+      return original;
+    }
     const any = e as { statusCode?: number; code?: string | null; message?: string; body?: unknown; headers?: Headers };
     if (typeof any?.statusCode === 'number' && any.statusCode > 0) {
       const status = any.statusCode;
@@ -270,6 +282,18 @@ class PacedRetryMiddleware implements Middleware {
   }
 
   async execute(context: Context): Promise<void> {
+    try {
+      await this.attempts(context);
+    } catch (e) {
+      if ((e instanceof StopRunError || e instanceof RetryableError) && e.stack) {
+        if (this.http.thrownInChain.size > 100) this.http.thrownInChain.clear();
+        this.http.thrownInChain.set(e.stack, e);
+      }
+      throw e;
+    }
+  }
+
+  private async attempts(context: Context): Promise<void> {
     const http = this.http;
     const url = new URL(typeof context.request === 'string' ? context.request : (context.request as Request).url);
     const sameOrigin = url.origin === http.apiOrigin;
