@@ -2,7 +2,7 @@
 // against the Google Photos emulator over loopback. Everything is checked from the outside:
 // the bytes the emulator stored, its media items and albums, and the files left at the source.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -42,11 +42,11 @@ async function startEmu(extra: string[] = []): Promise<Emu> {
   };
 }
 
-function migrate(emu: Emu, home: string, src: string, stateFile: string, extra: string[] = [], killWhen?: () => Promise<boolean>): Promise<CliResult & { killed: boolean }> {
+function migrate(emu: Emu, home: string, src: string, stateFile: string, extra: string[] = [], killWhen?: () => Promise<boolean>, env: Record<string, string | undefined> = { GOOGLE_ACCESS_TOKEN: TOKEN }): Promise<CliResult & { killed: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--verify-wait', '30', ...extra], {
       cwd: ROOT,
-      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_HOME: home, GOOGLE_ACCESS_TOKEN: TOKEN, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL! },
+      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_HOME: home, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -233,5 +233,61 @@ describe('google-photos end to end through the CLI', () => {
     await emu.close();
   });
 
-  afterAll(() => undefined);
+  it('`gallery-bridge auth google-photos` runs the loopback flow; migrate refreshes the token; an expired refresh token stops with exit 3', async () => {
+    const emu = await startEmu(['--client-secret', 'e2e-secret-value', '--session-ttl', '2']);
+    const authHome = tmpDir('gp-e2e-auth-');
+    const oauthEnv = { GOOGLE_CLIENT_ID: 'e2e-client.apps.googleusercontent.com', GOOGLE_CLIENT_SECRET: 'e2e-secret-value', GOOGLE_OAUTH_AUTH_URL: emu.env.GOOGLE_OAUTH_AUTH_URL!, GOOGLE_OAUTH_TOKEN_URL: emu.env.GOOGLE_OAUTH_TOKEN_URL! };
+    const signIn = () =>
+      new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [CLI, 'auth', 'google-photos'], { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_HOME: authHome, ...oauthEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let visited = false;
+        const onData = (d: Buffer) => {
+          out += d;
+          const m = /(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\S+)/.exec(out);
+          if (m && !visited) {
+            visited = true;
+            void fetch(m[1]!).catch(() => undefined); // the browser: approved at once, sent back to the loopback
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out });
+        });
+      });
+    const auth = await signIn();
+    expect(auth.code).toBe(0);
+    const file = path.join(authHome, 'credentials', 'google-photos', 'default.json');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const refresh = (JSON.parse(fs.readFileSync(file, 'utf8')) as { refresh_token: string }).refresh_token;
+    expect(auth.out).not.toContain(refresh);
+
+    const work = tmpDir('gp-e2e-');
+    const src = path.join(work, 'src');
+    await makePhotos(src, 4, 'o', 300);
+    const stateFile = path.join(work, 'state.db');
+    // Access tokens live 2 s here: the run refreshes them from the stored refresh token.
+    const ok = await migrate(emu, authHome, src, stateFile, [], undefined, { GOOGLE_ACCESS_TOKEN: undefined, ...oauthEnv });
+    expect(ok.code).toBe(0);
+    expect((await emu.state()).mediaItems).toHaveLength(4);
+    const state = fs.readFileSync(stateFile);
+    expect(state.includes(Buffer.from(refresh))).toBe(false);
+    await emu.close();
+
+    // A refresh token Google no longer honours (the 7-day "Testing" expiry) stops the run: exit 3.
+    const strict = await startEmu(['--client-secret', 'e2e-secret-value', '--refresh-token-ttl', '1', '--session-ttl', '1']);
+    Object.assign(oauthEnv, { GOOGLE_OAUTH_AUTH_URL: strict.env.GOOGLE_OAUTH_AUTH_URL!, GOOGLE_OAUTH_TOKEN_URL: strict.env.GOOGLE_OAUTH_TOKEN_URL! });
+    expect((await signIn()).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    await makePhotos(src, 2, 'late', 400);
+    const expired = await migrate(strict, authHome, src, path.join(work, 'state2.db'), [], undefined, { GOOGLE_ACCESS_TOKEN: undefined, ...oauthEnv });
+    expect(expired.code).toBe(3);
+    expect(expired.stdout + expired.stderr).toMatch(/auth google-photos/);
+    expect(expired.stdout + expired.stderr).toMatch(/7 days/);
+    await strict.close();
+  });
 });
