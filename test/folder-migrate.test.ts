@@ -205,3 +205,36 @@ describe('stopping cleanly', () => {
     expect(treeHashes(dst)).toEqual(treeHashes(src));
   });
 });
+
+describe('plan', () => {
+  it('counts what a run would move, flags undated items, writes nothing, and sees what is done', async () => {
+    const t = tmpDir();
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    makeSource(src, { A: ['IMG_20180725_163423.jpg', 'noexif.jpg', 'VID_20230514_101112.mp4', 'not-a-photo.jpg'] });
+    const bytes = [...treeHashes(src).keys()].reduce((a, f) => a + fs.statSync(path.join(src, f)).size, 0);
+    const db = path.join(t, 'state.db');
+    const p1 = await runCli(['plan', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--json']);
+    expect(p1.code).toBe(0);
+    const plan = JSON.parse(p1.stdout);
+    expect(plan.listed).toEqual({ items: 4, bytes });
+    expect(plan.toMove).toEqual({ items: 4, bytes });
+    expect(plan.done.items).toBe(0);
+    expect(plan.undated.items).toBe(2);
+    expect(plan.undated.examples.sort()).toEqual(['A/noexif.jpg', 'A/not-a-photo.jpg']);
+    expect(plan.capacity.fits).toBe(true);
+    expect(fs.existsSync(db)).toBe(false);
+    expect(fs.existsSync(dst)).toBe(false);
+
+    const dry = await runCli(['migrate', '--dry-run', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/to move: +4 items/);
+    expect(fs.existsSync(dst)).toBe(false);
+
+    expect((await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db])).code).toBe(0);
+    const p2 = JSON.parse((await runCli(['plan', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--json', '--delete-source'])).stdout);
+    expect(p2.done.items).toBe(4);
+    expect(p2.toMove.items).toBe(0);
+    expect(p2.toDelete).toBe(4);
+  });
+});

@@ -176,8 +176,10 @@ export class FolderDestination implements Destination {
 
   async capacity(): Promise<CapacityInfo> {
     try {
-      await fsp.mkdir(this.root, { recursive: true });
-      const s = await fsp.statfs(this.root);
+      // Planning writes nothing: ask the nearest folder that exists.
+      let dir = this.root;
+      while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+      const s = await fsp.statfs(dir);
       return { remainingBytes: s.bavail * s.bsize };
     } catch {
       return { remainingBytes: null };
