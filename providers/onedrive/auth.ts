@@ -178,13 +178,16 @@ export function tokenSource(s: AuthSettings): TokenSource {
       throw new StopRunError('config', 'app-only sign-in needs the tenant id (ONEDRIVE_TENANT_ID), and personal accounts cannot be reached app-only');
     }
     const app = confidentialApp(s);
+    let memo: { token: string; until: number } | null = null;
     return {
       kind: 'app',
       async get(force?: boolean) {
+        if (!force && memo && Date.now() < memo.until) return memo.token;
         try {
           const r = await app.acquireTokenByClientCredential({ scopes: [GRAPH_DEFAULT_SCOPE], skipCache: Boolean(force) });
           if (!r?.accessToken) throw new StopRunError('credentials', 'the client-credentials flow returned no token');
           registerSecret(r.accessToken);
+          memo = { token: r.accessToken, until: (r.expiresOn?.getTime() ?? Date.now() + 600_000) - 300_000 };
           return r.accessToken;
         } catch (e) {
           throw authFailure(e, 'app-only sign-in');
