@@ -266,6 +266,22 @@ describe('google-photos resumable uploads', () => {
   });
 });
 
+describe('google-photos large photos', () => {
+  it('sends a photo over the raw threshold resumably (start, whole granules, finalize with X-Goog-Hash) and still proves pixels', async () => {
+    const emu = await startEmu(['--granularity', '262144']);
+    const dest = await googlePhotosProvider.createDestination!(ctxFor(emu, { env: { GOOGLE_PHOTOS_RAW_THRESHOLD: '1000000' } }));
+    const before = await emu.state();
+    const { p, res } = await migrateOne(dest, 'IMG_20180725_163423.jpg');
+    const after = await emu.state();
+    expect(after.requests.uploads! - before.requests.uploads!).toBe(3);
+    const id = (res as { destId: string }).destId;
+    expect(fs.readFileSync(after.mediaItems.find((m) => m.id === id)!.file).equals(p.bytes)).toBe(true);
+    expect(await verifyUntilDone(dest, p, id)).toMatchObject({ outcome: 'verified', evidence: { level: 'pixels' } });
+    await dest.close?.();
+    await emu.close();
+  });
+});
+
 describe('google-photos albums', () => {
   it('creates an album once, continues in "Name (2)" past the limit, and never creates one twice across restarts', async () => {
     const emu = await startEmu(['--album-limit', '3']);

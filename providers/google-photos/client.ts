@@ -239,11 +239,14 @@ export class GoogleApi {
       const headers: Record<string, string> = { ...init.headers };
       if (init.auth !== false) headers.Authorization = await this.authHeader();
       const streamed = init.body && !(init.body instanceof Buffer);
+      // A stalled connection must not hang the run: 5 minutes plus 20 s per MB announced.
+      const length = Number(init.headers['Content-Length'] ?? (init.body instanceof Buffer ? init.body.length : 0)) || 0;
+      const timeout = AbortSignal.timeout(5 * 60_000 + Math.ceil(length / 50_000) * 1000);
       const r = await fetch(url, {
         method: init.method,
         headers,
         body: init.body as BodyInit | undefined,
-        signal: init.signal ?? AbortSignal.timeout(30 * 60_000),
+        signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout,
         ...(streamed ? { duplex: 'half' } : {}),
       } as RequestInit);
       const text = await r.text();

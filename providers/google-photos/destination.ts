@@ -148,7 +148,8 @@ export class GooglePhotosDestination implements Destination {
   }
 
   async prepareContainer(item: UploadInput['item']): Promise<string> {
-    const name = item.albumName?.trim();
+    // Google takes album titles up to 500 characters.
+    const name = item.albumName?.trim().slice(0, 480);
     if (!name) return '';
     const running = this.albumFlights.get(name);
     if (running) await running.catch(() => undefined);
@@ -365,11 +366,14 @@ export class GooglePhotosDestination implements Destination {
     // The kind by content: Google's answer or the sniffed type (a listing may only know 'other').
     const isVideo = req.facts.kind === 'video' || wantMime.startsWith('video/') || !!md.video || gotMime.startsWith('video/');
     if (isVideo) return this.verifyVideo(req, m, record);
+    // Expected dimensions: the engine's (from metadata) or the decoded source's; either orientation.
     const dimsOk = (w: number | null | undefined, h: number | null | undefined) => {
-      const W = req.facts.width ?? record?.fp?.width ?? null;
-      const H = req.facts.height ?? record?.fp?.height ?? null;
-      if (!W || !H || !w || !h) return true;
-      return (W === w && H === h) || (W === h && H === w);
+      const known = [
+        [req.facts.width, req.facts.height],
+        [record?.fp?.width, record?.fp?.height],
+      ].filter(([W, H]) => !!W && !!H) as Array<[number, number]>;
+      if (known.length === 0 || !w || !h) return true;
+      return known.some(([W, H]) => (W === w && H === h) || (W === h && H === w));
     };
     if (!dimsOk(Number(md.width) || null, Number(md.height) || null)) {
       return { outcome: 'mismatch', reason: `Google Photos reports ${md.width}x${md.height}, the source is ${req.facts.width}x${req.facts.height}` };
