@@ -138,6 +138,44 @@ describe('xiaomi source: 10,000 items', () => {
   });
 });
 
+describe('xiaomi source: deletions racing the listing', () => {
+  it('never skips an item while deletions run concurrently with page reads', async () => {
+    for (let round = 0; round < 3; round++) {
+      const emu = await startEmulator(tmpDir('race'), { synthetic: 150, latencyMs: 3 + round });
+      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_PAGE_SIZE: '10', XIAOMI_MAX_RPS: '0' }));
+      const seen = new Set<string>();
+      const queue: SourceItem[] = [];
+      let listing = true;
+      const deleter = (async () => {
+        while (listing || queue.length) {
+          const it = queue.shift();
+          if (!it) {
+            await new Promise((r) => setTimeout(r, 1));
+            continue;
+          }
+          await new Promise((r) => setTimeout(r, Math.random() * 4));
+          await src.delete(it);
+        }
+      })();
+      let cursor: string | null = null;
+      do {
+        const page = await src.listItems(cursor);
+        for (const it of page.items) {
+          if (!seen.has(it.id)) queue.push(it);
+          seen.add(it.id);
+        }
+        cursor = page.cursor;
+      } while (cursor);
+      listing = false;
+      await deleter;
+      await src.close();
+      await emu.close();
+      expect(seen.size).toBe(150);
+      expect(Object.keys(readEmulatorState(emu.stateFile.replace(/\/\.emulator\/.*$/, '')).deleted).length).toBe(150);
+    }
+  });
+});
+
 describe('xiaomi source: sample media', () => {
   let emu: XiaomiEmulator;
   const seed = makeSeed(tmpDir('seed'));

@@ -38,8 +38,9 @@ interface Album {
  * The cursor: which album, how many of its items (in the service's current order) come before
  * the next unread one, and which Source instance issued it with how many deletions it had made.
  * Deleting an already-listed item shifts the service's pages by one; a cursor from this same
- * instance is corrected by the deletions made since, and one from an earlier process restarts
- * its album from the top (re-listing items the engine already knows is harmless, skipping is not).
+ * instance is corrected by the deletions made since (page reads and deletions never overlap, so
+ * the count is exact), and one from an earlier process restarts its album from the top
+ * (re-listing items the engine already knows is harmless, skipping one is not).
  */
 interface Cursor {
   v: 1;
@@ -93,6 +94,7 @@ export class XiaomiSource implements Source {
   /** Successful deletions of this instance: album and sequence number. */
   private readonly deletions: Array<{ album: string; seq: number }> = [];
   private seq = 0;
+  private mutex: Promise<void> = Promise.resolve();
   /** Statistics for tests and the bench. */
   readonly stats = { pages: 0, items: 0 };
 
@@ -114,32 +116,57 @@ export class XiaomiSource implements Source {
     return albums.filter((a) => this.opts.includePrivate || a.albumId !== ALBUM_PRIVATE);
   }
 
+  /**
+   * Runs page fetches and deletions one at a time. Xiaomi pages by number, so a deletion shifts
+   * every later item one place forward; with the two never overlapping, each deletion is known
+   * to have happened either before a page was read or after it, and the next offset is exact.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.mutex.then(fn);
+    this.mutex = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private deletedSince(album: string, seq: number): number {
+    let n = 0;
+    for (const d of this.deletions) if (d.album === album && d.seq > seq) n++;
+    return n;
+  }
+
   async listItems(cursor: string | null, signal?: AbortSignal): Promise<ListPage> {
     this.client.startKeepAlive();
     if (!this.albums || cursor === null) this.albums = this.listed(await this.loadAlbums(signal));
     const albums = this.albums;
     let index: number;
     let offset: number;
+    /** Deletions up to this sequence number are already reflected in `offset`. */
+    let seq: number;
     if (cursor === null) {
       index = 0;
       offset = 0;
+      seq = this.seq;
     } else {
       const c = decodeCursor(cursor);
       index = albums.findIndex((a) => compareIds(a.albumId, c.album) >= 0);
       if (index < 0) return { items: [], cursor: null };
-      if (albums[index]!.albumId !== c.album) offset = 0;
-      else if (c.inst === this.instance) offset = Math.max(0, c.offset - this.deletions.filter((d) => d.album === c.album && d.seq > c.seq).length);
-      else offset = 0;
+      const same = albums[index]!.albumId === c.album && c.inst === this.instance;
+      // A cursor from an earlier process cannot know what was deleted since: its album starts over.
+      offset = same ? c.offset : 0;
+      seq = same ? c.seq : this.seq;
     }
     for (let guard = 0; index < albums.length && guard < 10_000; guard++) {
       const album = albums[index]!;
-      const pageNum = Math.floor(offset / this.pageSize);
-      const skip = offset % this.pageSize;
-      // Deletions that finish while this page is fetched may or may not be reflected in it:
-      // the cursor counts from before the request, so they are subtracted next time (at worst an
-      // item is listed twice, which the engine absorbs; never skipped).
-      const seqBefore = this.seq;
-      const page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
+      const fetched = await this.exclusive(async () => {
+        const at = Math.max(0, offset - this.deletedSince(album.albumId, seq));
+        const pageNum = Math.floor(at / this.pageSize);
+        const page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
+        return { page, pageNum, skip: at % this.pageSize, seq: this.seq };
+      });
+      const { page, pageNum, skip } = fetched;
+      seq = fetched.seq;
       this.stats.pages++;
       const items: SourceItem[] = [];
       for (const g of page.galleries.slice(skip)) {
@@ -149,8 +176,8 @@ export class XiaomiSource implements Source {
       const nextOffset = pageNum * this.pageSize + page.galleries.length;
       const done = page.isLastPage;
       let next: Cursor | null;
-      if (!done) next = { v: 1, album: album.albumId, offset: nextOffset, inst: this.instance, seq: seqBefore };
-      else if (index + 1 < albums.length) next = { v: 1, album: albums[index + 1]!.albumId, offset: 0, inst: this.instance, seq: seqBefore };
+      if (!done) next = { v: 1, album: album.albumId, offset: nextOffset, inst: this.instance, seq };
+      else if (index + 1 < albums.length) next = { v: 1, album: albums[index + 1]!.albumId, offset: 0, inst: this.instance, seq };
       else next = null;
       if (items.length > 0 || next === null) {
         this.stats.items += items.length;
@@ -206,18 +233,29 @@ export class XiaomiSource implements Source {
   async delete(item: SourceItem): Promise<DeleteResult> {
     // Xiaomi's SHA-1 is what proves the download intact; without one, the cloud copy stays.
     if (!item.sha1) throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`);
-    const env = await this.client.deleteItem(item.id);
-    const text = redact(env.text.trim()).slice(0, 500);
-    if (env.code === CODE_OK) {
-      this.deletions.push({ album: item.albumId ?? '', seq: ++this.seq });
-      return { response: text };
-    }
-    if (env.code === CODE_DELETED) {
-      // Already gone at Xiaomi (deleted elsewhere, or an earlier attempt whose answer was lost).
-      this.deletions.push({ album: item.albumId ?? '', seq: ++this.seq });
-      return { response: `already deleted at Xiaomi: ${text}` };
-    }
-    throw new RetryableError(`Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`);
+    const album = item.albumId ?? '';
+    return this.exclusive(async () => {
+      let env;
+      try {
+        env = await this.client.deleteItem(item.id);
+      } catch (err) {
+        // No answer: Xiaomi may have deleted it. For the listing's offset, count it as deleted
+        // (at worst an item is listed twice; counting too few would skip one).
+        this.deletions.push({ album, seq: ++this.seq });
+        throw err;
+      }
+      const text = redact(env.text.trim()).slice(0, 500);
+      if (env.code === CODE_OK) {
+        this.deletions.push({ album, seq: ++this.seq });
+        return { response: text };
+      }
+      if (env.code === CODE_DELETED) {
+        // Already gone at Xiaomi (deleted elsewhere, or an earlier attempt whose answer was lost).
+        this.deletions.push({ album, seq: ++this.seq });
+        return { response: `already deleted at Xiaomi: ${text}` };
+      }
+      throw new RetryableError(`Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`);
+    });
   }
 
   async planNotes(): Promise<PlanNote[]> {
