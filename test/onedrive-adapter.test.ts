@@ -197,6 +197,25 @@ describe('OneDrive destination adapter', () => {
     expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'resume.bin')).equals(bytes)).toBe(true);
   });
 
+  it('killed right after the last fragment: the rerun finds the file, sends nothing, and commits by hash', async () => {
+    const bytes = crypto.randomBytes(327_680 * 4 + 3);
+    const it = item('landed.bin', bytes.length);
+    const s = slot();
+    const d = makeDest();
+    const first = await send(d, it, bytes, s);
+    const [created] = await d.commit([first.req]);
+    expect(created!.outcome).toBe('created');
+    // A new process with the same saved session (the engine had not recorded the commit).
+    const before = emu.emulator.metrics.uploadBytesReceived;
+    const d2 = makeDest();
+    const again = await send(d2, it, bytes, s);
+    expect(again.staged.bytesSent).toBe(0);
+    expect(d2.canCommitLater(again.staged.handle)).toBe(true);
+    const [res] = await d2.commit([again.req]);
+    expect(res).toMatchObject({ outcome: 'created', destId: (created as { destId: string }).destId });
+    expect(emu.emulator.metrics.uploadBytesReceived).toBe(before);
+  });
+
   it('starts a new session when the saved one is gone or too old', async () => {
     const bytes = crypto.randomBytes(327_680 * 3 + 7);
     const it = item('stale.bin', bytes.length);

@@ -77,6 +77,8 @@ interface Handle {
   /** The upload URL (a temporary credential: stored, never printed). Absent for zero-byte files. */
   url: string | null;
   itemId: string;
+  /** A file already at the path that may be this item's, from a run killed after its last fragment. */
+  existingId?: string;
 }
 
 interface DriveItem {
@@ -355,6 +357,14 @@ export class OneDriveDestination implements Destination {
       if (at === null || at >= size) {
         input.session.clear();
         saved = null;
+        // Gone, perhaps because its last fragment landed just before a kill: if a file of this
+        // size now holds the name, read the body through without sending it and let commit()
+        // compare hashes instead of uploading everything again.
+        const there = await this.getByPath(target);
+        if (there && !there.folder && there.size === size) {
+          for await (const _ of input.body) void _;
+          return { handle: { v: 1, id: hid, path: target, size, finalStart: size, url: null, itemId: input.item.id, existingId: there.id } satisfies Handle, bytesSent: 0 };
+        }
       } else offset = at;
     }
     if (!saved) saved = await this.startSession(target, input);
@@ -426,7 +436,7 @@ export class OneDriveDestination implements Destination {
   canCommitLater(handle: unknown): boolean {
     const h = handle as Handle | null;
     if (!h || h.v !== 1) return false;
-    return h.size === 0 || this.finals.has(h.id);
+    return h.size === 0 || Boolean(h.existingId) || this.finals.has(h.id);
   }
 
   async abort(staged: Staged): Promise<void> {
@@ -462,6 +472,16 @@ export class OneDriveDestination implements Destination {
         if (e instanceof GraphHttpError && e.status === 409) return this.resolveConflict(req, h);
         throw this.classify(e);
       }
+    }
+    if (h.existingId) {
+      // The bytes were not sent: the file at the path is this item's if its hash says so.
+      const found = await this.getByPath(h.path);
+      const qx = found?.file?.hashes?.quickXorHash;
+      if (found && !found.folder && found.size === h.size && qx === req.hashes.quickXor) return this.createdResult(found, h);
+      if (found && !found.folder && found.size === h.size && !qx) {
+        return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
+      }
+      return this.resolveConflict(req, h);
     }
     const buf = this.finals.get(h.id);
     if (!buf || !h.url) {
