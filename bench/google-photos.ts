@@ -5,7 +5,8 @@
 //    Goal: at most 1.05.
 // 2. items/s next to the bound the per-minute write limit sets: the emulator answers 429 past
 //    WRITES_PER_MINUTE writes, and the tool, told the limit, paces itself below it; the bound is
-//    limit / 60 / (writes per photo).
+//    limit / 60 / (writes per photo). That is the long-run bound: a sliding one-minute window lets
+//    the first minute's writes go at once, so a run of about a minute and a half ends above it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -123,7 +124,7 @@ const suiteImpl: BenchSuite = async () => {
         name: `items/s, ${PHOTOS} small photos, ${LATENCY_MS} ms latency, --concurrency ${CONCURRENCY}, limit ${WRITES_PER_MINUTE} writes/min`,
         value: itemsPerSec,
         unit: 'items/s',
-        peer: { name: `bound of ${WRITES_PER_MINUTE} writes/min at ${writesPerPhoto.toFixed(3)} writes/photo`, value: bound, unit: 'items/s' },
+        peer: { name: `long-run bound of ${WRITES_PER_MINUTE} writes/min at ${writesPerPhoto.toFixed(3)} writes/photo (a short run gains the first minute's burst)`, value: bound, unit: 'items/s' },
         ratio: itemsPerSec / bound,
         goal: 'ratio >= 0.8 (close to the limit, no 429 storm)',
         met: itemsPerSec / bound >= 0.8,
