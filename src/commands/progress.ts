@@ -41,6 +41,7 @@ export class Progress {
     }
     if (e.type === 'item') {
       if (e.state === 'verified' || e.state === 'skipped' || e.state === 'rejected') this.done++;
+      if (e.state === 'source-deleted' && this.bar) return;
       if (this.bar) {
         const rate = this.done / Math.max(0.001, (Date.now() - this.started) / 1000);
         this.bar.update(this.done, { rate: rate.toFixed(1), last: `${e.state} ${e.name}`.slice(0, 60) });

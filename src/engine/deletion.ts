@@ -49,6 +49,7 @@ export class Deleter {
     private readonly runId: number,
     private readonly policy: DeletionPolicy,
     private readonly log: (msg: string) => void,
+    private readonly onDeleted: (row: ItemRow) => void = () => undefined,
   ) {}
 
   /** Queues the item for deletion if the rule allows; resolves once it is handled. */
@@ -77,6 +78,7 @@ export class Deleter {
     }
     this.items.markSourceDeleted(itemId, this.runId, reason(response));
     this.deleted++;
+    this.onDeleted(row);
     if (this.source.deletePauseMs) await sleep(this.source.deletePauseMs);
   }
 

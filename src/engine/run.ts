@@ -82,7 +82,14 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     else untilTimer = setTimeout(() => halt('until', `reached --until ${opts.until!.toISOString()}: stopping cleanly; run again to resume`), ms);
   }
 
-  const deleter = new Deleter(source, items, runId, { deleteSource: opts.deleteSource, minimumEvidence: opts.deleteEvidence }, (m) => log('warn', m));
+  const deleter = new Deleter(
+    source,
+    items,
+    runId,
+    { deleteSource: opts.deleteSource, minimumEvidence: opts.deleteEvidence },
+    (m) => log('warn', m),
+    (row) => emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${row.evidence_level}` }),
+  );
   const attemptsThisRun = new Map<number, number>();
   const inFlight = new Set<number>();
   let pendingVerifications = 0;
