@@ -104,7 +104,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output', false)
     .action(async (files, o) => process.exit(await hashCommand(files, o)));
 
-  program
+  const auth = program
     .command('auth')
     .description(`sign in to a provider and store its credentials under GALLERY_BRIDGE_HOME (${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')})`)
     .argument('<provider>')
@@ -123,6 +123,7 @@ export function buildProgram(): Command {
       }
       process.exit(0);
     });
+  for (const p of loadedProviders()) for (const o of p.cliOptions ?? []) if (!auth.options.some((x) => x.flags === o.flags)) auth.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
 
   program
     .command('emulator')

@@ -234,6 +234,11 @@ export class Items {
     this.move(id, ['discovered', 'transferring', 'uploaded', 'failed'], 'failed', { last_error: error, next_attempt_at: nextAttemptAt, staged: null });
   }
 
+  /** The run stopped under the item (quota, signal): its staged upload is kept, so the next run commits it without sending the bytes again. */
+  markInterrupted(id: number, error: string): void {
+    this.move(id, ['discovered', 'transferring', 'failed'], 'failed', { last_error: error, next_attempt_at: 0 });
+  }
+
   /** The destination holds other bytes than the source: upload again. */
   markVerifyMismatch(id: number, error: string): void {
     this.move(id, ['uploaded'], 'failed', { last_error: error, next_attempt_at: 0, dest_id: null, dest_path: null, staged: null });

@@ -98,11 +98,11 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     if (err instanceof StopRunError) {
       halt(err.kind, reason(err));
       // The item did nothing wrong: it is retried first thing next run.
-      safe(() => items.markFailed(row.id, `interrupted: ${reason(err)}`, 0));
+      safe(() => items.markInterrupted(row.id, `interrupted: ${reason(err)}`));
       return;
     }
     if (stop.signal.aborted) {
-      safe(() => items.markFailed(row.id, 'interrupted; will resume', 0));
+      safe(() => items.markInterrupted(row.id, 'interrupted; will resume'));
       return;
     }
     if (err instanceof RejectedError) {
@@ -216,29 +216,41 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     startVerify(row.id);
   };
 
-  const processItem = async (row: ItemRow): Promise<void> => {
+  /**
+   * Stages one item inside a queue slot and returns its commit, which runs outside the slot:
+   * a worker moves on to the next item while staged ones gather into full commit batches
+   * (Google's batchCreate takes 50, far more than the items a queue has in flight).
+   */
+  const stageOne = async (row: ItemRow): Promise<{ commit: Promise<void> }> => {
     attemptsThisRun.set(row.id, (attemptsThisRun.get(row.id) ?? 0) + 1);
-    items.startTransfer(row.id, runId);
     try {
+      items.startTransfer(row.id, runId);
       // A staged upload saved by a killed run is committed without sending the bytes again.
       if (row.staged && row.sha256 && row.declared_hash_ok !== 0 && destination.canCommitLater?.(JSON.parse(row.staged))) {
         const item = JSON.parse(row.item_json) as SourceItem;
-        await commitStaged(row, {
+        return {
+          commit: commitStaged(row, {
           item,
           facts: factsFromRow(row, item),
           container: row.container ?? '',
           staged: { handle: JSON.parse(row.staged), bytesSent: 0 },
           hashes: { sha1: row.sha1!, sha256: row.sha256, quickXor: row.quickxor!, size: row.bytes_read! },
-        });
-        return;
+          }).catch((err) => handleError(row, err)),
+        };
       }
       const staged = await stageItem(source, destination, items, items.get(row.id), stop.signal);
       emit({ type: 'bytes', bytes: staged.hashes.size });
-      await commitStaged(row, staged);
+      // Wrapped in an object: returning the bare promise would make this await the commit too.
+      return { commit: commitStaged(row, staged).catch((err) => handleError(row, err)) };
     } catch (err) {
       handleError(row, err);
+      return { commit: Promise.resolve() };
     }
   };
+  const committing = new Set<Promise<void>>();
+  const stopped$ = new Promise<void>((r) => stop.signal.addEventListener('abort', () => r(), { once: true }));
+  // Staged items waiting for their commit are bounded too (a OneDrive one holds its last fragment).
+  const maxCommitting = Math.max(opts.concurrency * 2, destination.commitBatchSize * 2);
 
   // ---- the work loop ----
   const queue = new PQueue({ concurrency: Math.max(1, opts.concurrency) });
@@ -327,7 +339,6 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     return rows.some((r) => !inFlight.has(r.id) && (attemptsThisRun.get(r.id) ?? 0) < opts.maxAttempts);
   };
 
-  const stopped$ = new Promise<void>((r) => stop.signal.addEventListener('abort', () => r(), { once: true }));
   // 'next' fires after p-queue has counted the finished task out, so the loop sees it gone.
   queue.on('next', nudge);
   let cursorId = 0;
@@ -336,11 +347,24 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
       await queue.onSizeLessThan(opts.concurrency);
       continue;
     }
+    if (committing.size >= maxCommitting) {
+      committer.flush();
+      await Promise.race([...committing, stopped$]);
+      continue;
+    }
     const batch = items.pending(cursorId, 200, Date.now()).filter((r) => !inFlight.has(r.id) && (attemptsThisRun.get(r.id) ?? 0) < opts.maxAttempts);
     if (batch.length) {
       for (const row of batch) {
         inFlight.add(row.id);
-        void queue.add(() => processItem(row).finally(() => inFlight.delete(row.id)));
+        void queue.add(async () => {
+          const { commit } = await stageOne(row);
+          const tracked = commit.finally(() => {
+            inFlight.delete(row.id);
+            committing.delete(tracked);
+            nudge();
+          });
+          committing.add(tracked);
+        });
         cursorId = row.id;
       }
       continue;
@@ -350,7 +374,7 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
       .prepare(`SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`)
       .get() as { t: number | null };
     const retryable = hasRetryable();
-    if (listingDone && queue.size + queue.pending === 0 && !retryable) break;
+    if (listingDone && queue.size + queue.pending === 0 && committing.size === 0 && !retryable) break;
     committer.flush();
     // Woken by a listed page, a finished item or a stop; never by an already-settled promise,
     // which would spin this loop on microtasks and starve the I/O it waits for.
@@ -363,6 +387,8 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
 
   await queue.onIdle();
   await lister;
+  committer.flush();
+  await Promise.all(committing);
   await committer.close();
   while (pendingVerifications > 0) {
     verifier.flush();
