@@ -122,8 +122,11 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
   };
 
   // ---- commit and verify, batched as the destination wants ----
-  const committer = new Batcher<CommitRequest, CommitResult>(Math.max(1, destination.commitBatchSize), (reqs) => destination.commit(reqs), 1000);
-  const verifier = new Batcher<VerifyRequest, VerifyResult>(Math.max(1, destination.verifyBatchSize), (reqs) => destination.verify(reqs), 1000);
+  // A partial batch waits a few seconds for company: each batch call costs a quota request,
+  // and the wait is nothing next to an upload token's day of life. The loop flushes at once
+  // when nothing else is coming.
+  const committer = new Batcher<CommitRequest, CommitResult>(Math.max(1, destination.commitBatchSize), (reqs) => destination.commit(reqs), 5000);
+  const verifier = new Batcher<VerifyRequest, VerifyResult>(Math.max(1, destination.verifyBatchSize), (reqs) => destination.verify(reqs), 5000);
 
   const afterVerified = async (row: ItemRow): Promise<void> => {
     // Duplicates of this item share its destination item: same bytes, same evidence.
@@ -376,6 +379,7 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     const retryable = hasRetryable();
     if (listingDone && queue.size + queue.pending === 0 && committing.size === 0 && !retryable) break;
     committer.flush();
+    verifier.flush();
     // Woken by a listed page, a finished item or a stop; never by an already-settled promise,
     // which would spin this loop on microtasks and starve the I/O it waits for.
     const waitFor: Promise<unknown>[] = [new Promise<void>((r) => (wake = r))];
