@@ -8,13 +8,14 @@
 //    limit / 60 / (writes per photo). That is the long-run bound: a sliding one-minute window lets
 //    the first minute's writes go at once, so a run of about a minute and a half ends above it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { BenchRow, BenchSuite } from './types.ts';
+import { runCli, startEmulator as startEmu } from './util.ts';
+import type { Emu } from './util.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
@@ -25,49 +26,7 @@ const LATENCY_MS = 50;
 // Items in flight: a batchCreate of 50 needs 50 staged items waiting at once (the engine holds an item's slot until it is committed).
 const CONCURRENCY = Number(process.env.GB_BENCH_GOOGLE_CONCURRENCY ?? 64);
 
-interface Emu {
-  env: Record<string, string>;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startEmulator(data: string, flags: string[]): Promise<Emu> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'google-photos', '--port', '0', '--data', data, '--accept-token', TOKEN, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const env: Record<string, string> = {};
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-        if (m) env[m[1]!] = m[2]!;
-      }
-      if (env.GOOGLE_PHOTOS_BASE_URL && env.GOOGLE_OAUTH_TOKEN_URL) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`the emulator exited (${code})`)));
-  });
-  return {
-    env,
-    child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('close', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; ms: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, ms: performance.now() - start, out }));
-  });
-}
+const startEmulator = (data: string, flags: string[]): Promise<Emu> => startEmu('google-photos', data, TOKEN, flags, ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']);
 
 /** Small photos with distinct pixels (noise), so no two are the same bytes. */
 async function makePhotos(dir: string, n: number): Promise<void> {

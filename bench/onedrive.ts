@@ -5,62 +5,21 @@
 // 2. items/s for 2,000 small photos with 50 ms latency per request, next to the bound that the
 //    concurrency and the requests on each item's path allow: concurrency / (requests x latency).
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { BenchRow, BenchSuite } from './types.ts';
+import { runCli, startEmulator as startEmu } from './util.ts';
+import type { Emu } from './util.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
 const TOKEN = 'bench-token-0123456789abcdef';
 const CHUNK = 10 * 1024 * 1024;
 
-interface Emu {
-  env: Record<string, string>;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startEmulator(data: string, flags: string[]): Promise<Emu> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'onedrive', '--port', '0', '--data', data, '--accept-token', TOKEN, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const env: Record<string, string> = {};
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-        if (m) env[m[1]!] = m[2]!;
-      }
-      if (env.NODE_EXTRA_CA_CERTS && env.GRAPH_BASE_URL) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`the emulator exited (${code})`)));
-  });
-  return {
-    env,
-    child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('close', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; ms: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, ms: performance.now() - start, out }));
-  });
-}
+const startEmulator = (data: string, flags: string[]): Promise<Emu> => startEmu('onedrive', data, TOKEN, flags, ['NODE_EXTRA_CA_CERTS', 'GRAPH_BASE_URL']);
 
 /** The peer: createUploadSession + 10 MiB fragments, files in parallel, no hashing, no state. */
 async function plainUpload(emu: Emu, files: string[], folder: string, concurrency: number): Promise<number> {

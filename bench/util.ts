@@ -63,3 +63,51 @@ export function which(cmd: string): boolean {
     }
   });
 }
+
+const CLI_PATH = new URL('../bin/gallery-bridge.js', import.meta.url).pathname;
+
+export interface Emu {
+  env: Record<string, string>;
+  child: import('node:child_process').ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts `gallery-bridge emulator NAME` and resolves once it has printed the keys a run needs. */
+export async function startEmulator(name: string, data: string, token: string, flags: string[], readyKeys: string[]): Promise<Emu> {
+  const child = spawn(process.execPath, [CLI_PATH, 'emulator', name, '--port', '0', '--data', data, '--accept-token', token, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env: Record<string, string> = {};
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+        if (m) env[m[1]!] = m[2]!;
+      }
+      if (readyKeys.every((k) => env[k])) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`the emulator exited (${code})`)));
+  });
+  return {
+    env,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('close', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Runs the CLI with extra environment, timing it and collecting its output. */
+export function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; ms: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, ms: performance.now() - start, out }));
+  });
+}

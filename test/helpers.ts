@@ -70,14 +70,5 @@ export function makeSource(dir: string, albums: Record<string, string[]>): void 
 
 export const SAMPLE_MEDIA = fs.readdirSync(FIXTURES).filter((f) => !f.startsWith('.'));
 
-/** A repeatable random source for tests. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A repeatable random source for tests: the emulators' own, so a seed means the same everywhere. */
+export { seededRandom as seeded } from '../src/emulator/kit.ts';
