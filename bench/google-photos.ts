@@ -23,7 +23,7 @@ const TOKEN = 'bench-google-token-0123456789';
 const PHOTOS = Number(process.env.GB_BENCH_GOOGLE_PHOTOS ?? 2000);
 const WRITES_PER_MINUTE = Number(process.env.GB_BENCH_GOOGLE_WPM ?? 1200);
 const LATENCY_MS = 50;
-// Items in flight: a batchCreate of 50 needs 50 staged items waiting at once (the engine holds an item's slot until it is committed).
+// Items in flight; staged items wait for their batch outside the queue, so batches fill at any concurrency, fastest at high ones.
 const CONCURRENCY = Number(process.env.GB_BENCH_GOOGLE_CONCURRENCY ?? 64);
 
 const startEmulator = (data: string, flags: string[]): Promise<Emu> => startEmu('google-photos', data, TOKEN, flags, ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']);

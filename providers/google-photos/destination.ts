@@ -468,7 +468,7 @@ export class GooglePhotosDestination implements Destination {
         {
           message: `Google Photos allows ${this.perDay} API requests a day per OAuth project (uploads included; Pacific-time days): ${used.requests} counted today on this machine${used.exhausted ? ', and Google said the quota is spent' : ''}. A photo costs about 1.04 requests, a video about 3.`,
         },
-        { message: 'Run migrate with --concurrency 64 or more for Google Photos: items are created 50 per request only when 50 are in flight (at --concurrency 4 a photo costs about 1.5 requests).' },
+        { message: 'Items are created 50 per request; a higher --concurrency (e.g. 64) fills batches fastest (measured 1.08 requests a photo at --concurrency 4, 1.04 at 64).' },
         { message: 'Videos are verified only at the "received" level (Google gives back a transcode), so they stay at the source unless you pass --delete-evidence received.' },
         { message: 'Items without a capture date in their metadata get the upload time as their date in Google Photos (the API cannot set a date).' },
         { message: 'The free storage of the Google account cannot be read with the upload-only scopes: check it before a large migration (a full account stops the run with exit code 5).' },
