@@ -2,15 +2,20 @@
 
 import fs from 'node:fs';
 import { openState } from '../../state/db.ts';
+import type { DB } from '../../state/db.ts';
 import { Items, ITEM_STATES } from '../../state/items.ts';
 import { writeReport } from '../report/report.ts';
 
+/** Opens a state file read-only, or says in one line why not (exit 2). */
+function openExisting(file: string): DB | null {
+  if (fs.existsSync(file)) return openState(file, { readonly: true });
+  process.stderr.write(`error: no state file at ${file} (give --state FILE)\n`);
+  return null;
+}
+
 export async function statusCommand(o: { state: string; json: boolean }): Promise<number> {
-  if (!fs.existsSync(o.state)) {
-    process.stderr.write(`error: no state file at ${o.state} (give --state FILE)\n`);
-    return 2;
-  }
-  const db = openState(o.state, { readonly: true });
+  const db = openExisting(o.state);
+  if (!db) return 2;
   try {
     const counts = new Items(db).countsByState();
     const failures = db
@@ -41,11 +46,8 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
 }
 
 export async function reportCommand(o: { state: string; out: string }): Promise<number> {
-  if (!fs.existsSync(o.state)) {
-    process.stderr.write(`error: no state file at ${o.state} (give --state FILE)\n`);
-    return 2;
-  }
-  const db = openState(o.state, { readonly: true });
+  const db = openExisting(o.state);
+  if (!db) return 2;
   try {
     const r = writeReport(db, o.out);
     process.stderr.write(`report (${r.format}, ${r.rows} items): ${o.out}\n`);
