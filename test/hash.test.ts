@@ -8,6 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { QuickXorHash, quickXorBase64 } from '../src/hash/quickxor.ts';
 import { MultiHasher, hashBuffer, hashFile } from '../src/hash/multihash.ts';
+import { seeded } from './helpers.ts';
 
 /** Straight from the spec, one bit at a time: slow, but hard to get wrong. */
 function referenceQuickXor(data: Uint8Array): Buffer {
@@ -28,17 +29,10 @@ function referenceQuickXor(data: Uint8Array): Buffer {
   return out;
 }
 
-/** Deterministic pseudo-random bytes (xorshift32) so a failure can be repeated. */
+/** Deterministic 32-bit pseudo-random numbers, from the tests' shared seeded source, so a failure can be repeated. */
 function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const r = seeded(seed);
+  return () => (r() * 4294967296) >>> 0;
 }
 
 function randomBytes(n: number, seed: number): Buffer {

@@ -4,22 +4,16 @@ import path from 'node:path';
 import { sniffMedia } from '../src/media/sniff.ts';
 import { MvhdScanner, readMvhdAt } from '../src/media/mvhd.ts';
 import { exifDateToIso, imageMetadata, metadataNeedsBytes } from '../src/media/metadata.ts';
+import { seeded } from './helpers.ts';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));
 const head = (name: string): Buffer => fixture(name).subarray(0, metadataNeedsBytes());
 
-/** Deterministic pseudo-random numbers (xorshift32) so a failing split can be repeated. */
+/** Deterministic 32-bit pseudo-random numbers, from the tests' shared seeded source, so a failure can be repeated. */
 function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const r = seeded(seed);
+  return () => (r() * 4294967296) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------------
