@@ -14,35 +14,11 @@ import { RejectedError, StopRunError } from '../providers/types.ts';
 import { probeFacts } from '../src/engine/facts.ts';
 import { MvhdScanner } from '../src/media/mvhd.ts';
 import { FIXTURES, tmpDir } from './helpers.ts';
+import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
 
 const TOKEN = 'test-access-token-123456';
 
-interface Emu {
-  env: Record<string, string>;
-  data: string;
-  close(): Promise<void>;
-  state(): Promise<EmuState>;
-  nextDay(): Promise<void>;
-}
-interface EmuState {
-  quota: { used: Record<string, number> };
-  requests: Record<string, number>;
-  mediaItems: Array<{ id: string; filename: string; file: string; sha1: string; size: number; status: string; albumIds: string[] }>;
-  albums: Array<{ id: string; title: string; count: number }>;
-}
-
-async function startEmu(extra: string[] = []): Promise<Emu> {
-  const data = tmpDir('gp-emu-');
-  const h = await googlePhotosProvider.emulator!(['--port', '0', '--data', data, '--accept-token', TOKEN, '--video-processing-ms', '300', ...extra]);
-  const base = h.env.GOOGLE_PHOTOS_BASE_URL!;
-  return {
-    env: h.env,
-    data,
-    close: h.close,
-    state: async () => (await (await fetch(`${base}/__emulator/state`)).json()) as EmuState,
-    nextDay: async () => void (await fetch(`${base}/__emulator/next-day`, { method: 'POST' })),
-  };
-}
+const startEmu = (extra: string[] = []): Promise<Emu> => startGoogleEmulator(TOKEN, ['--video-processing-ms', '300', ...extra]);
 
 function memStore(): ProviderStore & { map: Map<string, unknown> } {
   const map = new Map<string, unknown>();

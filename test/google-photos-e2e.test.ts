@@ -11,36 +11,11 @@ import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { googlePhotosProvider } from '../providers/google-photos/index.ts';
 import { CLI, FIXTURES, ROOT, tmpDir, type CliResult } from './helpers.ts';
+import { startGoogleEmulator, type Emu, type EmuState } from './google-photos-emulator.ts';
 
 const TOKEN = 'e2e-access-token-7890';
 
-interface EmuState {
-  quota: { used: Record<string, number> };
-  requests: Record<string, number>;
-  mediaItems: Array<{ id: string; filename: string; file: string; sha1: string; size: number; albumIds: string[] }>;
-  albums: Array<{ id: string; title: string; count: number }>;
-}
-
-interface Emu {
-  env: Record<string, string>;
-  data: string;
-  close(): Promise<void>;
-  state(): Promise<EmuState>;
-  nextDay(): Promise<void>;
-}
-
-async function startEmu(extra: string[] = []): Promise<Emu> {
-  const data = tmpDir('gp-e2e-emu-');
-  const h = await googlePhotosProvider.emulator!(['--port', '0', '--data', data, '--accept-token', TOKEN, ...extra]);
-  const base = h.env.GOOGLE_PHOTOS_BASE_URL!;
-  return {
-    env: h.env,
-    data,
-    close: h.close,
-    state: async () => (await (await fetch(`${base}/__emulator/state`)).json()) as EmuState,
-    nextDay: async () => void (await fetch(`${base}/__emulator/next-day`, { method: 'POST' })),
-  };
-}
+const startEmu = (extra: string[] = []): Promise<Emu> => startGoogleEmulator(TOKEN, extra, 'gp-e2e-emu-');
 
 function migrate(emu: Emu, home: string, src: string, stateFile: string, extra: string[] = [], killWhen?: () => Promise<boolean>, env: Record<string, string | undefined> = { GOOGLE_ACCESS_TOKEN: TOKEN }): Promise<CliResult & { killed: boolean }> {
   return new Promise((resolve, reject) => {
