@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { googlePhotosProvider } from '../providers/google-photos/index.ts';
 import { CLI, FIXTURES, ROOT, tmpDir, type CliResult } from './helpers.ts';
 import { startGoogleEmulator, type Emu, type EmuState } from './google-photos-emulator.ts';
 
