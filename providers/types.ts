@@ -30,6 +30,13 @@ export interface SourceItem {
   description?: string | null;
   /** Anything else the provider wants back in open()/delete(); never secrets. */
   extra?: Record<string, unknown>;
+  /**
+   * Names this version of the object (folder: device, inode, size and modification time;
+   * Xiaomi: its SHA-1). When an item already moved is listed again with another version, the
+   * new bytes become an item of their own and the proven version keeps its row. Absent when
+   * the source cannot tell versions apart.
+   */
+  version?: string | null;
 }
 
 export interface ListPage {
@@ -58,6 +65,21 @@ export interface DeleteResult {
   response: string;
 }
 
+/**
+ * What the engine proved before it asks for a deletion: these bytes, read from the item as it
+ * was listed, are at the destination. The source deletes only that very object and refuses
+ * (SourceChangedError) when what it holds now is another one.
+ */
+export interface DeletionProof {
+  /** The bytes read and hashed by the engine, and verified at the destination. */
+  hashes: Hashes;
+  /**
+   * False when the bytes were read by an earlier run: the object may have changed since in ways
+   * a cheap check misses, so a source that can re-read it (a local file) re-hashes it first.
+   */
+  readThisRun: boolean;
+}
+
 export interface Source {
   /** Provider name, e.g. "folder", "xiaomi". */
   readonly kind: string;
@@ -69,12 +91,18 @@ export interface Source {
   listItems(cursor: string | null, signal?: AbortSignal): Promise<ListPage>;
   /** The item's bytes as a stream. Throw ItemGoneError when the item no longer exists. */
   open(item: SourceItem, options?: OpenOptions): Promise<Readable>;
-  /** Delete the item at the source. Called only by the engine's deletion rule. */
-  delete(item: SourceItem): Promise<DeleteResult>;
+  /**
+   * Delete the item at the source, only if it is still the object the proof is about; else
+   * throw SourceChangedError and delete nothing. Throw ItemGoneError when it no longer exists.
+   * Called only by the engine's deletion rule.
+   */
+  delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult>;
   /** Pause between two deletions, in ms (services that want deletes paced). */
   readonly deletePauseMs?: number;
   /** Notes for plan: skipped albums, quota, anything the user should know before moving. */
   planNotes?(): Promise<PlanNote[]>;
+  /** The local folder the items are read from, when there is one: the engine refuses a destination that overlaps it. */
+  readonly localPath?: string;
   close?(): Promise<void>;
 }
 
@@ -201,8 +229,15 @@ export interface Destination {
   abort(staged: Staged): Promise<void>;
   /** True when a staged handle saved by an earlier process can still be committed. */
   canCommitLater?(handle: unknown): boolean;
+  /**
+   * Is each item at the destination, with these bytes? Also asked again, with the stored
+   * destination id, right before an item verified by an earlier run is deleted at the source
+   * (the copy may have been removed or changed since): keep it as cheap as the service allows.
+   */
   verify(requests: VerifyRequest[]): Promise<VerifyResult[]>;
   capacity?(): Promise<CapacityInfo>;
+  /** The local folder the items are written to, when there is one: the engine refuses a source that overlaps it. */
+  readonly localPath?: string;
   close?(): Promise<void>;
 }
 
@@ -229,6 +264,14 @@ export class ItemGoneError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ItemGoneError';
+  }
+}
+
+/** The object at the source is no longer the one that was proven at the destination: nothing was deleted. */
+export class SourceChangedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceChangedError';
   }
 }
 

@@ -42,6 +42,11 @@ async function sha1Of(stream: Readable): Promise<{ sha1: string; size: number }>
 
 const sha1File = (f: string) => crypto.createHash('sha1').update(fs.readFileSync(f)).digest('hex');
 
+/** The proof the engine would pass: the bytes read matched the SHA-1 the listing declared. */
+function proofOf(it: SourceItem) {
+  return { hashes: { sha1: it.sha1 ?? '', sha256: '', quickXor: '', size: it.size ?? 0 }, readThisRun: true };
+}
+
 describe('json helpers', () => {
   it('keeps ids above 2^53 exact and leaves strings alone', () => {
     const v = parseJsonKeepingBigInts('{"id":24886749771271584,"s":"x 12345678901234567 y","n":1700000000000,"a":[-12345678901234567]}') as Record<string, unknown>;
@@ -126,7 +131,7 @@ describe('xiaomi source: 10,000 items', () => {
       for (const it of page.items) seen.add(it.id);
       // Delete what this page listed (as the engine does once items are verified), for a few pages.
       if (pages < 6) for (const it of page.items) {
-        await src.delete(it);
+        await src.delete(it, proofOf(it));
         deleted++;
       }
       pages++;
@@ -154,7 +159,7 @@ describe('xiaomi source: deletions racing the listing', () => {
             continue;
           }
           await new Promise((r) => setTimeout(r, Math.random() * 4));
-          await src.delete(it);
+          await src.delete(it, proofOf(it));
         }
       })();
       let cursor: string | null = null;
@@ -231,12 +236,12 @@ describe('xiaomi source: sample media', () => {
     const src = await createXiaomiSource(testContext(e2.env));
     const { items } = await listAll(src);
     const victim = items.find((i) => i.name === 'noexif.jpg')!;
-    const res = await src.delete(victim);
+    const res = await src.delete(victim, proofOf(victim));
     expect(res.response).toMatch(/"code":0/);
     await expect(src.open(victim)).rejects.toBeInstanceOf(ItemGoneError);
-    const again = await src.delete(victim);
+    const again = await src.delete(victim, proofOf(victim));
     expect(again.response).toMatch(/already deleted/);
-    await expect(src.delete({ ...items[0]!, sha1: null })).rejects.toBeInstanceOf(RejectedError);
+    await expect(src.delete({ ...items[0]!, sha1: null }, proofOf(items[0]!))).rejects.toBeInstanceOf(RejectedError);
     await src.close();
     await e2.close();
     const e3 = await startEmulator(d2, { seed });

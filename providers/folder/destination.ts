@@ -39,12 +39,14 @@ async function fsyncDir(dir: string): Promise<void> {
 export class FolderDestination implements Destination {
   readonly kind = 'folder';
   readonly identity: string;
+  readonly localPath: string;
   readonly commitBatchSize = 1;
   readonly verifyBatchSize = 1;
   private readonly root: string;
 
   constructor(root: string, private readonly layout: 'album' | 'date') {
     this.root = path.resolve(root);
+    this.localPath = this.root;
     this.identity = `folder:${this.root}`;
   }
 

@@ -7,8 +7,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
-import type { DeleteResult, ListPage, OpenOptions, PlanNote, Source, SourceItem } from '../types.ts';
-import { ItemGoneError, RetryableError, StopRunError } from '../types.ts';
+import { createHash } from 'node:crypto';
+import type { DeleteResult, DeletionProof, ListPage, OpenOptions, PlanNote, Source, SourceItem } from '../types.ts';
+import { ItemGoneError, RetryableError, SourceChangedError, StopRunError } from '../types.ts';
 
 const PAGE = 500;
 
@@ -16,7 +17,12 @@ interface Entry {
   rel: string;
   size: number;
   mtimeMs: number;
+  dev: number;
+  ino: number;
 }
+
+/** Where a file is moved just before it is unlinked (hidden, so never listed). */
+const ASIDE_PREFIX = '.gallery-bridge-deleting-';
 
 export class FolderSource implements Source {
   readonly kind = 'folder';
@@ -25,8 +31,11 @@ export class FolderSource implements Source {
   private entries: Entry[] | null = null;
   private skippedHidden = 0;
 
+  readonly localPath: string;
+
   constructor(private readonly root: string) {
     this.identity = `folder:${path.resolve(root)}`;
+    this.localPath = path.resolve(root);
   }
 
   private async walk(): Promise<Entry[]> {
@@ -52,7 +61,7 @@ export class FolderSource implements Source {
         else if (d.isFile()) {
           try {
             const s = await fsp.stat(path.join(this.root, rel));
-            out.push({ rel, size: s.size, mtimeMs: s.mtimeMs });
+            out.push({ rel, size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino });
           } catch {
             // Vanished between readdir and stat: nothing to migrate.
           }
@@ -93,7 +102,8 @@ export class FolderSource implements Source {
         sha1: null,
         declaredCaptureTime: null,
         modifiedTime: new Date(e.mtimeMs).toISOString(),
-        extra: { mtimeMs: e.mtimeMs },
+        extra: { mtimeMs: e.mtimeMs, dev: e.dev, ino: e.ino },
+        version: `${e.dev}:${e.ino}:${e.size}:${e.mtimeMs}`,
       };
     });
     const next = start + PAGE < all.length ? page[page.length - 1]!.rel : null;
@@ -120,7 +130,7 @@ export class FolderSource implements Source {
     const before = await fh.stat();
     const listedMtime = item.extra?.mtimeMs as number | undefined;
     const whole = opts.offset === undefined && opts.length === undefined;
-    if (whole && (before.size !== item.size || (listedMtime !== undefined && before.mtimeMs !== listedMtime))) {
+    if (whole && (before.size !== item.size || (listedMtime !== undefined && before.mtimeMs !== listedMtime) || changedFile(item, before))) {
       await fh.close();
       throw new RetryableError('the file changed since it was listed (size or time differ); it will be listed again on the next run');
     }
@@ -155,18 +165,73 @@ export class FolderSource implements Source {
     return stream.pipe(guard);
   }
 
-  async delete(item: SourceItem): Promise<DeleteResult> {
+  /**
+   * Unlinks the file only if it is still the one that was read: the same file (device and
+   * inode), size and modification time, and, when it was read by an earlier run, the same
+   * SHA-256 read again. It is first renamed aside, so the checks and the unlink concern one
+   * file even if its name is reused meanwhile; a file that fails them is put back.
+   */
+  async delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult> {
+    const file = this.abs(item);
+    const aside = path.join(path.dirname(file), ASIDE_PREFIX + path.basename(file));
     try {
-      await fsp.unlink(this.abs(item));
-      return { response: 'unlinked' };
+      await fsp.rename(file, aside);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { response: 'already gone' };
-      throw err;
+      // A run killed after the rename left the file aside: finish with that one.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(aside)) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ItemGoneError('the file is gone from the source folder');
+        throw err;
+      }
     }
+    const why = await this.differs(item, proof, aside);
+    if (why) {
+      await putBack(aside, file);
+      throw new SourceChangedError(`${item.id} was not deleted: ${why}; the file there now is a new version`);
+    }
+    await fsp.unlink(aside);
+    return { response: proof.readThisRun ? 'unlinked (same file, size and time as read)' : 'unlinked (same file, size and time, SHA-256 read again)' };
+  }
+
+  private async differs(item: SourceItem, proof: DeletionProof, file: string): Promise<string | null> {
+    const st = await fsp.lstat(file);
+    if (!st.isFile()) return 'it is no longer a regular file';
+    if (st.size !== proof.hashes.size || st.size !== item.size) return `its size is ${st.size}, not the ${proof.hashes.size} bytes proven`;
+    const listedMtime = item.extra?.mtimeMs as number | undefined;
+    if (listedMtime !== undefined && st.mtimeMs !== listedMtime) return 'its modification time changed since it was read';
+    if (changedFile(item, st)) return 'another file now has its name';
+    // A rewrite can keep size and time (and a file listed by an older version has no inode on record).
+    if (!proof.readThisRun || item.extra?.ino === undefined) {
+      const sha256 = await sha256File(file);
+      if (sha256 !== proof.hashes.sha256) return 'its bytes differ from the ones proven (SHA-256 read again)';
+    }
+    return null;
   }
 
   async planNotes(): Promise<PlanNote[]> {
     await this.walk();
     return this.skippedHidden ? [{ message: `${this.skippedHidden} hidden files and folders (names starting with ".") are not migrated`, items: this.skippedHidden }] : [];
   }
+}
+
+/** True when the file is not the one listed (another device or inode under the same name). */
+function changedFile(item: SourceItem, st: fs.Stats): boolean {
+  const dev = item.extra?.dev as number | undefined;
+  const ino = item.extra?.ino as number | undefined;
+  return (dev !== undefined && st.dev !== dev) || (ino !== undefined && st.ino !== ino);
+}
+
+async function putBack(aside: string, file: string): Promise<void> {
+  try {
+    // link, not rename: a new file that took the name meanwhile must not be overwritten.
+    await fsp.link(aside, file);
+    await fsp.unlink(aside);
+  } catch (err) {
+    throw new SourceChangedError(`the file changed while it was being deleted and another took its name; it is kept as ${aside} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digest('hex');
 }

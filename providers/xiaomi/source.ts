@@ -7,7 +7,9 @@ import { reason, redact } from '../../src/lib/redact.ts';
 import {
   RejectedError,
   RetryableError,
+  SourceChangedError,
   type DeleteResult,
+  type DeletionProof,
   type ListPage,
   type Logger,
   type MediaKind,
@@ -209,6 +211,8 @@ export class XiaomiSource implements Source {
       albumName: album.name,
       size: Number.isSafeInteger(size) && size >= 0 ? size : null,
       sha1,
+      // Another SHA-1 under the same id is other bytes: a new version, migrated on its own.
+      version: sha1,
       mimeType,
       kind: kindOf(g.type, mimeType),
       declaredCaptureTime: iso(g.dateTaken),
@@ -230,9 +234,11 @@ export class XiaomiSource implements Source {
     return this.client.download(item.id, item.size, options?.signal);
   }
 
-  async delete(item: SourceItem): Promise<DeleteResult> {
+  async delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult> {
     // Xiaomi's SHA-1 is what proves the download intact; without one, the cloud copy stays.
     if (!item.sha1) throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`);
+    // Deletion is bound to the proven bytes: the id listed with this SHA-1 is the one whose bytes were read.
+    if (item.sha1.toLowerCase() !== proof.hashes.sha1) throw new SourceChangedError(`not deleted at Xiaomi: item ${item.id} is listed with SHA-1 ${item.sha1}, not the ${proof.hashes.sha1} proven`);
     const album = item.albumId ?? '';
     return this.exclusive(async () => {
       let env;

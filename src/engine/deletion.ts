@@ -11,9 +11,10 @@
 // Every deletion is recorded in the state store (the deletions table) in the same transaction
 // as the item's move to source-deleted.
 
-import type { EvidenceLevel, Source, SourceItem } from '../../providers/types.ts';
+import type { EvidenceLevel, SourceItem } from '../../providers/types.ts';
 import { EVIDENCE_ORDER, ItemGoneError } from '../../providers/types.ts';
-import type { ItemRow, Items } from '../../state/items.ts';
+import type { ItemRow } from '../../state/items.ts';
+import type { RunContext } from './context.ts';
 import { sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
 
@@ -40,17 +41,14 @@ export function deletionVerdict(row: ItemRow, policy: DeletionPolicy): Verdict {
 /** Applies the rule and deletes, one item at a time, paced as the source asks. */
 export class Deleter {
   private chain: Promise<void> = Promise.resolve();
+  private earlier: Promise<void> = Promise.resolve();
   deleted = 0;
   failed = 0;
+  private readonly policy: DeletionPolicy;
 
-  constructor(
-    private readonly source: Source,
-    private readonly items: Items,
-    private readonly runId: number,
-    private readonly policy: DeletionPolicy,
-    private readonly log: (msg: string) => void,
-    private readonly onDeleted: (row: ItemRow) => void = () => undefined,
-  ) {}
+  constructor(private readonly ctx: RunContext) {
+    this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
+  }
 
   /** Queues the item for deletion if the rule allows; resolves once it is handled. */
   consider(itemId: number): Promise<void> {
@@ -59,30 +57,47 @@ export class Deleter {
     return next;
   }
 
+  /** Items verified by earlier runs and not yet deleted fall under the same rule. */
+  resumeEarlierRuns(): void {
+    if (!this.policy.deleteSource) return;
+    this.earlier = (async () => {
+      for (let after = 0; ; ) {
+        const batch = this.ctx.items.deletable(after, 500);
+        if (!batch.length) break;
+        for (const r of batch) await this.consider(r.id);
+        after = batch[batch.length - 1]!.id;
+      }
+    })().catch((err) => this.ctx.log('warn', `deleting items verified by earlier runs: ${reason(err)}`));
+  }
+
   private async deleteOne(itemId: number): Promise<void> {
+    const { items, source } = this.ctx;
     // Re-read the row: the verdict is taken on what the state store holds, not on memory.
-    const row = this.items.get(itemId);
+    const row = items.get(itemId);
     const verdict = deletionVerdict(row, this.policy);
     if (!verdict.delete) return;
     const item = JSON.parse(row.item_json) as SourceItem;
     let response: string;
     try {
-      response = (await this.source.delete(item)).response;
+      const proof = { hashes: { sha1: row.sha1!, sha256: row.sha256!, quickXor: row.quickxor!, size: row.bytes_read! }, readThisRun: this.ctx.readThisRun.has(itemId) };
+      response = (await source.delete(item, proof)).response;
     } catch (err) {
       if (err instanceof ItemGoneError) response = `already gone at the source: ${reason(err)}`;
       else {
         this.failed++;
-        this.log(`could not delete ${row.name} at the source: ${reason(err)}`);
+        this.ctx.log('warn', `could not delete ${row.name} at the source: ${reason(err)}`);
         return;
       }
     }
-    this.items.markSourceDeleted(itemId, this.runId, reason(response));
+    items.markSourceDeleted(itemId, this.ctx.runId, reason(response));
     this.deleted++;
-    this.onDeleted(row);
-    if (this.source.deletePauseMs) await sleep(this.source.deletePauseMs);
+    this.ctx.emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${row.evidence_level}` });
+    if (source.deletePauseMs) await sleep(source.deletePauseMs);
   }
 
-  drain(): Promise<void> {
-    return this.chain;
+  /** Resolves when no deletion is queued or in flight, including those of earlier runs' items. */
+  async drain(): Promise<void> {
+    await this.earlier;
+    await this.chain;
   }
 }

@@ -1,4 +1,4 @@
-// One item, from the source's bytes to a staged upload: open the stream, hash it while it
+// Stage 2, transfer. One item, from the source's bytes to a staged upload: open the stream, hash it while it
 // flows (SHA-1, SHA-256 and QuickXorHash in one pass), hold back the first MiB just long enough
 // to learn the capture time (which some destinations need before the first byte), stage the
 // upload, and check the bytes against what the source declared before anything is committed.
@@ -9,6 +9,8 @@ import { RejectedError, RetryableError } from '../../providers/types.ts';
 import { MultiHasher } from '../hash/multihash.ts';
 import { MvhdScanner } from '../media/mvhd.ts';
 import type { Items, ItemRow } from '../../state/items.ts';
+import type { CommitStage } from './commit.ts';
+import type { RunContext } from './context.ts';
 import { HEAD_BYTES, probeFacts } from './facts.ts';
 
 export interface StagedItem {
@@ -166,4 +168,38 @@ export async function stageItem(source: Source, destination: Destination, items:
     throw new DeclaredHashMismatch(`the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`);
   }
   return { item, facts: probe.facts, container, staged, hashes };
+}
+
+/**
+ * Stages one item inside a queue slot and returns its commit, which runs outside the slot:
+ * a worker moves on to the next item while staged ones gather into full commit batches
+ * (Google's batchCreate takes 50, far more than the items a queue has in flight).
+ * The commit never rejects: its failure is written to the item's row.
+ */
+export async function transferOne(ctx: RunContext, commits: CommitStage, row: ItemRow): Promise<{ commit: Promise<void> }> {
+  const { items, source, destination } = ctx;
+  ctx.attempts.set(row.id, (ctx.attempts.get(row.id) ?? 0) + 1);
+  try {
+    items.startTransfer(row.id, ctx.runId);
+    // A staged upload saved by a killed run is committed without sending the bytes again.
+    if (row.staged && row.sha256 && row.declared_hash_ok !== 0 && destination.canCommitLater?.(JSON.parse(row.staged))) {
+      const item = JSON.parse(row.item_json) as SourceItem;
+      const staged: StagedItem = {
+        item,
+        facts: factsFromRow(row, item),
+        container: row.container ?? '',
+        staged: { handle: JSON.parse(row.staged), bytesSent: 0 },
+        hashes: { sha1: row.sha1!, sha256: row.sha256, quickXor: row.quickxor!, size: row.bytes_read! },
+      };
+      return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
+    }
+    const staged = await stageItem(source, destination, items, items.get(row.id), ctx.signal);
+    ctx.readThisRun.add(row.id);
+    ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
+    // Wrapped in an object: returning the bare promise would make this await the commit too.
+    return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
+  } catch (err) {
+    ctx.itemFailed(row, err);
+    return { commit: Promise.resolve() };
+  }
 }

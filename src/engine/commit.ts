@@ -1,0 +1,65 @@
+// Stage 3, commit: create staged uploads at the destination, batched as the destination wants
+// (Google's batchCreate takes 50). A created item goes on to verification; one the destination
+// already held goes straight to the deletion rule with the evidence it came with.
+
+import type { CommitRequest, CommitResult } from '../../providers/types.ts';
+import type { ItemRow } from '../../state/items.ts';
+import { Batcher } from './batcher.ts';
+import type { RunContext } from './context.ts';
+import type { Deleter } from './deletion.ts';
+import type { StagedItem } from './transfer.ts';
+import type { VerifyStage } from './verify.ts';
+
+export class CommitStage {
+  // A partial batch waits a few seconds for company: each batch call costs a quota request,
+  // and the wait is nothing next to an upload token's day of life. The run flushes at once
+  // when nothing else is coming.
+  private readonly batcher: Batcher<CommitRequest, CommitResult>;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly verify: VerifyStage,
+    private readonly deleter: Deleter,
+  ) {
+    const d = ctx.destination;
+    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), (reqs) => d.commit(reqs), 5000);
+  }
+
+  /** Commits one staged item and records the outcome. Throws what the commit threw. */
+  async commit(row: ItemRow, s: StagedItem): Promise<void> {
+    const { ctx } = this;
+    const { items } = ctx;
+    const result = await this.batcher.add(s.container, {
+      staged: s.staged,
+      input: { item: s.item, facts: s.facts, container: s.container, name: s.item.name, size: s.hashes.size, session: undefined as never },
+      hashes: s.hashes,
+    });
+    if (result.outcome === 'error') throw result.error;
+    if (result.outcome === 'duplicate') {
+      items.markDuplicate(row.id, result.destId, result.destPath ?? null, result.evidence ?? null);
+      ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: 'already at the destination' });
+      await this.deleter.consider(row.id);
+      return;
+    }
+    const state = items.markUploaded(row.id, result.destId, result.destPath ?? null);
+    ctx.emit({ type: 'item', name: row.name, state, bytes: s.hashes.size });
+    if (state === 'skipped') {
+      const dup = items.get(row.id);
+      const original = items.get(dup.duplicate_of!);
+      if (original.evidence_level && original.sha256 === dup.sha256) {
+        items.inheritEvidence(row.id, original.evidence_level, `same bytes as item ${original.id}: ${original.evidence_detail ?? ''}`);
+        await this.deleter.consider(row.id);
+      }
+      return;
+    }
+    this.verify.start(row.id);
+  }
+
+  flush(): void {
+    this.batcher.flush();
+  }
+
+  close(): Promise<void> {
+    return this.batcher.close();
+  }
+}

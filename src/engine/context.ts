@@ -1,0 +1,114 @@
+// What every stage of a run shares: the options, the state store, the one stop switch, and
+// how an item's failure is written down. Stages take this instead of reaching for each other.
+
+import type { Destination, EvidenceLevel, Source, StopKind } from '../../providers/types.ts';
+import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../../providers/types.ts';
+import type { DB } from '../../state/db.ts';
+import type { ItemRow, ItemState } from '../../state/items.ts';
+import { Items } from '../../state/items.ts';
+import { backoffDelay } from '../lib/backoff.ts';
+import { reason } from '../lib/redact.ts';
+
+export interface RunOptions {
+  deleteSource: boolean;
+  deleteEvidence: EvidenceLevel;
+  concurrency: number;
+  /** Stop cleanly at this time (a night's window). */
+  until: Date | null;
+  /** Attempts per item within one run before it is left failed for the next run. */
+  maxAttempts: number;
+  /** How long to keep asking about items the destination has not finished processing. */
+  verifyWaitMs: number;
+  command: string;
+  sourceSpec: string;
+  destinationSpec: string;
+  signal: AbortSignal;
+  onEvent?: (e: RunEvent) => void;
+}
+
+export type RunEvent =
+  | { type: 'listed'; total: number; added: number }
+  | { type: 'item'; name: string; state: ItemState | 'staged'; bytes: number; detail?: string }
+  | { type: 'bytes'; bytes: number }
+  | { type: 'log'; level: 'info' | 'warn'; message: string };
+
+export type StopReason = StopKind | 'until' | 'signal';
+
+export class RunContext {
+  readonly items: Items;
+  /** Aborted by a StopRunError, --until or a signal: every stage stops taking new work. */
+  readonly stop = new AbortController();
+  stopped: StopReason | null = null;
+  stopMessage: string | null = null;
+  /** Attempts per item in this run (the state store counts them across runs). */
+  readonly attempts = new Map<number, number>();
+  /** Items whose bytes this process read and hashed (a deletion may trust the cheap identity checks). */
+  readonly readThisRun = new Set<number>();
+
+  constructor(
+    readonly db: DB,
+    readonly source: Source,
+    readonly destination: Destination,
+    readonly runId: number,
+    readonly opts: RunOptions,
+  ) {
+    this.items = new Items(db);
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  emit(e: RunEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  log(level: 'info' | 'warn', message: string): void {
+    this.emit({ type: 'log', level, message });
+  }
+
+  halt(why: StopReason, message: string): void {
+    if (this.stopped) return;
+    this.stopped = why;
+    this.stopMessage = message;
+    this.log('warn', message);
+    this.stop.abort(new Error(message));
+  }
+
+  /** Writes down what went wrong with one item, so the next attempt (or run) knows what to do. */
+  itemFailed(row: ItemRow, err: unknown): void {
+    const { items } = this;
+    if (err instanceof StopRunError) {
+      this.halt(err.kind, reason(err));
+      // The item did nothing wrong: it is retried first thing next run.
+      safe(() => items.markInterrupted(row.id, `interrupted: ${reason(err)}`));
+      return;
+    }
+    if (this.signal.aborted) {
+      safe(() => items.markInterrupted(row.id, 'interrupted; will resume'));
+      return;
+    }
+    if (err instanceof RejectedError) {
+      safe(() => items.markRejected(row.id, reason(err)));
+      this.emit({ type: 'item', name: row.name, state: 'rejected', bytes: 0, detail: reason(err) });
+      return;
+    }
+    if (err instanceof ItemGoneError) {
+      safe(() => items.markRejected(row.id, `gone from the source: ${reason(err)}`));
+      this.emit({ type: 'item', name: row.name, state: 'rejected', bytes: 0, detail: reason(err) });
+      return;
+    }
+    const n = this.attempts.get(row.id) ?? 1;
+    const wait = backoffDelay(n, err instanceof RetryableError ? err.retryAfterMs : undefined);
+    safe(() => items.markFailed(row.id, reason(err), Date.now() + wait));
+    this.emit({ type: 'item', name: row.name, state: 'failed', bytes: 0, detail: reason(err) });
+  }
+}
+
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // The item already moved on (e.g. a concurrent verification); its row tells the truth.
+  }
+}

@@ -1,0 +1,69 @@
+// Stage 1, list: pages from the source into the state store, each page and the cursor after it
+// in one transaction. It runs beside the transfers, so a large library starts moving at once.
+
+import { StopRunError } from '../../providers/types.ts';
+import { getMeta, setMeta } from '../../state/db.ts';
+import { reason } from '../lib/redact.ts';
+import type { RunContext } from './context.ts';
+
+export interface Listing {
+  /** Settles when the listing ended, one way or another (never rejects). */
+  readonly done: Promise<void>;
+  readonly finished: boolean;
+  /** Why the listing stopped early, or null. */
+  readonly error: unknown;
+}
+
+/** Starts listing; `onPage` is told of every recorded page and of the end. */
+export function startListing(ctx: RunContext, onPage: () => void): Listing {
+  const state = { finished: false, error: null as unknown, done: Promise.resolve() };
+  state.done = listAll(ctx, onPage)
+    .catch((err) => {
+      state.error = err;
+      if (err instanceof StopRunError) ctx.halt(err.kind, reason(err));
+      else ctx.log('warn', `listing stopped: ${reason(err)}; the items listed so far are migrated and the next run continues the listing`);
+    })
+    .finally(() => {
+      state.finished = true;
+      onPage();
+    });
+  return state;
+}
+
+async function listAll(ctx: RunContext, onPage: () => void): Promise<void> {
+  const { db, items, source } = ctx;
+  // A finished listing starts over on the next run, so new items are found (incremental reruns).
+  let cursor = getMeta(db, 'list_state') === 'listing' ? (getMeta(db, 'list_cursor') ?? null) : null;
+  setMeta(db, 'list_state', 'listing');
+  let total = 0;
+  for (;;) {
+    if (ctx.signal.aborted) return;
+    const page = await source.listItems(cursor, ctx.signal);
+    const next = page.cursor;
+    const added = items.recordPage(
+      page.items.map((i) => ({
+        sourceId: i.id,
+        name: i.name,
+        albumId: i.albumId,
+        albumName: i.albumName,
+        size: i.size,
+        kind: i.kind,
+        declaredSha1: i.sha1 ? i.sha1.toLowerCase() : null,
+        declaredTime: i.declaredCaptureTime ?? null,
+        json: JSON.stringify(i),
+      })),
+      () => {
+        if (next === null) {
+          setMeta(db, 'list_state', 'complete');
+          setMeta(db, 'list_cursor', null);
+        } else setMeta(db, 'list_cursor', next);
+      },
+      ctx.runId,
+    );
+    total += page.items.length;
+    ctx.emit({ type: 'listed', total, added });
+    onPage();
+    if (next === null) return;
+    cursor = next;
+  }
+}

@@ -1,0 +1,121 @@
+// Stage 4, verify: ask the destination whether what it holds is the bytes we sent, batched as
+// the destination wants. A verified item (and any duplicate sharing its destination item) goes
+// on to the deletion rule; a mismatch goes back to be uploaded again.
+
+import type { SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+import { RetryableError, StopRunError } from '../../providers/types.ts';
+import type { ItemRow } from '../../state/items.ts';
+import { backoffDelay, sleep } from '../lib/backoff.ts';
+import { reason } from '../lib/redact.ts';
+import { Batcher } from './batcher.ts';
+import type { RunContext } from './context.ts';
+import type { Deleter } from './deletion.ts';
+import { factsFromRow } from './transfer.ts';
+
+export class VerifyStage {
+  // A partial batch waits a few seconds for company: each batch call costs a quota request.
+  private readonly batcher: Batcher<VerifyRequest, VerifyResult>;
+  private pending = 0;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly deleter: Deleter,
+  ) {
+    const d = ctx.destination;
+    this.batcher = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 5000);
+  }
+
+  /** Starts verifying an uploaded item; it runs on its own (drain() waits for it). */
+  start(rowId: number): void {
+    this.pending++;
+    void this.verifyItem(rowId)
+      .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
+      .finally(() => this.pending--);
+  }
+
+  /** Items an earlier run committed but could not verify yet. */
+  resumeEarlierRuns(): void {
+    for (let after = 0; ; ) {
+      const batch = this.ctx.items.uploaded(after, 500);
+      if (!batch.length) break;
+      for (const r of batch) this.start(r.id);
+      after = batch[batch.length - 1]!.id;
+    }
+  }
+
+  flush(): void {
+    this.batcher.flush();
+  }
+
+  async drain(): Promise<void> {
+    while (this.pending > 0) {
+      this.batcher.flush();
+      await sleep(50);
+    }
+    await this.batcher.close();
+  }
+
+  private async verifyItem(rowId: number): Promise<void> {
+    const { ctx } = this;
+    const { items } = ctx;
+    const deadline = Date.now() + ctx.opts.verifyWaitMs;
+    for (let attempt = 1; ; attempt++) {
+      if (ctx.signal.aborted) return;
+      const row = items.get(rowId);
+      if (row.state !== 'uploaded' || !row.dest_id || !row.sha256) return;
+      let res: VerifyResult;
+      try {
+        res = await this.batcher.add('', verifyRequest(row));
+      } catch (err) {
+        res = { outcome: 'error', error: err as Error };
+      }
+      if (res.outcome === 'verified') {
+        items.markVerified(rowId, res.evidence.level, res.evidence.detail);
+        ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: row.bytes_read ?? 0, detail: res.evidence.level });
+        await this.afterVerified(row);
+        return;
+      }
+      if (res.outcome === 'mismatch') {
+        items.markVerifyMismatch(rowId, `verification failed: ${reason(res.reason)}`);
+        ctx.emit({ type: 'item', name: row.name, state: 'failed', bytes: 0, detail: res.reason });
+        return;
+      }
+      if (res.outcome === 'error' && res.error instanceof StopRunError) {
+        ctx.halt(res.error.kind, reason(res.error));
+        return;
+      }
+      const wait = res.outcome === 'pending' ? res.retryAfterMs : backoffDelay(attempt, res.error instanceof RetryableError ? res.error.retryAfterMs : undefined);
+      if (Date.now() + wait > deadline) {
+        ctx.log('warn', `${row.name}: not verified yet (${res.outcome === 'pending' ? res.reason : reason(res.error)}); a later run will ask again`);
+        return;
+      }
+      await sleep(wait, ctx.signal).catch(() => undefined);
+    }
+  }
+
+  private async afterVerified(row: ItemRow): Promise<void> {
+    const { items } = this.ctx;
+    // Duplicates of this item share its destination item: same bytes, same evidence.
+    const fresh = items.get(row.id);
+    for (const dup of items.duplicatesOf(row.id)) {
+      if (dup.sha256 && dup.sha256 === fresh.sha256 && fresh.evidence_level) {
+        items.inheritEvidence(dup.id, fresh.evidence_level, `same bytes as item ${row.id}: ${fresh.evidence_detail ?? ''}`);
+        await this.deleter.consider(dup.id);
+      }
+    }
+    await this.deleter.consider(row.id);
+  }
+}
+
+/** What the destination is asked to prove about an item it holds. */
+export function verifyRequest(row: ItemRow): VerifyRequest {
+  const item = JSON.parse(row.item_json) as SourceItem;
+  return {
+    destId: row.dest_id!,
+    destPath: row.dest_path,
+    item,
+    facts: factsFromRow(row, item),
+    hashes: { sha1: row.sha1!, sha256: row.sha256!, quickXor: row.quickxor!, size: row.bytes_read! },
+    size: row.bytes_read!,
+  };
+}
