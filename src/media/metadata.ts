@@ -5,6 +5,7 @@
 // photo would get a different capture time on a laptop in Prague and a server in UTC.
 
 import exifr from 'exifr';
+import type { WallTime } from './filename-date.ts';
 // sharp takes about a second to load; only runs that meet an image pay for it.
 let sharpModule: Promise<typeof import('sharp')> | null = null;
 const loadSharp = () => (sharpModule ??= import('sharp'));
@@ -12,6 +13,8 @@ const loadSharp = () => (sharpModule ??= import('sharp'));
 export interface ImageMetadata {
   /** ISO 8601 UTC (e.g. 2018-07-25T16:34:23Z), or null. */
   captureTime: string | null;
+  /** The same date as the file writes it: wall clock, and its offset in minutes when the file gives one. */
+  captureWall: { wall: WallTime; offset: number | null } | null;
   gps: { lat: number; lon: number } | null;
   camera: string | null;
   width: number | null;
@@ -45,7 +48,7 @@ const TAGS = [
 
 type Tags = Partial<Record<(typeof TAGS)[number], unknown>>;
 
-const NOTHING: ImageMetadata = { captureTime: null, gps: null, camera: null, width: null, height: null };
+const NOTHING: ImageMetadata = { captureTime: null, captureWall: null, gps: null, camera: null, width: null, height: null };
 
 /**
  * EXIF "YYYY:MM:DD HH:MM:SS" (plus the offset from the matching OffsetTime* tag, else UTC) to
@@ -63,6 +66,16 @@ export function exifDateToIso(value: unknown, offset: unknown): string | null {
   if (new Date(utcMs).getUTCDate() !== day) return null;
   utcMs -= parseOffset(inlineOffset ?? offset) * 60_000;
   return new Date(utcMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** EXIF's wall clock and offset, kept apart (null offset: the file does not say), or null when blank or impossible. */
+export function exifWall(value: unknown, offset: unknown): { wall: WallTime; offset: number | null } | null {
+  if (exifDateToIso(value, offset) === null) return null;
+  const m = /^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?/.exec(value as string)!;
+  const wall: WallTime = { year: Number(m[1]), month: Number(m[2]), day: Number(m[3]), hour: Number(m[4]), minute: Number(m[5]), second: Math.min(59, Number(m[6] ?? 0)) };
+  const raw = m[7] ?? (typeof offset === 'string' ? offset.replace(/\0/g, '').trim() : '');
+  const valid = /^(Z|[+-]\d{2}:?\d{2})$/.test(raw);
+  return { wall, offset: valid ? parseOffset(raw === 'Z' ? '+00:00' : raw) : null };
 }
 
 /**
@@ -158,6 +171,8 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
   const captureTime =
     exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ??
     exifDateToIso(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
+  const captureWall =
+    exifWall(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifWall(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
 
   // The codec's own header (JPEG SOF, PNG IHDR, HEIF ispe) gives the real pixel size; EXIF's
   // ExifImageWidth is what the camera wrote before any editor resized the picture.
@@ -178,5 +193,5 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
     if (width === null || height === null) width = height = null;
   }
 
-  return { captureTime, gps: gpsOf(tags), camera: cameraOf(tags), width, height };
+  return { captureTime, captureWall, gps: gpsOf(tags), camera: cameraOf(tags), width, height };
 }
