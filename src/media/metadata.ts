@@ -13,8 +13,6 @@ const loadSharp = () => (sharpModule ??= import('sharp'));
 export interface ImageMetadata {
   /** ISO 8601 UTC (e.g. 2018-07-25T16:34:23Z), or null. */
   captureTime: string | null;
-  /** The same date as the file writes it: wall clock, and its offset in minutes when the file gives one. */
-  captureWall: { wall: WallTime; offset: number | null } | null;
   gps: { lat: number; lon: number } | null;
   camera: string | null;
   width: number | null;
@@ -48,7 +46,7 @@ const TAGS = [
 
 type Tags = Partial<Record<(typeof TAGS)[number], unknown>>;
 
-const NOTHING: ImageMetadata = { captureTime: null, captureWall: null, gps: null, camera: null, width: null, height: null };
+const NOTHING: ImageMetadata = { captureTime: null, gps: null, camera: null, width: null, height: null };
 
 /**
  * EXIF "YYYY:MM:DD HH:MM:SS" (plus the offset from the matching OffsetTime* tag, else UTC) to
@@ -171,8 +169,6 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
   const captureTime =
     exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ??
     exifDateToIso(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
-  const captureWall =
-    exifWall(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifWall(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
 
   // The codec's own header (JPEG SOF, PNG IHDR, HEIF ispe) gives the real pixel size; EXIF's
   // ExifImageWidth is what the camera wrote before any editor resized the picture.
@@ -193,5 +189,19 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
     if (width === null || height === null) width = height = null;
   }
 
-  return { captureTime, captureWall, gps: gpsOf(tags), camera: cameraOf(tags), width, height };
+  return { captureTime, gps: gpsOf(tags), camera: cameraOf(tags), width, height };
+}
+
+/**
+ * The EXIF capture date as the file writes it: the wall clock, and its offset in minutes when
+ * the file gives one (null: read it in --timezone). Null when the file has no usable date.
+ */
+export async function exifCaptureWall(head: Buffer): Promise<{ wall: WallTime; offset: number | null } | null> {
+  try {
+    const t = (await exifr.parse(head, { tiff: true, exif: true, gps: false, ifd1: false, interop: false, xmp: false, icc: false, iptc: false, jfif: false, makerNote: false, userComment: false, reviveValues: false, translateValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal', 'OffsetTimeDigitized'] })) as Tags | undefined;
+    if (!t) return null;
+    return exifWall(t.DateTimeOriginal, t.OffsetTimeOriginal) ?? exifWall(t.CreateDate, t.OffsetTimeDigitized ?? t.OffsetTimeOriginal);
+  } catch {
+    return null;
+  }
 }
