@@ -66,7 +66,8 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
     });
     progress.stop();
     if (o.report) {
-      const r = writeReport(db, o.report);
+      // The open source makes the thumbnails of the items that need attention.
+      const r = await writeReport(db, o.report, { open: async (row) => source.open(JSON.parse(row.item_json)) });
       log.info(`report (${r.format}, ${r.rows} items): ${o.report}`);
     }
     const c = result.counts;

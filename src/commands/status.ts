@@ -49,7 +49,7 @@ export async function reportCommand(o: { state: string; out: string }): Promise<
   const db = openExisting(o.state);
   if (!db) return 2;
   try {
-    const r = writeReport(db, o.out);
+    const r = await writeReport(db, o.out);
     process.stderr.write(`report (${r.format}, ${r.rows} items): ${o.out}\n`);
     return 0;
   } finally {

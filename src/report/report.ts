@@ -1,13 +1,22 @@
-// Reports over the state store: one row per item with its outcome, hashes and evidence, in
-// JSON, CSV or a self-contained HTML page, chosen by the output file's extension. Rows stream
-// from SQLite, so a million-item report does not need a million rows in memory. Upload sessions
-// and staged handles (which carry temporary credentials) are never selected.
+// Reports over one state store, chosen by the output file's extension: a CSV and a JSON file
+// with one row per item (outcome, reason, what to do, hashes, evidence) for spreadsheets and
+// scripts, and a self-contained HTML page for people (see html.ts). Rows stream from SQLite,
+// so a million-item report never holds a million rows in memory. Upload sessions and staged
+// handles (which carry temporary credentials) are never selected.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { DB } from '../../state/db.ts';
-import { Items } from '../../state/items.ts';
+import { bytes } from './human.ts';
+import { writeHtml } from './html.ts';
+import { OUTCOME_LABEL, outcomeOf, reasonGroup } from './outcomes.ts';
+import { summarize } from './summary.ts';
+import type { Summary } from './summary.ts';
+import { folderOpener } from './thumbs.ts';
+import type { ItemOpener } from './thumbs.ts';
+
+export type { ItemOpener } from './thumbs.ts';
 
 export const REPORT_COLUMNS = [
   'source_id', 'name', 'album_name', 'size', 'state', 'reason', 'last_error', 'attempts',
@@ -16,63 +25,86 @@ export const REPORT_COLUMNS = [
   'dest_id', 'dest_path', 'duplicate_of', 'evidence_level', 'evidence_detail', 'verified_at', 'deleted_at',
 ] as const;
 
+/** Columns a person reads first, derived from the stored ones. */
+export const HUMAN_COLUMNS = ['outcome', 'size_human', 'what_to_do'] as const;
+
 type Row = Record<(typeof REPORT_COLUMNS)[number], unknown>;
 
 function rows(db: DB): IterableIterator<Row> {
   const cols = REPORT_COLUMNS.map((c) =>
     c === 'undated' ? `(capture_time IS NULL AND state NOT IN ('discovered','transferring')) AS undated` : c === 'duplicate_of' ? '(SELECT source_id FROM items o WHERE o.id = items.duplicate_of) AS duplicate_of' : c,
   );
-  return db.prepare(`SELECT ${cols.join(', ')} FROM items ORDER BY id`).iterate() as IterableIterator<Row>;
+  return db.prepare(`SELECT ${cols.join(', ')}, bytes_read FROM items ORDER BY album_name, id`).iterate() as IterableIterator<Row>;
 }
 
-function summary(db: DB) {
-  const counts = new Items(db).countsByState();
-  const deletions = (db.prepare('SELECT count(*) AS n FROM deletions').get() as { n: number }).n;
-  const lastRun = db.prepare('SELECT id, command, source, destination, started_at, ended_at, outcome, exit_code FROM runs ORDER BY id DESC LIMIT 1').get();
-  return { generated_at: new Date().toISOString(), counts, deletions, last_run: lastRun ?? null };
+function human(r: Row & { bytes_read?: unknown }): Record<(typeof HUMAN_COLUMNS)[number], string> {
+  const o = outcomeOf(String(r.state));
+  const why = (r.reason ?? r.last_error ?? null) as string | null;
+  const todo = o === 'failed' || o === 'rejected' || o === 'awaiting' ? reasonGroup(o, why).todo : o === 'not-started' ? 'Run again: the migration resumes with it.' : '';
+  return { outcome: OUTCOME_LABEL[o], size_human: bytes((r.bytes_read ?? r.size ?? null) as number | null), what_to_do: todo };
 }
 
-const esc = (v: unknown) =>
-  String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** The summary as JSON: raw numbers plus their human forms. */
+export function summaryJson(s: Summary): Record<string, unknown> {
+  return {
+    ...s,
+    total_human: bytes(s.total.bytes),
+    outcomes: Object.fromEntries(Object.entries(s.outcomes).map(([k, v]) => [k, { ...v, label: OUTCOME_LABEL[k as keyof typeof OUTCOME_LABEL], size: bytes(v.bytes) }])),
+  };
+}
 
-export function writeReport(db: DB, out: string): { format: string; rows: number } {
+export interface ReportOptions {
+  /** Reads an item's bytes for a thumbnail (a run passes its open source); folder sources are read from disk without it. */
+  open?: ItemOpener | null;
+  title?: string;
+  back?: { href: string; label: string } | null;
+}
+
+export async function writeReport(db: DB, out: string, opts: ReportOptions = {}): Promise<{ format: string; rows: number }> {
   const ext = path.extname(out).toLowerCase();
-  const fd = fs.openSync(out, 'w', 0o644);
+  if (!['.json', '.csv', '.html', '.htm'].includes(ext)) throw new Error(`report format is chosen by extension: .json, .csv or .html (got "${ext || 'none'}")`);
+  // Written beside the target and renamed into place: a reader (the dashboard, a browser) never sees half a report.
+  const tmp = `${out}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o644);
   let n = 0;
+  let buf = '';
+  const w = (s: string) => {
+    buf += s;
+    if (buf.length > 1 << 16) {
+      fs.writeSync(fd, buf);
+      buf = '';
+    }
+  };
   try {
-    const w = (s: string) => fs.writeSync(fd, s);
+    const s = summarize(db);
     if (ext === '.json') {
-      w(`{"summary":${JSON.stringify(summary(db))},"items":[`);
-      for (const r of rows(db)) w(`${n++ ? ',' : ''}\n${JSON.stringify(r)}`);
+      w(`{"summary":${JSON.stringify(summaryJson(s))},"items":[`);
+      for (const r of rows(db)) {
+        const { bytes_read: _b, ...rest } = r as Row & { bytes_read?: unknown };
+        w(`${n++ ? ',' : ''}\n${JSON.stringify({ ...human(r), ...rest })}`);
+      }
       w('\n]}\n');
-      return { format: 'json', rows: n };
-    }
-    if (ext === '.csv') {
-      w(stringify([REPORT_COLUMNS as unknown as string[]]));
+    } else if (ext === '.csv') {
+      w(stringify([[...HUMAN_COLUMNS, ...REPORT_COLUMNS] as string[]]));
       for (const r of rows(db)) {
-        w(stringify([REPORT_COLUMNS.map((c) => r[c] ?? '')]));
+        const h = human(r);
+        w(stringify([[...HUMAN_COLUMNS.map((c) => h[c]), ...REPORT_COLUMNS.map((c) => r[c] ?? '')]]));
         n++;
       }
-      return { format: 'csv', rows: n };
+    } else {
+      n = await writeHtml(db, s, w, { title: opts.title, back: opts.back, open: opts.open === undefined ? folderOpener(s.source) : opts.open });
     }
-    if (ext === '.html' || ext === '.htm') {
-      const s = summary(db);
-      const countRows = Object.entries(s.counts).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v.items}</td><td>${v.bytes}</td></tr>`).join('');
-      w(`<!doctype html><html><head><meta charset="utf-8"><title>gallery-bridge report</title><style>
-body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#eee;position:sticky;top:0}.verified,.source-deleted,.skipped{background:#eaffea}.failed,.rejected{background:#ffecec}.mono{font-family:monospace;font-size:12px}
-</style></head><body><h1>gallery-bridge report</h1><p>Generated ${esc(s.generated_at)}. Deletions at the source: ${s.deletions}.</p>
-<table><tr><th>state</th><th>items</th><th>bytes</th></tr>${countRows}</table><h2>Items</h2><table><tr>${REPORT_COLUMNS.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>\n`);
-      for (const r of rows(db)) {
-        w(`<tr class="${esc(r.state)}">${REPORT_COLUMNS.map((c) => `<td${/sha|quickxor/.test(c) ? ' class="mono"' : ''}>${esc(r[c])}</td>`).join('')}</tr>\n`);
-        n++;
-      }
-      w('</table></body></html>\n');
-      return { format: 'html', rows: n };
-    }
-  } finally {
+    fs.writeSync(fd, buf);
     fs.closeSync(fd);
+    fs.renameSync(tmp, out);
+    return { format: ext === '.htm' ? 'html' : ext.slice(1), rows: n };
+  } catch (err) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
-  fs.rmSync(out, { force: true });
-  throw new Error(`report format is chosen by extension: .json, .csv or .html (got "${ext || 'none'}")`);
 }
