@@ -5,17 +5,17 @@ import { Command, CommanderError, Option } from 'commander';
 import type { EvidenceLevel } from '../providers/types.ts';
 import { EVIDENCE_ORDER, StopRunError } from '../providers/types.ts';
 import { PROVIDER_NAMES, loadProviders, loadedProviders, splitSpec } from '../providers/index.ts';
-import { StateFileError } from '../state/db.ts';
 import { reason } from './lib/redact.ts';
-import { migrateCommand, planCommand } from './commands/migrate.ts';
-import { statusCommand, reportCommand } from './commands/status.ts';
-import { hashCommand } from './commands/hash.ts';
-import { emulatorCommand } from './commands/emulator.ts';
-import { makeLogger } from './lib/log.ts';
-import { defaultHome } from './lib/credentials.ts';
-import { providerStore } from './commands/providers.ts';
-import { openState } from '../state/db.ts';
 import path from 'node:path';
+
+// Each command's module is imported when that command runs: `--help` and `status` start without
+// loading the engine, the report writers or SQLite's statements they do not use.
+const commands = {
+  migrate: () => import('./commands/migrate.ts'),
+  status: () => import('./commands/status.ts'),
+  hash: () => import('./commands/hash.ts'),
+  emulator: () => import('./commands/emulator.ts'),
+};
 
 export const EXIT = { ok: 0, partial: 1, usage: 2, credentials: 3, quota: 4, full: 5 } as const;
 
@@ -76,33 +76,36 @@ export function buildProgram(): Command {
   addRunOptions(program.command('migrate').description('migrate items (resumes where the last run on the same --state stopped)'))
     .option('--dry-run', 'only compute the plan (same as `plan`)', false)
     .option('--deadline <date>', 'with --dry-run: the date the migration must be done by', time)
-    .action(async (o) => process.exit(o.dryRun ? await planCommand(o) : await migrateCommand(o)));
+    .action(async (o) => {
+      const { migrateCommand, planCommand } = await commands.migrate();
+      process.exit(o.dryRun ? await planCommand(o) : await migrateCommand(o));
+    });
 
   addRunOptions(program.command('plan').description('what `migrate` would do: counts, bytes, time, room, quota days'))
     .option('--deadline <date>', 'the date the migration must be done by', time)
     .option('--assume-rate <MBps>', 'throughput assumed for the estimate, MB/s', '10')
-    .action(async (o) => process.exit(await planCommand(o)));
+    .action(async (o) => process.exit(await (await commands.migrate()).planCommand(o)));
 
   program
     .command('status')
     .description('items per state, bytes, failures with reasons')
     .option('--state <file>', 'state database', 'gallery-bridge.db')
     .option('--json', 'machine-readable output', false)
-    .action(async (o) => process.exit(await statusCommand(o)));
+    .action(async (o) => process.exit(await (await commands.status()).statusCommand(o)));
 
   program
     .command('report')
     .description('one row per item with outcome, hashes and evidence (.json, .csv or .html by extension)')
     .option('--state <file>', 'state database', 'gallery-bridge.db')
     .requiredOption('--out <file>', 'output file')
-    .action(async (o) => process.exit(await reportCommand(o)));
+    .action(async (o) => process.exit(await (await commands.status()).reportCommand(o)));
 
   program
     .command('hash')
     .description('SHA-1, SHA-256 and QuickXorHash (base64) of files')
     .argument('<files...>')
     .option('--json', 'machine-readable output', false)
-    .action(async (files, o) => process.exit(await hashCommand(files, o)));
+    .action(async (files, o) => process.exit(await (await commands.hash()).hashCommand(files, o)));
 
   const auth = program
     .command('auth')
@@ -113,6 +116,12 @@ export function buildProgram(): Command {
     .action(async (name: string, o) => {
       const p = loadedProviders().find((x) => x.name === name);
       if (!p?.auth) throw new StopRunError('config', `no sign-in for "${name}"; providers with one: ${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')}`);
+      const [{ makeLogger }, { defaultHome }, { providerStore }, { openState }] = await Promise.all([
+        import('./lib/log.ts'),
+        import('./lib/credentials.ts'),
+        import('./commands/providers.ts'),
+        import('../state/db.ts'),
+      ]);
       const log = makeLogger({ json: false, verbose: false });
       const home = defaultHome();
       const db = openState(path.join(home, 'auth-scratch.db'));
@@ -133,7 +142,7 @@ export function buildProgram(): Command {
     .helpOption(false)
     .argument('[args...]')
     .action(async (name: string, args: string[]) => {
-      await emulatorCommand(name, args);
+      await (await commands.emulator()).emulatorCommand(name, args);
     });
 
   return program;
@@ -176,7 +185,8 @@ export async function main(argv: string[]): Promise<void> {
 export function exitFor(err: unknown): number {
   process.stderr.write(`error: ${reason(err)}\n`);
   if (err instanceof StopRunError) return { quota: EXIT.quota, credentials: EXIT.credentials, 'destination-full': EXIT.full, config: EXIT.usage }[err.kind];
-  if (err instanceof StateFileError) return EXIT.usage;
+  // By name: state/db.ts (and SQLite) is not loaded by commands that never open a state file.
+  if (err instanceof Error && err.name === 'StateFileError') return EXIT.usage;
   return EXIT.partial;
 }
 

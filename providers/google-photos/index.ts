@@ -1,9 +1,9 @@
 // Google Photos as a destination (Library API, upload-only scopes), its sign-in and its emulator.
 
 import type { ProviderModule } from '../types.ts';
-import { GoogleApi } from './client.ts';
-import { GooglePhotosDestination } from './destination.ts';
-import { runAuth } from './auth.ts';
+
+// The client, destination and sign-in load googleapis and sharp: imported only when used, so
+// `--help` and runs without Google Photos do not pay for them.
 
 const num = (v: unknown): number | undefined => (v === undefined || v === null || v === '' ? undefined : Number(v));
 
@@ -16,6 +16,7 @@ export const googlePhotosProvider: ProviderModule = {
     { flags: '--google-writes-per-minute <n>', description: 'Google Photos: pace uploads and creations to this many a minute (default: no pacing; 429 answers are honoured anyway)' },
   ],
   async createDestination(ctx) {
+    const [{ GoogleApi }, { GooglePhotosDestination }] = await Promise.all([import('./client.ts'), import('./destination.ts')]);
     const api = await GoogleApi.create({
       env: ctx.env,
       home: ctx.home,
@@ -27,7 +28,10 @@ export const googlePhotosProvider: ProviderModule = {
     if (today.exhausted) ctx.log.warn('Google Photos said earlier today (Pacific time) that the daily request quota is spent; the run stops at the first refusal.');
     return new GooglePhotosDestination(api, ctx);
   },
-  auth: runAuth,
+  async auth(ctx) {
+    const { runAuth } = await import('./auth.ts');
+    return runAuth(ctx);
+  },
   async emulator(args) {
     const { startGooglePhotosEmulator } = await import('./emulator/server.ts');
     const handle = await startGooglePhotosEmulator(args);

@@ -2,8 +2,11 @@
 // or `--to onedrive:USER:/Pictures/Xiaomi` (a user's drive, with app-only credentials).
 
 import { StopRunError, type Destination, type ProviderContext, type ProviderModule } from '../types.ts';
-import { authSettings, isAppOnly, signIn, tokenSource } from './auth.ts';
-import { DEFAULT_CHUNK, MAX_SESSION_AGE_MS, OneDriveDestination, validateChunkSize, type OneDriveConfig } from './destination.ts';
+import type { OneDriveConfig } from './destination.ts';
+
+// The sign-in (msal) and the destination (the Graph SDK) are imported only when used, so
+// `--help` and runs without OneDrive do not pay for them.
+type DestinationModule = typeof import('./destination.ts');
 
 export const GRAPH_BASE_URL = 'https://graph.microsoft.com/v1.0';
 
@@ -40,7 +43,7 @@ const num = (v: unknown, fallback: number): number => {
   return n;
 };
 
-export function configFromContext(ctx: ProviderContext): OneDriveConfig {
+export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule): OneDriveConfig {
   const { user, root } = parseOneDriveArg(ctx.arg);
   const o = ctx.options;
   const layout = o.layout === 'date' ? 'date' : 'album';
@@ -62,12 +65,13 @@ export function configFromContext(ctx: ProviderContext): OneDriveConfig {
 }
 
 export async function createOneDriveDestination(ctx: ProviderContext): Promise<Destination> {
-  const config = configFromContext(ctx);
+  const [{ authSettings, isAppOnly, tokenSource }, destination] = await Promise.all([import('./auth.ts'), import('./destination.ts')]);
+  const config = configFromContext(ctx, destination);
   const settings = authSettings(ctx.env, ctx.home, ctx.account);
   if (isAppOnly(settings) && !config.user) {
     throw new StopRunError('config', 'app-only credentials cannot use /me: name the user, as in onedrive:alice@contoso.com:/Pictures/Xiaomi');
   }
-  return new OneDriveDestination(config, tokenSource(settings), ctx);
+  return new destination.OneDriveDestination(config, tokenSource(settings), ctx);
 }
 
 export const onedriveProvider: ProviderModule = {
@@ -81,6 +85,7 @@ export const onedriveProvider: ProviderModule = {
     { flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)' },
   ],
   async auth(ctx) {
+    const { authSettings, signIn } = await import('./auth.ts');
     const settings = authSettings(ctx.env, ctx.home, ctx.account);
     await signIn(settings, (line) => ctx.log.info(line));
   },

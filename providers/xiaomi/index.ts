@@ -3,7 +3,6 @@
 import { StopRunError, type ProviderContext, type ProviderModule, type Source } from '../types.ts';
 import { authXiaomi } from './auth.ts';
 import { XiaomiClient } from './client.ts';
-import { runXiaomiEmulator } from './emulator.ts';
 import { baseUrlOf, hostPolicyOf, option, resolveCredentials, storeSession } from './session.ts';
 import { XiaomiSource } from './source.ts';
 
@@ -39,7 +38,8 @@ export const xiaomiProvider: ProviderModule = {
   description: 'Xiaomi Cloud gallery at i.mi.com (source): albums, SHA-1-checked three-step downloads, paced deletion',
   createSource: (ctx): Promise<Source> => createXiaomiSource(ctx),
   auth: authXiaomi,
-  emulator: (args) => runXiaomiEmulator(args),
+  // The emulator (and the image library it reads EXIF with) loads only when started.
+  emulator: async (args) => (await import('./emulator.ts')).runXiaomiEmulator(args),
   cliOptions: [
     { flags: '--include-private', description: 'xiaomi: also move the private album (albumId 1000), skipped by default', defaultValue: false },
     { flags: '--cookie-file <file>', description: 'xiaomi: read the cookie string (or userId=/passToken= lines) from this file' },

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import { openState } from '../../state/db.ts';
 import type { DB } from '../../state/db.ts';
 import { Items, ITEM_STATES } from '../../state/items.ts';
-import { writeReport } from '../report/report.ts';
 
 /** Opens a state file read-only, or says in one line why not (exit 2). */
 function openExisting(file: string): DB | null {
@@ -49,6 +48,8 @@ export async function reportCommand(o: { state: string; out: string }): Promise<
   const db = openExisting(o.state);
   if (!db) return 2;
   try {
+    // The report writers load only for `report`, so `status` starts quickly.
+    const { writeReport } = await import('../report/report.ts');
     const r = await writeReport(db, o.out);
     process.stderr.write(`report (${r.format}, ${r.rows} items): ${o.out}\n`);
     return 0;
