@@ -94,6 +94,13 @@ export function seededRandom(seed: number): () => number {
 
 export type FaultKind = '429' | '5xx' | 'drop' | 'corrupt';
 
+/** Faults injected so far by every emulator in this process, by kind: the chaos suite reports them. */
+export const injectedFaults: Record<string, number> = {};
+
+export function countInjectedFault(kind: string): void {
+  injectedFaults[kind] = (injectedFaults[kind] ?? 0) + 1;
+}
+
 export class Faults {
   readonly random: () => number;
   constructor(readonly flags: CommonFlags) {
@@ -102,7 +109,9 @@ export class Faults {
   /** True when this request should get the fault. Rolls once per call. */
   roll(kind: FaultKind): boolean {
     const rate = { '429': this.flags.fault429, '5xx': this.flags.fault5xx, drop: this.flags.faultDrop, corrupt: this.flags.faultCorrupt }[kind];
-    return rate > 0 && this.random() < rate;
+    const hit = rate > 0 && this.random() < rate;
+    if (hit) countInjectedFault(kind);
+    return hit;
   }
   async latency(): Promise<void> {
     if (this.flags.latencyMs > 0) await new Promise((r) => setTimeout(r, this.flags.latencyMs));

@@ -1,0 +1,36 @@
+// `npm run chaos [-- --rounds N --seed S --items N --kills N --pair folder>onedrive --keep]`:
+// complete migrations with --delete-source under random kills, every emulator fault and a
+// source that keeps changing; prints a table of rounds and exits 1 on any violation.
+
+import { parseArgs } from 'node:util';
+import { formatTable, runChaos } from './chaos/suite.ts';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '8' },
+    seed: { type: 'string', default: String(Date.now() % 100000) },
+    items: { type: 'string', default: '14' },
+    kills: { type: 'string', default: '6' },
+    pair: { type: 'string', multiple: true },
+    keep: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+const int = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    process.stderr.write(`--${name} must be a whole number\n`);
+    process.exit(2);
+  }
+  return n;
+};
+const seed = int('seed', values.seed);
+const log = values.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+const results = await runChaos({ rounds: int('rounds', values.rounds), seed, items: int('items', values.items), kills: int('kills', values.kills), pairs: values.pair, keep: values.keep, log });
+process.stdout.write(`\n${formatTable(results, seed)}\n`);
+const bad = results.filter((r) => r.violations.length > 0);
+for (const r of bad) {
+  process.stdout.write(`\nround ${r.config.round} (${r.config.source} -> ${r.config.dest}, repeat with --seed ${seed} --rounds ${r.config.round}; kept in ${r.config.dir}):\n`);
+  for (const v of r.violations) process.stdout.write(`  - ${v}\n`);
+}
+process.exit(bad.length ? 1 : 0);
