@@ -58,6 +58,14 @@ export class FolderDest implements DestWorld {
   async close(): Promise<void> {}
 }
 
+/** Under vitest one test CA serves every emulator (test/setup/tls.ts); elsewhere the emulator makes its own. */
+function testTls(): string[] {
+  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
+  if (!t) return [];
+  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
+  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
+}
+
 export class OneDriveDest implements DestWorld {
   private handle: Awaited<ReturnType<typeof startOneDriveEmulator>> | null = null;
   constructor(
@@ -68,7 +76,7 @@ export class OneDriveDest implements DestWorld {
   readonly spec = 'onedrive:/Pictures/Chaos';
   async start(): Promise<void> {
     const flavor = this.kind === 'onedrive-business' ? ['--flavor', 'business'] : [];
-    this.handle = await startOneDriveEmulator(['--port', '0', '--data', this.data, '--accept-token', TOKEN, ...flavor, ...this.flags]);
+    this.handle = await startOneDriveEmulator(['--port', '0', '--data', this.data, '--accept-token', TOKEN, ...flavor, ...testTls(), ...this.flags]);
   }
   env(): Record<string, string> {
     return { ...this.handle!.env, ONEDRIVE_ACCESS_TOKEN: TOKEN };

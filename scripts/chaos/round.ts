@@ -195,7 +195,7 @@ function reportAccounts(src: SourceWorld, atSource: Map<string, string>, report:
 function nothingPending(stateFile: string): boolean {
   const db = new Database(stateFile, { readonly: true, fileMustExist: true });
   try {
-    const n = db.prepare("SELECT count(*) AS n FROM items WHERE state IN ('discovered','transferring','uploaded')").get() as { n: number };
+    const n = db.prepare("SELECT count(*) AS n FROM items WHERE state IN ('discovered','transferring','uploaded','failed')").get() as { n: number };
     return n.n === 0;
   } finally {
     db.close();

@@ -103,16 +103,20 @@ export class FolderWorld implements SourceWorld {
   reconcile(): Map<string, string> {
     if (this.away) throw new Error('reconcile while the source is away');
     const seen = new Map<string, string>();
+    // Hidden files are kept too: a file the tool set aside while deleting it is still here.
+    const hidden = new Set<string>();
     const walk = (rel: string): void => {
       for (const d of fs.readdirSync(path.join(this.root, rel), { withFileTypes: true })) {
         const r = rel ? `${rel}/${d.name}` : d.name;
         if (d.isDirectory()) walk(r);
-        else if (d.isFile() && !d.name.startsWith('.')) seen.set(r, sha1(fs.readFileSync(path.join(this.root, r))));
+        else if (d.isFile() && d.name.startsWith('.')) hidden.add(sha1(fs.readFileSync(path.join(this.root, r))));
+        else if (d.isFile()) seen.set(r, sha1(fs.readFileSync(path.join(this.root, r))));
       }
     };
     walk('');
     for (const [rel, hash] of this.expected) {
       const now = seen.get(rel);
+      if (now === undefined && hidden.has(hash)) continue;
       if (now === undefined) {
         this.ledger.deletedByTool(hash);
         this.expected.delete(rel);
