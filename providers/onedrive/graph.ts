@@ -58,11 +58,35 @@ export interface HttpOptions {
   maxAttempts?: number;
   /** Timeout per upload fragment request. */
   fragmentTimeoutMs?: number;
+  /**
+   * The run's stop (Ctrl-C, SIGTERM, --until): every wait (pacer, throttling pause, back-off)
+   * and every request in flight ends when it aborts.
+   */
   signal?: AbortSignal;
+  /**
+   * The longest throttling pause worth waiting out, and the time the run must end by (--until).
+   * A Retry-After beyond either stops the run (exit 4) instead of keeping it alive and idle.
+   */
+  maxWaitMs?: number;
+  until?: Date | null;
   log?: (msg: string) => void;
 }
 
 const TRANSIENT = new Set([408, 429, 500, 502, 503, 504]);
+
+/**
+ * 15 minutes: an upload session on Business expires after about 15 minutes without a fragment,
+ * so a longer pause loses the sessions in flight anyway, and an admin's scheduled rerun uses the
+ * time better than a process sitting idle.
+ */
+export const DEFAULT_MAX_WAIT_MS = 15 * 60_000;
+
+/** "HH:MM" in local time, with the date when it is not today. */
+export function clockTime(t: number): string {
+  const d = new Date(t);
+  const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  return d.toDateString() === new Date().toDateString() ? hm : `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${hm}`;
+}
 
 export class GraphHttp {
   readonly client: Client;
@@ -89,12 +113,27 @@ export class GraphHttp {
     return this.opts.maxAttempts ?? 8;
   }
 
-  async pace(): Promise<void> {
-    for (const p of this.opts.pacers) await p.wait(this.opts.signal);
+  async pace(signal = this.opts.signal): Promise<void> {
+    for (const p of this.opts.pacers) await p.wait(signal);
   }
 
   pauseAll(ms: number): void {
     for (const p of this.opts.pacers) p.pauseFor(ms);
+  }
+
+  /**
+   * The service asked every request to wait `ms`. Pauses them all, unless the pause runs past
+   * --until or the longest wait worth it: then the run stops with exit 4 and the time to rerun.
+   * Throttled requests still count against the service's limits, so hammering on is no option.
+   */
+  throttled(ms: number): void {
+    const end = Date.now() + ms;
+    const limit = Math.min(this.opts.until?.getTime() ?? Infinity, Date.now() + (this.opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS));
+    if (end > limit) {
+      const why = this.opts.until && end > this.opts.until.getTime() ? 'past --until' : `longer than the ${Math.round((this.opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS) / 1000)} s this run waits at most (--onedrive-max-wait)`;
+      throw new StopRunError('quota', `throttled: rerun after ${clockTime(end)} (OneDrive asked for a pause of ${Math.ceil(ms / 1000)} s, ${why})`);
+    }
+    this.pauseAll(ms);
   }
 
   /** One Graph API call through the SDK. Errors become GraphHttpError (or StopRunError). */
@@ -173,7 +212,9 @@ export class GraphHttp {
     uploadUrl: string,
     body?: Buffer,
     range?: { start: number; total: number },
+    callSignal?: AbortSignal,
   ): Promise<{ status: number; json: Record<string, unknown> }> {
+    const signal = callSignal && this.opts.signal ? AbortSignal.any([callSignal, this.opts.signal]) : (callSignal ?? this.opts.signal);
     const url = new URL(uploadUrl);
     if (url.origin === this.apiOrigin) {
       // An upload URL on the API origin would be a service change we do not understand: stop
@@ -182,7 +223,7 @@ export class GraphHttp {
     }
     let lastErr: unknown;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      await this.pace();
+      await this.pace(signal);
       this.stats.requests++;
       const headers: Record<string, string | number> = { 'User-Agent': USER_AGENT };
       if (body) {
@@ -190,12 +231,12 @@ export class GraphHttp {
         headers['Content-Range'] = `bytes ${range!.start}-${range!.start + body.length - 1}/${range!.total}`;
       } else if (method !== 'GET') headers['Content-Length'] = 0;
       try {
-        const res = await this.rawRequest(method, url, headers, body);
+        const res = await this.rawRequest(method, url, headers, body, signal);
         if (res.status === 429 || res.status === 503) {
           const ra = parseRetryAfter(res.headers['retry-after'] as string | undefined);
           const wait = backoffDelay(attempt, ra ?? 1000);
           this.stats.throttled++;
-          this.pauseAll(wait);
+          this.throttled(wait);
           lastErr = new GraphHttpError(res.status, String((res.json.error as { code?: string } | undefined)?.code ?? ''), `upload URL answered ${res.status}`, ra);
           this.stats.retries++;
           continue;
@@ -203,16 +244,16 @@ export class GraphHttp {
         if (TRANSIENT.has(res.status)) {
           lastErr = new GraphHttpError(res.status, '', `upload URL answered ${res.status}`);
           this.stats.retries++;
-          await sleep(backoffDelay(attempt), this.opts.signal);
+          await sleep(backoffDelay(attempt), signal);
           continue;
         }
         if (body && res.status < 300) this.stats.fragmentBytesSent += body.length;
         return { status: res.status, json: res.json };
       } catch (e) {
-        if (this.opts.signal?.aborted) throw e;
+        if (signal?.aborted || e instanceof StopRunError) throw e;
         lastErr = e;
         this.stats.retries++;
-        await sleep(backoffDelay(attempt), this.opts.signal);
+        await sleep(backoffDelay(attempt), signal);
         // A fragment whose answer was lost may have been stored: the caller's next PUT then
         // gets 416 and asks the session where it stands. Returning a marker lets it do so now.
         if (method === 'PUT') return { status: 0, json: { error: { code: 'connectionLost', message: scrubUrl(reason(e), url) } } };
@@ -226,11 +267,12 @@ export class GraphHttp {
     url: URL,
     headers: Record<string, string | number>,
     body?: Buffer,
+    signal?: AbortSignal,
   ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: Record<string, unknown> }> {
     return new Promise((resolve, reject) => {
       const req = https.request(
         url,
-        { method, headers, agent: this.agent, signal: this.opts.signal, timeout: this.opts.fragmentTimeoutMs ?? 120_000 },
+        { method, headers, agent: this.agent, signal, timeout: this.opts.fragmentTimeoutMs ?? 120_000 },
         (res) => {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
@@ -308,6 +350,8 @@ class PacedRetryMiddleware implements Middleware {
       delete headers.authorization;
       if (sameOrigin) headers.Authorization = `Bearer ${await http.opts.tokens.get()}`;
       options.headers = headers;
+      // A stop aborts the request in flight too, not only the waits between requests.
+      if (http.opts.signal) options.signal = http.opts.signal;
       const attemptCtx: Context = { ...context, options, response: undefined };
       let res: Response;
       try {
@@ -334,7 +378,7 @@ class PacedRetryMiddleware implements Middleware {
         http.stats.retries++;
         if (res.status === 429 || res.status === 503) {
           http.stats.throttled++;
-          http.pauseAll(backoffDelay(attempt, ra ?? 1000));
+          http.throttled(backoffDelay(attempt, ra ?? 1000));
         } else await sleep(backoffDelay(attempt), http.opts.signal);
         continue;
       }

@@ -31,8 +31,28 @@ const TEMPAUTH_LIFETIME_S = 24 * 3600;
 const RESERVED_CHARS = /[/\\*<>?:|"\x00-\x1f]/;
 const RESERVED_NAMES = /^(con|prn|aux|nul|com[0-9]|lpt[0-9]|\.lock|desktop\.ini)(\..*)?$/i;
 
+export type Flavor = 'personal' | 'business';
+
 export interface OneDriveEmulatorOptions {
   common: CommonFlags;
+  /**
+   * personal: OneDrive for home (onedrive.live.com). business: OneDrive for work or school, a
+   * SharePoint personal site behind Graph. They differ where the docs and issue threads say so:
+   * - fail at session creation: Business answers 409 nameAlreadyExists when the session is
+   *   created (microsoft-graph-docs#19010); Personal only at the last fragment (onedrive-api-docs#55).
+   * - a second session for a path with one still open: Business answers 409 nameAlreadyExists
+   *   "A file with the same name is currently being uploaded" whatever the conflict behaviour
+   *   (onedrive-api-docs#747, microsoft-graph-docs-contrib#412); Personal hands out a new URL.
+   * - the 400-character limit: Business counts the whole decoded path, the site and library
+   *   included (personal/<upn>/Documents/...); Personal counts the path in the drive.
+   * - driveType, webUrl, and item.fileSize/description (Personal only, per the reference).
+   * Names are case-insensitive in both.
+   */
+  flavor: Flavor;
+  /** Business: the signed-in user's UPN, which names the personal site (personal/<upn with _>/Documents). */
+  upn: string;
+  /** Personal: hashes besides quickXorHash the driveItem reports (sha1Hash, sha256Hash). */
+  extraHashes: Array<'sha1' | 'sha256'>;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -68,6 +88,8 @@ interface ItemMeta {
   fsCreated: string;
   fsModified: string;
   quickXorHash: string | null;
+  sha1Hash?: string | null;
+  sha256Hash?: string | null;
   hashReadyAt: number;
   eTag: string;
 }
@@ -126,6 +148,8 @@ class GraphError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** errors.md's detailed code, nested as innererror.code. */
+    readonly detail?: string,
   ) {
     super(message);
   }
@@ -314,9 +338,18 @@ export class OneDriveEmulator {
     if (RESERVED_NAMES.test(name) || name.startsWith('~$') || name.toLowerCase().includes('_vti_')) throw new GraphError(400, 'invalidRequest', `The name "${name}" is reserved.`);
   }
 
-  private validatePath(p: string): void {
+  /** Business: the SharePoint site path of a drive's library, counted in the 400-character limit. */
+  private sitePath(drive: string): string {
+    if (this.opts.flavor !== 'business') return '';
+    const upn = drive === 'me' ? this.opts.upn : drive;
+    return `personal/${upn.replace(/[@.]/g, '_').toLowerCase()}/Documents`;
+  }
+
+  private validatePath(drive: string, p: string): void {
     for (const seg of p.split('/').filter(Boolean)) this.validateName(seg);
-    if (p.length >= MAX_PATH) throw new GraphError(400, 'pathIsTooLong', 'The path is too long.');
+    const full = `${this.sitePath(drive)}${p}`;
+    // errors.md: the top-level code is invalidRequest; the detail sits in innererror.
+    if (full.length >= MAX_PATH) throw new GraphError(400, 'invalidRequest', 'The path is too long.', {}, 'pathIsTooLong');
   }
 
   /** Creates the folders on the way to p (as Graph does for path-addressed uploads). */
@@ -357,7 +390,7 @@ export class OneDriveEmulator {
       hashReadyAt: 0,
       eTag: rid(8),
     };
-    this.validatePath(m.path);
+    this.validatePath(drive, m.path);
     fs.mkdirSync(this.diskPath(drive, m.path), { recursive: true });
     this.items.set(m.id, m);
     this.byPath.set(this.key(drive, m.path), m.id);
@@ -389,7 +422,7 @@ export class OneDriveEmulator {
   ): { item: ItemMeta; created: boolean } {
     const parentPath = targetPath.slice(0, targetPath.lastIndexOf('/'));
     let name = targetPath.slice(targetPath.lastIndexOf('/') + 1);
-    this.validatePath(targetPath);
+    this.validatePath(drive, targetPath);
     const existing = this.lookup(drive, targetPath);
     let replacing: ItemMeta | undefined;
     if (existing) {
@@ -407,6 +440,8 @@ export class OneDriveEmulator {
     if ('file' in source) fs.renameSync(source.file, disk);
     else fs.writeFileSync(disk, source.bytes);
     const hash = new EmulatorQuickXor();
+    const sha1 = crypto.createHash('sha1');
+    const sha256 = crypto.createHash('sha256');
     const fd = fs.openSync(disk, 'r');
     try {
       const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
@@ -414,6 +449,8 @@ export class OneDriveEmulator {
         const n = fs.readSync(fd, buf, 0, buf.length, null);
         if (n <= 0) break;
         hash.update(buf.subarray(0, n));
+        sha1.update(buf.subarray(0, n));
+        sha256.update(buf.subarray(0, n));
       }
     } finally {
       fs.closeSync(fd);
@@ -432,6 +469,9 @@ export class OneDriveEmulator {
       fsCreated: fsInfo.created ?? nowIso(t),
       fsModified: fsInfo.modified ?? nowIso(t),
       quickXorHash: hash.digestBase64(),
+      // Personal reports these upper-case hex (sha1Hash is deprecated, sha256Hash rarely present).
+      sha1Hash: sha1.digest('hex').toUpperCase(),
+      sha256Hash: sha256.digest('hex').toUpperCase(),
       hashReadyAt: t + this.opts.hashDelayMs,
       eTag: rid(8),
     };
@@ -456,7 +496,8 @@ export class OneDriveEmulator {
     const total = this.quotaTotal();
     return {
       id: this.root(drive).id.split('!')[0],
-      driveType: drive === 'me' ? 'personal' : 'business',
+      driveType: this.opts.flavor,
+      webUrl: this.opts.flavor === 'business' ? `https://localhost:${this.port}/${this.sitePath(drive)}` : `https://localhost:${this.port}/?cid=${this.root(drive).id.split('!')[0]}`,
       owner: { user: { id: drive, displayName: drive } },
       quota: { total, used, remaining: Math.max(0, total - used), deleted: 0, state: used >= total ? 'exceeded' : 'normal' },
     };
@@ -480,7 +521,14 @@ export class OneDriveEmulator {
     if (m.folder) out.folder = { childCount: this.children(m).length };
     else {
       const file: Record<string, unknown> = { mimeType: 'application/octet-stream' };
-      if (m.quickXorHash && Date.now() >= m.hashReadyAt) file.hashes = { quickXorHash: m.quickXorHash };
+      if (m.quickXorHash && Date.now() >= m.hashReadyAt) {
+        const hashes: Record<string, string> = { quickXorHash: m.quickXorHash };
+        if (this.opts.flavor === 'personal') {
+          if (m.sha1Hash && this.opts.extraHashes.includes('sha1')) hashes.sha1Hash = m.sha1Hash;
+          if (m.sha256Hash && this.opts.extraHashes.includes('sha256')) hashes.sha256Hash = m.sha256Hash;
+        }
+        file.hashes = hashes;
+      }
       out.file = file;
     }
     if (m.parentId === null) out.root = {};
@@ -522,7 +570,9 @@ export class OneDriveEmulator {
   }
 
   private sendError(res: http.ServerResponse, e: GraphError): void {
-    this.json(res, e.status, { error: { code: e.code, message: e.message, innerError: { date: nowIso(), 'request-id': rid(8) } } }, e.headers);
+    const error: Record<string, unknown> = { code: e.code, message: e.message, innerError: { date: nowIso(), 'request-id': rid(8), 'client-request-id': rid(8) } };
+    if (e.detail) error.innererror = { code: e.detail };
+    this.json(res, e.status, { error }, e.headers);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -755,7 +805,7 @@ export class OneDriveEmulator {
         const body = JSON.parse((await readBody(req)).toString('utf8') || '{}') as { item?: Record<string, unknown>; deferCommit?: boolean };
         const item = body.item ?? {};
         if (!rel) throw new GraphError(400, 'invalidRequest', 'createUploadSession needs a file path.');
-        this.validatePath(targetPath);
+        this.validatePath(drive, targetPath);
         const name = targetPath.slice(targetPath.lastIndexOf('/') + 1);
         if (typeof item.name === 'string' && item.name !== name) throw new GraphError(400, 'invalidRequest', 'item.name does not match the name in the path.');
         const cb = (item['@microsoft.graph.conflictBehavior'] as string | undefined) ?? 'replace';
@@ -764,7 +814,15 @@ export class OneDriveEmulator {
         for (const v of [fsi.createdDateTime, fsi.lastModifiedDateTime]) {
           if (v !== undefined && !Number.isFinite(Date.parse(v))) throw new GraphError(400, 'invalidRequest', 'fileSystemInfo dates must be ISO 8601.');
         }
-        const declared = typeof item.fileSize === 'number' ? item.fileSize : null;
+        if (this.opts.flavor === 'business') {
+          const existing = this.lookup(drive, targetPath);
+          // Business checks the name now; a folder in the way is a conflict in either flavor.
+          if (existing && (cb === 'fail' || existing.folder)) throw new GraphError(409, 'nameAlreadyExists', 'The specified item name already exists.');
+          const open = [...this.sessions.values()].find((o) => o.drive === drive && o.path.toLowerCase() === targetPath.toLowerCase() && Date.now() <= o.expiresAt);
+          if (open) throw new GraphError(409, 'nameAlreadyExists', 'A file with the same name is currently being uploaded. Change the filename and try to save again.');
+        }
+        // fileSize is a Personal property: there a file that cannot fit is refused before any byte moves.
+        const declared = this.opts.flavor === 'personal' && typeof item.fileSize === 'number' ? item.fileSize : null;
         if (declared !== null && this.used(drive) + declared > this.quotaTotal()) throw new GraphError(507, 'quotaLimitReached', 'Insufficient Storage: the file does not fit.');
         if (this.used(drive) >= this.quotaTotal()) throw new GraphError(507, 'quotaLimitReached', 'Insufficient Storage: the drive is full.');
         const ttl = this.opts.common.sessionTtl || DEFAULT_SESSION_TTL_S;
@@ -1044,7 +1102,17 @@ export function parseOneDriveEmulatorArgs(args: string[]): OneDriveEmulatorOptio
     'device-approve-ms': { type: 'string', default: '0' },
     'client-secret': { type: 'string' },
     'request-log': { type: 'boolean', default: false },
+    flavor: { type: 'string', default: 'personal' },
+    upn: { type: 'string', default: 'emulated.user@contoso.onmicrosoft.com' },
+    hashes: { type: 'string', default: '' },
   });
+  const flavor = extra.flavor;
+  if (flavor !== 'personal' && flavor !== 'business') throw new Error('--flavor must be personal or business');
+  const extraHashes = String(extra.hashes ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
+  for (const h of extraHashes) if (h !== 'sha1' && h !== 'sha256') throw new Error('--hashes takes sha1 and/or sha256');
   const num = (name: string, v: string | undefined) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
@@ -1064,6 +1132,9 @@ export function parseOneDriveEmulatorArgs(args: string[]): OneDriveEmulatorOptio
     deviceApproveMs: num('device-approve-ms', extra['device-approve-ms']),
     clientSecret: extra['client-secret'],
     requestLog: Boolean(extra['request-log']),
+    flavor,
+    upn: String(extra.upn),
+    extraHashes: extraHashes as Array<'sha1' | 'sha256'>,
   };
 }
 
@@ -1077,7 +1148,10 @@ export const ONEDRIVE_EMULATOR_HELP = `OneDrive emulator flags (besides the comm
   --token-ttl SEC        lifetime of issued access tokens (default --session-ttl or 3600)
   --device-approve-ms N  device-code sign-ins approve themselves after N ms (default 0)
   --client-secret S      require this secret for the client-credentials flow
-  --request-log          write DATA/.emulator/requests.log (one JSON line per request)`;
+  --request-log          write DATA/.emulator/requests.log (one JSON line per request)
+  --flavor personal|business  which OneDrive to behave as (default personal); see the provider README
+  --upn NAME             business: the signed-in user's UPN, naming the site personal/<upn>/Documents
+  --hashes sha1,sha256   personal: report sha1Hash and/or sha256Hash besides quickXorHash`;
 
 /** Starts the emulator from CLI-style arguments. */
 export async function startOneDriveEmulator(args: string[]): Promise<{ env: Record<string, string>; emulator: OneDriveEmulator; close(): Promise<void> }> {
