@@ -306,6 +306,11 @@ export interface ProviderContext {
   /** Storage in the state database scoped to this provider instance. */
   store: ProviderStore;
   log: Logger;
+  /**
+   * Aborted when the run is asked to stop (Ctrl-C, SIGTERM). A provider ends every wait of its
+   * own (throttling pauses, back-off, rate limits) on it. Absent outside a run.
+   */
+  signal?: AbortSignal;
 }
 
 export interface CliOption {

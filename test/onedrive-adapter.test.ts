@@ -271,7 +271,7 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('429 with Retry-After pauses every request of the destination, through the one shared pacer', async () => {
-    const busy = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-429-'), '--accept-token', TOKEN, '--fault-429', '0.5', '--retry-after', '3', '--random-seed', '5', ...tlsArgs()]);
+    const busy = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-429-'), '--accept-token', TOKEN, '--fault-429', '0.3', '--retry-after', '3', '--random-seed', '5', ...tlsArgs()]);
     try {
       const d = new OneDriveDestination(
         { baseUrl: busy.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
@@ -389,7 +389,7 @@ describe('OneDrive destination adapter', () => {
     expect(fs.statSync(path.join(data, 'me', 'Pictures', 'Xiaomi', '2021', '12')).isDirectory()).toBe(true);
   });
 
-  it('reports quota.remaining for plan, and a full drive stops the run (507)', async () => {
+  it('reports quota.remaining for plan, and a file that cannot fit stops the run (507) before any byte is sent (fileSize, personal)', async () => {
     const small = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-full-'), '--accept-token', TOKEN, '--quota-bytes', '1000000', ...tlsArgs()]);
     try {
       const d = new OneDriveDestination(
@@ -402,10 +402,10 @@ describe('OneDrive destination adapter', () => {
       const bytes = crypto.randomBytes(1_200_000);
       const it = item('big.bin', bytes.length);
       const container = await d.prepareContainer(it, facts);
-      const staged: Staged = await d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal });
-      await expect(d.commit([{ staged, input: { item: it, facts, container, name: it.name, size: bytes.length, session: slot() }, hashes: hashBuffer(bytes) }])).rejects.toSatisfy(
+      await expect(d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal })).rejects.toSatisfy(
         (e: unknown) => e instanceof StopRunError && e.kind === 'destination-full',
       );
+      expect(small.emulator.metrics.uploadBytesReceived).toBe(0);
     } finally {
       await small.close();
     }

@@ -5,10 +5,33 @@
 //   upload():  find or create the session (saved in the state store before the first fragment),
 //              ask an old session where it stands (nextExpectedRanges) and skip what it has,
 //              send every fragment but the last; keep the last (<= chunk size) in memory.
-//   commit():  send the last fragment: OneDrive creates the file. 409 nameAlreadyExists: the
-//              same QuickXorHash and size is a duplicate; different bytes get "name (2).ext".
+//   commit():  send the last fragment: OneDrive creates the file.
 //   abort():   DELETE the upload URL (bytes that did not match what the source declared).
-//   verify():  the driveItem's file.hashes.quickXorHash and size against what was streamed.
+//   verify():  the driveItem's hashes and size against what was streamed.
+//
+// A name already taken is resolved the same way wherever OneDrive says so: at session creation
+// (Business checks `fail` there) or at the last fragment (Personal checks it there). The file
+// that holds the name is never touched:
+//   - same bytes (see `bytes` below): the item is already there: `skipped`, with that evidence;
+//   - other bytes: the item goes to "name (2).ext", then "(3)"..., the first free or same-bytes one.
+// Names are compared case-insensitively, as both flavors do: IMG_1.JPG and img_1.jpg collide.
+//
+// What the `bytes` evidence proves here, exactly: OneDrive reports, for the stored file, the
+// same size and the same QuickXorHash as the engine computed while streaming the source bytes;
+// and when the driveItem also carries sha256Hash or sha1Hash (OneDrive personal, on some
+// files), those equal the streamed SHA-256 / SHA-1 too. QuickXorHash is not a cryptographic
+// hash: it XORs each byte in at a position that repeats every 160 bytes, so two 160-byte
+// aligned blocks that trade places give the same hash. `bytes` therefore rules out truncation,
+// padding, a corrupted or missing range and a different file, not a deliberate swap of aligned
+// blocks; where OneDrive offers a SHA hash, that is ruled out too.
+//
+// Session options, each used where it makes a run safer or faster:
+// - fileSize (Personal only, per the reference): OneDrive personal answers 507 at session
+//   creation when the file cannot fit, before any byte is sent, instead of at the last fragment.
+// - deferCommit is not used: holding the last fragment back (at most 320 KiB) already makes
+//   commit a step of its own on both flavors, so it would save at most 320 KiB resent after a
+//   kill, while how a deferred session answers a name conflict or expiry at its commit is not
+//   documented well enough to rely on for deciding whether a file exists.
 
 import crypto from 'node:crypto';
 import { Pacer } from '../../src/lib/pacer.ts';
@@ -23,6 +46,7 @@ import {
   type Destination,
   type Hashes,
   type ItemFacts,
+  type PlanNote,
   type ProviderContext,
   type SourceItem,
   type Staged,
@@ -31,7 +55,8 @@ import {
   type VerifyResult,
 } from '../types.ts';
 import { GraphHttp, GraphHttpError, type TokenSource } from './graph.ts';
-import { encodeDrivePath, encodeName, fitPath, numberedName } from './names.ts';
+export { DEFAULT_MAX_WAIT_MS } from './graph.ts';
+import { encodeDrivePath, encodeName, fitFolderName, fitPath, numberedName } from './names.ts';
 
 export const FRAGMENT_MULTIPLE = 327_680; // 320 KiB
 export const FRAGMENT_LIMIT = 60 * 1024 * 1024;
@@ -57,6 +82,18 @@ export interface OneDriveConfig {
   /** Delay before asking again for a hash that is not there yet. */
   hashRetryMs: number;
   maxSessionAgeMs: number;
+  /** The longest throttling pause worth waiting out; a longer one stops the run (exit 4). */
+  maxWaitMs?: number;
+  /** --until: no wait may run past it. */
+  until?: Date | null;
+}
+
+/** What OneDrive says about the drive; asked once per run. */
+interface DriveFacts {
+  flavor: 'personal' | 'business';
+  /** Characters the service counts before the path in the drive (Business: "personal/<upn>/Documents"). */
+  sitePathChars: number;
+  quota: { remaining?: number; total?: number; used?: number; state?: string } | null;
 }
 
 interface SavedSession {
@@ -79,6 +116,8 @@ interface Handle {
   itemId: string;
   /** A file already at the path that may be this item's, from a run killed after its last fragment. */
   existingId?: string;
+  /** OneDrive refused the session because a file of the same size holds the name: compare at commit. */
+  nameTaken?: boolean;
 }
 
 interface DriveItem {
@@ -86,10 +125,34 @@ interface DriveItem {
   name: string;
   size?: number;
   folder?: unknown;
-  file?: { hashes?: { quickXorHash?: string } };
+  file?: { hashes?: { quickXorHash?: string; sha1Hash?: string; sha256Hash?: string } };
 }
 
 class SessionGone extends Error {}
+/** 409 nameAlreadyExists at createUploadSession. */
+class NameTaken extends Error {}
+
+/**
+ * Does OneDrive hold exactly these bytes in this file? See `bytes` at the top. Returns the
+ * evidence line, or null (different bytes), or 'no-hash' (OneDrive has not computed it yet).
+ */
+export function sameBytes(found: DriveItem, hashes: Pick<Hashes, 'quickXor' | 'size'> & Partial<Hashes>, where: string): string | null | 'no-hash' {
+  if (found.folder || !found.file) return null;
+  if (found.size !== hashes.size) return null;
+  const h = found.file.hashes ?? {};
+  if (!h.quickXorHash) return 'no-hash';
+  if (h.quickXorHash !== hashes.quickXor) return null;
+  const also: string[] = [];
+  if (h.sha256Hash && hashes.sha256) {
+    if (h.sha256Hash.toLowerCase() !== hashes.sha256.toLowerCase()) return null;
+    also.push('SHA-256');
+  }
+  if (h.sha1Hash && hashes.sha1) {
+    if (h.sha1Hash.toLowerCase() !== hashes.sha1.toLowerCase()) return null;
+    also.push('SHA-1');
+  }
+  return `OneDrive reports size ${found.size} and QuickXorHash ${h.quickXorHash}${also.length ? ` and the same ${also.join(' and ')}` : ''} for ${where}, equal to what was computed while streaming the source`;
+}
 
 /** Parses the start of the first range in nextExpectedRanges ("26-", "26-99"). */
 export function nextOffset(ranges: unknown): number | null {
@@ -139,16 +202,42 @@ export class OneDriveDestination implements Destination {
   /** Last fragments held back until commit, by handle id. */
   private readonly finals = new Map<string, Buffer>();
   private readonly folders = new Map<string, Promise<string>>();
+  private drive: Promise<DriveFacts> | null = null;
+  /**
+   * Target paths (lower case) with an upload of this process in flight, and how to wait for it.
+   * A second item for the same name waits for the first to be committed, then meets its file as
+   * an ordinary name conflict: Business would refuse its session (a second session for a path
+   * answers 409) and Personal would take all its bytes and refuse them at the last fragment.
+   */
+  private readonly claims = new Map<string, { itemId: string; done: Promise<void>; release: () => void }>();
+  /** Aborted by the run's stop or a throttling stop: every wait of this destination ends. */
+  private readonly stop = new AbortController();
+  private untilTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly config: OneDriveConfig,
     tokens: TokenSource,
-    private readonly ctx: Pick<ProviderContext, 'store' | 'log' | 'account'>,
+    private readonly ctx: Pick<ProviderContext, 'store' | 'log' | 'account'> & { signal?: AbortSignal },
   ) {
     validateChunkSize(config.chunkSize);
     const pacers = [new Pacer({ maxRequests: config.userRequestsPer5Min || undefined, windowMs: 300_000 })];
     if (config.appRequestsPerMinute > 0) pacers.push(new Pacer({ maxRequests: config.appRequestsPerMinute, windowMs: 60_000 }));
-    this.http = new GraphHttp({ baseUrl: config.baseUrl, tokens, pacers, log: (m) => ctx.log.debug(m) });
+    const halt = () => this.stop.abort(new Error('the run is stopping'));
+    if (ctx.signal?.aborted) halt();
+    ctx.signal?.addEventListener('abort', halt, { once: true });
+    if (config.until instanceof Date) {
+      this.untilTimer = setTimeout(halt, Math.max(0, config.until.getTime() - Date.now()));
+      this.untilTimer.unref();
+    }
+    this.http = new GraphHttp({
+      baseUrl: config.baseUrl,
+      tokens,
+      pacers,
+      log: (m) => ctx.log.debug(m),
+      signal: this.stop.signal,
+      maxWaitMs: config.maxWaitMs,
+      until: config.until ?? null,
+    });
     this.drivePrefix = config.user ? `/users/${encodeURIComponent(config.user)}/drive` : '/me/drive';
     // The account is part of it: the same path in another person's drive is another destination.
     this.identity = `onedrive:${ctx.account}:${config.user ?? 'me'}:${config.root || '/'}`;
@@ -171,9 +260,10 @@ export class OneDriveDestination implements Destination {
 
   /** GraphHttpError -> the engine's error kinds. */
   private classify(e: unknown): Error {
+    if (e instanceof StopRunError) this.stop.abort(e);
     if (e instanceof GraphHttpError) {
       if (e.status === 400 && /pathIsTooLong|invalidRequest|nameContainsInvalid/i.test(e.code)) return new RejectedError(`OneDrive refused the name or path: ${e.message}`);
-      if (e.status === 403) return new StopRunError('credentials', `OneDrive denied access (403 ${e.code}): check the app's permissions (Files.ReadWrite, or Files.ReadWrite.All for app-only)`);
+      if (e.status === 403) return new StopRunError('credentials', `OneDrive denied access (403 ${e.code}): check the app's permissions (Files.ReadWrite delegated; app-only: Sites.ReadWrite.All, or Files.ReadWrite.All)`);
       return new RetryableError(e.message, e.retryAfterMs);
     }
     return e as Error;
@@ -184,10 +274,37 @@ export class OneDriveDestination implements Destination {
     return null;
   }
 
+  /** Personal or Business, and the site path Business counts in the 400-character limit. */
+  private driveFacts(): Promise<DriveFacts> {
+    this.drive ??= this.http.api<{ driveType?: string; webUrl?: string; quota?: DriveFacts['quota'] }>('get', this.drivePrefix).then(
+      (d) => {
+        const business = d.driveType === 'business' || d.driveType === 'documentLibrary';
+        let site = '';
+        if (business) {
+          try {
+            site = decodeURIComponent(new URL(d.webUrl ?? '').pathname).replace(/^\/+|\/+$/g, '');
+          } catch {
+            // No webUrl: budget for a long one ("personal/" + a 64-character UPN + "/Documents").
+            site = 'x'.repeat(83);
+          }
+        }
+        return { flavor: business ? 'business' : 'personal', sitePathChars: site.length, quota: d.quota ?? null } satisfies DriveFacts;
+      },
+      (e) => {
+        this.drive = null;
+        throw this.classify(e);
+      },
+    );
+    return this.drive;
+  }
+
   async prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string> {
+    const { sitePathChars } = await this.driveFacts();
     const rootSegs = this.config.root.split('/').filter(Boolean).map(encodeName);
-    const segs = [...rootSegs, ...containerFor(this.config.layout, item, facts)];
-    const p = segs.map((s) => `/${s}`).join('');
+    const rootPath = rootSegs.map((s) => `/${s}`).join('');
+    // An album name is shortened when it would leave a file name too little of the path budget.
+    const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + rootPath.length, seg, sha1hex));
+    const p = rootPath + segs.map((s) => `/${s}`).join('');
     await this.ensureFolder(p);
     return p;
   }
@@ -241,11 +358,12 @@ export class OneDriveDestination implements Destination {
   }
 
   /** The name an item gets: made valid, shortened to fit, or the numbered name a conflict chose. */
-  private targetPath(input: Pick<UploadInput, 'item' | 'container' | 'name'>): string {
+  private async targetPath(input: Pick<UploadInput, 'item' | 'container' | 'name'>): Promise<string> {
     const override = this.ctx.store.get<{ container: string; name: string }>(`rename:${input.item.id}`);
     if (override && override.container === input.container) return `${input.container}/${override.name}`;
+    const { sitePathChars } = await this.driveFacts();
     let name = encodeName(input.name);
-    const fitted = fitPath(input.container, name, sha1hex);
+    const fitted = fitPath(input.container, name, sha1hex, sitePathChars);
     if (fitted !== name) {
       this.ctx.log.warn(`the name of item ${input.item.id} is too long for OneDrive's 400-character path limit; it is stored as ${fitted}`);
       name = fitted;
@@ -253,14 +371,26 @@ export class OneDriveDestination implements Destination {
     return `${input.container}/${name}`;
   }
 
+  /** The n-th name for a path whose name is taken ("IMG.jpg" -> "IMG (n).jpg"), fitted to the budget. */
+  private async candidatePath(p: string, n: number): Promise<string> {
+    const folder = p.slice(0, p.lastIndexOf('/'));
+    const original = p.slice(p.lastIndexOf('/') + 1);
+    if (n === 1) return p;
+    const base = original.replace(/ \((\d+)\)(\.[^.]*)?$/, '$2');
+    const { sitePathChars } = await this.driveFacts();
+    return `${folder}/${fitPath(folder, numberedName(base, n), sha1hex, sitePathChars)}`;
+  }
+
+  private remember(itemId: string, p: string): void {
+    this.ctx.store.set(`rename:${itemId}`, { container: p.slice(0, p.lastIndexOf('/')), name: p.slice(p.lastIndexOf('/') + 1) });
+  }
+
   async findExisting(input: Omit<UploadInput, 'body' | 'session' | 'signal'>, hashes: Partial<Hashes> | null) {
     if (!hashes?.quickXor || hashes.size === undefined) return null;
-    const p = this.targetPath(input);
+    const p = await this.targetPath(input);
     const found = await this.getByPath(p);
-    const qx = found?.file?.hashes?.quickXorHash;
-    if (found && qx === hashes.quickXor && found.size === hashes.size) {
-      return { destId: found.id, destPath: p, evidence: { level: 'bytes' as const, detail: `OneDrive already holds ${p} with QuickXorHash ${qx} and size ${found.size}` } };
-    }
+    const same = found ? sameBytes(found, { ...hashes, quickXor: hashes.quickXor, size: hashes.size }, p) : null;
+    if (found && typeof same === 'string' && same !== 'no-hash') return { destId: found.id, destPath: p, evidence: { level: 'bytes' as const, detail: same } };
     return null;
   }
 
@@ -272,6 +402,8 @@ export class OneDriveDestination implements Destination {
     // Dates go in now: setting them after the upload would create a second version on Business.
     // Created = the capture time (else the source's modification time); modified = the source's.
     if (captured || modified) item.fileSystemInfo = { createdDateTime: captured ?? modified, lastModifiedDateTime: modified ?? captured };
+    // Personal only (the reference): a file that cannot fit is refused with 507 before any byte is sent.
+    if ((await this.driveFacts()).flavor === 'personal') item.fileSize = input.size;
     try {
       const s = await this.http.createUploadSession(`${this.pathAddr(p)}/createUploadSession`, { item });
       const saved: SavedSession = { v: 1, url: s.url, expiry: s.expiry.toISOString(), createdAt: Date.now(), path: p, size: input.size };
@@ -279,26 +411,87 @@ export class OneDriveDestination implements Destination {
       input.session.save(saved);
       return saved;
     } catch (e) {
-      if (e instanceof GraphHttpError && e.status === 409) {
-        // Some tenants check the name when the session is created: resolve it at commit instead.
-        throw new RetryableError(`OneDrive says ${p} exists already; it will be compared at commit`);
-      }
+      if (e instanceof GraphHttpError && e.status === 409) throw new NameTaken(p);
       throw this.classify(e);
     }
   }
 
+  /**
+   * Opens a session for the first usable name from p on. Business refuses a taken name here
+   * (409): a file of another size holds other bytes, so the next numbered name is tried at once;
+   * one of the same size is compared by hash at commit (the bytes are hashed on the way there).
+   */
+  private async openSession(p: string, input: UploadInput): Promise<{ session: SavedSession } | { taken: DriveItem; path: string }> {
+    for (let n = 1; n < 1000; n++) {
+      const candidate = await this.candidatePath(p, n);
+      try {
+        const session = await this.startSession(candidate, input);
+        if (candidate !== p) this.remember(input.item.id, candidate);
+        return { session };
+      } catch (e) {
+        if (!(e instanceof NameTaken)) throw e;
+      }
+      const found = await this.getByPath(candidate);
+      if (!found) {
+        // Nothing holds the name: a session of its own is still open for the path (Business
+        // answers 409 then), left by a run killed before it could save the upload URL. It
+        // expires after about 15 minutes without data.
+        throw new RetryableError(`OneDrive still has an unfinished upload for ${candidate} (an interrupted earlier run?); it expires after about 15 minutes, and the item is retried then`, 5 * 60_000);
+      }
+      if (!found.folder && found.size === input.size) {
+        if (candidate !== p) this.remember(input.item.id, candidate);
+        return { taken: found, path: candidate };
+      }
+    }
+    throw new RejectedError(`no free name for ${p} after 999 tries`);
+  }
+
+  /** Waits until no other upload of this process targets the same name, then claims it. */
+  private async claim(p: string, itemId: string, signal: AbortSignal): Promise<() => void> {
+    const key = p.toLowerCase();
+    for (;;) {
+      const other = this.claims.get(key);
+      if (!other || other.itemId === itemId) break;
+      await Promise.race([
+        other.done,
+        new Promise((_, reject) => {
+          if (signal.aborted) reject(signal.reason);
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        }),
+      ]);
+    }
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const entry = { itemId, done, release };
+    this.claims.set(key, entry);
+    return () => {
+      if (this.claims.get(key) === entry) this.claims.delete(key);
+      release();
+    };
+  }
+
+  private releaseClaim(p: string, itemId: string): void {
+    const c = this.claims.get(p.toLowerCase());
+    if (c && c.itemId === itemId) {
+      this.claims.delete(p.toLowerCase());
+      c.release();
+    }
+  }
+
   /** Asks an upload session where it stands; null when it is gone (404, expired, tempauth dead). */
-  private async sessionOffset(url: string): Promise<number | null> {
-    const r = await this.http.uploadRequest('GET', url);
+  private async sessionOffset(url: string, signal?: AbortSignal): Promise<number | null> {
+    const r = await this.http.uploadRequest('GET', url, undefined, undefined, signal);
     if (r.status === 200) return nextOffset(r.json.nextExpectedRanges);
     if (r.status === 404 || r.status === 401 || r.status === 410) return null;
     throw new RetryableError(`asking an upload session for its state answered ${r.status}`);
   }
 
+  /** Cancels a session we will not finish: on Business an open one blocks its path until it expires. */
   private async dropSession(url: string): Promise<void> {
     try {
       await this.http.uploadRequest('DELETE', url);
     } catch (e) {
+      if (e instanceof StopRunError) throw e;
       this.ctx.log.debug(`could not cancel an old upload session: ${reason(e)}`);
     }
   }
@@ -308,13 +501,14 @@ export class OneDriveDestination implements Destination {
     let sent = 0;
     for (let round = 1; round <= 6; round++) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
-      const r = await this.http.uploadRequest('PUT', url, buf, { start, total });
+      const r = await this.http.uploadRequest('PUT', url, buf, { start, total }, signal);
       if (r.status === 202 || r.status === 200 || r.status === 201) return sent + buf.length;
       if (r.status === 507) throw new StopRunError('destination-full', 'OneDrive is full (507): free space or buy storage, then run again to resume');
       if (r.status === 404 || r.status === 401) throw new SessionGone(`upload session gone (${r.status})`);
+      if (r.status === 409) throw new NameTaken(url);
       if (r.status === 416 || r.status === 0) {
         if (r.status === 0) sent += buf.length; // it may or may not have arrived: count it
-        const at = await this.sessionOffset(url);
+        const at = await this.sessionOffset(url, signal);
         if (at === null) throw new SessionGone('upload session gone');
         if (at >= start + buf.length) return sent;
         if (at === start) continue;
@@ -325,53 +519,86 @@ export class OneDriveDestination implements Destination {
     throw new RetryableError('an upload fragment was not accepted after 6 rounds');
   }
 
+  /** Reads the body to its end without sending it: the engine hashes it on the way, for commit to compare. */
+  private async readThrough(input: UploadInput, handle: Handle): Promise<Staged> {
+    for await (const _ of input.body) void _;
+    return { handle, bytesSent: 0 };
+  }
+
   async upload(input: UploadInput): Promise<Staged> {
-    const p = this.targetPath(input);
+    const signal = AbortSignal.any([input.signal, this.stop.signal]);
+    let target = await this.targetPath(input);
     const size = input.size;
     const hid = crypto.randomUUID();
     if (size === 0) {
-      for await (const _ of input.body) void _; // consume (nothing to send: empty files use the simple PUT at commit)
-      return { handle: { v: 1, id: hid, path: p, size: 0, finalStart: 0, url: null, itemId: input.item.id } satisfies Handle, bytesSent: 0 };
+      // Nothing to send: empty files use the simple PUT at commit.
+      return this.readThrough(input, { v: 1, id: hid, path: target, size: 0, finalStart: 0, url: null, itemId: input.item.id });
     }
-    // No lookup of the name first: it would cost a request per item for a rare case. A name
-    // taken by other bytes shows up as 409 at commit (see resolveConflict).
-    const target = p;
-    let saved = input.session.load<SavedSession>();
-    let offset = 0;
-    if (saved && (saved.v !== 1 || saved.path !== target || saved.size !== size || Date.now() - saved.createdAt > this.config.maxSessionAgeMs)) {
-      await this.dropSession(saved.url);
-      input.session.clear();
-      saved = null;
-    }
-    if (saved) {
-      let at: number | null;
-      try {
-        at = await this.sessionOffset(saved.url);
-      } catch (e) {
-        if (e instanceof StopRunError) throw e;
-        // Unreachable after our retries (a moved emulator, a dead upload host): the bytes are
-        // still at the source, so a new session costs time, never data.
-        this.ctx.log.debug(`the saved upload session did not answer (${reason(e)}); starting a new one`);
-        at = null;
-      }
-      if (at === null || at >= size) {
+    let release = await this.claim(target, input.item.id, signal);
+    try {
+      // No lookup of the name first: it would cost a request per item for a rare case. A taken
+      // name shows up as 409 at session creation (Business) or at the last fragment (Personal).
+      let saved = input.session.load<SavedSession>();
+      let offset = 0;
+      if (saved && (saved.v !== 1 || saved.path !== target || saved.size !== size || Date.now() - saved.createdAt > this.config.maxSessionAgeMs)) {
+        await this.dropSession(saved.url);
         input.session.clear();
         saved = null;
-        // Gone, perhaps because its last fragment landed just before a kill: if a file of this
-        // size now holds the name, read the body through without sending it and let commit()
-        // compare hashes instead of uploading everything again.
-        const there = await this.getByPath(target);
-        if (there && !there.folder && there.size === size) {
-          for await (const _ of input.body) void _;
-          return { handle: { v: 1, id: hid, path: target, size, finalStart: size, url: null, itemId: input.item.id, existingId: there.id } satisfies Handle, bytesSent: 0 };
+      }
+      if (saved) {
+        let at: number | null;
+        try {
+          at = await this.sessionOffset(saved.url, signal);
+        } catch (e) {
+          if (e instanceof StopRunError || signal.aborted) throw e;
+          // Unreachable after our retries: cancel it anyway (best effort) before opening another,
+          // or Business refuses the new one for the same path until the old one expires.
+          this.ctx.log.debug(`the saved upload session did not answer (${reason(e)}); cancelling it and starting a new one`);
+          await this.dropSession(saved.url);
+          at = null;
         }
-      } else offset = at;
+        if (at === null || at >= size) {
+          input.session.clear();
+          saved = null;
+          // Gone, perhaps because its last fragment landed just before a kill: if a file of this
+          // size now holds the name, read the body through without sending it and let commit()
+          // compare hashes instead of uploading everything again.
+          const there = await this.getByPath(target);
+          if (there && !there.folder && there.size === size) {
+            return await this.readThrough(input, { v: 1, id: hid, path: target, size, finalStart: size, url: null, itemId: input.item.id, existingId: there.id });
+          }
+        } else offset = at;
+      }
+      if (!saved) {
+        const opened = await this.openSession(target, input);
+        if ('taken' in opened) {
+          return await this.readThrough(input, { v: 1, id: hid, path: opened.path, size, finalStart: size, url: null, itemId: input.item.id, existingId: opened.taken.id, nameTaken: true });
+        }
+        saved = opened.session;
+        if (saved.path !== target) {
+          release();
+          release = await this.claim(saved.path, input.item.id, signal);
+          target = saved.path;
+        }
+      }
+      const staged = await this.sendAllButLast(input, saved, offset, hid, signal);
+      // The claim stays until commit() or abort() settles the name.
+      return staged;
+    } catch (e) {
+      release();
+      if (e instanceof NameTaken) {
+        // Personal refused a fragment for the name; the bytes are re-sent under the name commit chooses.
+        input.session.clear();
+        throw new RetryableError(`OneDrive says ${target} exists; the name is settled on the next attempt`, 0);
+      }
+      throw e;
     }
-    if (!saved) saved = await this.startSession(target, input);
-    const session = saved;
+  }
+
+  private async sendAllButLast(input: UploadInput, session: SavedSession, offset: number, hid: string, signal: AbortSignal): Promise<Staged> {
+    const size = input.size;
     const chunk = this.config.chunkSize;
     const finalStart = finalStartOf(offset, size);
-
     let pos = 0; // bytes of the body seen so far
     let fragStart = offset;
     let frag: Buffer | null = null;
@@ -405,7 +632,7 @@ export class OneDriveDestination implements Destination {
           if (fill === f.length && fragStart < finalStart) {
             if (inflight) bytesSent += await inflight;
             const start = fragStart;
-            inflight = this.sendFragment(session.url, f, start, size, input.signal).then((n) => {
+            inflight = this.sendFragment(session.url, f, start, size, signal).then((n) => {
               session.expiry = new Date(Date.now() + 10 * 60_000).toISOString();
               return n;
             });
@@ -429,7 +656,7 @@ export class OneDriveDestination implements Destination {
       throw new RetryableError(`the source delivered ${pos} bytes, not the ${size} it declared`);
     }
     this.finals.set(hid, frag);
-    const handle: Handle = { v: 1, id: hid, path: target, size, finalStart, url: session.url, itemId: input.item.id };
+    const handle: Handle = { v: 1, id: hid, path: session.path, size, finalStart, url: session.url, itemId: input.item.id };
     return { handle, bytesSent };
   }
 
@@ -442,11 +669,17 @@ export class OneDriveDestination implements Destination {
   async abort(staged: Staged): Promise<void> {
     const h = staged.handle as Handle;
     this.finals.delete(h.id);
+    this.releaseClaim(h.path, h.itemId);
     if (h.url) await this.dropSession(h.url);
   }
 
   async commit(requests: CommitRequest[]): Promise<CommitResult[]> {
-    const results = await Promise.allSettled(requests.map((r) => this.commitOne(r)));
+    const results = await Promise.allSettled(
+      requests.map((r) => {
+        const h = r.staged.handle as Handle;
+        return this.commitOne(r).finally(() => this.releaseClaim(h.path, h.itemId));
+      }),
+    );
     const stop = results.find((r) => r.status === 'rejected' && r.reason instanceof StopRunError);
     if (stop) throw (stop as PromiseRejectedResult).reason;
     return results.map((r) => (r.status === 'fulfilled' ? r.value : { outcome: 'error', error: r.reason instanceof Error ? r.reason : new Error(reason(r.reason)) }));
@@ -473,14 +706,13 @@ export class OneDriveDestination implements Destination {
         throw this.classify(e);
       }
     }
+    if (h.nameTaken) return this.resolveConflict(req, h);
     if (h.existingId) {
-      // The bytes were not sent: the file at the path is this item's if its hash says so.
+      // The bytes were not sent: the file at the path is this item's if its hashes say so.
       const found = await this.getByPath(h.path);
-      const qx = found?.file?.hashes?.quickXorHash;
-      if (found && !found.folder && found.size === h.size && qx === req.hashes.quickXor) return this.createdResult(found, h);
-      if (found && !found.folder && found.size === h.size && !qx) {
-        return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
-      }
+      const same = found ? sameBytes(found, req.hashes, h.path) : null;
+      if (found && same === 'no-hash') return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
+      if (found && same) return this.createdResult(found, h);
       return this.resolveConflict(req, h);
     }
     const buf = this.finals.get(h.id);
@@ -504,13 +736,13 @@ export class OneDriveDestination implements Destination {
         const at = r.status === 404 || r.status === 401 ? null : await this.sessionOffset(h.url);
         if (at === h.finalStart) continue;
         const found = await this.getByPath(h.path);
-        const qx = found?.file?.hashes?.quickXorHash;
-        if (found && !found.folder && found.size === h.size && qx === req.hashes.quickXor) {
+        const same = found ? sameBytes(found, req.hashes, h.path) : null;
+        if (found && same === 'no-hash') {
+          return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
+        }
+        if (found && same) {
           this.finals.delete(h.id);
           return this.createdResult(found, h);
-        }
-        if (found && !qx && found.size === h.size) {
-          return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
         }
         this.finals.delete(h.id);
         return { outcome: 'error', error: new RetryableError('the upload session was lost before the last fragment; the item will be uploaded again') };
@@ -520,32 +752,27 @@ export class OneDriveDestination implements Destination {
     return { outcome: 'error', error: new RetryableError('the last fragment was not accepted after 6 rounds') };
   }
 
-  /** 409 nameAlreadyExists: the same bytes are a duplicate; other bytes get the next free "name (n).ext". */
+  /**
+   * A name held by a file, wherever OneDrive said so: the same bytes are the item already there
+   * (a duplicate, with that evidence); other bytes send the item to the first numbered name that
+   * is free or holds the same bytes. The file holding the name is never touched.
+   */
   private async resolveConflict(req: CommitRequest, h: Handle): Promise<CommitResult> {
     if (h.url) await this.dropSession(h.url);
-    const folder = h.path.slice(0, h.path.lastIndexOf('/'));
-    const original = h.path.slice(h.path.lastIndexOf('/') + 1);
-    const base = original.replace(/ \((\d+)\)(\.[^.]*)?$/, '$2');
     for (let n = 1; n < 1000; n++) {
-      const candidate = n === 1 ? original : numberedName(base, n);
-      const p = `${folder}/${candidate}`;
+      const p = await this.candidatePath(h.path, n);
       const found = await this.getByPath(p);
       if (!found) {
-        this.ctx.store.set(`rename:${h.itemId}`, { container: folder, name: candidate });
+        this.remember(h.itemId, p);
         this.ctx.log.info(`${h.path} holds other bytes at OneDrive; the item goes to ${p}`);
-        return { outcome: 'error', error: new RetryableError(`${h.path} holds other bytes; the item will be uploaded as ${candidate}`, 0) };
+        return { outcome: 'error', error: new RetryableError(`${h.path} holds other bytes; the item will be uploaded as ${p.slice(p.lastIndexOf('/') + 1)}`, 0) };
       }
       if (found.folder) continue;
-      const qx = found.file?.hashes?.quickXorHash;
-      if (!qx) return { outcome: 'error', error: new RetryableError(`${p} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
-      if (qx === req.hashes.quickXor && found.size === req.hashes.size) {
+      const same = sameBytes(found, req.hashes, p);
+      if (same === 'no-hash') return { outcome: 'error', error: new RetryableError(`${p} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
+      if (same) {
         this.ctx.store.delete(`rename:${h.itemId}`);
-        return {
-          outcome: 'duplicate',
-          destId: found.id,
-          destPath: p,
-          evidence: { level: 'bytes', detail: `OneDrive already holds ${p} with the same QuickXorHash ${qx} and size ${found.size}` },
-        };
+        return { outcome: 'duplicate', destId: found.id, destPath: p, evidence: { level: 'bytes', detail: `already there: ${same}` } };
       }
     }
     return { outcome: 'error', error: new RejectedError(`no free name for ${h.path} after 999 tries`) };
@@ -561,34 +788,39 @@ export class OneDriveDestination implements Destination {
       item = await this.http.api<DriveItem>('get', `${this.drivePrefix}/items/${encodeURIComponent(r.destId)}`);
     } catch (e) {
       if (e instanceof GraphHttpError && e.status === 404) return { outcome: 'mismatch', reason: `OneDrive has no item ${r.destPath ?? r.destId} any more` };
-      if (e instanceof StopRunError) throw e;
+      if (e instanceof StopRunError) throw this.classify(e);
       return { outcome: 'error', error: this.classify(e) };
     }
-    const qx = item.file?.hashes?.quickXorHash;
-    if (!item.file) return { outcome: 'mismatch', reason: `${r.destPath ?? r.destId} is not a file at OneDrive` };
-    if (!qx) return { outcome: 'pending', retryAfterMs: this.config.hashRetryMs, reason: 'OneDrive has not computed the QuickXorHash yet' };
+    const where = r.destPath ?? r.destId;
+    if (!item.file) return { outcome: 'mismatch', reason: `${where} is not a file at OneDrive` };
     if (item.size !== r.size || item.size !== r.hashes.size) return { outcome: 'mismatch', reason: `OneDrive holds ${item.size} bytes, the source ${r.size}` };
-    if (qx !== r.hashes.quickXor) return { outcome: 'mismatch', reason: `OneDrive's QuickXorHash ${qx} differs from the streamed ${r.hashes.quickXor}` };
-    return {
-      outcome: 'verified',
-      evidence: { level: 'bytes', detail: `OneDrive reports QuickXorHash ${qx} and size ${item.size} for ${r.destPath ?? r.destId}, equal to the hash computed while streaming the source` },
-    };
+    const same = sameBytes(item, r.hashes, where);
+    if (same === 'no-hash') return { outcome: 'pending', retryAfterMs: this.config.hashRetryMs, reason: 'OneDrive has not computed the QuickXorHash yet' };
+    if (!same) {
+      const h = item.file.hashes ?? {};
+      return { outcome: 'mismatch', reason: `OneDrive's hashes for ${where} (QuickXorHash ${h.quickXorHash}${h.sha256Hash ? `, SHA-256 ${h.sha256Hash}` : ''}${h.sha1Hash ? `, SHA-1 ${h.sha1Hash}` : ''}) differ from the streamed ones` };
+    }
+    return { outcome: 'verified', evidence: { level: 'bytes', detail: same } };
   }
 
   async capacity(): Promise<CapacityInfo> {
-    try {
-      const d = await this.http.api<{ driveType?: string; quota?: { remaining?: number; total?: number; used?: number; state?: string } }>('get', this.drivePrefix);
-      const notes = [];
-      if (d.quota?.state && d.quota.state !== 'normal') notes.push({ message: `OneDrive quota state is "${d.quota.state}"` });
-      notes.push({ message: `OneDrive documents about 3,000 requests per 5 minutes and 50 GB of uploads per hour per user; this run is paced to ${this.config.userRequestsPer5Min || 'no limit of'} requests per 5 minutes (about 3 per photo)` });
-      return { remainingBytes: typeof d.quota?.remaining === 'number' ? d.quota.remaining : null, requestBudget: null, notes };
-    } catch (e) {
-      throw this.classify(e);
-    }
+    const d = await this.driveFacts();
+    const q = d.quota;
+    const notes: PlanNote[] = [];
+    const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+    if (q && typeof q.remaining === 'number') {
+      notes.push({ message: `OneDrive (${d.flavor}) has ${gb(q.remaining)} free${typeof q.total === 'number' ? ` of ${gb(q.total)}` : ''}`, bytes: q.remaining });
+    } else notes.push({ message: `OneDrive (${d.flavor}) did not report its free space` });
+    if (q?.state && q.state !== 'normal') notes.push({ message: `OneDrive quota state is "${q.state}"` });
+    notes.push({ message: `OneDrive documents about 3,000 requests per 5 minutes and 50 GB of uploads per hour per user; this run is paced to ${this.config.userRequestsPer5Min || 'no limit of'} requests per 5 minutes (about 3 per photo)` });
+    return { remainingBytes: typeof q?.remaining === 'number' ? q.remaining : null, requestBudget: null, notes };
   }
 
   async close(): Promise<void> {
+    if (this.untilTimer) clearTimeout(this.untilTimer);
     this.finals.clear();
+    for (const c of this.claims.values()) c.release();
+    this.claims.clear();
     this.http.close();
   }
 }

@@ -43,7 +43,7 @@ const num = (v: unknown, fallback: number): number => {
   return n;
 };
 
-export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule): OneDriveConfig {
+export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, DEFAULT_MAX_WAIT_MS, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule): OneDriveConfig {
   const { user, root } = parseOneDriveArg(ctx.arg);
   const o = ctx.options;
   const layout = o.layout === 'date' ? 'date' : 'album';
@@ -61,6 +61,8 @@ export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, MAX_SES
     verifyBatchSize: 8,
     hashRetryMs: num(ctx.env.ONEDRIVE_HASH_RETRY_MS, 5000),
     maxSessionAgeMs: MAX_SESSION_AGE_MS,
+    maxWaitMs: num(o.onedriveMaxWait ?? ctx.env.ONEDRIVE_MAX_WAIT, DEFAULT_MAX_WAIT_MS / 1000) * 1000,
+    until: o.until instanceof Date ? o.until : null,
   };
 }
 
@@ -82,6 +84,7 @@ export const onedriveProvider: ProviderModule = {
     { flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)' },
     { flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)' },
     { flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)' },
+    { flags: '--onedrive-max-wait <seconds>', description: 'longest OneDrive throttling pause (Retry-After) to wait out; a longer one stops the run with exit 4 and the time to rerun (default 900)' },
     { flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)' },
   ],
   async auth(ctx) {

@@ -81,16 +81,23 @@ export function decodeName(encoded: string): string {
   return out;
 }
 
-/** OneDrive limits the decoded path to under 400 characters. */
+/**
+ * OneDrive limits the decoded path to under 400 characters. On Business the count is the whole
+ * path, the SharePoint site and library included ("personal/alice_contoso_com/Documents/...");
+ * the callers pass that prefix's length as `siteChars` (0 on Personal).
+ */
 export const MAX_PATH_CHARS = 399;
 
+/** Room a folder name always leaves for the file names below it. */
+export const MIN_FILE_NAME_ROOM = 80;
+
 /**
- * Shortens a name so that `${folder}/${name}` fits; keeps the extension and adds 8 hex digits of
- * the name's SHA-1 so two long names stay distinct. Not reversible from the name alone: the
- * destination logs the mapping. Returns the name unchanged when it fits.
+ * Shortens a name so that `${site}${folder}/${name}` fits; keeps the extension and adds 8 hex
+ * digits of the name's SHA-1 so two long names stay distinct. Not reversible from the name
+ * alone: the destination logs the mapping. Returns the name unchanged when it fits.
  */
-export function fitPath(folder: string, name: string, sha1hex: (s: string) => string): string {
-  const room = MAX_PATH_CHARS - folder.length - 1;
+export function fitPath(folder: string, name: string, sha1hex: (s: string) => string, siteChars = 0): string {
+  const room = MAX_PATH_CHARS - siteChars - folder.length - 1;
   if (name.length <= room) return name;
   const dot = name.lastIndexOf('.');
   const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : '';
@@ -100,6 +107,22 @@ export function fitPath(folder: string, name: string, sha1hex: (s: string) => st
   let stem = [...name.slice(0, name.length - ext.length)].slice(0, keep).join('');
   while (stem.length > keep) stem = stem.slice(0, -1);
   return encodeName(decodeName(stem).trimEnd()) + tag + ext;
+}
+
+/**
+ * Shortens a folder name (an album) below `parentChars` of path so that file names keep at least
+ * MIN_FILE_NAME_ROOM characters: a long album must not turn its photos into rejections. Same
+ * form as fitPath (a stem, "~" and 8 hex digits of the name's SHA-1), so it is stable across runs.
+ */
+export function fitFolderName(parentChars: number, name: string, sha1hex: (s: string) => string): string {
+  const room = MAX_PATH_CHARS - parentChars - 1 - MIN_FILE_NAME_ROOM - 1;
+  if (name.length <= room) return name;
+  const tag = `~${sha1hex(name).slice(0, 8)}`;
+  const keep = room - tag.length;
+  if (keep < 1) throw new Error(`the destination root leaves no room for folders under OneDrive's 400-character path limit`);
+  let stem = [...name].slice(0, keep).join('');
+  while (stem.length > keep) stem = stem.slice(0, -1);
+  return encodeName(decodeName(stem).trim()) + tag;
 }
 
 /** "IMG.jpg" -> "IMG (2).jpg": the name used when different bytes already hold the name. */

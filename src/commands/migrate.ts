@@ -47,8 +47,9 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const source = await openSource(db, o.from, o, log);
-  const destination = await openDestination(db, o.to, o, log);
+  // Providers end their own waits (throttling pauses) on the same signal.
+  const source = await openSource(db, o.from, o, log, controller.signal);
+  const destination = await openDestination(db, o.to, o, log, controller.signal);
   const progress = new Progress({ json: o.json, log });
   try {
     const result = await runMigration(db, source, destination, {

@@ -32,7 +32,7 @@ async function resolve(spec: string, role: 'source' | 'destination'): Promise<{ 
   return { mod, arg };
 }
 
-export async function contextFor(db: DB, spec: string, role: 'source' | 'destination', options: Record<string, unknown>, log: Logger): Promise<{ mod: ProviderModule; ctx: ProviderContext }> {
+export async function contextFor(db: DB, spec: string, role: 'source' | 'destination', options: Record<string, unknown>, log: Logger, signal?: AbortSignal): Promise<{ mod: ProviderModule; ctx: ProviderContext }> {
   const { mod, arg } = await resolve(spec, role);
   return {
     mod,
@@ -44,16 +44,17 @@ export async function contextFor(db: DB, spec: string, role: 'source' | 'destina
       options,
       store: providerStore(db, `${role}:${mod.name}`),
       log,
+      signal,
     },
   };
 }
 
-export async function openSource(db: DB, spec: string, options: Record<string, unknown>, log: Logger): Promise<Source> {
-  const { mod, ctx } = await contextFor(db, spec, 'source', options, log);
+export async function openSource(db: DB, spec: string, options: Record<string, unknown>, log: Logger, signal?: AbortSignal): Promise<Source> {
+  const { mod, ctx } = await contextFor(db, spec, 'source', options, log, signal);
   return mod.createSource!(ctx);
 }
 
-export async function openDestination(db: DB, spec: string, options: Record<string, unknown>, log: Logger): Promise<Destination> {
-  const { mod, ctx } = await contextFor(db, spec, 'destination', options, log);
+export async function openDestination(db: DB, spec: string, options: Record<string, unknown>, log: Logger, signal?: AbortSignal): Promise<Destination> {
+  const { mod, ctx } = await contextFor(db, spec, 'destination', options, log, signal);
   return mod.createDestination!(ctx);
 }
