@@ -43,6 +43,11 @@ export interface ListPage {
   items: SourceItem[];
   /** Opaque cursor for the next page, or null when the listing is complete. */
   cursor: string | null;
+  /**
+   * One line per problem that may leave items at the source this run (an unreadable page, an
+   * album that listed fewer items than it holds). The engine logs each and ends the run with exit 1.
+   */
+  warnings?: string[];
 }
 
 /** A note for `plan`: something the listing leaves behind or the user should know. */

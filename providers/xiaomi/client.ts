@@ -11,7 +11,7 @@ import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
 import { HostPolicy } from './hosts.ts';
 import { idString, parseJsonKeepingBigInts, parseJsonp } from './json.ts';
-import { CODE_DELETED, CODE_OK, JSONP_CALLBACK, PATHS } from './protocol.ts';
+import { CODE_DELETED, CODE_OK, PATHS } from './protocol.ts';
 
 export const RENEW_HINT = 'run `gallery-bridge auth xiaomi` to sign in again, then rerun the same command: it resumes where it stopped';
 
@@ -34,6 +34,12 @@ export interface Envelope {
   code: number;
   result?: string;
   description?: string;
+  /**
+   * The service's own word on whether trying again can help: error answers carry `retriable`
+   * (false for 50050, deleted, and 50202), per the reference notes on what public clients see.
+   * Null when the answer does not say.
+   */
+  retriable: boolean | null;
   data: Record<string, unknown>;
   /** The answer's text, for logs (passed through redact by whoever prints it). */
   text: string;
@@ -90,6 +96,37 @@ function setCookies(res: Response): Record<string, string> {
     if (i > 0) out[first.slice(0, i).trim()] = first.slice(i + 1).trim();
   }
   return out;
+}
+
+/**
+ * `isLastPage` as the service sends it: a JSON boolean. The string "true"/"false" is read too,
+ * as Jackson's asBoolean() does in Coooolfan/XiaomiAlbumSyncer; anything else is null (unknown),
+ * which never ends a listing by itself.
+ */
+export function lastPageFlag(value: unknown): boolean | null {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return null;
+}
+
+/**
+ * Null when a download hop may go to this URL, else a one-line reason. No cookie goes there, so
+ * any host will do; it must be https, except the API base's own host when that is a local http
+ * emulator.
+ */
+export function downloadHopRefusal(url: URL, base: URL): string | null {
+  if (url.protocol === 'https:') return null;
+  if (url.protocol === 'http:' && base.protocol === 'http:' && url.hostname === base.hostname) return null;
+  return `the download link goes to ${url.protocol}//${url.host}, not https`;
+}
+
+/** The service answered an error it marks `retriable: false`: asking again cannot help. */
+export class NotRetriableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotRetriableError';
+  }
 }
 
 function isAbort(err: unknown): boolean {
@@ -170,9 +207,8 @@ export class XiaomiClient {
       .join('; ');
   }
 
-  /** Cookies for a download host: just the session. */
-  private downloadCookie(): string {
-    return `userId=${this.creds.userId}${this.creds.serviceToken ? `; serviceToken=${this.creds.serviceToken}` : ''}`;
+  private downloadRefusal(url: URL): string | null {
+    return downloadHopRefusal(url, this.base);
   }
 
   /** Cookies for the login chain (account service, STS): userId, deviceId, passToken. */
@@ -361,52 +397,57 @@ export class XiaomiClient {
         continue;
       }
       const data = env.data && typeof env.data === 'object' ? (env.data as Record<string, unknown>) : {};
-      return { code, result: typeof env.result === 'string' ? env.result : undefined, description: typeof env.description === 'string' ? env.description : undefined, data, text };
+      return {
+        code,
+        result: typeof env.result === 'string' ? env.result : undefined,
+        description: typeof env.description === 'string' ? env.description : undefined,
+        retriable: typeof env.retriable === 'boolean' ? env.retriable : null,
+        data,
+        text,
+      };
     }
   }
 
-  /** Throws unless the envelope says success. */
+  /** Throws unless the envelope says success: a RetryableError, or a plain Error when the service says retrying cannot help. */
   private okData(env: Envelope, what: string): Record<string, unknown> {
-    if (env.code !== CODE_OK) throw new RetryableError(`Xiaomi ${what} answered code ${env.code}${env.description ? ` (${env.description})` : ''}`);
+    if (env.code !== CODE_OK) {
+      const msg = `Xiaomi ${what} answered code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
+      if (env.retriable === false) throw new NotRetriableError(`${msg}, which it says is not worth retrying`);
+      throw new RetryableError(msg);
+    }
     return env.data;
   }
 
   // ---- gallery ----
 
-  async albums(signal?: AbortSignal): Promise<Array<{ albumId: string; name: string; mediaCount: number; lastUpdateTime: number | null }>> {
-    const out: Array<{ albumId: string; name: string; mediaCount: number; lastUpdateTime: number | null }> = [];
-    const seen = new Set<string>();
+  /**
+   * Every page of the album list, as the service wrote it: entries are checked by the Source.
+   * Paging ends on a page that says isLastPage true or holds no album, as in
+   * Coooolfan/XiaomiAlbumSyncer (XiaoMiApi.fetchAllAlbums, pageSize=10 like the web client).
+   */
+  async albumPages(signal?: AbortSignal): Promise<Array<{ albums: unknown; isLastPage: boolean | null }>> {
+    const pages: Array<{ albums: unknown; isLastPage: boolean | null }> = [];
     for (let pageNum = 0; pageNum < 1000; pageNum++) {
-      const env = await this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '50', isShared: 'false', numOfThumbnails: '1' }, undefined, signal);
+      const env = await this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '10', isShared: 'false', numOfThumbnails: '1' }, undefined, signal);
       const data = this.okData(env, 'album list');
-      const albums = Array.isArray(data.albums) ? (data.albums as Array<Record<string, unknown>>) : [];
-      for (const a of albums) {
-        const albumId = idString(a.albumId);
-        if (!albumId || seen.has(albumId)) continue;
-        seen.add(albumId);
-        out.push({
-          albumId,
-          name: typeof a.name === 'string' && a.name ? a.name : `album ${albumId}`,
-          mediaCount: Number(a.mediaCount ?? 0) || 0,
-          lastUpdateTime: typeof a.lastUpdateTime === 'number' ? a.lastUpdateTime : null,
-        });
-      }
-      if (data.isLastPage !== false || albums.length === 0) break;
+      const page = { albums: data.albums, isLastPage: lastPageFlag(data.isLastPage) };
+      pages.push(page);
+      if (!Array.isArray(page.albums)) throw new RetryableError(`Xiaomi's album list page ${pageNum} carries no albums list`);
+      if (page.isLastPage === true || page.albums.length === 0) break;
     }
-    return out;
+    return pages;
   }
 
-  async galleries(albumId: string, pageNum: number, pageSize: number, signal?: AbortSignal): Promise<{ galleries: Array<Record<string, unknown>>; isLastPage: boolean }> {
-    const env = await this.api(
-      'GET',
-      PATHS.galleries,
-      { startDate: '19700101', endDate: '20991231', pageNum: String(pageNum), pageSize: String(pageSize), albumId },
-      undefined,
-      signal,
-    );
+  /**
+   * One page of an album. No startDate/endDate: Coooolfan/XiaomiAlbumSyncer
+   * (XiaoMiApi.fetchAssetsByAlbumId) omits both unless it asks for one day, so no item is
+   * filtered out by its date. `galleries` comes back as the service sent it (the Source checks
+   * it); isLastPage is true, false, or null when the answer does not say.
+   */
+  async galleries(albumId: string, pageNum: number, pageSize: number, signal?: AbortSignal): Promise<{ galleries: unknown; isLastPage: boolean | null }> {
+    const env = await this.api('GET', PATHS.galleries, { pageNum: String(pageNum), pageSize: String(pageSize), albumId }, undefined, signal);
     const data = this.okData(env, 'gallery listing');
-    const galleries = Array.isArray(data.galleries) ? (data.galleries as Array<Record<string, unknown>>) : [];
-    return { galleries, isLastPage: data.isLastPage !== false || galleries.length === 0 };
+    return { galleries: data.galleries, isLastPage: lastPageFlag(data.isLastPage) };
   }
 
   async quota(signal?: AbortSignal): Promise<Record<string, unknown>> {
@@ -422,17 +463,23 @@ export class XiaomiClient {
    * The three-step download, fresh each time: /gallery/storage gives a link, the link gives
    * JSONP with the file URL and its meta, a POST of the meta gives the bytes. Links expire fast,
    * so an expired one starts over from step one.
+   *
+   * The two download hops carry no cookie, only a User-Agent: their URLs are signed.
+   * Coooolfan/XiaomiAlbumSyncer (XiaoMiApi.downloadAsset) sends `.ua()` alone there and adds the
+   * Cookie header only on i.mi.com API calls; so the session never leaves i.mi.com, and any https
+   * host Xiaomi hands out is followed (a CDN we have never heard of included).
+   * No `callBack` on /gallery/storage either, as XiaomiAlbumSyncer: the answer is then `dl_img_cb(...)`.
    */
   async download(id: string, expectedSize: number | null, signal?: AbortSignal): Promise<Readable> {
-    let renewed = false;
     let lastProblem = '';
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (attempt > 1) await sleep(backoffDelay(attempt - 1), signal);
-      // ① the storage link
-      const env = await this.api('GET', PATHS.storage, { id, callBack: `${JSONP_CALLBACK}_${Date.now()}_0` }, undefined, signal);
+      // ① the storage link (an API call: cookies)
+      const env = await this.api('GET', PATHS.storage, { id }, undefined, signal);
       if (env.code === CODE_DELETED) throw new ItemGoneError(`Xiaomi says item ${id} has been deleted (code ${CODE_DELETED})`);
       if (env.code !== CODE_OK) {
-        lastProblem = `/gallery/storage answered code ${env.code}`;
+        lastProblem = `/gallery/storage answered code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
+        if (env.retriable === false) throw new RejectedError(`Xiaomi will not hand out item ${id}: ${lastProblem}, which it says is not worth retrying`);
         continue;
       }
       const link = typeof env.data.url === 'string' ? env.data.url : '';
@@ -441,26 +488,20 @@ export class XiaomiClient {
         continue;
       }
       const u1 = new URL(link, this.base);
-      const refuse1 = this.opts.hosts.refusal(u1);
+      const refuse1 = this.downloadRefusal(u1);
       if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`);
-      // ② the JSONP step, with cookies
+      // ② the JSONP step: no cookie
       let r2: Response;
       let t2: string;
       try {
-        r2 = await fetch(u1, { headers: { Cookie: this.downloadCookie(), 'User-Agent': USER_AGENT, Accept: '*/*' }, redirect: 'manual', signal: timeoutSignal(API_TIMEOUT_MS, signal) });
+        r2 = await fetch(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, redirect: 'manual', signal: timeoutSignal(API_TIMEOUT_MS, signal) });
         t2 = await r2.text();
       } catch (err) {
         if (signal?.aborted) throw err;
         lastProblem = `the download link step failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
         continue;
       }
-      if (r2.status === 401 || /^\s*\{\s*"R"\s*:\s*401/.test(t2)) {
-        if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but the download step still answers 401: ${RENEW_HINT}`);
-        await this.renew();
-        renewed = true;
-        continue;
-      }
-      if (r2.status === 403 || r2.status === 404 || r2.status === 410) {
+      if (r2.status === 401 || r2.status === 403 || r2.status === 404 || r2.status === 410) {
         this.stats.expiredLinks++;
         lastProblem = `the download link answered HTTP ${r2.status} (expired)`;
         continue;
@@ -482,9 +523,9 @@ export class XiaomiClient {
       }
       registerSecret(meta);
       const u3 = new URL(fileUrl, u1);
-      const refuse3 = this.opts.hosts.refusal(u3);
+      const refuse3 = this.downloadRefusal(u3);
       if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
-      // ③ POST the meta, get the bytes
+      // ③ POST the meta, get the bytes (no cookie either)
       // The time limit covers the wait for the answer's head only: a big video streams for as
       // long as it takes, watched for stalls by the idle watchdog below.
       let r3: Response;
@@ -493,7 +534,7 @@ export class XiaomiClient {
       try {
         r3 = await fetch(u3, {
           method: 'POST',
-          headers: { Cookie: this.downloadCookie(), 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
+          headers: { 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
           body: new URLSearchParams({ meta }).toString(),
           redirect: 'manual',
           signal: signal ? AbortSignal.any([headLimit.signal, signal]) : headLimit.signal,

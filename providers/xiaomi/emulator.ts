@@ -1,5 +1,7 @@
 // An emulator of i.mi.com's gallery API, built from the public description of the web client's
-// protocol (../shared/reference/xiaomi-cloud-gallery.md), never from our client. It serves a
+// protocol (../shared/reference/xiaomi-cloud-gallery.md) and from what public clients that work
+// against the real service send and expect (each format fact names the client it follows),
+// never from our client. It serves a
 // seed folder (sub-folders are albums), keeps deletions and counters in DATA/.emulator/ so they
 // survive restarts, checks cookies, expires sessions, renews serviceTokens through the login
 // chain and injects the common faults plus its own (wrong SHA-1 in the listing, expired links).
@@ -22,7 +24,7 @@ import {
   type CommonFlags,
 } from '../../src/emulator/kit.ts';
 import type { EmulatorHandle } from '../types.ts';
-import { ALBUM_CAMERA, ALBUM_PRIVATE, ALBUM_SCREENSHOTS, CODE_DELETED, CODE_OK, JSONP_CALLBACK, PATHS } from './protocol.ts';
+import { ALBUM_CAMERA, ALBUM_PRIVATE, ALBUM_SCREENSHOTS, CODE_DELETED, CODE_NOT_RETRIABLE, CODE_OK, JSONP_CALLBACK, PATHS } from './protocol.ts';
 
 export const EMULATOR_DEFAULTS = {
   userId: '1234567890',
@@ -63,7 +65,10 @@ interface EmItem {
   /** yyyyMMdd of dateTaken (UTC), for startDate/endDate. */
   day: string;
   dateModified: number;
-  exif: Record<string, unknown> | null;
+  /** `exifInfo` as listed, from the seed file's own EXIF. */
+  exifInfo: Record<string, unknown>;
+  /** Decimal coordinates from the seed file's EXIF GPS, or null. */
+  gps: { latitude: number; longitude: number; altitude?: number } | null;
 }
 
 interface EmAlbum {
@@ -73,7 +78,8 @@ interface EmAlbum {
 }
 
 interface EmState {
-  deleted: Record<string, { at: string; fileName: string; albumId: string; sha1: string }>;
+  /** The recycle bin: Xiaomi's delete is soft. `tag` orders /gallery/deleted_v2, newest first. */
+  deleted: Record<string, { at: string; fileName: string; albumId: string; sha1: string; deleteTime?: number; tag?: number }>;
   downloads: Record<string, number>;
   deleteLog: Array<{ at: string; id: string; code: number }>;
   tokens: Record<string, number>;
@@ -84,6 +90,8 @@ interface Link {
   itemId: string;
   expiresAt: number;
   meta: string;
+  /** The JSONP function name: /gallery/storage's `callBack`, else dl_img_cb. */
+  callback: string;
 }
 
 const MIME: Record<string, [string, 'image' | 'video']> = {
@@ -135,11 +143,64 @@ async function sha1File(file: string): Promise<string> {
 
 async function exifOf(file: string): Promise<Record<string, unknown> | null> {
   try {
-    const e = (await exifr.parse(file, { tiff: true, exif: true, gps: true, xmp: false, icc: false, iptc: false })) as Record<string, unknown> | undefined;
+    const e = (await exifr.parse(file, { tiff: true, exif: true, gps: true, xmp: false, icc: false, iptc: false, translateValues: false })) as
+      | Record<string, unknown>
+      | undefined;
     return e ?? null;
   } catch {
     return null;
   }
+}
+
+/** "YYYY:MM:DD HH:MM:SS", as EXIF writes it (exifr revives it as a local-time Date). */
+function exifDateString(d: unknown): string | undefined {
+  if (!(d instanceof Date) || !Number.isFinite(d.getTime())) return undefined;
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}:${p(d.getMonth() + 1)}:${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+const finite = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** Decimal coordinates exifr computed from the file's GPS tags, or null. */
+function gpsOf(e: Record<string, unknown> | null): EmItem['gps'] {
+  const latitude = finite(e?.latitude);
+  const longitude = finite(e?.longitude);
+  if (latitude === undefined || longitude === undefined) return null;
+  const alt = finite(e?.GPSAltitude);
+  return { latitude, longitude, ...(alt !== undefined ? { altitude: alt } : {}) };
+}
+
+/**
+ * The listing's `exifInfo` from the file's own EXIF: dateTime, make, model, orientation and the
+ * GPS values (reference notes: `exifInfo{dateTime, GPSLatitude, make, model, orientation, ...}`),
+ * imageWidth/imageLength (Coooolfan/XiaomiAlbumSyncer docs/plan/xiaomi-webapi-incremental-sync.md)
+ * and the exposure values. Numbers go out as plain JSON decimals, as many digits as they have.
+ */
+function exifInfoOf(e: Record<string, unknown> | null, gps: EmItem['gps']): Record<string, unknown> {
+  if (!e) return {};
+  const out: Record<string, unknown> = {
+    dateTime: exifDateString(e.DateTimeOriginal ?? e.CreateDate ?? e.ModifyDate),
+    make: typeof e.Make === 'string' ? e.Make : undefined,
+    model: typeof e.Model === 'string' ? e.Model : undefined,
+    orientation: finite(e.Orientation),
+    imageWidth: finite(e.ExifImageWidth ?? e.ImageWidth),
+    imageLength: finite(e.ExifImageHeight ?? e.ImageHeight),
+    exposureTime: finite(e.ExposureTime),
+    fNumber: finite(e.FNumber),
+    ISOSpeedRatings: finite(e.ISO),
+    focalLength: finite(e.FocalLength),
+    flash: finite(e.Flash),
+    whiteBalance: finite(e.WhiteBalance),
+  };
+  if (gps) {
+    out.GPSLatitude = Math.abs(gps.latitude);
+    out.GPSLatitudeRef = gps.latitude < 0 ? 'S' : 'N';
+    out.GPSLongitude = Math.abs(gps.longitude);
+    out.GPSLongitudeRef = gps.longitude < 0 ? 'W' : 'E';
+    if (gps.altitude !== undefined) out.GPSAltitude = gps.altitude;
+  }
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
 }
 
 function walk(dir: string): string[] {
@@ -171,6 +232,7 @@ async function loadSeed(seed: string | undefined, synthetic: number): Promise<Ma
       const ext = path.extname(file).toLowerCase();
       const [mimeType, type] = MIME[ext] ?? ['application/octet-stream', 'image'];
       const exif = type === 'image' ? await exifOf(file) : null;
+      const gps = gpsOf(exif);
       const taken = (exif?.DateTimeOriginal ?? exif?.CreateDate ?? exif?.ModifyDate) as unknown;
       const dateTaken = taken instanceof Date && Number.isFinite(taken.getTime()) ? taken.getTime() : Math.floor(st.mtimeMs);
       albumOf(albumName).items.push({
@@ -186,7 +248,8 @@ async function loadSeed(seed: string | undefined, synthetic: number): Promise<Ma
         dateTaken,
         day: ymd(dateTaken),
         dateModified: Math.floor(st.mtimeMs),
-        exif,
+        exifInfo: exifInfoOf(exif, gps),
+        gps,
       });
     }
   }
@@ -208,7 +271,8 @@ async function loadSeed(seed: string | undefined, synthetic: number): Promise<Ma
         dateTaken: base + n * 60_000,
         day: ymd(base + n * 60_000),
         dateModified: base + n * 60_000,
-        exif: null,
+        exifInfo: {},
+        gps: null,
       });
     }
   }
@@ -249,6 +313,20 @@ export interface XiaomiEmulatorOptions {
   linkTtlSeconds?: number;
   downloadHost?: string;
   fileHost?: string;
+  /** Answers as a hostile real account may: for tests of the client's robustness. */
+  hostile?: HostileListing;
+}
+
+/** Listing quirks a real account may serve, by file name or album name (deterministic, for tests). */
+export interface HostileListing {
+  /** These files' dateTaken is written in microseconds instead of milliseconds. */
+  microsecondDateTaken?: string[];
+  /** These pages of these albums answer code 0 with `galleries` missing. */
+  missingGalleries?: Array<{ album: string; pageNum: number }>;
+  /** These albums' listings end (isLastPage true) after this many items, while mediaCount counts them all. */
+  truncate?: Record<string, number>;
+  /** /gallery/storage answers this error for these files. */
+  storageErrors?: Record<string, { code: number; retriable: boolean }>;
 }
 
 export interface XiaomiEmulator extends EmulatorHandle {
@@ -316,6 +394,9 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
     return h.readUInt32BE(0) / 2 ** 32 < wrongSha1Rate;
   };
   const alive = (it: EmItem): boolean => !state.deleted[it.id];
+  const hostile = opts.hostile ?? {};
+  const microseconds = new Set(hostile.microsecondDateTaken ?? []);
+  const missingPage = (album: EmAlbum, pageNum: number): boolean => (hostile.missingGalleries ?? []).some((m) => m.album === album.name && m.pageNum === pageNum);
 
   const links = new Map<string, Link>();
   const tickets = new Map<string, number>();
@@ -330,8 +411,9 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
   };
   const ok = (res: http.ServerResponse, data: unknown, headers?: Record<string, string | string[]>): void =>
     json(res, 200, { code: CODE_OK, result: 'ok', description: '成功', data, ts: Date.now() }, headers);
-  const fail = (res: http.ServerResponse, code: number, description: string, status = 200): void =>
-    json(res, status, { code, result: 'error', description, data: {}, ts: Date.now() });
+  // Error answers carry `retriable`, false for 50050 (deleted) and 50202 (reference notes, 2026-11-29).
+  const fail = (res: http.ServerResponse, code: number, description: string, status = 200, retriable = code !== CODE_DELETED && code !== CODE_NOT_RETRIABLE): void =>
+    json(res, status, { code, result: 'error', retriable, description, data: {}, ts: Date.now() });
   const unauthorized = (res: http.ServerResponse): void => {
     count('unauthorized');
     json(res, 401, JSON.stringify({ R: 401, S: 'Err', D: loginUrl() }));
@@ -409,9 +491,13 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
     }
 
     // ---- the download links (a separate, host-looking path; they expire) ----
+    // The URLs are signed: neither hop asks for a cookie. Coooolfan/XiaomiAlbumSyncer
+    // (XiaoMiApi.downloadAsset) sends both with a User-Agent alone, and they work. A cookie that
+    // arrives anyway is counted, so tests can see from here that none leaked.
     const dl = /^\/_dl\/[^/]+\/(jsonp|file)\/([A-Za-z0-9_-]+)$/.exec(p);
     if (dl) {
       const [, step, linkId] = dl;
+      if (req.headers.cookie) count('cookiesOnDownloadHops');
       const link = links.get(linkId!);
       if (!link || link.expiresAt < Date.now() || faults.random() < expiredRate) {
         count('expiredLinks');
@@ -421,16 +507,17 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       const it = byId.get(link.itemId)!;
       if (!alive(it)) return fail(res, CODE_DELETED, 'file has been deleted', 404);
       if (step === 'jsonp' && req.method === 'GET') {
-        if (!sessionOk(cookies)) return unauthorized(res);
         count('jsonp');
         const fileLink = crypto.randomBytes(16).toString('base64url');
         const meta = crypto.randomBytes(24).toString('base64');
-        links.set(fileLink, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta });
+        links.set(fileLink, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta, callback: link.callback });
         const fileHost = opts.fileHost ?? opts.downloadHost ?? '127.0.0.1';
         const fileUrl = `http://${fileHost}:${port}/_dl/micloudfs.fds.api.xiaomi.com/file/${fileLink}?Expires=${Date.now() + linkTtlMs}`;
-        const cb = q.get('callback') || JSONP_CALLBACK;
-        const body = `${cb}(${JSON.stringify({ url: fileUrl, meta })});`;
-        res.writeHead(200, { 'Content-Type': 'application/javascript' });
+        // Exactly NAME({...}), nothing after the ")": diredocks/MiCloudAlbumDownloader and
+        // QSMX816/xiaomi2icloud check startswith('dl_img_cb(') and endswith(')');
+        // CLOUDERHEM/MiCloud cuts the body at its last character.
+        const body = `${link.callback}(${JSON.stringify({ url: fileUrl, meta })})`;
+        res.writeHead(200, { 'Content-Type': 'application/javascript;charset=UTF-8' });
         return void res.end(body);
       }
       if (step === 'file' && req.method === 'POST') {
@@ -452,7 +539,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
     }
 
     // ---- everything below needs a live session ----
-    const known = new Set<string>([PATHS.albums, PATHS.galleries, PATHS.storage, PATHS.delete, PATHS.keepAlive, PATHS.quota]);
+    const known = new Set<string>([PATHS.albums, PATHS.galleries, PATHS.storage, PATHS.delete, PATHS.keepAlive, PATHS.quota, PATHS.recycleBin]);
     if (!known.has(p)) {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       return void res.end('not found');
@@ -492,7 +579,14 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       if (!album) return ok(res, { galleries: [], isLastPage: true });
       const start = q.get('startDate');
       const end = q.get('endDate');
-      const live = album.items.filter((it) => alive(it) && (!start || it.day >= start) && (!end || it.day <= end));
+      let live = album.items.filter((it) => alive(it) && (!start || it.day >= start) && (!end || it.day <= end));
+      const cut = hostile.truncate?.[album.name];
+      if (cut !== undefined) live = live.slice(0, cut);
+      const isLastPage = (pageNum + 1) * pageSize >= live.length;
+      if (missingPage(album, pageNum)) {
+        count('missingGalleries');
+        return ok(res, { isLastPage, indexHash: '' });
+      }
       const slice = live.slice(pageNum * pageSize, pageNum * pageSize + pageSize);
       return ok(res, {
         galleries: slice.map((it) => ({
@@ -503,7 +597,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
           mimeType: it.mimeType,
           size: it.size,
           sha1: wrongSha1(it) ? crypto.createHash('sha1').update(`wrong:${it.id}`).digest('hex') : it.sha1,
-          dateTaken: it.dateTaken,
+          dateTaken: microseconds.has(it.fileName) ? it.dateTaken * 1000 : it.dateTaken,
           createTime: it.dateModified,
           dateModified: it.dateModified,
           sortTime: it.dateTaken,
@@ -512,18 +606,15 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
           groupId: raw(it.albumId),
           description: '',
           isFavorite: false,
-          geoInfo: { address: {}, gps: '', isAccurate: false },
-          exifInfo: it.exif
-            ? {
-                dateTime: it.exif.DateTimeOriginal instanceof Date ? (it.exif.DateTimeOriginal as Date).toISOString() : undefined,
-                make: it.exif.Make,
-                model: it.exif.Model,
-                orientation: it.exif.Orientation,
-              }
-            : {},
+          // geoInfo{address, gps, isAccurate} (reference notes; MifansCloud's survey of MiCloud).
+          // The exact form of gps is not public: decimal coordinates, as the issue reports them
+          // breaking a parser, and '' when the file has none.
+          geoInfo: { address: {}, gps: it.gps ?? '', isAccurate: it.gps !== null },
+          exifInfo: it.exifInfo,
           thumbnailInfo: { data: '', isUrl: false },
         })),
-        isLastPage: (pageNum + 1) * pageSize >= live.length,
+        // A JSON boolean, as Coooolfan/XiaomiAlbumSyncer reads it (asBoolean on /data/isLastPage).
+        isLastPage,
         indexHash: crypto.createHash('sha256').update(live.map((it) => `${it.id}:${it.dateTaken}:${it.size}:${it.sha1}`).join(';')).digest('hex'),
       });
     }
@@ -532,15 +623,20 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       count('storage');
       const it = byId.get(String(q.get('id') ?? ''));
       if (!it || !alive(it)) return fail(res, CODE_DELETED, 'file has been deleted');
+      const refusal = hostile.storageErrors?.[it.fileName];
+      if (refusal) return fail(res, refusal.code, 'the file cannot be served', 200, refusal.retriable);
       const linkId = crypto.randomBytes(16).toString('base64url');
-      links.set(linkId, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta: '' });
-      const host = opts.downloadHost ?? '127.0.0.1';
+      // Without callBack the JSONP function is dl_img_cb (XiaomiAlbumSyncer, diredocks); the web
+      // client and CLOUDERHEM/MiCloud pass callBack=dl_img_cb_<ts>_0 and parse whatever name comes.
       const cb = q.get('callBack') || JSONP_CALLBACK;
-      return ok(res, { url: `http://${host}:${port}/_dl/storage.mi.com/jsonp/${linkId}?callback=${encodeURIComponent(cb)}&Expires=${Date.now() + linkTtlMs}`, id: raw(it.id) });
+      links.set(linkId, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta: '', callback: /^[\w$.]{1,64}$/.test(cb) ? cb : JSONP_CALLBACK });
+      const host = opts.downloadHost ?? '127.0.0.1';
+      return ok(res, { url: `http://${host}:${port}/_dl/storage.mi.com/jsonp/${linkId}?Expires=${Date.now() + linkTtlMs}`, id: raw(it.id) });
     }
 
-    if (req.method === 'POST' && p === PATHS.delete) {
-      const form = new URLSearchParams((await readBody(req, 64 * 1024)).toString('utf8'));
+    // POST with a form (the reference notes) or GET with a query (CLOUDERHEM/MiCloud DeleteGallery).
+    if ((req.method === 'POST' || req.method === 'GET') && p === PATHS.delete) {
+      const form = req.method === 'POST' ? new URLSearchParams((await readBody(req, 64 * 1024)).toString('utf8')) : q;
       if (form.get('serviceToken') !== cookies.serviceToken) return fail(res, 10017, 'serviceToken mismatch', 200);
       const id = form.get('id') ?? '';
       const it = byId.get(id);
@@ -550,10 +646,48 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
         save();
         return fail(res, CODE_DELETED, 'file has been deleted');
       }
-      state.deleted[id] = { at: new Date().toISOString(), fileName: it.fileName, albumId: it.albumId, sha1: it.sha1 };
+      // Soft: the item moves to the recycle bin that /gallery/deleted_v2 lists.
+      state.counters.tag = (state.counters.tag ?? 0) + 1;
+      state.deleted[id] = { at: new Date().toISOString(), fileName: it.fileName, albumId: it.albumId, sha1: it.sha1, deleteTime: Date.now(), tag: state.counters.tag };
       state.deleteLog.push({ at: new Date().toISOString(), id, code: CODE_OK });
       save();
       return ok(res, { id: raw(id), deleted: true });
+    }
+
+    // The recycle bin, newest deletion first, paged by maxTag (0: from the newest), as
+    // Coooolfan/XiaomiAlbumSyncer docs/plan/xiaomi-webapi-incremental-sync.md describes it:
+    // data{content[], lastPage, syncTag}; each entry as listed plus deleteTime, status "deleted".
+    if (req.method === 'GET' && p === PATHS.recycleBin) {
+      const maxTag = Number(q.get('maxTag') ?? 0) || 0;
+      const limit = Math.min(200, Math.max(1, Number(q.get('limit') ?? 50) || 50));
+      const binned = Object.entries(state.deleted)
+        .map(([id, d]) => ({ id, tag: d.tag ?? 0, deleteTime: d.deleteTime ?? Date.parse(d.at) }))
+        .filter((d) => maxTag === 0 || d.tag < maxTag)
+        .sort((a, b) => b.tag - a.tag);
+      const page = binned.slice(0, limit);
+      return ok(res, {
+        content: page.map((d) => {
+          const it = byId.get(d.id);
+          return {
+            id: raw(d.id),
+            tag: d.tag,
+            status: 'deleted',
+            deleteTime: d.deleteTime,
+            groupId: it ? raw(it.albumId) : undefined,
+            fileName: it?.fileName,
+            title: it?.fileName.replace(/\.[^.]*$/, ''),
+            type: it?.type,
+            mimeType: it?.mimeType,
+            sha1: it?.sha1,
+            size: it?.size,
+            dateTaken: it?.dateTaken,
+            dateModified: it?.dateModified,
+            createTime: it?.dateModified,
+          };
+        }),
+        lastPage: binned.length <= limit,
+        syncTag: page.length ? page[page.length - 1]!.tag : maxTag,
+      });
     }
 
     if (req.method === 'GET' && p === PATHS.keepAlive) {
@@ -564,8 +698,9 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
     }
 
     if (req.method === 'GET' && p === PATHS.quota) {
+      // Items in the recycle bin still take space: deletion is soft.
       let used = 0;
-      for (const it of byId.values()) if (alive(it)) used += it.size;
+      for (const it of byId.values()) used += it.size;
       return ok(res, {
         totalQuota: 5 * 1024 ** 3,
         used,

@@ -12,6 +12,8 @@ export const PATHS = {
   delete: '/gallery/info/delete',
   keepAlive: '/status/lite/setting',
   quota: '/status/lite/alldetail',
+  /** The recycle bin that /gallery/info/delete moves items to. */
+  recycleBin: '/gallery/deleted_v2',
 } as const;
 
 export const ALBUM_CAMERA = '1';
@@ -23,5 +25,8 @@ export const CODE_OK = 0;
 /** `code` answered by /gallery/storage (and delete) when the item was deleted. */
 export const CODE_DELETED = 50050;
 
-/** Callback name of the JSONP answer of the download step. Real clients may ask for dl_img_cb_<ts>_0. */
+/** Another `code` whose answer says `retriable: false` (reference notes, 2026-11-29). */
+export const CODE_NOT_RETRIABLE = 50202;
+
+/** Callback name of the JSONP answer of the download step. Clients may ask for another (callBack=dl_img_cb_<ts>_0). */
 export const JSONP_CALLBACK = 'dl_img_cb';

@@ -12,14 +12,13 @@ import {
   type DeletionProof,
   type ListPage,
   type Logger,
-  type MediaKind,
   type OpenOptions,
   type PlanNote,
   type Source,
   type SourceItem,
 } from '../types.ts';
-import type { XiaomiClient } from './client.ts';
-import { idString } from './json.ts';
+import { NotRetriableError, type XiaomiClient } from './client.ts';
+import { readAlbum, readItem, type Album } from './fields.ts';
 import { ALBUM_PRIVATE, CODE_DELETED, CODE_OK } from './protocol.ts';
 
 export interface XiaomiSourceOptions {
@@ -30,11 +29,10 @@ export interface XiaomiSourceOptions {
   log?: Logger;
 }
 
-interface Album {
-  albumId: string;
-  name: string;
-  mediaCount: number;
-}
+/** Reads of one page whose answer carries no galleries list before it is given up for this run. */
+const PAGE_TRIES = 3;
+/** Unreadable pages in a row after which an album is given up for this run. */
+const MAX_BAD_PAGES_IN_A_ROW = 3;
 
 /**
  * The cursor: which album, how many of its items (in the service's current order) come before
@@ -43,6 +41,7 @@ interface Album {
  * instance is corrected by the deletions made since (page reads and deletions never overlap, so
  * the count is exact), and one from an earlier process restarts its album from the top
  * (re-listing items the engine already knows is harmless, skipping one is not).
+ * `bad` counts unreadable pages in a row.
  */
 interface Cursor {
   v: 1;
@@ -50,6 +49,7 @@ interface Cursor {
   offset: number;
   inst: string;
   seq: number;
+  bad?: number;
 }
 
 const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify(c)).toString('base64url');
@@ -73,16 +73,15 @@ function compareIds(a: string, b: string): number {
   }
 }
 
-const iso = (ms: unknown): string | null => {
-  const n = typeof ms === 'string' ? Number(ms) : ms;
-  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? new Date(n).toISOString() : null;
-};
-
-function kindOf(type: unknown, mime: string | null): MediaKind {
-  const t = String(type ?? '').toLowerCase();
-  if (t === 'image' || mime?.startsWith('image/')) return 'image';
-  if (t === 'video' || mime?.startsWith('video/')) return 'video';
-  return 'other';
+/** One page as read: the entries (null when the answer had no list) and what the service said about the end. */
+interface PageRead {
+  pageNum: number;
+  skip: number;
+  seq: number;
+  galleries: unknown[] | null;
+  isLastPage: boolean | null;
+  /** Set when the service refused the album for good (retriable: false). */
+  refused?: string;
 }
 
 export class XiaomiSource implements Source {
@@ -93,12 +92,16 @@ export class XiaomiSource implements Source {
   private readonly pageSize: number;
   private readonly instance = crypto.randomBytes(6).toString('hex');
   private albums: Album[] | null = null;
+  /** Deletion sequence number when `albums` was read: mediaCount is as of then. */
+  private albumsSeq = 0;
+  /** Problems of the album list, reported with the first page. */
+  private albumWarnings: string[] = [];
   /** Successful deletions of this instance: album and sequence number. */
   private readonly deletions: Array<{ album: string; seq: number }> = [];
   private seq = 0;
   private mutex: Promise<void> = Promise.resolve();
   /** Statistics for tests and the bench. */
-  readonly stats = { pages: 0, items: 0 };
+  readonly stats = { pages: 0, items: 0, warnings: 0, notes: 0 };
 
   constructor(
     readonly client: XiaomiClient,
@@ -109,9 +112,22 @@ export class XiaomiSource implements Source {
     this.deletePauseMs = opts.deletePauseMs ?? 200;
   }
 
-  private async loadAlbums(signal?: AbortSignal): Promise<Album[]> {
-    const all = await this.client.albums(signal);
-    return all.sort((a, b) => compareIds(a.albumId, b.albumId));
+  /** Every album the account has, in albumId order, and one line per album entry that was unusable. */
+  private async loadAlbums(signal?: AbortSignal): Promise<{ albums: Album[]; warnings: string[] }> {
+    const albums: Album[] = [];
+    const warnings: string[] = [];
+    const seen = new Set<string>();
+    for (const page of await this.client.albumPages(signal)) {
+      for (const raw of page.albums as unknown[]) {
+        const read = readAlbum(raw);
+        if ('problem' in read) warnings.push(`xiaomi: ${read.problem}`);
+        else if (!seen.has(read.album.albumId)) {
+          seen.add(read.album.albumId);
+          albums.push(read.album);
+        }
+      }
+    }
+    return { albums: albums.sort((a, b) => compareIds(a.albumId, b.albumId)), warnings };
   }
 
   private listed(albums: Album[]): Album[] {
@@ -138,14 +154,57 @@ export class XiaomiSource implements Source {
     return n;
   }
 
+  /**
+   * Reads the page holding position `offset` of an album. An answer without a galleries list is
+   * read again (up to PAGE_TRIES times) and then handed back as such; an error the service marks
+   * not retriable comes back as `refused`. Other failures throw (the run stops the listing and
+   * the next run resumes at this page).
+   */
+  private readPage(album: Album, offset: number, seq: number, signal?: AbortSignal): Promise<PageRead> {
+    return this.exclusive(async () => {
+      const at = Math.max(0, offset - this.deletedSince(album.albumId, seq));
+      const pageNum = Math.floor(at / this.pageSize);
+      const base = { pageNum, skip: at % this.pageSize, seq: this.seq };
+      let isLastPage: boolean | null = null;
+      for (let tries = 1; tries <= PAGE_TRIES; tries++) {
+        let page;
+        try {
+          page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
+        } catch (err) {
+          if (err instanceof NotRetriableError) return { ...base, galleries: null, isLastPage: null, refused: reason(err) };
+          throw err;
+        }
+        isLastPage = page.isLastPage;
+        if (Array.isArray(page.galleries)) return { ...base, galleries: page.galleries as unknown[], isLastPage };
+      }
+      return { ...base, galleries: null, isLastPage };
+    });
+  }
+
+  /** The album's listing is over: a line when what it listed differs from the album's mediaCount. */
+  private countCheck(album: Album, listed: number): string | null {
+    if (album.mediaCount === null) return null;
+    const expected = album.mediaCount - this.deletedSince(album.albumId, this.albumsSeq);
+    if (listed === expected) return null;
+    return `xiaomi: album "${album.name}" (${album.albumId}) listed ${listed} item(s) but Xiaomi's album list says it holds ${expected}; ${listed < expected ? `${expected - listed} item(s) may be left at Xiaomi this run` : 'items were added while it was listed'} — rerun to list it again`;
+  }
+
   async listItems(cursor: string | null, signal?: AbortSignal): Promise<ListPage> {
     this.client.startKeepAlive();
-    if (!this.albums || cursor === null) this.albums = this.listed(await this.loadAlbums(signal));
+    const warnings: string[] = [];
+    if (!this.albums || cursor === null) {
+      const loaded = await this.loadAlbums(signal);
+      this.albums = this.listed(loaded.albums);
+      this.albumsSeq = this.seq;
+      this.albumWarnings = loaded.warnings;
+    }
+    if (cursor === null) warnings.push(...this.albumWarnings);
     const albums = this.albums;
     let index: number;
     let offset: number;
     /** Deletions up to this sequence number are already reflected in `offset`. */
     let seq: number;
+    let bad = 0;
     if (cursor === null) {
       index = 0;
       offset = 0;
@@ -158,75 +217,71 @@ export class XiaomiSource implements Source {
       // A cursor from an earlier process cannot know what was deleted since: its album starts over.
       offset = same ? c.offset : 0;
       seq = same ? c.seq : this.seq;
+      bad = same ? (c.bad ?? 0) : 0;
     }
+    const items: SourceItem[] = [];
     for (let guard = 0; index < albums.length && guard < 10_000; guard++) {
       const album = albums[index]!;
-      const fetched = await this.exclusive(async () => {
-        const at = Math.max(0, offset - this.deletedSince(album.albumId, seq));
-        const pageNum = Math.floor(at / this.pageSize);
-        const page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
-        return { page, pageNum, skip: at % this.pageSize, seq: this.seq };
-      });
-      const { page, pageNum, skip } = fetched;
-      seq = fetched.seq;
+      const page = await this.readPage(album, offset, seq, signal);
+      seq = page.seq;
       this.stats.pages++;
-      const items: SourceItem[] = [];
-      for (const g of page.galleries.slice(skip)) {
-        const item = this.toItem(g, album);
-        if (item) items.push(item);
+      let nextOffset: number;
+      let done: boolean;
+      if (page.refused) {
+        warnings.push(`xiaomi: album "${album.name}" (${album.albumId}) cannot be listed: ${page.refused}; its items stay at Xiaomi`);
+        nextOffset = offset;
+        done = true;
+      } else if (page.galleries === null) {
+        // No list in the answer: skip this page, go on with the next, so one bad page never stalls the run.
+        bad++;
+        warnings.push(
+          `xiaomi: album "${album.name}" (${album.albumId}) page ${page.pageNum}: Xiaomi's answer has no galleries list (${PAGE_TRIES} tries); up to ${this.pageSize} item(s) of this page are not listed this run — rerun to try again`,
+        );
+        nextOffset = (page.pageNum + 1) * this.pageSize;
+        done = page.isLastPage === true || bad >= MAX_BAD_PAGES_IN_A_ROW;
+        if (done && page.isLastPage !== true) warnings.push(`xiaomi: album "${album.name}" (${album.albumId}): ${bad} unreadable pages in a row; the rest of this album is left for the next run`);
+      } else {
+        bad = 0;
+        for (const raw of page.galleries.slice(page.skip)) this.take(readItem(raw, album), items, warnings);
+        nextOffset = page.pageNum * this.pageSize + page.galleries.length;
+        // A real last page: the service says so, or the page is empty. Anything else (false,
+        // missing, null) reads on, as Coooolfan/XiaomiAlbumSyncer (shouldFetchNextAssetPage).
+        done = page.isLastPage === true || page.galleries.length === 0;
+        if (done) {
+          const check = this.countCheck(album, nextOffset);
+          if (check) warnings.push(check);
+        }
       }
-      const nextOffset = pageNum * this.pageSize + page.galleries.length;
-      const done = page.isLastPage;
       let next: Cursor | null;
-      if (!done) next = { v: 1, album: album.albumId, offset: nextOffset, inst: this.instance, seq };
+      if (!done) next = { v: 1, album: album.albumId, offset: nextOffset, inst: this.instance, seq, ...(bad ? { bad } : {}) };
       else if (index + 1 < albums.length) next = { v: 1, album: albums[index + 1]!.albumId, offset: 0, inst: this.instance, seq };
       else next = null;
-      if (items.length > 0 || next === null) {
+      if (items.length > 0 || next === null || warnings.length > 0) {
         this.stats.items += items.length;
-        return { items, cursor: next && encodeCursor(next) };
+        this.stats.warnings += warnings.length;
+        return { items, cursor: next && encodeCursor(next), ...(warnings.length ? { warnings } : {}) };
       }
-      // An empty page (an empty album): go on to the next one in this call.
+      // Nothing on this page (an empty album, or the part already read): go on in this call.
       if (done) {
         index++;
         offset = 0;
+        bad = 0;
       } else offset = nextOffset;
     }
     return { items: [], cursor: null };
   }
 
-  private toItem(g: Record<string, unknown>, album: Album): SourceItem | null {
-    const id = idString(g.id);
-    if (!id) {
-      this.opts.log?.warn('xiaomi: skipped a listing entry without an id');
-      return null;
+  /** Adds a read entry: the item to the page, its notes to the log, an unmovable entry to the warnings. */
+  private take(read: ReturnType<typeof readItem>, items: SourceItem[], warnings: string[]): void {
+    if (!read.item) {
+      warnings.push(...read.notes.map((n) => `xiaomi: ${n}`));
+      return;
     }
-    const mimeType = typeof g.mimeType === 'string' && g.mimeType ? g.mimeType : null;
-    const sha1 = typeof g.sha1 === 'string' && /^[0-9a-f]{40}$/i.test(g.sha1) ? g.sha1.toLowerCase() : null;
-    const size = Number(g.size);
-    const name = (typeof g.fileName === 'string' && g.fileName) || (typeof g.title === 'string' && g.title) || `${id}`;
-    return {
-      id,
-      name,
-      albumId: album.albumId,
-      albumName: album.name,
-      size: Number.isSafeInteger(size) && size >= 0 ? size : null,
-      sha1,
-      // Another SHA-1 under the same id is other bytes: a new version, migrated on its own.
-      version: sha1,
-      mimeType,
-      kind: kindOf(g.type, mimeType),
-      declaredCaptureTime: iso(g.dateTaken),
-      modifiedTime: iso(g.dateModified) ?? iso(g.createTime),
-      description: typeof g.description === 'string' && g.description ? g.description : null,
-      extra: {
-        albumId: album.albumId,
-        title: typeof g.title === 'string' ? g.title : null,
-        dateTaken: typeof g.dateTaken === 'number' ? g.dateTaken : null,
-        createTime: typeof g.createTime === 'number' ? g.createTime : null,
-        isFavorite: g.isFavorite === true,
-        type: typeof g.type === 'string' ? g.type : null,
-      },
-    };
+    items.push(read.item);
+    for (const n of read.notes) {
+      this.stats.notes++;
+      this.opts.log?.warn(`xiaomi: ${n}`);
+    }
   }
 
   async open(item: SourceItem, options?: OpenOptions): Promise<Readable> {
@@ -260,23 +315,34 @@ export class XiaomiSource implements Source {
         this.deletions.push({ album, seq: ++this.seq });
         return { response: `already deleted at Xiaomi: ${text}` };
       }
-      throw new RetryableError(`Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`);
+      const why = `Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
+      // `retriable: false` is the service saying another try cannot help: the item stays at Xiaomi.
+      if (env.retriable === false) throw new RejectedError(`${why}, which it says is not worth retrying`);
+      throw new RetryableError(why);
     });
   }
 
   async planNotes(): Promise<PlanNote[]> {
     const notes: PlanNote[] = [];
-    const all = await this.loadAlbums();
+    const { albums: all, warnings } = await this.loadAlbums();
+    const count = (a: Album) => (a.mediaCount === null ? '?' : String(a.mediaCount));
     const priv = all.find((a) => a.albumId === ALBUM_PRIVATE);
     if (priv && !this.opts.includePrivate) {
       notes.push({
-        message: `the private album (albumId ${ALBUM_PRIVATE}, "${priv.name}") is skipped: its ${priv.mediaCount} item(s) stay at Xiaomi; pass --include-private to move them too`,
-        items: priv.mediaCount,
+        message: `the private album (albumId ${ALBUM_PRIVATE}, "${priv.name}") is skipped: its ${count(priv)} item(s) stay at Xiaomi; pass --include-private to move them too`,
+        items: priv.mediaCount ?? undefined,
       });
     } else if (priv) {
-      notes.push({ message: `the private album (albumId ${ALBUM_PRIVATE}) is included (${priv.mediaCount} item(s))`, items: priv.mediaCount });
+      notes.push({ message: `the private album (albumId ${ALBUM_PRIVATE}) is included (${count(priv)} item(s))`, items: priv.mediaCount ?? undefined });
     }
-    notes.push({ message: `Xiaomi albums: ${all.map((a) => `${a.name} (${a.mediaCount})`).join(', ') || 'none'}` });
+    notes.push({ message: `Xiaomi albums: ${all.map((a) => `${a.name} (${count(a)})`).join(', ') || 'none'}` });
+    for (const w of warnings) notes.push({ message: w });
+    // Xiaomi's delete is soft (the reference notes; the recycle bin is what /gallery/deleted_v2
+    // lists in Coooolfan/XiaomiAlbumSyncer docs/plan/xiaomi-webapi-incremental-sync.md).
+    notes.push({
+      message:
+        "deleting at Xiaomi moves items to Xiaomi's recycle bin: the cloud storage they use is freed only when the bin is emptied (at https://i.mi.com, or when Xiaomi purges it)",
+    });
     try {
       const q = await this.client.quota();
       const gb = (n: unknown) => (typeof n === 'number' ? `${(n / 1024 ** 3).toFixed(2)} GB` : '?');
