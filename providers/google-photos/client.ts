@@ -9,6 +9,12 @@
 // JSON calls go through OAuth2Client.request; upload bodies stream through fetch with the same
 // client's Authorization header, so a large video never sits in memory.
 
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { OAuth2Client } from 'google-auth-library';
 import { RetryableError, StopRunError, type Logger } from '../types.ts';
 import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
@@ -51,13 +57,15 @@ export function googleConfig(env: NodeJS.ProcessEnv): GoogleConfig {
 }
 
 export async function newOAuthClient(cfg: GoogleConfig, redirectUri?: string): Promise<OAuth2Client> {
-  const { google } = await import('googleapis');
-  return new google.auth.OAuth2({
+  // google-auth-library itself, not googleapis (which re-exports it): googleapis loads every API's
+  // description, some 90 MB and seconds at start, and has no Photos client anyway.
+  const { OAuth2Client: Client } = await import('google-auth-library');
+  return new Client({
     clientId: cfg.clientId ?? undefined,
     clientSecret: cfg.clientSecret ?? undefined,
     redirectUri,
     endpoints: { oauth2AuthBaseUrl: cfg.authUrl, oauth2TokenUrl: cfg.tokenUrl },
-  }) as unknown as OAuth2Client;
+  });
 }
 
 export interface Resp {
@@ -104,6 +112,43 @@ export interface CallOptions {
   /** When false, a 5xx or cut connection throws AmbiguousError instead of repeating the call. */
   repeatable?: boolean;
   signal?: AbortSignal;
+}
+
+/** A request whose body streams with back-pressure, holding one chunk at a time; the answer is read whole. */
+async function streamRequest(url: string, method: string, headers: Record<string, string>, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<Resp> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  return new Promise<Resp>((resolve, reject) => {
+    const req = mod.request(u, { method, headers, signal }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+        resolve({ status: res.statusCode ?? 0, headers: h, text: Buffer.concat(parts).toString('utf8') });
+      });
+    });
+    req.on('error', reject);
+    void (async () => {
+      try {
+        for await (const c of body) {
+          if (!req.write(c)) await new Promise<void>((r, j) => {
+            const onClose = () => j(new Error('the connection closed while sending'));
+            req.once('drain', () => {
+              req.off('close', onClose);
+              r();
+            });
+            req.once('close', onClose);
+          });
+        }
+        req.end();
+      } catch (err) {
+        req.destroy(err as Error);
+        reject(err);
+      }
+    })();
+  });
 }
 
 /** Pacers are per OAuth client and process: every request to Google waits on the same one. */
@@ -242,12 +287,15 @@ export class GoogleApi {
       // A stalled connection must not hang the run: 5 minutes plus 20 s per MB announced.
       const length = Number(init.headers['Content-Length'] ?? (init.body instanceof Buffer ? init.body.length : 0)) || 0;
       const timeout = AbortSignal.timeout(5 * 60_000 + Math.ceil(length / 50_000) * 1000);
+      const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+      // fetch keeps every chunk of a streamed request body until the answer (Node 20's undici):
+      // a 150 MB photo would sit in memory whole. Streamed bodies go through node:http instead.
+      if (streamed) return streamRequest(url, init.method, headers, init.body as AsyncIterable<Uint8Array>, signal);
       const r = await fetch(url, {
         method: init.method,
         headers,
         body: init.body as BodyInit | undefined,
-        signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout,
-        ...(streamed ? { duplex: 'half' } : {}),
+        signal,
       } as RequestInit);
       const text = await r.text();
       return { status: r.status, headers: r.headers, text };
@@ -331,6 +379,37 @@ export class GoogleApi {
         const text = await r.text().catch(() => '');
         if (r.status === 429 || r.status >= 500) throw new RetryableError(`download: HTTP ${r.status}`, parseRetryAfter(r.headers.get('retry-after')));
         throw new Error(`download: HTTP ${r.status} ${redact(text.slice(0, 200))}`);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (!(err instanceof RetryableError) && (err as Error).message?.startsWith('download: HTTP')) throw err;
+        if (attempt >= 4) throw new RetryableError(`download of a baseUrl failed: ${reason(err)}`);
+        await sleep(backoffDelay(attempt, err instanceof RetryableError ? err.retryAfterMs : undefined), signal);
+      }
+    }
+  }
+
+  /** Like download(), streamed into `file` (a photo too large to hold): its SHA-1 and size, hashed as the bytes pass. */
+  async downloadTo(url: string, file: string, signal?: AbortSignal): Promise<{ sha1: string; size: number }> {
+    for (let attempt = 1; ; attempt++) {
+      this.quota.countMedia();
+      try {
+        const r = await fetch(url, { signal: signal ?? AbortSignal.timeout(30 * 60_000) });
+        if (r.status !== 200 || !r.body) {
+          const text = await r.text().catch(() => '');
+          if (r.status === 429 || r.status >= 500) throw new RetryableError(`download: HTTP ${r.status}`, parseRetryAfter(r.headers.get('retry-after')));
+          throw new Error(`download: HTTP ${r.status} ${redact(text.slice(0, 200))}`);
+        }
+        const h = crypto.createHash('sha1');
+        let size = 0;
+        const hashing = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            h.update(chunk);
+            size += chunk.length;
+            done(null, chunk);
+          },
+        });
+        await pipeline(Readable.fromWeb(r.body as import('node:stream/web').ReadableStream), hashing, fs.createWriteStream(file));
+        return { sha1: h.digest('hex'), size };
       } catch (err) {
         if (signal?.aborted) throw err;
         if (!(err instanceof RetryableError) && (err as Error).message?.startsWith('download: HTTP')) throw err;

@@ -3,6 +3,9 @@
 // batchGet and `baseUrl=d` downloads.
 
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   RejectedError,
   RetryableError,
@@ -21,7 +24,7 @@ import { backoffDelay } from '../../src/lib/backoff.ts';
 import { reason } from '../../src/lib/redact.ts';
 import { AmbiguousError, GoogleApi, googleError } from './client.ts';
 import { BodyReader, rawUpload, resumableUpload, type UploadResult } from './upload.ts';
-import { captureTime, decodableHere, dimensions, fingerprint, normalizeMime, pixelDigest, type Fingerprint } from './evidence.ts';
+import { captureTime, decodableHere, dimensions, fileDimensions, fileHead, fingerprint, fingerprintFile, normalizeMime, pixelDigest, pixelDigestFile, type Fingerprint } from './evidence.ts';
 import * as P from './protocol.ts';
 
 export interface GoogleHandle {
@@ -33,7 +36,8 @@ export interface GoogleHandle {
 }
 
 interface UploadRecord {
-  acknowledged: number;
+  /** Bytes Google itself acknowledged, or null when it said nothing (never assumed). */
+  acknowledged: number | null;
   size: number;
   protocol: 'raw' | 'resumable';
   fp: Fingerprint | null;
@@ -59,6 +63,8 @@ const UNSUPPORTED = new Set(['image/svg+xml', 'image/jxl', 'image/vnd.adobe.phot
 const GENERIC_MIME = new Set(['', 'application/octet-stream', 'binary/octet-stream']);
 const TOKEN_COMMIT_WINDOW_MS = 23 * 3600 * 1000;
 const MB = 1024 * 1024;
+/** Downloads up to this size are judged in memory; larger photos go through a temporary file. */
+const IN_MEMORY_DOWNLOAD = 32 * MB;
 
 const numOpt = (v: unknown, dflt: number): number => {
   const n = Number(v);
@@ -206,9 +212,17 @@ export class GooglePhotosDestination implements Destination {
     const reader = new BodyReader(input.body, input.size);
     const mime = normalizeMime(input.facts.mimeType) || 'application/octet-stream';
     const isImage = input.facts.kind !== 'video' && !mime.startsWith('video/');
-    const chunks: Buffer[] = [];
-    const collect = isImage && input.size > this.rawThreshold && input.size <= 100 * MB;
-    if (collect) reader.tap = (b) => chunks.push(b);
+    // A photo too large to hold is copied to a temporary file as it goes up, and fingerprinted from there.
+    const spill = isImage && input.size > this.rawThreshold ? spillFile() : null;
+    if (spill) reader.tap = (b) => void fs.writeSync(spill.fd, b);
+    try {
+      return await this.uploadWith(input, reader, mime, isImage, spill);
+    } finally {
+      spill?.dispose();
+    }
+  }
+
+  private async uploadWith(input: UploadInput, reader: BodyReader, mime: string, isImage: boolean, spill: Spill | null): Promise<Staged> {
     let result: UploadResult;
     let fp: Promise<Fingerprint | null> = Promise.resolve(null);
     if (isImage && input.size <= this.rawThreshold) {
@@ -221,7 +235,11 @@ export class GooglePhotosDestination implements Destination {
       result = await sending;
     } else {
       result = await resumableUpload(this.api, reader, { size: input.size, mimeType: mime, name: input.name, session: input.session, signal: input.signal, bufferBelow: this.resumableBuffer });
-      if (collect) fp = fingerprint(Buffer.concat(chunks), mime);
+      if (spill) {
+        fs.closeSync(spill.fd);
+        spill.fd = -1;
+        fp = fingerprintFile(spill.file, mime);
+      }
     }
     const record: UploadRecord = { acknowledged: result.acknowledged, size: input.size, protocol: result.protocol, fp: await fp.catch(() => null) };
     this.ctx.store.set(`up:${result.sha256}`, record);
@@ -344,9 +362,10 @@ export class GooglePhotosDestination implements Destination {
         }
       }
     };
-    // Up to 16 downloads at once, fewer when the photos are large (about 256 MiB in memory).
+    // Up to 16 downloads at once; photos judged in memory keep that under about 256 MiB, larger
+    // ones (through a file, a band at a time) go two at a time.
     const largest = Math.max(1, ...requests.map((r) => r.size));
-    const parallel = Math.max(2, Math.min(16, Math.floor((256 * MB) / largest)));
+    const parallel = largest > IN_MEMORY_DOWNLOAD ? 2 : Math.max(2, Math.min(16, Math.floor((256 * MB) / largest)));
     await Promise.all(Array.from({ length: Math.min(parallel, requests.length) }, worker));
     return results;
   }
@@ -380,18 +399,18 @@ export class GooglePhotosDestination implements Destination {
     }
     if (!m.baseUrl) return { outcome: 'pending', retryAfterMs: backoffDelay(1, undefined, { baseMs: 5000 }), reason: 'no baseUrl yet' };
 
-    const judge = async (bytes: Buffer): Promise<VerifyResult> => {
-      const sha1 = crypto.createHash('sha1').update(bytes).digest('hex');
-      if (sha1 === req.hashes.sha1 && bytes.length === req.size) {
-        return { outcome: 'verified', evidence: { level: 'bytes', detail: `the download (=d) equals the source: ${bytes.length} bytes, SHA-1 ${sha1}` } };
+    const judge = async (got: Fetched): Promise<VerifyResult> => {
+      const sha1 = got.sha1;
+      if (sha1 === req.hashes.sha1 && got.size === req.size) {
+        return { outcome: 'verified', evidence: { level: 'bytes', detail: `the download (=d) equals the source: ${got.size} bytes, SHA-1 ${sha1}` } };
       }
-      const time = await captureTime(bytes);
+      const time = await captureTime(got.head);
       const srcTime = record?.fp ? record.fp.time : null;
       const timeOk = record?.fp ? time === srcTime : true;
       if (record?.fp?.pixels) {
         let digest: string;
         try {
-          digest = (await pixelDigest(bytes)).digest;
+          digest = await got.pixels();
         } catch (err) {
           return { outcome: 'mismatch', reason: `the download (=d) does not decode although the source did: ${reason(err)}` };
         }
@@ -403,7 +422,7 @@ export class GooglePhotosDestination implements Destination {
       if (!record?.fp) {
         if (decodableHere(wantMime)) return { outcome: 'mismatch', reason: 'the download differs from the source and no pixel fingerprint of the source was kept to compare' };
       }
-      const d = await dimensions(bytes);
+      const d = await got.dims();
       if (!dimsOk(d.width, d.height)) return { outcome: 'mismatch', reason: `the download is ${d.width}x${d.height}, the source ${record?.fp?.width}x${record?.fp?.height}` };
       if (!timeOk) return { outcome: 'mismatch', reason: `capture time differs: source ${srcTime ?? 'none'}, download ${time ?? 'none'}` };
       const why = record?.fp?.decodeError ? 'the source does not decode here' : `${wantMime} does not decode here`;
@@ -413,14 +432,25 @@ export class GooglePhotosDestination implements Destination {
       };
     };
 
-    const first = await this.api.download(`${m.baseUrl}=d`);
-    const verdict = await judge(first);
+    // A photo too large to hold is downloaded to a temporary file and decoded from there.
+    const fetchOnce = async () => (req.size > IN_MEMORY_DOWNLOAD ? fetchedFile(this.api, `${m.baseUrl}=d`) : fetchedBuffer(await this.api.download(`${m.baseUrl}=d`)));
+    const first = await fetchOnce();
+    let verdict: VerifyResult;
+    try {
+      verdict = await judge(first);
+    } finally {
+      first.dispose();
+    }
     if (verdict.outcome !== 'mismatch') return verdict;
     // A second look tells a changed file from a download damaged on the way.
-    const again = await this.api.download(`${m.baseUrl}=d`);
-    if (again.equals(first)) return verdict;
-    const second = await judge(again);
-    if (second.outcome !== 'mismatch') return second;
+    const again = await fetchOnce();
+    try {
+      if (again.sha1 === first.sha1 && again.size === first.size) return verdict;
+      const second = await judge(again);
+      if (second.outcome !== 'mismatch') return second;
+    } finally {
+      again.dispose();
+    }
     return { outcome: 'error', error: new RetryableError(`two downloads of ${req.destId} differ from each other: ${verdict.reason}`) };
   }
 
@@ -451,8 +481,12 @@ export class GooglePhotosDestination implements Destination {
         return { outcome: 'mismatch', reason: `Google Photos dates the video ${md.creationTime}, the source ${req.facts.captureTime}` };
       }
     }
-    if (record && record.acknowledged !== req.size) return { outcome: 'mismatch', reason: `Google acknowledged ${record.acknowledged} of ${req.size} bytes` };
-    const ack = record ? `all ${record.acknowledged} bytes acknowledged by the ${record.protocol} upload` : 'the upload completed (its acknowledgement record is gone)';
+    if (record && record.acknowledged !== null && record.acknowledged !== req.size) return { outcome: 'mismatch', reason: `Google acknowledged ${record.acknowledged} of ${req.size} bytes` };
+    if (!record || record.acknowledged === null) {
+      // `received` rests on Google's word for every byte; without it there is nothing to claim.
+      return { outcome: 'pending', retryAfterMs: 3600_000, reason: `Google has not confirmed receiving all ${req.size} bytes (${record ? 'no X-Goog-Upload-Size-Received in its answers' : 'no record of its acknowledgement here'}); the video stays at the source` };
+    }
+    const ack = `Google acknowledged all ${record.acknowledged} bytes (${record.protocol === 'raw' ? 'a token for the one request carrying them' : 'X-Goog-Upload-Size-Received'})`;
     return { outcome: 'verified', evidence: { level: 'received', detail: `READY at Google Photos; ${ack}; ${m.mimeType}${w ? ` ${w}x${h}` : ''}; the download (=dv) is a transcode, so no byte comparison` } };
   }
 
@@ -488,4 +522,66 @@ export function fileNameFor(name: string): string {
   const dot = base.lastIndexOf('.');
   const ext = dot > 0 && base.length - dot <= 16 ? base.slice(dot) : '';
   return base.slice(0, P.MAX_FILE_NAME - ext.length) + ext;
+}
+
+interface Spill {
+  file: string;
+  fd: number;
+  dispose(): void;
+}
+
+/** A private temporary file (0600) that disappears when disposed. */
+function spillFile(): Spill {
+  const file = path.join(os.tmpdir(), `gallery-bridge-gp-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+  const spill: Spill = {
+    file,
+    fd: fs.openSync(file, 'wx', 0o600),
+    dispose() {
+      if (spill.fd >= 0) fs.closeSync(spill.fd);
+      spill.fd = -1;
+      fs.rmSync(file, { force: true });
+    },
+  };
+  return spill;
+}
+
+/** A `=d` download, held in memory or (a large photo) in a temporary file. */
+interface Fetched {
+  sha1: string;
+  size: number;
+  head: Buffer;
+  pixels(): Promise<string>;
+  dims(): Promise<{ width: number | null; height: number | null }>;
+  dispose(): void;
+}
+
+function fetchedBuffer(bytes: Buffer): Fetched {
+  return {
+    sha1: crypto.createHash('sha1').update(bytes).digest('hex'),
+    size: bytes.length,
+    head: bytes,
+    pixels: async () => (await pixelDigest(bytes)).digest,
+    dims: () => dimensions(bytes),
+    dispose: () => undefined,
+  };
+}
+
+async function fetchedFile(api: GoogleApi, url: string): Promise<Fetched> {
+  const spill = spillFile();
+  fs.closeSync(spill.fd);
+  spill.fd = -1;
+  try {
+    const { sha1, size } = await api.downloadTo(url, spill.file);
+    return {
+      sha1,
+      size,
+      head: fileHead(spill.file),
+      pixels: async () => (await pixelDigestFile(spill.file)).digest,
+      dims: () => fileDimensions(spill.file),
+      dispose: () => spill.dispose(),
+    };
+  } catch (err) {
+    spill.dispose();
+    throw err;
+  }
 }

@@ -7,8 +7,11 @@
 //              the capture time match.
 // The source side of the comparison (its pixel digest and capture time) is taken while the bytes
 // flow during upload, because verify() does not see the source again.
+// Photos too large to hold (up to Google's 200 MB) go through a temporary file and are decoded a
+// band of rows at a time: the digest is the same SHA-256 of every pixel, in bounded memory.
 
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import sharp from 'sharp';
 import exifr from 'exifr';
 
@@ -43,6 +46,70 @@ export async function pixelDigest(bytes: Buffer): Promise<{ digest: string; shap
   const { data, info } = await sharp(bytes, { limitInputPixels: 512 * 1024 * 1024 }).raw().toBuffer({ resolveWithObject: true });
   const digest = crypto.createHash('sha256').update(data).digest('hex');
   return { digest, shape: `${info.width}x${info.height}x${info.channels}`, width: info.width, height: info.height };
+}
+
+// Each photo is decoded once or twice, never again: libvips' operation cache (50 MB by default)
+// only adds to the memory a large photo needs.
+sharp.cache(false);
+
+/** Raw pixels decoded per band when a photo is digested from a file. */
+const BAND_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The same digest as pixelDigest, decoded from a file one band of rows at a time, so memory stays
+ * bounded whatever the photo's size (libvips reads PNG, JPEG and TIFF sequentially).
+ */
+export async function pixelDigestFile(file: string): Promise<{ digest: string; shape: string; width: number; height: number }> {
+  const open = () => sharp(file, { sequentialRead: true, limitInputPixels: false });
+  const meta = await open().metadata();
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (!width || !height) throw new Error('no dimensions in the image header');
+  // Bands of rows concatenate to the whole image's rows: the same SHA-256 as one decode.
+  const rowBytes = width * Math.max(1, meta.channels ?? 4) * (meta.depth && /16|32|64/.test(meta.depth) ? 2 : 1);
+  const rows = Math.max(1, Math.floor(BAND_BYTES / rowBytes));
+  const h = crypto.createHash('sha256');
+  let channels = 0;
+  for (let top = 0; top < height; top += rows) {
+    const band = Math.min(rows, height - top);
+    const { data, info } = await (band === height ? open() : open().extract({ left: 0, top, width, height: band })).raw().toBuffer({ resolveWithObject: true });
+    channels = info.channels;
+    h.update(data);
+  }
+  return { digest: h.digest('hex'), shape: `${width}x${height}x${channels}`, width, height };
+}
+
+/** The first bytes of a file, where EXIF lives. */
+export function fileHead(file: string, n = 512 * 1024): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    return b.subarray(0, fs.readSync(fd, b, 0, n, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export async function fileDimensions(file: string): Promise<{ width: number | null; height: number | null }> {
+  try {
+    const m = await sharp(file).metadata();
+    return { width: m.width ?? null, height: m.height ?? null };
+  } catch {
+    return { width: null, height: null };
+  }
+}
+
+/** fingerprint() of a photo kept in a file, in bounded memory. */
+export async function fingerprintFile(file: string, mimeType: string): Promise<Fingerprint> {
+  const time = await captureTime(fileHead(file));
+  const dims = () => fileDimensions(file);
+  if (!decodableHere(mimeType)) return { pixels: null, shape: null, time, ...(await dims()) };
+  try {
+    const p = await pixelDigestFile(file);
+    return { pixels: p.digest, shape: p.shape, time, width: p.width, height: p.height };
+  } catch (err) {
+    return { pixels: null, shape: null, time, ...(await dims()), decodeError: (err as Error).message.slice(0, 200) };
+  }
 }
 
 export async function captureTime(bytes: Buffer): Promise<string | null> {

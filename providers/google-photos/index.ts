@@ -2,7 +2,7 @@
 
 import type { ProviderModule } from '../types.ts';
 
-// The client, destination and sign-in load googleapis and sharp: imported only when used, so
+// The client, destination and sign-in load google-auth-library and sharp: imported only when used, so
 // `--help` and runs without Google Photos do not pay for them.
 
 const num = (v: unknown): number | undefined => (v === undefined || v === null || v === '' ? undefined : Number(v));

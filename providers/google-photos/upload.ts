@@ -5,6 +5,8 @@
 //   byte goes), one `upload` request with every whole granule, then `upload, finalize` with the
 //   tail and X-Goog-Hash (the SHA-1 is known by then). After a kill, the saved URL is queried and
 //   the body (always from offset 0) skips what Google already has (X-Goog-Upload-Size-Received).
+// X-Goog-Hash is sent because it costs nothing, but no Google document defines it and nothing
+// shows that Google checks it: it is never counted as proof of anything.
 
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -101,8 +103,12 @@ export interface UploadSession {
 export interface UploadResult {
   uploadToken: string;
   bytesSent: number;
-  /** Bytes the service acknowledged (X-Goog-Upload-Size-Received, or the whole raw body). */
-  acknowledged: number;
+  /**
+   * Bytes Google itself said it holds: X-Goog-Upload-Size-Received on the final answer (or on a
+   * query of the finalized session), or, for a raw upload, the Content-Length of the one request
+   * it answered with a token. null when Google said nothing: never assumed.
+   */
+  acknowledged: number | null;
   protocol: 'raw' | 'resumable';
   sha1: string;
   sha256: string;
@@ -144,13 +150,19 @@ export async function rawUpload(api: GoogleApi, reader: BodyReader, size: number
       { write: true, signal },
     );
     const token = r.text.trim();
-    if (r.status === 200 && token) return { uploadToken: token, bytesSent: sent, acknowledged: size, protocol: 'raw', sha1: sha1.toString('hex'), sha256 };
+    // A token answers the one request whose Content-Length was `size`: HTTP framing means Google read all of it.
+    if (r.status === 200 && token) return { uploadToken: token, bytesSent: sent, acknowledged: sizeReceived(r) ?? size, protocol: 'raw', sha1: sha1.toString('hex'), sha256 };
     const err = r.status === 200 ? new RetryableError('raw upload: Google answered without an upload token') : rejectOrRetry('raw upload', r);
     if (err instanceof RejectedError || attempt >= 3) throw err;
   }
 }
 
 const header = (r: Resp, name: string) => r.headers.get(name) ?? null;
+const sizeReceived = (r: Resp): number | null => {
+  const v = header(r, P.H_SIZE_RECEIVED);
+  const n = v === null || v.trim() === '' ? NaN : Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : null;
+};
 
 async function query(api: GoogleApi, url: string, signal: AbortSignal): Promise<{ status: string; received: number } | null> {
   const r = await api.call('upload query', api.fetch(url, { method: 'POST', headers: { 'X-Goog-Upload-Command': 'query', 'Content-Length': '0' }, signal }), { signal });
@@ -275,9 +287,11 @@ export async function resumableUpload(
       if (signal.aborted || attempt >= 4 || !(err instanceof RetryableError)) throw err;
     }
     if (r && r.status === 200 && r.text.trim()) {
-      const ack = Number(header(r, P.H_SIZE_RECEIVED) ?? size);
+      let ack = sizeReceived(r);
+      // No size on the final answer: ask the finalized session (one request), never assume.
+      if (ack === null) ack = await query(api, s.url, signal).then((q) => (q && q.status === 'final' && Number.isInteger(q.received) ? q.received : null), () => null);
       session.clear();
-      if (ack !== size) throw new RetryableError(`Google acknowledged ${ack} of ${size} bytes`);
+      if (ack !== null && ack !== size) throw new RetryableError(`Google acknowledged ${ack} of ${size} bytes`);
       return { uploadToken: r.text.trim(), bytesSent: sent, acknowledged: ack, protocol: 'resumable', sha1: sha1.toString('hex'), sha256 };
     }
     if (r && r.status === 400 && /hash/i.test(googleError(r).message ?? '')) {

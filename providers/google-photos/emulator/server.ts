@@ -25,7 +25,11 @@ export const EMULATOR_FLAG_HELP = `Google Photos emulator flags:
   --album-limit N             items per album (default 20000)
   --storage-limit BYTES       storage of the account (default: unlimited)
   --client-secret S           require this client secret at the token endpoint
-  --refresh-token-ttl SEC     refresh tokens expire after this long (an app in "Testing" status: 604800)`;
+  --refresh-token-ttl SEC     refresh tokens expire after this long (an app in "Testing" status: 604800)
+  --preexisting DIR           files already in the library, uploaded by another app (a phone's backup): this
+                              app cannot read them, and uploading the same bytes gets one of Google's answers
+  --preexisting-answer KIND   exists (code 6), failed (generic code 3), item (Success with the other app's
+                              item) or mixed (each file always gets the same one of the three; default)`;
 
 interface Options {
   common: CommonFlags;
@@ -38,9 +42,15 @@ interface Options {
   storageLimit: number;
   clientSecret: string | null;
   refreshTokenTtlMs: number;
+  preexisting: string | null;
+  preexistingAnswer: 'exists' | 'failed' | 'item' | 'mixed';
 }
 
 const GENERIC_CREATE_FAILURE = 'Failed: There was an error while trying to create this media item.';
+const EXISTS_FAILURE = 'EXISTS: There was an error while trying to create this media item.';
+/** The owner of items another app (the phone's own backup) put in the library. */
+const OTHER_APP = 'other-app:com.google.android.apps.photos';
+const SCOPE_EDIT = 'https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata';
 const CONSUMER = "for consumer 'project_number:000000000000'";
 
 function parseOptions(args: string[]): Options {
@@ -54,7 +64,11 @@ function parseOptions(args: string[]): Options {
     'storage-limit': { type: 'string', default: '0' },
     'client-secret': { type: 'string' },
     'refresh-token-ttl': { type: 'string', default: '0' },
+    preexisting: { type: 'string' },
+    'preexisting-answer': { type: 'string', default: 'mixed' },
   });
+  const answer = String(extra['preexisting-answer']);
+  if (!['exists', 'failed', 'item', 'mixed'].includes(answer)) throw new Error(`--preexisting-answer must be exists, failed, item or mixed, got ${answer}`);
   const int = (name: string, v: unknown, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${String(v)}`);
@@ -71,6 +85,8 @@ function parseOptions(args: string[]): Options {
     storageLimit: int('storage-limit', extra['storage-limit'], 0),
     clientSecret: (extra['client-secret'] as string | undefined) ?? null,
     refreshTokenTtlMs: int('refresh-token-ttl', extra['refresh-token-ttl'], 0) * 1000,
+    preexisting: (extra.preexisting as string | undefined) ?? null,
+    preexistingAnswer: answer as Options['preexistingAnswer'],
   };
 }
 
@@ -149,7 +165,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
   const accessTtlMs = opt.common.sessionTtl > 0 ? opt.common.sessionTtl * 1000 : 3600 * 1000;
   const writeStamps = new Map<string, number[]>();
   const committing = new Set<string>();
-  const stats = { batchCreateStarted: 0, api: 0, uploads: 0, batchCreate: 0, batchGet: 0, albums: 0, list: 0, other: 0, media: 0, quotaRefused: 0, writeLimited: 0, faults: 0 };
+  const stats = { preexistingAnswered: 0, batchCreateStarted: 0, api: 0, uploads: 0, batchCreate: 0, batchGet: 0, albums: 0, list: 0, other: 0, media: 0, quotaRefused: 0, writeLimited: 0, faults: 0 };
   let base = '';
 
   // ---- quota ----
@@ -205,15 +221,29 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
     const unauth = new HttpError(401, 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.', 'UNAUTHENTICATED', { 'WWW-Authenticate': 'Bearer realm="https://accounts.google.com/"' });
     if (!m) throw unauth;
     const token = m[1]!;
-    if (opt.acceptTokens.includes(token)) return { owner: 'accepted-token', scopes: new Set([...P.SCOPES, 'https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata']) };
+    if (opt.acceptTokens.includes(token)) return { owner: 'accepted-token', scopes: new Set([...P.SCOPES, SCOPE_EDIT]) };
     const row = db.prepare("SELECT client_id, scopes, expires_at FROM tokens WHERE hash = ? AND kind = 'access'").get(sha256(token)) as { client_id: string; scopes: string; expires_at: number } | undefined;
     if (!row || row.expires_at < Date.now()) throw unauth;
     return { owner: row.client_id, scopes: new Set(row.scopes.split(' ')) };
   };
-  const requireScope = (c: Caller, write: boolean) => {
-    const edit = 'https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata';
-    const ok = write ? c.scopes.has(P.SCOPE_APPENDONLY) || c.scopes.has(edit) : c.scopes.has(P.SCOPE_READ_APPCREATED) || c.scopes.has(edit);
-    if (!ok) throw new HttpError(403, 'Request had insufficient authentication scopes.', 'PERMISSION_DENIED');
+  /**
+   * The scopes that admit a call since 31 March 2025: uploading, creating items and albums need
+   * appendonly; reading (get, batchGet, list, search, albums) needs readonly.appcreateddata;
+   * edit.appcreateddata changes what the app created (and may add to its albums) but neither
+   * uploads nor reads. Anything else answers 403 as Google does.
+   */
+  const scopesFor = (p: string, method: string): string[] => {
+    if (p === P.PATH_UPLOADS || p === P.PATH_BATCH_CREATE || (p === P.PATH_ALBUMS && method === 'POST')) return [P.SCOPE_APPENDONLY];
+    if (/^\/v1\/albums\/[^/:]+:batchAddMediaItems$/.test(p)) return [P.SCOPE_APPENDONLY, SCOPE_EDIT];
+    if (method === 'PATCH') return [SCOPE_EDIT];
+    return [P.SCOPE_READ_APPCREATED];
+  };
+  const requireScope = (c: Caller, p: string, method: string) => {
+    if (!scopesFor(p, method).some((s) => c.scopes.has(s))) {
+      throw new HttpError(403, 'Request had insufficient authentication scopes.', 'PERMISSION_DENIED', {}, [
+        { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com', metadata: { service: 'photoslibrary.googleapis.com' } },
+      ]);
+    }
   };
 
   /** Counts the request against the project's daily quota and the user's write limit, as Google does. */
@@ -269,16 +299,6 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
       const h = crypto.createHash('sha1');
       fs.createReadStream(file).on('data', (c) => h.update(c)).on('end', () => resolve(h.digest('base64'))).on('error', reject);
     });
-  const expectedSha1 = (req: http.IncomingMessage): string | null => {
-    const v = req.headers[P.H_HASH];
-    if (!v) return null;
-    for (const part of String(v).split(',')) {
-      const m = /^\s*sha1=(\S+)\s*$/.exec(part);
-      if (m) return m[1]!;
-    }
-    return null;
-  };
-  const hashMismatch = () => new HttpError(400, 'The X-Goog-Hash sha1 does not match the bytes received.', 'INVALID_ARGUMENT');
   const newToken = (owner: string, file: string, size: number, sha1hex: string) => {
     const token = `CAIS${b64url(96)}`;
     const dest = path.join(own, 'uploads', sha256(token).slice(0, 32));
@@ -301,11 +321,6 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
       throw bad('The request body was shorter than its Content-Length.');
     }
     const sha1 = await fileSha1(tmp);
-    const want = expectedSha1(req);
-    if (want && want !== sha1) {
-      fs.rmSync(tmp, { force: true });
-      throw hashMismatch();
-    }
     const token = newToken(c.owner, tmp, n, b64ToHex(sha1));
     sendBody(res, faults, 200, { 'Content-Type': 'text/plain; charset=UTF-8' }, Buffer.from(token));
   }
@@ -394,13 +409,8 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
       return;
     }
     if (received !== s.size) throw new HttpError(400, `Finalized with ${received} of ${s.size} bytes.`, 'INVALID_ARGUMENT', state('active', received));
+    // X-Goog-Hash is not checked: no Google document defines it for this API and nothing public shows a refusal.
     const sha1 = await fileSha1(file);
-    const want = expectedSha1(req);
-    if (want && want !== sha1) {
-      db.prepare("UPDATE sessions SET status = 'cancelled' WHERE id = ?").run(id);
-      fs.rmSync(file, { force: true });
-      throw new HttpError(400, 'The X-Goog-Hash sha1 does not match the bytes received.', 'INVALID_ARGUMENT', state('cancelled', received));
-    }
     const token = newToken(c.owner, file, received, b64ToHex(sha1));
     db.prepare("UPDATE sessions SET status = 'final', token = ? WHERE id = ?").run(token, id);
     sendBody(res, faults, 200, { ...state('final', received), 'Content-Type': 'text/plain; charset=UTF-8' }, Buffer.from(token));
@@ -416,6 +426,36 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
       fs.closeSync(fd);
     }
   };
+  /** Files another app put in the library before this app ran: stored as that app's media items, which this app can never read. */
+  async function seedPreexisting(dir: string) {
+    const walk = (d: string): string[] =>
+      fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.isFile() ? [path.join(d, e.name)] : []));
+    for (const file of walk(path.resolve(dir))) {
+      const sha1 = Buffer.from(await fileSha1(file), 'base64').toString('hex');
+      const size = fs.statSync(file).size;
+      if (db.prepare('SELECT 1 FROM media_items WHERE owner = ? AND sha1 = ? AND size = ?').get(OTHER_APP, sha1, size)) continue;
+      const detected = detectFormat(readHead(file));
+      if (!detected || size === 0) continue;
+      const info = await mediaInfo(file, detected);
+      const id = `A${b64url(48)}`.slice(0, 64);
+      db.prepare(`INSERT INTO media_items(id, owner, sha1, size, filename, file, mime, kind, format, width, height, creation_time, camera_make, camera_model, description, created_at, playable)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 1)`).run(
+        id, OTHER_APP, sha1, size, path.basename(file), file, detected.mimeType, detected.kind, detected.format, info.width, info.height, info.creationTime,
+        info.cameraMake ?? null, info.cameraModel ?? null, Date.now() - 86400_000);
+    }
+  }
+
+  /**
+   * How Google answers a batchCreate for bytes another app already put in the library: code 6
+   * "EXISTS" (data-transfer-project#1009), a generic code 3 (jiotty-photos-uploader#129), or
+   * Success with the existing item, added to the album (jiotty-photos-uploader#49), which this
+   * app then cannot read. "mixed" picks one per item, always the same for the same bytes.
+   */
+  const preexistingAnswer = (m: MediaRow): 'exists' | 'failed' | 'item' => {
+    if (opt.preexistingAnswer !== 'mixed') return opt.preexistingAnswer;
+    return (['exists', 'failed', 'item'] as const)[parseInt(m.sha1.slice(0, 8), 16) % 3]!;
+  };
+
   const storageUsed = () => (db.prepare('SELECT COALESCE(SUM(size), 0) AS n FROM media_items').get() as { n: number }).n;
   const addToAlbum = (albumId: string, mediaId: string) => {
     const pos = (db.prepare('SELECT COALESCE(MAX(pos), 0) + 1 AS p FROM album_items WHERE album_id = ?').get(albumId) as { p: number }).p;
@@ -479,6 +519,18 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
           continue;
         }
         let m = db.prepare('SELECT * FROM media_items WHERE owner = ? AND sha1 = ? AND size = ?').get(c.owner, u.sha1, u.size) as MediaRow | undefined;
+        const other = m ? undefined : (db.prepare('SELECT * FROM media_items WHERE owner = ? AND sha1 = ? AND size = ?').get(OTHER_APP, u.sha1, u.size) as MediaRow | undefined);
+        if (other) {
+          stats.preexistingAnswered++;
+          const kind = preexistingAnswer(other);
+          if (kind === 'exists') fail(EXISTS_FAILURE, 6);
+          else if (kind === 'failed') fail(GENERIC_CREATE_FAILURE);
+          else {
+            if (album) addToAlbum(album.id, other.id);
+            results.push({ uploadToken: token, status: { message: 'Success' }, mediaItem: mediaJson(other) });
+          }
+          continue;
+        }
         if (!m) {
           const id = `A${b64url(48)}`.slice(0, 64);
           const name = fileName || `${id}.${detected.format}`;
@@ -511,7 +563,8 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
     if (ids.length > P.MAX_BATCH_GET) throw bad('Request must have at most 50 media item ids.');
     const results = ids.map((id) => {
       const m = ownItem(c, id);
-      return m ? { mediaItem: mediaJson(m) } : { status: { code: 5, message: 'Media item not found or not created by this app.' } };
+      // Since March 2025 an item this app did not create is an invalid id to it (code 3), not a missing one.
+      return m ? { mediaItem: mediaJson(m) } : { status: { code: 3, message: 'Invalid media item ID.' } };
     });
     json(res, 200, { mediaItemResults: results });
   }
@@ -578,7 +631,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
     const clientId = q.get('client_id');
     if (!clientId) throw bad('client_id is required.');
     const scopes = (q.get('scope') ?? '').split(/\s+/).filter(Boolean);
-    const known = new Set([...P.SCOPES, 'https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata']);
+    const known = new Set([...P.SCOPES, SCOPE_EDIT]);
     if (scopes.length === 0 || scopes.some((s) => !known.has(s))) {
       target.searchParams.set('error', 'invalid_scope');
     } else {
@@ -641,7 +694,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
       quota: { date: q.date, day: q.day, used: q.used, limit: opt.dailyQuota },
       requests: { ...stats },
       mediaItems: items.map((m) => ({
-        id: m.id, filename: m.filename, file: m.file, sha1: m.sha1, size: m.size, mimeType: m.mime, kind: m.kind, width: m.width, height: m.height,
+        id: m.id, owner: m.owner === OTHER_APP ? 'other-app' : 'this-app', filename: m.filename, file: m.file, sha1: m.sha1, size: m.size, mimeType: m.mime, kind: m.kind, width: m.width, height: m.height,
         creationTime: m.creation_time, description: m.description, status: m.kind === 'video' ? videoStatus(m) : 'READY',
         albumIds: links.filter((l) => l.media_id === m.id).map((l) => l.album_id),
       })),
@@ -686,7 +739,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
         const isUpload = p === P.PATH_UPLOADS;
         const command = String(req.headers[P.H_COMMAND] ?? '').toLowerCase();
         const write = (isUpload && !command.includes('query')) || (req.method === 'POST' && (p === P.PATH_BATCH_CREATE || p === P.PATH_ALBUMS || /:batchAddMediaItems$/.test(p)));
-        requireScope(c, write || (isUpload && command.includes('query')));
+        requireScope(c, p, req.method ?? 'GET');
         admit(c, write);
         if (faults.roll('429')) {
           stats.faults++;
@@ -735,7 +788,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
         if (itemMatch && req.method === 'GET') {
           stats.other++;
           const m = ownItem(c, itemMatch[1]!);
-          if (!m) throw new HttpError(404, 'Media item not found or not created by this app.', 'NOT_FOUND');
+          if (!m) throw bad('Invalid media item ID.');
           return json(res, 200, mediaJson(m));
         }
         if (p === P.PATH_ALBUMS && req.method === 'POST') {
@@ -784,6 +837,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
     })();
   };
 
+  if (opt.preexisting) await seedPreexisting(opt.preexisting);
   const server = await listenLoopback(handler, opt.common.port);
   base = `http://127.0.0.1:${server.port}`;
   return {
