@@ -15,6 +15,8 @@ const commands = {
   status: () => import('./commands/status.ts'),
   hash: () => import('./commands/hash.ts'),
   emulator: () => import('./commands/emulator.ts'),
+  batch: () => import('./commands/batch.ts'),
+  serve: () => import('./commands/serve.ts'),
 };
 
 export const EXIT = { ok: 0, partial: 1, usage: 2, credentials: 3, quota: 4, full: 5 } as const;
@@ -56,6 +58,8 @@ function addRunOptions(cmd: Command): Command {
     .option('--until <time>', 'stop cleanly at this time (HH:MM or ISO date); rerun to resume', time)
     .option('--layout <layout>', 'destination layout: album (one folder/album per album) or date (YYYY/MM)', 'album')
     .option('--account <name>', 'which stored account to use', 'default')
+    .option('--source-account <name>', 'stored account for the source (default: --account)')
+    .option('--destination-account <name>', 'stored account for the destination (default: --account)')
     .option('--report <file>', 'write a report (.json, .csv or .html) when the run ends')
     .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt, 300)
     .option('--json', 'machine-readable output on stdout (JSON lines)', false)
@@ -99,6 +103,48 @@ export function buildProgram(): Command {
     .option('--state <file>', 'state database', 'gallery-bridge.db')
     .requiredOption('--out <file>', 'output file')
     .action(async (o) => process.exit(await (await commands.status()).reportCommand(o)));
+
+  const batch = program.command('batch').description('many accounts from one CSV manifest (account,source,destination[,source_account,destination_account,delete_source,delete_evidence,priority])');
+  batch
+    .command('run')
+    .description('migrate every account of the manifest, each in its own process with its own state; rerun to resume')
+    .argument('<manifest>')
+    .option('--state <dir>', 'batch directory: batch.db, accounts/NAME/state.db and the reports', 'gallery-bridge-batch')
+    .option('--deadline <date>', 'the date the batch must be done by: plan which accounts finish, and finish the most', time)
+    .option('--accounts-at-once <n>', 'accounts migrating at the same time', positiveInt, 4)
+    .option('--per-provider <limits>', 'accounts at once per provider, e.g. google-photos=2,xiaomi=4 (defaults google-photos=4, onedrive=8, xiaomi=8)')
+    .option('--delete-source', 'delete at the source once verified, for rows that do not say (see the safety rule)', false)
+    .option('--google-daily-budget <n>', "Google's daily request budget for the project, shared by all accounts (default GOOGLE_PHOTOS_DAILY_QUOTA or 10000)")
+    .option('--assume-rate <MBps>', 'throughput per account assumed before one is measured, MB/s', '5')
+    .option('--concurrency <n>', 'items in flight per account', positiveInt)
+    .option('--retries <n>', 'attempts per item in one run', positiveInt)
+    .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt)
+    .option('--fail-streak <n>', 'pause an account after this many failed items in a row', positiveInt, 10)
+    .option('--json', 'JSON lines on stdout', false)
+    .action(async (manifest: string, o) => process.exit(await (await commands.batch()).batchRunCommand(manifest, o)));
+  batch
+    .command('check')
+    .description('check every row before anything moves: syntax, sign-ins, reachability, room, counts; writes a check report')
+    .argument('<manifest>')
+    .option('--state <dir>', 'batch directory (the counts feed its deadline plan; the report goes there)', 'gallery-bridge-batch')
+    .option('--out <base>', 'check report path without extension (default DIR/check): writes .csv and .html')
+    .option('--accounts-at-once <n>', 'accounts checked at the same time', positiveInt, 4)
+    .option('--google-daily-budget <n>', "Google's daily request budget for the project")
+    .option('--json', 'machine-readable output', false)
+    .action(async (manifest: string, o) => process.exit(await (await commands.batch()).batchCheckCommand(manifest, o)));
+  batch
+    .command('status')
+    .description("every account's state, counts, bytes, rate, ETA and last error")
+    .option('--state <dir>', 'batch directory', 'gallery-bridge-batch')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o) => process.exit(await (await commands.batch()).batchStatusCommand(o)));
+
+  program
+    .command('serve')
+    .description('a read-only live dashboard of a batch (or one state file) on 127.0.0.1')
+    .option('--state <path>', 'batch directory or state file', 'gallery-bridge-batch')
+    .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one)', (v) => Number(v), 8765)
+    .action(async (o) => process.exit(await (await commands.serve()).serveCommand(o)));
 
   program
     .command('hash')

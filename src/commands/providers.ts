@@ -39,7 +39,8 @@ export async function contextFor(db: DB, spec: string, role: 'source' | 'destina
     ctx: {
       arg,
       home: defaultHome(),
-      account: String(options.account ?? 'default'),
+      // A batch names the source's and the destination's stored accounts apart; --account names both.
+      account: String((role === 'source' ? options.sourceAccount : options.destinationAccount) ?? options.account ?? 'default'),
       env: process.env,
       options,
       store: providerStore(db, `${role}:${mod.name}`),

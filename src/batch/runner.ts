@@ -1,0 +1,329 @@
+// Runs a batch: every account is its own `gallery-bridge migrate` child process with its own
+// state store, so one account's crash, expired sign-in, full destination or failing source
+// never touches another's. The runner only schedules: it starts children in the planned order
+// within the limits, hands each Google account its share of the shared daily budget, reads
+// their JSON progress, and records why an account stopped. Rerunning the batch resumes every
+// account that is not done.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import Database from 'better-sqlite3';
+import type { DB } from '../../state/db.ts';
+import { openState } from '../../state/db.ts';
+import { defaultHome } from '../lib/credentials.ts';
+import { redact } from '../lib/redact.ts';
+import { writeReport } from '../report/report.ts';
+import { writeBatchReports } from '../report/batch.ts';
+import type { AccountRow } from './manifest.ts';
+import { GOOGLE_REQUESTS_PER_ITEM, googleNeed, googleShares, kindOf, nextPacificMidnight, orderJobs, pacificDay, planSchedule } from './schedule.ts';
+import type { Job, Limits } from './schedule.ts';
+import { accountDir, accountStateFile, addSample, listAccounts, openBatch, setAccount, setBatchMeta, syncAccounts } from './store.ts';
+import type { AccountRecord, AccountStatus } from './store.ts';
+import { stateProgress } from './view.ts';
+
+export const CLI = path.resolve(import.meta.dirname, '../../bin/gallery-bridge.js');
+
+export interface BatchRunOptions {
+  dir: string;
+  manifestFile: string;
+  rows: AccountRow[];
+  deadline: Date | null;
+  limits: Limits;
+  deleteSource: boolean;
+  /** Google's daily request budget for the project (all accounts share it). */
+  googleDailyBudget: number;
+  /** Bytes per second assumed for an account before one has been measured. */
+  assumedRate: number;
+  /** Options passed on to every account's migrate (concurrency, retries, provider options). */
+  passThrough: string[];
+  /** Consecutive failed items, with nothing succeeding between, that pause an account. */
+  failStreak: number;
+  say: (line: string) => void;
+  json: boolean;
+  signal: AbortSignal;
+}
+
+interface Running {
+  rec: AccountRecord;
+  child: ChildProcess;
+  /** Requests this account may spend from today's Google budget, or null when it does not use Google. */
+  share: number | null;
+  used: number;
+  stoppedFor: null | { status: AccountStatus; reason: string; todo: string };
+  lastWarn: string | null;
+  streak: number;
+  done: Promise<number>;
+}
+
+/** Requests the project already made today (Pacific), as counted by every run on this machine. */
+export function googleUsedToday(home = defaultHome()): number {
+  const file = path.join(home, 'google-photos', 'quota.sqlite');
+  if (!fs.existsSync(file)) return 0;
+  let db: Database.Database | null = null;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    const r = db.prepare('SELECT sum(requests) AS n, max(exhausted) AS x FROM usage WHERE day = ?').get(pacificDay()) as { n: number | null; x: number | null };
+    return r.x ? Number.POSITIVE_INFINITY : (r.n ?? 0);
+  } catch {
+    return 0;
+  } finally {
+    db?.close();
+  }
+}
+
+function jobFor(dir: string, a: AccountRecord, assumedRate: number, measuredRate: number | null): Job {
+  const p = stateProgress(accountStateFile(dir, a.slug));
+  const known = p.listingComplete;
+  const leftItems = p.outcomes.failed.items + p.outcomes['not-started'].items;
+  const leftBytes = p.outcomes.failed.bytes + p.outcomes['not-started'].bytes;
+  return {
+    slug: a.slug,
+    account: a.account,
+    priority: a.priority,
+    line: a.line,
+    providers: [...new Set([kindOf(a.source), kindOf(a.destination)])],
+    remainingItems: known ? leftItems : a.est_items !== null ? Math.max(0, a.est_items - p.doneItems) : null,
+    remainingBytes: known ? leftBytes : a.est_bytes !== null ? Math.max(0, a.est_bytes - p.doneBytes) : null,
+    rate: p.rate ?? measuredRate ?? assumedRate,
+    google: kindOf(a.destination) === 'google-photos',
+  };
+}
+
+const EXIT_STATUS: Record<number, { status: AccountStatus; why: string; todo: string }> = {
+  3: { status: 'paused', why: 'credentials expired or refused', todo: 'Sign in again (gallery-bridge auth PROVIDER --account NAME), then run the batch again: the account resumes.' },
+  5: { status: 'paused', why: 'destination full', todo: 'Free space at the destination or raise its storage, then run the batch again.' },
+  4: { status: 'waiting-quota', why: "the service's request quota is spent", todo: 'Run the batch again after the quota resets (Google: midnight Pacific time); nothing is lost.' },
+  2: { status: 'paused', why: 'configuration problem', todo: 'Fix the manifest row or the stored sign-in, then run the batch again (batch check tells what is wrong).' },
+};
+
+export async function runBatch(o: BatchRunOptions): Promise<number> {
+  const db = openBatch(o.dir);
+  const problems = syncAccounts(db, o.rows);
+  if (problems.length) {
+    for (const p of problems) o.say(`error: ${p}`);
+    db.close();
+    return 2;
+  }
+  setBatchMeta(db, 'manifest', path.resolve(o.manifestFile));
+  setBatchMeta(db, 'deadline', o.deadline?.toISOString() ?? null);
+  setBatchMeta(db, 'running_pid', String(process.pid));
+  setBatchMeta(db, 'started_at', new Date().toISOString());
+
+  const accounts = listAccounts(db).filter((a) => a.status !== 'removed');
+  // Accounts left 'running' by a killed batch are simply waiting again.
+  for (const a of accounts) if (a.status === 'running') setAccount(db, a.slug, { status: 'waiting' });
+  const measured = accounts.map((a) => stateProgress(accountStateFile(o.dir, a.slug)).rate).filter((r): r is number => !!r);
+  const measuredRate = measured.length ? measured.reduce((x, y) => x + y, 0) / measured.length : null;
+  const todo = accounts.filter((a) => a.status !== 'done');
+  const ordered = orderJobs(todo.map((a) => jobFor(o.dir, a, o.assumedRate, measuredRate)), o.deadline);
+  const usedToday = googleUsedToday();
+  const google = { perDay: o.googleDailyBudget, remainingToday: Math.max(0, o.googleDailyBudget - (Number.isFinite(usedToday) ? usedToday : o.googleDailyBudget)), nextReset: nextPacificMidnight() };
+  const plan = planSchedule(ordered, o.limits, google, new Date(), o.deadline);
+  const notes: string[] = [];
+  for (const p of plan) setAccount(db, p.slug, { planned_finish: p.finish?.toISOString() ?? null, makes_deadline: p.makesDeadline === null ? null : p.makesDeadline ? 1 : 0 });
+  const done = accounts.length - todo.length;
+  notes.push(`${accounts.length} accounts: ${done} done, ${todo.length} to run, ${o.limits.accountsAtOnce} at once.`);
+  if (ordered.some((j) => j.google)) notes.push(`Google budget: ${google.remainingToday} of ${google.perDay} requests left today (resets ${google.nextReset.toISOString().slice(0, 16).replace('T', ' ')} UTC), shared ${o.deadline ? 'in schedule order' : 'fairly'} by ${ordered.filter((j) => j.google).length} accounts.`);
+  if (o.deadline) {
+    const miss = plan.filter((p) => p.makesDeadline === false);
+    const unknown = plan.filter((p) => p.makesDeadline === null);
+    notes.push(`Deadline ${o.deadline.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${plan.length - miss.length - unknown.length} of ${plan.length} accounts finish in time at the measured rates and budgets.`);
+    if (miss.length) notes.push(`The deadline cannot be met for ${miss.length} account${miss.length > 1 ? 's' : ''}: ${miss.map((p) => ordered.find((j) => j.slug === p.slug)!.account).join(', ')}. They run last, so that the others finish.`);
+    if (unknown.length) notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
+  }
+  setBatchMeta(db, 'notes', JSON.stringify(notes));
+  for (const n of notes) o.say(n);
+
+  const running = new Map<string, Running>();
+  let googleSpent = false;
+  let stopping = false;
+  const onAbort = () => {
+    stopping = true;
+    for (const r of running.values()) r.child.kill('SIGTERM');
+  };
+  o.signal.addEventListener('abort', onAbort, { once: true });
+
+  const providerCount = (p: string) => [...running.values()].filter((r) => [kindOf(r.rec.source), kindOf(r.rec.destination)].includes(p)).length;
+  const fits = (j: Job) => running.size < o.limits.accountsAtOnce && j.providers.every((p) => o.limits.perProvider[p] === undefined || providerCount(p) < o.limits.perProvider[p]!);
+
+  const sampler = setInterval(() => {
+    for (const r of running.values()) {
+      const p = stateProgress(accountStateFile(o.dir, r.rec.slug));
+      addSample(db, r.rec.slug, { doneItems: p.doneItems, doneBytes: p.doneBytes, totalItems: p.items });
+    }
+  }, 1000);
+  sampler.unref();
+
+  const queue = [...ordered];
+  const records = new Map(accounts.map((a) => [a.slug, a]));
+  let waiters: Array<() => void> = [];
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+
+  while (!stopping && (queue.length || running.size)) {
+    // Start what the limits allow, in order; a job that does not fit yet does not block a later one that does.
+    for (let i = 0; i < queue.length && !stopping; ) {
+      const j = queue[i]!;
+      if (j.google && googleSpent) {
+        queue.splice(i, 1);
+        setAccount(db, j.slug, { status: 'waiting-quota', reason: "Google's daily request budget for the project is spent", todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+        continue;
+      }
+      if (!fits(j)) {
+        i++;
+        continue;
+      }
+      queue.splice(i, 1);
+      let share: number | null = null;
+      if (j.google) {
+        const reserved = [...running.values()].reduce((n, r) => n + (r.share !== null ? Math.max(0, r.share - r.used) : 0), 0);
+        const left = Math.max(0, google.remainingToday - reserved - [...running.values()].reduce((n, r) => n + (r.share !== null ? r.used : 0), 0));
+        const needs = [j, ...queue.filter((q) => q.google)].map((q) => ({ slug: q.slug, need: q.remainingItems === null ? Number.MAX_SAFE_INTEGER : googleNeed(q) || 1 }));
+        share = googleShares(needs, left, o.deadline ? 'in-order' : 'fair').get(j.slug) ?? 0;
+        if (share < GOOGLE_REQUESTS_PER_ITEM) {
+          setAccount(db, j.slug, { status: 'waiting-quota', reason: "no share of today's Google budget is left for this account", todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+          continue;
+        }
+      }
+      const r = startAccount(o, db, records.get(j.slug)!, share);
+      running.set(j.slug, r);
+      void r.done.then(() => wake());
+    }
+    if (!running.size) break;
+    await new Promise<void>((res) => waiters.push(res));
+    for (const [slug, r] of [...running]) {
+      const code = await Promise.race([r.done, Promise.resolve(null)]);
+      if (code === null) continue;
+      running.delete(slug);
+      const status = await finishAccount(o, db, r, code);
+      if (status === 'waiting-quota' && r.stoppedFor === null) googleSpent = googleSpent || kindOf(r.rec.destination) === 'google-photos';
+    }
+  }
+  await Promise.all([...running.values()].map((r) => r.done));
+  clearInterval(sampler);
+  o.signal.removeEventListener('abort', onAbort);
+  setBatchMeta(db, 'running_pid', null);
+  setBatchMeta(db, 'ended_at', new Date().toISOString());
+  const final = listAccounts(db).filter((a) => a.status !== 'removed');
+  db.close();
+  await writeBatchReports(o.dir);
+  const notDone = final.filter((a) => a.status !== 'done');
+  o.say(`batch: ${final.length - notDone.length} of ${final.length} accounts done${notDone.length ? `; ${notDone.map((a) => `${a.account} ${a.status}${a.reason ? ` (${a.reason})` : ''}`).join('; ')}` : ''}. Report: ${path.join(o.dir, 'report.html')}`);
+  if (o.signal.aborted) return 130;
+  return notDone.length ? 1 : 0;
+}
+
+function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: number | null): Running {
+  const dir = accountDir(o.dir, a.slug);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const deleteSource = a.delete_source === null ? o.deleteSource : a.delete_source === 1;
+  const args = [
+    CLI, 'migrate', '--from', a.source, '--to', a.destination, '--state', accountStateFile(o.dir, a.slug),
+    '--source-account', a.source_account, '--destination-account', a.destination_account,
+    '--json', '--report', path.join(dir, 'report.html'),
+    ...(deleteSource ? ['--delete-source'] : []),
+    ...(a.delete_evidence ? ['--delete-evidence', a.delete_evidence] : []),
+    ...o.passThrough,
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  setAccount(db, a.slug, { status: 'running', reason: null, todo: null, last_error: null, started_at: new Date().toISOString(), ended_at: null, exit_code: null, runs: a.runs + 1 });
+  o.say(`${a.account}: started (${a.source} -> ${a.destination}${share !== null ? `, Google share ${share} requests` : ''})`);
+  const r: Running = { rec: a, child, share, used: 0, stoppedFor: null, lastWarn: null, streak: 0, done: null as unknown as Promise<number> };
+  const stop = (why: NonNullable<Running['stoppedFor']>) => {
+    if (r.stoppedFor) return;
+    r.stoppedFor = why;
+    child.kill('SIGTERM');
+  };
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    let e: { type?: string; state?: string; level?: string; message?: string; detail?: string };
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (e.type === 'log' && e.level === 'warn' && e.message) r.lastWarn = redact(e.message);
+    if (e.type !== 'item') return;
+    if (e.state === 'uploaded' || e.state === 'skipped') {
+      r.streak = 0;
+      if (r.share !== null) {
+        r.used += GOOGLE_REQUESTS_PER_ITEM;
+        if (r.used + GOOGLE_REQUESTS_PER_ITEM > r.share) stop({ status: 'waiting-quota', reason: `used its share of today's Google budget (${r.share} requests)`, todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+      }
+    } else if (e.state === 'verified') r.streak = 0;
+    else if (e.state === 'failed') {
+      r.streak++;
+      if (e.detail) setAccount(db, a.slug, { last_error: redact(e.detail).slice(0, 300) });
+      if (r.streak >= o.failStreak) stop({ status: 'paused', reason: `the source or destination keeps answering errors (${r.streak} items failed in a row; last: ${redact(e.detail ?? 'unknown').slice(0, 200)})`, todo: 'Check that the service is up and reachable, then run the batch again: the account resumes where it stopped.' });
+    }
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  r.done = new Promise<number>((res) => {
+    child.on('error', (err) => {
+      r.lastWarn = `could not start: ${err.message}`;
+      res(1);
+    });
+    child.on('close', (code, signal) => {
+      if (!r.lastWarn) {
+        const m = /error: (.*)/.exec(stderr);
+        if (m) r.lastWarn = redact(m[1]!);
+      }
+      res(code ?? (signal === 'SIGTERM' ? 143 : 1));
+    });
+  });
+  return r;
+}
+
+async function finishAccount(o: BatchRunOptions, db: DB, r: Running, code: number): Promise<AccountStatus> {
+  const a = r.rec;
+  const p = stateProgress(accountStateFile(o.dir, a.slug));
+  addSample(db, a.slug, { doneItems: p.doneItems, doneBytes: p.doneBytes, totalItems: p.items });
+  let status: AccountStatus;
+  let reason: string | null = null;
+  let todo: string | null = null;
+  const left = p.outcomes.failed.items + p.outcomes['not-started'].items + p.outcomes.awaiting.items;
+  if (r.stoppedFor) ({ status, reason, todo } = r.stoppedFor);
+  else if (code === 0 || (code === 1 && left === 0 && p.listingComplete)) {
+    status = 'done';
+    if (p.outcomes.rejected.items) reason = `${p.outcomes.rejected.items} items rejected (they stay at the source; see the account report)`;
+  } else if (EXIT_STATUS[code]) {
+    const e = EXIT_STATUS[code]!;
+    status = e.status;
+    reason = `${e.why}${r.lastWarn ? `: ${r.lastWarn}` : ''}`;
+    todo = e.todo;
+  } else if (code === 130 || code === 143) {
+    status = 'waiting';
+    reason = 'interrupted';
+    todo = 'Run the batch again: the account resumes.';
+  } else if (!p.listingComplete || p.outcomes.failed.items > 0) {
+    status = 'paused';
+    reason = `the source answered errors${r.lastWarn ? `: ${r.lastWarn}` : p.lastError ? `: ${p.lastError}` : ''}`;
+    todo = 'Check that the source is up and its sign-in works, then run the batch again: the account resumes where it stopped.';
+  } else {
+    status = 'paused';
+    reason = `${left} items not finished (${p.outcomes.awaiting.items} waiting for the destination to process them)`;
+    todo = 'Run the batch again later: nothing is uploaded twice.';
+  }
+  setAccount(db, a.slug, { status, reason: reason ? redact(reason).slice(0, 500) : null, todo, exit_code: code, ended_at: new Date().toISOString() });
+  o.say(`${a.account}: ${status}${reason ? ` — ${redact(reason)}` : ''}`);
+  // The child wrote the HTML report with thumbnails; the CSV and JSON come from its state store.
+  try {
+    const sdb = openState(accountStateFile(o.dir, a.slug), { readonly: true });
+    try {
+      await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.csv'));
+      await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.json'));
+      if (!fs.existsSync(path.join(accountDir(o.dir, a.slug), 'report.html'))) await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.html'), { title: `Migration report: ${a.account}` });
+    } finally {
+      sdb.close();
+    }
+  } catch {
+    // An account that never got as far as a state store has no item report; the batch report says why.
+  }
+  return status;
+}

@@ -1,0 +1,141 @@
+// `batch run`, `batch check` and `batch status`: many accounts from one CSV manifest.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { readManifest } from '../batch/manifest.ts';
+import { runBatch } from '../batch/runner.ts';
+import { checkBatch, writeCheckReports } from '../batch/check.ts';
+import { openBatch, setAccount, syncAccounts, listAccounts } from '../batch/store.ts';
+import { batchView } from '../batch/view.ts';
+import { bytes, duration, rate } from '../report/human.ts';
+
+export interface BatchCommonOpts {
+  state: string;
+  json: boolean;
+}
+
+export interface BatchRunOpts extends BatchCommonOpts {
+  deadline?: Date;
+  accountsAtOnce: number;
+  perProvider?: string;
+  deleteSource: boolean;
+  googleDailyBudget?: string;
+  assumeRate: string;
+  concurrency?: number;
+  retries?: number;
+  verifyWait?: number;
+  failStreak: number;
+}
+
+const say = (json: boolean) => (line: string) => (json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(line + '\n'));
+
+/** "google-photos=2,xiaomi=4" -> { 'google-photos': 2, xiaomi: 4 }, over sensible defaults. */
+export function parsePerProvider(v: string | undefined): Record<string, number> {
+  // Google's per-project limits are shared by every account; a user's OneDrive and a Xiaomi account are not.
+  const out: Record<string, number> = { 'google-photos': 4, onedrive: 8, xiaomi: 8 };
+  for (const part of (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z-]+)=(\d+)$/.exec(part);
+    if (!m || Number(m[2]) < 1) throw new Error(`--per-provider takes NAME=N pairs separated by commas, as in google-photos=2,xiaomi=4 (got "${part}")`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+function googleBudget(v: string | undefined): number {
+  const n = Number(v ?? process.env.GOOGLE_PHOTOS_DAILY_QUOTA ?? 10000);
+  return Number.isFinite(n) && n >= 0 ? n : 10000;
+}
+
+function passThrough(o: { concurrency?: number; retries?: number; verifyWait?: number }): string[] {
+  return [
+    ...(o.concurrency ? ['--concurrency', String(o.concurrency)] : []),
+    ...(o.retries ? ['--retries', String(o.retries)] : []),
+    ...(o.verifyWait ? ['--verify-wait', String(o.verifyWait)] : []),
+  ];
+}
+
+export async function batchRunCommand(manifestFile: string, o: BatchRunOpts): Promise<number> {
+  const m = readManifest(manifestFile);
+  if (m.problems.length) {
+    for (const p of m.problems) process.stderr.write(`error: ${manifestFile}:${p.line}: ${p.problem}. ${p.todo}\n`);
+    process.stderr.write(`run \`gallery-bridge batch check ${manifestFile}\` for the full check report\n`);
+    return 2;
+  }
+  let perProvider: Record<string, number>;
+  try {
+    perProvider = parsePerProvider(o.perProvider);
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return runBatch({
+    dir: o.state,
+    manifestFile,
+    rows: m.rows,
+    deadline: o.deadline ?? null,
+    limits: { accountsAtOnce: o.accountsAtOnce, perProvider },
+    deleteSource: o.deleteSource,
+    googleDailyBudget: googleBudget(o.googleDailyBudget),
+    assumedRate: Number(o.assumeRate) * 1e6,
+    passThrough: passThrough(o),
+    failStreak: o.failStreak,
+    say: say(o.json),
+    json: o.json,
+    signal: controller.signal,
+  });
+}
+
+export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts & { out?: string; accountsAtOnce: number; googleDailyBudget?: string }): Promise<number> {
+  const m = readManifest(manifestFile);
+  const stateDir = fs.existsSync(path.join(o.state, 'batch.db')) || o.out === undefined ? o.state : null;
+  const result = await checkBatch(m.rows, m.problems, { stateDir, parallel: o.accountsAtOnce, passThrough: [], googleDailyBudget: googleBudget(o.googleDailyBudget), say: say(o.json) });
+  // The counts feed the batch's deadline plan.
+  if (stateDir) {
+    const db = openBatch(stateDir);
+    try {
+      syncAccounts(db, m.rows);
+      for (const c of result.checks) {
+        const slug = listAccounts(db).find((a) => a.account === c.row.account)?.slug;
+        if (slug && c.items !== null) setAccount(db, slug, { est_items: c.items, est_bytes: c.bytes });
+      }
+    } finally {
+      db.close();
+    }
+  }
+  const base = o.out ?? path.join(o.state, 'check');
+  const files = writeCheckReports(result, base, manifestFile);
+  const errors = result.problems.filter((p) => p.severity === 'error');
+  if (o.json) process.stdout.write(JSON.stringify({ type: 'check', ok: errors.length === 0, problems: result.problems, accounts: result.checks.map((c) => ({ account: c.row.account, ok: c.ok, items: c.items, bytes: c.bytes, to_move_items: c.toMoveItems, to_move_bytes: c.toMoveBytes, free_bytes: c.freeBytes })), reports: files }) + '\n');
+  else {
+    for (const p of result.problems) process.stderr.write(`${p.severity}: ${p.line ? `line ${p.line}: ` : ''}${p.account ? `${p.account}: ` : ''}${p.problem}. ${p.todo}\n`);
+    process.stderr.write(`check: ${result.checks.filter((c) => c.ok).length} of ${result.checks.length + (m.problems.length ? 0 : 0)} accounts can run; ${errors.length} problem(s) to fix. Reports: ${files.html}, ${files.csv}\n`);
+  }
+  return errors.length ? 1 : 0;
+}
+
+export async function batchStatusCommand(o: BatchCommonOpts): Promise<number> {
+  if (!fs.existsSync(path.join(o.state, 'batch.db'))) {
+    process.stderr.write(`error: no batch at ${o.state} (give --state DIR, the directory batch run used)\n`);
+    return 2;
+  }
+  const v = batchView(o.state);
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ type: 'batch-status', ...v }) + '\n');
+    return 0;
+  }
+  const lines = [`batch ${o.state}${v.running ? ' (running)' : ''}: ${v.totals.byStatus.done ?? 0} of ${v.totals.accounts} accounts done; ${v.totals.doneItems} of ${v.totals.items} items verified (${bytes(v.totals.doneBytes)} of ${bytes(v.totals.bytes)})`];
+  const w = Math.max(7, ...v.accounts.map((a) => a.account.length));
+  lines.push(`${'account'.padEnd(w)}  ${'state'.padEnd(13)} ${'done/items'.padStart(13)} ${'size'.padStart(17)} ${'rate'.padStart(10)} ${'ETA'.padStart(10)}  last error / reason`);
+  for (const a of v.accounts) {
+    lines.push(
+      `${a.account.padEnd(w)}  ${a.status.padEnd(13)} ${`${a.doneItems}/${a.items}`.padStart(13)} ${`${bytes(a.doneBytes)}/${bytes(a.bytes)}`.padStart(17)} ${rate(a.rate).padStart(10)} ${(a.status === 'done' ? '—' : duration(a.eta)).padStart(10)}  ${a.reason ?? a.lastError ?? ''}`,
+    );
+  }
+  for (const n of v.notes) lines.push(`note: ${n}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
