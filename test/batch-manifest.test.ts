@@ -102,7 +102,7 @@ describe('batch check', () => {
     expect(lines).toMatch(/^6,eve,error,"?source ""?ftp:x/m);
     expect(lines).not.toMatch(/^2,ann/m);
     const html = fs.readFileSync(path.join(t, 'b', 'check.html'), 'utf8');
-    expect(html).toContain('1 of 4 accounts can run.');
+    expect(html).toContain('1 of 5 accounts can run.');
     expect(html).toContain('4 problems must be fixed first.');
   });
 });

@@ -139,10 +139,11 @@ export function writeCheckReports(result: CheckResult, outBase: string, manifest
   fs.mkdirSync(path.dirname(path.resolve(csv)), { recursive: true });
   fs.writeFileSync(csv, stringify([['line', 'account', 'severity', 'problem', 'what_to_do'], ...result.problems.map((p) => [p.line, p.account ?? '', p.severity, p.problem, p.todo])]));
   const errors = result.problems.filter((p) => p.severity === 'error').length;
-  const blocked = new Set(result.problems.filter((p) => p.severity === 'error' && p.account).map((p) => p.account));
+  // Rows refused for their syntax never reach a check, but they are accounts that cannot run.
+  const all = new Set([...result.checks.map((c) => c.row.account), ...result.problems.filter((p) => p.account && p.line > 1).map((p) => p.account!)]);
   const parts = [
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>gallery-bridge batch check</title><style>${CSS}</style></head><body><main><h1>Batch check</h1><p class="sub">${esc(manifest)} · ${esc(when(new Date().toISOString()))}</p>`,
-    `<p class="lead">${result.checks.length - blocked.size} of ${count(result.checks.length, 'account')} can run. ${errors ? `${count(errors, 'problem')} must be fixed first.` : 'Nothing blocks the batch.'} In all: ${count(result.checks.reduce((n, c) => n + (c.items ?? 0), 0), 'item')}, ${bytes(result.checks.reduce((n, c) => n + (c.bytes ?? 0), 0))}.</p>`,
+    `<p class="lead">${result.checks.filter((c) => c.ok).length} of ${count(all.size, 'account')} can run. ${errors ? `${count(errors, 'problem')} must be fixed first.` : 'Nothing blocks the batch.'} In all: ${count(result.checks.reduce((n, c) => n + (c.items ?? 0), 0), 'item')}, ${bytes(result.checks.reduce((n, c) => n + (c.bytes ?? 0), 0))}.</p>`,
     '<h2>Problems</h2>',
     result.problems.length
       ? `<table><tr><th>Line</th><th>Account</th><th>Severity</th><th>Problem</th><th>What to do</th></tr>${result.problems.map((p) => `<tr><td>${p.line || ''}</td><td>${esc(p.account ?? '')}</td><td class="${p.severity === 'error' ? 'err' : ''}">${p.severity}</td><td>${esc(p.problem)}</td><td>${esc(p.todo)}</td></tr>`).join('')}</table>`
