@@ -4,7 +4,10 @@
 // cookie-free download hops, the exact JSONP body, and `retriable: false`.
 // What happened is checked at the emulator (its counters and raw answers) and on the bytes.
 
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { RejectedError, RetryableError, type SourceItem } from '../providers/types.ts';
@@ -41,6 +44,21 @@ async function apiText(env: Record<string, string>, pathAndQuery: string): Promi
   const res = await fetch(new URL(pathAndQuery, env.XIAOMI_BASE_URL), { headers: { Cookie: env.XIAOMI_COOKIE! } });
   return res.text();
 }
+
+const CLI = path.resolve('bin/gallery-bridge.js');
+
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; out: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  child.stderr!.on('data', (d) => (out += String(d)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const code = await new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))));
+  clearTimeout(timer);
+  return { code, out };
+}
+
+const sha1File = (f: string) => crypto.createHash('sha1').update(fs.readFileSync(f)).digest('hex');
 
 const GPS_FILES = ['IMG_20180725_163423.jpg', 'heic-iphone7.heic'];
 
@@ -160,6 +178,40 @@ describe('a hostile listing never stalls the run', () => {
       expect(warnings).toEqual([
         `xiaomi: album "Camera" (1) listed 2 item(s) but Xiaomi's album list says it holds ${camera.length}; ${camera.length - 2} item(s) may be left at Xiaomi this run — rerun to list it again`,
       ]);
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
+describe('a run over an album that ends short of its mediaCount', () => {
+  it('migrates what was listed, prints the warning and exits 1', async () => {
+    const t = tmpDir('short-run');
+    const seed = makeSeed(path.join(t, 'seed'), undefined, (n) =>
+      ['canon-dslr.jpg', 'IMG_20180725_163423.jpg', 'heic-iphone7.heic', 'f6t.jpg', 'noexif.jpg', 'img_1771.jpg'].includes(n),
+    );
+    const emu = await startEmulator(path.join(t, 'emu'), { seed, hostile: { truncate: { Camera: 2 } } });
+    try {
+      const out = path.join(t, 'out');
+      const run = await cli(['migrate', '--from', 'xiaomi', '--to', `folder:${out}`, '--state', path.join(t, 'state.db'), '--report', path.join(t, 'report.json')], emu.env);
+      expect(run.code, run.out).toBe(1);
+      const camera = emu.manifest().filter((m) => m.albumName === 'Camera');
+      expect(camera).toHaveLength(3);
+      expect(run.out).toContain(`album "Camera" (1) listed 2 item(s) but Xiaomi's album list says it holds 3; 1 item(s) may be left at Xiaomi this run`);
+      // What was listed arrived, byte for byte: every other album whole, two of Camera's three.
+      const got = new Set<string>();
+      const walk = (d: string): void => {
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+          const p = path.join(d, e.name);
+          if (e.isDirectory()) walk(p);
+          else if (!e.name.startsWith('.')) got.add(sha1File(p));
+        }
+      };
+      walk(out);
+      const others = emu.manifest().filter((m) => m.albumName !== 'Camera' && m.albumName !== 'Private');
+      for (const m of others) expect(got.has(m.sha1), m.fileName).toBe(true);
+      expect(camera.filter((m) => got.has(m.sha1))).toHaveLength(2);
+      expect(got.size).toBe(others.length + 2);
     } finally {
       await emu.close();
     }

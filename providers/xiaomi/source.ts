@@ -324,7 +324,7 @@ export class XiaomiSource implements Source {
 
   async planNotes(): Promise<PlanNote[]> {
     const notes: PlanNote[] = [];
-    const { albums: all, warnings } = await this.loadAlbums();
+    const { albums: all } = await this.loadAlbums();
     const count = (a: Album) => (a.mediaCount === null ? '?' : String(a.mediaCount));
     const priv = all.find((a) => a.albumId === ALBUM_PRIVATE);
     if (priv && !this.opts.includePrivate) {
@@ -336,7 +336,6 @@ export class XiaomiSource implements Source {
       notes.push({ message: `the private album (albumId ${ALBUM_PRIVATE}) is included (${count(priv)} item(s))`, items: priv.mediaCount ?? undefined });
     }
     notes.push({ message: `Xiaomi albums: ${all.map((a) => `${a.name} (${count(a)})`).join(', ') || 'none'}` });
-    for (const w of warnings) notes.push({ message: w });
     // Xiaomi's delete is soft (the reference notes; the recycle bin is what /gallery/deleted_v2
     // lists in Coooolfan/XiaomiAlbumSyncer docs/plan/xiaomi-webapi-incremental-sync.md).
     notes.push({

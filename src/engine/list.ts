@@ -12,12 +12,14 @@ export interface Listing {
   readonly finished: boolean;
   /** Why the listing stopped early, or null. */
   readonly error: unknown;
+  /** What the source said may be left behind (ListPage.warnings): each is logged, and the run ends with exit 1. */
+  readonly warnings: string[];
 }
 
 /** Starts listing; `onPage` is told of every recorded page and of the end. */
 export function startListing(ctx: RunContext, onPage: () => void): Listing {
-  const state = { finished: false, error: null as unknown, done: Promise.resolve() };
-  state.done = listAll(ctx, onPage)
+  const state = { finished: false, error: null as unknown, warnings: [] as string[], done: Promise.resolve() };
+  state.done = listAll(ctx, onPage, state.warnings)
     .catch((err) => {
       state.error = err;
       if (err instanceof StopRunError) ctx.halt(err.kind, reason(err));
@@ -30,7 +32,7 @@ export function startListing(ctx: RunContext, onPage: () => void): Listing {
   return state;
 }
 
-async function listAll(ctx: RunContext, onPage: () => void): Promise<void> {
+async function listAll(ctx: RunContext, onPage: () => void, warnings: string[]): Promise<void> {
   const { db, items, source } = ctx;
   // A finished listing starts over on the next run, so new items are found (incremental reruns).
   let cursor = getMeta(db, 'list_state') === 'listing' ? (getMeta(db, 'list_cursor') ?? null) : null;
@@ -40,6 +42,10 @@ async function listAll(ctx: RunContext, onPage: () => void): Promise<void> {
     if (ctx.signal.aborted) return;
     const page = await source.listItems(cursor, ctx.signal);
     const next = page.cursor;
+    for (const w of page.warnings ?? []) {
+      warnings.push(w);
+      ctx.log('warn', w);
+    }
     const added = items.recordPage(
       page.items.map((i) => ({
         sourceId: i.id,

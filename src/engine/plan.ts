@@ -72,6 +72,7 @@ export async function computePlan(db: DB | null, source: Source, destination: De
   let probes = 0;
   for (let cursor: string | null = null; ; ) {
     const page = await source.listItems(cursor);
+    for (const w of page.warnings ?? []) plan.notes.push({ message: w });
     for (const item of page.items) {
       const size = item.size ?? 0;
       plan.listed.items++;

@@ -56,7 +56,7 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
   const counts = ctx.items.countsByState();
   let exitCode: number;
   if (ctx.stopped) exitCode = STOP_EXIT[ctx.stopped];
-  else if (listing.error) exitCode = 1;
+  else if (listing.error || listing.warnings.length > 0) exitCode = 1;
   else exitCode = counts.failed.items + counts.rejected.items + counts.uploaded.items + counts.discovered.items + counts.transferring.items > 0 ? 1 : 0;
   finishRun(db, ctx.runId, ctx.stopped ?? (exitCode === 0 ? 'complete' : 'partial'), exitCode, counts);
   return { runId: ctx.runId, stopped: ctx.stopped, message: ctx.stopMessage, counts, deleted: deleter.deleted, exitCode };
