@@ -21,7 +21,7 @@ import {
   type ICachePlugin,
   type TokenCacheContext,
 } from '@azure/msal-node';
-import { credentialPath, writePrivateFile } from '../../src/lib/credentials.ts';
+import { assertPrivateFile, credentialPath, readPrivateFile, writePrivateFile } from '../../src/lib/credentials.ts';
 import { reason, registerSecret } from '../../src/lib/redact.ts';
 import { RetryableError, StopRunError } from '../types.ts';
 import type { TokenSource } from './graph.ts';
@@ -75,6 +75,8 @@ function authorityOptions(authority: string): Pick<Configuration['auth'], 'autho
 
 /** The token cache plugin: one 0600 file per account; every token in it is a registered secret. */
 export function fileCachePlugin(file: string): ICachePlugin {
+  // Checked here, before msal's asynchronous cache calls could wrap the refusal.
+  if (fs.existsSync(file)) assertPrivateFile(file);
   const registerAll = (text: string) => {
     try {
       const data = JSON.parse(text) as Record<string, Record<string, { secret?: string }>>;
@@ -124,7 +126,7 @@ function appAuthority(s: AuthSettings): string {
 function confidentialApp(s: AuthSettings): ConfidentialClientApplication {
   let clientCertificate: { thumbprintSha256?: string; thumbprint?: string; privateKey: string } | undefined;
   if (!s.clientSecret && s.certificateFile) {
-    const pem = fs.readFileSync(s.certificateFile, 'utf8');
+    const pem = readPrivateFile(s.certificateFile);
     const keyMatch = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/.exec(pem);
     if (!keyMatch) throw new StopRunError('config', 'ONEDRIVE_CLIENT_CERTIFICATE must be a PEM file holding the private key and the certificate');
     registerSecret(keyMatch[0]);

@@ -1,11 +1,11 @@
 // `gallery-bridge auth xiaomi`: takes the cookie string, or userId and passToken, from a prompt
 // (input hidden), --cookie-file, or the environment; checks it against the API; stores it 0600.
 
-import fs from 'node:fs';
 import readline from 'node:readline';
 import { reason, registerSecret } from '../../src/lib/redact.ts';
 import { StopRunError, type ProviderContext } from '../types.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient, type XiaomiCredentials } from './client.ts';
+import { readPrivateFile } from '../../src/lib/credentials.ts';
 import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, storeSession } from './session.ts';
 
 /** Asks one question on the terminal; `hidden` keeps the answer off the screen. */
@@ -30,7 +30,7 @@ async function ask(question: string, hidden: boolean): Promise<string> {
 
 async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials; from: string }> {
   const file = cookieFileOf(ctx);
-  if (file) return { creds: credentialsFromText(fs.readFileSync(file, 'utf8')), from: `the file ${file}` };
+  if (file) return { creds: credentialsFromText(readPrivateFile(file)), from: `the file ${file}` };
   if (ctx.env.XIAOMI_COOKIE) return { creds: credentialsFromText(ctx.env.XIAOMI_COOKIE), from: 'XIAOMI_COOKIE' };
   if (ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN) {
     return { creds: credentialsFromCookies({ userId: ctx.env.XIAOMI_USER_ID, passToken: ctx.env.XIAOMI_PASS_TOKEN }), from: 'XIAOMI_USER_ID and XIAOMI_PASS_TOKEN' };

@@ -2,8 +2,7 @@
 // XIAOMI_USER_ID + XIAOMI_PASS_TOKEN, --cookie-file FILE (or XIAOMI_COOKIE_FILE), then the session stored by
 // `gallery-bridge auth xiaomi` (a 0600 file under GALLERY_BRIDGE_HOME). Never a command-line value.
 
-import fs from 'node:fs';
-import { readCredentials, writeCredentials } from '../../src/lib/credentials.ts';
+import { readCredentials, readPrivateFile, writeCredentials } from '../../src/lib/credentials.ts';
 import { registerSecret } from '../../src/lib/redact.ts';
 import { StopRunError, type ProviderContext } from '../types.ts';
 import { credentialsFromCookies, parseCookieString, registerCredentialSecrets, RENEW_HINT, type XiaomiCredentials } from './client.ts';
@@ -70,8 +69,9 @@ export function resolveCredentials(ctx: ProviderContext): { creds: XiaomiCredent
   const file = cookieFileOf(ctx);
   if (file) {
     try {
-      return { creds: credentialsFromText(fs.readFileSync(file, 'utf8')), origin: 'cookie-file' };
+      return { creds: credentialsFromText(readPrivateFile(file)), origin: 'cookie-file' };
     } catch (err) {
+      if (err instanceof StopRunError) throw err;
       throw new StopRunError('credentials', `--cookie-file ${file} is not usable: ${(err as Error).message}`);
     }
   }

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { registerSecret } from './redact.ts';
+import { StopRunError } from '../../providers/types.ts';
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.GALLERY_BRIDGE_HOME || path.join(os.homedir(), '.config', 'gallery-bridge');
@@ -36,10 +37,35 @@ function collectSecrets(value: unknown): void {
   else if (value && typeof value === 'object') for (const v of Object.values(value)) collectSecrets(v);
 }
 
+/**
+ * Refuses a credential file that others can read (or write): whoever can read it holds the
+ * account. Says how to fix it; the run does not start (exit 2).
+ */
+export function assertPrivateFile(file: string): void {
+  if (process.platform === 'win32') return;
+  const st = fs.statSync(file);
+  if ((st.mode & 0o077) !== 0) {
+    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+    throw new StopRunError('config', `credential file ${file} is readable by others (mode ${mode}): run \`chmod 600 ${file}\` and start again`);
+  }
+}
+
+/** Reads a credential file, refusing it when others can read it. */
+export function readPrivateFile(file: string): string {
+  assertPrivateFile(file);
+  return fs.readFileSync(file, 'utf8');
+}
+
 export function readCredentials<T>(home: string, provider: string, account: string): T | null {
   const file = credentialPath(home, provider, account);
   if (!fs.existsSync(file)) return null;
-  const data = JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  let data: T;
+  try {
+    data = JSON.parse(readPrivateFile(file)) as T;
+  } catch (err) {
+    if (err instanceof StopRunError) throw err;
+    throw new StopRunError('credentials', `credential file ${file} is not readable JSON (${(err as Error).name}); sign in again with \`gallery-bridge auth ${provider}\``);
+  }
   collectSecrets(data);
   return data;
 }
