@@ -39,6 +39,8 @@ export function openState(file: string, opts: OpenOptions = {}): DB {
   }
   try {
     db.pragma('busy_timeout = 10000');
+    // Read the version before anything writes: a newer tool's file is left exactly as it is.
+    refuseOthers(db, file);
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode survives a killed process at any instant (the guarantee a resume
@@ -53,21 +55,25 @@ export function openState(file: string, opts: OpenOptions = {}): DB {
   } catch (err) {
     db.close();
     if (err instanceof StateFileError) throw err;
-    throw new StateFileError(`${file} is not a usable gallery-bridge state file: ${(err as Error).message}`);
+    throw new StateFileError(`${file} is damaged or not a gallery-bridge state file (${(err as Error).message}); it was left untouched: keep it, and give another --state FILE`);
   }
   return db;
 }
 
+/** A newer tool's file and someone else's database are refused before anything writes to them. */
+function refuseOthers(db: DB, file: string): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current === 0) {
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type='table'").get() as { n: number };
+    if (tables.n > 0) throw new StateFileError(`${file} is an SQLite database but not a gallery-bridge state file; it was left untouched: give another --state FILE`);
+  }
+  if (current > MIGRATIONS.length) {
+    throw new StateFileError(`state file ${file} has schema v${current}, newer than this gallery-bridge (v${MIGRATIONS.length}); it was left untouched: upgrade gallery-bridge to use it`);
+  }
+}
+
 function migrate(db: DB): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new StateFileError(`state file schema v${current} is newer than this gallery-bridge (v${MIGRATIONS.length}); upgrade the tool`);
-  }
-  if (current === 0) {
-    // A non-empty database without our version is someone else's file: refuse to touch it.
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type='table'").get() as { n: number };
-    if (tables.n > 0) throw new StateFileError('the file is an SQLite database but not a gallery-bridge state file');
-  }
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]!);
