@@ -25,6 +25,12 @@ export interface SourceItem {
   kind: MediaKind;
   /** Capture time the source declares (ISO 8601), used when the file has no EXIF date. */
   declaredCaptureTime?: string | null;
+  /** What the declared time is called at the source, for reports ("Xiaomi's dateTaken"). */
+  declaredCaptureTimeLabel?: string | null;
+  /** The file system's modification time (a local folder): the last resort for a capture date. */
+  fileModifiedTime?: string | null;
+  /** What the source knows about the item that no destination can take (a favourite mark, a private album). */
+  notCarried?: string[];
   /** Last modification time the source declares (ISO 8601). */
   modifiedTime?: string | null;
   description?: string | null;
@@ -113,10 +119,18 @@ export interface Source {
 
 /** What the engine learned from the bytes and the metadata, handed to the destination. */
 export interface ItemFacts {
-  /** Capture time the engine settled on: EXIF/container time, else the declared one (ISO 8601), or null. */
+  /**
+   * Capture time the engine settled on (ISO 8601 with the offset it was taken at, e.g.
+   * 2019-07-01T10:11:12+02:00), or null: the file's own date, else the source's declared one,
+   * else a date in the file name, else (folder sources) the file's modification time.
+   */
   captureTime: string | null;
   /** Where the capture time came from. */
-  captureTimeSource: 'exif' | 'container' | 'declared' | 'none';
+  captureTimeSource: 'exif' | 'container' | 'declared' | 'filename' | 'mtime' | 'none';
+  /** Says where, in words ("Xiaomi's dateTaken", "the file name (whatsapp pattern)"). */
+  captureTimeDetail?: string | null;
+  /** True when the bytes handed to the destination carry the capture time that the source file lacked. */
+  dateAdded?: boolean;
   mimeType: string;
   kind: MediaKind;
   width?: number | null;
@@ -216,6 +230,18 @@ export interface CapacityInfo {
 export interface Destination {
   readonly kind: string;
   readonly identity: string;
+  /**
+   * How the destination dates an item: 'file' only from the date inside the file, else by the
+   * upload (Google Photos); 'facts' from the capture time handed over in ItemFacts (OneDrive's
+   * fileSystemInfo, a folder's file time). Absent: 'facts'.
+   */
+  readonly datesBy?: 'file' | 'facts';
+  /**
+   * Write the resolved capture time into the uploaded copy of files that carry none (a JPEG's
+   * EXIF, an MP4's header times). The engine checks locally that the copy differs only by that
+   * date, hashes the copy, and hands the destination the copy's size and hashes.
+   */
+  readonly embedDates?: boolean;
   /** How many commits one commit() call takes (Google's batchCreate takes 50). */
   readonly commitBatchSize: number;
   /** How many verifications one verify() call takes. */

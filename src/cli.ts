@@ -7,6 +7,7 @@ import { EVIDENCE_ORDER, StopRunError } from '../providers/types.ts';
 import { PROVIDER_NAMES, loadProviders, loadedProviders, splitSpec } from '../providers/index.ts';
 import { reason } from './lib/redact.ts';
 import path from 'node:path';
+import { systemZone, zoneProblem } from './media/zone.ts';
 
 // Each command's module is imported when that command runs: `--help` and `status` start without
 // loading the engine, the report writers or SQLite's statements they do not use.
@@ -46,6 +47,12 @@ function time(v: string): Date {
   return d;
 }
 
+function timeZone(v: string): string {
+  const problem = zoneProblem(v);
+  if (problem) throw new CommanderError(2, 'usage', problem);
+  return v;
+}
+
 function addRunOptions(cmd: Command): Command {
   cmd
     .requiredOption('--from <source>', 'where items come from: folder:PATH, xiaomi')
@@ -57,6 +64,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--retries <n>', 'attempts per item in one run', positiveInt, 4)
     .option('--until <time>', 'stop cleanly at this time (HH:MM or ISO date); rerun to resume', time)
     .option('--layout <layout>', 'destination layout: album (one folder/album per album) or date (YYYY/MM)', 'album')
+    .option('--timezone <zone>', 'time zone for capture times that carry no offset (file names, EXIF without OffsetTime, source dates): IANA name or +HH:MM', timeZone, systemZone())
     .option('--account <name>', 'which stored account to use', 'default')
     .option('--source-account <name>', 'stored account for the source (default: --account)')
     .option('--destination-account <name>', 'stored account for the destination (default: --account)')

@@ -57,6 +57,13 @@ export interface ItemRow {
   first_run: number | null;
   last_run: number | null;
   updated_at: string;
+  capture_detail: string | null;
+  capture_offset_from: string | null;
+  date_note: string | null;
+  copy_sha1: string | null;
+  copy_sha256: string | null;
+  copy_quickxor: string | null;
+  copy_size: number | null;
 }
 
 export interface DiscoveredItem {
@@ -76,6 +83,10 @@ export interface ItemFactsRecord {
   exifTime: string | null;
   captureTime: string | null;
   captureSource: string;
+  /** Where the capture time came from, in words. */
+  captureDetail?: string | null;
+  /** 'file' when the offset is the file's (or source's) own, 'timezone' when --timezone supplied it. */
+  captureOffsetFrom?: string | null;
   gps: string | null;
   camera: string | null;
   width: number | null;
@@ -164,8 +175,19 @@ export class Items {
   recordFacts(id: number, f: ItemFactsRecord): void {
     this.db
       .prepare(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
+        capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom,
         gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`)
-      .run({ ...f, id, now: now() });
+      .run({ captureDetail: null, captureOffsetFrom: null, ...f, id, now: now() });
+  }
+
+  /**
+   * How the item's date reaches the destination (`note`, one line), and the hashes and size of the
+   * uploaded copy when the date was written into it (null: the source's bytes were uploaded).
+   */
+  recordCopy(id: number, copy: HashRecord | null, note: string | null): void {
+    this.db
+      .prepare(`UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`)
+      .run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
   }
 
   setContainer(id: number, container: string): void {

@@ -85,4 +85,17 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (scope, key)
   );
   `,
+  // v2: capture dates. Where the time came from in words and which offset it carries; what the
+  // destination will date the item by; and, when the date was written into the uploaded copy,
+  // that copy's hashes and size (the source's stay in sha1/sha256/quickxor/bytes_read: deletion
+  // binds to those).
+  `
+  ALTER TABLE items ADD COLUMN capture_detail TEXT;
+  ALTER TABLE items ADD COLUMN capture_offset_from TEXT;
+  ALTER TABLE items ADD COLUMN date_note TEXT;
+  ALTER TABLE items ADD COLUMN copy_sha1 TEXT;
+  ALTER TABLE items ADD COLUMN copy_sha256 TEXT;
+  ALTER TABLE items ADD COLUMN copy_quickxor TEXT;
+  ALTER TABLE items ADD COLUMN copy_size INTEGER;
+  `,
 ];

@@ -92,11 +92,13 @@ describe('folder to folder', () => {
     fs.copyFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'), path.join(src, 'C', 'IMG.jpg'));
     fs.copyFileSync(path.join(FIXTURES, 'VID_20211224_183000.mov'), path.join(src, 'A', 'clip.mov'));
     fs.copyFileSync(path.join(FIXTURES, 'noexif.jpg'), path.join(src, 'A', 'plain.jpg'));
+    // No date in the file or its name: the file's own time is the last resort.
+    fs.utimesSync(path.join(src, 'A', 'plain.jpg'), new Date('2017-03-04T12:00:00Z'), new Date('2017-03-04T12:00:00Z'));
     const db = path.join(t, 'state.db');
-    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--layout', 'date', '--concurrency', '1']);
+    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--layout', 'date', '--concurrency', '1', '--timezone', 'UTC']);
     expect(r.code).toBe(0);
     const out = treeHashes(dst);
-    expect([...out.keys()].sort()).toEqual(['2018/07/IMG (2).jpg', '2018/07/IMG.jpg', '2021/12/clip.mov', 'undated/plain.jpg']);
+    expect([...out.keys()].sort()).toEqual(['2017/03/plain.jpg', '2018/07/IMG (2).jpg', '2018/07/IMG.jpg', '2021/12/clip.mov']);
     expect(out.get('2018/07/IMG.jpg')).toBe(sha256File(path.join(src, 'A', 'IMG.jpg')));
     expect(out.get('2018/07/IMG (2).jpg')).toBe(sha256File(path.join(src, 'B', 'IMG.jpg')));
     const s = states(db);

@@ -10,6 +10,7 @@ import type { ItemRow } from '../state/items.ts';
 import { deletionVerdict } from '../src/engine/deletion.ts';
 import { startRun } from '../src/engine/runs.ts';
 import { tmpDir } from './helpers.ts';
+import { MIGRATIONS } from '../state/migrations.ts';
 
 const hashes = { sha1: 'a'.repeat(40), sha256: 'b'.repeat(64), quickXor: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=', size: 3 };
 
@@ -29,7 +30,7 @@ describe('state store', () => {
     const db = openState(file);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     db.close();
     const foreign = path.join(t, 'foreign.db');
     const f = new Database(foreign);

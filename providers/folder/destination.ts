@@ -53,8 +53,10 @@ export class FolderDestination implements Destination {
   async prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string> {
     let rel: string;
     if (this.layout === 'date') {
-      const t = facts.captureTime ? new Date(facts.captureTime) : null;
-      rel = t && !Number.isNaN(t.getTime()) ? `${t.getUTCFullYear()}/${String(t.getUTCMonth() + 1).padStart(2, '0')}` : 'undated';
+      // The wall clock where it was taken (the time keeps its offset): a photo from New Year's
+      // Eve at 23:30 belongs in December, whatever the zone of the machine doing the move.
+      const m = /^(\d{4})-(\d{2})-\d{2}T/.exec(facts.captureTime ?? '');
+      rel = m ? `${m[1]}/${m[2]}` : 'undated';
     } else {
       rel = item.albumName ? item.albumName.split('/').map((c) => safeComponent(c)).join('/') : '';
     }
@@ -95,6 +97,9 @@ export class FolderDestination implements Destination {
         },
       });
       await pipeline(input.body, sink, { signal: input.signal });
+      // The file's time is the capture time: file browsers and photo apps sort by it.
+      const taken = input.facts.captureTime ? new Date(input.facts.captureTime) : null;
+      if (taken && !Number.isNaN(taken.getTime())) await fh.utimes(taken, taken);
       await fh.sync();
     } catch (err) {
       await fh.close().catch(() => undefined);

@@ -102,6 +102,8 @@ export class FolderSource implements Source {
         sha1: null,
         declaredCaptureTime: null,
         modifiedTime: new Date(e.mtimeMs).toISOString(),
+        // A copied or downloaded file's time is when it was copied: only the last resort for a date.
+        fileModifiedTime: new Date(e.mtimeMs).toISOString(),
         extra: { mtimeMs: e.mtimeMs, dev: e.dev, ino: e.ino },
         version: `${e.dev}:${e.ino}:${e.size}:${e.mtimeMs}`,
       };

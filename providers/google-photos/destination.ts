@@ -76,6 +76,9 @@ export class GooglePhotosDestination implements Destination {
   readonly identity: string;
   readonly commitBatchSize = P.MAX_BATCH_CREATE;
   readonly verifyBatchSize = P.MAX_BATCH_GET;
+  /** Google dates an item only from the date inside the file, else by its upload. */
+  readonly datesBy = 'file' as const;
+  readonly embedDates: boolean;
   private readonly rawThreshold: number;
   private readonly perDay: number;
   private readonly albumLimit: number;
@@ -89,6 +92,7 @@ export class GooglePhotosDestination implements Destination {
   constructor(private readonly api: GoogleApi, private readonly ctx: ProviderContext) {
     const o = ctx.options;
     const env = ctx.env;
+    this.embedDates = o.keepBytes !== true;
     this.rawThreshold = numOpt(o.googleRawThreshold ?? env.GOOGLE_PHOTOS_RAW_THRESHOLD, 32 * MB);
     this.perDay = numOpt(o.googleDailyQuota ?? env.GOOGLE_PHOTOS_DAILY_QUOTA, P.DEFAULT_DAILY_QUOTA);
     this.albumLimit = Math.max(1, numOpt(env.GOOGLE_PHOTOS_ALBUM_LIMIT, P.MAX_ALBUM_ITEMS));
@@ -473,10 +477,11 @@ export class GooglePhotosDestination implements Destination {
     if (req.facts.width && req.facts.height && w && h && !((w === req.facts.width && h === req.facts.height) || (w === req.facts.height && h === req.facts.width))) {
       return { outcome: 'mismatch', reason: `Google Photos reports ${w}x${h}, the source is ${req.facts.width}x${req.facts.height}` };
     }
-    if (req.facts.captureTime && req.facts.captureTimeSource === 'container' && md.creationTime) {
+    if (req.facts.captureTime && (req.facts.captureTimeSource === 'container' || req.facts.dateAdded) && md.creationTime) {
       const diff = Math.abs(Date.parse(md.creationTime) - Date.parse(req.facts.captureTime));
-      // Exact, or off by a whole time-zone step (a container date read as local time).
-      const zoneStep = diff <= 14 * 3600_000 && diff % (15 * 60_000) < 2000;
+      // Exact, or off by a whole time-zone step (a container date read as local time); a date
+      // written here is UTC by the format's definition, so it must be exact.
+      const zoneStep = !req.facts.dateAdded && diff <= 14 * 3600_000 && diff % (15 * 60_000) < 2000;
       if (Number.isFinite(diff) && diff > 2000 && !zoneStep) {
         return { outcome: 'mismatch', reason: `Google Photos dates the video ${md.creationTime}, the source ${req.facts.captureTime}` };
       }
@@ -504,7 +509,11 @@ export class GooglePhotosDestination implements Destination {
         },
         { message: 'Items are created 50 per request; a higher --concurrency (e.g. 64) fills batches fastest (measured 1.08 requests a photo at --concurrency 4, 1.04 at 64).' },
         { message: 'Videos are verified only at the "received" level (Google gives back a transcode), so they stay at the source unless you pass --delete-evidence received.' },
-        { message: 'Items without a capture date in their metadata get the upload time as their date in Google Photos (the API cannot set a date).' },
+        {
+          message: this.embedDates
+            ? 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date): JPEGs and MP4/MOV videos without one get the resolved capture date written in (a lossless, checked change; --keep-bytes turns it off); other formats without one are dated by upload.'
+            : 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date); --keep-bytes: files are uploaded unchanged, so items without a date of their own are dated by upload.',
+        },
         { message: 'The free storage of the Google account cannot be read with the upload-only scopes: check it before a large migration (a full account stops the run with exit code 5).' },
       ],
     };

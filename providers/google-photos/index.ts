@@ -13,6 +13,7 @@ export const googlePhotosProvider: ProviderModule = {
   cliOptions: [
     { flags: '--google-raw-threshold <bytes>', description: 'Google Photos: photos up to this size go in one raw upload request (default 33554432); larger ones and videos use resumable uploads' },
     { flags: '--google-daily-quota <n>', description: 'Google Photos: requests a day your project may make, for plan (default 10000)' },
+    { flags: '--keep-bytes', description: 'Google Photos: upload every file unchanged; by default a JPEG or MP4/MOV without a date of its own gets its resolved capture date written in (EXIF / movie header), since Google dates such items by upload time' },
     { flags: '--google-writes-per-minute <n>', description: 'Google Photos: pace uploads and creations to this many a minute (default: no pacing; 429 answers are honoured anyway)' },
   ],
   async createDestination(ctx) {

@@ -79,6 +79,8 @@ export interface OneDriveConfig {
   appRequestsPerMinute: number;
   commitBatchSize: number;
   verifyBatchSize: number;
+  /** --embed-dates: also write the capture date into JPEG/MP4 files that lack one. */
+  embedDates?: boolean;
   /** Delay before asking again for a hash that is not there yet. */
   hashRetryMs: number;
   maxSessionAgeMs: number;
@@ -195,6 +197,9 @@ const sha1hex = (s: string) => crypto.createHash('sha1').update(s).digest('hex')
 export class OneDriveDestination implements Destination {
   readonly kind = 'onedrive';
   readonly identity: string;
+  /** OneDrive's photo views date an undated file by its fileSystemInfo, which is set from the capture time. */
+  readonly datesBy = 'facts' as const;
+  readonly embedDates: boolean;
   readonly commitBatchSize: number;
   readonly verifyBatchSize: number;
   readonly http: GraphHttp;
@@ -220,6 +225,7 @@ export class OneDriveDestination implements Destination {
     private readonly ctx: Pick<ProviderContext, 'store' | 'log' | 'account'> & { signal?: AbortSignal },
   ) {
     validateChunkSize(config.chunkSize);
+    this.embedDates = config.embedDates === true;
     const pacers = [new Pacer({ maxRequests: config.userRequestsPer5Min || undefined, windowMs: 300_000 })];
     if (config.appRequestsPerMinute > 0) pacers.push(new Pacer({ maxRequests: config.appRequestsPerMinute, windowMs: 60_000 }));
     const halt = () => this.stop.abort(new Error('the run is stopping'));
@@ -400,8 +406,11 @@ export class OneDriveDestination implements Destination {
     const modified = iso(input.item.modifiedTime);
     const item: Record<string, unknown> = { '@microsoft.graph.conflictBehavior': 'fail', name: p.slice(p.lastIndexOf('/') + 1) };
     // Dates go in now: setting them after the upload would create a second version on Business.
-    // Created = the capture time (else the source's modification time); modified = the source's.
-    if (captured || modified) item.fileSystemInfo = { createdDateTime: captured ?? modified, lastModifiedDateTime: modified ?? captured };
+    // Both are the capture time when there is one (OneDrive's photo views date undated files by
+    // them), else the source's modification time.
+    if (captured || modified) item.fileSystemInfo = { createdDateTime: captured ?? modified, lastModifiedDateTime: captured ?? modified };
+    const description = input.item.description?.trim();
+    if (description) item.description = description.slice(0, 1024);
     // Personal only (the reference): a file that cannot fit is refused with 507 before any byte is sent.
     if ((await this.driveFacts()).flavor === 'personal') item.fileSize = input.size;
     try {

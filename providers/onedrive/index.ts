@@ -52,6 +52,7 @@ export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, DEFAULT
     root,
     user,
     layout,
+    embedDates: o.embedDates === true,
     chunkSize: validateChunkSize(parseSize(o.onedriveChunkSize ?? ctx.env.ONEDRIVE_CHUNK_SIZE, DEFAULT_CHUNK)),
     userRequestsPer5Min: num(o.onedriveRequestsPer5min ?? ctx.env.ONEDRIVE_REQUESTS_PER_5MIN, 3000),
     appRequestsPerMinute: num(o.onedriveAppRequestsPerMinute ?? ctx.env.ONEDRIVE_APP_REQUESTS_PER_MINUTE, 1200),
@@ -81,6 +82,7 @@ export const onedriveProvider: ProviderModule = {
   description: 'Microsoft OneDrive (personal or work) through Microsoft Graph: onedrive:PATH or onedrive:USER:PATH',
   createDestination: createOneDriveDestination,
   cliOptions: [
+    { flags: '--embed-dates', description: 'OneDrive: also write the capture date into JPEG and MP4/MOV files that lack one (as for Google Photos); fileSystemInfo carries it either way' },
     { flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)' },
     { flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)' },
     { flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)' },

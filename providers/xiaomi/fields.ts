@@ -5,6 +5,7 @@
 
 import type { MediaKind, SourceItem } from '../types.ts';
 import { idString } from './json.ts';
+import { ALBUM_PRIVATE } from './protocol.ts';
 
 export interface Album {
   albumId: string;
@@ -127,6 +128,9 @@ export function readItem(raw: unknown, album: Album): ReadItem {
       mimeType,
       kind: kindOf(type, mimeType),
       declaredCaptureTime: iso(taken.ms),
+      declaredCaptureTimeLabel: "Xiaomi's dateTaken",
+      // Reported so that nothing is dropped silently: no destination has a place for these.
+      notCarried: [...(raw.isFavorite === true ? ['favorite mark'] : []), ...(album.albumId === ALBUM_PRIVATE ? ["Xiaomi's private album flag (the item lands in an ordinary album)"] : [])],
       modifiedTime: iso(modified.ms) ?? iso(created.ms),
       description,
       extra: {

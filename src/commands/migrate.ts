@@ -30,6 +30,7 @@ export interface MigrateOpts {
   verifyWait: number;
   json: boolean;
   verbose: boolean;
+  timezone?: string;
   deadline?: Date;
   assumeRate?: string;
   [k: string]: unknown;
@@ -59,6 +60,7 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
       until: o.until ?? null,
       maxAttempts: o.retries,
       verifyWaitMs: o.verifyWait * 1000,
+      timeZone: o.timezone,
       command: 'migrate',
       sourceSpec: o.from,
       destinationSpec: o.to,

@@ -19,6 +19,8 @@ export interface RunOptions {
   maxAttempts: number;
   /** How long to keep asking about items the destination has not finished processing. */
   verifyWaitMs: number;
+  /** --timezone: the zone for capture times that carry no offset (IANA name or +HH:MM); default the system's. */
+  timeZone?: string;
   command: string;
   sourceSpec: string;
   destinationSpec: string;

@@ -11,13 +11,17 @@ import { MvhdScanner } from '../media/mvhd.ts';
 import type { Items, ItemRow } from '../../state/items.ts';
 import type { CommitStage } from './commit.ts';
 import type { RunContext } from './context.ts';
-import { HEAD_BYTES, probeFacts } from './facts.ts';
+import { HEAD_BYTES, probeFacts, settleCaptureTime } from './facts.ts';
+import { planDatedCopy, type DatedCopy } from '../media/dated-copy.ts';
+import { isEmbeddedSource } from '../media/capture-time.ts';
+import { systemZone } from '../media/zone.ts';
 
 export interface StagedItem {
   item: SourceItem;
   facts: ItemFacts;
   container: string;
   staged: Staged;
+  /** Hashes of the bytes uploaded: the source's, or the dated copy's. */
   hashes: Hashes;
 }
 
@@ -54,6 +58,8 @@ export function factsFromRow(row: ItemRow, item: SourceItem): ItemFacts {
   return {
     captureTime: row.capture_time,
     captureTimeSource: (row.capture_source as ItemFacts['captureTimeSource']) ?? 'none',
+    captureTimeDetail: row.capture_detail,
+    dateAdded: !!row.copy_sha256,
     mimeType: row.mime_type ?? item.mimeType ?? 'application/octet-stream',
     kind: (row.kind as ItemFacts['kind']) ?? item.kind,
     width: row.width,
@@ -61,8 +67,31 @@ export function factsFromRow(row: ItemRow, item: SourceItem): ItemFacts {
   };
 }
 
+/** The hashes the destination holds for this item: the dated copy's when one was uploaded, else the source's. */
+export function uploadedHashes(row: ItemRow): Hashes {
+  if (row.copy_sha256) return { sha1: row.copy_sha1!, sha256: row.copy_sha256, quickXor: row.copy_quickxor!, size: row.copy_size! };
+  return { sha1: row.sha1!, sha256: row.sha256!, quickXor: row.quickxor!, size: row.bytes_read! };
+}
+
+/** Plans the dated copy when the destination wants dates written in and the file lacks one. */
+function planCopy(destination: Destination, facts: ItemFacts, format: string | null, head: Buffer, size: number): { copy: DatedCopy | null; note: string | null } {
+  if (!facts.captureTime || isEmbeddedSource(facts.captureTimeSource)) {
+    if (facts.captureTime) return { copy: null, note: null };
+    return { copy: null, note: destination.datesBy === 'file' ? 'will be dated by upload: no date in the file, the source or the name' : 'no capture date anywhere' };
+  }
+  const by = facts.captureTimeDetail ?? facts.captureTimeSource;
+  if (!destination.embedDates) {
+    return { copy: null, note: destination.datesBy === 'file' ? `will be dated by upload: the file has no date and --keep-bytes keeps it that way (${by} says ${facts.captureTime})` : `dated ${facts.captureTime} from ${by} in the destination's metadata` };
+  }
+  const plan = planDatedCopy({ format, head, size, time: facts.captureTime, from: by });
+  if ('skip' in plan) {
+    return { copy: null, note: destination.datesBy === 'file' ? `will be dated by upload: ${plan.skip}` : `dated ${facts.captureTime} from ${by} in the destination's metadata; not in the file: ${plan.skip}` };
+  }
+  return { copy: plan, note: null };
+}
+
 /** Streams one item into a staged upload. Throws RejectedError, RetryableError or StopRunError. */
-export async function stageItem(source: Source, destination: Destination, items: Items, row: ItemRow, signal: AbortSignal): Promise<StagedItem> {
+export async function stageItem(source: Source, destination: Destination, items: Items, row: ItemRow, signal: AbortSignal, zone: string = systemZone()): Promise<StagedItem> {
   const item = JSON.parse(row.item_json) as SourceItem;
   const size = item.size;
   if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item');
@@ -101,7 +130,8 @@ export async function stageItem(source: Source, destination: Destination, items:
   }
 
   const readAt = source.randomAccess ? (o: number, l: number) => readRange(source, item, o, l) : null;
-  const probe = await probeFacts(item, Buffer.concat(headChunks), scanner.result(), readAt);
+  const head = Buffer.concat(headChunks);
+  const probe = await probeFacts(item, head, scanner.result(), readAt, zone);
   items.recordFacts(row.id, probe.record);
   const refusal = destination.refuse?.(item, probe.facts) ?? null;
   if (refusal) {
@@ -118,14 +148,21 @@ export async function stageItem(source: Source, destination: Destination, items:
     throw err;
   }
 
+  const { copy, note } = planCopy(destination, probe.facts, probe.format, head, size);
+  const facts: ItemFacts = copy ? { ...probe.facts, dateAdded: true } : probe.facts;
+
   // The destination pulls from this: the held-back head first, then the rest as it arrives.
-  const body = Readable.from(
+  const sourceBytes = Readable.from(
     (async function* () {
-      for (const c of headChunks) yield c;
+      for (const c of headChunks) {
+        copy?.check.source(c);
+        yield c;
+      }
       if (!ended) {
         for (;;) {
           const r = await it.next();
           if (r.done) break;
+          copy?.check.source(r.value);
           yield take(r.value);
         }
       }
@@ -133,21 +170,31 @@ export async function stageItem(source: Source, destination: Destination, items:
     })(),
     { objectMode: false, highWaterMark: 1 },
   );
+  // A dated copy: the date written in as the bytes pass, hashed again on the way out.
+  const copyHasher = copy ? new MultiHasher() : null;
+  let body: Readable = sourceBytes;
+  if (copy && copyHasher) {
+    sourceBytes.on('error', (err) => copy.transform.destroy(err));
+    copy.transform.on('error', (err) => copyHasher.destroy(err));
+    copy.transform.on('data', (c: Buffer) => copy.check.copy(c));
+    body = sourceBytes.pipe(copy.transform).pipe(copyHasher);
+  }
 
   let staged: Staged;
   try {
     staged = await destination.upload({
       item,
-      facts: probe.facts,
+      facts,
       container,
       name: item.name,
-      size,
+      size: copy ? copy.size : size,
       body,
       session: sessionSlot(items, row.id, row),
       signal,
     });
   } finally {
     raw.destroy();
+    sourceBytes.destroy();
     body.destroy();
   }
   if (total !== size) throw new RetryableError(`the destination finished after ${total} of ${size} bytes`);
@@ -155,10 +202,29 @@ export async function stageItem(source: Source, destination: Destination, items:
   const hashes = hasher.digest();
   // The container time may only have shown up at the end of the stream (moov after mdat).
   if (probe.facts.kind === 'video' && !probe.record.exifTime && scanner.result()) {
-    probe.record.exifTime = scanner.result();
-    probe.record.captureTime = probe.record.exifTime;
-    probe.record.captureSource = 'container';
+    const r = settleCaptureTime(item, { kind: 'container', iso: scanner.result()! }, zone);
+    Object.assign(probe.record, { exifTime: scanner.result(), captureTime: r.time, captureSource: r.source, captureDetail: r.detail, captureOffsetFrom: r.offsetFrom });
+    Object.assign(facts, { captureTime: r.time, captureTimeSource: r.source, captureTimeDetail: r.detail, dateAdded: false });
     items.recordFacts(row.id, probe.record);
+  }
+
+  let uploaded = hashes;
+  if (copy && copyHasher) {
+    const verdict = await copy.check.verdict();
+    if (!verdict.ok) {
+      await destination.abort(staged).catch(() => undefined);
+      throw new RejectedError(`the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`);
+    }
+    const copyHashes = copyHasher.digest();
+    if (copyHashes.sha256 !== hashes.sha256) {
+      uploaded = copyHashes;
+      items.recordCopy(row.id, copyHashes, `date added: ${copy.time} from ${copy.from}; ${verdict.detail}`);
+    } else {
+      // The file had its own date after all (a video's moov came last): the source's bytes went up.
+      items.recordCopy(row.id, null, null);
+    }
+  } else {
+    items.recordCopy(row.id, null, note);
   }
 
   const declaredOk = item.sha1 ? item.sha1.toLowerCase() === hashes.sha1 : null;
@@ -167,7 +233,7 @@ export async function stageItem(source: Source, destination: Destination, items:
     await destination.abort(staged).catch(() => undefined);
     throw new DeclaredHashMismatch(`the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`);
   }
-  return { item, facts: probe.facts, container, staged, hashes };
+  return { item, facts, container, staged, hashes: uploaded };
 }
 
 /**
@@ -189,11 +255,11 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
         facts: factsFromRow(row, item),
         container: row.container ?? '',
         staged: { handle: JSON.parse(row.staged), bytesSent: 0 },
-        hashes: { sha1: row.sha1!, sha256: row.sha256, quickXor: row.quickxor!, size: row.bytes_read! },
+        hashes: uploadedHashes(row),
       };
       return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
     }
-    const staged = await stageItem(source, destination, items, items.get(row.id), ctx.signal);
+    const staged = await stageItem(source, destination, items, items.get(row.id), ctx.signal, ctx.opts.timeZone);
     ctx.readThisRun.add(row.id);
     ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
     // Wrapped in an object: returning the bare promise would make this await the commit too.

@@ -10,7 +10,7 @@ import { reason } from '../lib/redact.ts';
 import { Batcher } from './batcher.ts';
 import type { RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
-import { factsFromRow } from './transfer.ts';
+import { factsFromRow, uploadedHashes } from './transfer.ts';
 
 export class VerifyStage {
   // A partial batch waits a few seconds for company: each batch call costs a quota request.
@@ -70,7 +70,9 @@ export class VerifyStage {
         res = { outcome: 'error', error: err as Error };
       }
       if (res.outcome === 'verified') {
-        items.markVerified(rowId, res.evidence.level, res.evidence.detail);
+        // The copy's own proof (only the date differs from the source) goes with the destination's.
+        const detail = row.copy_sha256 && row.date_note ? `${row.date_note}; against the uploaded copy: ${res.evidence.detail}` : res.evidence.detail;
+        items.markVerified(rowId, res.evidence.level, detail);
         ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: row.bytes_read ?? 0, detail: res.evidence.level });
         await this.afterVerified(row);
         return;
@@ -115,7 +117,8 @@ export function verifyRequest(row: ItemRow): VerifyRequest {
     destPath: row.dest_path,
     item,
     facts: factsFromRow(row, item),
-    hashes: { sha1: row.sha1!, sha256: row.sha256!, quickXor: row.quickxor!, size: row.bytes_read! },
-    size: row.bytes_read!,
+    // A dated copy is what the destination holds: it is verified against the copy's hashes.
+    hashes: uploadedHashes(row),
+    size: uploadedHashes(row).size,
   };
 }

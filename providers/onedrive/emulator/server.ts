@@ -87,6 +87,8 @@ interface ItemMeta {
   lastModifiedDateTime: string;
   fsCreated: string;
   fsModified: string;
+  /** driveItem.description (OneDrive personal): set through the upload session's item. */
+  description?: string | null;
   quickXorHash: string | null;
   sha1Hash?: string | null;
   sha256Hash?: string | null;
@@ -108,6 +110,7 @@ interface UploadSession {
   tempauth: string;
   fsCreated: string | null;
   fsModified: string | null;
+  description?: string | null;
 }
 
 interface TokenInfo {
@@ -418,7 +421,7 @@ export class OneDriveEmulator {
     conflict: 'fail' | 'replace' | 'rename',
     source: { file: string } | { bytes: Buffer },
     size: number,
-    fsInfo: { created: string | null; modified: string | null },
+    fsInfo: { created: string | null; modified: string | null; description?: string | null },
   ): { item: ItemMeta; created: boolean } {
     const parentPath = targetPath.slice(0, targetPath.lastIndexOf('/'));
     let name = targetPath.slice(targetPath.lastIndexOf('/') + 1);
@@ -468,6 +471,7 @@ export class OneDriveEmulator {
       lastModifiedDateTime: nowIso(t),
       fsCreated: fsInfo.created ?? nowIso(t),
       fsModified: fsInfo.modified ?? nowIso(t),
+      description: fsInfo.description ?? null,
       quickXorHash: hash.digestBase64(),
       // Personal reports these upper-case hex (sha1Hash is deprecated, sha256Hash rarely present).
       sha1Hash: sha1.digest('hex').toUpperCase(),
@@ -514,6 +518,7 @@ export class OneDriveEmulator {
       createdDateTime: m.createdDateTime,
       lastModifiedDateTime: m.lastModifiedDateTime,
       fileSystemInfo: { createdDateTime: m.fsCreated, lastModifiedDateTime: m.fsModified },
+      ...(m.description ? { description: m.description } : {}),
       parentReference: parent
         ? { driveId: this.root(m.drive).id.split('!')[0], id: parent.id, path: `/drive/root:${parent.path}` }
         : { driveId: this.root(m.drive).id.split('!')[0] },
@@ -839,6 +844,7 @@ export class OneDriveEmulator {
           tempauth: rid(24),
           fsCreated: fsi.createdDateTime ?? null,
           fsModified: fsi.lastModifiedDateTime ?? null,
+          description: typeof item.description === 'string' ? item.description : null,
         };
         this.sessions.set(s.id, s);
         this.saveSession(s);
@@ -1071,7 +1077,7 @@ export class OneDriveEmulator {
       } finally {
         fs.closeSync(fd);
       }
-      const placed = this.placeFile(s.drive, s.path, s.conflictBehavior, { file: partFile }, total, { created: s.fsCreated, modified: s.fsModified });
+      const placed = this.placeFile(s.drive, s.path, s.conflictBehavior, { file: partFile }, total, { created: s.fsCreated, modified: s.fsModified, description: s.description ?? null });
       this.metrics.uploadBytesAccepted += data.length;
       pm.accepted += data.length;
       pm.fragments++;
