@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { RejectedError, RetryableError, type SourceItem } from '../providers/types.ts';
+import { authXiaomi, SIGN_IN_HELP } from '../providers/xiaomi/auth.ts';
 import { downloadHopRefusal, lastPageFlag } from '../providers/xiaomi/client.ts';
 import { readItem } from '../providers/xiaomi/fields.ts';
 import { createXiaomiSource } from '../providers/xiaomi/index.ts';
@@ -322,6 +323,28 @@ describe('downloads as the service takes them', () => {
       expect(usedAfter).toBe(usedBefore);
       const gone = JSON.parse(await apiText(emu.env, `/gallery/storage?id=${items[0]!.id}`)) as { code: number; retriable: boolean };
       expect(gone).toMatchObject({ code: 50050, retriable: false });
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
+describe('sign-in and plan say how the service really is', () => {
+  it('points to account.xiaomi.com for the passToken, warns that a serviceToken alone expires, names Advanced Data Protection', async () => {
+    expect(SIGN_IN_HELP).toMatch(/https:\/\/account\.xiaomi\.com: copy the values of passToken and userId/);
+    expect(SIGN_IN_HELP).toMatch(/serviceToken alone[\s\S]*expires within minutes to an hour/);
+    expect(SIGN_IN_HELP).toMatch(/Advanced Data Protection/);
+    const emu = await startEmulator(tmpDir('auth'), { synthetic: 2 });
+    try {
+      const ctx = testContext({ XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, XIAOMI_COOKIE: 'userId=1234567890; serviceToken=emulator-service-token' });
+      await authXiaomi(ctx);
+      const warn = ctx.lines.find((l) => l.startsWith('warn no passToken'));
+      expect(warn).toMatch(/expires within minutes to an hour.*exit 3.*account\.xiaomi\.com/);
+      expect(ctx.lines.some((l) => /Advanced Data Protection/.test(l))).toBe(true);
+      const src = await createXiaomiSource(testContext(emu.env));
+      const notes = await src.planNotes();
+      await src.close();
+      expect(notes.some((n) => /moves items to Xiaomi's recycle bin: the cloud storage they use is freed only when the bin is emptied/.test(n.message))).toBe(true);
     } finally {
       await emu.close();
     }

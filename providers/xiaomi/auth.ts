@@ -8,6 +8,25 @@ import { credentialsFromCookies, parseCookieString, XiaomiClient, type XiaomiCre
 import { readPrivateFile } from '../../src/lib/credentials.ts';
 import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, storeSession } from './session.ts';
 
+/**
+ * Where the secrets are, as Coooolfan/XiaomiAlbumSyncer tells its users (README, "获取 PassToken
+ * 与 UserId"): passToken is a cookie of the Xiaomi account site, not of i.mi.com.
+ */
+export const SIGN_IN_HELP = [
+  'Xiaomi Cloud sign-in. You need your userId and passToken:',
+  '  1. Sign in at https://i.mi.com in a desktop browser and open the gallery once',
+  '     (https://i.mi.com/gallery/h5#/); if it asks to verify this device, tick "trust this device".',
+  '  2. Click your avatar, then "My Xiaomi Account": that opens https://account.xiaomi.com.',
+  '  3. Developer tools (F12) -> Application (Chrome/Edge) or Storage (Firefox) -> Cookies ->',
+  '     https://account.xiaomi.com: copy the values of passToken and userId.',
+  '  4. Do not sign out in that browser afterwards: signing out ends the passToken.',
+  'The passToken lets this tool get fresh serviceTokens by itself. A serviceToken alone (the',
+  'i.mi.com cookie) expires within minutes to an hour, and a long run then stops with exit 3.',
+  'Accounts with Advanced Data Protection (end-to-end encryption) cannot be read through',
+  "Xiaomi's web API at all; turn it off at Xiaomi first, or use the phone to export.",
+  '',
+].join('\n');
+
 /** Asks one question on the terminal; `hidden` keeps the answer off the screen. */
 async function ask(question: string, hidden: boolean): Promise<string> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
@@ -36,13 +55,13 @@ async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials;
     return { creds: credentialsFromCookies({ userId: ctx.env.XIAOMI_USER_ID, passToken: ctx.env.XIAOMI_PASS_TOKEN }), from: 'XIAOMI_USER_ID and XIAOMI_PASS_TOKEN' };
   }
   if (!process.stdin.isTTY) {
-    throw new StopRunError('config', 'no Xiaomi credentials given: pass --cookie-file FILE, set XIAOMI_COOKIE (or XIAOMI_USER_ID and XIAOMI_PASS_TOKEN), or run this in a terminal to be asked');
+    throw new StopRunError(
+      'config',
+      'no Xiaomi credentials given: pass --cookie-file FILE, set XIAOMI_USER_ID and XIAOMI_PASS_TOKEN (passToken is a cookie of https://account.xiaomi.com) or XIAOMI_COOKIE, or run this in a terminal to be asked',
+    );
   }
-  process.stderr.write(
-    'Sign in to https://i.mi.com in a browser, open the gallery once, then copy from the developer tools either\n' +
-      "  the whole Cookie header of a request to i.mi.com, or\n  the values of the cookies userId and passToken.\n",
-  );
-  const cookie = await ask('Cookie string (input hidden; press Enter to give userId and passToken instead): ', true);
+  process.stderr.write(SIGN_IN_HELP);
+  const cookie = await ask('A whole cookie string (input hidden; press Enter to give userId and passToken instead): ', true);
   if (cookie) {
     registerSecret(cookie);
     return { creds: credentialsFromCookies(parseCookieString(cookie)), from: 'the prompt' };
@@ -71,8 +90,12 @@ export async function authXiaomi(ctx: ProviderContext): Promise<void> {
     const masked = gathered.creds.userId.replace(/^(\d{2})\d*(\d{2})$/, '$1…$2');
     ctx.log.info(`Xiaomi account ${masked} accepted (${used}); credentials from ${gathered.from} stored in ${file} (mode 0600)`);
     if (!client.canRenew) {
-      ctx.log.warn('no passToken was given: the serviceToken alone expires soon and cannot be renewed; give the passToken too for long runs');
+      ctx.log.warn(
+        'no passToken was given: the serviceToken alone expires within minutes to an hour and cannot be renewed, so a long run will stop with exit 3; ' +
+          'give the passToken too (a cookie of https://account.xiaomi.com, not of i.mi.com: see `gallery-bridge auth xiaomi` in a terminal or providers/xiaomi/README.md)',
+      );
     }
+    ctx.log.info('note: accounts with Xiaomi Advanced Data Protection (end-to-end encryption) cannot be read through the web API; the listing would come back empty or refused');
   } catch (err) {
     if (err instanceof StopRunError) throw err;
     throw new StopRunError('credentials', `Xiaomi did not accept the credentials: ${reason(err)}`);

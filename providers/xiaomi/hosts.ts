@@ -1,6 +1,7 @@
-// Where cookies may go. The API hands back URLs (the login page, the STS hop, the JSONP step
-// and the file itself); they are followed with cookies only when their host is one Xiaomi
-// serves from. Anything else is refused before a byte is sent.
+// Where cookies may go. The sign-in chain hands back URLs (the account service's login page,
+// the STS hop); they are followed with cookies only when their host is one Xiaomi serves from.
+// Anything else is refused before a byte is sent. The download hops carry no cookie at all
+// (client.ts), so they need no allow-list.
 
 /** Host suffixes Xiaomi's gallery, account and download services live under. */
 export const DEFAULT_XIAOMI_HOSTS = ['mi.com', 'xiaomi.com', 'xiaomi.net', 'mi-img.com'];
@@ -11,7 +12,8 @@ export class HostPolicy {
 
   /**
    * @param baseUrl the API base (XIAOMI_BASE_URL): its host (with port) is always allowed
-   * @param extra entries from XIAOMI_DOWNLOAD_HOSTS / --xiaomi-download-hosts: "host", "host:port" or ".suffix"
+   * @param extra entries from XIAOMI_DOWNLOAD_HOSTS / --xiaomi-download-hosts (named when downloads
+   *   carried cookies; now they widen the sign-in chain's list): "host", "host:port" or ".suffix"
    */
   constructor(readonly baseUrl: URL, extra: string[] = []) {
     this.suffixes = [...DEFAULT_XIAOMI_HOSTS];

@@ -35,7 +35,7 @@ export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSo
 
 export const xiaomiProvider: ProviderModule = {
   name: 'xiaomi',
-  description: 'Xiaomi Cloud gallery at i.mi.com (source): albums, SHA-1-checked three-step downloads, paced deletion',
+  description: 'Xiaomi Cloud gallery at i.mi.com (source): albums, SHA-1-checked three-step downloads, paced (soft) deletion',
   createSource: (ctx): Promise<Source> => createXiaomiSource(ctx),
   auth: authXiaomi,
   // The emulator (and the image library it reads EXIF with) loads only when started.
@@ -43,6 +43,6 @@ export const xiaomiProvider: ProviderModule = {
   cliOptions: [
     { flags: '--include-private', description: 'xiaomi: also move the private album (albumId 1000), skipped by default', defaultValue: false },
     { flags: '--cookie-file <file>', description: 'xiaomi: read the cookie string (or userId=/passToken= lines) from this file' },
-    { flags: '--xiaomi-download-hosts <hosts>', description: 'xiaomi: extra hosts (comma-separated, ".suffix" allowed) that may receive cookies for downloads' },
+    { flags: '--xiaomi-download-hosts <hosts>', description: 'xiaomi: extra hosts (comma-separated, ".suffix" allowed) that may receive cookies in the sign-in chain; downloads carry no cookie' },
   ],
 };
