@@ -430,9 +430,21 @@ export class OneDriveDestination implements Destination {
    * (409): a file of another size holds other bytes, so the next numbered name is tried at once;
    * one of the same size is compared by hash at commit (the bytes are hashed on the way there).
    */
-  private async openSession(p: string, input: UploadInput): Promise<{ session: SavedSession } | { taken: DriveItem; path: string }> {
+  private async openSession(
+    p: string,
+    input: UploadInput,
+    signal: AbortSignal,
+    held: { release: () => void },
+  ): Promise<{ session: SavedSession } | { taken: DriveItem; path: string }> {
     for (let n = 1; n < 1000; n++) {
       const candidate = await this.candidatePath(p, n);
+      if (n > 1) {
+        // Another upload of this run may be heading for the same numbered name: wait for it
+        // rather than meet its open session (which Business refuses for 15 minutes).
+        const next = await this.claim(candidate, input.item.id, signal);
+        held.release();
+        held.release = next;
+      }
       try {
         const session = await this.startSession(candidate, input);
         if (candidate !== p) this.remember(input.item.id, candidate);
@@ -543,7 +555,7 @@ export class OneDriveDestination implements Destination {
       // Nothing to send: empty files use the simple PUT at commit.
       return this.readThrough(input, { v: 1, id: hid, path: target, size: 0, finalStart: 0, url: null, itemId: input.item.id });
     }
-    let release = await this.claim(target, input.item.id, signal);
+    const held = { release: await this.claim(target, input.item.id, signal) };
     try {
       // No lookup of the name first: it would cost a request per item for a rare case. A taken
       // name shows up as 409 at session creation (Business) or at the last fragment (Personal).
@@ -579,22 +591,18 @@ export class OneDriveDestination implements Destination {
         } else offset = at;
       }
       if (!saved) {
-        const opened = await this.openSession(target, input);
+        const opened = await this.openSession(target, input, signal, held);
         if ('taken' in opened) {
           return await this.readThrough(input, { v: 1, id: hid, path: opened.path, size, finalStart: size, url: null, itemId: input.item.id, existingId: opened.taken.id, nameTaken: true });
         }
         saved = opened.session;
-        if (saved.path !== target) {
-          release();
-          release = await this.claim(saved.path, input.item.id, signal);
-          target = saved.path;
-        }
+        target = saved.path;
       }
       const staged = await this.sendAllButLast(input, saved, offset, hid, signal);
       // The claim stays until commit() or abort() settles the name.
       return staged;
     } catch (e) {
-      release();
+      held.release();
       if (e instanceof NameTaken) {
         // Personal refused a fragment for the name; the bytes are re-sent under the name commit chooses.
         input.session.clear();
