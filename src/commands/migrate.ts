@@ -8,10 +8,11 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import { runMigration } from '../engine/run.ts';
 import type { RunEvent } from '../engine/run.ts';
-import { computePlan } from '../engine/plan.ts';
+import { computePlan, type Plan } from '../engine/plan.ts';
 import { makeLogger } from '../lib/log.ts';
 import { openDestination, openSource } from './providers.ts';
 import { writeReport } from '../report/report.ts';
+import { datesLines, datesSummary } from '../report/dates.ts';
 import { Progress } from './progress.ts';
 import { MIGRATIONS } from '../../state/migrations.ts';
 
@@ -90,6 +91,7 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
         `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items} duplicates, ` +
           `${c.failed.items} failed, ${c.rejected.items} rejected, ${c.uploaded.items} awaiting verification, ${c.discovered.items + c.transferring.items} not yet moved`,
       );
+      for (const line of datesLines(datesSummary(db))) log.info(line);
       if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
       if (result.stopped) log.warn(result.message ?? `stopped (${result.stopped})`);
     }
@@ -100,6 +102,17 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
     await destination.close?.();
     db.close();
   }
+}
+
+function planDatesLines(d: Plan['dates'], zone: string | undefined): string[] {
+  const head = d.opened
+    ? `${d.inFile} of ${d.opened} opened items carry their own; ${d.noDateInFile.total} have none`
+    : `${d.noDateInFile.total} items not opened ahead (the source is not read twice); where one has no date of its own, it comes from`;
+  const lines = [`  capture dates (times without an offset read in ${zone ?? 'the system zone'}): ${head}`];
+  for (const [from, n] of Object.entries(d.noDateInFile.from)) lines.push(`    ${n} dated from ${from}`);
+  if (d.dateAdded) lines.push(`    ${d.dateAdded} will get the date written into the uploaded file`);
+  for (const [why, n] of Object.entries(d.datedByUpload.why)) lines.push(`    ${n} will be dated by upload: ${why}`);
+  return lines;
 }
 
 export async function planCommand(o: MigrateOpts): Promise<number> {
@@ -119,6 +132,7 @@ export async function planCommand(o: MigrateOpts): Promise<number> {
       assumedRate: Number(o.assumeRate ?? 10) * 1e6,
       deadline: o.deadline ?? null,
       probeLimit: 20_000,
+      timeZone: o.timezone,
     });
     if (o.json) {
       process.stdout.write(JSON.stringify({ type: 'plan', ...plan }) + '\n');
@@ -133,6 +147,7 @@ export async function planCommand(o: MigrateOpts): Promise<number> {
       plan.awaitingVerification ? `  awaiting verification: ${plan.awaitingVerification}` : '',
       o.deleteSource ? `  to delete at the source once verified: up to ${plan.toDelete}` : '  source items are kept (no --delete-source)',
       `  without a capture date: ${plan.undated.items}${plan.undated.items ? ' (they will be dated by upload time where the destination cannot set a date)' : ''}`,
+      ...planDatesLines(plan.dates, o.timezone),
       plan.capacity.remainingBytes !== null ? `  room at the destination: ${mb(plan.capacity.remainingBytes)} free, ${plan.capacity.fits ? 'fits' : 'DOES NOT FIT'}` : '  room at the destination: unknown',
       plan.quota
         ? `  request quota: ${plan.quota.requestsNeeded} requests needed, ${plan.quota.remainingToday} left today of ${plan.quota.perDay}/day: ${plan.quota.days} day(s)` +

@@ -7,6 +7,9 @@ import { sniffMedia } from '../media/sniff.ts';
 import { imageMetadata } from '../media/metadata.ts';
 import { readMvhdAt } from '../media/mvhd.ts';
 import type { ItemState } from '../../state/items.ts';
+import { datingUnsupported } from '../media/dated-copy.ts';
+import { systemZone } from '../media/zone.ts';
+import { settleCaptureTime } from './facts.ts';
 
 export interface PlanOptions {
   deleteSource: boolean;
@@ -15,6 +18,22 @@ export interface PlanOptions {
   deadline: Date | null;
   /** How many undeclared-date items to open and probe for an embedded date (local sources). */
   probeLimit: number;
+  /** --timezone, for dates read from file names. */
+  timeZone?: string;
+}
+
+/** Where the items' capture dates will come from, and which will be dated by their upload. */
+export interface DatesPlan {
+  /** Items opened to look for a date of their own (random-access sources only). */
+  opened: number;
+  /** Of those, carrying their own date. */
+  inFile: number;
+  /** Items without a date of their own (opened and found none, or not openable cheaply), by where their date will come from. */
+  noDateInFile: { total: number; from: Record<string, number> };
+  /** Items whose date will be written into the uploaded copy. */
+  dateAdded: number;
+  /** Items the destination will date by their upload, by reason. */
+  datedByUpload: { items: number; why: Record<string, number> };
 }
 
 export interface Plan {
@@ -26,6 +45,7 @@ export interface Plan {
   awaitingVerification: number;
   toDelete: number;
   undated: { items: number; probed: boolean; examples: string[] };
+  dates: DatesPlan;
   capacity: { remainingBytes: number | null; fits: boolean | null };
   quota: null | { perDay: number; remainingToday: number; requestsNeeded: number; days: number; deadline: string | null; makesDeadline: boolean | null };
   estimatedSeconds: number;
@@ -40,17 +60,43 @@ async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function hasEmbeddedDate(source: Source, item: SourceItem): Promise<boolean> {
+async function embeddedDate(source: Source, item: SourceItem): Promise<{ dated: boolean; format: string | null }> {
   const headLen = Math.min(item.size ?? 0, 256 * 1024);
-  if (headLen === 0) return false;
+  if (headLen === 0) return { dated: false, format: null };
   const head = await readAll(await source.open(item, { offset: 0, length: headLen }));
-  const kind = sniffMedia(head, item.name).kind;
-  if (kind === 'image') return !!(await imageMetadata(head)).captureTime;
+  const { kind, format } = sniffMedia(head, item.name);
+  if (kind === 'image') return { dated: !!(await imageMetadata(head)).captureTime, format };
   if (kind === 'video') {
     const t = await readMvhdAt(async (o, l) => readAll(await source.open(item, { offset: o, length: l })), item.size!);
-    return !!t;
+    return { dated: !!t, format };
   }
-  return false;
+  return { dated: false, format };
+}
+
+/** The format a name or declared type suggests, for items not opened (the run decides by content). */
+function formatByName(item: SourceItem): string | null {
+  const ext = item.name.slice(item.name.lastIndexOf('.') + 1).toLowerCase();
+  const mime = (item.mimeType ?? '').toLowerCase();
+  if (['jpg', 'jpeg', 'jpe'].includes(ext) || mime === 'image/jpeg') return 'jpeg';
+  if (['mp4', 'mov', 'm4v', '3gp', '3g2'].includes(ext)) return ext;
+  if (mime === 'video/mp4') return 'mp4';
+  if (mime === 'video/quicktime') return 'mov';
+  return ext || null;
+}
+
+function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, format: string | null, zone: string): void {
+  const r = settleCaptureTime(item, null, zone);
+  dates.noDateInFile.total++;
+  const from = r.source === 'none' ? 'nowhere' : r.detail;
+  dates.noDateInFile.from[from] = (dates.noDateInFile.from[from] ?? 0) + 1;
+  let byUpload: string | null = null;
+  if (r.source === 'none') byUpload = destination.datesBy === 'file' ? 'no date in the file, the source or the name' : null;
+  else if (destination.embedDates && !datingUnsupported(format)) dates.dateAdded++;
+  else if (destination.datesBy === 'file') byUpload = destination.embedDates ? (datingUnsupported(format) ?? '') : 'the file has no date and --keep-bytes keeps it that way';
+  if (byUpload !== null) {
+    dates.datedByUpload.items++;
+    dates.datedByUpload.why[byUpload] = (dates.datedByUpload.why[byUpload] ?? 0) + 1;
+  }
 }
 
 export async function computePlan(db: DB | null, source: Source, destination: Destination, opts: PlanOptions): Promise<Plan> {
@@ -64,12 +110,14 @@ export async function computePlan(db: DB | null, source: Source, destination: De
     awaitingVerification: 0,
     toDelete: 0,
     undated: { items: 0, probed: source.randomAccess, examples: [] },
+    dates: { opened: 0, inFile: 0, noDateInFile: { total: 0, from: {} }, dateAdded: 0, datedByUpload: { items: 0, why: {} } },
     capacity: { remainingBytes: null, fits: null },
     quota: null,
     estimatedSeconds: 0,
     notes: [],
   };
   let probes = 0;
+  const zone = opts.timeZone ?? systemZone();
   for (let cursor: string | null = null; ; ) {
     const page = await source.listItems(cursor);
     for (const w of page.warnings ?? []) plan.notes.push({ message: w });
@@ -92,16 +140,20 @@ export async function computePlan(db: DB | null, source: Source, destination: De
       plan.toMove.items++;
       plan.toMove.bytes += size;
       if (opts.deleteSource) plan.toDelete++;
-      if (!item.declaredCaptureTime) {
-        let dated = false;
-        if (source.randomAccess && probes < opts.probeLimit) {
-          probes++;
-          dated = await hasEmbeddedDate(source, item).catch(() => false);
-        }
-        if (!dated) {
-          plan.undated.items++;
-          if (plan.undated.examples.length < 10) plan.undated.examples.push(item.id);
-        }
+      let dated = false;
+      let format = formatByName(item);
+      if (source.randomAccess && probes < opts.probeLimit) {
+        probes++;
+        plan.dates.opened++;
+        const e = await embeddedDate(source, item).catch(() => ({ dated: false, format }));
+        dated = e.dated;
+        format = e.format ?? format;
+        if (dated) plan.dates.inFile++;
+      }
+      if (!dated) planDate(plan.dates, destination, item, format, zone);
+      if (!item.declaredCaptureTime && !dated) {
+        plan.undated.items++;
+        if (plan.undated.examples.length < 10) plan.undated.examples.push(item.id);
       }
     }
     if (page.cursor === null) break;

@@ -3,6 +3,7 @@
 
 import type { DB } from '../../state/db.ts';
 import { StateFileError, getMeta, setMeta } from '../../state/db.ts';
+import { systemZone } from '../media/zone.ts';
 
 export function checkIdentity(db: DB, source: string, destination: string): void {
   const s = getMeta(db, 'source_identity');
@@ -13,10 +14,10 @@ export function checkIdentity(db: DB, source: string, destination: string): void
   if (!d) setMeta(db, 'destination_identity', destination);
 }
 
-export function startRun(db: DB, o: { command: string; sourceSpec: string; destinationSpec: string; deleteSource: boolean; deleteEvidence: string; concurrency: number }): number {
+export function startRun(db: DB, o: { command: string; sourceSpec: string; destinationSpec: string; deleteSource: boolean; deleteEvidence: string; concurrency: number; timeZone?: string }): number {
   const r = db
     .prepare('INSERT INTO runs (command, source, destination, options, started_at) VALUES (?, ?, ?, ?, ?)')
-    .run(o.command, o.sourceSpec, o.destinationSpec, JSON.stringify({ deleteSource: o.deleteSource, deleteEvidence: o.deleteEvidence, concurrency: o.concurrency }), new Date().toISOString());
+    .run(o.command, o.sourceSpec, o.destinationSpec, JSON.stringify({ deleteSource: o.deleteSource, deleteEvidence: o.deleteEvidence, concurrency: o.concurrency, timeZone: o.timeZone ?? systemZone() }), new Date().toISOString());
   return Number(r.lastInsertRowid);
 }
 

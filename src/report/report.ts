@@ -20,7 +20,7 @@ export type { ItemOpener } from './thumbs.ts';
 
 export const REPORT_COLUMNS = [
   'source_id', 'name', 'album_name', 'size', 'state', 'reason', 'last_error', 'attempts',
-  'mime_type', 'capture_time', 'capture_source', 'exif_time', 'declared_time', 'undated',
+  'mime_type', 'capture_time', 'capture_source', 'capture_detail', 'exif_time', 'declared_time', 'undated', 'date_note', 'copy_sha256', 'not_carried',
   'declared_sha1', 'declared_hash_ok', 'sha1', 'sha256', 'quickxor',
   'dest_id', 'dest_path', 'duplicate_of', 'evidence_level', 'evidence_detail', 'verified_at', 'deleted_at',
 ] as const;
@@ -32,7 +32,9 @@ type Row = Record<(typeof REPORT_COLUMNS)[number], unknown>;
 
 function rows(db: DB): IterableIterator<Row> {
   const cols = REPORT_COLUMNS.map((c) =>
-    c === 'undated' ? `(capture_time IS NULL AND state NOT IN ('discovered','transferring')) AS undated` : c === 'duplicate_of' ? '(SELECT source_id FROM items o WHERE o.id = items.duplicate_of) AS duplicate_of' : c,
+    c === 'undated' ? `(capture_time IS NULL AND state NOT IN ('discovered','transferring')) AS undated` :
+    c === 'not_carried' ? `(SELECT group_concat(j.value, '; ') FROM json_each(CASE WHEN json_valid(items.item_json) THEN items.item_json ELSE '{}' END, '$.notCarried') AS j) AS not_carried` :
+    c === 'duplicate_of' ? '(SELECT source_id FROM items o WHERE o.id = items.duplicate_of) AS duplicate_of' : c,
   );
   return db.prepare(`SELECT ${cols.join(', ')}, bytes_read FROM items ORDER BY album_name, id`).iterate() as IterableIterator<Row>;
 }

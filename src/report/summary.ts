@@ -6,6 +6,7 @@ import type { DB } from '../../state/db.ts';
 import { getMeta } from '../../state/db.ts';
 import { OUTCOMES, NEEDS_ATTENTION, outcomeOf, reasonGroup } from './outcomes.ts';
 import type { Outcome } from './outcomes.ts';
+import { datesSummary, type DatesSummary } from './dates.ts';
 
 export interface Tally {
   items: number;
@@ -55,6 +56,8 @@ export interface Summary {
   /** Bytes per second over the time runs were active, or null before the first transfer. */
   rate: number | null;
   listingComplete: boolean;
+  /** Capture dates: where they came from, which were written in, which are left to the upload. */
+  dates: DatesSummary;
 }
 
 const EXAMPLES = 8;
@@ -140,6 +143,7 @@ export function summarize(db: DB): Summary {
     lastActivity,
     rate: activeMs > 0 && moved > 0 ? moved / (activeMs / 1000) : null,
     listingComplete: getMeta(db, 'list_state') === 'complete',
+    dates: datesSummary(db),
   };
 }
 
