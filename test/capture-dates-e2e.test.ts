@@ -1,0 +1,156 @@
+// Capture dates end to end, through the CLI and the emulators, checked from the outside: the
+// creation time the Google Photos emulator gives each item (it dates as Google does: the date
+// inside the file, else the upload), the pixels and bytes it stored, the file times a folder
+// destination holds, and what the Xiaomi emulator deleted.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import sharp from 'sharp';
+import { CLI, ROOT, tmpDir } from './helpers.ts';
+import { startGoogleEmulator } from './google-photos-emulator.ts';
+import { readEmulatorState, startEmulator } from '../providers/xiaomi/test-support.ts';
+import { fixture, headerTimes, motionPhoto, trailingVideo, undatedVideo } from './dated-media.ts';
+
+const TOKEN = 'capture-dates-token-4711';
+const closers: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const c of closers) await c().catch(() => undefined);
+});
+
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+const pixels = async (b: Buffer | string) => {
+  const { data, info } = await sharp(b).raw().toBuffer({ resolveWithObject: true });
+  return `${info.width}x${info.height}x${info.channels}:${crypto.createHash('sha256').update(data).digest('hex')}`;
+};
+
+function put(dir: string, name: string, bytes: Buffer, mtime?: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, bytes);
+  if (mtime) fs.utimesSync(file, new Date(mtime), new Date(mtime));
+  return file;
+}
+
+const undatedPng = () => sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 80, b: 20 } } }).png().toBuffer();
+
+function stateRows(file: string) {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT name, state, capture_time, capture_source, capture_detail, date_note, copy_sha256, evidence_level, evidence_detail FROM items').all() as Array<Record<string, string | null>>;
+  } finally {
+    db.close();
+  }
+}
+
+describe('capture dates survive the move', () => {
+  it('Xiaomi to Google Photos: undated JPEG, motion photo and MP4 get dateTaken written in; the PNG is dated by upload; deletions only at the required evidence', async () => {
+    const t = tmpDir('gb-dates-xg-');
+    const seed = path.join(t, 'seed', 'Camera');
+    const mp4 = fixture('VID_20230514_101112.mp4');
+    const clip = undatedVideo(mp4);
+    // The Xiaomi emulator dates a file without EXIF by its file time: that becomes dateTaken.
+    const files = {
+      'edited.jpg': put(seed, 'edited.jpg', fixture('noexif.jpg'), '2019-07-01T08:11:12Z'),
+      'MVIMG_motion.jpg': put(seed, 'MVIMG_motion.jpg', motionPhoto(fixture('noexif.jpg'), mp4), '2019-07-02T09:00:00Z'),
+      'clip.mp4': put(seed, 'clip.mp4', clip, '2019-07-03T18:30:00Z'),
+      'drawing.png': put(seed, 'drawing.png', await undatedPng(), '2019-07-04T07:00:00Z'),
+    };
+    const source = Object.fromEntries(Object.entries(files).map(([n, f]) => [n, fs.readFileSync(f)]));
+    const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed') });
+    closers.push(() => xiaomi.close());
+    const google = await startGoogleEmulator(TOKEN, [], 'gb-dates-gp-');
+    closers.push(() => google.close());
+    const stateFile = path.join(t, 'state.db');
+    const started = Date.now();
+    const run = await cli(
+      ['migrate', '--from', 'xiaomi', '--to', 'google-photos', '--state', stateFile, '--delete-source', '--timezone', 'Europe/Prague', '--verify-wait', '60', '--report', path.join(t, 'report.json')],
+      { ...xiaomi.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN },
+    );
+    const st = await google.state();
+    const items = new Map(st.mediaItems.map((m) => [m.filename, m as typeof m & { creationTime: string }]));
+    expect([...items.keys()].sort(), run.out).toEqual(Object.keys(files).sort());
+    const stored = (name: string) => fs.readFileSync(path.join(google.data, path.basename(items.get(name)!.file)));
+
+    // Every item dated by dateTaken at Google, except the PNG (Google reads no date we could write into it).
+    expect(items.get('edited.jpg')!.creationTime).toBe('2019-07-01T08:11:12Z');
+    expect(items.get('MVIMG_motion.jpg')!.creationTime).toBe('2019-07-02T09:00:00Z');
+    expect(items.get('clip.mp4')!.creationTime).toBe('2019-07-03T18:30:00Z');
+    // The PNG: no date inside, so the service dates it by its upload (asked through the API, as a client sees it).
+    expect(items.get('drawing.png')!.creationTime).toBeNull();
+    const png = (await (await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems/${items.get('drawing.png')!.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { mediaMetadata: { creationTime: string } };
+    expect(Date.parse(png.mediaMetadata.creationTime)).toBeGreaterThanOrEqual(started - 1000);
+
+    // Pixels equal the source's; the motion photo's trailing video is byte-identical; the PNG is untouched.
+    for (const name of ['edited.jpg', 'MVIMG_motion.jpg']) expect(await pixels(stored(name))).toBe(await pixels(source[name]!));
+    expect(trailingVideo(stored('MVIMG_motion.jpg')).equals(mp4)).toBe(true);
+    expect(stored('drawing.png').equals(source['drawing.png']!)).toBe(true);
+    // The video: same length, different only in the header time fields.
+    const v = stored('clip.mp4');
+    expect(v.length).toBe(clip.length);
+    const times = headerTimes(v);
+    expect(times.map((h) => h.box)).toEqual(headerTimes(clip).map((h) => h.box));
+    expect(new Set(times.map((h) => h.seconds))).toEqual(new Set([Date.parse('2019-07-03T18:30:00Z') / 1000 + 2082844800]));
+    const restored = undatedVideo(v);
+    expect(restored.equals(clip)).toBe(true);
+
+    // The state says where each date came from, and the evidence says what was added.
+    const rows = new Map(stateRows(stateFile).map((r) => [r.name!, r]));
+    expect(rows.get('edited.jpg')).toMatchObject({ capture_source: 'declared', capture_time: '2019-07-01T10:11:12+02:00', capture_detail: "Xiaomi's dateTaken" });
+    expect(rows.get('edited.jpg')!.evidence_detail).toMatch(/^date added: 2019-07-01T10:11:12\+02:00 from Xiaomi's dateTaken; decoded pixels equal/);
+    expect(rows.get('drawing.png')!.date_note).toMatch(/^will be dated by upload: png files keep their bytes/);
+    expect(rows.get('drawing.png')!.copy_sha256).toBeNull();
+
+    // Deleted at Xiaomi only with bytes or pixels evidence (the default); the video ('received') stays.
+    const deleted = readEmulatorState(path.join(t, 'xdata')).deleted;
+    const deletedNames = Object.values(deleted).map((d) => d.fileName).sort();
+    for (const [name, r] of rows) {
+      expect(['bytes', 'pixels'].includes(r.evidence_level ?? '') ? r.state : 'kept', name).toBe(deletedNames.includes(name) ? 'source-deleted' : 'kept');
+    }
+    expect(deletedNames).toEqual(['MVIMG_motion.jpg', 'drawing.png', 'edited.jpg']);
+    expect(rows.get('clip.mp4')!.evidence_level).toBe('received');
+
+    // The report says how many had no date in the file, where it came from, and what is left to the upload.
+    const summary = (JSON.parse(fs.readFileSync(path.join(t, 'report.json'), 'utf8')) as { summary: { dates: Record<string, unknown> } }).summary.dates;
+    expect(summary).toMatchObject({ timeZone: 'Europe/Prague', examined: 4, inFile: 0, dateAdded: 3, noDateInFile: { total: 4 } });
+    expect(summary.datedByUpload).toEqual([{ why: expect.stringMatching(/^will be dated by upload: png files keep their bytes/), items: 1 }]);
+    expect(run.out).toMatch(/4 dated from Xiaomi's dateTaken/);
+  });
+
+  it('folder to folder: WhatsApp and screenshot names date undated files; file times and --layout date follow the resolved time', async () => {
+    const t = tmpDir('gb-dates-ff-');
+    const src = path.join(t, 'src');
+    put(path.join(src, 'WhatsApp'), 'IMG-20190701-WA0003.jpg', fixture('noexif.jpg'));
+    put(path.join(src, 'WhatsApp'), 'VID-20190702-WA0012.mp4', undatedVideo(fixture('VID_20230514_101112.mp4')));
+    put(path.join(src, 'Screenshots'), 'Screenshot_2019-07-03-22-15-00-123_com.miui.home.png', await undatedPng());
+    const dst = path.join(t, 'dst');
+    const run = await cli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', path.join(t, 's.db'), '--layout', 'date', '--timezone', 'America/New_York'], {});
+    expect(run.code, run.out).toBe(0);
+    const expectTime = (rel: string, iso: string) => expect(fs.statSync(path.join(dst, rel)).mtime.toISOString()).toBe(new Date(iso).toISOString());
+    // Wall clocks read in New York: the date-only WhatsApp name is placed at noon.
+    expectTime('2019/07/IMG-20190701-WA0003.jpg', '2019-07-01T12:00:00-04:00');
+    expectTime('2019/07/VID-20190702-WA0012.mp4', '2019-07-02T12:00:00-04:00');
+    // 22:15 in New York is already July 4th in UTC: the folder follows the wall clock.
+    expectTime('2019/07/Screenshot_2019-07-03-22-15-00-123_com.miui.home.png', '2019-07-03T22:15:00-04:00');
+    // A folder keeps the bytes: nothing is written into the files.
+    expect(fs.readFileSync(path.join(dst, '2019/07/IMG-20190701-WA0003.jpg')).equals(fixture('noexif.jpg'))).toBe(true);
+    expect(run.out).toMatch(/2 dated from the file name \(whatsapp pattern\)/);
+  });
+});
