@@ -409,10 +409,13 @@ export class OneDriveDestination implements Destination {
     // Both are the capture time when there is one (OneDrive's photo views date undated files by
     // them), else the source's modification time.
     if (captured || modified) item.fileSystemInfo = { createdDateTime: captured ?? modified, lastModifiedDateTime: captured ?? modified };
-    const description = input.item.description?.trim();
-    if (description) item.description = description.slice(0, 1024);
-    // Personal only (the reference): a file that cannot fit is refused with 507 before any byte is sent.
-    if ((await this.driveFacts()).flavor === 'personal') item.fileSize = input.size;
+    // description and fileSize are Personal properties (the reference); Business is not sent them.
+    // fileSize: a file that cannot fit is refused with 507 before any byte is sent.
+    if ((await this.driveFacts()).flavor === 'personal') {
+      const description = input.item.description?.trim();
+      if (description) item.description = description.slice(0, 1024);
+      item.fileSize = input.size;
+    }
     try {
       const s = await this.http.createUploadSession(`${this.pathAddr(p)}/createUploadSession`, { item });
       const saved: SavedSession = { v: 1, url: s.url, expiry: s.expiry.toISOString(), createdAt: Date.now(), path: p, size: input.size };

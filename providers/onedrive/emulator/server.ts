@@ -844,7 +844,8 @@ export class OneDriveEmulator {
           tempauth: rid(24),
           fsCreated: fsi.createdDateTime ?? null,
           fsModified: fsi.lastModifiedDateTime ?? null,
-          description: typeof item.description === 'string' ? item.description : null,
+          // A Personal property (the reference); Business keeps no description from here.
+          description: this.opts.flavor === 'personal' && typeof item.description === 'string' ? item.description : null,
         };
         this.sessions.set(s.id, s);
         this.saveSession(s);
