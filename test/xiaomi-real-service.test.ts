@@ -185,6 +185,25 @@ describe('a hostile listing never stalls the run', () => {
   });
 });
 
+describe('a service that never ends a listing', () => {
+  it('gives the album up with a warning once it pages past its mediaCount, and lists the rest', async () => {
+    const data = tmpDir('endless');
+    const emu = await startEmulator(data, { synthetic: 15, seed: makeSeed(tmpDir('seed-e'), undefined, (n) => n === 'canon-dslr.jpg'), hostile: { endlessPages: ['Synthetic'] } });
+    try {
+      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_PAGE_SIZE: '10' }));
+      const { items, warnings } = await listAll(src);
+      await src.close();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/album "Synthetic" \(\d+\): Xiaomi keeps sending pages \(page 3\) past the 15 item\(s\) it holds/);
+      // The first page over and over: its ten items, four times; the Camera album still listed.
+      expect(new Set(items.filter((i) => i.albumName === 'Synthetic').map((i) => i.id)).size).toBe(10);
+      expect(items.some((i) => i.name === 'canon-dslr.jpg')).toBe(true);
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
 describe('a run over an album that ends short of its mediaCount', () => {
   it('migrates what was listed, prints the warning and exits 1', async () => {
     const t = tmpDir('short-run');

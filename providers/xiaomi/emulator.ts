@@ -325,6 +325,8 @@ export interface HostileListing {
   missingGalleries?: Array<{ album: string; pageNum: number }>;
   /** These albums' listings end (isLastPage true) after this many items, while mediaCount counts them all. */
   truncate?: Record<string, number>;
+  /** These albums ignore pageNum (every page is the first) and never say isLastPage true. */
+  endlessPages?: string[];
   /** /gallery/storage answers this error for these files. */
   storageErrors?: Record<string, { code: number; retriable: boolean }>;
 }
@@ -582,12 +584,14 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       let live = album.items.filter((it) => alive(it) && (!start || it.day >= start) && (!end || it.day <= end));
       const cut = hostile.truncate?.[album.name];
       if (cut !== undefined) live = live.slice(0, cut);
-      const isLastPage = (pageNum + 1) * pageSize >= live.length;
+      const endless = (hostile.endlessPages ?? []).includes(album.name);
+      const isLastPage = endless ? false : (pageNum + 1) * pageSize >= live.length;
       if (missingPage(album, pageNum)) {
         count('missingGalleries');
         return ok(res, { isLastPage, indexHash: '' });
       }
-      const slice = live.slice(pageNum * pageSize, pageNum * pageSize + pageSize);
+      const first = endless ? 0 : pageNum * pageSize;
+      const slice = live.slice(first, first + pageSize);
       return ok(res, {
         galleries: slice.map((it) => ({
           id: raw(it.id),

@@ -3,6 +3,7 @@
 
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { backoffDelay, sleep } from '../../src/lib/backoff.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
 import {
   RejectedError,
@@ -33,6 +34,10 @@ export interface XiaomiSourceOptions {
 const PAGE_TRIES = 3;
 /** Unreadable pages in a row after which an album is given up for this run. */
 const MAX_BAD_PAGES_IN_A_ROW = 3;
+/** Positions past an album's mediaCount (in pages) after which its pages are taken to repeat forever. */
+const RUNAWAY_PAGES = 2;
+/** Positions at which an album without a mediaCount is taken to page forever. */
+const RUNAWAY_POSITIONS = 5_000_000;
 
 /**
  * The cursor: which album, how many of its items (in the service's current order) come before
@@ -167,6 +172,7 @@ export class XiaomiSource implements Source {
       const base = { pageNum, skip: at % this.pageSize, seq: this.seq };
       let isLastPage: boolean | null = null;
       for (let tries = 1; tries <= PAGE_TRIES; tries++) {
+        if (tries > 1) await sleep(backoffDelay(tries - 1), signal);
         let page;
         try {
           page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
@@ -250,6 +256,12 @@ export class XiaomiSource implements Source {
         if (done) {
           const check = this.countCheck(album, nextOffset);
           if (check) warnings.push(check);
+        } else if (nextOffset > (album.mediaCount === null ? RUNAWAY_POSITIONS : album.mediaCount + RUNAWAY_PAGES * this.pageSize)) {
+          // A service that ignores pageNum would send the same page forever: end the album.
+          warnings.push(
+            `xiaomi: album "${album.name}" (${album.albumId}): Xiaomi keeps sending pages (page ${page.pageNum}) past the ${album.mediaCount ?? RUNAWAY_POSITIONS} item(s) it holds without saying the last page came; the rest of it is left for the next run`,
+          );
+          done = true;
         }
       }
       let next: Cursor | null;
