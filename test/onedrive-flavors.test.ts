@@ -114,6 +114,14 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
       expect(last.status).toBe(409);
     }
     expect(fs.readFileSync(path.join(e.emulator.opts.common.data, 'me', 'Pictures', 'Camera', 'IMG_1.JPG'), 'utf8')).toBe('one');
+    // Items are updated by path or by id; a rename that only changes the case is no conflict.
+    const patched = await graph(e, 'PATCH', '/me/drive/root:/pictures/camera/img_1.jpg', { fileSystemInfo: { createdDateTime: '2019-05-01T10:00:00Z' } });
+    expect(patched.status).toBe(200);
+    expect(patched.json.fileSystemInfo.createdDateTime).toBe('2019-05-01T10:00:00Z');
+    const renamed = await graph(e, 'PATCH', `/me/drive/items/${patched.json.id}`, { name: 'img_1.jpg' });
+    expect(renamed.status).toBe(200);
+    expect((await graph(e, 'GET', '/me/drive/root:/Pictures/Camera/IMG_1.jpg')).json.name).toBe('img_1.jpg');
+    expect(fs.readFileSync(path.join(e.emulator.opts.common.data, 'me', 'Pictures', 'Camera', 'img_1.jpg'), 'utf8')).toBe('one');
   });
 
   it('migrates into a folder holding other bytes under some of the same names (one differing only by case, also between two source items): every item arrives, the existing files are untouched, and a rerun does nothing', async () => {

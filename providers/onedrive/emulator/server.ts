@@ -926,6 +926,38 @@ export class OneDriveEmulator {
           this.count(route, 200);
           return this.json(res, 200, this.itemJson(target));
         }
+        if (method === 'PATCH') {
+          // Update an item: its dates and description, or a file's name within its folder.
+          route = 'updateItem';
+          const body = JSON.parse((await readBody(req)).toString('utf8') || '{}') as { name?: unknown; fileSystemInfo?: { createdDateTime?: string; lastModifiedDateTime?: string }; description?: unknown; parentReference?: unknown };
+          if (body.parentReference !== undefined) throw new GraphError(501, 'notSupported', 'The emulator does not move items.');
+          const fsi = body.fileSystemInfo ?? {};
+          for (const v of [fsi.createdDateTime, fsi.lastModifiedDateTime]) {
+            if (v !== undefined && !Number.isFinite(Date.parse(v))) throw new GraphError(400, 'invalidRequest', 'fileSystemInfo dates must be ISO 8601.');
+          }
+          if (typeof body.name === 'string' && body.name !== target.name) {
+            if (target.folder || target.parentId === null) throw new GraphError(501, 'notSupported', 'The emulator renames files only.');
+            this.validateName(body.name);
+            const parent = this.items.get(target.parentId)!;
+            const newPath = `${parent.path}/${body.name}`;
+            this.validatePath(drive, newPath);
+            const other = this.lookup(drive, newPath);
+            if (other && other.id !== target.id) throw new GraphError(409, 'nameAlreadyExists', 'The specified item name already exists.');
+            fs.renameSync(this.diskPath(drive, target.path), this.diskPath(drive, newPath));
+            this.byPath.delete(this.key(drive, target.path));
+            target.path = newPath;
+            target.name = body.name;
+            this.byPath.set(this.key(drive, newPath), target.id);
+          }
+          if (fsi.createdDateTime) target.fsCreated = fsi.createdDateTime;
+          if (fsi.lastModifiedDateTime) target.fsModified = fsi.lastModifiedDateTime;
+          if (typeof body.description === 'string' && this.opts.flavor === 'personal') target.description = body.description;
+          target.lastModifiedDateTime = nowIso();
+          target.eTag = rid(8);
+          this.saveItem(target);
+          this.count(route, 200);
+          return this.json(res, 200, this.itemJson(target));
+        }
         if (method === 'DELETE') {
           route = 'deleteItem';
           this.deleteItem(target);
