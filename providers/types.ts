@@ -212,10 +212,19 @@ export type VerifyResult =
   | { outcome: 'mismatch'; reason: string }
   | { outcome: 'error'; error: Error };
 
+/**
+ * A hash besides SHA-256 that a destination compares. SHA-256 is always computed (identity and
+ * dedupe); the others only when used: SHA-1 when the source declares one or the destination
+ * names it, QuickXorHash when the destination names it.
+ */
+export type ExtraHash = 'sha1' | 'quickXor';
+
 export interface Hashes {
-  sha1: string; // hex
+  /** hex; null when neither the source declared a SHA-1 nor the destination uses one. */
+  sha1: string | null;
   sha256: string; // hex
-  quickXor: string; // base64, OneDrive's form
+  /** base64, OneDrive's form; null when the destination does not use it. */
+  quickXor: string | null;
   size: number;
 }
 
@@ -244,6 +253,11 @@ export interface Destination {
   readonly embedDates?: boolean;
   /** How many commits one commit() call takes (Google's batchCreate takes 50). */
   readonly commitBatchSize: number;
+  /**
+   * The hashes besides SHA-256 this destination compares (in findExisting, commit, verify).
+   * Only those are computed while the bytes flow. Absent: all of them, to be safe.
+   */
+  readonly hashes?: readonly ExtraHash[];
   /** How many verifications one verify() call takes. */
   readonly verifyBatchSize: number;
   /** Reject an item before any byte moves (too large, unsupported format). Return the reason, or null. */

@@ -82,12 +82,27 @@ function migrate(db: DB): void {
   }
 }
 
+const prepared = new WeakMap<DB, Map<string, Database.Statement>>();
+
+/**
+ * The statement for this SQL on this database, prepared once and reused: preparing costs more
+ * than running a small statement, and the hot paths run thousands a second. Not for statements
+ * that are iterated while another caller could run the same SQL.
+ */
+export function statement(db: DB, sql: string): Database.Statement {
+  let cache = prepared.get(db);
+  if (!cache) prepared.set(db, (cache = new Map()));
+  let stmt = cache.get(sql);
+  if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
+  return stmt;
+}
+
 export function getMeta(db: DB, key: string): string | undefined {
-  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+  const row = statement(db, 'SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
   return row?.value;
 }
 
 export function setMeta(db: DB, key: string, value: string | null): void {
-  if (value === null) db.prepare('DELETE FROM meta WHERE key = ?').run(key);
-  else db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  if (value === null) statement(db, 'DELETE FROM meta WHERE key = ?').run(key);
+  else statement(db, 'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
 }

@@ -11,6 +11,7 @@
 //   transferring ─► skipped (the same bytes are already at the destination) ─► source-deleted
 
 import type { DB } from './db.ts';
+import { statement } from './db.ts';
 
 export type ItemState = 'discovered' | 'transferring' | 'uploaded' | 'verified' | 'source-deleted' | 'failed' | 'rejected' | 'skipped';
 export const ITEM_STATES: readonly ItemState[] = ['discovered', 'transferring', 'uploaded', 'verified', 'source-deleted', 'failed', 'rejected', 'skipped'];
@@ -94,9 +95,9 @@ export interface ItemFactsRecord {
 }
 
 export interface HashRecord {
-  sha1: string;
+  sha1: string | null;
   sha256: string;
-  quickXor: string;
+  quickXor: string | null;
   size: number;
 }
 
@@ -128,6 +129,11 @@ export class Items {
     };
   }
 
+  /** Every statement is prepared once per database and reused (see statement()). */
+  private sql(text: string) {
+    return statement(this.db, text);
+  }
+
   get(id: number): ItemRow {
     const row = this.stmts.byId.get(id) as ItemRow | undefined;
     if (!row) throw new Error(`no item ${id}`);
@@ -152,29 +158,26 @@ export class Items {
   }
 
   private bySourceIdState(sourceId: string): ItemState | undefined {
-    return (this.db.prepare('SELECT state FROM items WHERE source_id = ?').get(sourceId) as { state: ItemState } | undefined)?.state;
+    return (this.sql('SELECT state FROM items WHERE source_id = ?').get(sourceId) as { state: ItemState } | undefined)?.state;
   }
 
-  private move(id: number, from: readonly ItemState[], to: ItemState, set: Record<string, unknown> = {}): void {
+  /** One UPDATE, guarded by the states it may start from. `extra` is a fixed SQL assignment. */
+  private move(id: number, from: readonly ItemState[], to: ItemState, set: Record<string, unknown> = {}, extra = ''): void {
     const cols = Object.keys(set);
-    const assignments = cols.map((c) => `${c} = @${c}`).join(', ');
+    const assignments = [...cols.map((c) => `${c} = @${c}`), ...(extra ? [extra] : [])].join(', ');
     const sql = `UPDATE items SET state = @to, updated_at = @now${assignments ? ', ' + assignments : ''} WHERE id = @id AND state IN (${from.map((s) => `'${s}'`).join(',')})`;
-    const r = this.db.prepare(sql).run({ ...set, to, now: now(), id });
+    const r = this.sql(sql).run({ ...set, to, now: now(), id });
     if (r.changes !== 1) throw new IllegalTransition(id, to, from);
   }
 
   /** A worker takes the item: counts the attempt. An item left 'transferring' by a killed run is taken again. */
   startTransfer(id: number, runId: number): void {
-    this.db.transaction(() => {
-      this.move(id, ['discovered', 'failed', 'transferring'], 'transferring', { last_run: runId, last_error: null });
-      this.db.prepare('UPDATE items SET attempts = attempts + 1 WHERE id = ?').run(id);
-    })();
+    this.move(id, ['discovered', 'failed', 'transferring'], 'transferring', { last_run: runId, last_error: null }, 'attempts = attempts + 1');
   }
 
   /** What the bytes and metadata told us. Not a state change. */
   recordFacts(id: number, f: ItemFactsRecord): void {
-    this.db
-      .prepare(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
+    this.sql(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
         capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom,
         gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`)
       .run({ captureDetail: null, captureOffsetFrom: null, ...f, id, now: now() });
@@ -185,28 +188,26 @@ export class Items {
    * uploaded copy when the date was written into it (null: the source's bytes were uploaded).
    */
   recordCopy(id: number, copy: HashRecord | null, note: string | null): void {
-    this.db
-      .prepare(`UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`)
+    this.sql(`UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`)
       .run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
   }
 
   setContainer(id: number, container: string): void {
-    this.db.prepare('UPDATE items SET container = ?, updated_at = ? WHERE id = ?').run(container, now(), id);
+    this.sql('UPDATE items SET container = ?, updated_at = ? WHERE id = ?').run(container, now(), id);
   }
 
   /** The in-flight upload session (an upload URL with a temporary credential): kept to resume, never printed. */
   saveSession(id: number, session: unknown): void {
-    this.db.prepare('UPDATE items SET upload_session = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(session), now(), id);
+    this.sql('UPDATE items SET upload_session = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(session), now(), id);
   }
 
   clearSession(id: number): void {
-    this.db.prepare('UPDATE items SET upload_session = NULL, updated_at = ? WHERE id = ?').run(now(), id);
+    this.sql('UPDATE items SET upload_session = NULL, updated_at = ? WHERE id = ?').run(now(), id);
   }
 
   /** Every byte is at the destination, nothing created yet; the hashes and whether they matched the source's declaration. */
   recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown): void {
-    const r = this.db
-      .prepare(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
+    const r = this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
         staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`)
       .run({ ...hashes, ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0, staged: JSON.stringify(staged), now: now(), id });
     if (r.changes !== 1) throw new IllegalTransition(id, 'transferring', ['transferring']);
@@ -215,7 +216,7 @@ export class Items {
   /** Committed at the destination. If another item already holds this destination id, this one is its duplicate. */
   markUploaded(id: number, destId: string, destPath: string | null): 'uploaded' | 'skipped' {
     return this.db.transaction(() => {
-      const other = this.db.prepare('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as { id: number } | undefined;
+      const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as { id: number } | undefined;
       if (other) {
         this.move(id, ['transferring'], 'skipped', { dest_id: destId, dest_path: destPath, duplicate_of: other.id, staged: null, upload_session: null, reason: `same bytes as item ${other.id}: one destination item` });
         return 'skipped' as const;
@@ -245,8 +246,7 @@ export class Items {
 
   /** A duplicate is verified by its original's evidence once the original is verified. */
   inheritEvidence(id: number, level: string, detail: string): void {
-    const r = this.db
-      .prepare(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`)
+    const r = this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`)
       .run(level, detail, now(), now(), id);
     if (r.changes > 1) throw new Error('inheritEvidence touched more than one row');
   }
@@ -276,35 +276,33 @@ export class Items {
     this.db.transaction(() => {
       const row = this.get(id);
       this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now() });
-      this.db
-        .prepare('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(id, row.source_id, row.name, runId, row.evidence_level ?? 'none', response, now());
     })();
   }
 
   /** Items a worker may take now, in id order, a page at a time (a million-item state is never loaded whole). */
   pending(afterId: number, limit: number, notBefore: number): ItemRow[] {
-    return this.db
-      .prepare(`SELECT * FROM items WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
+    return this.sql(`SELECT * FROM items WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
       .all(afterId, notBefore, limit) as ItemRow[];
   }
 
   uploaded(afterId: number, limit: number): ItemRow[] {
-    return this.db.prepare(`SELECT * FROM items WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+    return this.sql(`SELECT * FROM items WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }
 
   deletable(afterId: number, limit: number): ItemRow[] {
-    return this.db.prepare(`SELECT * FROM items WHERE state IN ('verified','skipped') AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+    return this.sql(`SELECT * FROM items WHERE state IN ('verified','skipped') AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }
 
   /** Duplicates waiting for their original's evidence. */
   duplicatesOf(originalId: number): ItemRow[] {
-    return this.db.prepare(`SELECT * FROM items WHERE duplicate_of = ? AND state = 'skipped'`).all(originalId) as ItemRow[];
+    return this.sql(`SELECT * FROM items WHERE duplicate_of = ? AND state = 'skipped'`).all(originalId) as ItemRow[];
   }
 
   countsByState(): Record<ItemState, { items: number; bytes: number }> {
     const out = Object.fromEntries(ITEM_STATES.map((s) => [s, { items: 0, bytes: 0 }])) as Record<ItemState, { items: number; bytes: number }>;
-    for (const r of this.db.prepare('SELECT state, count(*) AS n, coalesce(sum(size),0) AS b FROM items GROUP BY state').all() as Array<{ state: ItemState; n: number; b: number }>) {
+    for (const r of this.sql('SELECT state, count(*) AS n, coalesce(sum(size),0) AS b FROM items GROUP BY state').all() as Array<{ state: ItemState; n: number; b: number }>) {
       out[r.state] = { items: r.n, bytes: r.b };
     }
     return out;

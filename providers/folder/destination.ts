@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import type { CapacityInfo, CommitRequest, CommitResult, Destination, ItemFacts, SourceItem, Staged, UploadInput, VerifyRequest, VerifyResult } from '../types.ts';
 import { RetryableError, StopRunError } from '../types.ts';
-import { hashFile } from '../../src/hash/multihash.ts';
+import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
 
 interface Handle {
@@ -41,6 +41,8 @@ export class FolderDestination implements Destination {
   readonly identity: string;
   readonly localPath: string;
   readonly commitBatchSize = 1;
+  /** A file is compared by its SHA-256 (and size): no other hash is computed for it. */
+  readonly hashes = [] as const;
   readonly verifyBatchSize = 1;
   private readonly root: string;
 
@@ -144,7 +146,7 @@ export class FolderDestination implements Destination {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         // The name is taken. The same bytes mean this item is already here (a rerun, or a copy).
-        const existing = await hashFile(target).catch(() => null);
+        const existing = await hashFile(target, SHA256_ONLY).catch(() => null);
         if (existing && existing.sha256 === r.hashes.sha256 && existing.size === r.hashes.size) {
           await fsp.rm(h.tmp, { force: true });
           return { outcome: 'duplicate', destId: rel, destPath: rel, evidence: { level: 'bytes', detail: `${rel} already holds the same bytes (SHA-256 ${r.hashes.sha256.slice(0, 16)}…)` } };
@@ -167,9 +169,9 @@ export class FolderDestination implements Destination {
     for (const r of requests) {
       const file = path.join(this.root, r.destPath ?? r.destId);
       try {
-        const h = await hashFile(file);
-        if (h.size === r.hashes.size && h.sha256 === r.hashes.sha256 && h.sha1 === r.hashes.sha1) {
-          out.push({ outcome: 'verified', evidence: { level: 'bytes', detail: `read back ${h.size} bytes; SHA-1 and SHA-256 equal the bytes read from the source` } });
+        const h = await hashFile(file, SHA256_ONLY);
+        if (h.size === r.hashes.size && h.sha256 === r.hashes.sha256) {
+          out.push({ outcome: 'verified', evidence: { level: 'bytes', detail: `read back ${h.size} bytes; SHA-256 equals the bytes read from the source` } });
         } else {
           out.push({ outcome: 'mismatch', reason: `the file at the destination differs from the source (size ${h.size} vs ${r.hashes.size})` });
         }

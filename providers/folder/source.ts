@@ -136,9 +136,13 @@ export class FolderSource implements Source {
       await fh.close();
       throw new RetryableError('the file changed since it was listed (size or time differ); it will be listed again on the next run');
     }
+    // A whole read ends at the size just checked: each read then allocates what is left of the
+    // file (not a fresh 1 MiB buffer, shrunk by a copy), and no extra read looks for the end. A
+    // file that grows meanwhile is caught by the check after the last byte.
+    const end = opts.length !== undefined ? (opts.offset ?? 0) + opts.length - 1 : whole && before.size > 0 ? before.size - 1 : undefined;
     const stream = fh.createReadStream({
       start: opts.offset ?? 0,
-      end: opts.length !== undefined ? (opts.offset ?? 0) + opts.length - 1 : undefined,
+      end,
       highWaterMark: 1024 * 1024,
       autoClose: false,
       signal: opts.signal,

@@ -79,6 +79,8 @@ export class GooglePhotosDestination implements Destination {
   /** Google dates an item only from the date inside the file, else by its upload. */
   readonly datesBy = 'file' as const;
   readonly embedDates: boolean;
+  /** A download (=d) is compared by SHA-1. */
+  readonly hashes = ['sha1'] as const;
   private readonly rawThreshold: number;
   private readonly perDay: number;
   private readonly albumLimit: number;

@@ -202,6 +202,8 @@ export class OneDriveDestination implements Destination {
   readonly embedDates: boolean;
   readonly commitBatchSize: number;
   readonly verifyBatchSize: number;
+  /** OneDrive proves content by its QuickXorHash; SHA-1 is computed only where the source declares one. */
+  readonly hashes = ['quickXor'] as const;
   readonly http: GraphHttp;
   readonly drivePrefix: string;
   /** Last fragments held back until commit, by handle id. */

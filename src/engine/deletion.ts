@@ -79,7 +79,7 @@ export class Deleter {
     const item = JSON.parse(row.item_json) as SourceItem;
     let response: string;
     try {
-      const proof = { hashes: { sha1: row.sha1!, sha256: row.sha256!, quickXor: row.quickxor!, size: row.bytes_read! }, readThisRun: this.ctx.readThisRun.has(itemId) };
+      const proof = { hashes: { sha1: row.sha1, sha256: row.sha256!, quickXor: row.quickxor, size: row.bytes_read! }, readThisRun: this.ctx.readThisRun.has(itemId) };
       response = (await source.delete(item, proof)).response;
     } catch (err) {
       if (err instanceof ItemGoneError) response = `already gone at the source: ${reason(err)}`;

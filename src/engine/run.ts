@@ -7,6 +7,7 @@
 import PQueue from 'p-queue';
 import type { Destination, Source } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
+import { statement } from '../../state/db.ts';
 import type { ItemState } from '../../state/items.ts';
 import { sleep } from '../lib/backoff.ts';
 import { CommitStage } from './commit.ts';
@@ -113,8 +114,7 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
   const hasRetryable = (): boolean => {
     let exhausted = 0;
     for (const n of ctx.attempts.values()) if (n >= opts.maxAttempts) exhausted++;
-    const rows = db
-      .prepare(`SELECT id FROM items WHERE state IN ('discovered','transferring','failed') LIMIT ?`)
+    const rows = statement(db, `SELECT id FROM items WHERE state IN ('discovered','transferring','failed') LIMIT ?`)
       .all(inFlight.size + exhausted + 1) as Array<{ id: number }>;
     return rows.some((r) => !inFlight.has(r.id) && mayTry(r.id));
   };
@@ -150,8 +150,7 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
       continue;
     }
     // Nothing more from here on: wait for the listing, for in-flight work, or for a retry to come due.
-    const retryDue = db
-      .prepare(`SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`)
+    const retryDue = statement(db, `SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`)
       .get() as { t: number | null };
     const retryable = hasRetryable();
     if (listing.finished && queue.size + queue.pending === 0 && committing.size === 0 && !retryable) break;

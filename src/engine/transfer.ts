@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import type { Destination, Hashes, ItemFacts, SessionSlot, Source, SourceItem, Staged } from '../../providers/types.ts';
 import { RejectedError, RetryableError } from '../../providers/types.ts';
-import { MultiHasher } from '../hash/multihash.ts';
+import { MultiHasher, hashesFor } from '../hash/multihash.ts';
 import { MvhdScanner } from '../media/mvhd.ts';
 import type { Items, ItemRow } from '../../state/items.ts';
 import type { CommitStage } from './commit.ts';
@@ -69,8 +69,8 @@ export function factsFromRow(row: ItemRow, item: SourceItem): ItemFacts {
 
 /** The hashes the destination holds for this item: the dated copy's when one was uploaded, else the source's. */
 export function uploadedHashes(row: ItemRow): Hashes {
-  if (row.copy_sha256) return { sha1: row.copy_sha1!, sha256: row.copy_sha256, quickXor: row.copy_quickxor!, size: row.copy_size! };
-  return { sha1: row.sha1!, sha256: row.sha256!, quickXor: row.quickxor!, size: row.bytes_read! };
+  if (row.copy_sha256) return { sha1: row.copy_sha1, sha256: row.copy_sha256, quickXor: row.copy_quickxor, size: row.copy_size! };
+  return { sha1: row.sha1, sha256: row.sha256!, quickXor: row.quickxor, size: row.bytes_read! };
 }
 
 /** Plans the dated copy when the destination wants dates written in and the file lacks one. */
@@ -97,7 +97,7 @@ export async function stageItem(source: Source, destination: Destination, items:
   if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item');
 
   const raw = await source.open(item, { signal });
-  const hasher = new MultiHasher();
+  const hasher = new MultiHasher(hashesFor(item, destination.hashes));
   raw.on('error', (err) => hasher.destroy(err));
   const hashed = raw.pipe(hasher);
   const it = hashed[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
@@ -171,7 +171,8 @@ export async function stageItem(source: Source, destination: Destination, items:
     { objectMode: false, highWaterMark: 1 },
   );
   // A dated copy: the date written in as the bytes pass, hashed again on the way out.
-  const copyHasher = copy ? new MultiHasher() : null;
+  // The copy is what the destination holds and compares: only the hashes it uses.
+  const copyHasher = copy ? new MultiHasher(hashesFor({ sha1: null }, destination.hashes)) : null;
   let body: Readable = sourceBytes;
   if (copy && copyHasher) {
     sourceBytes.on('error', (err) => copy.transform.destroy(err));

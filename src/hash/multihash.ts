@@ -1,34 +1,60 @@
-// SHA-1 (Google/Xiaomi), SHA-256 (our own record) and QuickXorHash (OneDrive) in one pass, so an
-// item's bytes are read once no matter which destination checks which hash.
+// SHA-256 (our own record, always), SHA-1 (Google, Xiaomi) and QuickXorHash (OneDrive) in one
+// pass, so an item's bytes are read once. A run computes only the hashes it uses: SHA-1 when the
+// source declares one or the destination compares it, QuickXorHash when the destination does
+// (see hashesFor()); each costs as much CPU as the copy itself on a local disk.
 
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Hashes } from '../../providers/types.ts';
+import type { ExtraHash, Hashes, SourceItem } from '../../providers/types.ts';
 import { QuickXorHash } from './quickxor.ts';
 
 // Large enough that per-chunk overhead vanishes, small enough that memory stays flat per file.
 const READ_CHUNK = 1 << 20;
 
+/** Which hashes besides SHA-256 to compute. */
+export interface HashChoice {
+  sha1: boolean;
+  quickXor: boolean;
+}
+
+export const ALL_HASHES: HashChoice = { sha1: true, quickXor: true };
+export const SHA256_ONLY: HashChoice = { sha1: false, quickXor: false };
+
+/**
+ * The hashes one item needs: SHA-1 when its source declares one (it is checked against the
+ * bytes) or the destination compares SHA-1; QuickXorHash when the destination compares it.
+ * A destination that does not say which it uses gets all of them.
+ */
+export function hashesFor(item: Pick<SourceItem, 'sha1'>, destinationUses: readonly ExtraHash[] | undefined): HashChoice {
+  if (!destinationUses) return ALL_HASHES;
+  return { sha1: !!item.sha1 || destinationUses.includes('sha1'), quickXor: destinationUses.includes('quickXor') };
+}
+
 class Hashers {
-  private readonly sha1: Hash = createHash('sha1');
+  private readonly sha1: Hash | null;
   private readonly sha256: Hash = createHash('sha256');
-  private readonly qx = new QuickXorHash();
+  private readonly qx: QuickXorHash | null;
   size = 0;
 
+  constructor(choice: HashChoice) {
+    this.sha1 = choice.sha1 ? createHash('sha1') : null;
+    this.qx = choice.quickXor ? new QuickXorHash() : null;
+  }
+
   update(chunk: Uint8Array): void {
-    this.sha1.update(chunk);
+    this.sha1?.update(chunk);
     this.sha256.update(chunk);
-    this.qx.update(chunk);
+    this.qx?.update(chunk);
     this.size += chunk.length;
   }
 
   /** node:crypto hashes can be finalised once only, so callers cache the result. */
   finish(): Hashes {
     return {
-      sha1: this.sha1.digest('hex'),
+      sha1: this.sha1 ? this.sha1.digest('hex') : null,
       sha256: this.sha256.digest('hex'),
-      quickXor: this.qx.digestBase64(),
+      quickXor: this.qx ? this.qx.digestBase64() : null,
       size: this.size,
     };
   }
@@ -39,8 +65,13 @@ class Hashers {
  * way to the destination; `digest()` is valid once the stream has ended.
  */
 export class MultiHasher extends Transform {
-  private readonly hashers = new Hashers();
+  private readonly hashers: Hashers;
   private result: Hashes | null = null;
+
+  constructor(choice: HashChoice = ALL_HASHES) {
+    super();
+    this.hashers = new Hashers(choice);
+  }
 
   /** Bytes seen so far (valid at any time, unlike digest()). */
   get bytes(): number {
@@ -64,48 +95,67 @@ export class MultiHasher extends Transform {
   }
 }
 
+// Read buffers are reused from file to file: a fresh 1 MiB pair per file made the garbage
+// collector the largest cost of a folder-to-folder run. Few are ever needed (one pair per read in
+// flight); the pool keeps at most eight pairs.
+const pool: Buffer[] = [];
+const POOL_MAX = 16;
+
+function takeBuffer(size: number): Buffer {
+  const i = pool.findIndex((b) => b.length === size);
+  return i >= 0 ? pool.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(size);
+}
+
+function giveBuffer(b: Buffer): void {
+  if (pool.length < POOL_MAX) pool.push(b);
+}
+
 /**
- * Read a file front to back, handing each chunk to `onChunk` synchronously. Two fixed buffers
+ * Read a file front to back, handing each chunk to `onChunk` synchronously. Two buffers
  * alternate: the kernel fills one (on the libuv pool) while we hash the other, so disk and CPU
  * overlap, and memory stays at two chunks whatever the file size. The chunk is only valid
- * during the call.
+ * during the call (the buffers go back to a pool for the next file).
  */
 export async function readFileChunks(path: string, onChunk: (chunk: Buffer) => void, chunkSize = READ_CHUNK): Promise<number> {
   const fh = await open(path, 'r');
+  const a = takeBuffer(chunkSize);
+  const b = takeBuffer(chunkSize);
+  let pending: Promise<{ bytesRead: number }> | null = null;
   try {
-    let bufs = [Buffer.allocUnsafeSlow(chunkSize), Buffer.allocUnsafeSlow(chunkSize)] as const;
+    let bufs = [a, b] as const;
     let position = 0;
-    let pending = fh.read(bufs[0], 0, chunkSize, position);
+    pending = fh.read(bufs[0], 0, chunkSize, position);
     for (;;) {
-      const { bytesRead } = await pending;
+      const { bytesRead }: { bytesRead: number } = await pending;
+      pending = null;
       if (bytesRead === 0) break;
       const current = bufs[0];
       position += bytesRead;
-      pending = fh.read(bufs[1], 0, chunkSize, position);
-      try {
-        onChunk(current.subarray(0, bytesRead));
-      } catch (err) {
-        // Let the read in flight land before the handle is closed under it.
-        await pending.catch(() => undefined);
-        throw err;
-      }
+      // A short read is the end of the file (regular files): skip the read that would say so.
+      if (bytesRead === chunkSize) pending = fh.read(bufs[1], 0, chunkSize, position);
+      onChunk(current.subarray(0, bytesRead));
+      if (!pending) break;
       bufs = [bufs[1], bufs[0]];
     }
     return position;
   } finally {
+    // Let a read in flight land before the handle is closed and its buffer reused.
+    if (pending) await pending.catch(() => undefined);
     await fh.close();
+    giveBuffer(a);
+    giveBuffer(b);
   }
 }
 
-export async function hashFile(path: string): Promise<Hashes> {
+export async function hashFile(path: string, choice: HashChoice = ALL_HASHES): Promise<Hashes> {
   // Not through MultiHasher: nothing downstream wants the bytes, so skip the stream machinery.
-  const hashers = new Hashers();
+  const hashers = new Hashers(choice);
   await readFileChunks(path, (chunk) => hashers.update(chunk));
   return hashers.finish();
 }
 
-export function hashBuffer(buf: Uint8Array): Hashes {
-  const hashers = new Hashers();
+export function hashBuffer(buf: Uint8Array, choice: HashChoice = ALL_HASHES): Hashes {
+  const hashers = new Hashers(choice);
   hashers.update(buf);
   return hashers.finish();
 }
