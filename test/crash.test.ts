@@ -1,6 +1,8 @@
 // Kill the real CLI with SIGKILL at random moments during a migration with --delete-source,
 // check after every kill that nothing was deleted before its verification was recorded, then
 // resume to the end and check that every source file exists exactly once at the destination.
+// The folder destination fsyncs files in groups; the groups are held open longer here so that
+// kills land inside them (files linked at the destination, not yet synced nor verified).
 
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -13,7 +15,7 @@ import { CLI, FIXTURES, runCli, seeded, tmpDir, treeHashes } from './helpers.ts'
 /** Starts a run and SIGKILLs it `ms` after its first sign of work (the first JSON line), so kills land mid-migration however slow start-up is. */
 function killAfter(args: string[], ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' } });
+    const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_FOLDER_SYNC_MS: '400' } });
     let t: NodeJS.Timeout | null = null;
     child.stdout.on('data', () => {
       if (!t) t = setTimeout(() => child.kill('SIGKILL'), ms);
@@ -45,6 +47,8 @@ describe('crash safety', () => {
     const pristine = treeHashes(src);
     const args = ['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--delete-source', '--concurrency', '3'];
 
+    /** Kills that caught files at the destination whose group was not yet synced (items still "uploaded"). */
+    let insideGroup = 0;
     const checkInvariant = () => {
       if (!fs.existsSync(db)) return;
       const d = new Database(db, { readonly: true });
@@ -66,6 +70,10 @@ describe('crash safety', () => {
           expect(row!.evidence_level).toBe('bytes');
           expect(treeHashes(dst).get(row!.dest_path!)).toBe(hash);
         }
+        const unsynced = [...rows.values()].filter((r) => r.state === 'uploaded' && r.dest_path && fs.existsSync(path.join(dst, r.dest_path)));
+        if (unsynced.length) insideGroup++;
+        // Such an item is never deleted at the source before it is verified.
+        for (const r of unsynced) expect(fs.existsSync(path.join(src, r.source_id)), `${r.source_id} deleted while its copy was not yet durable`).toBe(true);
       } finally {
         d.close();
       }
@@ -87,6 +95,8 @@ describe('crash safety', () => {
     expect(kills).toBeGreaterThan(0);
     // Some kills must have caught the run between deletions, or the test proved nothing.
     expect(midway).toBeGreaterThan(0);
+    // And some inside a group of files not yet synced.
+    expect(insideGroup).toBeGreaterThan(0);
     expect(treeHashes(src).size).toBe(0);
     // Exactly once: the same relative paths, the same bytes, no "(2)" copies, no temp files left.
     expect(treeHashes(dst)).toEqual(pristine);

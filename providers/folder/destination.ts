@@ -1,17 +1,18 @@
-// A local folder as a destination. Staging writes a hidden temp file beside its target and
-// fsyncs it; committing links it into place (link(2) never overwrites, so a name taken by other
-// bytes is never clobbered) and fsyncs the folder; verification reads the file back.
+// A local folder as a destination. Staging writes a hidden temp file beside its target;
+// committing links it into place (link(2) never overwrites, so a name taken by other bytes is
+// never clobbered); verification reads the file back and then waits until the file and its
+// name are on disk (durable.ts: files are fsynced in groups, off the path of the next file).
+// So an item is verified, and its source may be deleted, only once its copy is durable.
 
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import type { CapacityInfo, CommitRequest, CommitResult, Destination, ItemFacts, SourceItem, Staged, UploadInput, VerifyRequest, VerifyResult } from '../types.ts';
 import { RetryableError, StopRunError } from '../types.ts';
 import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
+import { SyncGroups } from './durable.ts';
 
 interface Handle {
   tmp: string;
@@ -27,15 +28,6 @@ function fsError(err: unknown, what: string): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 export class FolderDestination implements Destination {
   readonly kind = 'folder';
   readonly identity: string;
@@ -45,8 +37,14 @@ export class FolderDestination implements Destination {
   readonly hashes = [] as const;
   readonly verifyBatchSize = 1;
   private readonly root: string;
+  /** Written temp files still open, by path: their handle is fsynced (and closed) with their group. */
+  private readonly writing = new Map<string, fsp.FileHandle>();
+  /** Folders known to exist, so an item does not pay a mkdir. */
+  private readonly made = new Set<string>();
+  readonly groups: SyncGroups;
 
-  constructor(root: string, private readonly layout: 'album' | 'date') {
+  constructor(root: string, private readonly layout: 'album' | 'date', groups = new SyncGroups()) {
+    this.groups = groups;
     this.root = path.resolve(root);
     this.localPath = this.root;
     this.identity = `folder:${this.root}`;
@@ -62,8 +60,10 @@ export class FolderDestination implements Destination {
     } else {
       rel = item.albumName ? item.albumName.split('/').map((c) => safeComponent(c)).join('/') : '';
     }
+    if (this.made.has(rel)) return rel;
     try {
       await fsp.mkdir(path.join(this.root, rel), { recursive: true });
+      this.made.add(rel);
     } catch (err) {
       // A recursive mkdir on a read-only mount says ENOENT; ask the root itself what is wrong.
       await fsp.access(this.root, fs.constants.W_OK).catch((e) => {
@@ -85,30 +85,31 @@ export class FolderDestination implements Destination {
     try {
       fh = await fsp.open(tmp, 'wx', 0o644);
     } catch (err) {
+      // The folder went away under the run: make it again next attempt.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.made.delete(input.container);
       throw fsError(err, `writing into ${input.container || '.'}`);
     }
     let written = 0;
     try {
-      const sink = new Writable({
-        highWaterMark: 1024 * 1024,
-        write(chunk: Buffer, _enc, cb) {
-          fh.write(chunk).then(() => {
-            written += chunk.length;
-            cb();
-          }, cb);
-        },
-      });
-      await pipeline(input.body, sink, { signal: input.signal });
+      for await (const chunk of input.body as AsyncIterable<Buffer>) {
+        input.signal.throwIfAborted();
+        // A write may take less than the whole chunk (it says so); write the rest.
+        for (let off = 0; off < chunk.length; ) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+          off += bytesWritten;
+        }
+        written += chunk.length;
+      }
       // The file's time is the capture time: file browsers and photo apps sort by it.
       const taken = input.facts.captureTime ? new Date(input.facts.captureTime) : null;
       if (taken && !Number.isNaN(taken.getTime())) await fh.utimes(taken, taken);
-      await fh.sync();
     } catch (err) {
       await fh.close().catch(() => undefined);
       await fsp.rm(tmp, { force: true });
       throw fsError(err, `writing ${input.name}`);
     }
-    await fh.close();
+    // Not fsynced here: the handle stays open until the file's group is synced (see verify).
+    this.writing.set(tmp, fh);
     const handle: Handle = { tmp, dir, size: written };
     return { handle, bytesSent: written };
   }
@@ -148,20 +149,37 @@ export class FolderDestination implements Destination {
         // The name is taken. The same bytes mean this item is already here (a rerun, or a copy).
         const existing = await hashFile(target, SHA256_ONLY).catch(() => null);
         if (existing && existing.sha256 === r.hashes.sha256 && existing.size === r.hashes.size) {
-          await fsp.rm(h.tmp, { force: true });
+          await this.discard(h.tmp);
+          // Evidence that may let the source go: the copy already there must be on disk too.
+          await this.groups.durable(target, h.dir);
           return { outcome: 'duplicate', destId: rel, destPath: rel, evidence: { level: 'bytes', detail: `${rel} already holds the same bytes (SHA-256 ${r.hashes.sha256.slice(0, 16)}…)` } };
         }
         continue;
       }
-      await fsp.rm(h.tmp, { force: true });
-      await fsyncDir(h.dir);
+      const fh = this.writing.get(h.tmp);
+      this.writing.delete(h.tmp);
+      await fsp.unlink(h.tmp).catch(() => undefined);
+      this.groups.add(target, h.dir, h.size, fh);
       return { outcome: 'created', destId: rel, destPath: rel };
     }
     throw new Error(`no free name for ${base}`);
   }
 
   async abort(staged: Staged): Promise<void> {
-    await fsp.rm((staged.handle as Handle).tmp, { force: true });
+    await this.discard((staged.handle as Handle).tmp);
+  }
+
+  private async discard(tmp: string): Promise<void> {
+    const fh = this.writing.get(tmp);
+    this.writing.delete(tmp);
+    await fh?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+  }
+
+  async close(): Promise<void> {
+    await this.groups.flush();
+    for (const fh of this.writing.values()) await fh.close().catch(() => undefined);
+    this.writing.clear();
   }
 
   async verify(requests: VerifyRequest[]): Promise<VerifyResult[]> {
@@ -171,13 +189,15 @@ export class FolderDestination implements Destination {
       try {
         const h = await hashFile(file, SHA256_ONLY);
         if (h.size === r.hashes.size && h.sha256 === r.hashes.sha256) {
+          // Recorded as verified only once the file and its name are durable.
+          await this.groups.durable(file, path.dirname(file));
           out.push({ outcome: 'verified', evidence: { level: 'bytes', detail: `read back ${h.size} bytes; SHA-256 equals the bytes read from the source` } });
         } else {
           out.push({ outcome: 'mismatch', reason: `the file at the destination differs from the source (size ${h.size} vs ${r.hashes.size})` });
         }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        out.push(code === 'ENOENT' ? { outcome: 'mismatch', reason: 'the file is missing at the destination' } : { outcome: 'error', error: new RetryableError(`cannot read back: ${code ?? (err as Error).message}`) });
+        out.push(code === 'ENOENT' ? { outcome: 'mismatch', reason: 'the file is missing at the destination' } : { outcome: 'error', error: new RetryableError(`cannot read back or make durable: ${code ?? (err as Error).message}`) });
       }
     }
     return out;

@@ -3,6 +3,7 @@ import type { ProviderModule } from '../types.ts';
 import { StopRunError } from '../types.ts';
 import { FolderSource } from './source.ts';
 import { FolderDestination } from './destination.ts';
+import { DEFAULT_LIMITS, SyncGroups } from './durable.ts';
 
 function folderPath(arg: string): string {
   if (!arg) throw new StopRunError('config', 'folder needs a path: folder:PATH');
@@ -16,6 +17,10 @@ export const folderProvider: ProviderModule = {
     return new FolderSource(folderPath(ctx.arg));
   },
   async createDestination(ctx) {
-    return new FolderDestination(folderPath(ctx.arg), ctx.options.layout === 'date' ? 'date' : 'album');
+    // GALLERY_BRIDGE_FOLDER_SYNC_MS: how long a group of written files waits for company before
+    // it is fsynced (the crash test widens it so that kills land inside groups).
+    const wait = Number(ctx.env.GALLERY_BRIDGE_FOLDER_SYNC_MS);
+    const groups = new SyncGroups(undefined, Number.isFinite(wait) && wait >= 0 ? { ...DEFAULT_LIMITS, maxWaitMs: wait } : DEFAULT_LIMITS);
+    return new FolderDestination(folderPath(ctx.arg), ctx.options.layout === 'date' ? 'date' : 'album', groups);
   },
 };

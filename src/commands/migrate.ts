@@ -11,7 +11,6 @@ import type { RunEvent } from '../engine/run.ts';
 import { computePlan, type Plan } from '../engine/plan.ts';
 import { makeLogger } from '../lib/log.ts';
 import { openDestination, openSource } from './providers.ts';
-import { writeReport } from '../report/report.ts';
 import { datesLines, datesSummary } from '../report/dates.ts';
 import { Progress } from './progress.ts';
 import { MIGRATIONS } from '../../state/migrations.ts';
@@ -71,6 +70,8 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
     progress.stop();
     if (o.report) {
       // The open source makes the thumbnails of the items that need attention.
+      // Loaded only when asked for: the report's thumbnails load an image library.
+      const { writeReport } = await import('../report/report.ts');
       const r = await writeReport(db, o.report, { open: async (row) => source.open(JSON.parse(row.item_json)) });
       log.info(`report (${r.format}, ${r.rows} items): ${o.report}`);
     }

@@ -1,0 +1,127 @@
+// Group durability for the folder destination. An fsync per file, in the worker's path, made
+// the copy wait on the disk once per photo. The safety rule only needs a file durable before
+// its source is deleted, which happens after its verification is recorded: so files are
+// written and linked without waiting, and a verification asks for durability instead. The
+// files of a group are fsynced together (the file system commits their journal entries at
+// once), then each folder that gained a name once; then every waiter of the group goes on.
+//
+// A kill (or power cut) inside a group leaves items "uploaded", not verified: the next run
+// reads them back again before anything is deleted.
+
+import fsp from 'node:fs/promises';
+
+export interface SyncOps {
+  /** fsync a file's data and size. */
+  file(path: string, open: fsp.FileHandle | undefined): Promise<void>;
+  /** fsync a folder, so the names linked in it survive. */
+  dir(path: string): Promise<void>;
+}
+
+export const realSync: SyncOps = {
+  async file(path, open) {
+    const fh = open ?? (await fsp.open(path, 'r'));
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+  async dir(path) {
+    const fh = await fsp.open(path, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+};
+
+interface Waiter {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+interface Group {
+  files: Map<string, fsp.FileHandle | undefined>;
+  dirs: Set<string>;
+  bytes: number;
+  waiters: Waiter[];
+  timer: NodeJS.Timeout | null;
+}
+
+export interface GroupLimits {
+  /** A group closes at this many files... */
+  maxFiles: number;
+  /** ...or this many bytes... */
+  maxBytes: number;
+  /** ...or this long after its first file. */
+  maxWaitMs: number;
+}
+
+export const DEFAULT_LIMITS: GroupLimits = { maxFiles: 64, maxBytes: 64 * 1024 * 1024, maxWaitMs: 20 };
+
+export class SyncGroups {
+  private open: Group | null = null;
+  /** Files written and linked but not yet in a synced group, by path: durable() finds them here. */
+  private readonly groupOf = new Map<string, Group>();
+
+  constructor(
+    private readonly ops: SyncOps = realSync,
+    private readonly limits: GroupLimits = DEFAULT_LIMITS,
+  ) {}
+
+  /**
+   * Enters a written file in the open group. `handle`, if given, is the file still open from
+   * writing (closed by the sync); `dir` is the folder its name was linked into.
+   */
+  add(file: string, dir: string, bytes: number, handle?: fsp.FileHandle): void {
+    const g = (this.open ??= { files: new Map(), dirs: new Set(), bytes: 0, waiters: [], timer: null });
+    const earlier = g.files.get(file);
+    if (earlier && earlier !== handle) void earlier.close().catch(() => undefined);
+    g.files.set(file, handle);
+    g.dirs.add(dir);
+    g.bytes += bytes;
+    this.groupOf.set(file, g);
+    if (g.files.size >= this.limits.maxFiles || g.bytes >= this.limits.maxBytes) this.close(g);
+    else g.timer ??= setTimeout(() => this.close(g), this.limits.maxWaitMs);
+  }
+
+  /**
+   * Resolves once `file` (and its name in `dir`) is on disk. A file this process did not write
+   * (an earlier run's) is synced on its own.
+   */
+  durable(file: string, dir: string): Promise<void> {
+    const g = this.groupOf.get(file);
+    if (!g) return this.ops.file(file, undefined).then(() => this.ops.dir(dir));
+    return new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
+  }
+
+  /** Syncs whatever is waiting, now (the end of a run). */
+  async flush(): Promise<void> {
+    if (this.open) this.close(this.open);
+    await this.settled;
+  }
+
+  private settled: Promise<void> = Promise.resolve();
+
+  private close(g: Group): void {
+    if (this.open === g) this.open = null;
+    if (g.timer) clearTimeout(g.timer);
+    g.timer = null;
+    // Groups sync one after another: a folder synced by a later group covers names an earlier
+    // one linked, but never the other way round.
+    this.settled = this.settled.then(() => this.sync(g));
+  }
+
+  private async sync(g: Group): Promise<void> {
+    let failure: unknown = null;
+    try {
+      await Promise.all([...g.files].map(([file, fh]) => this.ops.file(file, fh)));
+      await Promise.all([...g.dirs].map((d) => this.ops.dir(d)));
+    } catch (err) {
+      failure = err;
+    }
+    for (const file of g.files.keys()) if (this.groupOf.get(file) === g) this.groupOf.delete(file);
+    for (const w of g.waiters) failure ? w.reject(failure) : w.resolve();
+  }
+}

@@ -1,0 +1,98 @@
+// Group durability in the folder destination: files are fsynced in groups off the copy's path,
+// and an item is reported verified (the evidence that lets its source be deleted) only after
+// its file and the folder holding its name have been synced. Checked with a recording SyncOps
+// around the real fsyncs, on real files.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { FolderDestination } from '../providers/folder/destination.ts';
+import { SyncGroups, realSync, type SyncOps } from '../providers/folder/durable.ts';
+import type { Hashes, ItemFacts, SessionSlot, SourceItem } from '../providers/types.ts';
+import { hashBuffer, SHA256_ONLY } from '../src/hash/multihash.ts';
+import { tmpDir } from './helpers.ts';
+
+const facts: ItemFacts = { captureTime: null, captureTimeSource: 'none', mimeType: 'image/jpeg', kind: 'image' };
+const session = (): SessionSlot => {
+  let v: unknown = null;
+  return { load: <T>() => v as T, save: (x) => void (v = x), clear: () => void (v = null) };
+};
+
+function recorder(): SyncOps & { log: string[] } {
+  const log: string[] = [];
+  return {
+    log,
+    async file(p, fh) {
+      await realSync.file(p, fh);
+      log.push(`file ${path.basename(p)}`);
+    },
+    async dir(p) {
+      await realSync.dir(p);
+      log.push(`dir ${path.basename(p)}`);
+    },
+  };
+}
+
+async function put(dest: FolderDestination, name: string, album: string, bytes: Buffer): Promise<{ destPath: string; hashes: Hashes; item: SourceItem }> {
+  const item: SourceItem = { id: `${album}/${name}`, name, albumId: album, albumName: album, size: bytes.length, kind: 'image' };
+  const container = await dest.prepareContainer(item, facts);
+  const staged = await dest.upload({ item, facts, container, name, size: bytes.length, body: Readable.from([bytes]), session: session(), signal: new AbortController().signal });
+  const hashes = hashBuffer(bytes, SHA256_ONLY);
+  const [res] = await dest.commit([{ staged, input: { item, facts, container, name, size: bytes.length, session: undefined as never }, hashes }]);
+  if (res!.outcome !== 'created') throw new Error(`commit: ${res!.outcome}`);
+  return { destPath: res!.destPath!, hashes, item };
+}
+
+describe('folder destination: group durability', () => {
+  it('syncs files in groups and reports verified only after the file and its folder are synced', async () => {
+    const root = tmpDir();
+    const ops = recorder();
+    // A long wait, so the group stays open until the test closes it by size.
+    const dest = new FolderDestination(root, 'album', new SyncGroups(ops, { maxFiles: 6, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
+    const files = await Promise.all(Array.from({ length: 6 }, (_, i) => put(dest, `IMG_${i}.jpg`, i % 2 ? 'A' : 'B', crypto.randomBytes(1000 + i))));
+    // The sixth file closed the group: six file syncs, then the two folders once each.
+    const results = await Promise.all(files.map((f) => dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }])));
+    for (const [r] of results) expect(r!.outcome).toBe('verified');
+    expect(ops.log.filter((l) => l.startsWith('file')).sort()).toEqual(files.map((f) => `file ${path.basename(f.destPath)}`).sort());
+    expect(ops.log.slice(6).sort()).toEqual(['dir A', 'dir B']);
+    expect(fs.readdirSync(path.join(root, 'A')).filter((n) => n.startsWith('.'))).toEqual([]);
+    await dest.close();
+  });
+
+  it('holds a verification until its group is synced, and reports it at once after', async () => {
+    const root = tmpDir();
+    const ops = recorder();
+    const groups = new SyncGroups(ops, { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 });
+    const dest = new FolderDestination(root, 'album', groups);
+    const f = await put(dest, 'IMG_1.jpg', 'A', crypto.randomBytes(5000));
+    let verified = false;
+    const v = dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]).then((r) => {
+      verified = r[0]!.outcome === 'verified';
+      return r;
+    });
+    // Give the read-back every chance to finish: the answer still waits for the sync.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(verified).toBe(false);
+    expect(ops.log).toEqual([]);
+    await groups.flush();
+    await v;
+    expect(verified).toBe(true);
+    expect(ops.log).toEqual(['file IMG_1.jpg', 'dir A']);
+  });
+
+  it('a failed sync fails the verification of every file in the group', async () => {
+    const root = tmpDir();
+    const failing: SyncOps = { file: async (_p, fh) => { await fh?.close(); throw Object.assign(new Error('EIO'), { code: 'EIO' }); }, dir: realSync.dir };
+    const dest = new FolderDestination(root, 'album', new SyncGroups(failing, { maxFiles: 2, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
+    const files = [await put(dest, 'a.jpg', 'A', crypto.randomBytes(10)), await put(dest, 'b.jpg', 'A', crypto.randomBytes(11))];
+    for (const f of files) {
+      const [r] = await dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]);
+      expect(r!.outcome).toBe('error');
+    }
+    // The bytes are there all the same; a later verification (its own sync) can prove them.
+    expect(await fsp.readFile(path.join(root, files[0]!.destPath))).toHaveLength(10);
+  });
+});
