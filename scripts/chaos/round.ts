@@ -218,7 +218,7 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
   const dst = await makeDest(cfg, rand, faults);
   const stateFile = path.join(cfg.dir, 'state.db');
   const env: Record<string, string> = { GALLERY_BRIDGE_HOME: path.join(cfg.dir, 'home'), GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...src.env(), ...dst.env() };
-  const args = ['migrate', '--from', src.spec, '--to', dst.spec, '--state', stateFile, '--delete-source', '--concurrency', '3', '--retries', '6', '--verify-wait', '20', '--json'];
+  const args = ['migrate', '--from', src.spec, '--to', dst.spec, '--state', stateFile, '--delete-source', '--concurrency', '3', '--retries', '6', '--verify-wait', '20', '--json', ...(cfg.dest.startsWith('onedrive') ? ['--onedrive-chunk-size', '320KiB'] : [])];
   const violations = new Set<string>();
   let runs = 0;
   let kills = 0;

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseOneDriveEmulatorArgs } from '../../providers/onedrive/emulator/server.ts';
 import { runRound, type RoundResult } from './round.ts';
 import type { DestKind } from './destinations.ts';
 import { CHANGE_KINDS } from './sources.ts';
@@ -21,10 +22,14 @@ export interface ChaosOptions {
 const SOURCES = ['folder', 'xiaomi'] as const;
 const DESTS: DestKind[] = ['folder', 'onedrive', 'onedrive-business', 'google-photos'];
 
-/** The OneDrive emulator's business flavor exists once issue 10 has landed it. */
+/** The OneDrive emulator's business flavor (--flavor business), where this version has it. */
 async function hasBusinessFlavor(): Promise<boolean> {
-  const src = fs.readFileSync(path.resolve(import.meta.dirname, '../../providers/onedrive/emulator/server.ts'), 'utf8');
-  return src.includes("'flavor'");
+  try {
+    parseOneDriveEmulatorArgs(['--data', os.tmpdir(), '--flavor', 'business']);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function allPairs(): Promise<string[]> {
