@@ -16,8 +16,10 @@ import { CODE_DELETED, CODE_OK, PATHS } from './protocol.ts';
 export const RENEW_HINT = 'run `gallery-bridge auth xiaomi` to sign in again, then rerun the same command: it resumes where it stopped';
 
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36';
-const API_TIMEOUT_MS = 60_000;
-const DOWNLOAD_IDLE_MS = 120_000;
+// XIAOMI_TIMEOUT_MS shortens both limits (hostile-input tests: an answer that never ends).
+const TIMEOUT_OVERRIDE = Number(process.env.XIAOMI_TIMEOUT_MS) > 0 ? Number(process.env.XIAOMI_TIMEOUT_MS) : 0;
+const API_TIMEOUT_MS = TIMEOUT_OVERRIDE || 60_000;
+const DOWNLOAD_IDLE_MS = TIMEOUT_OVERRIDE || 120_000;
 const MAX_ATTEMPTS = 5;
 
 /** What a session is made of. Secrets: serviceToken, passToken, and every cookie value. */

@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Logger } from '../../providers/types.ts';
 import type { RunEvent } from '../engine/run.ts';
 import { redact } from '../lib/redact.ts';
+import { printable } from '../lib/log.ts';
 
 export class Progress {
   private bar: cliProgress.SingleBar | null = null;
@@ -44,9 +45,9 @@ export class Progress {
       if (e.state === 'source-deleted' && this.bar) return;
       if (this.bar) {
         const rate = this.done / Math.max(0.001, (Date.now() - this.started) / 1000);
-        this.bar.update(this.done, { rate: rate.toFixed(1), last: `${e.state} ${e.name}`.slice(0, 60) });
+        this.bar.update(this.done, { rate: rate.toFixed(1), last: printable(`${e.state} ${e.name}`).slice(0, 60) });
       } else {
-        this.o.log.info(`${e.state.padEnd(12)} ${e.name}${e.detail ? ` (${e.detail})` : ''}`);
+        this.o.log.info(`${e.state.padEnd(12)} ${printable(e.name)}${e.detail ? ` (${e.detail})` : ''}`);
       }
     }
   }
