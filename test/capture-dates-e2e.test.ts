@@ -12,8 +12,9 @@ import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { CLI, ROOT, tmpDir } from './helpers.ts';
 import { startGoogleEmulator } from './google-photos-emulator.ts';
+import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { readEmulatorState, startEmulator } from '../providers/xiaomi/test-support.ts';
-import { fixture, headerTimes, motionPhoto, trailingVideo, undatedVideo } from './dated-media.ts';
+import { exifDate, fixture, headerTimes, motionPhoto, trailingVideo, undatedVideo } from './dated-media.ts';
 
 const TOKEN = 'capture-dates-token-4711';
 const closers: Array<() => Promise<void>> = [];
@@ -74,7 +75,7 @@ describe('capture dates survive the move', () => {
       'drawing.png': put(seed, 'drawing.png', await undatedPng(), '2019-07-04T07:00:00Z'),
     };
     const source = Object.fromEntries(Object.entries(files).map(([n, f]) => [n, fs.readFileSync(f)]));
-    const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed') });
+    const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed'), userMeta: { 'edited.jpg': { description: 'First day at the sea' } } });
     closers.push(() => xiaomi.close());
     const google = await startGoogleEmulator(TOKEN, [], 'gb-dates-gp-');
     closers.push(() => google.close());
@@ -97,6 +98,9 @@ describe('capture dates survive the move', () => {
     expect(items.get('drawing.png')!.creationTime).toBeNull();
     const png = (await (await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems/${items.get('drawing.png')!.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { mediaMetadata: { creationTime: string } };
     expect(Date.parse(png.mediaMetadata.creationTime)).toBeGreaterThanOrEqual(started - 1000);
+
+    // Xiaomi's caption is the item's description at Google.
+    expect((items.get('edited.jpg') as unknown as { description: string }).description).toBe('First day at the sea');
 
     // Pixels equal the source's; the motion photo's trailing video is byte-identical; the PNG is untouched.
     for (const name of ['edited.jpg', 'MVIMG_motion.jpg']) expect(await pixels(stored(name))).toBe(await pixels(source[name]!));
@@ -152,5 +156,39 @@ describe('capture dates survive the move', () => {
     // A folder keeps the bytes: nothing is written into the files.
     expect(fs.readFileSync(path.join(dst, '2019/07/IMG-20190701-WA0003.jpg')).equals(fixture('noexif.jpg'))).toBe(true);
     expect(run.out).toMatch(/2 dated from the file name \(whatsapp pattern\)/);
+  });
+
+  it('Xiaomi to OneDrive: fileSystemInfo and the caption carried, --embed-dates writes the JPEG date; favourites reported as not carried', async () => {
+    const t = tmpDir('gb-dates-xo-');
+    const seed = path.join(t, 'seed', 'Camera');
+    put(seed, 'edited.jpg', fixture('noexif.jpg'), '2019-07-01T08:11:12Z');
+    const png = await undatedPng();
+    put(seed, 'drawing.png', png, '2019-07-04T07:00:00Z');
+    const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed'), userMeta: { 'edited.jpg': { description: "Grandma's 80th", isFavorite: true } } });
+    closers.push(() => xiaomi.close());
+    const tls = process.env.GALLERY_BRIDGE_TEST_TLS ? (JSON.parse(process.env.GALLERY_BRIDGE_TEST_TLS) as { ca: string; cert: string; key: string }) : null;
+    const od = await startOneDriveEmulator(['--port', '0', '--data', path.join(t, 'od'), '--accept-token', TOKEN, ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca] : [])]);
+    closers.push(() => od.close());
+    const run = await cli(
+      ['migrate', '--from', 'xiaomi', '--to', 'onedrive:/Pictures', '--state', path.join(t, 's.db'), '--embed-dates', '--timezone', 'Europe/Prague', '--report', path.join(t, 'report.csv')],
+      { ...xiaomi.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), GRAPH_BASE_URL: od.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: od.env.NODE_EXTRA_CA_CERTS ?? '', ONEDRIVE_ACCESS_TOKEN: TOKEN },
+    );
+    expect(run.code, run.out).toBe(0);
+    const get = async (rel: string) =>
+      (await (await fetch(`${od.env.GRAPH_BASE_URL}/me/drive/root:/Pictures/${rel}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { fileSystemInfo: Record<string, string>; description?: string; id: string };
+    const jpg = await get('Camera/edited.jpg');
+    expect(Date.parse(jpg.fileSystemInfo.createdDateTime!)).toBe(Date.parse('2019-07-01T08:11:12Z'));
+    expect(Date.parse(jpg.fileSystemInfo.lastModifiedDateTime!)).toBe(Date.parse('2019-07-01T08:11:12Z'));
+    expect(jpg.description).toBe("Grandma's 80th");
+    const drawing = await get('Camera/drawing.png');
+    expect(Date.parse(drawing.fileSystemInfo.createdDateTime!)).toBe(Date.parse('2019-07-04T07:00:00Z'));
+    // The bytes OneDrive holds: the JPEG carries its date, pixels unchanged; the PNG is as it was.
+    const stored = (rel: string) => fs.readFileSync(path.join(t, 'od', 'me', 'Pictures', rel));
+    expect(await exifDate(stored('Camera/edited.jpg'))).toBe('2019:07:01 10:11:12 +02:00');
+    expect(await pixels(stored('Camera/edited.jpg'))).toBe(await pixels(fixture('noexif.jpg')));
+    expect(stored('Camera/drawing.png').equals(png)).toBe(true);
+    // The favourite mark has nowhere to go: the report says so.
+    const csv = fs.readFileSync(path.join(t, 'report.csv'), 'utf8');
+    expect(csv.split('\n').find((l) => l.includes('edited.jpg'))).toMatch(/favorite mark/);
   });
 });

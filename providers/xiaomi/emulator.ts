@@ -315,6 +315,8 @@ export interface XiaomiEmulatorOptions {
   fileHost?: string;
   /** Answers as a hostile real account may: for tests of the client's robustness. */
   hostile?: HostileListing;
+  /** What the account's owner set in the gallery app, by file name: a caption, a favourite mark. */
+  userMeta?: Record<string, { description?: string; isFavorite?: boolean }>;
 }
 
 /** Listing quirks a real account may serve, by file name or album name (deterministic, for tests). */
@@ -608,8 +610,8 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
           status: 'normal',
           tag: it.dateModified,
           groupId: raw(it.albumId),
-          description: '',
-          isFavorite: false,
+          description: opts.userMeta?.[it.fileName]?.description ?? '',
+          isFavorite: opts.userMeta?.[it.fileName]?.isFavorite === true,
           // geoInfo{address, gps, isAccurate} (reference notes; MifansCloud's survey of MiCloud).
           // The exact form of gps is not public: decimal coordinates, as the issue reports them
           // breaking a parser, and '' when the file has none.
