@@ -253,7 +253,7 @@ function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: numbe
       r.streak = 0;
       if (r.share !== null) {
         r.used += GOOGLE_REQUESTS_PER_ITEM;
-        if (r.used + GOOGLE_REQUESTS_PER_ITEM > r.share) stop({ status: 'waiting-quota', reason: `used its share of today's Google budget (${r.share} requests)`, todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+        if (r.used > r.share) stop({ status: 'waiting-quota', reason: `used its share of today's Google budget (${r.share} requests)`, todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
       }
     } else if (e.state === 'verified') r.streak = 0;
     else if (e.state === 'failed') {
@@ -288,11 +288,12 @@ async function finishAccount(o: BatchRunOptions, db: DB, r: Running, code: numbe
   let reason: string | null = null;
   let todo: string | null = null;
   const left = p.outcomes.failed.items + p.outcomes['not-started'].items + p.outcomes.awaiting.items;
-  if (r.stoppedFor) ({ status, reason, todo } = r.stoppedFor);
-  else if (code === 0 || (code === 1 && left === 0 && p.listingComplete)) {
+  // Done is done, whatever stopped the process last (a share used up on the last item, a streak on the last retry).
+  if (code === 0 || (left === 0 && p.listingComplete && p.items > 0 && code !== 2 && code !== 3 && code !== 5)) {
     status = 'done';
     if (p.outcomes.rejected.items) reason = `${p.outcomes.rejected.items} items rejected (they stay at the source; see the account report)`;
-  } else if (EXIT_STATUS[code]) {
+  } else if (r.stoppedFor) ({ status, reason, todo } = r.stoppedFor);
+  else if (EXIT_STATUS[code]) {
     const e = EXIT_STATUS[code]!;
     status = e.status;
     reason = `${e.why}${r.lastWarn ? `: ${r.lastWarn}` : ''}`;
