@@ -142,7 +142,7 @@ describe('reports a person reads', () => {
   });
 
   it('human units', () => {
-    expect([bytes(999), bytes(1500), bytes(2_345_678), bytes(3.2e9), bytes(null)]).toEqual(['999 B', '1.5 kB', '2.3 MB', '3.2 GB', '—']);
+    expect([bytes(716.53), bytes(999), bytes(1500), bytes(2_345_678), bytes(3.2e9), bytes(null)]).toEqual(['717 B', '999 B', '1.5 kB', '2.3 MB', '3.2 GB', '—']);
     expect([duration(42), duration(125), duration(3 * 3600 + 60), duration(50 * 3600)]).toEqual(['42 s', '2 min 5 s', '3 h 1 min', '2 days 2 h']);
   });
 

@@ -2,7 +2,7 @@
 
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '—';
-  if (n < 1000) return `${n} B`;
+  if (n < 1000) return `${Math.round(n)} B`;
   const units = ['kB', 'MB', 'GB', 'TB', 'PB'];
   let v = n;
   let i = -1;

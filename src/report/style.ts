@@ -24,7 +24,7 @@ main{max-width:1100px;margin:0 auto;padding:24px 20px 60px}h1{font-size:26px;mar
 .bar{display:flex;height:14px;border-radius:7px;overflow:hidden;background:#c9ced6;margin:14px 0 6px}.bar i{display:block;height:100%}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:13px;color:var(--mut)}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line);border-radius:8px;font-size:14px}
-th,td{padding:5px 9px;text-align:left;border-bottom:1px solid var(--line);vertical-align:top}th{background:#eef0f3;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+th,td{padding:5px 9px;text-align:left;border-bottom:1px solid var(--line);vertical-align:top}th{background:#eef0f3;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .group{background:var(--card);border:1px solid var(--line);border-left:5px solid #e07a1f;border-radius:8px;padding:10px 14px;margin:10px 0}.group.rejected{border-left-color:#c8372d}
 .todo{margin:4px 0 8px}.todo b{color:#1f6f8b}
 .thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumbs figure{margin:0;width:112px;font-size:12px;color:var(--mut)}
