@@ -185,6 +185,29 @@ describe('a hostile listing never stalls the run', () => {
   });
 });
 
+describe('an album list page without its albums', () => {
+  it('lists the albums of the pages that came, reports the page, and goes on', async () => {
+    const seed = tmpDir('seed-albums');
+    for (let a = 0; a < 13; a++) {
+      fs.mkdirSync(path.join(seed, `Album ${String(a).padStart(2, '0')}`));
+      fs.writeFileSync(path.join(seed, `Album ${String(a).padStart(2, '0')}`, `p${a}.jpg`), Buffer.from(`not really a jpeg ${a}\n`));
+    }
+    const data = tmpDir('albums');
+    const emu = await startEmulator(data, { seed, hostile: { missingAlbumPages: [1] } });
+    try {
+      const src = await createXiaomiSource(testContext(emu.env));
+      const { items, warnings } = await listAll(src);
+      await src.close();
+      // Ten albums a page, as the web client asks: the first ten arrive, the three after are reported.
+      expect(new Set(items.map((i) => i.albumName)).size).toBe(10);
+      expect(warnings).toEqual([`xiaomi: Xiaomi's album list page 1 carries no albums list (3 tries); albums listed after it are not moved this run — rerun to try again`]);
+      expect(readEmulatorState(data).counters.missingAlbums).toBe(3);
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
 describe('a service that never ends a listing', () => {
   it('gives the album up with a warning once it pages past its mediaCount, and lists the rest', async () => {
     const data = tmpDir('endless');

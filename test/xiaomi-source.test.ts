@@ -307,7 +307,7 @@ describe('xiaomi source: sessions', () => {
       expect(client.credentials().serviceToken).not.toBe(before);
       await new Promise((r) => setTimeout(r, 200));
       expect(client.stats.keepAlives).toBe(n);
-      expect((await client.albumPages()).length).toBeGreaterThan(0);
+      expect((await client.albumPages()).pages.length).toBeGreaterThan(0);
       expect(readEmulatorState(data).counters.keepAlive).toBeGreaterThanOrEqual(2);
     } finally {
       await emu.close();

@@ -427,17 +427,28 @@ export class XiaomiClient {
    * Paging ends on a page that says isLastPage true or holds no album, as in
    * Coooolfan/XiaomiAlbumSyncer (XiaoMiApi.fetchAllAlbums, pageSize=10 like the web client).
    */
-  async albumPages(signal?: AbortSignal): Promise<Array<{ albums: unknown; isLastPage: boolean | null }>> {
-    const pages: Array<{ albums: unknown; isLastPage: boolean | null }> = [];
+  async albumPages(signal?: AbortSignal): Promise<{ pages: Array<{ albums: unknown[]; isLastPage: boolean | null }>; problem: string | null }> {
+    const pages: Array<{ albums: unknown[]; isLastPage: boolean | null }> = [];
     for (let pageNum = 0; pageNum < 1000; pageNum++) {
-      const env = await this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '10', isShared: 'false', numOfThumbnails: '1' }, undefined, signal);
-      const data = this.okData(env, 'album list');
-      const page = { albums: data.albums, isLastPage: lastPageFlag(data.isLastPage) };
-      pages.push(page);
-      if (!Array.isArray(page.albums)) throw new RetryableError(`Xiaomi's album list page ${pageNum} carries no albums list`);
+      let page: { albums: unknown; isLastPage: boolean | null } | null = null;
+      // An answer without its albums list is asked again; then, past the first page, the albums
+      // read so far are listed and the rest reported (nothing at all would stall every run).
+      for (let tries = 1; tries <= 3; tries++) {
+        if (tries > 1) await sleep(backoffDelay(tries - 1), signal);
+        const env = await this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '10', isShared: 'false', numOfThumbnails: '1' }, undefined, signal);
+        const data = this.okData(env, 'album list');
+        page = { albums: data.albums, isLastPage: lastPageFlag(data.isLastPage) };
+        if (Array.isArray(page.albums)) break;
+      }
+      if (!page || !Array.isArray(page.albums)) {
+        const problem = `Xiaomi's album list page ${pageNum} carries no albums list (3 tries)`;
+        if (pageNum === 0) throw new RetryableError(problem);
+        return { pages, problem: `${problem}; albums listed after it are not moved this run — rerun to try again` };
+      }
+      pages.push({ albums: page.albums, isLastPage: page.isLastPage });
       if (page.isLastPage === true || page.albums.length === 0) break;
     }
-    return pages;
+    return { pages, problem: null };
   }
 
   /**

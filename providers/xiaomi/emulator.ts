@@ -327,6 +327,8 @@ export interface HostileListing {
   missingGalleries?: Array<{ album: string; pageNum: number }>;
   /** These albums' listings end (isLastPage true) after this many items, while mediaCount counts them all. */
   truncate?: Record<string, number>;
+  /** These pages of the album list answer code 0 with `albums` missing. */
+  missingAlbumPages?: number[];
   /** These albums ignore pageNum (every page is the first) and never say isLastPage true. */
   endlessPages?: string[];
   /** /gallery/storage answers this error for these files. */
@@ -554,6 +556,10 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       const pageNum = Math.max(0, Number(q.get('pageNum') ?? 0) || 0);
       const pageSize = Math.min(100, Math.max(1, Number(q.get('pageSize') ?? 10) || 10));
       const slice = albumOrder.slice(pageNum * pageSize, pageNum * pageSize + pageSize);
+      if ((hostile.missingAlbumPages ?? []).includes(pageNum)) {
+        count('missingAlbums');
+        return ok(res, { isLastPage: (pageNum + 1) * pageSize >= albumOrder.length });
+      }
       return ok(res, {
         albums: slice.map((a, i) => {
           const live = a.items.filter(alive);

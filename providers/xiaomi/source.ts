@@ -122,8 +122,10 @@ export class XiaomiSource implements Source {
     const albums: Album[] = [];
     const warnings: string[] = [];
     const seen = new Set<string>();
-    for (const page of await this.client.albumPages(signal)) {
-      for (const raw of page.albums as unknown[]) {
+    const { pages, problem } = await this.client.albumPages(signal);
+    if (problem) warnings.push(`xiaomi: ${problem}`);
+    for (const page of pages) {
+      for (const raw of page.albums) {
         const read = readAlbum(raw);
         if ('problem' in read) warnings.push(`xiaomi: ${read.problem}`);
         else if (!seen.has(read.album.albumId)) {
