@@ -34,6 +34,7 @@
 //   documented well enough to rely on for deciding whether a file exists.
 
 import crypto from 'node:crypto';
+import { sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason } from '../../src/lib/redact.ts';
 import {
@@ -64,6 +65,8 @@ export const DEFAULT_CHUNK = 10 * 1024 * 1024;
 /** The tempauth in an upload URL dies 24 h after creation: replace sessions older than this. */
 export const MAX_SESSION_AGE_MS = 23 * 3600 * 1000;
 export const MAX_FILE_SIZE = 250 * 1024 ** 3;
+/** How long an upload waits for another upload of the run that targets the same name. */
+const CLAIM_WAIT_MS = 5 * 60_000;
 
 export interface OneDriveConfig {
   baseUrl: string;
@@ -472,19 +475,25 @@ export class OneDriveDestination implements Destination {
     throw new RejectedError(`no free name for ${p} after 999 tries`);
   }
 
-  /** Waits until no other upload of this process targets the same name, then claims it. */
+  /**
+   * Waits until no other upload of this process targets the same name, then claims it. The wait
+   * is bounded: a staged upload whose commit never comes must not hold another item forever (it
+   * then meets the name as OneDrive answers it, which is slower but safe).
+   */
   private async claim(p: string, itemId: string, signal: AbortSignal): Promise<() => void> {
     const key = p.toLowerCase();
+    const giveUpAt = Date.now() + CLAIM_WAIT_MS;
     for (;;) {
       const other = this.claims.get(key);
-      if (!other || other.itemId === itemId) break;
-      await Promise.race([
-        other.done,
-        new Promise((_, reject) => {
-          if (signal.aborted) reject(signal.reason);
-          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-        }),
-      ]);
+      if (!other || other.itemId === itemId || Date.now() >= giveUpAt) break;
+      const timer = new AbortController();
+      try {
+        await Promise.race([other.done, sleep(Math.max(1, giveUpAt - Date.now()), AbortSignal.any([signal, timer.signal]))]);
+      } catch (e) {
+        if (signal.aborted) throw e;
+      } finally {
+        timer.abort(); // no timer outlives the wait
+      }
     }
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
