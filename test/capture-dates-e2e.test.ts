@@ -191,4 +191,39 @@ describe('capture dates survive the move', () => {
     const csv = fs.readFileSync(path.join(t, 'report.csv'), 'utf8');
     expect(csv.split('\n').find((l) => l.includes('edited.jpg'))).toMatch(/favorite mark/);
   });
+
+  it('plan says what will be dated how; --keep-bytes uploads files unchanged and reports them as dated by upload', async () => {
+    const t = tmpDir('gb-dates-fg-');
+    const src = path.join(t, 'src');
+    put(path.join(src, 'WhatsApp'), 'IMG-20190701-WA0003.jpg', fixture('noexif.jpg'));
+    const png = await undatedPng();
+    put(path.join(src, 'WhatsApp'), 'sticker.png', png, '2020-02-02T12:00:00Z');
+    put(path.join(src, 'Camera'), 'IMG_20180725_163423.jpg', fixture('IMG_20180725_163423.jpg'));
+    const google = await startGoogleEmulator(TOKEN, [], 'gb-dates-fg-');
+    closers.push(() => google.close());
+    const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN };
+    const stateFile = path.join(t, 's.db');
+    const plan = await cli(['plan', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--json', '--timezone', 'UTC'], env);
+    expect(plan.code, plan.out).toBe(0);
+    const dates = (JSON.parse(plan.out.split('\n').find((l) => l.startsWith('{'))!) as { dates: Record<string, unknown> }).dates;
+    expect(dates).toEqual({
+      opened: 3,
+      inFile: 1,
+      noDateInFile: { total: 2, from: { 'the file name (whatsapp pattern)': 1, "the file's modification time (nothing better found)": 1 } },
+      dateAdded: 1,
+      datedByUpload: { items: 1, why: { 'png files keep their bytes: Google is not known to read a date written into them': 1 } },
+    });
+
+    const run = await cli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--keep-bytes', '--timezone', 'UTC', '--verify-wait', '60'], env);
+    expect(run.code, run.out).toBe(0);
+    const st = await google.state();
+    const items = new Map(st.mediaItems.map((m) => [m.filename, m as typeof m & { creationTime: string | null }]));
+    // Unchanged bytes: the WhatsApp image has no date inside, so the service dates it by its upload.
+    expect(fs.readFileSync(path.join(google.data, path.basename(items.get('IMG-20190701-WA0003.jpg')!.file))).equals(fixture('noexif.jpg'))).toBe(true);
+    expect(items.get('IMG-20190701-WA0003.jpg')!.creationTime).toBeNull();
+    expect(items.get('IMG_20180725_163423.jpg')!.creationTime).toBe('2018-07-25T16:34:23Z');
+    const rows = new Map(stateRows(stateFile).map((r) => [r.name!, r]));
+    expect(rows.get('IMG-20190701-WA0003.jpg')!.date_note).toBe('will be dated by upload: the file has no date and --keep-bytes keeps it that way (the file name (whatsapp pattern) says 2019-07-01T12:00:00+00:00)');
+    expect(run.out).toMatch(/2 will be dated by upload: the file has no date and --keep-bytes keeps it that way/);
+  });
 });
