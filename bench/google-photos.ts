@@ -26,6 +26,9 @@ const LATENCY_MS = 50;
 // Items in flight; staged items wait for their batch outside the queue, so batches fill at any concurrency, fastest at high ones.
 const CONCURRENCY = Number(process.env.GB_BENCH_GOOGLE_CONCURRENCY ?? 64);
 
+/** Photos for the batch-filling rows, at the tool's default --concurrency. */
+const TAIL_PHOTOS = Number(process.env.GB_BENCH_GOOGLE_TAIL_PHOTOS ?? 300);
+
 const startEmulator = (data: string, flags: string[]): Promise<Emu> => startEmu('google-photos', data, TOKEN, flags, ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']);
 
 /** Small photos with distinct pixels (noise), so no two are the same bytes. */
@@ -42,7 +45,44 @@ async function makePhotos(dir: string, n: number): Promise<void> {
   }
 }
 
-const suiteImpl: BenchSuite = async () => {
+/**
+ * Requests per photo that go with the photos (uploads, batchCreate, batchGet) at the default
+ * --concurrency, against a fast emulator and one with latency: batches must fill whatever the
+ * server's speed (the floor is one upload plus one batchCreate and one batchGet per 50).
+ */
+async function batchRows(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const latency of [0, LATENCY_MS]) {
+    const t = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-bench-gp-tail-'));
+    const emu = await startEmulator(path.join(t, 'emu'), ['--latency-ms', String(latency), '--video-processing-ms', '0']);
+    try {
+      await makePhotos(path.join(t, 'src', 'Bench'), TAIL_PHOTOS);
+      const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_ACCESS_TOKEN: TOKEN, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL! };
+      const run = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], env);
+      if (run.code !== 0) throw new Error(`migration exited ${run.code}: ${run.out.slice(-500)}`);
+      const r = ((await (await fetch(`${emu.env.GOOGLE_PHOTOS_BASE_URL}/__emulator/state`)).json()) as { requests: Record<string, number> }).requests;
+      const perPhoto = (r.uploads! + r.batchCreate! + r.batchGet!) / TAIL_PHOTOS;
+      const floor = 1 + (2 * Math.ceil(TAIL_PHOTOS / 50)) / TAIL_PHOTOS;
+      rows.push({
+        name: `requests per photo at the default --concurrency, ${latency ? `${latency} ms latency` : 'no latency'} (${TAIL_PHOTOS} photos: ${r.uploads} uploads, ${r.batchCreate} batchCreate, ${r.batchGet} batchGet)`,
+        value: perPhoto,
+        unit: 'req/photo',
+        peer: { name: 'full batches: 1 upload + 1/50 batchCreate + 1/50 batchGet', value: floor, unit: 'req/photo' },
+        ratio: perPhoto / floor,
+        goal: 'value <= 1 + 2/50',
+        met: perPhoto <= floor + 1e-9,
+      });
+    } finally {
+      await emu.stop();
+      fs.rmSync(t, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+const suiteImpl: BenchSuite = async () => [...(await batchRows()), ...(await mainRows())];
+
+async function mainRows(): Promise<BenchRow[]> {
   const t = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-bench-gp-'));
   const emu = await startEmulator(path.join(t, 'emu'), ['--latency-ms', String(LATENCY_MS), '--writes-per-minute', String(WRITES_PER_MINUTE), '--video-processing-ms', '0']);
   try {
@@ -98,6 +138,6 @@ const suiteImpl: BenchSuite = async () => {
     await emu.stop();
     fs.rmSync(t, { recursive: true, force: true });
   }
-};
+}
 
 export const suite: BenchSuite = suiteImpl;

@@ -182,6 +182,13 @@ export type CommitResult =
   | { outcome: 'created'; destId: string; destPath?: string }
   /** The same bytes already exist at the destination (a rerun, or the same file twice). */
   | { outcome: 'duplicate'; destId: string; destPath?: string; evidence?: Evidence }
+  /**
+   * The destination's library already held these bytes, put there by something else (Google:
+   * the phone's own backup), and this tool may not read that item back. Recorded once and never
+   * sent again; `evidence` is the destination's word only (none when it said nothing clear), so
+   * the source is kept unless the user accepts that level. `destId` when the destination named it.
+   */
+  | { outcome: 'in-library'; destId: string | null; reason: string; evidence: Evidence | null }
   | { outcome: 'error'; error: Error };
 
 export interface CommitRequest {
@@ -210,6 +217,8 @@ export type VerifyResult =
   /** Not decidable yet (hash not computed, video PROCESSING): ask again after the delay. */
   | { outcome: 'pending'; retryAfterMs: number; reason: string }
   | { outcome: 'mismatch'; reason: string }
+  /** The item is one the destination held before (see CommitResult 'in-library'): not readable by this tool. */
+  | { outcome: 'in-library'; reason: string; evidence: Evidence }
   | { outcome: 'error'; error: Error };
 
 /**

@@ -9,6 +9,7 @@
 //        │             │
 //        └─────────────┴─► rejected (permanent: refused, gone, unsupported)
 //   transferring ─► skipped (the same bytes are already at the destination) ─► source-deleted
+//   transferring/uploaded ─► skipped (already in the library from another app, not readable here)
 
 import type { DB } from './db.ts';
 import { statement } from './db.ts';
@@ -234,6 +235,23 @@ export class Items {
       staged: null,
       upload_session: null,
       reason: 'already at the destination (same bytes)',
+      evidence_level: evidence?.level ?? null,
+      evidence_detail: evidence?.detail ?? null,
+      verified_at: evidence ? now() : null,
+    });
+  }
+
+  /**
+   * The destination's library already held these bytes from another app and this tool cannot
+   * read that item: terminal (never sent again), kept at the source unless the user accepts the
+   * destination's word (`evidence`, at most 'received').
+   */
+  markInLibrary(id: number, destId: string | null, reasonText: string, evidence: { level: string; detail: string } | null): void {
+    this.move(id, ['transferring', 'uploaded'], 'skipped', {
+      dest_id: destId,
+      staged: null,
+      upload_session: null,
+      reason: reasonText,
       evidence_level: evidence?.level ?? null,
       evidence_detail: evidence?.detail ?? null,
       verified_at: evidence ? now() : null,

@@ -21,7 +21,7 @@ import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
 import { readCredentials } from '../../src/lib/credentials.ts';
-import { QuotaCounter } from './quota.ts';
+import { pacificDay, QuotaCounter } from './quota.ts';
 import { DEFAULT_AUTH_URL, DEFAULT_BASE_URL, DEFAULT_TOKEN_URL } from './protocol.ts';
 
 export const PROVIDER = 'google-photos';
@@ -96,6 +96,25 @@ const isDaily = (e: GoogleErrorBody) =>
   /per day/i.test(e.message ?? '') || (e.details ?? []).some((d) => /PerDay/i.test(d.metadata?.quota_limit ?? ''));
 export const isStorageFull = (e: GoogleErrorBody) => /remaining storage|storage quota|not enough storage/i.test(e.message ?? '');
 
+/** The longest a throttling 429 may pause the run; Retry-After beyond it leaves the item for later. */
+export const MAX_THROTTLE_WAIT_MS = 5 * 60_000;
+
+/** When Google's daily quota resets: the next midnight in Pacific time, as UTC and as local time. */
+export function rerunTime(now = Date.now()): string {
+  const at = nextPacificMidnight(now);
+  const local = new Date(at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  return `${new Date(at).toISOString().replace(/:\d\d\.\d{3}Z$/, 'Z')} (midnight Pacific time; ${local} here)`;
+}
+
+export function nextPacificMidnight(now = Date.now()): number {
+  const today = pacificDay(now);
+  // The first whole minute after `now` whose Pacific date differs: found by hours, then minutes.
+  let t = now - (now % 60_000);
+  while (pacificDay(t + 3600_000) === today) t += 3600_000;
+  while (pacificDay(t) === today) t += 60_000;
+  return t;
+}
+
 /** An answer whose outcome is unknown (5xx or a cut connection on a call that must not be repeated blindly). */
 export class AmbiguousError extends RetryableError {
   constructor(message: string) {
@@ -167,6 +186,7 @@ export class GoogleApi {
     readonly clientKey: string,
     private readonly log: Logger,
     writesPerMinute: number,
+    private readonly stopSignal?: AbortSignal,
   ) {
     let p = pacers.get(clientKey);
     if (!p) {
@@ -178,7 +198,7 @@ export class GoogleApi {
     this.writePacer = p.writes;
   }
 
-  static async create(opts: { env: NodeJS.ProcessEnv; home: string; account: string; log: Logger; writesPerMinute?: number }): Promise<GoogleApi> {
+  static async create(opts: { env: NodeJS.ProcessEnv; home: string; account: string; log: Logger; writesPerMinute?: number; signal?: AbortSignal }): Promise<GoogleApi> {
     const cfg = googleConfig(opts.env);
     let refreshable = false;
     let clientId = cfg.clientId;
@@ -204,7 +224,7 @@ export class GoogleApi {
     const host = new URL(cfg.baseUrl).host;
     const clientKey = `${clientId ?? 'access-token'}@${host}`;
     const quota = new QuotaCounter(opts.home, clientKey);
-    return new GoogleApi(cfg, oauth, refreshable, quota, clientKey, opts.log, opts.writesPerMinute ?? 0);
+    return new GoogleApi(cfg, oauth, refreshable, quota, clientKey, opts.log, opts.writesPerMinute ?? 0, opts.signal);
   }
 
   url(p: string): string {
@@ -306,7 +326,9 @@ export class GoogleApi {
    * Sends one API call with the shared pacing, counting and error handling. Answers other than
    * 2xx that are not handled here (4xx) are returned for the caller to read.
    */
-  async call(what: string, send: () => Promise<Resp>, opts: CallOptions = {}): Promise<Resp> {
+  async call(what: string, send: () => Promise<Resp>, callOpts: CallOptions = {}): Promise<Resp> {
+    // Every wait (pacing, a throttling pause, back-off) ends when the run is asked to stop.
+    const opts: CallOptions = { ...callOpts, signal: callOpts.signal ?? this.stopSignal };
     const attempts = opts.attempts ?? 5;
     let refreshed = false;
     let throttled = 0;
@@ -346,12 +368,15 @@ export class GoogleApi {
         if (isDaily(e)) {
           this.quota.markExhausted();
           const used = this.quota.today();
-          throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after midnight Pacific time; the migration resumes where it stopped`);
+          throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after ${rerunTime()}; the migration resumes where it stopped`);
         }
-        // Per-minute and concurrency limits: every Google request waits at least 30 s.
+        // Per-minute and concurrency limits: every Google request waits at least 30 s, and at
+        // most MAX_THROTTLE_WAIT_MS: a longer Retry-After leaves the item for later instead of
+        // holding the run (it stops with the time to rerun when nothing else is left).
         throttled++;
         const retryAfter = parseRetryAfter(r.headers.get('retry-after'));
-        const wait = backoffDelay(throttled, Math.max(30_000, retryAfter ?? 0), { baseMs: 30_000, maxMs: 300_000 });
+        if (retryAfter !== undefined && retryAfter > MAX_THROTTLE_WAIT_MS) throw new RetryableError(`${msg} (Google asks to wait ${Math.round(retryAfter / 1000)} s)`, retryAfter);
+        const wait = Math.min(MAX_THROTTLE_WAIT_MS, backoffDelay(throttled, Math.max(30_000, retryAfter ?? 0), { baseMs: 30_000, maxMs: MAX_THROTTLE_WAIT_MS }));
         this.pacer.pauseFor(wait);
         this.log.debug(`${msg}: pausing Google requests for ${Math.round(wait)} ms`);
         if (throttled >= 8) throw new RetryableError(msg, wait);

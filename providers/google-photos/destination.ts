@@ -203,6 +203,12 @@ export class GooglePhotosDestination implements Destination {
     this.ctx.store.set(key, parts);
   }
 
+  private albumTitle(albumId: string): string | undefined {
+    const name = this.ctx.store.get<string>(`albumid:${albumId}`);
+    if (name === undefined) return undefined;
+    return (this.ctx.store.get<AlbumPart[]>(this.albumKey(name)) ?? []).find((p) => p.id === albumId)?.title;
+  }
+
   private albumCommitted(albumId: string, created: number, attempted: number): void {
     this.reserved.set(albumId, Math.max(0, (this.reserved.get(albumId) ?? 0) - attempted));
     if (created) this.updatePart(albumId, (p) => (p.count += created));
@@ -312,13 +318,25 @@ export class GooglePhotosDestination implements Destination {
       return reqs.map(() => ({ outcome: 'error', error: err }));
     }
     let created = 0;
-    const out = reqs.map((_, i): CommitResult => {
+    const out = reqs.map((req, i): CommitResult => {
       const res = list.find((x) => x.uploadToken === tokens[i]) ?? list[i]!;
       const code = res.status?.code ?? 0;
       const message = res.status?.message ?? '';
-      if (res.mediaItem?.id && (code === 0 || code === 6)) {
+      if (code === 6) {
+        // ALREADY_EXISTS, with or without the item: the library held these bytes from another app.
+        return inLibrary(res.mediaItem?.id ?? null, `Google answered code 6 "${message || 'ALREADY_EXISTS'}" for these bytes`);
+      }
+      if (res.mediaItem?.id && code === 0) {
         created++;
-        return { outcome: 'created', destId: res.mediaItem.id };
+        // The album it went into (a full one continues in "Name (2)"): the report shows it.
+        const title = albumId ? this.albumTitle(albumId) : undefined;
+        return { outcome: 'created', destId: res.mediaItem.id, ...(title ? { destPath: title } : {}) };
+      }
+      if (code === 3 && GENERIC_FAILURE.test(message) && this.validMedia(req)) {
+        // A generic code 3 for bytes that are a sound photo or video is how Google also answers
+        // for items already in the library (jiotty-photos-uploader#129): sending them again
+        // every run would only burn quota.
+        return probablyInLibrary(`Google answered a generic code 3 ("${message}") for a photo or video that is sound here`);
       }
       const text = `Google Photos refused the item: ${message || 'no reason given'} (code ${code})`;
       if (/upload token/i.test(message)) return { outcome: 'error', error: new RetryableError(`${text}; it is uploaded again`) };
@@ -327,6 +345,14 @@ export class GooglePhotosDestination implements Destination {
     });
     if (albumId) this.albumCommitted(albumId, created, reqs.length);
     return out;
+  }
+
+  /** The bytes are media Google takes: a photo that decoded here, or a video whose container was read. */
+  private validMedia(req: CommitRequest): boolean {
+    const record = this.ctx.store.get<UploadRecord>(`up:${req.hashes.sha256}`);
+    if (record?.fp?.pixels) return true;
+    const mime = normalizeMime(req.input.facts.mimeType);
+    return mime.startsWith('video/') && req.input.facts.captureTimeSource === 'container';
   }
 
   // ---- verify ----
@@ -378,10 +404,10 @@ export class GooglePhotosDestination implements Destination {
 
   private async verifyOne(req: VerifyRequest, m: MediaItemJson | { error: string }): Promise<VerifyResult> {
     if ('error' in m) {
-      return {
-        outcome: 'mismatch',
-        reason: `Google Photos does not show media item ${req.destId} to this app (${m.error}). If the same photo was already in the library from another app (the phone's backup), Google resolves the upload to that item, which an app may not read since March 2025: the source item is kept`,
-      };
+      // Google named this item when it took the bytes, yet will not show it: since March 2025 an
+      // app reads only what it created, so the item was in the library before, from another app.
+      const r = inLibrary(req.destId, `Google resolved the upload to media item ${req.destId}, which it does not let this app read (${m.error})`);
+      return { outcome: 'in-library', reason: r.reason, evidence: r.evidence };
     }
     const wantMime = normalizeMime(req.facts.mimeType);
     const gotMime = normalizeMime(m.mimeType);
@@ -524,6 +550,32 @@ export class GooglePhotosDestination implements Destination {
   async close(): Promise<void> {
     this.api.close();
   }
+}
+
+/** Google's wording when it fails to create an item without saying why. */
+const GENERIC_FAILURE = /^(failed|there was an error while trying to create this media item)/i;
+
+/** The reason every "already in your library from another app" item carries (status, report, plan). */
+export const IN_LIBRARY_REASON =
+  'already in your library from another app: delete it at the source yourself once you have checked, or run with `--delete-evidence received` to accept Google\'s word';
+
+function inLibrary(destId: string | null, said: string): { outcome: 'in-library'; destId: string | null; reason: string; evidence: { level: 'received'; detail: string } } {
+  return {
+    outcome: 'in-library',
+    destId,
+    reason: `${IN_LIBRARY_REASON} (${said})`,
+    evidence: { level: 'received', detail: `Google's word only: ${said}; this app may not read the item back, so nothing was compared` },
+  };
+}
+
+/** A generic failure is no word from Google that it holds the bytes: no evidence, so never deleted by the rule. */
+function probablyInLibrary(said: string): { outcome: 'in-library'; destId: null; reason: string; evidence: null } {
+  return {
+    outcome: 'in-library',
+    destId: null,
+    reason: `already in your library from another app, most likely: ${said}, which is how it answers for photos it already holds. It is not sent again; delete it at the source yourself once you have checked that Google Photos has it`,
+    evidence: null,
+  };
 }
 
 /** Google takes at most 255 characters of file name; the extension is kept. */

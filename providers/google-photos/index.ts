@@ -24,6 +24,7 @@ export const googlePhotosProvider: ProviderModule = {
       account: ctx.account,
       log: ctx.log,
       writesPerMinute: num(ctx.options.googleWritesPerMinute ?? ctx.env.GOOGLE_PHOTOS_WRITES_PER_MINUTE) ?? 0,
+      signal: ctx.signal,
     });
     const today = api.quota.today();
     if (today.exhausted) ctx.log.warn('Google Photos said earlier today (Pacific time) that the daily request quota is spent; the run stops at the first refusal.');

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { openState } from '../../state/db.ts';
 import type { DB } from '../../state/db.ts';
 import { Items, ITEM_STATES } from '../../state/items.ts';
+import { IN_LIBRARY_SQL } from '../report/outcomes.ts';
 
 /** Opens a state file read-only, or says in one line why not (exit 2). */
 function openExisting(file: string): DB | null {
@@ -18,7 +19,7 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
   try {
     const counts = new Items(db).countsByState();
     const failures = db
-      .prepare(`SELECT source_id, name, state, coalesce(reason, last_error) AS why, attempts FROM items WHERE state IN ('failed','rejected') ORDER BY id LIMIT 200`)
+      .prepare(`SELECT source_id, name, state, coalesce(reason, last_error) AS why, attempts FROM items WHERE state IN ('failed','rejected') OR ${IN_LIBRARY_SQL} ORDER BY id LIMIT 200`)
       .all() as Array<{ source_id: string; name: string; state: string; why: string; attempts: number }>;
     const lastRun = db.prepare('SELECT id, started_at, ended_at, outcome, exit_code FROM runs ORDER BY id DESC LIMIT 1').get() as
       | { id: number; started_at: string; ended_at: string | null; outcome: string | null; exit_code: number | null }
@@ -34,8 +35,11 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
     lines.push(`  deletions at the source: ${deletions}`);
     if (lastRun) lines.push(`last run #${lastRun.id}: started ${lastRun.started_at}, ${lastRun.ended_at ? `ended ${lastRun.ended_at}, ${lastRun.outcome}, exit ${lastRun.exit_code}` : 'did not finish (killed or running)'}`);
     if (failures.length) {
-      lines.push('failed and rejected:');
-      for (const f of failures) lines.push(`  ${f.state.padEnd(9)} ${f.source_id}: ${f.why ?? 'unknown'}${f.state === 'failed' ? ` (${f.attempts} attempts)` : ''}`);
+      lines.push('failed, rejected, and kept because already in your library from another app:');
+      for (const f of failures) {
+        const label = f.state === 'skipped' ? 'in-library' : f.state;
+        lines.push(`  ${label.padEnd(10)} ${f.source_id}: ${f.why ?? 'unknown'}${f.state === 'failed' ? ` (${f.attempts} attempts)` : ''}`);
+      }
     }
     process.stdout.write(lines.join('\n') + '\n');
     return 0;

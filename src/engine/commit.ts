@@ -10,6 +10,9 @@ import type { Deleter } from './deletion.ts';
 import type { StagedItem } from './transfer.ts';
 import type { VerifyStage } from './verify.ts';
 
+/** What progress shows for an item the destination already held from another app. */
+export const IN_LIBRARY = 'already in your library from another app';
+
 export class CommitStage {
   // A partial batch waits a few seconds for company: each batch call costs a quota request,
   // and the wait is nothing next to an upload token's day of life. The run flushes at once
@@ -35,6 +38,12 @@ export class CommitStage {
       hashes: s.hashes,
     });
     if (result.outcome === 'error') throw result.error;
+    if (result.outcome === 'in-library') {
+      items.markInLibrary(row.id, result.destId, result.reason, result.evidence);
+      ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: IN_LIBRARY });
+      await this.deleter.consider(row.id);
+      return;
+    }
     if (result.outcome === 'duplicate') {
       items.markDuplicate(row.id, result.destId, result.destPath ?? null, result.evidence ?? null);
       ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: 'already at the destination' });

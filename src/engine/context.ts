@@ -34,7 +34,8 @@ export type RunEvent =
   | { type: 'bytes'; bytes: number }
   | { type: 'log'; level: 'info' | 'warn'; message: string };
 
-export type StopReason = StopKind | 'until' | 'signal';
+/** 'waiting': only items whose next retry is far off are left (a long Retry-After). */
+export type StopReason = StopKind | 'until' | 'signal' | 'waiting';
 
 export class RunContext {
   readonly items: Items;
@@ -44,6 +45,8 @@ export class RunContext {
   stopMessage: string | null = null;
   /** Attempts per item in this run (the state store counts them across runs). */
   readonly attempts = new Map<number, number>();
+  /** Why the last item set to wait long for its retry waits (for the stop message). */
+  lastWaitReason: string | null = null;
   /** Items whose bytes this process read and hashed (a deletion may trust the cheap identity checks). */
   readonly readThisRun = new Set<number>();
 
@@ -102,6 +105,7 @@ export class RunContext {
     }
     const n = this.attempts.get(row.id) ?? 1;
     const wait = backoffDelay(n, err instanceof RetryableError ? err.retryAfterMs : undefined);
+    if (wait > 60_000) this.lastWaitReason = reason(err);
     safe(() => items.markFailed(row.id, reason(err), Date.now() + wait));
     this.emit({ type: 'item', name: row.name, state: 'failed', bytes: 0, detail: reason(err) });
   }

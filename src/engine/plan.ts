@@ -1,6 +1,7 @@
 // What a run would do, before anything moves: it lists the source (writing nothing), compares
 // with the state store, and asks the destination what room and request budget it has.
 
+import { IN_LIBRARY_PREFIX, IN_LIBRARY_SQL } from '../report/outcomes.ts';
 import type { Destination, PlanNote, Source, SourceItem } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
 import { sniffMedia } from '../media/sniff.ts';
@@ -100,7 +101,8 @@ function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, 
 }
 
 export async function computePlan(db: DB | null, source: Source, destination: Destination, opts: PlanOptions): Promise<Plan> {
-  const stateOf = db ? db.prepare('SELECT state FROM items WHERE source_id = ?') : null;
+  const stateOf = db ? db.prepare(`SELECT state, ${IN_LIBRARY_SQL} AS lib FROM items WHERE source_id = ?`) : null;
+  const inLibrary = { items: 0, bytes: 0 };
   const plan: Plan = {
     source: source.identity,
     destination: destination.identity,
@@ -125,7 +127,14 @@ export async function computePlan(db: DB | null, source: Source, destination: De
       const size = item.size ?? 0;
       plan.listed.items++;
       plan.listed.bytes += size;
-      const state = (stateOf?.get(item.id) as { state: ItemState } | undefined)?.state;
+      const known = stateOf?.get(item.id) as { state: ItemState; lib: number } | undefined;
+      const state = known?.state;
+      if (known?.lib) {
+        // Never sent again: the destination already held it from another app.
+        inLibrary.items++;
+        inLibrary.bytes += size;
+        continue;
+      }
       if (state && DONE.includes(state)) {
         plan.done.items++;
         plan.done.bytes += size;
@@ -158,6 +167,13 @@ export async function computePlan(db: DB | null, source: Source, destination: De
     }
     if (page.cursor === null) break;
     cursor = page.cursor;
+  }
+  if (inLibrary.items) {
+    plan.notes.push({
+      message: `${inLibrary.items} items are ${IN_LIBRARY_PREFIX} (found by earlier runs) and are not sent again; they stay at the source: delete them there yourself once you have checked, or run with \`--delete-evidence received\` to accept the destination's word`,
+      items: inLibrary.items,
+      bytes: inLibrary.bytes,
+    });
   }
   if (probes >= opts.probeLimit) plan.notes.push({ message: `only the first ${opts.probeLimit} items without a declared date were opened to look for an embedded one` });
 

@@ -31,7 +31,7 @@ export interface RunResult {
   exitCode: number;
 }
 
-const STOP_EXIT: Record<StopReason, number> = { quota: 4, until: 4, credentials: 3, 'destination-full': 5, config: 2, signal: 130 };
+const STOP_EXIT: Record<StopReason, number> = { quota: 4, until: 4, waiting: 4, credentials: 3, 'destination-full': 5, config: 2, signal: 130 };
 
 export async function runMigration(db: DB, source: Source, destination: Destination, opts: RunOptions): Promise<RunResult> {
   checkIdentity(db, source.identity, destination.identity);
@@ -46,12 +46,13 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
   const listing = startListing(ctx, () => wakeUp.nudge());
   verify.resumeEarlierRuns();
   deleter.resumeEarlierRuns();
-  await transferAll(ctx, commits, verify, listing, wakeUp);
+  const retryAt = await transferAll(ctx, commits, verify, listing, wakeUp);
 
   await listing.done;
   await commits.close();
   await verify.drain();
   await deleter.drain();
+  if (retryAt !== null) ctx.halt('waiting', `nothing is left to do before ${new Date(retryAt).toISOString()}, when the items waiting to retry may go (${ctx.lastWaitReason ?? 'the service asked to wait'}): run again then; the migration resumes where it stopped`);
   unwatch();
 
   const counts = ctx.items.countsByState();
@@ -95,11 +96,15 @@ class Wakeup {
   }
 }
 
+/** Idling longer than this for a retry to come due is pointless: the run stops and says when to rerun. */
+const MAX_IDLE_MS = 2 * 60_000;
+
 /**
  * Feeds pending items to the transfer stage until nothing is left that this run may still try,
- * the listing has ended, and every commit has settled.
+ * the listing has ended, and every commit has settled. Returns the time of the earliest retry
+ * when only items waiting far into the future are left (a Retry-After of hours), else null.
  */
-async function transferAll(ctx: RunContext, commits: CommitStage, verify: VerifyStage, listing: Listing, wakeUp: Wakeup): Promise<void> {
+async function transferAll(ctx: RunContext, commits: CommitStage, verify: VerifyStage, listing: Listing, wakeUp: Wakeup): Promise<number | null> {
   const { opts, items, db } = ctx;
   const inFlight = new Set<number>();
   const committing = new Set<Promise<void>>();
@@ -153,9 +158,17 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
     const retryDue = statement(db, `SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`)
       .get() as { t: number | null };
     const retryable = hasRetryable();
-    if (listing.finished && queue.size + queue.pending === 0 && committing.size === 0 && !retryable) break;
-    commits.flush();
-    verify.flush();
+    const idle = queue.size + queue.pending === 0;
+    if (listing.finished && idle && committing.size === 0 && !retryable) break;
+    if (listing.finished && idle && committing.size === 0 && retryDue.t !== null && retryDue.t - Date.now() > MAX_IDLE_MS) {
+      await queue.onIdle();
+      return retryDue.t;
+    }
+    // A partial batch goes at once only when no transfer still running can join it; otherwise
+    // it waits for them (at most the batcher's linger). Flushing on every wake made each upload
+    // finishing at the tail a batch of its own: one more batchCreate and batchGet per photo.
+    if (idle) commits.flush();
+    if (idle && committing.size === 0) verify.flush();
     // Woken by a listed page, a finished item or a stop; never by an already-settled promise,
     // which would spin this loop on microtasks and starve the I/O it waits for.
     const waitFor: Promise<unknown>[] = [wakeUp.next()];
@@ -169,4 +182,5 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
   await listing.done;
   commits.flush();
   await Promise.all(committing);
+  return null;
 }

@@ -10,6 +10,7 @@ import { reason } from '../lib/redact.ts';
 import { Batcher } from './batcher.ts';
 import type { RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
+import { IN_LIBRARY } from './commit.ts';
 import { factsFromRow, uploadedHashes } from './transfer.ts';
 
 export class VerifyStage {
@@ -75,6 +76,12 @@ export class VerifyStage {
         items.markVerified(rowId, res.evidence.level, detail);
         ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: row.bytes_read ?? 0, detail: res.evidence.level });
         await this.afterVerified(row);
+        return;
+      }
+      if (res.outcome === 'in-library') {
+        items.markInLibrary(rowId, row.dest_id, res.reason, res.evidence);
+        ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: row.bytes_read ?? 0, detail: IN_LIBRARY });
+        await this.deleter.consider(rowId);
         return;
       }
       if (res.outcome === 'mismatch') {

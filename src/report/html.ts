@@ -136,7 +136,7 @@ export async function writeHtml(db: DB, s: Summary, w: (chunk: string) => void, 
       const range = t && t.items > BLOCK ? ` · items ${block * BLOCK + 1}–${Math.min(t.items, (block + 1) * BLOCK)}` : '';
       w(`<details><summary><b>${esc(r.album || '(no album)')}</b> — ${esc(count(t?.items ?? 0, 'item'))}, ${bytes(t?.bytes ?? 0)}${range}</summary><table><tr><th>Name</th><th class="n">Size</th><th>Outcome</th><th>Taken</th><th>Note</th></tr>\n`);
     }
-    const o = outcomeOf(r.state);
+    const o = outcomeOf(r.state, r.why);
     const note = o === 'verified' || o === 'deleted' ? (r.evidence_level ? `evidence: ${r.evidence_level}` : '') : (r.why ?? '');
     w(`<tr><td>${esc(r.name)}<td class="n">${bytes(r.b)}<td class="o-${o}">${esc(OUTCOME_LABEL[o])}<td>${r.capture_time ? esc(r.capture_time.slice(0, 10)) : ''}<td>${esc(note.slice(0, 200))}\n`);
     open.inBlock++;

@@ -3,21 +3,28 @@
 
 import type { ItemState } from '../../state/items.ts';
 
-export type Outcome = 'verified' | 'deleted' | 'duplicate' | 'rejected' | 'failed' | 'awaiting' | 'not-started';
+export type Outcome = 'verified' | 'deleted' | 'duplicate' | 'in-library' | 'rejected' | 'failed' | 'awaiting' | 'not-started';
 
-export const OUTCOMES: readonly Outcome[] = ['verified', 'deleted', 'duplicate', 'rejected', 'failed', 'awaiting', 'not-started'];
+export const OUTCOMES: readonly Outcome[] = ['verified', 'deleted', 'duplicate', 'in-library', 'rejected', 'failed', 'awaiting', 'not-started'];
+
+/** How a destination's reason starts when its library already held the bytes from another app. */
+export const IN_LIBRARY_PREFIX = 'already in your library from another app';
+/** SQL for the same test, on the items table. */
+export const IN_LIBRARY_SQL = `(state = 'skipped' AND reason LIKE '${IN_LIBRARY_PREFIX}%')`;
 
 export const OUTCOME_LABEL: Record<Outcome, string> = {
   verified: 'moved and verified',
   deleted: 'moved, verified and deleted at the source',
   duplicate: 'skipped: already at the destination',
+  'in-library': 'already in your library from another app (stays at the source)',
   rejected: 'rejected (stays at the source)',
   failed: 'failed (will be tried again)',
   awaiting: 'moved, waiting for verification',
   'not-started': 'not moved yet',
 };
 
-export function outcomeOf(state: ItemState | string): Outcome {
+export function outcomeOf(state: ItemState | string, reason?: string | null): Outcome {
+  if (state === 'skipped' && reason?.startsWith(IN_LIBRARY_PREFIX)) return 'in-library';
   switch (state) {
     case 'verified':
       return 'verified';
@@ -37,7 +44,7 @@ export function outcomeOf(state: ItemState | string): Outcome {
 }
 
 /** Items a person should look at: they are not safely at the destination. */
-export const NEEDS_ATTENTION: readonly Outcome[] = ['rejected', 'failed', 'awaiting'];
+export const NEEDS_ATTENTION: readonly Outcome[] = ['in-library', 'rejected', 'failed', 'awaiting'];
 
 export interface ReasonGroup {
   key: string;
@@ -64,8 +71,15 @@ const OTHER_FAILED: ReasonGroup = { key: 'other', title: 'Other errors', todo: '
 const OTHER_REJECTED: ReasonGroup = { key: 'other-rejected', title: 'Refused by the destination', todo: 'It stays at the source; read the reason below and move it by hand if you need it.' };
 const AWAITING: ReasonGroup = { key: 'pending', title: 'Destination still processing', todo: 'Run again later: the check is repeated and nothing is uploaded twice.' };
 
+const IN_LIBRARY: ReasonGroup = {
+  key: 'in-library',
+  title: 'Already in your library from another app',
+  todo: 'Not sent again. Check that the destination has it, then delete it at the source yourself, or run with --delete-evidence received to accept the destination\'s word where it gave one.',
+};
+
 export function reasonGroup(outcome: Outcome, why: string | null): ReasonGroup {
   if (outcome === 'awaiting') return AWAITING;
+  if (outcome === 'in-library') return IN_LIBRARY;
   const text = why ?? '';
   for (const g of GROUPS) if (g.test.test(text)) return g.group;
   return outcome === 'rejected' ? OTHER_REJECTED : OTHER_FAILED;

@@ -40,9 +40,9 @@ function rows(db: DB): IterableIterator<Row> {
 }
 
 function human(r: Row & { bytes_read?: unknown }): Record<(typeof HUMAN_COLUMNS)[number], string> {
-  const o = outcomeOf(String(r.state));
+  const o = outcomeOf(String(r.state), r.reason as string | null);
   const why = (r.reason ?? r.last_error ?? null) as string | null;
-  const todo = o === 'failed' || o === 'rejected' || o === 'awaiting' ? reasonGroup(o, why).todo : o === 'not-started' ? 'Run again: the migration resumes with it.' : '';
+  const todo = o === 'failed' || o === 'rejected' || o === 'awaiting' || o === 'in-library' ? reasonGroup(o, why).todo : o === 'not-started' ? 'Run again: the migration resumes with it.' : '';
   return { outcome: OUTCOME_LABEL[o], size_human: bytes((r.bytes_read ?? r.size ?? null) as number | null), what_to_do: todo };
 }
 

@@ -7,6 +7,7 @@ export const OUTCOME_COLOR: Record<Outcome, string> = {
   verified: '#2e9d5b',
   deleted: '#1f6f8b',
   duplicate: '#8cc7a1',
+  'in-library': '#7a8cc7',
   awaiting: '#e0b000',
   failed: '#e07a1f',
   rejected: '#c8372d',

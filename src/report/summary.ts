@@ -4,7 +4,7 @@
 
 import type { DB } from '../../state/db.ts';
 import { getMeta } from '../../state/db.ts';
-import { OUTCOMES, NEEDS_ATTENTION, outcomeOf, reasonGroup } from './outcomes.ts';
+import { IN_LIBRARY_SQL, OUTCOMES, NEEDS_ATTENTION, outcomeOf, reasonGroup } from './outcomes.ts';
 import type { Outcome } from './outcomes.ts';
 import { datesSummary, type DatesSummary } from './dates.ts';
 
@@ -69,8 +69,8 @@ const SIZE = 'coalesce(bytes_read, size, 0)';
 export function summarize(db: DB): Summary {
   const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, emptyTally()])) as Record<Outcome, Tally>;
   const total = emptyTally();
-  for (const r of db.prepare(`SELECT state, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY state`).all() as Array<{ state: string; n: number; b: number | null }>) {
-    const t = outcomes[outcomeOf(r.state)];
+  for (const r of db.prepare(`SELECT state, ${IN_LIBRARY_SQL} AS lib, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY state, lib`).all() as Array<{ state: string; lib: number; n: number; b: number | null }>) {
+    const t = outcomes[r.lib ? 'in-library' : outcomeOf(r.state)];
     t.items += r.n;
     t.bytes += r.b ?? 0;
     total.items += r.n;
@@ -88,9 +88,9 @@ export function summarize(db: DB): Summary {
   const deletions = (db.prepare('SELECT count(*) AS n FROM deletions').get() as { n: number }).n;
 
   const groups = new Map<string, AttentionGroup>();
-  const stmt = db.prepare(`SELECT id, state, coalesce(reason, last_error) AS why, ${SIZE} AS b FROM items WHERE state IN ('failed','rejected','uploaded') ORDER BY id`);
+  const stmt = db.prepare(`SELECT id, state, coalesce(reason, last_error) AS why, ${SIZE} AS b FROM items WHERE state IN ('failed','rejected','uploaded') OR ${IN_LIBRARY_SQL} ORDER BY id`);
   for (const r of stmt.iterate() as IterableIterator<{ id: number; state: string; why: string | null; b: number }>) {
-    const outcome = outcomeOf(r.state);
+    const outcome = outcomeOf(r.state, r.why);
     const g = reasonGroup(outcome, r.why);
     const key = `${outcome === 'rejected' ? 'rejected' : 'retry'}:${g.key}`;
     let a = groups.get(key);
@@ -114,12 +114,12 @@ export function summarize(db: DB): Summary {
   if (outcomes['not-started'].items) stays.push({ why: 'Not moved yet', todo: 'Run again: the migration resumes with these.', ...outcomes['not-started'] });
 
   const albumMap = new Map<string, AlbumTally>();
-  for (const r of db.prepare(`SELECT coalesce(album_name, '') AS album, state, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY album, state`).all() as Array<{ album: string; state: string; n: number; b: number | null }>) {
+  for (const r of db.prepare(`SELECT coalesce(album_name, '') AS album, state, ${IN_LIBRARY_SQL} AS lib, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY album, state, lib`).all() as Array<{ album: string; state: string; lib: number; n: number; b: number | null }>) {
     let a = albumMap.get(r.album);
     if (!a) albumMap.set(r.album, (a = { album: r.album, total: emptyTally(), byOutcome: Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number> }));
     a.total.items += r.n;
     a.total.bytes += r.b ?? 0;
-    a.byOutcome[outcomeOf(r.state)] += r.n;
+    a.byOutcome[r.lib ? 'in-library' : outcomeOf(r.state)] += r.n;
   }
   const albums = [...albumMap.values()].sort((x, y) => x.album.localeCompare(y.album));
 
