@@ -140,7 +140,7 @@ describe('google-photos end to end through the CLI', () => {
   });
 
   it('stops twice on a tiny daily quota (exit 4) and finishes on resumed runs: no duplicate, no album twice', async () => {
-    const emu = await startEmu(['--daily-quota', '12', '--video-processing-ms', '0']);
+    const emu = await startEmu(['--daily-quota', '9', '--video-processing-ms', '0']);
     const work = tmpDir('gp-e2e-');
     const src = path.join(work, 'src');
     await makePhotos(path.join(src, 'Album A'), 8, 'a');
