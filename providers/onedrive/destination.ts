@@ -18,8 +18,9 @@
 //
 // What the `bytes` evidence proves here, exactly: OneDrive reports, for the stored file, the
 // same size and the same QuickXorHash as the engine computed while streaming the source bytes;
-// and when the driveItem also carries sha256Hash or sha1Hash (OneDrive personal, on some
-// files), those equal the streamed SHA-256 / SHA-1 too. QuickXorHash is not a cryptographic
+// and when the driveItem also carries sha256Hash (OneDrive personal, on some files), it equals
+// the streamed SHA-256 too, as does sha1Hash when the run computed SHA-1 (the source declared
+// one; `hashes` below asks only for QuickXorHash, as sha1Hash is deprecated and rare). QuickXorHash is not a cryptographic
 // hash: it XORs each byte in at a position that repeats every 160 bytes, so two 160-byte
 // aligned blocks that trade places give the same hash. `bytes` therefore rules out truncation,
 // padding, a corrupted or missing range and a different file, not a deliberate swap of aligned
