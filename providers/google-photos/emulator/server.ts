@@ -480,7 +480,12 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
         album = db.prepare('SELECT id, owner FROM albums WHERE id = ?').get(body.albumId) as typeof album;
         if (!album || album.owner !== c.owner) throw bad('Invalid album ID or the album was not created by this app.');
         const n = (db.prepare('SELECT COUNT(*) AS n FROM album_items WHERE album_id = ?').get(album.id) as { n: number }).n;
-        if (n + items.length > opt.albumLimit) throw bad(`The album is full: an album holds at most ${opt.albumLimit} items.`);
+        // The limit is on what the album holds: an item it already holds does not count twice.
+        const already = items.filter((it) => {
+          const u = db.prepare('SELECT sha1, size FROM uploads WHERE token = ?').get(it.simpleMediaItem?.uploadToken ?? '') as { sha1: string; size: number } | undefined;
+          return !!u && !!db.prepare('SELECT 1 FROM album_items a JOIN media_items m ON m.id = a.media_id WHERE a.album_id = ? AND m.sha1 = ? AND m.size = ?').get(album!.id, u.sha1, u.size);
+        }).length;
+        if (n + items.length - already > opt.albumLimit) throw bad(`The album is full: an album holds at most ${opt.albumLimit} items.`);
       }
       // Storage: what the new (not yet stored) items add.
       if (opt.storageLimit > 0) {
