@@ -193,12 +193,18 @@ export async function stageItem(source: Source, destination: Destination, items:
       session: sessionSlot(items, row.id, row),
       signal,
     });
+  } catch (err) {
+    copy?.check.dispose();
+    throw err;
   } finally {
     raw.destroy();
     sourceBytes.destroy();
     body.destroy();
   }
-  if (total !== size) throw new RetryableError(`the destination finished after ${total} of ${size} bytes`);
+  if (total !== size) {
+    copy?.check.dispose();
+    throw new RetryableError(`the destination finished after ${total} of ${size} bytes`);
+  }
 
   const hashes = hasher.digest();
   // The container time may only have shown up at the end of the stream (moov after mdat).

@@ -17,8 +17,15 @@ import { Mp4TimeSetter, qtSeconds } from './mp4-date.ts';
 import { MvhdScanner } from './mvhd.ts';
 import { exifDateTime, offsetOfIso } from './zone.ts';
 
-/** Images up to this size are also compared pixel by pixel (both are held in memory to decode). */
-export const PIXEL_CHECK_MAX = 64 * 1024 * 1024;
+/** Images up to this size are also compared pixel by pixel (source and copy are held in memory to decode). */
+export const PIXEL_CHECK_MAX = 16 * 1024 * 1024;
+/**
+ * At most this many pixel comparisons hold their bytes at once, so memory stays bounded at any
+ * --concurrency; a copy made while all are taken is proven by its bytes alone (everything
+ * outside the EXIF segment identical), and its detail says so.
+ */
+const PIXEL_SLOTS = 4;
+let pixelSlotsFree = PIXEL_SLOTS;
 
 const VIDEO_FORMATS = new Set(['mp4', 'mov', 'm4v', '3gp', '3g2']);
 
@@ -50,6 +57,8 @@ export interface CopyCheck {
   copy(chunk: Buffer): void;
   /** After both streams ended. */
   verdict(): Promise<CopyVerdict>;
+  /** Lets go of what the check holds (call it whatever happened to the upload). */
+  dispose(): void;
 }
 
 /** Plans a dated copy, or says why the bytes stay as they are. */
@@ -110,8 +119,13 @@ const ADDED_TAGS = new Set([0x9003, 0x9011, 0x9000, 0x8769]);
 class SpliceCheck implements CopyCheck {
   private readonly src: Regions;
   private readonly dst: Regions;
+  private slot = false;
   constructor(private readonly edit: SpliceEdit, private readonly srcSize: number, private readonly dateTime: string, private readonly offset: string) {
-    const keep = srcSize <= PIXEL_CHECK_MAX;
+    const keep = srcSize <= PIXEL_CHECK_MAX && pixelSlotsFree > 0;
+    if (keep) {
+      pixelSlotsFree--;
+      this.slot = true;
+    }
     const after = edit.at + edit.remove;
     // exifr wants a few bytes past the segment it reads; 4 KiB of what follows is plenty.
     this.src = new Regions([[0, edit.at], [after, Infinity]], [0, after + 4096], keep);
@@ -124,7 +138,19 @@ class SpliceCheck implements CopyCheck {
   copy(chunk: Buffer): void {
     this.dst.push(chunk);
   }
+  dispose(): void {
+    this.src.whole = this.dst.whole = null;
+    if (this.slot) pixelSlotsFree++;
+    this.slot = false;
+  }
   async verdict(): Promise<CopyVerdict> {
+    try {
+      return await this.judge();
+    } finally {
+      this.dispose();
+    }
+  }
+  private async judge(): Promise<CopyVerdict> {
     const e = this.edit;
     const copySize = this.srcSize - e.remove + e.insert.length;
     if (this.src.length !== this.srcSize || this.dst.length !== copySize) return { ok: false, detail: `the copy has ${this.dst.length} bytes, ${copySize} were planned` };
@@ -154,7 +180,7 @@ class SpliceCheck implements CopyCheck {
       if (JSON.stringify(after[k]) !== JSON.stringify(v)) return { ok: false, detail: `EXIF tag ${k} changed in the copy` };
     }
     const kept = Object.keys(before).filter((k) => !ADDED_TAGS.has(Number(k))).length;
-    let pixels = `larger than ${PIXEL_CHECK_MAX / 1048576} MiB, pixels not decoded; every byte outside the EXIF segment equal`;
+    let pixels = `every byte outside the EXIF segment equal (pixels not decoded: ${this.srcSize > PIXEL_CHECK_MAX ? `larger than ${PIXEL_CHECK_MAX / 1048576} MiB` : 'other pixel checks were running'})`;
     if (this.src.whole && this.dst.whole) {
       const sharp = (await import('sharp')).default;
       const decode = async (b: Buffer[]) => {
@@ -168,7 +194,6 @@ class SpliceCheck implements CopyCheck {
       } catch (err) {
         pixels = `not decodable here (${(err as Error).message.slice(0, 80)}); every byte outside the EXIF segment equal`;
       }
-      this.src.whole = this.dst.whole = null;
     }
     return { ok: true, detail: `${pixels}; only the EXIF date was added (${kept} existing tags unchanged, ${e.insert.length - e.remove} bytes added at offset ${e.at})` };
   }
@@ -184,6 +209,9 @@ class PatchCheck implements CopyCheck {
   private readonly diffs: Array<[number, number]> = [];
   private readonly scanner = new MvhdScanner();
   constructor(private readonly setter: Mp4TimeSetter, private readonly seconds: number) {}
+  dispose(): void {
+    this.srcQueue = [];
+  }
   source(chunk: Buffer): void {
     this.srcQueue.push(chunk);
     this.srcQueued += chunk.length;
