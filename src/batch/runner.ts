@@ -55,6 +55,7 @@ interface Running {
   stoppedFor: null | { status: AccountStatus; reason: string; todo: string };
   lastWarn: string | null;
   streak: number;
+  startedAt: number;
   done: Promise<number>;
 }
 
@@ -149,9 +150,18 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   const providerCount = (p: string) => [...running.values()].filter((r) => [kindOf(r.rec.source), kindOf(r.rec.destination)].includes(p)).length;
   const fits = (j: Job) => running.size < o.limits.accountsAtOnce && j.providers.every((p) => o.limits.perProvider[p] === undefined || providerCount(p) < o.limits.perProvider[p]!);
 
+  // Samples for the progress charts: about a hundred per account however long it runs (the
+  // gap grows with its run time), so the dashboard reads a bounded table on every refresh.
+  const lastSample = new Map<string, { at: number; done: number }>();
   const sampler = setInterval(() => {
+    const now = Date.now();
     for (const r of running.values()) {
+      const began = r.startedAt;
+      const last = lastSample.get(r.rec.slug);
+      if (last && now - last.at < Math.max(1000, (now - began) / 100)) continue;
       const p = stateProgress(accountStateFile(o.dir, r.rec.slug));
+      if (last && last.done === p.doneItems && now - last.at < 60_000) continue;
+      lastSample.set(r.rec.slug, { at: now, done: p.doneItems });
       addSample(db, r.rec.slug, { doneItems: p.doneItems, doneBytes: p.doneBytes, totalItems: p.items });
     }
   }, 1000);
@@ -234,7 +244,7 @@ function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: numbe
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
   setAccount(db, a.slug, { status: 'running', reason: null, todo: null, last_error: null, started_at: new Date().toISOString(), ended_at: null, exit_code: null, runs: a.runs + 1 });
   o.say(`${a.account}: started (${a.source} -> ${a.destination}${share !== null ? `, Google share ${share} requests` : ''})`);
-  const r: Running = { rec: a, child, share, used: 0, stoppedFor: null, lastWarn: null, streak: 0, done: null as unknown as Promise<number> };
+  const r: Running = { rec: a, child, share, used: 0, stoppedFor: null, lastWarn: null, streak: 0, startedAt: Date.now(), done: null as unknown as Promise<number> };
   const stop = (why: NonNullable<Running['stoppedFor']>) => {
     if (r.stoppedFor) return;
     r.stoppedFor = why;
