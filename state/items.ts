@@ -10,6 +10,12 @@
 //        └─────────────┴─► rejected (permanent: refused, gone, unsupported)
 //   transferring ─► skipped (the same bytes are already at the destination) ─► source-deleted
 //   transferring/uploaded ─► skipped (already in the library from another app, not readable here)
+//   verified/skipped ─► failed (the destination copy is gone or changed when checked again before deletion)
+//   rejected ─► discovered (an item gone from the source is listed again: revived)
+//
+// A version of an item already moved stays its row when the source lists another version under
+// the same id (an edit in place, a reused name): its source_id gets a "//replaced-N" suffix and
+// the new bytes become a new row of their own. Only the proven version may be deleted.
 
 import type { DB } from './db.ts';
 import { statement } from './db.ts';
@@ -66,6 +72,9 @@ export interface ItemRow {
   copy_sha256: string | null;
   copy_quickxor: string | null;
   copy_size: number | null;
+  source_version: string | null;
+  kept_reason: string | null;
+  deleting_run: number | null;
 }
 
 export interface DiscoveredItem {
@@ -78,6 +87,8 @@ export interface DiscoveredItem {
   declaredSha1: string | null;
   declaredTime: string | null;
   json: string;
+  /** The source's name for this version of the object, or null when it cannot tell. */
+  version?: string | null;
 }
 
 export interface ItemFactsRecord {
@@ -104,6 +115,9 @@ export interface HashRecord {
 
 const now = () => new Date().toISOString();
 
+/** The reason prefix of an item found missing at the source; such an item is revived when listed again. */
+export const GONE = 'gone from the source';
+
 export class IllegalTransition extends Error {
   constructor(id: number, to: ItemState, from: readonly ItemState[]) {
     super(`item ${id} cannot move to ${to}: it is not in ${from.join('/')}`);
@@ -115,16 +129,24 @@ export class Items {
   private readonly stmts;
   constructor(private readonly db: DB) {
     this.stmts = {
-      insert: db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, declared_sha1, declared_time, item_json, state, first_run, last_run, updated_at)
-        VALUES (@sourceId, @name, @albumId, @albumName, @size, @kind, @declaredSha1, @declaredTime, @json, 'discovered', @run, @run, @now)
-        ON CONFLICT(source_id) DO UPDATE SET
-          -- An item not yet moved takes the source's latest description of itself; one already
-          -- at the destination keeps what it was moved as.
-          name = CASE WHEN state IN ('discovered','failed') THEN excluded.name ELSE name END,
-          size = CASE WHEN state IN ('discovered','failed') THEN excluded.size ELSE size END,
-          declared_sha1 = CASE WHEN state IN ('discovered','failed') THEN excluded.declared_sha1 ELSE declared_sha1 END,
-          item_json = CASE WHEN state IN ('discovered','failed') THEN excluded.item_json ELSE item_json END,
-          last_run = excluded.last_run`),
+      insert: db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, declared_sha1, declared_time, item_json, source_version, state, first_run, last_run, updated_at)
+        VALUES (@sourceId, @name, @albumId, @albumName, @size, @kind, @declaredSha1, @declaredTime, @json, @version, 'discovered', @run, @run, @now)`),
+      // An item not yet moved takes the source's latest description of itself.
+      describe: db.prepare(`UPDATE items SET name=@name, size=@size, declared_sha1=@declaredSha1, item_json=@json,
+        source_version=coalesce(@version, source_version), last_run=@run, updated_at=@now WHERE id=@id`),
+      // One already at the destination keeps what it was moved as (a source that did not know versions before now names it).
+      seen: db.prepare(`UPDATE items SET last_run=@run, source_version=coalesce(source_version, @version) WHERE id=@id`),
+      // Other bytes under the id of an item not yet moved: start it over with them.
+      restart: db.prepare(`UPDATE items SET name=@name, size=@size, declared_sha1=@declaredSha1, item_json=@json, source_version=@version,
+        state='discovered', reason=NULL, last_error=NULL, next_attempt_at=0, staged=NULL, upload_session=NULL,
+        sha1=NULL, sha256=NULL, quickxor=NULL, bytes_read=NULL, declared_hash_ok=NULL,
+        copy_sha1=NULL, copy_sha256=NULL, copy_quickxor=NULL, copy_size=NULL, date_note=NULL, last_run=@run, updated_at=@now WHERE id=@id`),
+      // Listed again after it was found missing: it comes back to be migrated.
+      revive: db.prepare(`UPDATE items SET name=@name, size=@size, declared_sha1=@declaredSha1, item_json=@json,
+        source_version=coalesce(@version, source_version), state='discovered', reason=NULL, next_attempt_at=0, last_run=@run, updated_at=@now WHERE id=@id`),
+      // A moved version gives its id up to the new bytes (its own item_json keeps the id the source knows).
+      replace: db.prepare(`UPDATE items SET source_id = source_id || '//replaced-' || id, updated_at=@now WHERE id=@id`),
+      keptFor: db.prepare(`UPDATE items SET kept_reason=@why, updated_at=@now WHERE id=@id AND state != 'source-deleted' AND kept_reason IS NULL`),
       byId: db.prepare('SELECT * FROM items WHERE id = ?'),
       bySourceId: db.prepare('SELECT * FROM items WHERE source_id = ?'),
     };
@@ -145,21 +167,48 @@ export class Items {
     return this.stmts.bySourceId.get(sourceId) as ItemRow | undefined;
   }
 
-  /** Records one listed page and the cursor after it in one transaction: a kill never loses a page or lists it twice. */
+  /**
+   * Records one listed page and the cursor after it in one transaction: a kill never loses a
+   * page or lists it twice. Returns how many items are new (or back) to migrate.
+   */
   recordPage(items: DiscoveredItem[], afterPage: () => void, runId: number): number {
     let added = 0;
     this.db.transaction(() => {
-      for (const it of items) {
-        const r = this.stmts.insert.run({ ...it, run: runId, now: now() });
-        if (r.changes > 0 && this.bySourceIdState(it.sourceId) === 'discovered') added++;
-      }
+      for (const it of items) if (this.recordListed(it, runId)) added++;
       afterPage();
     })();
     return added;
   }
 
-  private bySourceIdState(sourceId: string): ItemState | undefined {
-    return (this.sql('SELECT state FROM items WHERE source_id = ?').get(sourceId) as { state: ItemState } | undefined)?.state;
+  private recordListed(it: DiscoveredItem, runId: number): boolean {
+    const p = { ...it, version: it.version ?? null, run: runId, now: now() };
+    const old = this.stmts.bySourceId.get(it.sourceId) as ItemRow | undefined;
+    if (!old) {
+      this.stmts.insert.run(p);
+      return true;
+    }
+    const otherBytes = old.source_version !== null && p.version !== null && old.source_version !== p.version;
+    // A 'transferring' row left by an earlier (killed) run holds nothing at the destination either;
+    // one this run is transferring right now goes on as the version it is reading.
+    const notMoved = old.state === 'discovered' || old.state === 'failed' || old.state === 'rejected' || (old.state === 'transferring' && old.last_run !== runId);
+    if (otherBytes && notMoved) {
+      this.stmts.restart.run({ ...p, id: old.id });
+      return true;
+    }
+    if (otherBytes) {
+      // An edit in place or a reused name: the moved version keeps its row; the new bytes are an item of their own.
+      this.stmts.replace.run({ id: old.id, now: p.now });
+      const id = Number(this.stmts.insert.run(p).lastInsertRowid);
+      this.stmts.keptFor.run({ id: old.id, why: `replaced at the source by a newer version (item ${id}), which is migrated on its own`, now: p.now });
+      return true;
+    }
+    if (old.state === 'rejected' && old.reason?.startsWith(GONE)) {
+      this.stmts.revive.run({ ...p, id: old.id });
+      return true;
+    }
+    if (old.state === 'discovered' || old.state === 'failed') this.stmts.describe.run({ ...p, id: old.id });
+    else this.stmts.seen.run({ id: old.id, run: runId, version: p.version });
+    return false;
   }
 
   /** One UPDATE, guarded by the states it may start from. `extra` is a fixed SQL assignment. */
@@ -289,14 +338,61 @@ export class Items {
     this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, staged: null, upload_session: null });
   }
 
-  /** Deleted at the source: the state change and the deletion log row are one transaction. */
-  markSourceDeleted(id: number, runId: number, response: string): void {
+  /**
+   * Deleted at the source: the state change and the deletion log row are one transaction.
+   * `evidence` says what the destination showed when the deletion relied on it.
+   */
+  markSourceDeleted(id: number, runId: number, response: string, evidence: string | null = null): void {
     this.db.transaction(() => {
       const row = this.get(id);
-      this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now() });
-      this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(id, row.source_id, row.name, runId, row.evidence_level ?? 'none', response, now());
+      this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now(), deleting_run: null, last_error: null });
+      this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, row.source_id, row.name, runId, row.evidence_level ?? 'none', response, now(), evidence ?? row.evidence_detail);
     })();
+  }
+
+  /** The run is about to delete the item at the source: written first, so a kill before the record is noticed. */
+  markDeleting(id: number, runId: number): void {
+    const r = this.sql(`UPDATE items SET deleting_run=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(runId, now(), id);
+    if (r.changes !== 1) throw new IllegalTransition(id, 'source-deleted', ['verified', 'skipped']);
+  }
+
+  /** The deletion could not be done in this run: why, for status (a rerun tries again). */
+  noteDeletionOwed(id: number, why: string): void {
+    this.sql(`UPDATE items SET last_error=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+  }
+
+  /** Deliberately left at the source, with the reason (the object there is not the one proven). */
+  keepAtSource(id: number, why: string): void {
+    this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+  }
+
+  /** Checked again before its deletion, the destination still holds the bytes: the fresher evidence. */
+  refreshEvidence(id: number, level: string, detail: string): void {
+    this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(level, detail, now(), now(), id);
+  }
+
+  /** Checked again before its deletion, the destination copy is gone or different: migrate it again. */
+  markDestinationLost(id: number, why: string): void {
+    this.move(id, ['verified', 'skipped'], 'failed', {
+      last_error: why,
+      next_attempt_at: 0,
+      dest_id: null,
+      dest_path: null,
+      duplicate_of: null,
+      evidence_level: null,
+      evidence_detail: null,
+      verified_at: null,
+      staged: null,
+      deleting_run: null,
+    });
+  }
+
+  /** Is anything on record as still at the source? (A source that lists nothing then is probably not mounted.) */
+  knowsItemsAtSource(): boolean {
+    return !!this.db
+      .prepare(`SELECT 1 FROM items WHERE state != 'source-deleted' AND kept_reason IS NULL AND NOT (state = 'rejected' AND reason LIKE '${GONE}%') LIMIT 1`)
+      .get();
   }
 
   /** Items a worker may take now, in id order, a page at a time (a million-item state is never loaded whole). */
@@ -309,8 +405,9 @@ export class Items {
     return this.sql(`SELECT * FROM items WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }
 
+  /** Verified items still at the source, not deliberately kept there. */
   deletable(afterId: number, limit: number): ItemRow[] {
-    return this.sql(`SELECT * FROM items WHERE state IN ('verified','skipped') AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+    return this.sql(`SELECT * FROM items WHERE state IN ('verified','skipped') AND kept_reason IS NULL AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }
 
   /** Duplicates waiting for their original's evidence. */

@@ -98,4 +98,16 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE items ADD COLUMN copy_quickxor TEXT;
   ALTER TABLE items ADD COLUMN copy_size INTEGER;
   `,
+  // v3: deletion bound to the proven version of an item (issue 8)
+  `
+  -- The source's name for the version of the object that was listed (and read).
+  ALTER TABLE items ADD COLUMN source_version TEXT;
+  -- Why a verified item is deliberately left at the source (a newer version replaced it there).
+  ALTER TABLE items ADD COLUMN kept_reason TEXT;
+  -- The run that started deleting this item at the source and has not recorded it yet: a kill
+  -- between the delete and its record leaves this set, and the next run repairs the record.
+  ALTER TABLE items ADD COLUMN deleting_run INTEGER;
+  -- What the destination showed right before the deletion (the evidence it relied on).
+  ALTER TABLE deletions ADD COLUMN evidence TEXT;
+  `,
 ];

@@ -44,7 +44,7 @@ export class FolderSource implements Source {
     try {
       st = await fsp.stat(this.root);
     } catch {
-      throw new StopRunError('config', `source folder ${this.root} does not exist`);
+      throw new StopRunError('config', `source folder ${this.root} does not exist: is the card mounted? Nothing was changed`);
     }
     if (!st.isDirectory()) throw new StopRunError('config', `source ${this.root} is not a folder`);
     const out: Entry[] = [];

@@ -3,6 +3,8 @@
 
 import type { EvidenceLevel } from '../../providers/types.ts';
 import { openState } from '../../state/db.ts';
+import { lockState } from '../../state/lock.ts';
+import type { StateLock } from '../../state/lock.ts';
 import type { DB } from '../../state/db.ts';
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
@@ -39,6 +41,14 @@ export interface MigrateOpts {
 export async function migrateCommand(o: MigrateOpts): Promise<number> {
   const log = makeLogger({ json: o.json, verbose: o.verbose });
   const db = openState(o.state);
+  let lock: StateLock;
+  try {
+    lock = lockState(o.state, db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  if (lock.tookOverFrom) log.info(`the state was last held by process ${lock.tookOverFrom.pid} (since ${lock.tookOverFrom.since}), which ended without letting go (killed?); taking it over`);
   const controller = new AbortController();
   let signalExit = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -101,6 +111,7 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
     progress.stop();
     await source.close?.();
     await destination.close?.();
+    lock.release();
     db.close();
   }
 }

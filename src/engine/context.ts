@@ -5,7 +5,7 @@ import type { Destination, EvidenceLevel, Source, StopKind } from '../../provide
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
 import type { ItemRow, ItemState } from '../../state/items.ts';
-import { Items } from '../../state/items.ts';
+import { GONE, Items } from '../../state/items.ts';
 import { backoffDelay } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
 
@@ -49,6 +49,8 @@ export class RunContext {
   lastWaitReason: string | null = null;
   /** Items whose bytes this process read and hashed (a deletion may trust the cheap identity checks). */
   readonly readThisRun = new Set<number>();
+  /** When this run started: evidence recorded before it is an earlier run's. */
+  readonly startedAt = new Date().toISOString();
 
   constructor(
     readonly db: DB,
@@ -99,8 +101,14 @@ export class RunContext {
       return;
     }
     if (err instanceof ItemGoneError) {
-      safe(() => items.markRejected(row.id, `gone from the source: ${reason(err)}`));
+      // Not final: the item is migrated again if a later listing shows it back.
+      safe(() => items.markRejected(row.id, `${GONE}: ${reason(err)}`));
       this.emit({ type: 'item', name: row.name, state: 'rejected', bytes: 0, detail: reason(err) });
+      return;
+    }
+    if (safeGet(() => items.get(row.id).kept_reason)) {
+      // A newer version took its place at the source while it was being read: nothing left to move.
+      safe(() => items.markRejected(row.id, `replaced at the source by a newer version before it could be read: ${reason(err)}`));
       return;
     }
     const n = this.attempts.get(row.id) ?? 1;
@@ -116,5 +124,13 @@ function safe(fn: () => void): void {
     fn();
   } catch {
     // The item already moved on (e.g. a concurrent verification); its row tells the truth.
+  }
+}
+
+function safeGet<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
   }
 }

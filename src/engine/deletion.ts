@@ -5,18 +5,24 @@
 //     1. the run was given --delete-source, and
 //     2. the item is verified at the destination (or skipped as a duplicate with its own evidence), and
 //     3. the bytes were read and hashed by us, and the source's declared hash, where it has one, matched them, and
-//     4. its evidence is at least the required level (default: bytes or pixels; --delete-evidence received widens it).
+//     4. its evidence is at least the required level (default: bytes or pixels; --delete-evidence received widens it), and
+//     5. it is not deliberately kept (a newer version replaced it at the source), and
+//     6. when it was verified by an earlier run, the destination shows it again now, and
+//     7. the object at the source is still the very one whose bytes were proven: the source
+//        checks that (Source.delete receives the proof) and refuses otherwise.
 //
-// A later run with --delete-source applies the same rule to items verified in earlier runs.
 // Every deletion is recorded in the state store (the deletions table) in the same transaction
-// as the item's move to source-deleted.
+// as the item's move to source-deleted. The intent is written before the source is asked, so a
+// kill between the deletion and its record is found and repaired by the next run.
 
-import type { EvidenceLevel, SourceItem } from '../../providers/types.ts';
-import { EVIDENCE_ORDER, ItemGoneError } from '../../providers/types.ts';
+import type { DeletionProof, EvidenceLevel, SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+import { EVIDENCE_ORDER, ItemGoneError, RejectedError, RetryableError, SourceChangedError, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
-import type { RunContext } from './context.ts';
-import { sleep } from '../lib/backoff.ts';
+import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
+import { Batcher } from './batcher.ts';
+import type { RunContext } from './context.ts';
+import { verifyRequest } from './verify.ts';
 
 export interface DeletionPolicy {
   deleteSource: boolean;
@@ -32,72 +38,164 @@ export function deletionVerdict(row: ItemRow, policy: DeletionPolicy): Verdict {
   if (!row.sha256 || row.bytes_read === null) return { delete: false, why: 'its bytes were never read and hashed here' };
   if (row.declared_sha1 && row.declared_hash_ok !== 1) return { delete: false, why: "the source's declared SHA-1 did not match the bytes read" };
   if (!row.evidence_level) return { delete: false, why: 'no verification evidence' };
+  if (row.kept_reason) return { delete: false, why: row.kept_reason };
   if (EVIDENCE_ORDER.indexOf(row.evidence_level) > EVIDENCE_ORDER.indexOf(policy.minimumEvidence)) {
     return { delete: false, why: `evidence "${row.evidence_level}" is weaker than the required "${policy.minimumEvidence}"` };
   }
   return { delete: true };
 }
 
+/** Attempts per deletion within one run; a deletion still failing is owed, and a rerun tries again. */
+const DELETE_ATTEMPTS = 6;
+
 /** Applies the rule and deletes, one item at a time, paced as the source asks. */
 export class Deleter {
   private chain: Promise<void> = Promise.resolve();
   private earlier: Promise<void> = Promise.resolve();
+  private earlierPending = false;
   deleted = 0;
-  failed = 0;
   private readonly policy: DeletionPolicy;
+  /** Fresh proof for items verified by earlier runs, batched as the destination wants. */
+  private readonly recheck: Batcher<VerifyRequest, VerifyResult>;
 
-  constructor(private readonly ctx: RunContext) {
+  constructor(
+    private readonly ctx: RunContext,
+    /** Told when an item goes back to be migrated again (its destination copy is gone). */
+    private readonly onSentBack: () => void = () => undefined,
+  ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
+    const d = ctx.destination;
+    this.recheck = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 0);
   }
 
-  /** Queues the item for deletion if the rule allows; resolves once it is handled. */
+  /** Queues an item proven in this run for deletion if the rule allows; resolves once it is handled. */
   consider(itemId: number): Promise<void> {
     const next = this.chain.then(() => this.deleteOne(itemId));
-    this.chain = next.catch(() => undefined);
+    this.chain = next.catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
     return next;
   }
 
-  /** Items verified by earlier runs and not yet deleted fall under the same rule. */
+  /** True while items verified by earlier runs are still being checked again (some may come back to migrate). */
+  get checkingEarlierRuns(): boolean {
+    return this.earlierPending;
+  }
+
+  /**
+   * Items verified by earlier runs and not yet deleted fall under the same rule, with fresh
+   * proof: the destination is asked again, since its copy may have been removed or changed since.
+   */
   resumeEarlierRuns(): void {
     if (!this.policy.deleteSource) return;
+    this.earlierPending = true;
     this.earlier = (async () => {
-      for (let after = 0; ; ) {
-        const batch = this.ctx.items.deletable(after, 500);
-        if (!batch.length) break;
-        for (const r of batch) await this.consider(r.id);
-        after = batch[batch.length - 1]!.id;
+      for (let after = 0; !this.ctx.signal.aborted; ) {
+        const page = this.ctx.items.deletable(after, 200);
+        if (!page.length) break;
+        after = page[page.length - 1]!.id;
+        const due = page.filter((r) => !this.provenThisRun(r) && deletionVerdict(r, this.policy).delete);
+        const results = await Promise.all(due.map((r) => this.recheck.add('', verifyRequest(r)).catch((err: unknown) => ({ outcome: 'error' as const, error: err as Error }))));
+        for (let i = 0; i < due.length; i++) {
+          if (this.ctx.signal.aborted) break;
+          if (this.acceptRecheck(due[i]!, results[i]!)) await this.consider(due[i]!.id);
+        }
       }
-    })().catch((err) => this.ctx.log('warn', `deleting items verified by earlier runs: ${reason(err)}`));
+    })()
+      .catch((err) => this.ctx.log('warn', `deleting items verified by earlier runs: ${reason(err)}`))
+      .finally(() => {
+        this.earlierPending = false;
+        this.onSentBack();
+      });
+  }
+
+  private provenThisRun(row: ItemRow): boolean {
+    return row.verified_at !== null && row.verified_at >= this.ctx.startedAt;
+  }
+
+  /** Records what the destination showed again; true when the deletion may go ahead. */
+  private acceptRecheck(row: ItemRow, res: VerifyResult): boolean {
+    const { items } = this.ctx;
+    if (res.outcome === 'verified' || res.outcome === 'in-library') {
+      // The rule is applied again to this evidence, which may be weaker than the first.
+      items.refreshEvidence(row.id, res.evidence.level, `checked again before deletion: ${res.evidence.detail}`);
+      return true;
+    }
+    if (res.outcome === 'mismatch') {
+      items.markDestinationLost(row.id, `the destination copy failed the check before deletion (${reason(res.reason)}): migrating it again`);
+      this.ctx.log('warn', `${row.name}: the destination copy is gone or changed since it was verified (${reason(res.reason)}); it stays at the source and is migrated again`);
+      this.ctx.emit({ type: 'item', name: row.name, state: 'failed', bytes: 0, detail: res.reason });
+      this.onSentBack();
+      return false;
+    }
+    if (res.outcome === 'error' && res.error instanceof StopRunError) this.ctx.halt(res.error.kind, reason(res.error));
+    const why = res.outcome === 'pending' ? res.reason : reason(res.error);
+    items.noteDeletionOwed(row.id, `deletion owed: the destination could not be checked again (${why}); a rerun tries again`);
+    return false;
   }
 
   private async deleteOne(itemId: number): Promise<void> {
     const { items, source } = this.ctx;
     // Re-read the row: the verdict is taken on what the state store holds, not on memory.
     const row = items.get(itemId);
-    const verdict = deletionVerdict(row, this.policy);
-    if (!verdict.delete) return;
+    if (!deletionVerdict(row, this.policy).delete) return;
     const item = JSON.parse(row.item_json) as SourceItem;
-    let response: string;
-    try {
-      const proof = { hashes: { sha1: row.sha1, sha256: row.sha256!, quickXor: row.quickxor, size: row.bytes_read! }, readThisRun: this.ctx.readThisRun.has(itemId) };
-      response = (await source.delete(item, proof)).response;
-    } catch (err) {
-      if (err instanceof ItemGoneError) response = `already gone at the source: ${reason(err)}`;
-      else {
-        this.failed++;
-        this.ctx.log('warn', `could not delete ${row.name} at the source: ${reason(err)}`);
-        return;
+    const proof: DeletionProof = {
+      hashes: { sha1: row.sha1, sha256: row.sha256!, quickXor: row.quickxor, size: row.bytes_read! },
+      readThisRun: this.ctx.readThisRun.has(itemId),
+    };
+    items.markDeleting(itemId, this.ctx.runId);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await source.delete(item, proof);
+        this.record(row, reason(res.response));
+        break;
+      } catch (err) {
+        if (err instanceof ItemGoneError) {
+          // Gone with our intent on record: the earlier run deleted it and was killed before the
+          // record. The destination was just checked again; that is the evidence recorded.
+          const what = row.deleting_run !== null ? `deleted in an interrupted run (run ${row.deleting_run}); found gone at the source` : 'already gone at the source';
+          this.record(row, `${what}: ${reason(err)}`);
+          break;
+        }
+        if (err instanceof SourceChangedError || err instanceof RejectedError) {
+          items.keepAtSource(itemId, `kept at the source: ${reason(err)}`);
+          this.ctx.log('warn', `${row.name}: kept at the source: ${reason(err)}`);
+          return;
+        }
+        if (err instanceof StopRunError) this.ctx.halt(err.kind, reason(err));
+        if (attempt >= DELETE_ATTEMPTS || this.ctx.signal.aborted) {
+          items.noteDeletionOwed(itemId, `deletion owed: ${reason(err)} (${attempt} attempt${attempt > 1 ? 's' : ''}); a rerun tries again`);
+          this.ctx.log('warn', `could not delete ${row.name} at the source: ${reason(err)}; a rerun tries again`);
+          return;
+        }
+        await sleep(backoffDelay(attempt, err instanceof RetryableError ? err.retryAfterMs : undefined), this.ctx.signal).catch(() => undefined);
       }
     }
-    items.markSourceDeleted(itemId, this.ctx.runId, reason(response));
-    this.deleted++;
-    this.ctx.emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${row.evidence_level}` });
     if (source.deletePauseMs) await sleep(source.deletePauseMs);
+  }
+
+  private record(row: ItemRow, response: string): void {
+    const fresh = this.ctx.items.get(row.id);
+    this.ctx.items.markSourceDeleted(row.id, this.ctx.runId, response, `${fresh.evidence_level}: ${fresh.evidence_detail ?? ''}`);
+    this.deleted++;
+    this.ctx.emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${fresh.evidence_level}` });
   }
 
   /** Resolves when no deletion is queued or in flight, including those of earlier runs' items. */
   async drain(): Promise<void> {
     await this.earlier;
     await this.chain;
+    await this.recheck.close();
+  }
+
+  /** Items the rule would delete that are still at the source (the run owes them): the exit code says so. */
+  owed(): number {
+    if (!this.policy.deleteSource) return 0;
+    let n = 0;
+    for (let after = 0; ; ) {
+      const page = this.ctx.items.deletable(after, 1000);
+      if (!page.length) return n;
+      for (const r of page) if (deletionVerdict(r, this.policy).delete) n++;
+      after = page[page.length - 1]!.id;
+    }
   }
 }

@@ -9,6 +9,12 @@ import type { RunContext } from './context.ts';
 export interface Listing {
   /** Settles when the listing ended, one way or another (never rejects). */
   readonly done: Promise<void>;
+  /**
+   * Settles once the first page is recorded (or the listing ended without one). Nothing at the
+   * source is opened or deleted before: a source that lists nothing where the state knows items
+   * is not trusted (an unmounted card), and the run stops first.
+   */
+  readonly firstPage: Promise<void>;
   readonly finished: boolean;
   /** Why the listing stopped early, or null. */
   readonly error: unknown;
@@ -18,8 +24,16 @@ export interface Listing {
 
 /** Starts listing; `onPage` is told of every recorded page and of the end. */
 export function startListing(ctx: RunContext, onPage: () => void): Listing {
-  const state = { finished: false, error: null as unknown, warnings: [] as string[], done: Promise.resolve() };
-  state.done = listAll(ctx, onPage, state.warnings)
+  let firstPage = () => undefined as void;
+  const state = { finished: false, error: null as unknown, warnings: [] as string[], done: Promise.resolve(), firstPage: new Promise<void>((r) => (firstPage = r)) };
+  state.done = listAll(
+    ctx,
+    () => {
+      firstPage();
+      onPage();
+    },
+    state.warnings,
+  )
     .catch((err) => {
       state.error = err;
       if (err instanceof StopRunError) ctx.halt(err.kind, reason(err));
@@ -27,6 +41,7 @@ export function startListing(ctx: RunContext, onPage: () => void): Listing {
     })
     .finally(() => {
       state.finished = true;
+      firstPage();
       onPage();
     });
   return state;
@@ -38,6 +53,7 @@ async function listAll(ctx: RunContext, onPage: () => void, warnings: string[]):
   let cursor = getMeta(db, 'list_state') === 'listing' ? (getMeta(db, 'list_cursor') ?? null) : null;
   setMeta(db, 'list_state', 'listing');
   let total = 0;
+  let first = true;
   for (;;) {
     if (ctx.signal.aborted) return;
     const page = await source.listItems(cursor, ctx.signal);
@@ -46,6 +62,10 @@ async function listAll(ctx: RunContext, onPage: () => void, warnings: string[]):
       warnings.push(w);
       ctx.log('warn', w);
     }
+    if (first && cursor === null && next === null && page.items.length === 0 && items.knowsItemsAtSource()) {
+      throw new StopRunError('config', `the source ${source.identity} lists no items, while the state knows items there: is the card mounted? Nothing was changed`);
+    }
+    first = false;
     const added = items.recordPage(
       page.items.map((i) => ({
         sourceId: i.id,
@@ -57,6 +77,7 @@ async function listAll(ctx: RunContext, onPage: () => void, warnings: string[]):
         declaredSha1: i.sha1 ? i.sha1.toLowerCase() : null,
         declaredTime: i.declaredCaptureTime ?? null,
         json: JSON.stringify(i),
+        version: i.version ?? null,
       })),
       () => {
         if (next === null) {

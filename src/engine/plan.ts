@@ -11,6 +11,7 @@ import type { ItemState } from '../../state/items.ts';
 import { datingUnsupported } from '../media/dated-copy.ts';
 import { systemZone } from '../media/zone.ts';
 import { settleCaptureTime } from './facts.ts';
+import { refuseOverlap } from './overlap.ts';
 
 export interface PlanOptions {
   deleteSource: boolean;
@@ -101,7 +102,8 @@ function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, 
 }
 
 export async function computePlan(db: DB | null, source: Source, destination: Destination, opts: PlanOptions): Promise<Plan> {
-  const stateOf = db ? db.prepare(`SELECT state, ${IN_LIBRARY_SQL} AS lib FROM items WHERE source_id = ?`) : null;
+  refuseOverlap(source, destination);
+  const stateOf = db ? db.prepare(`SELECT state, source_version, ${IN_LIBRARY_SQL} AS lib FROM items WHERE source_id = ?`) : null;
   const inLibrary = { items: 0, bytes: 0 };
   const plan: Plan = {
     source: source.identity,
@@ -127,9 +129,11 @@ export async function computePlan(db: DB | null, source: Source, destination: De
       const size = item.size ?? 0;
       plan.listed.items++;
       plan.listed.bytes += size;
-      const known = stateOf?.get(item.id) as { state: ItemState; lib: number } | undefined;
-      const state = known?.state;
-      if (known?.lib) {
+      const known = stateOf?.get(item.id) as { state: ItemState; lib: number; source_version: string | null } | undefined;
+      // Other bytes under a known id (an edit in place, a reused name) are a new item to move.
+      const sameVersion = !known || !known.source_version || !item.version || known.source_version === item.version;
+      const state = sameVersion ? known?.state : undefined;
+      if (sameVersion && known?.lib) {
         // Never sent again: the destination already held it from another app.
         inLibrary.items++;
         inLibrary.bytes += size;

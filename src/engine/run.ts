@@ -16,6 +16,7 @@ import type { RunOptions, StopReason } from './context.ts';
 import { Deleter } from './deletion.ts';
 import { startListing } from './list.ts';
 import type { Listing } from './list.ts';
+import { refuseOverlap } from './overlap.ts';
 import { checkIdentity, finishRun, startRun } from './runs.ts';
 import { transferOne } from './transfer.ts';
 import { VerifyStage } from './verify.ts';
@@ -34,19 +35,25 @@ export interface RunResult {
 const STOP_EXIT: Record<StopReason, number> = { quota: 4, until: 4, waiting: 4, credentials: 3, 'destination-full': 5, config: 2, signal: 130 };
 
 export async function runMigration(db: DB, source: Source, destination: Destination, opts: RunOptions): Promise<RunResult> {
+  refuseOverlap(source, destination);
   checkIdentity(db, source.identity, destination.identity);
   const ctx = new RunContext(db, source, destination, startRun(db, opts), opts);
   const unwatch = watchStops(ctx);
 
-  const deleter = new Deleter(ctx);
+  const wakeUp = new Wakeup();
+  const deleter = new Deleter(ctx, wakeUp.nudge);
   const verify = new VerifyStage(ctx, deleter);
   const commits = new CommitStage(ctx, verify, deleter);
 
-  const wakeUp = new Wakeup();
-  const listing = startListing(ctx, () => wakeUp.nudge());
-  verify.resumeEarlierRuns();
-  deleter.resumeEarlierRuns();
-  const retryAt = await transferAll(ctx, commits, verify, listing, wakeUp);
+  const listing = startListing(ctx, wakeUp.nudge);
+  // Nothing at the source is read or deleted before the first page shows the source is there.
+  await Promise.race([listing.firstPage, new Promise((r) => ctx.signal.addEventListener('abort', r, { once: true }))]);
+  let retryAt: number | null = null;
+  if (!ctx.signal.aborted) {
+    verify.resumeEarlierRuns();
+    deleter.resumeEarlierRuns();
+    retryAt = await transferAll(ctx, commits, verify, listing, wakeUp, () => deleter.checkingEarlierRuns);
+  }
 
   await listing.done;
   await commits.close();
@@ -60,6 +67,12 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
   if (ctx.stopped) exitCode = STOP_EXIT[ctx.stopped];
   else if (listing.error || listing.warnings.length > 0) exitCode = 1;
   else exitCode = counts.failed.items + counts.rejected.items + counts.uploaded.items + counts.discovered.items + counts.transferring.items > 0 ? 1 : 0;
+  // With --delete-source, 0 also means every item is deleted at the source or deliberately kept.
+  const owed = deleter.owed();
+  if (exitCode === 0 && owed > 0) {
+    exitCode = 1;
+    ctx.log('warn', `${owed} deletion(s) at the source are still owed (see status); a rerun finishes them`);
+  }
   finishRun(db, ctx.runId, ctx.stopped ?? (exitCode === 0 ? 'complete' : 'partial'), exitCode, counts);
   return { runId: ctx.runId, stopped: ctx.stopped, message: ctx.stopMessage, counts, deleted: deleter.deleted, exitCode };
 }
@@ -101,10 +114,11 @@ const MAX_IDLE_MS = 2 * 60_000;
 
 /**
  * Feeds pending items to the transfer stage until nothing is left that this run may still try,
- * the listing has ended, and every commit has settled. Returns the time of the earliest retry
- * when only items waiting far into the future are left (a Retry-After of hours), else null.
+ * the listing has ended, every commit has settled, and no more items may come back (an earlier
+ * run's item whose destination copy turned out gone is migrated again). Returns the time of the
+ * earliest retry when only items waiting far into the future are left (a Retry-After of hours), else null.
  */
-async function transferAll(ctx: RunContext, commits: CommitStage, verify: VerifyStage, listing: Listing, wakeUp: Wakeup): Promise<number | null> {
+async function transferAll(ctx: RunContext, commits: CommitStage, verify: VerifyStage, listing: Listing, wakeUp: Wakeup, moreMayCome: () => boolean): Promise<number | null> {
   const { opts, items, db } = ctx;
   const inFlight = new Set<number>();
   const committing = new Set<Promise<void>>();
@@ -159,8 +173,8 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
       .get() as { t: number | null };
     const retryable = hasRetryable();
     const idle = queue.size + queue.pending === 0;
-    if (listing.finished && idle && committing.size === 0 && !retryable) break;
-    if (listing.finished && idle && committing.size === 0 && retryDue.t !== null && retryDue.t - Date.now() > MAX_IDLE_MS) {
+    if (listing.finished && !moreMayCome() && idle && committing.size === 0 && !retryable) break;
+    if (listing.finished && !moreMayCome() && idle && committing.size === 0 && retryDue.t !== null && retryDue.t - Date.now() > MAX_IDLE_MS) {
       await queue.onIdle();
       return retryDue.t;
     }

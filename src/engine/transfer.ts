@@ -254,6 +254,8 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
   ctx.attempts.set(row.id, (ctx.attempts.get(row.id) ?? 0) + 1);
   try {
     items.startTransfer(row.id, ctx.runId);
+    // The row as it is now: a listing may have described the item anew since it was queued.
+    row = items.get(row.id);
     // A staged upload saved by a killed run is committed without sending the bytes again.
     if (row.staged && row.sha256 && row.declared_hash_ok !== 0 && destination.canCommitLater?.(JSON.parse(row.staged))) {
       const item = JSON.parse(row.item_json) as SourceItem;
@@ -266,7 +268,7 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
       };
       return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
     }
-    const staged = await stageItem(source, destination, items, items.get(row.id), ctx.signal, ctx.opts.timeZone);
+    const staged = await stageItem(source, destination, items, row, ctx.signal, ctx.opts.timeZone);
     ctx.readThisRun.add(row.id);
     ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
     // Wrapped in an object: returning the bare promise would make this await the commit too.
