@@ -367,6 +367,23 @@ export class Items {
     this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
   }
 
+  /**
+   * The object at the source is not the one proven (found when deleting: an edit that kept size
+   * and time). The proven row is kept, with the reason; a new row takes the id, to be migrated.
+   * Returns the new row's id, or null when a newer row already has it.
+   */
+  splitVersion(id: number, why: string): number | null {
+    return this.db.transaction(() => {
+      const row = this.get(id);
+      if (row.kept_reason || !['verified', 'skipped'].includes(row.state)) return null;
+      this.stmts.replace.run({ id, now: now() });
+      const p = { sourceId: row.source_id, name: row.name, albumId: row.album_id, albumName: row.album_name, size: row.size, kind: row.kind, declaredSha1: row.declared_sha1, declaredTime: row.declared_time, json: row.item_json, version: null, run: row.last_run, now: now() };
+      const newId = Number(this.stmts.insert.run(p).lastInsertRowid);
+      this.db.prepare(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=?`).run(`${why}; the bytes there now are item ${newId}, migrated on their own`, now(), id);
+      return newId;
+    })();
+  }
+
   /** Checked again before its deletion, the destination still holds the bytes: the fresher evidence. */
   refreshEvidence(id: number, level: string, detail: string): void {
     this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(level, detail, now(), now(), id);

@@ -21,6 +21,7 @@ import {
   readBody,
   sendBody,
   sendStream,
+  seededRandom,
   type CommonFlags,
 } from '../../src/emulator/kit.ts';
 import type { EmulatorHandle } from '../types.ts';
@@ -43,6 +44,7 @@ export const EMULATOR_HELP = `gallery-bridge emulator xiaomi --seed DIR --data D
   --service-token T          a serviceToken valid from start (default ${EMULATOR_DEFAULTS.serviceToken})
   --fault-wrong-sha1 RATE    share of items whose listing reports a wrong sha1 (stable per item)
   --fault-expired-link RATE  share of download-link requests answered as expired (403)
+  --fault-delete RATE        share of delete requests answered 503 before anything is deleted
   --link-ttl SEC             lifetime of download links (default ${EMULATOR_DEFAULTS.linkTtlSeconds})
   --download-host HOST       host name put in download links (default 127.0.0.1)
   --file-host HOST           host name of the final POST url only (default: --download-host)
@@ -310,6 +312,8 @@ export interface XiaomiEmulatorOptions {
   serviceToken?: string;
   faultWrongSha1?: number;
   faultExpiredLink?: number;
+  /** Share of delete requests answered 503 (nothing deleted), from their own seeded sequence. */
+  faultDelete?: number;
   linkTtlSeconds?: number;
   downloadHost?: string;
   fileHost?: string;
@@ -354,6 +358,9 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
   const faults = new Faults(common);
   const wrongSha1Rate = opts.faultWrongSha1 ?? 0;
   const expiredRate = opts.faultExpiredLink ?? 0;
+  const deleteFaultRate = opts.faultDelete ?? 0;
+  // Own sequence: which delete fails depends only on how many deletes came before, not on timing.
+  const deleteFaultRandom = seededRandom(common.randomSeed + 1);
 
   const albums = await loadSeed(opts.seed, opts.synthetic ?? 0);
   const byId = new Map<string, EmItem>();
@@ -653,6 +660,10 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       const id = form.get('id') ?? '';
       const it = byId.get(id);
       count('deleteRequests');
+      if (deleteFaultRate > 0 && deleteFaultRandom() < deleteFaultRate) {
+        count('faultDelete');
+        return json(res, 503, { code: 500, result: 'error', description: 'server busy' });
+      }
       if (!it || !alive(it)) {
         state.deleteLog.push({ at: new Date().toISOString(), id, code: CODE_DELETED });
         save();
@@ -763,6 +774,7 @@ export async function runXiaomiEmulator(args: string[]): Promise<XiaomiEmulator>
     'service-token': { type: 'string', default: EMULATOR_DEFAULTS.serviceToken },
     'fault-wrong-sha1': { type: 'string', default: '0' },
     'fault-expired-link': { type: 'string', default: '0' },
+    'fault-delete': { type: 'string', default: '0' },
     'link-ttl': { type: 'string', default: String(EMULATOR_DEFAULTS.linkTtlSeconds) },
     'download-host': { type: 'string' },
     'file-host': { type: 'string' },
@@ -792,6 +804,7 @@ export async function runXiaomiEmulator(args: string[]): Promise<XiaomiEmulator>
     serviceToken: String(extra['service-token']),
     faultWrongSha1: rate('fault-wrong-sha1', extra['fault-wrong-sha1']),
     faultExpiredLink: rate('fault-expired-link', extra['fault-expired-link']),
+    faultDelete: rate('fault-delete', extra['fault-delete']),
     linkTtlSeconds: linkTtl,
     downloadHost: host('download-host', extra['download-host']),
     fileHost: host('file-host', extra['file-host']),

@@ -19,8 +19,11 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
   try {
     const counts = new Items(db).countsByState();
     const failures = db
-      .prepare(`SELECT source_id, name, state, coalesce(reason, last_error) AS why, attempts FROM items WHERE state IN ('failed','rejected') OR ${IN_LIBRARY_SQL} ORDER BY id LIMIT 200`)
-      .all() as Array<{ source_id: string; name: string; state: string; why: string; attempts: number }>;
+      // Verified items still owed a deletion at the source, and those deliberately kept there, show why too.
+      .prepare(`SELECT source_id, name, state, coalesce(kept_reason, reason, last_error) AS why, attempts, kept_reason IS NOT NULL AS kept FROM items
+        WHERE state IN ('failed','rejected') OR ${IN_LIBRARY_SQL} OR kept_reason IS NOT NULL
+          OR (state IN ('verified','skipped') AND last_error IS NOT NULL) ORDER BY id LIMIT 200`)
+      .all() as Array<{ source_id: string; name: string; state: string; why: string; attempts: number; kept: number }>;
     const lastRun = db.prepare('SELECT id, started_at, ended_at, outcome, exit_code FROM runs ORDER BY id DESC LIMIT 1').get() as
       | { id: number; started_at: string; ended_at: string | null; outcome: string | null; exit_code: number | null }
       | undefined;
@@ -35,9 +38,9 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
     lines.push(`  deletions at the source: ${deletions}`);
     if (lastRun) lines.push(`last run #${lastRun.id}: started ${lastRun.started_at}, ${lastRun.ended_at ? `ended ${lastRun.ended_at}, ${lastRun.outcome}, exit ${lastRun.exit_code}` : 'did not finish (killed or running)'}`);
     if (failures.length) {
-      lines.push('failed, rejected, and kept because already in your library from another app:');
+      lines.push('failed, rejected, deletions owed, and kept at the source (a newer version there, or already in your library from another app):');
       for (const f of failures) {
-        const label = f.state === 'skipped' ? 'in-library' : f.state;
+        const label = f.kept ? 'kept' : f.state === 'failed' || f.state === 'rejected' ? f.state : f.why?.startsWith('deletion owed') ? 'owed' : 'in-library';
         lines.push(`  ${label.padEnd(10)} ${f.source_id}: ${f.why ?? 'unknown'}${f.state === 'failed' ? ` (${f.attempts} attempts)` : ''}`);
       }
     }

@@ -156,7 +156,14 @@ export class Deleter {
           this.record(row, `${what}: ${reason(err)}`);
           break;
         }
-        if (err instanceof SourceChangedError || err instanceof RejectedError) {
+        if (err instanceof SourceChangedError) {
+          // Other bytes under the proven name: they are a new version, to migrate on their own.
+          if (items.splitVersion(itemId, `kept at the source: ${reason(err)}`) === null) items.keepAtSource(itemId, `kept at the source: ${reason(err)}`);
+          this.ctx.log('warn', `${row.name}: not deleted: ${reason(err)}; the bytes there now are migrated as a new item`);
+          this.onSentBack();
+          return;
+        }
+        if (err instanceof RejectedError) {
           items.keepAtSource(itemId, `kept at the source: ${reason(err)}`);
           this.ctx.log('warn', `${row.name}: kept at the source: ${reason(err)}`);
           return;
