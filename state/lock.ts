@@ -12,13 +12,6 @@ import Database from 'better-sqlite3';
 import type { DB } from './db.ts';
 import { StateFileError, getMeta, setMeta } from './db.ts';
 
-export class StateInUseError extends StateFileError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StateInUseError';
-  }
-}
-
 interface Holder {
   pid: number;
   host: string;
@@ -31,7 +24,7 @@ export interface StateLock {
   release(): void;
 }
 
-/** Takes the state file for this process, or throws StateInUseError naming the process that has it. */
+/** Takes the state file for this process, or throws StateFileError naming the process that has it. */
 export function lockState(stateFile: string, db: DB): StateLock {
   const file = `${path.resolve(stateFile)}.lock`;
   fs.closeSync(fs.openSync(file, 'a', 0o600));
@@ -44,7 +37,7 @@ export function lockState(stateFile: string, db: DB): StateLock {
     lock.close();
     const h = holder(db);
     const who = h ? `process ${h.pid}${h.host !== os.hostname() ? ` on ${h.host}` : ''}, running since ${h.since}` : 'another process';
-    throw new StateInUseError(`the state file ${stateFile} is in use by another run (${who}); wait for it to finish or stop it`);
+    throw new StateFileError(`the state file ${stateFile} is in use by another run (${who}); wait for it to finish or stop it`);
   }
   const before = holder(db);
   setMeta(db, 'run_lock', JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() } satisfies Holder));
