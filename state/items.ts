@@ -379,7 +379,7 @@ export class Items {
       this.stmts.replace.run({ id, now: now() });
       const p = { sourceId: row.source_id, name: row.name, albumId: row.album_id, albumName: row.album_name, size: row.size, kind: row.kind, declaredSha1: row.declared_sha1, declaredTime: row.declared_time, json: row.item_json, version: null, run: row.last_run, now: now() };
       const newId = Number(this.stmts.insert.run(p).lastInsertRowid);
-      this.db.prepare(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=?`).run(`${why}; the bytes there now are item ${newId}, migrated on their own`, now(), id);
+      this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=?`).run(`${why}; the bytes there now are item ${newId}, migrated on their own`, now(), id);
       return newId;
     })();
   }
