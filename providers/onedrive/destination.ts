@@ -563,7 +563,7 @@ export class OneDriveDestination implements Destination {
 
   async upload(input: UploadInput): Promise<Staged> {
     const signal = AbortSignal.any([input.signal, this.stop.signal]);
-    let target = await this.targetPath(input);
+    const target = await this.targetPath(input);
     const size = input.size;
     const hid = crypto.randomUUID();
     if (size === 0) {
@@ -611,18 +611,12 @@ export class OneDriveDestination implements Destination {
           return await this.readThrough(input, { v: 1, id: hid, path: opened.path, size, finalStart: size, url: null, itemId: input.item.id, existingId: opened.taken.id, nameTaken: true });
         }
         saved = opened.session;
-        target = saved.path;
       }
       const staged = await this.sendAllButLast(input, saved, offset, hid, signal);
       // The claim stays until commit() or abort() settles the name.
       return staged;
     } catch (e) {
       held.release();
-      if (e instanceof NameTaken) {
-        // Personal refused a fragment for the name; the bytes are re-sent under the name commit chooses.
-        input.session.clear();
-        throw new RetryableError(`OneDrive says ${target} exists; the name is settled on the next attempt`, 0);
-      }
       throw e;
     }
   }
@@ -637,6 +631,10 @@ export class OneDriveDestination implements Destination {
     let fill = 0;
     let bytesSent = 0;
     let inflight: Promise<number> | null = null;
+    // OneDrive refused the name at a fragment before the last (409): the rest of the body is
+    // read without being sent, so the engine still hashes it all and commit() settles the name
+    // by comparing hashes, the same way as anywhere else.
+    let nameRefused = false;
     const newFrag = () => {
       frag = Buffer.allocUnsafe(fragStart < finalStart ? Math.min(chunk, finalStart - fragStart) : size - fragStart);
       fill = 0;
@@ -664,11 +662,20 @@ export class OneDriveDestination implements Destination {
           if (fill === f.length && fragStart < finalStart) {
             if (inflight) bytesSent += await inflight;
             const start = fragStart;
-            inflight = this.sendFragment(session.url, f, start, size, signal).then((n) => {
-              session.expiry = new Date(Date.now() + 10 * 60_000).toISOString();
-              return n;
-            });
-            inflight.catch(() => undefined);
+            inflight = nameRefused
+              ? null
+              : this.sendFragment(session.url, f, start, size, signal).then(
+                  (n) => {
+                    session.expiry = new Date(Date.now() + 10 * 60_000).toISOString();
+                    return n;
+                  },
+                  (e: unknown) => {
+                    if (!(e instanceof NameTaken)) throw e;
+                    nameRefused = true;
+                    return 0;
+                  },
+                );
+            inflight?.catch(() => undefined);
             fragStart += f.length;
             frag = null;
           }
@@ -687,6 +694,11 @@ export class OneDriveDestination implements Destination {
     if (pos !== size || !frag || fill !== (frag as Buffer).length || fragStart !== finalStart) {
       throw new RetryableError(`the source delivered ${pos} bytes, not the ${size} it declared`);
     }
+    if (nameRefused) {
+      await this.dropSession(session.url);
+      input.session.clear();
+      return { handle: { v: 1, id: hid, path: session.path, size, finalStart: size, url: null, itemId: input.item.id, nameTaken: true } satisfies Handle, bytesSent };
+    }
     this.finals.set(hid, frag);
     const handle: Handle = { v: 1, id: hid, path: session.path, size, finalStart, url: session.url, itemId: input.item.id };
     return { handle, bytesSent };
@@ -695,7 +707,7 @@ export class OneDriveDestination implements Destination {
   canCommitLater(handle: unknown): boolean {
     const h = handle as Handle | null;
     if (!h || h.v !== 1) return false;
-    return h.size === 0 || Boolean(h.existingId) || this.finals.has(h.id);
+    return h.size === 0 || Boolean(h.existingId) || Boolean(h.nameTaken) || this.finals.has(h.id);
   }
 
   async abort(staged: Staged): Promise<void> {
