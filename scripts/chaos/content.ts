@@ -19,6 +19,15 @@ export async function noiseJpeg(rand: Random, bigEvery = 6): Promise<Buffer> {
   return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: big ? 92 : 80 }).toBuffer();
 }
 
+/** SHA-1 of the decoded pixels: what Google Photos must keep when it (or the tool) rewrites metadata. */
+export async function pixelHash(bytes: Buffer): Promise<string | null> {
+  try {
+    return sha1(await sharp(bytes).raw().toBuffer());
+  } catch {
+    return null;
+  }
+}
+
 /** Bytes from the seeded stream, so a seed repeats the same contents. */
 function noise(rand: Random, n: number): Buffer {
   const words = new Uint32Array(Math.ceil(n / 4));

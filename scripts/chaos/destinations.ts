@@ -13,6 +13,8 @@ export type DestKind = 'folder' | 'onedrive' | 'onedrive-business' | 'google-pho
 export interface Stored {
   hash: string;
   where: string;
+  /** The stored file, where the destination may keep other bytes of the same picture (Google Photos). */
+  file?: string;
 }
 
 export interface DestWorld {
@@ -106,7 +108,10 @@ export class GoogleDest implements DestWorld {
   async contents(): Promise<Stored[]> {
     const res = await fetch(`${this.handle!.env.GOOGLE_PHOTOS_BASE_URL}/__emulator/state`);
     const st = (await res.json()) as { mediaItems: Array<{ id: string; file: string }> };
-    return st.mediaItems.map((m) => ({ hash: sha1(fs.readFileSync(path.join(this.data, path.basename(m.file)))), where: `mediaItem ${m.id}` }));
+    return st.mediaItems.map((m) => {
+      const file = path.join(this.data, path.basename(m.file));
+      return { hash: sha1(fs.readFileSync(file)), where: `mediaItem ${m.id}`, file };
+    });
   }
   async close(): Promise<void> {
     await this.handle?.close();

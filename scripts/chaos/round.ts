@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { injectedFaults, seededRandom } from '../../src/emulator/kit.ts';
-import { pick, type Random } from './content.ts';
+import { pick, pixelHash, type Random } from './content.ts';
 import { CHANGE_KINDS, FolderWorld, XiaomiWorld, type ChangeKind, type SourceWorld } from './sources.ts';
 import { FolderDest, GoogleDest, OneDriveDest, type DestKind, type DestWorld, type Stored } from './destinations.ts';
 
@@ -128,6 +128,17 @@ async function check(src: SourceWorld, dst: DestWorld, stateFile: string, final:
   const v: string[] = [];
   const atSource = src.reconcile();
   const stored = await dst.contents();
+  // Google Photos may hold the picture with other metadata (a capture date written in, a
+  // location dropped): there the rule's evidence is the decoded pixels.
+  for (const s of stored) {
+    if (!s.file || src.ledger.contents.has(s.hash)) continue;
+    const px = await pixelHash(fs.readFileSync(s.file));
+    const original = px ? src.ledger.pixels.get(px) : undefined;
+    if (original) {
+      s.hash = original;
+      s.where += ' (same pixels)';
+    }
+  }
   const atDest = new Map<string, string[]>();
   for (const s of stored) atDest.set(s.hash, [...(atDest.get(s.hash) ?? []), s.where]);
   const sourceHashes = new Set(atSource.values());
@@ -140,27 +151,33 @@ async function check(src: SourceWorld, dst: DestWorld, stateFile: string, final:
     if (!src.ledger.contents.has(hash)) v.push(`at the destination but never at the source (torn or corrupt bytes): ${where.join(', ')}`);
   }
   for (const a of src.anomalies.splice(0)) v.push(`source: ${a}`);
-  v.push(...recordedDeletions(src, stateFile));
+  v.push(...recordedDeletions(src, stateFile, final !== null));
   if (final?.report) v.push(...reportAccounts(src, atSource, final.report, final.finished));
   return { violations: v, stored, atSource };
 }
 
-/** Every deletion seen at the source has its record in the state: a deletions row for those very bytes. */
-function recordedDeletions(src: SourceWorld, stateFile: string): string[] {
+/**
+ * Every deletion seen at the source had its verification on record first: the item's row holds
+ * those very bytes' SHA-1 and its evidence. The deletion's own log row can only follow the
+ * service's answer (a kill in between leaves it to the resumed run, which finds the item gone),
+ * so it is required once the runs are over.
+ */
+function recordedDeletions(src: SourceWorld, stateFile: string, final: boolean): string[] {
   const deleted = [...src.ledger.contents].filter(([, e]) => e.deletedByTool);
   if (deleted.length === 0) return [];
   if (!fs.existsSync(stateFile)) return [`${deleted.length} items deleted at the source but there is no state file`];
   const db = new Database(stateFile, { readonly: true, fileMustExist: true });
   try {
-    const cols = (db.prepare("SELECT name FROM pragma_table_info('deletions')").all() as Array<{ name: string }>).map((c) => c.name);
-    const hashCol = cols.find((c) => c === 'sha1') ?? null;
-    const rows = db.prepare(`SELECT d.source_id, ${hashCol ? `d.${hashCol}` : 'NULL'} AS hash, i.sha1 AS item_sha1, i.state FROM deletions d LEFT JOIN items i ON i.id = d.item_id`).all() as Array<{ source_id: string; hash: string | null; item_sha1: string | null; state: string | null }>;
+    const items = db.prepare('SELECT source_id, sha1, state, evidence_level FROM items').all() as Array<{ source_id: string; sha1: string | null; state: string; evidence_level: string | null }>;
+    const logged = new Set((db.prepare('SELECT source_id FROM deletions').all() as Array<{ source_id: string }>).map((r) => r.source_id));
     const out: string[] = [];
     for (const [hash, e] of deleted) {
-      const mine = rows.filter((r) => r.source_id === e.sourceId);
-      if (mine.length === 0) out.push(`deleted at the source without a recorded deletion: ${e.name} (${e.sourceId})`);
-      else if (hashCol && !mine.some((r) => r.hash === hash)) out.push(`deleted at the source, but the recorded deletion is for other bytes: ${e.name} (${e.sourceId})`);
-      else if (!hashCol && !e.superseded && !mine.some((r) => r.item_sha1 === hash)) out.push(`deleted at the source, but the state verified other bytes: ${e.name} (${e.sourceId})`);
+      const row = items.find((r) => r.source_id === e.sourceId);
+      if (!row) out.push(`deleted at the source but unknown to the state: ${e.name} (${e.sourceId})`);
+      else if (!e.superseded && (row.sha1 !== hash || !row.evidence_level || !['verified', 'skipped', 'source-deleted'].includes(row.state))) {
+        out.push(`deleted at the source without recorded verification of those bytes: ${e.name} (${e.sourceId}: state ${row.state}, evidence ${row.evidence_level}, sha1 ${row.sha1?.slice(0, 12)} vs ${hash.slice(0, 12)})`);
+      }
+      if (final && !logged.has(e.sourceId)) out.push(`deleted at the source, but the deletions log has no row for it after the last run: ${e.name} (${e.sourceId})`);
     }
     return out;
   } finally {

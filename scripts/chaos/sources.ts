@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startXiaomiEmulator, type XiaomiEmulator } from '../../providers/xiaomi/emulator.ts';
 import type { CommonFlags } from '../../src/emulator/kit.ts';
-import { noiseJpeg, pick, sha1, type Random } from './content.ts';
+import { noiseJpeg, pick, pixelHash, sha1, type Random } from './content.ts';
 
 export type ChangeKind = 'add' | 'edit' | 'delete' | 'replace' | 'unavailable';
 export const CHANGE_KINDS: readonly ChangeKind[] = ['add', 'edit', 'delete', 'replace', 'unavailable'];
@@ -27,8 +27,13 @@ export interface LedgerEntry {
 /** Every content (by SHA-1) that ever existed at the source. */
 export class Ledger {
   readonly contents = new Map<string, LedgerEntry>();
-  note(hash: string, sourceId: string, name: string): void {
+  /** SHA-1 of decoded pixels -> SHA-1 of the bytes. */
+  readonly pixels = new Map<string, string>();
+  async note(bytes: Buffer, sourceId: string, name: string): Promise<void> {
+    const hash = sha1(bytes);
     this.contents.set(hash, { sourceId, name, removedByPerson: false, deletedByTool: false, superseded: false });
+    const px = await pixelHash(bytes);
+    if (px) this.pixels.set(px, hash);
   }
   removedByPerson(hash: string, superseded = false): void {
     const e = this.contents.get(hash);
@@ -97,7 +102,7 @@ export class FolderWorld implements SourceWorld {
     fs.mkdirSync(path.dirname(path.join(this.root, rel)), { recursive: true });
     fs.writeFileSync(path.join(this.root, rel), bytes);
     this.expected.set(rel, sha1(bytes));
-    this.ledger.note(sha1(bytes), rel, path.basename(rel));
+    await this.ledger.note(bytes, rel, path.basename(rel));
   }
 
   reconcile(): Map<string, string> {
@@ -165,7 +170,7 @@ export class FolderWorld implements SourceWorld {
             this.expected.delete(rel);
           } else {
             this.expected.set(rel, sha1(bytes));
-            this.ledger.note(sha1(bytes), rel, path.basename(rel));
+            await this.ledger.note(bytes, rel, path.basename(rel));
           }
         } finally {
           fs.closeSync(fd);
@@ -178,7 +183,7 @@ export class FolderWorld implements SourceWorld {
         fs.renameSync(tmp, file);
         this.ledger.removedByPerson(old, true);
         this.expected.set(rel, sha1(bytes));
-        this.ledger.note(sha1(bytes), rel, path.basename(rel));
+        await this.ledger.note(bytes, rel, path.basename(rel));
       }
     }
     this.changes[kind]++;
@@ -251,8 +256,7 @@ export class XiaomiWorld implements SourceWorld {
     for (const m of this.emu.manifest()) {
       if (deleted[m.id] || !m.file) continue;
       const rel = path.relative(this.seedDir, m.file).split(path.sep).join('/');
-      if (!this.live.has(m.id)) this.ledger.note(m.sha1, m.id, m.fileName);
-      else if (this.live.get(m.id)!.hash !== m.sha1) this.ledger.note(m.sha1, m.id, m.fileName);
+      if (!this.live.has(m.id) || this.live.get(m.id)!.hash !== m.sha1) await this.ledger.note(fs.readFileSync(m.file), m.id, m.fileName);
       this.live.set(m.id, { rel, hash: m.sha1 });
     }
   }

@@ -10,6 +10,8 @@ import { CHANGE_KINDS } from './sources.ts';
 
 export interface ChaosOptions {
   rounds: number;
+  /** Start at this round (to repeat one round of a seed: first = rounds = K). */
+  first?: number;
   seed: number;
   items: number;
   kills: number;
@@ -42,13 +44,15 @@ export async function runChaos(o: ChaosOptions): Promise<RoundResult[]> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-chaos-'));
   const results: RoundResult[] = [];
   try {
-    for (let round = 1; round <= o.rounds; round++) {
+    for (let round = o.first ?? 1; round <= o.rounds; round++) {
       const [source, dest] = pairs[(round - 1 + o.seed) % pairs.length]!.split('>') as ['folder' | 'xiaomi', DestKind];
       const dir = path.join(base, `round-${round}`);
       o.log?.(`round ${round}: ${source} -> ${dest} (seed ${o.seed}) in ${dir}`);
       const r = await runRound({ round, seed: o.seed, source, dest, items: o.items, kills: o.kills, dir }, o.log);
       results.push(r);
       o.log?.(`round ${round}: ${r.violations.length} violations, ${r.kills} kills, ${r.runs} runs, ${r.seconds} s`);
+      for (const v of r.violations) o.log?.(`  violation: ${v}`);
+      if (r.violations.length) fs.writeFileSync(path.join(dir, 'violations.txt'), r.violations.join('\n') + '\n');
       if (!o.keep && r.violations.length === 0) fs.rmSync(dir, { recursive: true, force: true });
     }
   } finally {
