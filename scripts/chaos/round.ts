@@ -168,14 +168,14 @@ function recordedDeletions(src: SourceWorld, stateFile: string, final: boolean):
   if (!fs.existsSync(stateFile)) return [`${deleted.length} items deleted at the source but there is no state file`];
   const db = new Database(stateFile, { readonly: true, fileMustExist: true });
   try {
-    const items = db.prepare('SELECT source_id, sha1, state, evidence_level FROM items').all() as Array<{ source_id: string; sha1: string | null; state: string; evidence_level: string | null }>;
+    const items = db.prepare('SELECT source_id, sha1, sha256, state, evidence_level FROM items').all() as Array<{ source_id: string; sha1: string | null; sha256: string | null; state: string; evidence_level: string | null }>;
     const logged = new Set((db.prepare('SELECT source_id FROM deletions').all() as Array<{ source_id: string }>).map((r) => r.source_id));
     const out: string[] = [];
     for (const [hash, e] of deleted) {
       const row = items.find((r) => r.source_id === e.sourceId);
       if (!row) out.push(`deleted at the source but unknown to the state: ${e.name} (${e.sourceId})`);
-      else if (!e.superseded && (row.sha1 !== hash || !row.evidence_level || !['verified', 'skipped', 'source-deleted'].includes(row.state))) {
-        out.push(`deleted at the source without recorded verification of those bytes: ${e.name} (${e.sourceId}: state ${row.state}, evidence ${row.evidence_level}, sha1 ${row.sha1?.slice(0, 12)} vs ${hash.slice(0, 12)})`);
+      else if (!e.superseded && ((row.sha1 !== hash && row.sha256 !== e.sha256) || !row.evidence_level || !['verified', 'skipped', 'source-deleted'].includes(row.state))) {
+        out.push(`deleted at the source without recorded verification of those bytes: ${e.name} (${e.sourceId}: state ${row.state}, evidence ${row.evidence_level}, sha256 ${row.sha256?.slice(0, 12)} vs ${e.sha256.slice(0, 12)})`);
       }
       if (final && !logged.has(e.sourceId)) out.push(`deleted at the source, but the deletions log has no row for it after the last run: ${e.name} (${e.sourceId})`);
     }

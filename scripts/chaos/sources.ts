@@ -4,6 +4,7 @@
 // outside, which ones the tool deleted (a folder's file gone; the Xiaomi emulator's own
 // deletion record), so the checks never rely on the tool's belief.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startXiaomiEmulator, type XiaomiEmulator } from '../../providers/xiaomi/emulator.ts';
@@ -22,6 +23,8 @@ export interface LedgerEntry {
   deletedByTool: boolean;
   /** A later content took over its source id (a reused name or an edit). */
   superseded: boolean;
+  /** The state may record either hash, as the destination needs. */
+  sha256: string;
 }
 
 /** Every content (by SHA-1) that ever existed at the source. */
@@ -31,7 +34,8 @@ export class Ledger {
   readonly pixels = new Map<string, string>();
   async note(bytes: Buffer, sourceId: string, name: string): Promise<void> {
     const hash = sha1(bytes);
-    this.contents.set(hash, { sourceId, name, removedByPerson: false, deletedByTool: false, superseded: false });
+    const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+    this.contents.set(hash, { sourceId, name, removedByPerson: false, deletedByTool: false, superseded: false, sha256 });
     const px = await pixelHash(bytes);
     if (px) this.pixels.set(px, hash);
   }
