@@ -1,4 +1,4 @@
-// `npm run chaos [-- --rounds N --seed S --items N --kills N --pair folder>onedrive --keep]`:
+// `npm run chaos [-- --rounds N --seed S --items N --kills N --pair folder>onedrive --round K --keep]`:
 // complete migrations with --delete-source under random kills, every emulator fault and a
 // source that keeps changing; prints a table of rounds and exits 1 on any violation.
 
@@ -11,6 +11,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: String(Date.now() % 100000) },
     items: { type: 'string', default: '14' },
     kills: { type: 'string', default: '6' },
+    round: { type: 'string' },
     pair: { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
@@ -26,11 +27,12 @@ const int = (name: string, v: string | undefined): number => {
 };
 const seed = int('seed', values.seed);
 const log = values.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-const results = await runChaos({ rounds: int('rounds', values.rounds), seed, items: int('items', values.items), kills: int('kills', values.kills), pairs: values.pair, keep: values.keep, log });
+const only = values.round === undefined ? undefined : int('round', values.round);
+const results = await runChaos({ rounds: only ?? int('rounds', values.rounds), first: only, seed, items: int('items', values.items), kills: int('kills', values.kills), pairs: values.pair, keep: values.keep, log });
 process.stdout.write(`\n${formatTable(results, seed)}\n`);
 const bad = results.filter((r) => r.violations.length > 0);
 for (const r of bad) {
-  process.stdout.write(`\nround ${r.config.round} (${r.config.source} -> ${r.config.dest}, repeat with --seed ${seed} --rounds ${r.config.round}; kept in ${r.config.dir}):\n`);
+  process.stdout.write(`\nround ${r.config.round} (${r.config.source} -> ${r.config.dest}, repeat with --seed ${seed} --round ${r.config.round}; kept in ${r.config.dir}):\n`);
   for (const v of r.violations) process.stdout.write(`  - ${v}\n`);
 }
 process.exit(bad.length ? 1 : 0);
