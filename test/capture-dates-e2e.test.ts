@@ -226,4 +226,49 @@ describe('capture dates survive the move', () => {
     expect(rows.get('IMG-20190701-WA0003.jpg')!.date_note).toBe('will be dated by upload: the file has no date and --keep-bytes keeps it that way (the file name (whatsapp pattern) says 2019-07-01T12:00:00+00:00)');
     expect(run.out).toMatch(/2 will be dated by upload: the file has no date and --keep-bytes keeps it that way/);
   });
+
+  it('a kill while dated copies are being committed, then a rerun: each item once, each dated by its name', async () => {
+    const t = tmpDir('gb-dates-kill-');
+    const src = path.join(t, 'src', 'WhatsApp');
+    const names: string[] = [];
+    for (let i = 1; i <= 12; i++) {
+      const name = `IMG-201907${String(i).padStart(2, '0')}-WA00${String(i).padStart(2, '0')}.jpg`;
+      put(src, name, await sharp({ create: { width: 32 + i, height: 24, channels: 3, background: { r: 10 * i, g: 100, b: 200 - 10 * i } } }).jpeg().toBuffer());
+      names.push(name);
+    }
+    put(src, 'VID-20190720-WA0099.mp4', undatedVideo(fixture('VID_20230514_101112.mp4')));
+    const google = await startGoogleEmulator(TOKEN, ['--latency-ms', '150', '--video-processing-ms', '0'], 'gb-dates-kill-');
+    closers.push(() => google.close());
+    const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN };
+    const stateFile = path.join(t, 's.db');
+    const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', stateFile, '--timezone', 'UTC', '--concurrency', '8', '--verify-wait', '60'];
+    // First run: killed as soon as a batchCreate has started.
+    let killed = false;
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
+      const poll = setInterval(() => {
+        void google.state().then((st) => {
+          if ((st.requests as Record<string, number>).batchCreateStarted! >= 1 && !killed) killed = child.kill('SIGKILL');
+        }, () => undefined);
+      }, 20);
+      child.on('error', reject);
+      child.on('close', () => {
+        clearInterval(poll);
+        resolve();
+      });
+    });
+    expect(killed).toBe(true);
+    const again = await cli(args, env);
+    expect(again.code, again.out).toBe(0);
+    const st = await google.state();
+    const byName = new Map<string, Array<{ creationTime: string | null }>>();
+    for (const m of st.mediaItems) byName.set(m.filename, [...(byName.get(m.filename) ?? []), m as unknown as { creationTime: string | null }]);
+    expect([...byName.keys()].sort()).toEqual([...names, 'VID-20190720-WA0099.mp4'].sort());
+    for (const [name, list] of byName) {
+      expect(list, name).toHaveLength(1);
+      const day = /-(\d{4})(\d{2})(\d{2})-WA/.exec(name)!;
+      expect(list[0]!.creationTime, name).toBe(`${day[1]}-${day[2]}-${day[3]}T12:00:00Z`);
+    }
+    expect(stateRows(stateFile).every((r) => r.state === 'verified' && !!r.copy_sha256)).toBe(true);
+  });
 });
