@@ -1,6 +1,7 @@
-// Kill the real CLI with SIGKILL at random moments during a migration with --delete-source,
-// check after every kill that nothing was deleted before its verification was recorded, then
-// resume to the end and check that every source file exists exactly once at the destination.
+// Kill the real CLI with SIGKILL at random moments during a migration with --delete-source, and
+// right between a deletion at the source and its record; check after every kill that nothing
+// was deleted before its verification was recorded, then resume to the end and check that every
+// source file exists exactly once at the destination and every deletion has its record.
 // The folder destination fsyncs files in groups; the groups are held open longer here so that
 // kills land inside them (files linked at the destination, not yet synced nor verified).
 
@@ -13,9 +14,9 @@ import Database from 'better-sqlite3';
 import { CLI, FIXTURES, runCli, seeded, tmpDir, treeHashes } from './helpers.ts';
 
 /** Starts a run and SIGKILLs it `ms` after its first sign of work (the first JSON line), so kills land mid-migration however slow start-up is. */
-function killAfter(args: string[], ms: number): Promise<void> {
+function killAfter(args: string[], ms: number, env: Record<string, string> = {}): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_FOLDER_SYNC_MS: '400' } });
+    const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_FOLDER_SYNC_MS: '400', ...env } });
     let t: NodeJS.Timeout | null = null;
     child.stdout.on('data', () => {
       if (!t) t = setTimeout(() => child.kill('SIGKILL'), ms);
@@ -79,8 +80,31 @@ describe('crash safety', () => {
       }
     };
 
+    /** Files gone from the source whose deletion is not on record yet (a kill in the window). */
+    const unrecorded = (): number => {
+      const d = new Database(db, { readonly: true });
+      try {
+        const rows = d.prepare("SELECT source_id FROM items WHERE state != 'source-deleted'").all() as Array<{ source_id: string }>;
+        return rows.filter((r) => !fs.existsSync(path.join(src, r.source_id))).length;
+      } finally {
+        d.close();
+      }
+    };
+
     let kills = 0;
     let midway = 0;
+    // Kills that land exactly between a deletion at the source and its record (the process kills
+    // itself there), which random kills almost never hit: the next run must repair each one.
+    let windowKills = 0;
+    for (const n of [2, 1, 3]) {
+      await killAfter(args, 600_000, { GALLERY_BRIDGE_FAULT_KILL_AFTER_DELETE: String(n) });
+      kills++;
+      checkInvariant();
+      expect(unrecorded(), 'a kill after the deletion left it unrecorded').toBeGreaterThan(0);
+      windowKills++;
+      const left = treeHashes(src).size;
+      if (left > 0 && left < pristine.size) midway++;
+    }
     for (let i = 0; i < 8; i++) {
       await killAfter(args, Math.floor(rand() * 1500));
       kills++;
@@ -100,5 +124,19 @@ describe('crash safety', () => {
     expect(treeHashes(src).size).toBe(0);
     // Exactly once: the same relative paths, the same bytes, no "(2)" copies, no temp files left.
     expect(treeHashes(dst)).toEqual(pristine);
+    // Every deletion has its record; the ones the window kills left are recorded as repaired, with evidence.
+    const d = new Database(db, { readonly: true });
+    try {
+      const deleted = (d.prepare("SELECT count(*) AS n FROM items WHERE state = 'source-deleted'").get() as { n: number }).n;
+      const recs = d.prepare('SELECT item_id, response, evidence FROM deletions').all() as Array<{ item_id: number; response: string; evidence: string | null }>;
+      expect(deleted).toBe(pristine.size);
+      expect(new Set(recs.map((r) => r.item_id)).size).toBe(pristine.size);
+      const repaired = recs.filter((r) => /deleted in an interrupted run/.test(r.response));
+      expect(repaired.length).toBeGreaterThanOrEqual(windowKills);
+      for (const r of repaired) expect(r.evidence).toMatch(/^bytes: checked again before deletion/);
+      expect((d.prepare('SELECT count(*) AS n FROM items WHERE deleting_run IS NOT NULL').get() as { n: number }).n).toBe(0);
+    } finally {
+      d.close();
+    }
   }, 300_000);
 });

@@ -45,6 +45,17 @@ export function deletionVerdict(row: ItemRow, policy: DeletionPolicy): Verdict {
   return { delete: true };
 }
 
+/**
+ * Fault point for the crash test: with GALLERY_BRIDGE_FAULT_KILL_AFTER_DELETE=N the process
+ * kills itself right after its Nth deletion at the source, before the record, which is the
+ * window a random kill almost never hits and the next run must repair.
+ */
+const KILL_AFTER_DELETE = Number(process.env.GALLERY_BRIDGE_FAULT_KILL_AFTER_DELETE ?? 0);
+let deletionsThisProcess = 0;
+function crashWindow(): void {
+  if (KILL_AFTER_DELETE > 0 && ++deletionsThisProcess === KILL_AFTER_DELETE) process.kill(process.pid, 'SIGKILL');
+}
+
 /** Attempts per deletion within one run; a deletion still failing is owed, and a rerun tries again. */
 const DELETE_ATTEMPTS = 6;
 
@@ -146,6 +157,7 @@ export class Deleter {
     for (let attempt = 1; ; attempt++) {
       try {
         const res = await source.delete(item, proof);
+        crashWindow();
         this.record(row, reason(res.response));
         break;
       } catch (err) {
