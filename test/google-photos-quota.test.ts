@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, runCli, tmpDir } from './helpers.ts';
+import { spawn } from 'node:child_process';
+import { CLI, FIXTURES, ROOT, runCli, tmpDir } from './helpers.ts';
 import { startGoogleEmulator } from './google-photos-emulator.ts';
 import { nextPacificMidnight } from '../providers/google-photos/client.ts';
 
@@ -40,4 +41,50 @@ describe('google-photos: quota-aware stop', () => {
       await emu.close();
     }
   }, 60_000);
+});
+
+describe('google-photos: long Retry-After', () => {
+  it('a Retry-After past the cap is not waited out: with nothing else left the run stops with exit 4 and the time', async () => {
+    const t = tmpDir('gp-retry-');
+    const src = path.join(t, 'src');
+    fs.mkdirSync(src);
+    fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
+    const emu = await startGoogleEmulator(TOKEN, ['--fault-429', '1', '--retry-after', '7200'], 'gp-retry-emu-');
+    try {
+      const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_BACKOFF_SCALE: '1' };
+      const before = Date.now();
+      const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], { env, timeoutMs: 60_000 });
+      const out = r.stdout + r.stderr;
+      expect(r.code, out).toBe(4);
+      const at = Date.parse(/nothing is left to do before (\S+),/.exec(out)?.[1] ?? '');
+      // Two hours from the refusal, not sooner: the item waits, the run does not.
+      expect(at - before).toBeGreaterThanOrEqual(7200_000 - 1000);
+      expect(at - Date.now()).toBeLessThanOrEqual(7200_000 + 1000);
+      expect((await emu.state()).mediaItems).toHaveLength(0);
+    } finally {
+      await emu.close();
+    }
+  }, 90_000);
+
+  it('a throttling pause ends at once on SIGTERM', async () => {
+    const t = tmpDir('gp-pause-');
+    const src = path.join(t, 'src');
+    fs.mkdirSync(src);
+    fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
+    const emu = await startGoogleEmulator(TOKEN, ['--fault-429', '1', '--retry-after', '240'], 'gp-pause-emu-');
+    try {
+      const env = { ...process.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_BACKOFF_SCALE: '1' };
+      const child = spawn(process.execPath, [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], { cwd: ROOT, env, stdio: 'ignore' });
+      // Once Google has refused a request, the tool is in its 240 s pause.
+      while (((await emu.state()).requests.faults ?? 0) < 1) await new Promise((r) => setTimeout(r, 50));
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      expect(code).toBe(143);
+      // Far less than the pause: the wait itself ended (generous for a loaded machine).
+      expect(Date.now() - sent).toBeLessThan(60_000);
+    } finally {
+      await emu.close();
+    }
+  }, 120_000);
 });

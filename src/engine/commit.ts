@@ -10,11 +10,19 @@ import type { Deleter } from './deletion.ts';
 import type { StagedItem } from './transfer.ts';
 import type { VerifyStage } from './verify.ts';
 
+/**
+ * The longest a partial batch waits for company. The run sends a partial batch at once when no
+ * transfer still running could join it, so this only bounds the wait behind a slow upload (a
+ * long video): shorter, and batches left while uploads were merely slow (a busy server, a slow
+ * source), costing a batchCreate and a batchGet each.
+ */
+export const LINGER_MS = 30_000;
+
 /** What progress shows for an item the destination already held from another app. */
 export const IN_LIBRARY = 'already in your library from another app';
 
 export class CommitStage {
-  // A partial batch waits a few seconds for company: each batch call costs a quota request,
+  // A partial batch waits for company (LINGER_MS at most): each batch call costs a quota request,
   // and the wait is nothing next to an upload token's day of life. The run flushes at once
   // when nothing else is coming.
   private readonly batcher: Batcher<CommitRequest, CommitResult>;
@@ -25,7 +33,7 @@ export class CommitStage {
     private readonly deleter: Deleter,
   ) {
     const d = ctx.destination;
-    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), (reqs) => d.commit(reqs), 5000);
+    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), (reqs) => d.commit(reqs), LINGER_MS);
   }
 
   /** Commits one staged item and records the outcome. Throws what the commit threw. */

@@ -10,11 +10,11 @@ import { reason } from '../lib/redact.ts';
 import { Batcher } from './batcher.ts';
 import type { RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
-import { IN_LIBRARY } from './commit.ts';
+import { IN_LIBRARY, LINGER_MS } from './commit.ts';
 import { factsFromRow, uploadedHashes } from './transfer.ts';
 
 export class VerifyStage {
-  // A partial batch waits a few seconds for company: each batch call costs a quota request.
+  // A partial batch waits for company (LINGER_MS at most): each batch call costs a quota request.
   private readonly batcher: Batcher<VerifyRequest, VerifyResult>;
   private pending = 0;
 
@@ -23,7 +23,7 @@ export class VerifyStage {
     private readonly deleter: Deleter,
   ) {
     const d = ctx.destination;
-    this.batcher = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 5000);
+    this.batcher = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), LINGER_MS);
   }
 
   /** Starts verifying an uploaded item; it runs on its own (drain() waits for it). */

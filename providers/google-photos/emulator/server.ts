@@ -26,6 +26,7 @@ export const EMULATOR_FLAG_HELP = `Google Photos emulator flags:
   --storage-limit BYTES       storage of the account (default: unlimited)
   --client-secret S           require this client secret at the token endpoint
   --refresh-token-ttl SEC     refresh tokens expire after this long (an app in "Testing" status: 604800)
+  --retry-after SEC           Retry-After of the 429s that --fault-429 injects (default 1)
   --preexisting DIR           files already in the library, uploaded by another app (a phone's backup): this
                               app cannot read them, and uploading the same bytes gets one of Google's answers
   --preexisting-answer KIND   exists (code 6), failed (generic code 3), item (Success with the other app's
@@ -43,6 +44,7 @@ interface Options {
   clientSecret: string | null;
   refreshTokenTtlMs: number;
   preexisting: string | null;
+  retryAfter: number;
   preexistingAnswer: 'exists' | 'failed' | 'item' | 'mixed';
 }
 
@@ -65,6 +67,7 @@ function parseOptions(args: string[]): Options {
     'client-secret': { type: 'string' },
     'refresh-token-ttl': { type: 'string', default: '0' },
     preexisting: { type: 'string' },
+    'retry-after': { type: 'string', default: '1' },
     'preexisting-answer': { type: 'string', default: 'mixed' },
   });
   const answer = String(extra['preexisting-answer']);
@@ -86,6 +89,7 @@ function parseOptions(args: string[]): Options {
     clientSecret: (extra['client-secret'] as string | undefined) ?? null,
     refreshTokenTtlMs: int('refresh-token-ttl', extra['refresh-token-ttl'], 0) * 1000,
     preexisting: (extra.preexisting as string | undefined) ?? null,
+    retryAfter: int('retry-after', extra['retry-after'], 0),
     preexistingAnswer: answer as Options['preexistingAnswer'],
   };
 }
@@ -748,7 +752,7 @@ export async function startGooglePhotosEmulator(args: string[]): Promise<{ env: 
         admit(c, write);
         if (faults.roll('429')) {
           stats.faults++;
-          throw new HttpError(429, 'Resource has been exhausted (e.g. check quota).', 'RESOURCE_EXHAUSTED', { 'Retry-After': '1' });
+          throw new HttpError(429, 'Resource has been exhausted (e.g. check quota).', 'RESOURCE_EXHAUSTED', { 'Retry-After': String(opt.retryAfter) });
         }
         if (faults.roll('5xx')) {
           stats.faults++;
