@@ -1,5 +1,6 @@
 // `batch run`, `batch check` and `batch status`: many accounts from one CSV manifest.
 
+import { printable } from '../lib/log.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readManifest } from '../batch/manifest.ts';
@@ -27,7 +28,7 @@ export interface BatchRunOpts extends BatchCommonOpts {
   failStreak: number;
 }
 
-const say = (json: boolean) => (line: string) => (json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(line + '\n'));
+const say = (json: boolean) => (line: string) => (json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(printable(line, true) + '\n'));
 
 /** "google-photos=2,xiaomi=4" -> { 'google-photos': 2, xiaomi: 4 }, over sensible defaults. */
 export function parsePerProvider(v: string | undefined): Record<string, number> {
@@ -57,7 +58,7 @@ function passThrough(o: { concurrency?: number; retries?: number; verifyWait?: n
 export async function batchRunCommand(manifestFile: string, o: BatchRunOpts): Promise<number> {
   const m = readManifest(manifestFile);
   if (m.problems.length) {
-    for (const p of m.problems) process.stderr.write(`error: ${manifestFile}:${p.line}: ${p.problem}. ${p.todo}\n`);
+    for (const p of m.problems) process.stderr.write(printable(`error: ${manifestFile}:${p.line}: ${p.problem}. ${p.todo}`) + '\n');
     process.stderr.write(`run \`gallery-bridge batch check ${manifestFile}\` for the full check report\n`);
     return 2;
   }
@@ -111,7 +112,7 @@ export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts
   const errors = result.problems.filter((p) => p.severity === 'error');
   if (o.json) process.stdout.write(JSON.stringify({ type: 'check', ok: errors.length === 0, problems: result.problems, accounts: result.checks.map((c) => ({ account: c.row.account, ok: c.ok, items: c.items, bytes: c.bytes, to_move_items: c.toMoveItems, to_move_bytes: c.toMoveBytes, free_bytes: c.freeBytes })), reports: files }) + '\n');
   else {
-    for (const p of result.problems) process.stderr.write(`${p.severity}: ${p.line ? `line ${p.line}: ` : ''}${p.account ? `${p.account}: ` : ''}${p.problem}. ${p.todo}\n`);
+    for (const p of result.problems) process.stderr.write(printable(`${p.severity}: ${p.line ? `line ${p.line}: ` : ''}${p.account ? `${p.account}: ` : ''}${p.problem}. ${p.todo}`) + '\n');
     process.stderr.write(`check: ${result.checks.filter((c) => c.ok).length} of ${result.checks.length + (m.problems.length ? 0 : 0)} accounts can run; ${errors.length} problem(s) to fix. Reports: ${files.html}, ${files.csv}\n`);
   }
   return errors.length ? 1 : 0;
@@ -136,6 +137,6 @@ export async function batchStatusCommand(o: BatchCommonOpts): Promise<number> {
     );
   }
   for (const n of v.notes) lines.push(`note: ${n}`);
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(lines.map((l) => printable(l)).join('\n') + '\n');
   return 0;
 }
