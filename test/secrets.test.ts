@@ -1,6 +1,6 @@
 // Secrets never leave their files: migrations run with known cookie, token and refresh-token
 // values, then every log line, report, state database (with its -wal/-shm) and error message is
-// searched for them. Credential and state files are 0600, and a credential file others can read
+// searched for them, with the dashboard `serve` shows. Credential and state files are 0600, and a credential file others can read
 // stops the tool before it starts, saying how to fix it.
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,21 @@ import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
 import { FIXTURES, runCli, tmpDir, type CliResult } from './helpers.ts';
+import { startDashboard } from '../src/commands/serve.ts';
+import type { AddressInfo } from 'node:net';
+
+/** The dashboard's pages for a state file, as `serve` shows them. */
+async function dashboardPages(state: string): Promise<Array<{ file: string; text: string }>> {
+  const server = await startDashboard(state, 0);
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const page = await (await fetch(`${base}/`)).text();
+    expect(page.length).toBeGreaterThan(100);
+    return [{ file: 'dashboard /', text: page }];
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+}
 
 const PASS_TOKEN = 'pt-KNOWN-passToken-5a1f9c';
 const SERVICE_TOKEN = 'st-KNOWN-serviceToken-93c2e1';
@@ -101,6 +116,7 @@ describe('secrets never appear in logs, reports, state databases or error messag
     const renewed = Object.keys((readEmulatorState(emu.stateFile.replace(/\/\.emulator\/.*$/, '')) as unknown as { tokens: Record<string, number> }).tokens).filter((k) => k.startsWith('emu-st-'));
     expect(renewed.length).toBeGreaterThan(0);
     const places = [
+      ...(await dashboardPages(state)),
       ...outputs(first, second, status, ...made),
       ...filesBelow(t, (rel) => rel.startsWith('xiaomi') || rel.startsWith('onedrive') || rel.startsWith('seed') || rel.startsWith('home/credentials')),
     ];
