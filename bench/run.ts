@@ -6,9 +6,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BenchRow, BenchSuite } from './types.ts';
+import { build } from '../scripts/build.mjs';
 
 const dir = import.meta.dirname;
-const only = process.argv.slice(2);
+// --quick: smaller trees and fewer repetitions, for a look on a busy machine (suites read BENCH_QUICK).
+if (process.argv.includes('--quick')) process.env.BENCH_QUICK = '1';
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+// The CLI is measured as users run it: compiled (the same build `npm ci` makes).
+await build();
 const files = fs
   .readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && !['run.ts', 'types.ts', 'util.ts'].includes(f))
@@ -33,6 +38,8 @@ for (const f of files) {
 }
 
 const lines = [
+  `gallery-bridge bench${process.env.BENCH_QUICK === '1' ? ' (quick)' : ''}, ${new Date().toISOString()}, load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  '',
   '| suite | measurement | value | peer (same run) | ratio | goal | met |',
   '| --- | --- | --- | --- | --- | --- | --- |',
   ...all.map((r) =>

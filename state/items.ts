@@ -152,6 +152,14 @@ export class Items {
     };
   }
 
+  /**
+   * Several writes about one item (facts and container, copy and staged upload) as one
+   * transaction: one commit instead of several. Not for state changes, which are each their own.
+   */
+  together<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   /** Every statement is prepared once per database and reused (see statement()). */
   private sql(text: string) {
     return statement(this.db, text);

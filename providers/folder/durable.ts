@@ -88,11 +88,11 @@ export class SyncGroups {
 
   /**
    * Resolves once `file` (and its name in `dir`) is on disk. A file this process did not write
-   * (an earlier run's) is synced on its own.
+   * (an earlier run's, checked again before its source is deleted) joins a group too.
    */
   durable(file: string, dir: string): Promise<void> {
-    const g = this.groupOf.get(file);
-    if (!g) return this.ops.file(file, undefined).then(() => this.ops.dir(dir));
+    if (!this.groupOf.has(file)) this.add(file, dir, 0);
+    const g = this.groupOf.get(file)!;
     return new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
   }
 

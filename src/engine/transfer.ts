@@ -132,21 +132,26 @@ export async function stageItem(source: Source, destination: Destination, items:
   const readAt = source.randomAccess ? (o: number, l: number) => readRange(source, item, o, l) : null;
   const head = Buffer.concat(headChunks);
   const probe = await probeFacts(item, head, scanner.result(), readAt, zone);
-  items.recordFacts(row.id, probe.record);
   const refusal = destination.refuse?.(item, probe.facts) ?? null;
   if (refusal) {
     raw.destroy();
+    items.recordFacts(row.id, probe.record);
     throw new RejectedError(refusal);
   }
 
   let container: string;
   try {
     container = await destination.prepareContainer(item, probe.facts);
-    items.setContainer(row.id, container);
   } catch (err) {
     raw.destroy();
+    items.recordFacts(row.id, probe.record);
     throw err;
   }
+  // One commit for what the bytes told and where the item goes.
+  items.together(() => {
+    items.recordFacts(row.id, probe.record);
+    items.setContainer(row.id, container);
+  });
 
   const { copy, note } = planCopy(destination, probe.facts, probe.format, head, size);
   const facts: ItemFacts = copy ? { ...probe.facts, dateAdded: true } : probe.facts;
@@ -216,6 +221,7 @@ export async function stageItem(source: Source, destination: Destination, items:
   }
 
   let uploaded = hashes;
+  let copyRecord: { hashes: Hashes | null; note: string | null } = { hashes: null, note };
   if (copy && copyHasher) {
     const verdict = await copy.check.verdict();
     if (!verdict.ok) {
@@ -225,17 +231,19 @@ export async function stageItem(source: Source, destination: Destination, items:
     const copyHashes = copyHasher.digest();
     if (copyHashes.sha256 !== hashes.sha256) {
       uploaded = copyHashes;
-      items.recordCopy(row.id, copyHashes, `date added: ${copy.time} from ${copy.from}; ${verdict.detail}`);
+      copyRecord = { hashes: copyHashes, note: `date added: ${copy.time} from ${copy.from}; ${verdict.detail}` };
     } else {
       // The file had its own date after all (a video's moov came last): the source's bytes went up.
-      items.recordCopy(row.id, null, null);
+      copyRecord = { hashes: null, note: null };
     }
-  } else {
-    items.recordCopy(row.id, null, note);
   }
 
   const declaredOk = item.sha1 ? item.sha1.toLowerCase() === hashes.sha1 : null;
-  items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle);
+  // The copy (if any) and the staged upload are recorded in one commit.
+  items.together(() => {
+    items.recordCopy(row.id, copyRecord.hashes, copyRecord.note);
+    items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle);
+  });
   if (declaredOk === false) {
     await destination.abort(staged).catch(() => undefined);
     throw new DeclaredHashMismatch(`the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`);
