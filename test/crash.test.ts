@@ -14,12 +14,18 @@ import Database from 'better-sqlite3';
 import { CLI, FIXTURES, runCli, seeded, tmpDir, treeHashes } from './helpers.ts';
 
 /** Starts a run and SIGKILLs it `ms` after its first sign of work (the first JSON line), so kills land mid-migration however slow start-up is. */
-function killAfter(args: string[], ms: number, env: Record<string, string> = {}): Promise<void> {
+function killAfter(args: string[], ms: number, env: Record<string, string> = {}, onLine?: RegExp): Promise<void> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_FOLDER_SYNC_MS: '400', ...env } });
     let t: NodeJS.Timeout | null = null;
-    child.stdout.on('data', () => {
-      if (!t) t = setTimeout(() => child.kill('SIGKILL'), ms);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      // With onLine: killed the moment such a line appears (an item just committed, its group
+      // not yet synced); otherwise `ms` after the first sign of work.
+      if (onLine) {
+        if (onLine.test(out)) child.kill('SIGKILL');
+      } else if (!t) t = setTimeout(() => child.kill('SIGKILL'), ms);
     });
     child.on('close', () => {
       if (t) clearTimeout(t);
@@ -105,8 +111,9 @@ describe('crash safety', () => {
       const left = treeHashes(src).size;
       if (left > 0 && left < pristine.size) midway++;
     }
-    for (let i = 0; i < 8; i++) {
-      await killAfter(args, Math.floor(rand() * 1500));
+    for (let i = 0; i < 10; i++) {
+      // The first two kills land just after an item's commit: inside its durability group.
+      await killAfter(args, Math.floor(rand() * 1500), {}, i < 2 ? /"state":"uploaded"/ : undefined);
       kills++;
       checkInvariant();
       const left = treeHashes(src).size;
@@ -118,9 +125,9 @@ describe('crash safety', () => {
     checkInvariant();
     expect(kills).toBeGreaterThan(0);
     // Some kills must have caught the run between deletions, or the test proved nothing.
-    expect(midway).toBeGreaterThan(0);
+    expect(midway, 'kills between deletions').toBeGreaterThan(0);
     // And some inside a group of files not yet synced.
-    expect(insideGroup).toBeGreaterThan(0);
+    expect(insideGroup, 'kills inside a durability group').toBeGreaterThan(0);
     expect(treeHashes(src).size).toBe(0);
     // Exactly once: the same relative paths, the same bytes, no "(2)" copies, no temp files left.
     expect(treeHashes(dst)).toEqual(pristine);

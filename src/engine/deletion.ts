@@ -30,9 +30,6 @@ export interface DeletionPolicy {
   minimumEvidence: EvidenceLevel;
 }
 
-/** Deletions in flight at once at a source that does not ask for pacing. */
-const UNPACED_DELETIONS = 8;
-
 export type Verdict = { delete: true } | { delete: false; why: string };
 
 export function deletionVerdict(row: ItemRow, policy: DeletionPolicy): Verdict {
@@ -82,49 +79,11 @@ export class Deleter {
     this.recheck = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 0);
   }
 
-  /** Deletions of an item in flight, so the same item is never deleted twice at once. */
-  private readonly inFlight = new Map<number, Promise<void>>();
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  /**
-   * Queues an item proven in this run for deletion if the rule allows; resolves once it is
-   * handled. A source that wants deletions paced gets them one at a time; others (a local
-   * folder) get a few at once, since each waits on the disk and on its own state transaction.
-   */
+  /** Queues an item proven in this run for deletion if the rule allows; resolves once it is handled. */
   consider(itemId: number): Promise<void> {
-    const already = this.inFlight.get(itemId);
-    if (already) return already.then(() => this.consider(itemId));
-    let next: Promise<void>;
-    if (this.ctx.source.deletePauseMs) {
-      next = this.chain.then(() => this.deleteOne(itemId));
-    } else {
-      next = (async () => {
-        await this.acquire();
-        try {
-          await this.deleteOne(itemId);
-        } finally {
-          this.release();
-        }
-      })();
-    }
-    const settled = next.catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
-    this.chain = Promise.all([this.chain, settled]).then(() => undefined);
-    this.inFlight.set(itemId, next);
-    void settled.then(() => {
-      if (this.inFlight.get(itemId) === next) this.inFlight.delete(itemId);
-    });
+    const next = this.chain.then(() => this.deleteOne(itemId));
+    this.chain = next.catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
     return next;
-  }
-
-  private async acquire(): Promise<void> {
-    while (this.active >= UNPACED_DELETIONS) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
-  }
-
-  private release(): void {
-    this.active--;
-    this.waiting.shift()?.();
   }
 
   /** True while items verified by earlier runs are still being checked again (some may come back to migrate). */
