@@ -30,6 +30,7 @@ const log = values.quiet ? undefined : (line: string) => process.stderr.write(`$
 const only = values.round === undefined ? undefined : int('round', values.round);
 const results = await runChaos({ rounds: only ?? int('rounds', values.rounds), first: only, seed, items: int('items', values.items), kills: int('kills', values.kills), pairs: values.pair, keep: values.keep, log });
 process.stdout.write(`\n${formatTable(results, seed)}\n`);
+for (const r of results.filter((x) => !x.finished)) process.stdout.write(`\nround ${r.config.round} did not finish (exit ${r.lastExit}); its last run ended with:\n${r.lastTail}\n`);
 const bad = results.filter((r) => r.violations.length > 0);
 for (const r of bad) {
   process.stdout.write(`\nround ${r.config.round} (${r.config.source} -> ${r.config.dest}, repeat with --seed ${seed} --round ${r.config.round}; kept in ${r.config.dir}):\n`);

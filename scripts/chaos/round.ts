@@ -39,6 +39,8 @@ export interface RoundResult {
   leftAtSource: number;
   finished: boolean;
   lastExit: number | null;
+  /** The last lines the last run printed (why an unfinished round stopped). */
+  lastTail: string;
   violations: string[];
   seconds: number;
 }
@@ -242,6 +244,7 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
   // How long a run works once started: kills land anywhere in it.
   let typicalMs = 3000;
   let lastExit: number | null = null;
+  let lastTail = '';
 
   const changeSoon = (): Promise<void> => src.change(pick(rand, CHANGE_KINDS), rand);
   try {
@@ -269,6 +272,7 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
       const r = await runTool(args, env, null);
       runs++;
       lastExit = r.code;
+      lastTail = r.tail.split('\n').filter((l) => !l.startsWith('{"type":"item"') && !l.startsWith('{"type":"bytes"')).slice(-6).join('\n');
       log(`  run ${runs}: exit ${r.code} after ${r.ms} ms`);
       if (r.code === 0 || (r.code === 1 && nothingPending(stateFile))) finished = true;
       else {
@@ -297,6 +301,7 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
       leftAtSource: end.atSource.size,
       finished,
       lastExit,
+      lastTail,
       violations: [...violations],
       seconds: Math.round((Date.now() - started) / 1000),
     };
