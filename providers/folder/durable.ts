@@ -47,6 +47,8 @@ interface Group {
   bytes: number;
   waiters: Waiter[];
   timer: NodeJS.Timeout | null;
+  /** Its wait is over, but a sync is running: it closes when that one ends (groups grow to the disk's pace). */
+  due: boolean;
 }
 
 export interface GroupLimits {
@@ -58,7 +60,7 @@ export interface GroupLimits {
   maxWaitMs: number;
 }
 
-export const DEFAULT_LIMITS: GroupLimits = { maxFiles: 64, maxBytes: 64 * 1024 * 1024, maxWaitMs: 20 };
+export const DEFAULT_LIMITS: GroupLimits = { maxFiles: 256, maxBytes: 64 * 1024 * 1024, maxWaitMs: 20 };
 
 export class SyncGroups {
   private open: Group | null = null;
@@ -75,7 +77,7 @@ export class SyncGroups {
    * writing (closed by the sync); `dir` is the folder its name was linked into.
    */
   add(file: string, dir: string, bytes: number, handle?: fsp.FileHandle): void {
-    const g = (this.open ??= { files: new Map(), dirs: new Set(), bytes: 0, waiters: [], timer: null });
+    const g = (this.open ??= { files: new Map(), dirs: new Set(), bytes: 0, waiters: [], timer: null, due: false });
     const earlier = g.files.get(file);
     if (earlier && earlier !== handle) void earlier.close().catch(() => undefined);
     g.files.set(file, handle);
@@ -83,7 +85,7 @@ export class SyncGroups {
     g.bytes += bytes;
     this.groupOf.set(file, g);
     if (g.files.size >= this.limits.maxFiles || g.bytes >= this.limits.maxBytes) this.close(g);
-    else g.timer ??= setTimeout(() => this.close(g), this.limits.maxWaitMs);
+    else g.timer ??= setTimeout(() => this.waitOver(g), this.limits.maxWaitMs);
   }
 
   /**
@@ -103,14 +105,28 @@ export class SyncGroups {
   }
 
   private settled: Promise<void> = Promise.resolve();
+  private syncing = 0;
+
+  /** A group's wait is over: it syncs now, or, while another sync runs, right after it. */
+  private waitOver(g: Group): void {
+    g.timer = null;
+    if (this.syncing > 0) g.due = true;
+    else this.close(g);
+  }
 
   private close(g: Group): void {
     if (this.open === g) this.open = null;
     if (g.timer) clearTimeout(g.timer);
     g.timer = null;
+    this.syncing++;
     // Groups sync one after another: a folder synced by a later group covers names an earlier
     // one linked, but never the other way round.
-    this.settled = this.settled.then(() => this.sync(g));
+    this.settled = this.settled
+      .then(() => this.sync(g))
+      .finally(() => {
+        this.syncing--;
+        if (this.syncing === 0 && this.open?.due) this.close(this.open);
+      });
   }
 
   private async sync(g: Group): Promise<void> {
