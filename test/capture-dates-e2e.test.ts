@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { CLI, ROOT, tmpDir } from './helpers.ts';
+import { CLI, ROOT, tmpDir, tlsArgs } from './helpers.ts';
 import { startGoogleEmulator } from './google-photos-emulator.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { readEmulatorState, startEmulator } from '../providers/xiaomi/test-support.ts';
@@ -166,8 +166,7 @@ describe('capture dates survive the move', () => {
     put(seed, 'drawing.png', png, '2019-07-04T07:00:00Z');
     const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed'), userMeta: { 'edited.jpg': { description: "Grandma's 80th", isFavorite: true } } });
     closers.push(() => xiaomi.close());
-    const tls = process.env.GALLERY_BRIDGE_TEST_TLS ? (JSON.parse(process.env.GALLERY_BRIDGE_TEST_TLS) as { ca: string; cert: string; key: string }) : null;
-    const od = await startOneDriveEmulator(['--port', '0', '--data', path.join(t, 'od'), '--accept-token', TOKEN, ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca] : [])]);
+    const od = await startOneDriveEmulator(['--port', '0', '--data', path.join(t, 'od'), '--accept-token', TOKEN, ...tlsArgs()]);
     closers.push(() => od.close());
     const run = await cli(
       ['migrate', '--from', 'xiaomi', '--to', 'onedrive:/Pictures', '--state', path.join(t, 's.db'), '--embed-dates', '--timezone', 'Europe/Prague', '--report', path.join(t, 'report.csv')],

@@ -72,3 +72,11 @@ export const SAMPLE_MEDIA = fs.readdirSync(FIXTURES).filter((f) => !f.startsWith
 
 /** A repeatable random source for tests: the emulators' own, so a seed means the same everywhere. */
 export { seededRandom as seeded } from '../src/emulator/kit.ts';
+
+/** The OneDrive emulator's TLS flags for the test CA that test/setup/tls.ts made (none without it). */
+export function tlsArgs(): string[] {
+  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
+  if (!t) return [];
+  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
+  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
+}

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
-import { FIXTURES, runCli, tmpDir } from './helpers.ts';
+import { FIXTURES, runCli, tmpDir, tlsArgs } from './helpers.ts';
 
 const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest('hex');
 const jpeg = fs.readFileSync(path.join(FIXTURES, 'f6t.jpg'));
@@ -168,13 +168,6 @@ afterAll(async () => {
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
 });
-
-function tlsArgs(): string[] {
-  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
-  if (!t) return [];
-  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
-  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
-}
 
 /** Every file below dir (relative), dot files included. */
 function allFiles(dir: string): string[] {

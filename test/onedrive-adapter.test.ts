@@ -15,16 +15,9 @@ import type { CommitRequest, ItemFacts, ProviderStore, SessionSlot, SourceItem, 
 import { StopRunError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { quickXorBase64 } from '../src/hash/quickxor.ts';
-import { FIXTURES, tmpDir } from './helpers.ts';
+import { FIXTURES, tmpDir, tlsArgs } from './helpers.ts';
 
 const TOKEN = 'test-token-adapter-0123456789';
-
-function tlsArgs(): string[] {
-  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
-  if (!t) return [];
-  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
-  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
-}
 
 function memStore(): ProviderStore & { data: Map<string, unknown> } {
   const data = new Map<string, unknown>();

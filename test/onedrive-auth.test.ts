@@ -16,14 +16,7 @@ import type { ProviderContext, ProviderStore } from '../providers/types.ts';
 import { StopRunError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { redact } from '../src/lib/redact.ts';
-import { tmpDir } from './helpers.ts';
-
-function tlsArgs(): string[] {
-  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
-  if (!t) return [];
-  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
-  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
-}
+import { tmpDir, tlsArgs } from './helpers.ts';
 
 const quietLog = { info: () => undefined, warn: () => undefined, debug: () => undefined };
 const memStore = (): ProviderStore => {

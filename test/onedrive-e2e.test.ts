@@ -11,18 +11,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
-import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes, tlsArgs } from './helpers.ts';
 
 type Emu = Awaited<ReturnType<typeof startOneDriveEmulator>>;
 const TOKEN = 'e2e-token-abcdef0123456789';
 const running: Emu[] = [];
-
-function tlsArgs(): string[] {
-  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
-  if (!t) return [];
-  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
-  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
-}
 
 async function emulator(data: string, flags: string[] = []): Promise<Emu> {
   const e = await startOneDriveEmulator(['--port', '0', '--data', data, '--accept-token', TOKEN, ...tlsArgs(), ...flags]);

@@ -14,7 +14,7 @@ import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts'
 import type { ItemFacts, ProviderStore, SessionSlot, SourceItem } from '../providers/types.ts';
 import { RetryableError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
-import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes, tlsArgs } from './helpers.ts';
 
 type Emu = Awaited<ReturnType<typeof startOneDriveEmulator>>;
 type Flavor = 'personal' | 'business';
@@ -22,13 +22,6 @@ const TOKEN = 'flavor-token-0123456789abcdef';
 const running: Emu[] = [];
 /** The site path the business emulator's signed-in user has (its default --upn). */
 const BUSINESS_SITE = 'personal/emulated_user_contoso_onmicrosoft_com/Documents';
-
-function tlsArgs(): string[] {
-  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
-  if (!t) return [];
-  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
-  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
-}
 
 async function emulator(flavor: Flavor, data: string, flags: string[] = []): Promise<Emu> {
   const e = await startOneDriveEmulator(['--port', '0', '--data', data, '--accept-token', TOKEN, '--flavor', flavor, ...tlsArgs(), ...flags]);

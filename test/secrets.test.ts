@@ -10,7 +10,7 @@ import { makeSeed, readEmulatorState, startEmulator } from '../providers/xiaomi/
 import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
-import { FIXTURES, runCli, tmpDir, type CliResult } from './helpers.ts';
+import { FIXTURES, runCli, tmpDir, type CliResult, tlsArgs } from './helpers.ts';
 import { startDashboard } from '../src/commands/serve.ts';
 import type { AddressInfo } from 'node:net';
 
@@ -38,13 +38,6 @@ const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
-
-function tlsArgs(): string[] {
-  const t = process.env.GALLERY_BRIDGE_TEST_TLS;
-  if (!t) return [];
-  const f = JSON.parse(t) as { ca: string; cert: string; key: string };
-  return ['--tls-cert', f.cert, '--tls-key', f.key, '--tls-ca', f.ca];
-}
 
 async function xiaomi(t: string, flags: { sessionTtl?: number } = {}): Promise<XiaomiEmulator> {
   const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => ['f6t.jpg', 'noexif.jpg', 'IMG_20180725_163423.jpg', 'VID_20230514_101112.mp4'].includes(n));
