@@ -139,6 +139,9 @@ describe('reports a person reads', () => {
     const html = fs.readFileSync(path.join(t, 'r.html'), 'utf8');
     expect(html).toContain('2 of 2 items');
     expect(html).toContain('Nothing: every item that was tried is at the destination and verified.');
+    // noexif.jpg has no date inside: the page says so, and where its date came from.
+    expect(html).toContain('<h2>Capture dates</h2>');
+    expect(html).toMatch(/1 of 2 items carry their own date; 1 had none in the file/);
   });
 
   it('human units', () => {

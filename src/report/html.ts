@@ -4,6 +4,7 @@
 // SQLite, so 100,000 items make a page in a few seconds and a few megabytes.
 
 import type { DB } from '../../state/db.ts';
+import { datesLines } from './dates.ts';
 import { bytes, count, duration, esc, rate, when } from './human.ts';
 import { NEEDS_ATTENTION, OUTCOMES, OUTCOME_LABEL, outcomeOf } from './outcomes.ts';
 import type { Outcome } from './outcomes.ts';
@@ -113,6 +114,8 @@ export async function writeHtml(db: DB, s: Summary, w: (chunk: string) => void, 
     w('</table>');
   }
 
+  writeDates(s, w);
+
   w('<h2>By album</h2><table><tr><th>Album</th><th class="n">Items</th><th class="n">Size</th><th class="n">Verified</th><th class="n">Deleted</th><th class="n">Duplicates</th><th class="n">Attention</th><th class="n">Not moved</th></tr>');
   for (const a of s.albums) {
     const b = a.byOutcome;
@@ -153,4 +156,12 @@ export async function writeHtml(db: DB, s: Summary, w: (chunk: string) => void, 
   const accounted = OUTCOMES.map((o) => `${s.outcomes[o].items.toLocaleString('en-US')} ${OUTCOME_LABEL[o]}`).join(' + ');
   w(`<footer>Every item accounted for: ${esc(accounted)} = ${s.total.items.toLocaleString('en-US')} items. Made by gallery-bridge.</footer></main></body></html>\n`);
   return n;
+}
+
+/** Where capture dates came from: a timeline that fills with "taken today" is the complaint people have after a move. */
+function writeDates(s: Summary, w: (chunk: string) => void): void {
+  const [head, ...rest] = datesLines(s.dates);
+  if (!head) return;
+  w(`<h2>Capture dates</h2><p>${esc(head)}</p>`);
+  if (rest.length) w(`<ul>${rest.map((l) => `<li>${esc(l.trim())}</li>`).join('')}</ul>`);
 }
