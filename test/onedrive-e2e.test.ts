@@ -4,32 +4,18 @@
 // Everything is checked from the outside: the bytes the emulator stored on disk, its own
 // request counters, and the source folder.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
-import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes, tlsArgs } from './helpers.ts';
+import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { oneDriveKit } from './onedrive-kit.ts';
 
-type Emu = Awaited<ReturnType<typeof startOneDriveEmulator>>;
 const TOKEN = 'e2e-token-abcdef0123456789';
-const running: Emu[] = [];
-
-async function emulator(data: string, flags: string[] = []): Promise<Emu> {
-  const e = await startOneDriveEmulator(['--port', '0', '--data', data, '--accept-token', TOKEN, ...tlsArgs(), ...flags]);
-  running.push(e);
-  return e;
-}
-
-afterEach(async () => {
-  while (running.length) await running.pop()!.close();
-});
-
-function cliEnv(e: Emu, home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { GRAPH_BASE_URL: e.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: e.env.NODE_EXTRA_CA_CERTS!, GALLERY_BRIDGE_HOME: home, ONEDRIVE_ACCESS_TOKEN: TOKEN, ...extra };
-}
+const od = oneDriveKit(TOKEN);
+const { emulator, cliEnv } = od;
 
 /** Every file under the source must be at DATA/me/<root>/<album>/<name> with the same bytes. */
 function expectStored(pristine: Map<string, string>, data: string, root: string): void {
@@ -177,8 +163,7 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     expect(bad.stderr + bad.stdout).not.toContain('not-a-valid-token-xyz');
 
     // More room (same data, same port): the run resumes and finishes.
-    await small.close();
-    running.splice(running.indexOf(small), 1);
+    await od.close(small);
     const roomy = await emulator(data, ['--port', port]);
     const done = await runCli(args, { env: cliEnv(roomy, path.join(t, 'home')) });
     expect(done.code, done.stderr + done.stdout).toBe(0);

@@ -2,7 +2,7 @@
 // a child process where a process matters (kills, SIGTERM, exit codes). Everything is checked
 // from the outside: the bytes the emulator stored on disk, its counters, and the process's exit.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -10,31 +10,21 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { OneDriveDestination } from '../providers/onedrive/destination.ts';
-import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import type { ItemFacts, ProviderStore, SessionSlot, SourceItem } from '../providers/types.ts';
 import { RetryableError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
-import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes, tlsArgs } from './helpers.ts';
+import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { oneDriveKit, type Emu } from './onedrive-kit.ts';
 
-type Emu = Awaited<ReturnType<typeof startOneDriveEmulator>>;
 type Flavor = 'personal' | 'business';
 const TOKEN = 'flavor-token-0123456789abcdef';
-const running: Emu[] = [];
+const od = oneDriveKit(TOKEN);
+const cliEnv = od.cliEnv;
 /** The site path the business emulator's signed-in user has (its default --upn). */
 const BUSINESS_SITE = 'personal/emulated_user_contoso_onmicrosoft_com/Documents';
 
-async function emulator(flavor: Flavor, data: string, flags: string[] = []): Promise<Emu> {
-  const e = await startOneDriveEmulator(['--port', '0', '--data', data, '--accept-token', TOKEN, '--flavor', flavor, ...tlsArgs(), ...flags]);
-  running.push(e);
-  return e;
-}
-
-afterEach(async () => {
-  while (running.length) await running.pop()!.close();
-});
-
-function cliEnv(e: Emu, home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { GRAPH_BASE_URL: e.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: e.env.NODE_EXTRA_CA_CERTS!, GALLERY_BRIDGE_HOME: home, ONEDRIVE_ACCESS_TOKEN: TOKEN, ...extra };
+function emulator(flavor: Flavor, data: string, flags: string[] = []): Promise<Emu> {
+  return od.emulator(data, ['--flavor', flavor, ...flags]);
 }
 
 /** Graph as any client would call it (the emulator's API, not our client). */
