@@ -24,7 +24,7 @@ import { backoffDelay } from '../../src/lib/backoff.ts';
 import { reason } from '../../src/lib/redact.ts';
 import { AmbiguousError, GoogleApi, googleError } from './client.ts';
 import { BodyReader, rawUpload, resumableUpload, type UploadResult } from './upload.ts';
-import { captureTime, decodableHere, dimensions, fileDimensions, fileHead, fingerprint, fingerprintFile, normalizeMime, pixelDigest, pixelDigestFile, type Fingerprint } from './evidence.ts';
+import { captureTime, decodableHere, dimensions, fileHead, fingerprint, fingerprintFile, normalizeMime, pixelDigest, pixelDigestFile, type Fingerprint } from './evidence.ts';
 import * as P from './protocol.ts';
 
 export interface GoogleHandle {
@@ -640,7 +640,7 @@ async function fetchedFile(api: GoogleApi, url: string): Promise<Fetched> {
       size,
       head: fileHead(spill.file),
       pixels: async () => (await pixelDigestFile(spill.file)).digest,
-      dims: () => fileDimensions(spill.file),
+      dims: () => dimensions(spill.file),
       dispose: () => spill.dispose(),
     };
   } catch (err) {

@@ -90,19 +90,10 @@ export function fileHead(file: string, n = 512 * 1024): Buffer {
   }
 }
 
-export async function fileDimensions(file: string): Promise<{ width: number | null; height: number | null }> {
-  try {
-    const m = await sharp(file).metadata();
-    return { width: m.width ?? null, height: m.height ?? null };
-  } catch {
-    return { width: null, height: null };
-  }
-}
-
 /** fingerprint() of a photo kept in a file, in bounded memory. */
 export async function fingerprintFile(file: string, mimeType: string): Promise<Fingerprint> {
   const time = await captureTime(fileHead(file));
-  const dims = () => fileDimensions(file);
+  const dims = () => dimensions(file);
   if (!decodableHere(mimeType)) return { pixels: null, shape: null, time, ...(await dims()) };
   try {
     const p = await pixelDigestFile(file);
@@ -123,9 +114,10 @@ export async function captureTime(bytes: Buffer): Promise<string | null> {
   }
 }
 
-export async function dimensions(bytes: Buffer): Promise<{ width: number | null; height: number | null }> {
+/** Width and height from the image header, of bytes in memory or of a file (sharp reads only the header). */
+export async function dimensions(image: Buffer | string): Promise<{ width: number | null; height: number | null }> {
   try {
-    const m = await sharp(bytes).metadata();
+    const m = await sharp(image).metadata();
     return { width: m.width ?? null, height: m.height ?? null };
   } catch {
     return { width: null, height: null };
