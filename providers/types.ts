@@ -269,6 +269,12 @@ export interface Destination {
   readonly hashes?: readonly ExtraHash[];
   /** How many verifications one verify() call takes. */
   readonly verifyBatchSize: number;
+  /**
+   * How many verify() calls may run at once. Absent: one at a time. A destination whose
+   * verification waits on something shared (a folder's fsync group) says more, so that the
+   * waits overlap.
+   */
+  readonly verifyConcurrency?: number;
   /** Reject an item before any byte moves (too large, unsupported format). Return the reason, or null. */
   refuse?(item: SourceItem, facts: ItemFacts): string | null;
   /** Find or create the folder or album for an item; idempotent across restarts (keep ids in the ProviderStore). */

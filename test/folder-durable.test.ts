@@ -14,6 +14,9 @@ import { SyncGroups, realSync, type SyncOps } from '../providers/folder/durable.
 import type { Hashes, ItemFacts, SessionSlot, SourceItem } from '../providers/types.ts';
 import { hashBuffer, SHA256_ONLY } from '../src/hash/multihash.ts';
 import { tmpDir } from './helpers.ts';
+import { FolderSource } from '../providers/folder/source.ts';
+import { runMigration } from '../src/engine/run.ts';
+import { openState } from '../state/db.ts';
 
 const facts: ItemFacts = { captureTime: null, captureTimeSource: 'none', mimeType: 'image/jpeg', kind: 'image' };
 const session = (): SessionSlot => {
@@ -94,5 +97,36 @@ describe('folder destination: group durability', () => {
     }
     // The bytes are there all the same; a later verification (its own sync) can prove them.
     expect(await fsp.readFile(path.join(root, files[0]!.destPath))).toHaveLength(10);
+  });
+
+  it('a run gathers many files into each group: its verifications wait together, not one after another', async () => {
+    const src = tmpDir();
+    const dst = tmpDir();
+    const sent = new Map<string, Buffer>();
+    for (let i = 0; i < 60; i++) {
+      const bytes = crypto.randomBytes(2000 + i);
+      const rel = `album-${i % 3}/IMG_${i}.jpg`;
+      fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
+      fs.writeFileSync(path.join(src, rel), bytes);
+      sent.set(rel, bytes);
+    }
+    const ops = recorder();
+    // Groups close by time only (20 ms, the default wait), as in a real run.
+    const dest = new FolderDestination(dst, 'album', new SyncGroups(ops, { maxFiles: 1000, maxBytes: 1 << 30, maxWaitMs: 20 }));
+    const db = openState(path.join(tmpDir(), 'state.db'));
+    const result = await runMigration(db, new FolderSource(src), dest, {
+      deleteSource: false, deleteEvidence: 'bytes', concurrency: 4, until: null, maxAttempts: 3, verifyWaitMs: 10_000,
+      command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: `folder:${dst}`, signal: new AbortController().signal,
+    });
+    await dest.close();
+    db.close();
+    expect(result.counts.verified.items).toBe(60);
+    for (const [rel, bytes] of sent) expect(fs.readFileSync(path.join(dst, rel)).equals(bytes)).toBe(true);
+    // Each group syncs its files, then its folders: a folder entry followed by a file entry starts a new group.
+    const groups = 1 + ops.log.filter((l, i) => l.startsWith('dir') && ops.log[i + 1]?.startsWith('file')).length;
+    // Each file is synced once: its verification after its group synced does not sync it again.
+    expect(ops.log.filter((l) => l.startsWith('file'))).toHaveLength(60);
+    // One verification at a time made a group per file (60); together they share a few.
+    expect(groups).toBeLessThanOrEqual(20);
   });
 });

@@ -36,6 +36,8 @@ export class FolderDestination implements Destination {
   /** A file is compared by its SHA-256 (and size): no other hash is computed for it. */
   readonly hashes = [] as const;
   readonly verifyBatchSize = 1;
+  /** Verifications wait for their file's fsync group: many at once, so a group gathers many files. */
+  readonly verifyConcurrency = 256;
   private readonly root: string;
   /** Written temp files still open, by path: their handle is fsynced (and closed) with their group. */
   private readonly writing = new Map<string, fsp.FileHandle>();

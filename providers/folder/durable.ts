@@ -43,6 +43,8 @@ interface Waiter {
 
 interface Group {
   files: Map<string, fsp.FileHandle | undefined>;
+  /** The files added by their writer (not by a check of a file already there). */
+  written: Set<string>;
   dirs: Set<string>;
   bytes: number;
   waiters: Waiter[];
@@ -66,6 +68,12 @@ export class SyncGroups {
   private open: Group | null = null;
   /** Files written and linked but not yet in a synced group, by path: durable() finds them here. */
   private readonly groupOf = new Map<string, Group>();
+  /**
+   * Files this process wrote whose group has synced and whose durability nobody asked for yet:
+   * the verification that comes after the sync finds its file here instead of syncing it again.
+   * Each entry is taken once, so the set holds only the files between their sync and their check.
+   */
+  private readonly synced = new Set<string>();
 
   constructor(
     private readonly ops: SyncOps = realSync,
@@ -77,7 +85,12 @@ export class SyncGroups {
    * writing (closed by the sync); `dir` is the folder its name was linked into.
    */
   add(file: string, dir: string, bytes: number, handle?: fsp.FileHandle): void {
-    const g = (this.open ??= { files: new Map(), dirs: new Set(), bytes: 0, waiters: [], timer: null, due: false });
+    this.enter(file, dir, bytes, handle).written.add(file);
+  }
+
+  private enter(file: string, dir: string, bytes: number, handle?: fsp.FileHandle): Group {
+    this.synced.delete(file);
+    const g = (this.open ??= { files: new Map(), written: new Set(), dirs: new Set(), bytes: 0, waiters: [], timer: null, due: false });
     const earlier = g.files.get(file);
     if (earlier && earlier !== handle) void earlier.close().catch(() => undefined);
     g.files.set(file, handle);
@@ -86,6 +99,7 @@ export class SyncGroups {
     this.groupOf.set(file, g);
     if (g.files.size >= this.limits.maxFiles || g.bytes >= this.limits.maxBytes) this.close(g);
     else g.timer ??= setTimeout(() => this.waitOver(g), this.limits.maxWaitMs);
+    return g;
   }
 
   /**
@@ -93,7 +107,8 @@ export class SyncGroups {
    * (an earlier run's, checked again before its source is deleted) joins a group too.
    */
   durable(file: string, dir: string): Promise<void> {
-    if (!this.groupOf.has(file)) this.add(file, dir, 0);
+    if (this.synced.delete(file)) return Promise.resolve();
+    if (!this.groupOf.has(file)) this.enter(file, dir, 0);
     const g = this.groupOf.get(file)!;
     return new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
   }
@@ -137,7 +152,11 @@ export class SyncGroups {
     } catch (err) {
       failure = err;
     }
-    for (const file of g.files.keys()) if (this.groupOf.get(file) === g) this.groupOf.delete(file);
+    for (const file of g.files.keys()) {
+      if (this.groupOf.get(file) !== g) continue;
+      this.groupOf.delete(file);
+      if (!failure && g.written.has(file)) this.synced.add(file);
+    }
     for (const w of g.waiters) failure ? w.reject(failure) : w.resolve();
   }
 }

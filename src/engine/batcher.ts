@@ -1,18 +1,25 @@
-// Groups requests into batches of up to `size` (per key) and runs one batch at a time.
-// Destinations that batch (Google's batchCreate and batchGet take 50) want full batches to
-// save quota, and Google wants commits serial per user; destinations that don't batch get
-// size 1 and no waiting.
+// Groups requests into batches of up to `size` (per key) and runs up to `parallel` batches at
+// once (one, unless the destination says more). Destinations that batch (Google's batchCreate
+// and batchGet take 50) want full batches to save quota, and Google wants commits serial per
+// user; destinations that don't batch get size 1 and no waiting. A folder's verification waits
+// for its file's durability group: run one at a time, each group held one file, and the copy
+// waited on the disk once per photo.
 
 export class Batcher<Req, Res> {
   private readonly groups = new Map<string, Array<{ req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }>>();
   private timer: NodeJS.Timeout | null = null;
-  private chain: Promise<void> = Promise.resolve();
+  /** Batches ready to go while `parallel` are running. */
+  private readonly ready: Array<() => Promise<void>> = [];
+  private running = 0;
+  private idle: Array<() => void> = [];
 
   constructor(
     private readonly size: number,
     private readonly run: (batch: Req[]) => Promise<Res[]>,
     /** How long a partial batch waits for company before it goes anyway. */
     private readonly lingerMs: number,
+    /** How many batches may run at once. */
+    private readonly parallel = 1,
   ) {}
 
   add(key: string, req: Req): Promise<Res> {
@@ -53,24 +60,40 @@ export class Batcher<Req, Res> {
     this.groups.delete(key);
     for (let i = 0; i < group.length; i += this.size) {
       const slice = group.slice(i, i + this.size);
-      this.chain = this.chain.then(async () => {
-        try {
-          const results = await this.run(slice.map((s) => s.req));
-          if (results.length !== slice.length) throw new Error(`batch answered ${results.length} results for ${slice.length} requests`);
-          slice.forEach((s, j) => s.resolve(results[j]!));
-        } catch (err) {
-          slice.forEach((s) => s.reject(err));
-        }
-      });
+      this.ready.push(() => this.send(slice));
     }
     if (this.groups.size === 0 && this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.startReady();
+  }
+
+  private async send(slice: Array<{ req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }>): Promise<void> {
+    try {
+      const results = await this.run(slice.map((s) => s.req));
+      if (results.length !== slice.length) throw new Error(`batch answered ${results.length} results for ${slice.length} requests`);
+      slice.forEach((s, j) => s.resolve(results[j]!));
+    } catch (err) {
+      slice.forEach((s) => s.reject(err));
+    }
+  }
+
+  private startReady(): void {
+    while (this.running < this.parallel && this.ready.length > 0) {
+      const next = this.ready.shift()!;
+      this.running++;
+      void next().finally(() => {
+        this.running--;
+        this.startReady();
+        if (this.running === 0 && this.ready.length === 0) for (const w of this.idle.splice(0)) w();
+      });
+    }
   }
 
   async close(): Promise<void> {
     this.flush();
-    await this.chain;
+    if (this.running === 0 && this.ready.length === 0) return;
+    await new Promise<void>((r) => this.idle.push(r));
   }
 }

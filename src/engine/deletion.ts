@@ -76,7 +76,7 @@ export class Deleter {
   ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
     const d = ctx.destination;
-    this.recheck = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 0);
+    this.recheck = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 0, d.verifyConcurrency ?? 1);
   }
 
   /** Queues an item proven in this run for deletion if the rule allows; resolves once it is handled. */

@@ -23,7 +23,7 @@ export class VerifyStage {
     private readonly deleter: Deleter,
   ) {
     const d = ctx.destination;
-    this.batcher = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), LINGER_MS);
+    this.batcher = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), LINGER_MS, d.verifyConcurrency ?? 1);
   }
 
   /** Starts verifying an uploaded item; it runs on its own (drain() waits for it). */
