@@ -8,6 +8,8 @@ import type { ItemRow, ItemState } from '../../state/items.ts';
 import { GONE, Items } from '../../state/items.ts';
 import { backoffDelay } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
+import { SignalFanOut } from '../lib/signals.ts';
+import { destinationWithOwnSignals, sourceWithOwnSignals } from './own-signals.ts';
 
 export interface RunOptions {
   deleteSource: boolean;
@@ -51,15 +53,21 @@ export class RunContext {
   readonly readThisRun = new Set<number>();
   /** When this run started: evidence recorded before it is an earlier run's. */
   readonly startedAt = new Date().toISOString();
+  /** A signal per wait (a pause, an item's read or upload), aborted with `signal`, which then carries one listener for all. */
+  readonly waits = new SignalFanOut(this.stop.signal);
+  readonly source: Source;
+  readonly destination: Destination;
 
   constructor(
     readonly db: DB,
-    readonly source: Source,
-    readonly destination: Destination,
+    source: Source,
+    destination: Destination,
     readonly runId: number,
     readonly opts: RunOptions,
   ) {
     this.items = new Items(db);
+    this.source = sourceWithOwnSignals(source, this.waits);
+    this.destination = destinationWithOwnSignals(destination, this.waits);
   }
 
   get signal(): AbortSignal {

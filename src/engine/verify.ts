@@ -98,7 +98,8 @@ export class VerifyStage {
         ctx.log('warn', `${row.name}: not verified yet (${res.outcome === 'pending' ? res.reason : reason(res.error)}); a later run will ask again`);
         return;
       }
-      await sleep(wait, ctx.signal).catch(() => undefined);
+      // Many items may be waiting at once (videos still processing): each on a signal of its own.
+      await ctx.waits.run((signal) => sleep(wait, signal)).catch(() => undefined);
     }
   }
 
