@@ -263,6 +263,12 @@ export interface Destination {
   /** How many commits one commit() call takes (Google's batchCreate takes 50). */
   readonly commitBatchSize: number;
   /**
+   * True when commit() called again for bytes it already committed finds them instead of
+   * creating a second copy (a folder's link finds the same bytes under the name). The engine may
+   * then gather the record of a commit with later writes; otherwise it commits the record at once.
+   */
+  readonly idempotentCommit?: boolean;
+  /**
    * The hashes besides SHA-256 this destination compares (in findExisting, commit, verify).
    * Only those are computed while the bytes flow. Absent: all of them, to be safe.
    */

@@ -106,3 +106,100 @@ export function setMeta(db: DB, key: string, value: string | null): void {
   if (value === null) statement(db, 'DELETE FROM meta WHERE key = ?').run(key);
   else statement(db, 'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
 }
+
+// ---- Write-behind: the commits of a run's hot path, gathered. ----
+//
+// A folder-to-folder run made about seven commits an item, and each commit costs more than the
+// statements in it (WAL frames, locks). During a run, a write whose loss in a kill costs only
+// redoing work (an item started, its facts, its hashes, a verification) joins a batch that is
+// committed at most MAX_BEHIND_MS later. A write that must survive before the next outside
+// action (an upload session the service holds, a deletion's intent, an album created once, a
+// commit a rerun would repeat) is durable: it commits the batch with it, at once. A kill loses
+// at most the last batch: the same as a kill that came that much earlier, because nothing
+// outside depended on it.
+
+interface Behind {
+  timer: NodeJS.Timeout | null;
+  /** Deferred write functions running now: a durable write may not commit inside one. */
+  depth: number;
+}
+
+const behind = new WeakMap<DB, Behind>();
+export const MAX_BEHIND_MS = 50;
+
+/** From now on, deferred writes on `db` are gathered until commitPending() or MAX_BEHIND_MS. */
+export function startWriteBehind(db: DB): void {
+  if (!behind.has(db)) behind.set(db, { timer: null, depth: 0 });
+}
+
+/** Commits what is gathered and goes back to a commit per write. */
+export function stopWriteBehind(db: DB): void {
+  try {
+    commitPending(db);
+  } finally {
+    const b = behind.get(db);
+    if (b?.timer) clearTimeout(b.timer);
+    behind.delete(db);
+  }
+}
+
+/** A write whose loss in a kill only means redoing work: gathered while a run writes behind, else its own transaction. */
+export function deferredWrite<T>(db: DB, fn: () => T): T {
+  const b = behind.get(db);
+  if (!b) return inSavepoint(db, fn);
+  if (!db.inTransaction) {
+    statement(db, 'BEGIN').run();
+    b.timer = setTimeout(() => {
+      b.timer = null;
+      // A failed commit stays pending: the next durable write or the end of the run tries again, and throws.
+      try {
+        commitPending(db);
+      } catch {
+        // See above.
+      }
+    }, MAX_BEHIND_MS);
+    b.timer.unref();
+  }
+  b.depth++;
+  try {
+    return inSavepoint(db, fn);
+  } finally {
+    b.depth--;
+  }
+}
+
+/**
+ * Runs `fn` atomically inside the open transaction. Cached statements, because better-sqlite3's
+ * db.transaction() builds a new wrapper per call: a third of the state store's time in a run.
+ */
+function inSavepoint<T>(db: DB, fn: () => T): T {
+  statement(db, 'SAVEPOINT w').run();
+  try {
+    const out = fn();
+    statement(db, 'RELEASE w').run();
+    return out;
+  } catch (err) {
+    statement(db, 'ROLLBACK TO w').run();
+    statement(db, 'RELEASE w').run();
+    throw err;
+  }
+}
+
+/** A write that must be on disk before the run does anything else: it commits everything gathered with it. */
+export function durableWrite<T>(db: DB, fn: () => T): T {
+  const b = behind.get(db);
+  if (!b) return inSavepoint(db, fn);
+  if (b.depth > 0) throw new Error('a durable write inside a deferred one would not be durable');
+  const out = inSavepoint(db, fn);
+  commitPending(db);
+  return out;
+}
+
+/** Commits the gathered writes now. */
+export function commitPending(db: DB): void {
+  const b = behind.get(db);
+  if (!b || b.depth > 0 || !db.inTransaction) return;
+  if (b.timer) clearTimeout(b.timer);
+  b.timer = null;
+  statement(db, 'COMMIT').run();
+}

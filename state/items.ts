@@ -16,9 +16,12 @@
 // A version of an item already moved stays its row when the source lists another version under
 // the same id (an edit in place, a reused name): its source_id gets a "//replaced-N" suffix and
 // the new bytes become a new row of their own. Only the proven version may be deleted.
+//
+// During a run, writes whose loss in a kill costs only redoing work are deferred (gathered into
+// one commit, see db.ts); those the next outside action relies on are durable.
 
 import type { DB } from './db.ts';
-import { statement } from './db.ts';
+import { commitPending, deferredWrite, durableWrite, statement } from './db.ts';
 
 export type ItemState = 'discovered' | 'transferring' | 'uploaded' | 'verified' | 'source-deleted' | 'failed' | 'rejected' | 'skipped';
 export const ITEM_STATES: readonly ItemState[] = ['discovered', 'transferring', 'uploaded', 'verified', 'source-deleted', 'failed', 'rejected', 'skipped'];
@@ -157,7 +160,25 @@ export class Items {
    * transaction: one commit instead of several. Not for state changes, which are each their own.
    */
   together<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.deferred(fn);
+  }
+
+  /** Lost in a kill, it is only work done again (see db.ts). */
+  private deferred<T>(fn: () => T): T {
+    return deferredWrite(this.db, fn);
+  }
+
+  /** Committed, with everything gathered before it, before the caller goes on. */
+  private durable<T>(fn: () => T): T {
+    return durableWrite(this.db, fn);
+  }
+
+  /**
+   * What is gathered goes to disk now: the caller is about to do something a rerun would
+   * repeat (a commit that a second call would create twice).
+   */
+  commitNow(): void {
+    commitPending(this.db);
   }
 
   /** Every statement is prepared once per database and reused (see statement()). */
@@ -181,10 +202,10 @@ export class Items {
    */
   recordPage(items: DiscoveredItem[], afterPage: () => void, runId: number): number {
     let added = 0;
-    this.db.transaction(() => {
+    this.deferred(() => {
       for (const it of items) if (this.recordListed(it, runId)) added++;
       afterPage();
-    })();
+    });
     return added;
   }
 
@@ -230,15 +251,19 @@ export class Items {
 
   /** A worker takes the item: counts the attempt. An item left 'transferring' by a killed run is taken again. */
   startTransfer(id: number, runId: number): void {
-    this.move(id, ['discovered', 'failed', 'transferring'], 'transferring', { last_run: runId, last_error: null }, 'attempts = attempts + 1');
+    return this.deferred(() => {
+      this.move(id, ['discovered', 'failed', 'transferring'], 'transferring', { last_run: runId, last_error: null }, 'attempts = attempts + 1');
+    });
   }
 
   /** What the bytes and metadata told us. Not a state change. */
   recordFacts(id: number, f: ItemFactsRecord): void {
-    this.sql(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
-        capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom,
-        gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`)
-      .run({ captureDetail: null, captureOffsetFrom: null, ...f, id, now: now() });
+    return this.deferred(() => {
+      this.sql(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
+          capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom,
+          gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`)
+        .run({ captureDetail: null, captureOffsetFrom: null, ...f, id, now: now() });
+    });
   }
 
   /**
@@ -246,34 +271,44 @@ export class Items {
    * uploaded copy when the date was written into it (null: the source's bytes were uploaded).
    */
   recordCopy(id: number, copy: HashRecord | null, note: string | null): void {
-    this.sql(`UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`)
-      .run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
+    return this.deferred(() => {
+      this.sql(`UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`)
+        .run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
+    });
   }
 
   setContainer(id: number, container: string): void {
-    this.sql('UPDATE items SET container = ?, updated_at = ? WHERE id = ?').run(container, now(), id);
+    return this.deferred(() => {
+      this.sql('UPDATE items SET container = ?, updated_at = ? WHERE id = ?').run(container, now(), id);
+    });
   }
 
   /** The in-flight upload session (an upload URL with a temporary credential): kept to resume, never printed. */
   saveSession(id: number, session: unknown): void {
-    this.sql('UPDATE items SET upload_session = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(session), now(), id);
+    return this.durable(() => {
+      this.sql('UPDATE items SET upload_session = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(session), now(), id);
+    });
   }
 
   clearSession(id: number): void {
-    this.sql('UPDATE items SET upload_session = NULL, updated_at = ? WHERE id = ?').run(now(), id);
+    return this.deferred(() => {
+      this.sql('UPDATE items SET upload_session = NULL, updated_at = ? WHERE id = ?').run(now(), id);
+    });
   }
 
   /** Every byte is at the destination, nothing created yet; the hashes and whether they matched the source's declaration. */
   recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown): void {
-    const r = this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
-        staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`)
-      .run({ ...hashes, ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0, staged: JSON.stringify(staged), now: now(), id });
-    if (r.changes !== 1) throw new IllegalTransition(id, 'transferring', ['transferring']);
+    return this.deferred(() => {
+      const r = this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
+          staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`)
+        .run({ ...hashes, ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0, staged: JSON.stringify(staged), now: now(), id });
+      if (r.changes !== 1) throw new IllegalTransition(id, 'transferring', ['transferring']);
+    });
   }
 
   /** Committed at the destination. If another item already holds this destination id, this one is its duplicate. */
   markUploaded(id: number, destId: string, destPath: string | null): 'uploaded' | 'skipped' {
-    return this.db.transaction(() => {
+    return this.deferred(() => {
       const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as { id: number } | undefined;
       if (other) {
         this.move(id, ['transferring'], 'skipped', { dest_id: destId, dest_path: destPath, duplicate_of: other.id, staged: null, upload_session: null, reason: `same bytes as item ${other.id}: one destination item` });
@@ -281,20 +316,22 @@ export class Items {
       }
       this.move(id, ['transferring'], 'uploaded', { dest_id: destId, dest_path: destPath, staged: null, upload_session: null });
       return 'uploaded' as const;
-    })();
+    });
   }
 
   /** The same bytes were already at the destination; the destination proved it with this evidence. */
   markDuplicate(id: number, destId: string, destPath: string | null, evidence: { level: string; detail: string } | null): void {
-    this.move(id, ['transferring'], 'skipped', {
-      dest_id: destId,
-      dest_path: destPath,
-      staged: null,
-      upload_session: null,
-      reason: 'already at the destination (same bytes)',
-      evidence_level: evidence?.level ?? null,
-      evidence_detail: evidence?.detail ?? null,
-      verified_at: evidence ? now() : null,
+    return this.deferred(() => {
+      this.move(id, ['transferring'], 'skipped', {
+        dest_id: destId,
+        dest_path: destPath,
+        staged: null,
+        upload_session: null,
+        reason: 'already at the destination (same bytes)',
+        evidence_level: evidence?.level ?? null,
+        evidence_detail: evidence?.detail ?? null,
+        verified_at: evidence ? now() : null,
+      });
     });
   }
 
@@ -304,46 +341,60 @@ export class Items {
    * destination's word (`evidence`, at most 'received').
    */
   markInLibrary(id: number, destId: string | null, reasonText: string, evidence: { level: string; detail: string } | null): void {
-    this.move(id, ['transferring', 'uploaded'], 'skipped', {
-      dest_id: destId,
-      staged: null,
-      upload_session: null,
-      reason: reasonText,
-      evidence_level: evidence?.level ?? null,
-      evidence_detail: evidence?.detail ?? null,
-      verified_at: evidence ? now() : null,
+    return this.deferred(() => {
+      this.move(id, ['transferring', 'uploaded'], 'skipped', {
+        dest_id: destId,
+        staged: null,
+        upload_session: null,
+        reason: reasonText,
+        evidence_level: evidence?.level ?? null,
+        evidence_detail: evidence?.detail ?? null,
+        verified_at: evidence ? now() : null,
+      });
     });
   }
 
   markVerified(id: number, level: string, detail: string): void {
-    this.move(id, ['uploaded'], 'verified', { evidence_level: level, evidence_detail: detail, verified_at: now(), last_error: null });
+    return this.deferred(() => {
+      this.move(id, ['uploaded'], 'verified', { evidence_level: level, evidence_detail: detail, verified_at: now(), last_error: null });
+    });
   }
 
   /** A duplicate is verified by its original's evidence once the original is verified. */
   inheritEvidence(id: number, level: string, detail: string): void {
-    const r = this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`)
-      .run(level, detail, now(), now(), id);
-    if (r.changes > 1) throw new Error('inheritEvidence touched more than one row');
+    return this.deferred(() => {
+      const r = this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`)
+        .run(level, detail, now(), now(), id);
+      if (r.changes > 1) throw new Error('inheritEvidence touched more than one row');
+    });
   }
 
   /** Transient trouble: the item will be tried again (no earlier than nextAttemptAt). Its session is kept to resume. */
   markFailed(id: number, error: string, nextAttemptAt: number): void {
-    this.move(id, ['discovered', 'transferring', 'uploaded', 'failed'], 'failed', { last_error: error, next_attempt_at: nextAttemptAt, staged: null });
+    return this.deferred(() => {
+      this.move(id, ['discovered', 'transferring', 'uploaded', 'failed'], 'failed', { last_error: error, next_attempt_at: nextAttemptAt, staged: null });
+    });
   }
 
   /** The run stopped under the item (quota, signal): its staged upload is kept, so the next run commits it without sending the bytes again. */
   markInterrupted(id: number, error: string): void {
-    this.move(id, ['discovered', 'transferring', 'failed'], 'failed', { last_error: error, next_attempt_at: 0 });
+    return this.deferred(() => {
+      this.move(id, ['discovered', 'transferring', 'failed'], 'failed', { last_error: error, next_attempt_at: 0 });
+    });
   }
 
   /** The destination holds other bytes than the source: upload again. */
   markVerifyMismatch(id: number, error: string): void {
-    this.move(id, ['uploaded'], 'failed', { last_error: error, next_attempt_at: 0, dest_id: null, dest_path: null, staged: null });
+    return this.deferred(() => {
+      this.move(id, ['uploaded'], 'failed', { last_error: error, next_attempt_at: 0, dest_id: null, dest_path: null, staged: null });
+    });
   }
 
   /** Permanent: stays at the source, listed with its reason. */
   markRejected(id: number, reasonText: string): void {
-    this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, staged: null, upload_session: null });
+    return this.deferred(() => {
+      this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, staged: null, upload_session: null });
+    });
   }
 
   /**
@@ -351,28 +402,34 @@ export class Items {
    * `evidence` says what the destination showed when the deletion relied on it.
    */
   markSourceDeleted(id: number, runId: number, response: string, evidence: string | null = null): void {
-    this.db.transaction(() => {
+    this.durable(() => {
       const row = this.get(id);
       this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now(), deleting_run: null, last_error: null });
       this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(id, row.source_id, row.name, runId, row.evidence_level ?? 'none', response, now(), evidence ?? row.evidence_detail);
-    })();
+    });
   }
 
   /** The run is about to delete the item at the source: written first, so a kill before the record is noticed. */
   markDeleting(id: number, runId: number): void {
-    const r = this.sql(`UPDATE items SET deleting_run=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(runId, now(), id);
-    if (r.changes !== 1) throw new IllegalTransition(id, 'source-deleted', ['verified', 'skipped']);
+    return this.durable(() => {
+      const r = this.sql(`UPDATE items SET deleting_run=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(runId, now(), id);
+      if (r.changes !== 1) throw new IllegalTransition(id, 'source-deleted', ['verified', 'skipped']);
+    });
   }
 
   /** The deletion could not be done in this run: why, for status (a rerun tries again). */
   noteDeletionOwed(id: number, why: string): void {
-    this.sql(`UPDATE items SET last_error=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+    return this.deferred(() => {
+      this.sql(`UPDATE items SET last_error=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+    });
   }
 
   /** Deliberately left at the source, with the reason (the object there is not the one proven). */
   keepAtSource(id: number, why: string): void {
-    this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+    return this.durable(() => {
+      this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+    });
   }
 
   /**
@@ -381,7 +438,7 @@ export class Items {
    * Returns the new row's id, or null when a newer row already has it.
    */
   splitVersion(id: number, why: string): number | null {
-    return this.db.transaction(() => {
+    return this.durable(() => {
       const row = this.get(id);
       if (row.kept_reason || !['verified', 'skipped'].includes(row.state)) return null;
       this.stmts.replace.run({ id, now: now() });
@@ -389,27 +446,31 @@ export class Items {
       const newId = Number(this.stmts.insert.run(p).lastInsertRowid);
       this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=?`).run(`${why}; the bytes there now are item ${newId}, migrated on their own`, now(), id);
       return newId;
-    })();
+    });
   }
 
   /** Checked again before its deletion, the destination still holds the bytes: the fresher evidence. */
   refreshEvidence(id: number, level: string, detail: string): void {
-    this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(level, detail, now(), now(), id);
+    return this.deferred(() => {
+      this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(level, detail, now(), now(), id);
+    });
   }
 
   /** Checked again before its deletion, the destination copy is gone or different: migrate it again. */
   markDestinationLost(id: number, why: string): void {
-    this.move(id, ['verified', 'skipped'], 'failed', {
-      last_error: why,
-      next_attempt_at: 0,
-      dest_id: null,
-      dest_path: null,
-      duplicate_of: null,
-      evidence_level: null,
-      evidence_detail: null,
-      verified_at: null,
-      staged: null,
-      deleting_run: null,
+    return this.durable(() => {
+      this.move(id, ['verified', 'skipped'], 'failed', {
+        last_error: why,
+        next_attempt_at: 0,
+        dest_id: null,
+        dest_path: null,
+        duplicate_of: null,
+        evidence_level: null,
+        evidence_detail: null,
+        verified_at: null,
+        staged: null,
+        deleting_run: null,
+      });
     });
   }
 

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { openState, StateFileError } from '../state/db.ts';
+import { spawnSync } from 'node:child_process';
+import { openState, startWriteBehind, stopWriteBehind, StateFileError } from '../state/db.ts';
 import { IllegalTransition, Items } from '../state/items.ts';
 import type { ItemRow } from '../state/items.ts';
 import { deletionVerdict } from '../src/engine/deletion.ts';
@@ -114,5 +115,47 @@ describe('the deletion rule', () => {
     };
     walk(path.join(root, 'src'));
     expect(offenders).toEqual(['src/engine/deletion.ts']);
+  });
+
+  it('writes behind during a run: a kill loses only deferred writes made after the last durable one', () => {
+    const t = tmpDir();
+    const file = path.join(t, 's.db');
+    const setup = openState(file);
+    const items = new Items(setup);
+    const ids = ['a', 'b', 'c'].map((s) => seed(items, s).id);
+    setup.close();
+    // A process that writes behind, then dies by SIGKILL with the last deferred write unsaved.
+    const script = `
+      import { openState, startWriteBehind } from ${JSON.stringify(path.resolve('state/db.ts'))};
+      import { Items } from ${JSON.stringify(path.resolve('state/items.ts'))};
+      const db = openState(${JSON.stringify(file)});
+      const items = new Items(db);
+      startWriteBehind(db);
+      items.startTransfer(${ids[0]}, 1);
+      items.saveSession(${ids[0]}, { resume: 'here' });
+      items.startTransfer(${ids[1]}, 1);
+      process.kill(process.pid, 'SIGKILL');`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: path.resolve('.'), encoding: 'utf8' });
+    expect(r.signal).toBe('SIGKILL');
+    const after = new Database(file, { readonly: true });
+    const state = (id: number) => after.prepare('SELECT state, upload_session FROM items WHERE id = ?').get(id) as { state: string; upload_session: string | null };
+    // The durable write (an upload session the service holds) went to disk with the deferred one before it.
+    expect(state(ids[0]!)).toEqual({ state: 'transferring', upload_session: JSON.stringify({ resume: 'here' }) });
+    // The one after it was lost, as if the kill had come before it: the item is simply taken again.
+    expect(state(ids[1]!).state).toBe('discovered');
+    after.close();
+
+    // In one process: a reader sees deferred writes once they are committed, at the latest when the run stops.
+    const db = openState(file);
+    const live = new Items(db);
+    startWriteBehind(db);
+    live.startTransfer(ids[2]!, 2);
+    const reader = new Database(file, { readonly: true });
+    const seen = () => (reader.prepare('SELECT state FROM items WHERE id = ?').get(ids[2]) as { state: string }).state;
+    expect(seen()).toBe('discovered');
+    stopWriteBehind(db);
+    expect(seen()).toBe('transferring');
+    reader.close();
+    db.close();
   });
 });

@@ -2,6 +2,7 @@
 // sees this: it gets the built objects through the contracts.
 
 import type { DB } from '../../state/db.ts';
+import { durableWrite } from '../../state/db.ts';
 import type { Destination, Logger, ProviderContext, ProviderModule, ProviderStore, Source } from '../../providers/types.ts';
 import { StopRunError } from '../../providers/types.ts';
 import { loadProvider, loadProviders, splitSpec } from '../../providers/index.ts';
@@ -16,8 +17,10 @@ export function providerStore(db: DB, scope: string): ProviderStore {
       const r = get.get(scope, key) as { value: string } | undefined;
       return r ? (JSON.parse(r.value) as T) : undefined;
     },
-    set: (key, value) => void set.run(scope, key, JSON.stringify(value)),
-    delete: (key) => void del.run(scope, key),
+    // Durable at once: a provider keeps here what it created outside (an album's id), so that a
+    // rerun never creates it twice.
+    set: (key, value) => void durableWrite(db, () => set.run(scope, key, JSON.stringify(value))),
+    delete: (key) => void durableWrite(db, () => del.run(scope, key)),
   };
 }
 

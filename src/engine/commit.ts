@@ -59,6 +59,8 @@ export class CommitStage {
       return;
     }
     const state = items.markUploaded(row.id, result.destId, result.destPath ?? null);
+    // A rerun must not create the item twice: its record goes to disk before anything else.
+    if (!ctx.destination.idempotentCommit) items.commitNow();
     ctx.emit({ type: 'item', name: row.name, state, bytes: s.hashes.size });
     if (state === 'skipped') {
       const dup = items.get(row.id);

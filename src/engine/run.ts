@@ -7,7 +7,7 @@
 import PQueue from 'p-queue';
 import type { Destination, Source } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
-import { statement } from '../../state/db.ts';
+import { startWriteBehind, statement, stopWriteBehind } from '../../state/db.ts';
 import type { ItemState } from '../../state/items.ts';
 import { sleep } from '../lib/backoff.ts';
 import { CommitStage } from './commit.ts';
@@ -37,7 +37,17 @@ const STOP_EXIT: Record<StopReason, number> = { quota: 4, until: 4, waiting: 4, 
 export async function runMigration(db: DB, source: Source, destination: Destination, opts: RunOptions): Promise<RunResult> {
   refuseOverlap(source, destination);
   checkIdentity(db, source.identity, destination.identity);
-  const ctx = new RunContext(db, source, destination, startRun(db, opts), opts);
+  const runId = startRun(db, opts);
+  startWriteBehind(db);
+  try {
+    return await runStages(db, source, destination, runId, opts);
+  } finally {
+    stopWriteBehind(db);
+  }
+}
+
+async function runStages(db: DB, source: Source, destination: Destination, runId: number, opts: RunOptions): Promise<RunResult> {
+  const ctx = new RunContext(db, source, destination, runId, opts);
   const unwatch = watchStops(ctx);
 
   const wakeUp = new Wakeup();
@@ -73,6 +83,7 @@ export async function runMigration(db: DB, source: Source, destination: Destinat
     exitCode = 1;
     ctx.log('warn', `${owed} deletion(s) at the source are still owed (see status); a rerun finishes them`);
   }
+  stopWriteBehind(db);
   finishRun(db, ctx.runId, ctx.stopped ?? (exitCode === 0 ? 'complete' : 'partial'), exitCode, counts);
   return { runId: ctx.runId, stopped: ctx.stopped, message: ctx.stopMessage, counts, deleted: deleter.deleted, exitCode };
 }
