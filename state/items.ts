@@ -249,10 +249,18 @@ export class Items {
     if (r.changes !== 1) throw new IllegalTransition(id, to, from);
   }
 
-  /** A worker takes the item: counts the attempt. An item left 'transferring' by a killed run is taken again. */
-  startTransfer(id: number, runId: number): void {
+  /**
+   * A worker takes the item: counts the attempt. An item left 'transferring' by a killed run is
+   * taken again. Returns the row as it is now (a listing may have described the item anew since
+   * it was queued).
+   */
+  startTransfer(id: number, runId: number): ItemRow {
     return this.deferred(() => {
-      this.move(id, ['discovered', 'failed', 'transferring'], 'transferring', { last_run: runId, last_error: null }, 'attempts = attempts + 1');
+      const row = this.sql(`UPDATE items SET state = 'transferring', last_run = ?, last_error = NULL, attempts = attempts + 1, updated_at = ?
+          WHERE id = ? AND state IN ('discovered','failed','transferring') RETURNING *`)
+        .get(runId, now(), id) as ItemRow | undefined;
+      if (!row) throw new IllegalTransition(id, 'transferring', ['discovered', 'failed', 'transferring']);
+      return row;
     });
   }
 

@@ -88,7 +88,7 @@ describe('folder destination: group durability', () => {
 
   it('a failed sync fails the verification of every file in the group', async () => {
     const root = tmpDir();
-    const failing: SyncOps = { file: async (_p, fh) => { await fh?.close(); throw Object.assign(new Error('EIO'), { code: 'EIO' }); }, dir: realSync.dir };
+    const failing: SyncOps = { file: async (_p, fd) => { if (fd !== undefined) fs.closeSync(fd); throw Object.assign(new Error('EIO'), { code: 'EIO' }); }, dir: realSync.dir };
     const dest = new FolderDestination(root, 'album', new SyncGroups(failing, { maxFiles: 2, maxBytes: 1 << 30, maxWaitMs: 50 }));
     const files = [await put(dest, 'a.jpg', 'A', crypto.randomBytes(10)), await put(dest, 'b.jpg', 'A', crypto.randomBytes(11))];
     for (const f of files) {

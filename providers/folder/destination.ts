@@ -13,6 +13,7 @@ import { RetryableError, StopRunError } from '../types.ts';
 import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
 import { SyncGroups } from './durable.ts';
+import { closeQuietly, openFd, writeAllFd } from '../../src/lib/fd.ts';
 
 interface Handle {
   tmp: string;
@@ -41,8 +42,8 @@ export class FolderDestination implements Destination {
   /** Verifications wait for their file's fsync group: many at once, so a group gathers many files. */
   readonly verifyConcurrency = 256;
   private readonly root: string;
-  /** Written temp files still open, by path: their handle is fsynced (and closed) with their group. */
-  private readonly writing = new Map<string, fsp.FileHandle>();
+  /** Written temp files still open, by path: their descriptor is fsynced (and closed) with their group. */
+  private readonly writing = new Map<string, number>();
   /** Folders known to exist, so an item does not pay a mkdir. */
   private readonly made = new Set<string>();
   readonly groups: SyncGroups;
@@ -85,9 +86,9 @@ export class FolderDestination implements Destination {
     if (previous?.tmp) await fsp.rm(previous.tmp, { force: true });
     const tmp = path.join(dir, `.gallery-bridge-${crypto.randomBytes(6).toString('hex')}.part`);
     input.session.save({ tmp });
-    let fh: fsp.FileHandle;
+    let fd: number;
     try {
-      fh = await fsp.open(tmp, 'wx', 0o644);
+      fd = await openFd(tmp, 'wx', 0o644);
     } catch (err) {
       // The folder went away under the run: make it again next attempt.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.made.delete(input.container);
@@ -97,23 +98,19 @@ export class FolderDestination implements Destination {
     try {
       for await (const chunk of input.body as AsyncIterable<Buffer>) {
         input.signal.throwIfAborted();
-        // A write may take less than the whole chunk (it says so); write the rest.
-        for (let off = 0; off < chunk.length; ) {
-          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-          off += bytesWritten;
-        }
+        await writeAllFd(fd, chunk);
         written += chunk.length;
       }
       // The file's time is the capture time: file browsers and photo apps sort by it.
       const taken = input.facts.captureTime ? new Date(input.facts.captureTime) : null;
-      if (taken && !Number.isNaN(taken.getTime())) await fh.utimes(taken, taken);
+      if (taken && !Number.isNaN(taken.getTime())) fs.futimesSync(fd, taken, taken);
     } catch (err) {
-      await fh.close().catch(() => undefined);
+      closeQuietly(fd);
       await fsp.rm(tmp, { force: true });
       throw fsError(err, `writing ${input.name}`);
     }
-    // Not fsynced here: the handle stays open until the file's group is synced (see verify).
-    this.writing.set(tmp, fh);
+    // Not fsynced here: the descriptor stays open until the file's group is synced (see verify).
+    this.writing.set(tmp, fd);
     const handle: Handle = { tmp, dir, size: written };
     return { handle, bytesSent: written };
   }
@@ -160,10 +157,10 @@ export class FolderDestination implements Destination {
         }
         continue;
       }
-      const fh = this.writing.get(h.tmp);
+      const fd = this.writing.get(h.tmp);
       this.writing.delete(h.tmp);
       await fsp.unlink(h.tmp).catch(() => undefined);
-      this.groups.add(target, h.dir, h.size, fh);
+      this.groups.add(target, h.dir, h.size, fd);
       return { outcome: 'created', destId: rel, destPath: rel };
     }
     throw new Error(`no free name for ${base}`);
@@ -174,15 +171,15 @@ export class FolderDestination implements Destination {
   }
 
   private async discard(tmp: string): Promise<void> {
-    const fh = this.writing.get(tmp);
+    const fd = this.writing.get(tmp);
     this.writing.delete(tmp);
-    await fh?.close().catch(() => undefined);
+    if (fd !== undefined) closeQuietly(fd);
     await fsp.rm(tmp, { force: true });
   }
 
   async close(): Promise<void> {
     await this.groups.flush();
-    for (const fh of this.writing.values()) await fh.close().catch(() => undefined);
+    for (const fd of this.writing.values()) closeQuietly(fd);
     this.writing.clear();
   }
 

@@ -9,21 +9,30 @@
 // reads them back again before anything is deleted.
 
 import fsp from 'node:fs/promises';
+import { closeQuietly, fsyncFd } from '../../src/lib/fd.ts';
 
 export interface SyncOps {
-  /** fsync a file's data and size. */
-  file(path: string, open: fsp.FileHandle | undefined): Promise<void>;
+  /** fsync a file's data and size; `open` is its descriptor still open from writing (closed here), if any. */
+  file(path: string, open: number | undefined): Promise<void>;
   /** fsync a folder, so the names linked in it survive. */
   dir(path: string): Promise<void>;
 }
 
 export const realSync: SyncOps = {
   async file(path, open) {
-    const fh = open ?? (await fsp.open(path, 'r'));
+    if (open === undefined) {
+      const fh = await fsp.open(path, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      return;
+    }
     try {
-      await fh.sync();
+      await fsyncFd(open);
     } finally {
-      await fh.close();
+      closeQuietly(open);
     }
   },
   async dir(path) {
@@ -42,7 +51,7 @@ interface Waiter {
 }
 
 interface Group {
-  files: Map<string, fsp.FileHandle | undefined>;
+  files: Map<string, number | undefined>;
   /** The files added by their writer (not by a check of a file already there). */
   written: Set<string>;
   dirs: Set<string>;
@@ -81,18 +90,18 @@ export class SyncGroups {
   ) {}
 
   /**
-   * Enters a written file in the open group. `handle`, if given, is the file still open from
-   * writing (closed by the sync); `dir` is the folder its name was linked into.
+   * Enters a written file in the open group. `handle`, if given, is its descriptor still open
+   * from writing (closed by the sync); `dir` is the folder its name was linked into.
    */
-  add(file: string, dir: string, bytes: number, handle?: fsp.FileHandle): void {
+  add(file: string, dir: string, bytes: number, handle?: number): void {
     this.enter(file, dir, bytes, handle).written.add(file);
   }
 
-  private enter(file: string, dir: string, bytes: number, handle?: fsp.FileHandle): Group {
+  private enter(file: string, dir: string, bytes: number, handle?: number): Group {
     this.synced.delete(file);
     const g = (this.open ??= { files: new Map(), written: new Set(), dirs: new Set(), bytes: 0, waiters: [], timer: null, due: false });
     const earlier = g.files.get(file);
-    if (earlier && earlier !== handle) void earlier.close().catch(() => undefined);
+    if (earlier !== undefined && earlier !== handle) closeQuietly(earlier);
     g.files.set(file, handle);
     g.dirs.add(dir);
     g.bytes += bytes;

@@ -5,11 +5,11 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import type { DeleteResult, DeletionProof, ListPage, OpenOptions, PlanNote, Source, SourceItem } from '../types.ts';
 import { ItemGoneError, RetryableError, SourceChangedError, StopRunError } from '../types.ts';
+import { closeQuietly, openFd, readFd } from '../../src/lib/fd.ts';
 
 const PAGE = 500;
 
@@ -120,55 +120,31 @@ export class FolderSource implements Source {
 
   async open(item: SourceItem, opts: OpenOptions = {}): Promise<Readable> {
     const file = this.abs(item);
-    let fh: fsp.FileHandle;
+    let fd: number;
     try {
-      fh = await fsp.open(file, 'r');
+      fd = await openFd(file, 'r');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new ItemGoneError('the file is gone from the source folder');
       if (code === 'EACCES' || code === 'EPERM') throw new RetryableError('the file is not readable (permission denied)');
       throw err;
     }
-    const before = await fh.stat();
+    let before: fs.Stats;
+    try {
+      before = fs.fstatSync(fd);
+    } catch (err) {
+      closeQuietly(fd);
+      throw err;
+    }
     const listedMtime = item.extra?.mtimeMs as number | undefined;
     const whole = opts.offset === undefined && opts.length === undefined;
     if (whole && (before.size !== item.size || (listedMtime !== undefined && before.mtimeMs !== listedMtime) || changedFile(item, before))) {
-      await fh.close();
+      closeQuietly(fd);
       throw new RetryableError('the file changed since it was listed (size or time differ); it will be listed again on the next run');
     }
-    // A whole read ends at the size just checked: each read then allocates what is left of the
-    // file (not a fresh 1 MiB buffer, shrunk by a copy), and no extra read looks for the end. A
-    // file that grows meanwhile is caught by the check after the last byte.
-    const end = opts.length !== undefined ? (opts.offset ?? 0) + opts.length - 1 : whole && before.size > 0 ? before.size - 1 : undefined;
-    const stream = fh.createReadStream({
-      start: opts.offset ?? 0,
-      end,
-      highWaterMark: 1024 * 1024,
-      autoClose: false,
-      signal: opts.signal,
-    });
-    if (!whole) {
-      stream.on('close', () => void fh.close());
-      return stream;
-    }
-    // Checked when the last byte has been read: a file rewritten under us must not pass as read.
-    const guard = new Transform({
-      transform(chunk, _enc, cb) {
-        cb(null, chunk);
-      },
-      flush(cb) {
-        fh.stat().then(
-          (after) => cb(after.size !== before.size || after.mtimeMs !== before.mtimeMs ? new RetryableError('the file changed while it was being read') : null),
-          (err) => cb(err),
-        );
-      },
-    });
-    stream.on('error', (err) => guard.destroy(err));
-    guard.on('close', () => {
-      stream.destroy();
-      void fh.close().catch(() => undefined);
-    });
-    return stream.pipe(guard);
+    const start = opts.offset ?? 0;
+    const end = opts.length !== undefined ? Math.min(start + opts.length, before.size) : before.size;
+    return new FileBytes(fd, start, end, whole ? before : null, opts.signal);
   }
 
   /**
@@ -241,3 +217,75 @@ async function sha256File(file: string): Promise<string> {
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
+
+const CHUNK = 1024 * 1024;
+
+/**
+ * The bytes of one open file, from `start` to `end`, as a stream that owns its descriptor. When
+ * `listed` is given (a whole-file read), the file is checked again at the end: one changed while
+ * it was read fails the stream instead of passing torn bytes on.
+ */
+class FileBytes extends Readable {
+  private pos: number;
+
+  constructor(
+    private readonly fd: number,
+    start: number,
+    private readonly end: number,
+    private readonly listed: fs.Stats | null,
+    // Polled, not listened to: a listener per open file on the run's one signal grew past
+    // Node's warning limit at high concurrency, and a local read is never long.
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    super({ highWaterMark: CHUNK });
+    this.pos = start;
+  }
+
+  override _read(): void {
+    if (this.signal?.aborted) {
+      this.destroy(this.signal.reason instanceof Error ? this.signal.reason : new Error('aborted'));
+      return;
+    }
+    const want = Math.min(CHUNK, this.end - this.pos);
+    if (want <= 0) {
+      this.finish();
+      return;
+    }
+    const buf = Buffer.allocUnsafe(want);
+    readFd(this.fd, buf, 0, want, this.pos).then(
+      (n) => {
+        if (this.destroyed) return;
+        if (n === 0) {
+          this.finish();
+          return;
+        }
+        this.pos += n;
+        this.push(n === want ? buf : buf.subarray(0, n));
+      },
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  private finish(): void {
+    if (this.listed) {
+      let after: fs.Stats;
+      try {
+        after = fs.fstatSync(this.fd);
+      } catch (err) {
+        this.destroy(err as Error);
+        return;
+      }
+      if (after.size !== this.listed.size || after.mtimeMs !== this.listed.mtimeMs || this.pos !== this.listed.size) {
+        this.destroy(new RetryableError('the file changed while it was being read'));
+        return;
+      }
+    }
+    this.push(null);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    closeQuietly(this.fd);
+    cb(err);
+  }
+}
+

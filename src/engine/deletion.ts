@@ -81,6 +81,8 @@ export class Deleter {
 
   /** Queues an item proven in this run for deletion if the rule allows; resolves once it is handled. */
   consider(itemId: number): Promise<void> {
+    // A copy run deletes nothing: no need to read the row again.
+    if (!this.policy.deleteSource) return Promise.resolve();
     const next = this.chain.then(() => this.deleteOne(itemId));
     this.chain = next.catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
     return next;

@@ -261,9 +261,7 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
   const { items, source, destination } = ctx;
   ctx.attempts.set(row.id, (ctx.attempts.get(row.id) ?? 0) + 1);
   try {
-    items.startTransfer(row.id, ctx.runId);
-    // The row as it is now: a listing may have described the item anew since it was queued.
-    row = items.get(row.id);
+    row = items.startTransfer(row.id, ctx.runId);
     // A staged upload saved by a killed run is committed without sending the bytes again.
     if (row.staged && row.sha256 && row.declared_hash_ok !== 0 && destination.canCommitLater?.(JSON.parse(row.staged))) {
       const item = JSON.parse(row.item_json) as SourceItem;

@@ -4,7 +4,7 @@
 // (see hashesFor()); each costs as much CPU as the copy itself on a local disk.
 
 import { createHash, type Hash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { closeQuietly, openFd, readFd } from '../lib/fd.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { ExtraHash, Hashes, SourceItem } from '../../providers/types.ts';
 import { QuickXorHash } from './quickxor.ts';
@@ -117,31 +117,31 @@ function giveBuffer(b: Buffer): void {
  * during the call (the buffers go back to a pool for the next file).
  */
 export async function readFileChunks(path: string, onChunk: (chunk: Buffer) => void, chunkSize = READ_CHUNK): Promise<number> {
-  const fh = await open(path, 'r');
+  const fd = await openFd(path, 'r');
   const a = takeBuffer(chunkSize);
   const b = takeBuffer(chunkSize);
-  let pending: Promise<{ bytesRead: number }> | null = null;
+  let pending: Promise<number> | null = null;
   try {
     let bufs = [a, b] as const;
     let position = 0;
-    pending = fh.read(bufs[0], 0, chunkSize, position);
+    pending = readFd(fd, bufs[0], 0, chunkSize, position);
     for (;;) {
-      const { bytesRead }: { bytesRead: number } = await pending;
+      const bytesRead: number = await pending;
       pending = null;
       if (bytesRead === 0) break;
       const current = bufs[0];
       position += bytesRead;
       // A short read is the end of the file (regular files): skip the read that would say so.
-      if (bytesRead === chunkSize) pending = fh.read(bufs[1], 0, chunkSize, position);
+      if (bytesRead === chunkSize) pending = readFd(fd, bufs[1], 0, chunkSize, position);
       onChunk(current.subarray(0, bytesRead));
       if (!pending) break;
       bufs = [bufs[1], bufs[0]];
     }
     return position;
   } finally {
-    // Let a read in flight land before the handle is closed and its buffer reused.
+    // Let a read in flight land before the descriptor is closed and its buffer reused.
     if (pending) await pending.catch(() => undefined);
-    await fh.close();
+    closeQuietly(fd);
     giveBuffer(a);
     giveBuffer(b);
   }
