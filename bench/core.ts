@@ -13,6 +13,7 @@ import type { Measured } from './util.ts';
 import { openState } from '../state/db.ts';
 
 const CLI = path.resolve(import.meta.dirname, '..', 'bin', 'gallery-bridge.js');
+const FLOOR = path.resolve(import.meta.dirname, 'node-floor.mjs');
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 
 function makeTree(dir: string, files: number, albums: number): number {
@@ -48,6 +49,7 @@ async function folderToFolder(rows: BenchRow[]): Promise<string | null> {
   const label = `${n} files of 50-350 KB in 10 albums (${(bytes / 1e6).toFixed(0)} MB)`;
   const hasRclone = which('rclone');
   const rc: Measured[] = [];
+  const floor: Measured[] = [];
   const copy: Measured[] = [];
   const move: Measured[] = [];
   let keptState: string | null = null;
@@ -57,6 +59,9 @@ async function folderToFolder(rows: BenchRow[]): Promise<string | null> {
         rc.push(await measure('rclone', ['copy', '--checksum', src, path.join(t, `rclone-${r}`)], { env: { RCLONE_CONFIG: '/dev/null' } }));
         fs.rmSync(path.join(t, `rclone-${r}`), { recursive: true, force: true });
       }
+      floor.push(await measure(process.execPath, [FLOOR, src, path.join(t, `floor-${r}`)]));
+      if (floor[floor.length - 1]!.code !== 0) throw new Error(`the Node floor script failed: ${floor[floor.length - 1]!.stderr.slice(-300)}`);
+      fs.rmSync(path.join(t, `floor-${r}`), { recursive: true, force: true });
       const c = await measure(process.execPath, migrateArgs(src, path.join(t, `gb-${r}`), path.join(t, `gb-${r}.db`)));
       if (c.code !== 0) throw new Error(`gallery-bridge exited ${c.code}: ${c.stderr.slice(-300)}`);
       copy.push(c);
@@ -79,6 +84,11 @@ async function folderToFolder(rows: BenchRow[]): Promise<string | null> {
       const rcCpu = median(rc.map((m) => m.cpuMs)) / n;
       rows.push({ name: `folder→folder, ${label}, verified + crash-safe (median of ${reps})`, value: copyS, unit: 's', peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' }, ratio: copyS / rcS, goal: '<= 1.0', met: copyS <= rcS });
       rows.push({ name: 'CPU per item (user + sys), the same run', value: copyCpu, unit: 'ms', peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' }, ratio: copyCpu / rcCpu, goal: '<= 1.5', met: copyCpu <= 1.5 * rcCpu });
+      const floorS = median(floor.map((m) => m.wallMs)) / 1000;
+      const floorCpu = median(floor.map((m) => m.cpuMs)) / n;
+      rows.push({ name: '  context: the same steps in a bare Node script (bench/node-floor.mjs: read+SHA-256, write, fsync, link, read back), wall', value: floorS, unit: 's', peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' }, ratio: floorS / rcS });
+      rows.push({ name: '  context: that script\'s CPU per item', value: floorCpu, unit: 'ms', peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' }, ratio: floorCpu / rcCpu });
+      rows.push({ name: '  context: gallery-bridge against the bare Node script, wall', value: copyS, unit: 's', peer: { name: 'bare Node script', value: floorS, unit: 's' }, ratio: copyS / floorS });
     } else rows.push({ name: 'rclone not installed (apt-get install rclone): no peer for the folder rows', value: NaN, unit: '' });
     rows.push({ name: 'the same with --delete-source', value: moveS, unit: 's', peer: { name: 'gallery-bridge copy run', value: copyS, unit: 's' }, ratio: moveS / copyS, goal: '<= 1.2', met: moveS <= 1.2 * copyS });
     rows.push({ name: '  peak RSS of the copy run', value: median(copy.map((m) => m.peakRss)) / 1e6, unit: 'MB' });

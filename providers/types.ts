@@ -110,6 +110,11 @@ export interface Source {
   delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult>;
   /** Pause between two deletions, in ms (services that want deletes paced). */
   readonly deletePauseMs?: number;
+  /**
+   * How many deletions may run at once. Absent: one at a time (a service's pacing; see
+   * deletePauseMs). A local folder says more: its deletions wait on the disk, not on a quota.
+   */
+  readonly deleteConcurrency?: number;
   /** Notes for plan: skipped albums, quota, anything the user should know before moving. */
   planNotes?(): Promise<PlanNote[]>;
   /** The local folder the items are read from, when there is one: the engine refuses a destination that overlaps it. */

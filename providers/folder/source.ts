@@ -27,6 +27,8 @@ const ASIDE_PREFIX = '.gallery-bridge-deleting-';
 export class FolderSource implements Source {
   readonly kind = 'folder';
   readonly randomAccess = true;
+  /** Each deletion is a rename, an lstat and an unlink on the disk: several overlap. */
+  readonly deleteConcurrency = 8;
   readonly identity: string;
   private entries: Entry[] | null = null;
   private skippedHidden = 0;

@@ -15,6 +15,7 @@
 // as the item's move to source-deleted. The intent is written before the source is asked, so a
 // kill between the deletion and its record is found and repaired by the next run.
 
+import PQueue from 'p-queue';
 import type { DeletionProof, EvidenceLevel, SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
 import { EVIDENCE_ORDER, ItemGoneError, RejectedError, RetryableError, SourceChangedError, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
@@ -61,7 +62,8 @@ const DELETE_ATTEMPTS = 6;
 
 /** Applies the rule and deletes, one item at a time, paced as the source asks. */
 export class Deleter {
-  private chain: Promise<void> = Promise.resolve();
+  /** Deletions in flight: one at a time unless the source says more (deleteConcurrency). */
+  private readonly queue: PQueue;
   private earlier: Promise<void> = Promise.resolve();
   private earlierPending = false;
   deleted = 0;
@@ -75,6 +77,7 @@ export class Deleter {
     private readonly onSentBack: () => void = () => undefined,
   ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
+    this.queue = new PQueue({ concurrency: Math.max(1, ctx.source.deleteConcurrency ?? 1) });
     const d = ctx.destination;
     this.recheck = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 0, d.verifyConcurrency ?? 1);
   }
@@ -83,9 +86,7 @@ export class Deleter {
   consider(itemId: number): Promise<void> {
     // A copy run deletes nothing: no need to read the row again.
     if (!this.policy.deleteSource) return Promise.resolve();
-    const next = this.chain.then(() => this.deleteOne(itemId));
-    this.chain = next.catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
-    return next;
+    return this.queue.add(() => this.deleteOne(itemId)).catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
   }
 
   /** True while items verified by earlier runs are still being checked again (some may come back to migrate). */
@@ -204,7 +205,7 @@ export class Deleter {
   /** Resolves when no deletion is queued or in flight, including those of earlier runs' items. */
   async drain(): Promise<void> {
     await this.earlier;
-    await this.chain;
+    await this.queue.onIdle();
     await this.recheck.close();
   }
 
