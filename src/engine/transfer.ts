@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import type { Destination, Hashes, ItemFacts, SessionSlot, Source, SourceItem, Staged } from '../../providers/types.ts';
 import { RejectedError, RetryableError } from '../../providers/types.ts';
-import { MultiHasher, hashesFor } from '../hash/multihash.ts';
+import { Hashers, MultiHasher, hashesFor } from '../hash/multihash.ts';
 import { MvhdScanner } from '../media/mvhd.ts';
 import type { Items, ItemRow } from '../../state/items.ts';
 import type { CommitStage } from './commit.ts';
@@ -97,16 +97,16 @@ export async function stageItem(source: Source, destination: Destination, items:
   if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item');
 
   const raw = await source.open(item, { signal });
-  const hasher = new MultiHasher(hashesFor(item, destination.hashes));
-  raw.on('error', (err) => hasher.destroy(err));
-  const hashed = raw.pipe(hasher);
-  const it = hashed[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  // Hashed as each chunk is taken (no Transform stream in between: one stream layer less per item).
+  const hasher = new Hashers(hashesFor(item, destination.hashes));
+  const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const scanner = new MvhdScanner();
 
   let total = 0;
   const take = (chunk: Buffer): Buffer => {
     total += chunk.length;
     if (total > size) throw new RetryableError(`the source sent more bytes than the ${size} it declared`);
+    hasher.update(chunk);
     scanner.push(chunk);
     return chunk;
   };
@@ -211,7 +211,7 @@ export async function stageItem(source: Source, destination: Destination, items:
     throw new RetryableError(`the destination finished after ${total} of ${size} bytes`);
   }
 
-  const hashes = hasher.digest();
+  const hashes = hasher.finish();
   // The container time may only have shown up at the end of the stream (moov after mdat).
   if (probe.facts.kind === 'video' && !probe.record.exifTime && scanner.result()) {
     const r = settleCaptureTime(item, { kind: 'container', iso: scanner.result()! }, zone);

@@ -31,7 +31,8 @@ export function hashesFor(item: Pick<SourceItem, 'sha1'>, destinationUses: reado
   return { sha1: !!item.sha1 || destinationUses.includes('sha1'), quickXor: destinationUses.includes('quickXor') };
 }
 
-class Hashers {
+/** The hashes of bytes handed over in order; `finish()` once, at the end. */
+export class Hashers {
   private readonly sha1: Hash | null;
   private readonly sha256: Hash = createHash('sha256');
   private readonly qx: QuickXorHash | null;
