@@ -151,6 +151,12 @@ export interface ProviderStore {
 
 /** Persistence for one item's in-flight upload session (OneDrive upload URL, Google session URL). */
 export interface SessionSlot {
+  /**
+   * A name for this item's upload: the same on every attempt and every run, and found in no
+   * other state file. A destination that keeps a local temp file names it from this, so that the
+   * next attempt finds a killed one's leftovers without saving anything first.
+   */
+  readonly key: string;
   load<T = unknown>(): T | null;
   /** Saved in the state database before the call returns, so a kill right after resumes from it. */
   save(value: unknown): void;

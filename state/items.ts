@@ -21,7 +21,7 @@
 // one commit, see db.ts); those the next outside action relies on are durable.
 
 import type { DB } from './db.ts';
-import { commitPending, deferredWrite, durableWrite, statement } from './db.ts';
+import { commitPending, deferredWrite, durableWrite, getMeta, statement } from './db.ts';
 
 export type ItemState = 'discovered' | 'transferring' | 'uploaded' | 'verified' | 'source-deleted' | 'failed' | 'rejected' | 'skipped';
 export const ITEM_STATES: readonly ItemState[] = ['discovered', 'transferring', 'uploaded', 'verified', 'source-deleted', 'failed', 'rejected', 'skipped'];
@@ -179,6 +179,13 @@ export class Items {
    */
   commitNow(): void {
     commitPending(this.db);
+  }
+
+  private ownId: string | null = null;
+
+  /** The state file's own name (meta state_id, made by the first run). */
+  stateId(): string {
+    return (this.ownId ??= getMeta(this.db, 'state_id') ?? 'state');
   }
 
   /** Every statement is prepared once per database and reused (see statement()). */

@@ -19,9 +19,10 @@ import { runMigration } from '../src/engine/run.ts';
 import { openState } from '../state/db.ts';
 
 const facts: ItemFacts = { captureTime: null, captureTimeSource: 'none', mimeType: 'image/jpeg', kind: 'image' };
+let sessions = 0;
 const session = (): SessionSlot => {
   let v: unknown = null;
-  return { load: <T>() => v as T, save: (x) => void (v = x), clear: () => void (v = null) };
+  return { key: `test-${++sessions}`, load: <T>() => v as T, save: (x) => void (v = x), clear: () => void (v = null) };
 };
 
 function recorder(): SyncOps & { log: string[] } {

@@ -33,6 +33,7 @@ function memStore(): ProviderStore & { map: Map<string, unknown> } {
 function memSession(): SessionSlot & { value: unknown } {
   const s = {
     value: null as unknown,
+    key: 'test-item',
     load: <T>() => s.value as T | null,
     save: (v: unknown) => void (s.value = JSON.parse(JSON.stringify(v))),
     clear: () => void (s.value = null),

@@ -31,6 +31,7 @@ function memStore(): ProviderStore & { data: Map<string, unknown> } {
 
 function slot(): SessionSlot & { value: unknown; saves: number } {
   const s = {
+    key: 'test-item',
     value: null as unknown,
     saves: 0,
     load: <T>() => s.value as T | null,

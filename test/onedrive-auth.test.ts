@@ -105,7 +105,7 @@ describe('OneDrive sign-in through msal-node against the emulator', () => {
       const item = { id: 'x1', name: 'IMG_1.jpg', albumId: 'a', albumName: 'Camera', size: bytes.length, kind: 'image' as const };
       const facts = { captureTime: null, captureTimeSource: 'none' as const, mimeType: 'image/jpeg', kind: 'image' as const };
       const container = await dest.prepareContainer(item, facts);
-      const sess = { v: null as unknown, load: <T>() => sess.v as T, save: (x: unknown) => void (sess.v = x), clear: () => void (sess.v = null) };
+      const sess = { key: 'test-item', v: null as unknown, load: <T>() => sess.v as T, save: (x: unknown) => void (sess.v = x), clear: () => void (sess.v = null) };
       const staged = await dest.upload({ item, facts, container, name: item.name, size: bytes.length, body: Readable.from([bytes]), session: sess, signal: new AbortController().signal });
       const [res] = await dest.commit([{ staged, input: { item, facts, container, name: item.name, size: bytes.length, session: sess }, hashes: hashBuffer(bytes) }]);
       expect(res!.outcome).toBe('created');

@@ -329,7 +329,7 @@ describe('OneDrive for Business: a saved session that does not answer', () => {
     const store = new Map<string, unknown>();
     const ps: ProviderStore = { get: <T>(k: string) => store.get(k) as T, set: (k, v) => void store.set(k, v), delete: (k) => void store.delete(k) };
     let saved: unknown = null;
-    const slot: SessionSlot = { load: <T>() => saved as T, save: (v) => void (saved = v), clear: () => void (saved = null) };
+    const slot: SessionSlot = { key: 'test-item', load: <T>() => saved as T, save: (v) => void (saved = v), clear: () => void (saved = null) };
     const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
     const d = new OneDriveDestination(
       { baseUrl: e.env.GRAPH_BASE_URL!, root: '/Pictures', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },

@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import type { CapacityInfo, CommitRequest, CommitResult, Destination, ItemFacts, SourceItem, Staged, UploadInput, VerifyRequest, VerifyResult } from '../types.ts';
 import { RetryableError, StopRunError } from '../types.ts';
 import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
@@ -81,11 +80,14 @@ export class FolderDestination implements Destination {
 
   async upload(input: UploadInput): Promise<Staged> {
     const dir = path.join(this.root, input.container);
-    // A temp file left by a killed run is useless (a local write restarts from zero): remove it.
+    // A temp file left by a killed attempt is useless (a local write restarts from zero). Its
+    // name comes from the session's key, the same on every attempt, so it is found without a
+    // commit to the state first (that commit, one an item, was the state store's largest cost).
+    // One saved by an older version of this tool is found where its session says.
     const previous = input.session.load<{ tmp: string }>();
     if (previous?.tmp) await fsp.rm(previous.tmp, { force: true });
-    const tmp = path.join(dir, `.gallery-bridge-${crypto.randomBytes(6).toString('hex')}.part`);
-    input.session.save({ tmp });
+    const tmp = path.join(dir, `.gallery-bridge-${input.session.key}.part`);
+    removeIfThere(tmp);
     let fd: number;
     try {
       fd = await openFd(tmp, 'wx', 0o644);
@@ -214,5 +216,13 @@ export class FolderDestination implements Destination {
     } catch {
       return { remainingBytes: null };
     }
+  }
+}
+
+function removeIfThere(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `removing ${path.basename(file)}`);
   }
 }

@@ -1,6 +1,7 @@
 // One row per run, and the identity check that stops a state file made for one source (or
 // destination) from being used with another, which would mark the wrong items as done.
 
+import { randomBytes } from 'node:crypto';
 import type { DB } from '../../state/db.ts';
 import { StateFileError, getMeta, setMeta } from '../../state/db.ts';
 import { systemZone } from '../media/zone.ts';
@@ -14,7 +15,15 @@ export function checkIdentity(db: DB, source: string, destination: string): void
   if (!d) setMeta(db, 'destination_identity', destination);
 }
 
+/** This state file's own name for itself, made once (durable before the first upload uses it). */
+export function stateId(db: DB): string {
+  let id = getMeta(db, 'state_id');
+  if (!id) setMeta(db, 'state_id', (id = randomBytes(6).toString('hex')));
+  return id;
+}
+
 export function startRun(db: DB, o: { command: string; sourceSpec: string; destinationSpec: string; deleteSource: boolean; deleteEvidence: string; concurrency: number; timeZone?: string }): number {
+  stateId(db);
   const r = db
     .prepare('INSERT INTO runs (command, source, destination, options, started_at) VALUES (?, ?, ?, ?, ?)')
     .run(o.command, o.sourceSpec, o.destinationSpec, JSON.stringify({ deleteSource: o.deleteSource, deleteEvidence: o.deleteEvidence, concurrency: o.concurrency, timeZone: o.timeZone ?? systemZone() }), new Date().toISOString());

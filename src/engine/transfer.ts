@@ -35,6 +35,7 @@ export class DeclaredHashMismatch extends RetryableError {
 function sessionSlot(items: Items, id: number, row: ItemRow): SessionSlot {
   let current: unknown = row.upload_session ? JSON.parse(row.upload_session) : null;
   return {
+    key: `${items.stateId()}-${id}`,
     load: <T>() => current as T | null,
     save: (v: unknown) => {
       current = v;
