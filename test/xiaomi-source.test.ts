@@ -12,7 +12,7 @@ import type { XiaomiSource } from '../providers/xiaomi/source.ts';
 import { parseJsonKeepingBigInts, parseJsonp } from '../providers/xiaomi/json.ts';
 import { HostPolicy } from '../providers/xiaomi/hosts.ts';
 import { credentialsFromText } from '../providers/xiaomi/session.ts';
-import { redact } from '../src/lib/redact.ts';
+import { redact, registerPassingSecret } from '../src/lib/redact.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient } from '../providers/xiaomi/client.ts';
 import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
 import { makeSeed, readEmulatorState, startEmulator, testContext, tmpDir } from '../providers/xiaomi/test-support.ts';
@@ -85,6 +85,17 @@ describe('xiaomi credentials', () => {
     expect(redact('token V1:pass-token-value and abc-def-ghi')).not.toMatch(/pass-token-value|abc-def-ghi/);
     expect(() => credentialsFromText('serviceToken=abc')).toThrow(/userId/);
     expect(() => credentialsFromText('userId=1; foo=bar')).toThrow(/serviceToken nor a passToken/);
+  });
+
+  it("masks a download's meta while the download lasts, then lets go of it (a library's worth never piles up)", () => {
+    const first = registerPassingSecret('meta+signed/abc==');
+    const second = registerPassingSecret('meta+signed/abc==');
+    expect(redact('POST meta+signed/abc== failed')).toBe('POST [redacted] failed');
+    first();
+    first();
+    expect(redact('POST meta+signed/abc== failed')).toBe('POST [redacted] failed');
+    second();
+    expect(redact('POST meta+signed/abc== failed')).toBe('POST meta+signed/abc== failed');
   });
 });
 
@@ -254,6 +265,29 @@ describe('xiaomi source: sample media', () => {
     expect(items.find((i) => i.id === victim.id)).toBeDefined();
     expect(fs.existsSync(path.join(seed, 'Screenshots', 'noexif.jpg'))).toBe(true);
     expect(readEmulatorState(d2).deleted[victim.id]?.fileName).toBe('noexif.jpg');
+  });
+
+  it('keeps its record through a kill: each change is in DATA before it is answered, and a restart takes it up', async () => {
+    const d = tmpDir('killed');
+    const e = await startEmulator(d, { seed });
+    const src = await createXiaomiSource(testContext(e.env));
+    const { items } = await listAll(src);
+    const [read, victim] = items;
+    await sha1Of(await src.open(read!));
+    await src.delete(victim!, proofOf(victim!));
+    await src.close();
+    // No close(): as if killed. The record is read from the outside, then a new emulator starts on it.
+    expect(readEmulatorState(d).downloads[read!.id]).toBe(1);
+    expect(readEmulatorState(d).deleted[victim!.id]?.fileName).toBe(victim!.name);
+    const again = await startEmulator(d, { seed });
+    const src2 = await createXiaomiSource(testContext(again.env));
+    const { items: after } = await listAll(src2);
+    await src2.close();
+    expect(after.map((i) => i.id).sort()).toEqual(items.filter((i) => i.id !== victim!.id).map((i) => i.id).sort());
+    expect(readEmulatorState(d).downloads[read!.id]).toBe(1);
+    expect(readEmulatorState(d).counters.downloads).toBe(1);
+    await again.close();
+    await e.close();
   });
 
   it('ids are stable across restarts', async () => {

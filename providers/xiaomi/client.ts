@@ -7,7 +7,7 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
-import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
+import { reason, redact, registerPassingSecret, registerSecret } from '../../src/lib/redact.ts';
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
 import { HostPolicy } from './hosts.ts';
 import { idString, parseJsonKeepingBigInts, parseJsonp } from './json.ts';
@@ -135,9 +135,34 @@ function isAbort(err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
 }
 
-function timeoutSignal(ms: number, outer?: AbortSignal): AbortSignal {
-  const t = AbortSignal.timeout(ms);
-  return outer ? AbortSignal.any([t, outer]) : t;
+interface Deadline {
+  signal: AbortSignal;
+  /** The time limit no longer applies (the answer's head came); the outer signal still does. */
+  stopClock(): void;
+  /** Lets go of the timer and of the outer signal. */
+  done(): void;
+}
+
+/**
+ * A signal that aborts after `ms` or when `outer` does. Not AbortSignal.any: on Node 20 each
+ * one leaves a reference on the outer signal (the run's, alive all run long), so memory grew
+ * with every request of the library.
+ */
+function deadline(ms: number, outer?: AbortSignal): Deadline {
+  const c = new AbortController();
+  const timer = setTimeout(() => c.abort(new DOMException('The operation timed out.', 'TimeoutError')), ms);
+  const follow = () => c.abort(outer!.reason);
+  if (outer?.aborted) follow();
+  else outer?.addEventListener('abort', follow, { once: true });
+  const stopClock = () => clearTimeout(timer);
+  return {
+    signal: c.signal,
+    stopClock,
+    done: () => {
+      stopClock();
+      outer?.removeEventListener('abort', follow);
+    },
+  };
 }
 
 /** Aborts a stream that stays silent too long (a stalled download). */
@@ -343,6 +368,7 @@ export class XiaomiClient {
       this.stats.requests++;
       let res: Response;
       let text: string;
+      const limit = deadline(API_TIMEOUT_MS, signal);
       try {
         res = await fetch(u, {
           method,
@@ -354,7 +380,7 @@ export class XiaomiClient {
           },
           body: form ? new URLSearchParams(form()).toString() : undefined,
           redirect: 'manual',
-          signal: timeoutSignal(API_TIMEOUT_MS, signal),
+          signal: limit.signal,
         });
         text = await res.text();
       } catch (err) {
@@ -363,6 +389,8 @@ export class XiaomiClient {
         this.stats.retries++;
         await sleep(backoffDelay(attempt), signal);
         continue;
+      } finally {
+        limit.done();
       }
       this.takeToken(res);
       if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
@@ -506,13 +534,16 @@ export class XiaomiClient {
       // ② the JSONP step: no cookie
       let r2: Response;
       let t2: string;
+      const linkLimit = deadline(API_TIMEOUT_MS, signal);
       try {
-        r2 = await fetch(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, redirect: 'manual', signal: timeoutSignal(API_TIMEOUT_MS, signal) });
+        r2 = await fetch(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, redirect: 'manual', signal: linkLimit.signal });
         t2 = await r2.text();
       } catch (err) {
         if (signal?.aborted) throw err;
         lastProblem = `the download link step failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
         continue;
+      } finally {
+        linkLimit.done();
       }
       if (r2.status === 401 || r2.status === 403 || r2.status === 404 || r2.status === 410) {
         this.stats.expiredLinks++;
@@ -534,48 +565,62 @@ export class XiaomiClient {
         lastProblem = reason(err);
         continue;
       }
-      registerSecret(meta);
-      const u3 = new URL(fileUrl, u1);
-      const refuse3 = this.downloadRefusal(u3);
-      if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
+      // Masked while this download lasts: kept for good, the metas of a whole library would pile up.
+      const forgetMeta = registerPassingSecret(meta);
       // ③ POST the meta, get the bytes (no cookie either)
       // The time limit covers the wait for the answer's head only: a big video streams for as
       // long as it takes, watched for stalls by the idle watchdog below.
-      let r3: Response;
-      const headLimit = new AbortController();
-      const headTimer = setTimeout(() => headLimit.abort(new Error('no answer within the time limit')), API_TIMEOUT_MS);
+      const limit = deadline(API_TIMEOUT_MS, signal);
+      let streaming = false;
       try {
-        r3 = await fetch(u3, {
-          method: 'POST',
-          headers: { 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ meta }).toString(),
-          redirect: 'manual',
-          signal: signal ? AbortSignal.any([headLimit.signal, signal]) : headLimit.signal,
+        const u3 = new URL(fileUrl, u1);
+        const refuse3 = this.downloadRefusal(u3);
+        if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
+        let r3: Response;
+        try {
+          r3 = await fetch(u3, {
+            method: 'POST',
+            headers: { 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({ meta }).toString(),
+            redirect: 'manual',
+            signal: limit.signal,
+          });
+        } catch (err) {
+          if (signal?.aborted) throw err;
+          lastProblem = `the file request failed: ${limit.signal.aborted ? 'timed out' : reason(err)}`;
+          continue;
+        } finally {
+          limit.stopClock();
+        }
+        if (r3.status !== 200 || !r3.body) {
+          await r3.arrayBuffer().catch(() => undefined);
+          if (r3.status === 403 || r3.status === 404 || r3.status === 410) this.stats.expiredLinks++;
+          lastProblem = `the file request answered HTTP ${r3.status}`;
+          continue;
+        }
+        const len = r3.headers.get('content-length');
+        if (len !== null && expectedSize !== null && Number(len) !== expectedSize) {
+          await r3.body.cancel().catch(() => undefined);
+          throw new RetryableError(`Xiaomi sends ${len} bytes for item ${id} but its listing says ${expectedSize}`);
+        }
+        const body = Readable.fromWeb(r3.body as unknown as WebReadableStream<Uint8Array>);
+        const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
+        body.once('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
+        // pipeline, not pipe: when the reader gives up (destroys what it got), the connection closes too.
+        pipeline(body, guard, () => undefined);
+        // The run's stop still ends the transfer until the bytes are through.
+        guard.once('close', () => {
+          limit.done();
+          forgetMeta();
         });
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        lastProblem = `the file request failed: ${headLimit.signal.aborted ? 'timed out' : reason(err)}`;
-        continue;
+        streaming = true;
+        return guard;
       } finally {
-        clearTimeout(headTimer);
+        if (!streaming) {
+          limit.done();
+          forgetMeta();
+        }
       }
-      if (r3.status !== 200 || !r3.body) {
-        await r3.arrayBuffer().catch(() => undefined);
-        if (r3.status === 403 || r3.status === 404 || r3.status === 410) this.stats.expiredLinks++;
-        lastProblem = `the file request answered HTTP ${r3.status}`;
-        continue;
-      }
-      const len = r3.headers.get('content-length');
-      if (len !== null && expectedSize !== null && Number(len) !== expectedSize) {
-        await r3.body.cancel().catch(() => undefined);
-        throw new RetryableError(`Xiaomi sends ${len} bytes for item ${id} but its listing says ${expectedSize}`);
-      }
-      const body = Readable.fromWeb(r3.body as unknown as WebReadableStream<Uint8Array>);
-      const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
-      body.once('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
-      // pipeline, not pipe: when the reader gives up (destroys what it got), the connection closes too.
-      pipeline(body, guard, () => undefined);
-      return guard;
     }
     throw new RetryableError(`could not download item ${id}: ${lastProblem || 'no usable link'}`);
   }

@@ -25,6 +25,7 @@ import {
   type CommonFlags,
 } from '../../src/emulator/kit.ts';
 import type { EmulatorHandle } from '../types.ts';
+import { EmulatorState } from './emulator-state.ts';
 import { ALBUM_CAMERA, ALBUM_PRIVATE, ALBUM_SCREENSHOTS, CODE_DELETED, CODE_NOT_RETRIABLE, CODE_OK, JSONP_CALLBACK, PATHS } from './protocol.ts';
 
 export const EMULATOR_DEFAULTS = {
@@ -77,15 +78,6 @@ interface EmAlbum {
   albumId: string;
   name: string;
   items: EmItem[];
-}
-
-interface EmState {
-  /** The recycle bin: Xiaomi's delete is soft. `tag` orders /gallery/deleted_v2, newest first. */
-  deleted: Record<string, { at: string; fileName: string; albumId: string; sha1: string; deleteTime?: number; tag?: number }>;
-  downloads: Record<string, number>;
-  deleteLog: Array<{ at: string; id: string; code: number }>;
-  tokens: Record<string, number>;
-  counters: Record<string, number>;
 }
 
 interface Link {
@@ -371,24 +363,18 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
   });
 
   // ---- persistent state ----
-  const stateDir = path.join(common.data, '.emulator');
-  fs.mkdirSync(stateDir, { recursive: true });
-  const stateFile = path.join(stateDir, 'xiaomi-state.json');
-  const state: EmState = fs.existsSync(stateFile)
-    ? { deleted: {}, downloads: {}, deleteLog: [], tokens: {}, counters: {}, ...(JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Partial<EmState>) }
-    : { deleted: {}, downloads: {}, deleteLog: [], tokens: {}, counters: {} };
-  const save = (): void => {
-    const tmp = `${stateFile}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(state, null, 1));
-    fs.renameSync(tmp, stateFile);
-  };
+  const record = new EmulatorState(common.data);
+  const { state } = record;
+  const stateDir = path.dirname(record.file);
+  const stateFile = record.file;
+  const save = (): void => record.save();
   const count = (name: string): void => {
-    state.counters[name] = (state.counters[name] ?? 0) + 1;
+    record.set('counters', name, (state.counters[name] ?? 0) + 1);
     // Counters are read from the outside by tests: write them through (the plain request count rides along).
     if (name !== 'requests') save();
   };
   // The configured token is valid from start (for one session lifetime).
-  state.tokens[initialToken] = ttlMs ? Date.now() + ttlMs : 0;
+  record.set('tokens', initialToken, ttlMs ? Date.now() + ttlMs : 0);
   const manifestRows = [...byId.values()].map((it) => ({
     id: it.id,
     albumId: it.albumId,
@@ -412,6 +398,16 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
   const missingPage = (album: EmAlbum, pageNum: number): boolean => (hostile.missingGalleries ?? []).some((m) => m.album === album.name && m.pageNum === pageNum);
 
   const links = new Map<string, Link>();
+  // An expired link is answered as one whether it is kept or not: forget it, so the map holds
+  // the last TTL's links, not one per item ever served. Links live equally long, so the oldest come first.
+  const addLink = (id: string, link: Link): void => {
+    const now = Date.now();
+    for (const [k, l] of links) {
+      if (l.expiresAt >= now) break;
+      links.delete(k);
+    }
+    links.set(id, link);
+  };
   const tickets = new Map<string, number>();
 
   let baseUrl = '';
@@ -434,10 +430,10 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
 
   const issueToken = (): string => {
     const t = `emu-st-${crypto.randomBytes(18).toString('base64url')}`;
-    state.tokens[t] = ttlMs ? Date.now() + ttlMs : 0;
+    record.set('tokens', t, ttlMs ? Date.now() + ttlMs : 0);
     // Forget long-expired tokens so the state file stays small.
     const now = Date.now();
-    for (const [k, exp] of Object.entries(state.tokens)) if (exp && exp < now - 3600_000) delete state.tokens[k];
+    for (const [k, exp] of Object.entries(state.tokens)) if (exp && exp < now - 3600_000) record.remove('tokens', k);
     save();
     return t;
   };
@@ -447,6 +443,22 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
     if (!t || !(t in state.tokens)) return false;
     const exp = state.tokens[t]!;
     return exp === 0 || exp > Date.now();
+  };
+
+  // An album's listing changes only when an item of it is deleted: worked out once per change,
+  // not once per page (a 100,000-item album is 2,000 pages).
+  let deletions = 0;
+  const listing = (album: EmAlbum, keep: (it: EmItem) => boolean = () => true): { live: EmItem[]; indexHash: string } => {
+    let live = album.items.filter((it) => alive(it) && keep(it));
+    const cut = hostile.truncate?.[album.name];
+    if (cut !== undefined) live = live.slice(0, cut);
+    return { live, indexHash: crypto.createHash('sha256').update(live.map((it) => `${it.id}:${it.dateTaken}:${it.size}:${it.sha1}`).join(';')).digest('hex') };
+  };
+  const listings = new Map<string, { deletions: number; live: EmItem[]; indexHash: string }>();
+  const wholeListing = (album: EmAlbum): { live: EmItem[]; indexHash: string } => {
+    let l = listings.get(album.albumId);
+    if (!l || l.deletions !== deletions) listings.set(album.albumId, (l = { deletions, ...listing(album) }));
+    return l;
   };
 
   const findAlbum = (q: string | null): EmAlbum | undefined => (q == null ? undefined : albums.get(String(q).trim()));
@@ -523,7 +535,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
         count('jsonp');
         const fileLink = crypto.randomBytes(16).toString('base64url');
         const meta = crypto.randomBytes(24).toString('base64');
-        links.set(fileLink, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta, callback: link.callback });
+        addLink(fileLink, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta, callback: link.callback });
         const fileHost = opts.fileHost ?? opts.downloadHost ?? '127.0.0.1';
         const fileUrl = `http://${fileHost}:${port}/_dl/micloudfs.fds.api.xiaomi.com/file/${fileLink}?Expires=${Date.now() + linkTtlMs}`;
         // Exactly NAME({...}), nothing after the ")": diredocks/MiCloudAlbumDownloader and
@@ -541,7 +553,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
         }
         links.delete(linkId!);
         count('downloads');
-        state.downloads[it.id] = (state.downloads[it.id] ?? 0) + 1;
+        record.set('downloads', it.id, (state.downloads[it.id] ?? 0) + 1);
         save();
         const headers = { 'Content-Type': it.mimeType, 'Content-Disposition': `attachment; filename="${encodeURIComponent(it.fileName)}"` };
         if (it.file) return sendStream(res, faults, 200, headers, fs.createReadStream(it.file), it.size, { corruptible: true });
@@ -596,9 +608,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       if (!album) return ok(res, { galleries: [], isLastPage: true });
       const start = q.get('startDate');
       const end = q.get('endDate');
-      let live = album.items.filter((it) => alive(it) && (!start || it.day >= start) && (!end || it.day <= end));
-      const cut = hostile.truncate?.[album.name];
-      if (cut !== undefined) live = live.slice(0, cut);
+      const { live, indexHash } = start || end ? listing(album, (it) => (!start || it.day >= start) && (!end || it.day <= end)) : wholeListing(album);
       const endless = (hostile.endlessPages ?? []).includes(album.name);
       const isLastPage = endless ? false : (pageNum + 1) * pageSize >= live.length;
       if (missingPage(album, pageNum)) {
@@ -634,7 +644,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
         })),
         // A JSON boolean, as Coooolfan/XiaomiAlbumSyncer reads it (asBoolean on /data/isLastPage).
         isLastPage,
-        indexHash: crypto.createHash('sha256').update(live.map((it) => `${it.id}:${it.dateTaken}:${it.size}:${it.sha1}`).join(';')).digest('hex'),
+        indexHash,
       });
     }
 
@@ -648,7 +658,7 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
       // Without callBack the JSONP function is dl_img_cb (XiaomiAlbumSyncer, diredocks); the web
       // client and CLOUDERHEM/MiCloud pass callBack=dl_img_cb_<ts>_0 and parse whatever name comes.
       const cb = q.get('callBack') || JSONP_CALLBACK;
-      links.set(linkId, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta: '', callback: /^[\w$.]{1,64}$/.test(cb) ? cb : JSONP_CALLBACK });
+      addLink(linkId, { itemId: it.id, expiresAt: Date.now() + linkTtlMs, meta: '', callback: /^[\w$.]{1,64}$/.test(cb) ? cb : JSONP_CALLBACK });
       const host = opts.downloadHost ?? '127.0.0.1';
       return ok(res, { url: `http://${host}:${port}/_dl/storage.mi.com/jsonp/${linkId}?Expires=${Date.now() + linkTtlMs}`, id: raw(it.id) });
     }
@@ -665,14 +675,16 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
         return json(res, 503, { code: 500, result: 'error', description: 'server busy' });
       }
       if (!it || !alive(it)) {
-        state.deleteLog.push({ at: new Date().toISOString(), id, code: CODE_DELETED });
+        record.logDeletion({ at: new Date().toISOString(), id, code: CODE_DELETED });
         save();
         return fail(res, CODE_DELETED, 'file has been deleted');
       }
       // Soft: the item moves to the recycle bin that /gallery/deleted_v2 lists.
-      state.counters.tag = (state.counters.tag ?? 0) + 1;
-      state.deleted[id] = { at: new Date().toISOString(), fileName: it.fileName, albumId: it.albumId, sha1: it.sha1, deleteTime: Date.now(), tag: state.counters.tag };
-      state.deleteLog.push({ at: new Date().toISOString(), id, code: CODE_OK });
+      const tag = (state.counters.tag ?? 0) + 1;
+      record.set('counters', 'tag', tag);
+      record.set('deleted', id, { at: new Date().toISOString(), fileName: it.fileName, albumId: it.albumId, sha1: it.sha1, deleteTime: Date.now(), tag });
+      record.logDeletion({ at: new Date().toISOString(), id, code: CODE_OK });
+      deletions++;
       save();
       return ok(res, { id: raw(id), deleted: true });
     }
@@ -758,8 +770,8 @@ export async function startXiaomiEmulator(opts: XiaomiEmulatorOptions): Promise<
     },
     manifest: () => manifestRows,
     close: async () => {
-      save();
       await server.close();
+      record.close();
     },
   };
 }

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProviderContext, ProviderStore } from '../types.ts';
+import { readXiaomiEmulatorState } from './emulator-state.ts';
 import { startXiaomiEmulator, type XiaomiEmulator, type XiaomiEmulatorOptions } from './emulator.ts';
 
 /** Which album each sample file goes to; the rest go to Camera. */
@@ -83,5 +84,5 @@ export interface EmulatorStateView {
 
 /** The emulator's state as it lies in DATA, read from the outside. */
 export function readEmulatorState(data: string): EmulatorStateView {
-  return JSON.parse(fs.readFileSync(path.join(data, '.emulator', 'xiaomi-state.json'), 'utf8')) as EmulatorStateView;
+  return readXiaomiEmulatorState(data);
 }

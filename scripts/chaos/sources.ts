@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startXiaomiEmulator, type XiaomiEmulator } from '../../providers/xiaomi/emulator.ts';
+import { readXiaomiEmulatorState } from '../../providers/xiaomi/emulator-state.ts';
 import type { CommonFlags } from '../../src/emulator/kit.ts';
 import { noiseJpeg, pick, pixelHash, sha1, type Random } from './content.ts';
 
@@ -266,7 +267,7 @@ export class XiaomiWorld implements SourceWorld {
   }
 
   private state(): XiaomiState {
-    return JSON.parse(fs.readFileSync(path.join(this.data, '.emulator', 'xiaomi-state.json'), 'utf8')) as XiaomiState;
+    return readXiaomiEmulatorState(this.data);
   }
 
   env(): Record<string, string> {

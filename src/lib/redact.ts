@@ -16,9 +16,30 @@ export function registerSecret(value: string | undefined | null): void {
   if (value && value.length >= 6) literals.add(value);
 }
 
+/** Secrets that live as long as one request (a download's signed meta), counted by holder. */
+const passing = new Map<string, number>();
+
+/**
+ * Masks `value` until the returned function is called. For a secret made per item: kept for
+ * good, each would make the list (and every redact() call) grow with the library.
+ */
+export function registerPassingSecret(value: string): () => void {
+  if (value.length < 6) return () => undefined;
+  passing.set(value, (passing.get(value) ?? 0) + 1);
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    const n = (passing.get(value) ?? 1) - 1;
+    if (n > 0) passing.set(value, n);
+    else passing.delete(value);
+  };
+}
+
 export function redact(text: string): string {
   let out = text;
   for (const s of literals) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  for (const s of passing.keys()) if (out.includes(s)) out = out.split(s).join('[redacted]');
   for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
   // Upload URLs carry temporary credentials in their path or query: show only scheme and host.
   out = out.replace(/\bhttps?:\/\/[^\s"'<>]*(?:upload|tempauth|session)[^\s"'<>]*/gi, (url) => {
