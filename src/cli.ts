@@ -70,6 +70,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--destination-account <name>', 'stored account for the destination (default: --account)')
     .option('--report <file>', 'write a report (.json, .csv or .html) when the run ends')
     .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt, 300)
+    .option('--source-may-be-empty', 'go on when the source lists nothing while the state knows items there (you deleted them there): they count as gone; the default stops (is the card mounted?)', false)
     .option('--json', 'machine-readable output on stdout (JSON lines)', false)
     .option('--verbose', 'more log lines', false);
   for (const p of loadedProviders()) for (const o of p.cliOptions ?? []) if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));

@@ -343,4 +343,51 @@ describe('deletion binds to the exact bytes it proved', () => {
       expectNothingLost(seen, src, ro, db2);
     }
   }, 180_000);
+
+  it('a source emptied on purpose: the default still stops (exit 2, naming the flag); --source-may-be-empty goes on, the items count as gone, the destination keeps every byte', async () => {
+    const { src, dst, db } = setup({ Camera: ['canon-dslr.jpg', 'cookiezen.jpg'] });
+    expect((await runCli(args(src, dst, db))).code).toBe(0);
+    // Two more photos; the run that lists them cannot write their album (a file stands where its
+    // folder goes), so they stay to be moved, as the chaos harness's item "still in transfer".
+    makeSource(src, { Trip: ['IMG_20180725_163423.jpg', 'heic-iphone7.heic'] });
+    const blocker = path.join(dst, 'Trip');
+    fs.writeFileSync(blocker, 'not a folder');
+    let run = await runCli(args(src, dst, db));
+    expect(run.code, run.stderr).toBe(2);
+    const pending = rows(db).filter((r) => r.name !== 'canon-dslr.jpg' && r.name !== 'cookiezen.jpg');
+    expect(pending.map((r) => r.state).sort()).toEqual(['failed', 'failed']);
+    fs.rmSync(blocker);
+
+    // The person deletes every photo at the source, the last two included.
+    for (const album of fs.readdirSync(src)) fs.rmSync(path.join(src, album), { recursive: true });
+    const atDst = treeHashes(dst);
+    expect(atDst.size).toBe(2);
+    const before = rows(db);
+
+    run = await runCli(args(src, dst, db, ['--delete-source']));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/is the card mounted\?/);
+    expect(run.stderr).toMatch(/--source-may-be-empty/);
+    expect(rows(db)).toEqual(before);
+    const plan = await runCli(['plan', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(/lists no items.*--source-may-be-empty/);
+
+    run = await runCli(args(src, dst, db, ['--delete-source', '--source-may-be-empty']));
+    // As for items missing from a longer listing: the two not moved are gone (rejected, exit 1).
+    expect(run.code, run.stderr).toBe(1);
+    const after = rows(db);
+    for (const r of after.filter((x) => pending.some((p) => p.id === x.id))) {
+      expect(r.state).toBe('rejected');
+      expect(r.reason).toMatch(/^gone from the source/);
+    }
+    // The moved two were already gone too: recorded as such, nothing deleted by the tool.
+    for (const r of after.filter((x) => !pending.some((p) => p.id === x.id))) expect(r.state).toBe('source-deleted');
+    for (const d of deletions(db)) expect(d.response).toMatch(/already gone at the source/);
+    const status = await runCli(['status', '--state', db]);
+    expect(status.stdout).toMatch(/gone from the source/);
+    // Every byte the destination held is still there, unchanged.
+    const now = treeHashes(dst);
+    for (const [rel, hash] of atDst) expect(now.get(rel), rel).toBe(hash);
+  }, 120_000);
 });

@@ -35,6 +35,7 @@ export interface MigrateOpts {
   timezone?: string;
   deadline?: Date;
   assumeRate?: string;
+  sourceMayBeEmpty: boolean;
   [k: string]: unknown;
 }
 
@@ -70,6 +71,7 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
       until: o.until ?? null,
       maxAttempts: o.retries,
       verifyWaitMs: o.verifyWait * 1000,
+      sourceMayBeEmpty: o.sourceMayBeEmpty,
       timeZone: o.timezone,
       command: 'migrate',
       sourceSpec: o.from,
@@ -145,6 +147,7 @@ export async function planCommand(o: MigrateOpts): Promise<number> {
       deadline: o.deadline ?? null,
       probeLimit: 20_000,
       timeZone: o.timezone,
+      sourceMayBeEmpty: o.sourceMayBeEmpty,
     });
     if (o.json) {
       process.stdout.write(JSON.stringify({ type: 'plan', ...plan }) + '\n');

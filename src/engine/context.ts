@@ -21,6 +21,11 @@ export interface RunOptions {
   maxAttempts: number;
   /** How long to keep asking about items the destination has not finished processing. */
   verifyWaitMs: number;
+  /**
+   * --source-may-be-empty: a source that lists nothing while the state knows items there is
+   * taken at its word (the person deleted them there), not refused as an unmounted card.
+   */
+  sourceMayBeEmpty?: boolean;
   /** --timezone: the zone for capture times that carry no offset (IANA name or +HH:MM); default the system's. */
   timeZone?: string;
   command: string;

@@ -6,6 +6,11 @@ import { getMeta, setMeta } from '../../state/db.ts';
 import { reason } from '../lib/redact.ts';
 import type { RunContext } from './context.ts';
 
+/** Why a run stops on an empty listing, and the way on when it is meant. */
+export function emptySourceMessage(identity: string): string {
+  return `the source ${identity} lists no items, while the state knows items there: is the card mounted? Nothing was changed. If they were deleted there on purpose, run again with --source-may-be-empty`;
+}
+
 export interface Listing {
   /** Settles when the listing ended, one way or another (never rejects). */
   readonly done: Promise<void>;
@@ -63,7 +68,10 @@ async function listAll(ctx: RunContext, onPage: () => void, warnings: string[]):
       ctx.log('warn', w);
     }
     if (first && cursor === null && next === null && page.items.length === 0 && items.knowsItemsAtSource()) {
-      throw new StopRunError('config', `the source ${source.identity} lists no items, while the state knows items there: is the card mounted? Nothing was changed`);
+      if (!ctx.opts.sourceMayBeEmpty) throw new StopRunError('config', emptySourceMessage(source.identity));
+      // Taken at its word: each item still to move is found gone when it is opened, as one
+      // missing from a longer listing is. Nothing is deleted for it.
+      ctx.log('warn', `the source ${source.identity} lists no items while the state knows items there; --source-may-be-empty: going on, they count as gone from the source`);
     }
     first = false;
     const added = items.recordPage(

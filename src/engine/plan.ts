@@ -8,6 +8,8 @@ import { sniffMedia } from '../media/sniff.ts';
 import { imageMetadata } from '../media/metadata.ts';
 import { readMvhdAt } from '../media/mvhd.ts';
 import type { ItemState } from '../../state/items.ts';
+import { Items } from '../../state/items.ts';
+import { emptySourceMessage } from './list.ts';
 import { datingUnsupported } from '../media/dated-copy.ts';
 import { systemZone } from '../media/zone.ts';
 import { settleCaptureTime } from './facts.ts';
@@ -22,6 +24,8 @@ export interface PlanOptions {
   probeLimit: number;
   /** --timezone, for dates read from file names. */
   timeZone?: string;
+  /** --source-may-be-empty: an empty listing is taken at its word (see RunOptions). */
+  sourceMayBeEmpty?: boolean;
 }
 
 /** Where the items' capture dates will come from, and which will be dated by their upload. */
@@ -171,6 +175,13 @@ export async function computePlan(db: DB | null, source: Source, destination: De
     }
     if (page.cursor === null) break;
     cursor = page.cursor;
+  }
+  if (plan.listed.items === 0 && db && new Items(db).knowsItemsAtSource()) {
+    plan.notes.push({
+      message: opts.sourceMayBeEmpty
+        ? 'the source lists no items while the state knows items there: with --source-may-be-empty the run goes on, and those still to move count as gone from the source'
+        : `${emptySourceMessage(source.identity).replace('Nothing was changed. ', '')} (migrate stops with exit 2)`,
+    });
   }
   if (inLibrary.items) {
     plan.notes.push({
