@@ -146,7 +146,8 @@ export class FolderDestination implements Destination {
       const target = path.join(h.dir, name);
       const rel = path.relative(this.root, target);
       try {
-        await fsp.link(h.tmp, target);
+        // Directly, not through the pool: a name in a folder, microseconds (see src/lib/fd.ts).
+        fs.linkSync(h.tmp, target);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         // The name is taken. The same bytes mean this item is already here (a rerun, or a copy).
@@ -161,7 +162,12 @@ export class FolderDestination implements Destination {
       }
       const fd = this.writing.get(h.tmp);
       this.writing.delete(h.tmp);
-      await fsp.unlink(h.tmp).catch(() => undefined);
+      // The name is linked: a temp name that cannot be removed is only a hidden leftover.
+      try {
+        removeIfThere(h.tmp);
+      } catch {
+        // See above.
+      }
       this.groups.add(target, h.dir, h.size, fd);
       return { outcome: 'created', destId: rel, destPath: rel };
     }
