@@ -498,17 +498,19 @@ export class Items {
 
   /** Items a worker may take now, in id order, a page at a time (a million-item state is never loaded whole). */
   pending(afterId: number, limit: number, notBefore: number): ItemRow[] {
-    return this.sql(`SELECT * FROM items WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
+    // INDEXED BY: without statistics the planner took items_state_size and sorted every
+    // pending row to return 200, on every call: a cost that grew with the library.
+    return this.sql(`SELECT * FROM items INDEXED BY items_pending WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
       .all(afterId, notBefore, limit) as ItemRow[];
   }
 
   uploaded(afterId: number, limit: number): ItemRow[] {
-    return this.sql(`SELECT * FROM items WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+    return this.sql(`SELECT * FROM items INDEXED BY items_uploaded WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }
 
   /** Verified items still at the source, not deliberately kept there. */
   deletable(afterId: number, limit: number): ItemRow[] {
-    return this.sql(`SELECT * FROM items WHERE state IN ('verified','skipped') AND kept_reason IS NULL AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+    return this.sql(`SELECT * FROM items INDEXED BY items_deletable WHERE state IN ('verified','skipped') AND kept_reason IS NULL AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }
 
   /** Duplicates waiting for their original's evidence. */

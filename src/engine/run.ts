@@ -162,7 +162,11 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
       await Promise.race([...committing, stopped$]);
       continue;
     }
-    const batch = items.pending(cursorId, 200, Date.now()).filter((r) => !inFlight.has(r.id) && mayTry(r.id));
+    const page = items.pending(cursorId, 200, Date.now());
+    const batch = page.filter((r) => !inFlight.has(r.id) && mayTry(r.id));
+    // Past this page next time, even when none of it could go (all in flight or out of attempts
+    // for this run): otherwise a page of such items at the front hid every item after it.
+    if (page.length) cursorId = page[page.length - 1]!.id;
     if (batch.length) {
       for (const row of batch) {
         inFlight.add(row.id);
@@ -175,10 +179,10 @@ async function transferAll(ctx: RunContext, commits: CommitStage, verify: Verify
           });
           committing.add(tracked);
         });
-        cursorId = row.id;
       }
       continue;
     }
+    if (page.length) continue;
     // Nothing more from here on: wait for the listing, for in-flight work, or for a retry to come due.
     const retryDue = statement(db, `SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`)
       .get() as { t: number | null };
