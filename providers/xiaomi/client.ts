@@ -3,13 +3,13 @@
 // Source adapter (source.ts) turns its answers into SourceItems.
 
 import crypto from 'node:crypto';
-import { pipeline, Readable, Transform } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerPassingSecret, registerSecret } from '../../src/lib/redact.ts';
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
 import { HostPolicy } from './hosts.ts';
+import { request, type Answer } from './http.ts';
 import { idString, parseJsonKeepingBigInts, parseJsonp } from './json.ts';
 import { CODE_DELETED, CODE_OK, PATHS } from './protocol.ts';
 
@@ -89,9 +89,10 @@ export function registerCredentialSecrets(c: XiaomiCredentials): void {
   for (const v of Object.values(c.cookies ?? {})) registerSecret(v);
 }
 
-function setCookies(res: Response): Record<string, string> {
+/** The cookies an answer's Set-Cookie lines set (a fetch Response's, or a node:http answer's lines). */
+function setCookies(res: Response | string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  const list = typeof res.headers.getSetCookie === 'function' ? res.headers.getSetCookie() : [];
+  const list = Array.isArray(res) ? res : typeof res.headers.getSetCookie === 'function' ? res.headers.getSetCookie() : [];
   for (const line of list) {
     const first = line.split(';', 1)[0] ?? '';
     const i = first.indexOf('=');
@@ -243,8 +244,8 @@ export class XiaomiClient {
     return `userId=${this.creds.userId}; deviceId=${this.creds.deviceId}; passToken=${this.creds.passToken ?? ''}`;
   }
 
-  private takeToken(res: Response): boolean {
-    const st = setCookies(res).serviceToken;
+  private takeToken(res: Answer): boolean {
+    const st = setCookies(res.setCookies()).serviceToken;
     if (st && st !== this.creds.serviceToken && !/^(deleted|EXPIRED|)$/i.test(st)) {
       registerSecret(st);
       this.creds.serviceToken = st;
@@ -366,11 +367,11 @@ export class XiaomiClient {
       for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
       await this.pacer.wait(signal);
       this.stats.requests++;
-      let res: Response;
+      let res: Answer;
       let text: string;
       const limit = deadline(API_TIMEOUT_MS, signal);
       try {
-        res = await fetch(u, {
+        res = await request(u, {
           method,
           headers: {
             Cookie: this.apiCookie(),
@@ -379,7 +380,6 @@ export class XiaomiClient {
             ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' } : {}),
           },
           body: form ? new URLSearchParams(form()).toString() : undefined,
-          redirect: 'manual',
           signal: limit.signal,
         });
         text = await res.text();
@@ -402,7 +402,7 @@ export class XiaomiClient {
         continue;
       }
       if (res.status === 429 || res.status >= 500) {
-        const after = parseRetryAfter(res.headers.get('retry-after'));
+        const after = parseRetryAfter(res.header('retry-after'));
         if (res.status === 429 && after) this.pacer.pauseFor(after);
         if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} ${attempt} times`, after);
         this.stats.retries++;
@@ -418,7 +418,7 @@ export class XiaomiClient {
         await sleep(backoffDelay(attempt), signal);
         continue;
       }
-      const code = Number(env.code ?? (res.ok ? CODE_OK : res.status));
+      const code = Number(env.code ?? (res.status >= 200 && res.status < 300 ? CODE_OK : res.status));
       if (code === 401) {
         if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers code 401: ${RENEW_HINT}`);
         await this.renew();
@@ -532,11 +532,11 @@ export class XiaomiClient {
       const refuse1 = this.downloadRefusal(u1);
       if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`);
       // ② the JSONP step: no cookie
-      let r2: Response;
+      let r2: Answer;
       let t2: string;
       const linkLimit = deadline(API_TIMEOUT_MS, signal);
       try {
-        r2 = await fetch(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, redirect: 'manual', signal: linkLimit.signal });
+        r2 = await request(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, signal: linkLimit.signal });
         t2 = await r2.text();
       } catch (err) {
         if (signal?.aborted) throw err;
@@ -576,13 +576,12 @@ export class XiaomiClient {
         const u3 = new URL(fileUrl, u1);
         const refuse3 = this.downloadRefusal(u3);
         if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
-        let r3: Response;
+        let r3: Answer;
         try {
-          r3 = await fetch(u3, {
+          r3 = await request(u3, {
             method: 'POST',
             headers: { 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
             body: new URLSearchParams({ meta }).toString(),
-            redirect: 'manual',
             signal: limit.signal,
           });
         } catch (err) {
@@ -592,18 +591,18 @@ export class XiaomiClient {
         } finally {
           limit.stopClock();
         }
-        if (r3.status !== 200 || !r3.body) {
-          await r3.arrayBuffer().catch(() => undefined);
+        if (r3.status !== 200) {
+          await r3.discard().catch(() => undefined);
           if (r3.status === 403 || r3.status === 404 || r3.status === 410) this.stats.expiredLinks++;
           lastProblem = `the file request answered HTTP ${r3.status}`;
           continue;
         }
-        const len = r3.headers.get('content-length');
+        const len = r3.header('content-length');
         if (len !== null && expectedSize !== null && Number(len) !== expectedSize) {
-          await r3.body.cancel().catch(() => undefined);
+          r3.body.destroy();
           throw new RetryableError(`Xiaomi sends ${len} bytes for item ${id} but its listing says ${expectedSize}`);
         }
-        const body = Readable.fromWeb(r3.body as unknown as WebReadableStream<Uint8Array>);
+        const body = r3.body;
         const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
         body.once('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
         // pipeline, not pipe: when the reader gives up (destroys what it got), the connection closes too.
