@@ -97,6 +97,8 @@ export function which(cmd: string): boolean {
 }
 
 const CLI_PATH = new URL('../bin/gallery-bridge.js', import.meta.url).pathname;
+/** bin/gallery-bridge.js, for measure(process.execPath, [CLI, ...]). */
+export const CLI = CLI_PATH;
 
 export interface Emu {
   env: Record<string, string>;
@@ -104,9 +106,9 @@ export interface Emu {
   stop(): Promise<void>;
 }
 
-/** Starts `gallery-bridge emulator NAME` and resolves once it has printed the keys a run needs. */
+/** Starts `gallery-bridge emulator NAME` and resolves once it has printed the keys a run needs. An empty token: no --accept-token (Xiaomi signs in by cookie). */
 export async function startEmulator(name: string, data: string, token: string, flags: string[], readyKeys: string[]): Promise<Emu> {
-  const child = spawn(process.execPath, [CLI_PATH, 'emulator', name, '--port', '0', '--data', data, '--accept-token', token, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI_PATH, 'emulator', name, '--port', '0', '--data', data, ...(token ? ['--accept-token', token] : []), ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
   const env: Record<string, string> = {};
   await new Promise<void>((resolve, reject) => {
     let buf = '';

@@ -408,6 +408,13 @@ export interface ProviderModule {
   createSource?(ctx: ProviderContext): Promise<Source>;
   createDestination?(ctx: ProviderContext): Promise<Destination>;
   cliOptions?: CliOption[];
+  /**
+   * Items in flight that suit this provider in each role, used when the person does not pass
+   * --concurrency: a run takes its destination's, or the lower of the two when its source names
+   * one too. Measured by `npm run bench concurrency` (bench/concurrency.ts), except where a
+   * service's own limits call for less than a local emulator shows. Absent: no preference.
+   */
+  defaultConcurrency?: { source?: number; destination?: number };
   /** `gallery-bridge auth NAME`. */
   auth?(ctx: ProviderContext): Promise<void>;
   /** `gallery-bridge emulator NAME`: args are the raw arguments after the name. */

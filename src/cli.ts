@@ -60,7 +60,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--state <file>', 'state database (created 0600)', 'gallery-bridge.db')
     .option('--delete-source', 'delete each item at the source once verified (see the safety rule)', false)
     .option('--delete-evidence <level>', 'weakest evidence that allows deletion: bytes, pixels or received', evidence, 'pixels' as EvidenceLevel)
-    .option('--concurrency <n>', 'items in flight at once', positiveInt, 4)
+    .option('--concurrency <n>', "items in flight at once (default: the providers' own, measured; plan shows it)", positiveInt)
     .option('--retries <n>', 'attempts per item in one run', positiveInt, 4)
     .option('--until <time>', 'stop cleanly at this time (HH:MM or ISO date); rerun to resume', time)
     .option('--layout <layout>', 'destination layout: album (one folder/album per album) or date (YYYY/MM)', 'album')

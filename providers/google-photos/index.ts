@@ -10,6 +10,8 @@ const num = (v: unknown): number | undefined => (v === undefined || v === null |
 export const googlePhotosProvider: ProviderModule = {
   name: 'google-photos',
   description: 'Google Photos through the Library API (destination; 10,000 requests a day per project)',
+  // Measured by bench/concurrency.ts (see the README's --concurrency); more items in flight also fill batchCreate's 50 sooner.
+  defaultConcurrency: { destination: 16 },
   cliOptions: [
     { flags: '--google-raw-threshold <bytes>', description: 'Google Photos: photos up to this size go in one raw upload request (default 33554432); larger ones and videos use resumable uploads' },
     { flags: '--google-daily-quota <n>', description: 'Google Photos: requests a day your project may make, for plan (default 10000)' },

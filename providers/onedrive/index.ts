@@ -81,6 +81,9 @@ export const onedriveProvider: ProviderModule = {
   name: 'onedrive',
   description: 'Microsoft OneDrive (personal or work) through Microsoft Graph: onedrive:PATH or onedrive:USER:PATH',
   createDestination: createOneDriveDestination,
+  // Measured by bench/concurrency.ts (see the README's --concurrency): fewer leaves the latency of
+  // each item's requests unfilled. A staged item waiting for its commit holds only its last fragment (< 320 KiB).
+  defaultConcurrency: { destination: 16 },
   cliOptions: [
     { flags: '--embed-dates', description: 'OneDrive: also write the capture date into JPEG and MP4/MOV files that lack one (as for Google Photos); fileSystemInfo carries it either way' },
     { flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)' },

@@ -16,6 +16,7 @@ import { openDestination, openSource } from './providers.ts';
 import { datesLines, datesSummary } from '../report/dates.ts';
 import { Progress } from './progress.ts';
 import { MIGRATIONS } from '../../state/migrations.ts';
+import { concurrencyFor } from './concurrency.ts';
 
 export interface MigrateOpts {
   from: string;
@@ -23,7 +24,8 @@ export interface MigrateOpts {
   state: string;
   deleteSource: boolean;
   deleteEvidence: EvidenceLevel;
-  concurrency: number;
+  /** --concurrency; absent: the providers' default (see ./concurrency.ts). */
+  concurrency?: number;
   retries: number;
   until?: Date;
   layout: string;
@@ -39,8 +41,11 @@ export interface MigrateOpts {
   [k: string]: unknown;
 }
 
-export async function migrateCommand(o: MigrateOpts): Promise<number> {
-  const log = makeLogger({ json: o.json, verbose: o.verbose });
+export async function migrateCommand(given: MigrateOpts): Promise<number> {
+  const log = makeLogger({ json: given.json, verbose: given.verbose });
+  // Settled before the providers are built: some size their batches by it (OneDrive's commits).
+  const concurrency = await concurrencyFor(given);
+  const o = { ...given, concurrency: concurrency.value };
   const db = openState(o.state);
   let lock: StateLock;
   try {
@@ -62,6 +67,7 @@ export async function migrateCommand(o: MigrateOpts): Promise<number> {
   // Providers end their own waits (throttling pauses) on the same signal.
   const source = await openSource(db, o.from, o, log, controller.signal);
   const destination = await openDestination(db, o.to, o, log, controller.signal);
+  log.info(concurrency.line);
   const progress = new Progress({ json: o.json, log });
   try {
     const result = await runMigration(db, source, destination, {
@@ -129,8 +135,10 @@ function planDatesLines(d: Plan['dates'], zone: string | undefined): string[] {
   return lines;
 }
 
-export async function planCommand(o: MigrateOpts): Promise<number> {
-  const log = makeLogger({ json: o.json, verbose: o.verbose });
+export async function planCommand(given: MigrateOpts): Promise<number> {
+  const log = makeLogger({ json: given.json, verbose: given.verbose });
+  const concurrency = await concurrencyFor(given);
+  const o = { ...given, concurrency: concurrency.value };
   // Planning writes nothing: an existing state is read, a missing one stands in as an empty scratch DB.
   let db: DB;
   if (fs.existsSync(o.state)) db = openState(o.state);
@@ -150,7 +158,7 @@ export async function planCommand(o: MigrateOpts): Promise<number> {
       sourceMayBeEmpty: o.sourceMayBeEmpty,
     });
     if (o.json) {
-      process.stdout.write(JSON.stringify({ type: 'plan', ...plan }) + '\n');
+      process.stdout.write(JSON.stringify({ type: 'plan', ...plan, concurrency: { value: concurrency.value, from: concurrency.from } }) + '\n');
       return 0;
     }
     const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
@@ -169,6 +177,7 @@ export async function planCommand(o: MigrateOpts): Promise<number> {
           (plan.quota.deadline ? `, ${plan.quota.makesDeadline ? 'makes' : 'MISSES'} the deadline ${plan.quota.deadline.slice(0, 10)}` : '')
         : '',
       `  estimated time:    ${Math.ceil(plan.estimatedSeconds / 60)} min at ${o.assumeRate ?? 10} MB/s`,
+      `  ${concurrency.line}`,
       ...plan.notes.map((n) => `  note: ${n.message}`),
     ].filter(Boolean);
     process.stdout.write(lines.join('\n') + '\n');
