@@ -116,7 +116,17 @@ export interface HashRecord {
   size: number;
 }
 
-const now = () => new Date().toISOString();
+// Several writes an item each stamp the time: one string per millisecond, not one per write.
+let nowMs = 0;
+let nowIso = '';
+const now = (): string => {
+  const ms = Date.now();
+  if (ms !== nowMs) {
+    nowMs = ms;
+    nowIso = new Date(ms).toISOString();
+  }
+  return nowIso;
+};
 
 /** The reason prefix of an item found missing at the source; such an item is revived when listed again. */
 export const GONE = 'gone from the source';

@@ -75,7 +75,7 @@ export class VerifyStage {
         const detail = row.copy_sha256 && row.date_note ? `${row.date_note}; against the uploaded copy: ${res.evidence.detail}` : res.evidence.detail;
         items.markVerified(rowId, res.evidence.level, detail);
         ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: row.bytes_read ?? 0, detail: res.evidence.level });
-        await this.afterVerified(row);
+        await this.afterVerified(row, res.evidence.level, detail);
         return;
       }
       if (res.outcome === 'in-library') {
@@ -103,13 +103,13 @@ export class VerifyStage {
     }
   }
 
-  private async afterVerified(row: ItemRow): Promise<void> {
+  /** `level` and `detail` are the evidence just recorded for the row. */
+  private async afterVerified(row: ItemRow, level: string, detail: string): Promise<void> {
     const { items } = this.ctx;
     // Duplicates of this item share its destination item: same bytes, same evidence.
-    const fresh = items.get(row.id);
     for (const dup of items.duplicatesOf(row.id)) {
-      if (dup.sha256 && dup.sha256 === fresh.sha256 && fresh.evidence_level) {
-        items.inheritEvidence(dup.id, fresh.evidence_level, `same bytes as item ${row.id}: ${fresh.evidence_detail ?? ''}`);
+      if (dup.sha256 && dup.sha256 === row.sha256) {
+        items.inheritEvidence(dup.id, level, `same bytes as item ${row.id}: ${detail}`);
         await this.deleter.consider(dup.id);
       }
     }
