@@ -67,8 +67,9 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
   // Providers end their own waits (throttling pauses) on the same signal.
   const source = await openSource(db, o.from, o, log, controller.signal);
   const destination = await openDestination(db, o.to, o, log, controller.signal);
-  log.info(concurrency.line);
   const progress = new Progress({ json: o.json, log });
+  // Said once the run has passed its checks: a refused run's reason stays its only line.
+  let started = false;
   try {
     const result = await runMigration(db, source, destination, {
       deleteSource: o.deleteSource,
@@ -83,7 +84,11 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
       sourceSpec: o.from,
       destinationSpec: o.to,
       signal: controller.signal,
-      onEvent: (e: RunEvent) => progress.event(e),
+      onEvent: (e: RunEvent) => {
+        if (!started) log.info(concurrency.line);
+        started = true;
+        progress.event(e);
+      },
     });
     progress.stop();
     if (o.report) {
