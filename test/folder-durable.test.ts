@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FolderDestination } from '../providers/folder/destination.ts';
-import { SyncGroups, realSync, type SyncOps } from '../providers/folder/durable.ts';
+import { MAX_UNCLAIMED, SyncGroups, realSync, type SyncOps } from '../providers/folder/durable.ts';
 import type { Hashes, ItemFacts, SessionSlot, SourceItem } from '../providers/types.ts';
 import { hashBuffer, SHA256_ONLY } from '../src/hash/multihash.ts';
 import { tmpDir } from './helpers.ts';
@@ -64,6 +64,24 @@ describe('folder destination: group durability', () => {
     expect(ops.log.slice(6).sort()).toEqual(['dir A', 'dir B']);
     expect(fs.readdirSync(path.join(root, 'A')).filter((n) => n.startsWith('.'))).toEqual([]);
     await dest.close();
+  });
+
+  it('remembers at most MAX_UNCLAIMED synced files nobody asked about; one let go is synced again when asked', async () => {
+    const synced: string[] = [];
+    const ops: SyncOps = { file: async (p) => void synced.push(p), dir: async () => undefined };
+    const groups = new SyncGroups(ops, { maxFiles: 1000, maxBytes: 1 << 30, maxWaitMs: 60_000 });
+    const n = MAX_UNCLAIMED + 50;
+    for (let i = 0; i < n; i++) groups.add(`/d/f${i}`, '/d', 1);
+    await groups.flush();
+    expect(synced.length).toBe(n);
+    // The newest are still known durable: no second sync.
+    await groups.durable(`/d/f${n - 1}`, '/d');
+    expect(synced.length).toBe(n);
+    // The oldest was let go: asked about, it is synced again before it counts as durable.
+    const asked = groups.durable('/d/f0', '/d');
+    await groups.flush();
+    await asked;
+    expect(synced.slice(n)).toEqual(['/d/f0']);
   });
 
   it('holds a verification until its group is synced, and reports it at once after', async () => {

@@ -73,6 +73,14 @@ export interface GroupLimits {
 
 export const DEFAULT_LIMITS: GroupLimits = { maxFiles: 256, maxBytes: 64 * 1024 * 1024, maxWaitMs: 20 };
 
+/**
+ * Synced files whose check is not yet asked for are remembered up to this many, the oldest let
+ * go first: one whose durability was waited for before its group synced is never asked about
+ * again, and kept for good they grew with the library (a 100,000-item copy held every path).
+ * One let go and asked about later is simply synced again.
+ */
+export const MAX_UNCLAIMED = 10_000;
+
 export class SyncGroups {
   private open: Group | null = null;
   /** Files written and linked but not yet in a synced group, by path: durable() finds them here. */
@@ -122,6 +130,11 @@ export class SyncGroups {
     return new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
   }
 
+  private remember(file: string): void {
+    this.synced.add(file);
+    if (this.synced.size > MAX_UNCLAIMED) this.synced.delete(this.synced.values().next().value!);
+  }
+
   /** Syncs whatever is waiting, now (the end of a run). */
   async flush(): Promise<void> {
     if (this.open) this.close(this.open);
@@ -164,7 +177,7 @@ export class SyncGroups {
     for (const file of g.files.keys()) {
       if (this.groupOf.get(file) !== g) continue;
       this.groupOf.delete(file);
-      if (!failure && g.written.has(file)) this.synced.add(file);
+      if (!failure && g.written.has(file)) this.remember(file);
     }
     for (const w of g.waiters) failure ? w.reject(failure) : w.resolve();
   }
