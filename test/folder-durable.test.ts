@@ -147,5 +147,7 @@ describe('folder destination: group durability', () => {
     expect(ops.log.filter((l) => l.startsWith('file'))).toHaveLength(60);
     // One verification at a time made a group per file (60); together they share a few.
     expect(groups).toBeLessThanOrEqual(20);
+    // Every file's check came, before or after its group synced: nothing is left remembered.
+    expect(dest.groups.unclaimed).toBe(0);
   });
 });

@@ -52,7 +52,7 @@ interface Waiter {
 
 interface Group {
   files: Map<string, number | undefined>;
-  /** The files added by their writer (not by a check of a file already there). */
+  /** Files added by their writer whose check has not come yet: remembered once synced. */
   written: Set<string>;
   dirs: Set<string>;
   bytes: number;
@@ -75,9 +75,9 @@ export const DEFAULT_LIMITS: GroupLimits = { maxFiles: 256, maxBytes: 64 * 1024 
 
 /**
  * Synced files whose check is not yet asked for are remembered up to this many, the oldest let
- * go first: one whose durability was waited for before its group synced is never asked about
- * again, and kept for good they grew with the library (a 100,000-item copy held every path).
- * One let go and asked about later is simply synced again.
+ * go first. A file whose check waited for its group is not remembered at all (kept for good, they
+ * grew with the library: a 100,000-item copy held every path); this bound is for checks that
+ * never come (an item that failed meanwhile). One let go and asked about later is synced again.
  */
 export const MAX_UNCLAIMED = 10_000;
 
@@ -127,7 +127,14 @@ export class SyncGroups {
     if (this.synced.delete(file)) return Promise.resolve();
     if (!this.groupOf.has(file)) this.enter(file, dir, 0);
     const g = this.groupOf.get(file)!;
+    // Its check is waiting here: once synced, nobody will ask about it again.
+    g.written.delete(file);
     return new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
+  }
+
+  /** Synced files remembered for a check still to come (for tests: checks already made leave none behind). */
+  get unclaimed(): number {
+    return this.synced.size;
   }
 
   private remember(file: string): void {
