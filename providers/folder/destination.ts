@@ -38,8 +38,11 @@ export class FolderDestination implements Destination {
   /** A file is compared by its SHA-256 (and size): no other hash is computed for it. */
   readonly hashes = [] as const;
   readonly verifyBatchSize = 1;
-  /** Verifications wait for their file's fsync group: many at once, so a group gathers many files. */
-  readonly verifyConcurrency = 256;
+  /**
+   * Verifications wait for their file's fsync group: many at once, so a group gathers many files.
+   * Not more: each one reading back holds two 1 MiB buffers.
+   */
+  readonly verifyConcurrency = 64;
   private readonly root: string;
   /** Written temp files still open, by path: their descriptor is fsynced (and closed) with their group. */
   private readonly writing = new Map<string, number>();
