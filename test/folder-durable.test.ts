@@ -150,4 +150,27 @@ describe('folder destination: group durability', () => {
     // Every file's check came, before or after its group synced: nothing is left remembered.
     expect(dest.groups.unclaimed).toBe(0);
   });
+
+  it('a second attempt at an item closes the first attempt\'s temp file and starts it over', async () => {
+    const root = tmpDir();
+    const dest = new FolderDestination(root, 'album', new SyncGroups(realSync, { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
+    const item: SourceItem = { id: 'A/IMG_1.jpg', name: 'IMG_1.jpg', albumId: 'A', albumName: 'A', size: 10, kind: 'image' };
+    const container = await dest.prepareContainer(item, facts);
+    const slot = session();
+    const openFds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const first = crypto.randomBytes(10);
+    await dest.upload({ item, facts, container, name: item.name, size: 10, body: Readable.from([first]), session: slot, signal: new AbortController().signal });
+    expect(openFds()).toBe(before + 1);
+    // Its commit never came (it failed); the retry writes the same temp name again.
+    const second = crypto.randomBytes(10);
+    const staged = await dest.upload({ item, facts, container, name: item.name, size: 10, body: Readable.from([second]), session: slot, signal: new AbortController().signal });
+    expect(openFds()).toBe(before + 1);
+    const [res] = await dest.commit([{ staged, input: { item, facts, container, name: item.name, size: 10, session: undefined as never }, hashes: hashBuffer(second, SHA256_ONLY) }]);
+    expect(res!.outcome).toBe('created');
+    await dest.close();
+    expect(openFds()).toBe(before);
+    expect(fs.readFileSync(path.join(root, 'A', 'IMG_1.jpg')).equals(second)).toBe(true);
+    expect(fs.readdirSync(path.join(root, 'A'))).toEqual(['IMG_1.jpg']);
+  });
 });

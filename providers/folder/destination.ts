@@ -90,6 +90,10 @@ export class FolderDestination implements Destination {
     const previous = input.session.load<{ tmp: string }>();
     if (previous?.tmp) await fsp.rm(previous.tmp, { force: true });
     const tmp = path.join(dir, `.gallery-bridge-${input.session.key}.part`);
+    // An earlier attempt in this process whose commit failed may still hold it open.
+    const stale = this.writing.get(tmp);
+    this.writing.delete(tmp);
+    if (stale !== undefined) closeQuietly(stale);
     removeIfThere(tmp);
     let fd: number;
     try {
