@@ -147,11 +147,12 @@ export function stopWriteBehind(db: DB): void {
 export function deferredWrite<T>(db: DB, fn: () => T): T {
   const b = behind.get(db);
   if (!b) return inSavepoint(db, fn);
-  if (!db.inTransaction) {
-    statement(db, 'BEGIN').run();
+  if (!db.inTransaction) statement(db, 'BEGIN').run();
+  // Armed again after a commit that failed: the batch is retried, not left to grow.
+  if (!b.timer) {
     b.timer = setTimeout(() => {
       b.timer = null;
-      // A failed commit stays pending: the next durable write or the end of the run tries again, and throws.
+      // A failed commit stays pending: the next write arms another try, and the end of the run throws it.
       try {
         commitPending(db);
       } catch {
