@@ -8,8 +8,7 @@
 // A kill (or power cut) inside a group leaves items "uploaded", not verified: the next run
 // reads them back again before anything is deleted.
 
-import fsp from 'node:fs/promises';
-import { closeQuietly, fsyncFd } from '../../src/lib/fd.ts';
+import { closeQuietly, fsyncFd, openFd } from '../../src/lib/fd.ts';
 
 export interface SyncOps {
   /** fsync a file's data and size; `open` is its descriptor still open from writing (closed here), if any. */
@@ -20,30 +19,21 @@ export interface SyncOps {
 
 export const realSync: SyncOps = {
   async file(path, open) {
-    if (open === undefined) {
-      const fh = await fsp.open(path, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      return;
-    }
-    try {
-      await fsyncFd(open);
-    } finally {
-      closeQuietly(open);
-    }
+    await syncFd(open ?? (await openFd(path, 'r')));
   },
   async dir(path) {
-    const fh = await fsp.open(path, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await syncFd(await openFd(path, 'r'));
   },
 };
+
+/** fsyncs a descriptor, then closes it whatever happened. */
+async function syncFd(fd: number): Promise<void> {
+  try {
+    await fsyncFd(fd);
+  } finally {
+    closeQuietly(fd);
+  }
+}
 
 interface Waiter {
   resolve(): void;
