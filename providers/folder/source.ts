@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { createHash } from 'node:crypto';
 import type { DeleteResult, DeletionProof, ListPage, OpenOptions, PlanNote, Source, SourceItem } from '../types.ts';
 import { ItemGoneError, RetryableError, SourceChangedError, StopRunError } from '../types.ts';
 import { closeQuietly, openFd, readFd } from '../../src/lib/fd.ts';
+import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 
 const PAGE = 500;
 
@@ -185,7 +185,7 @@ export class FolderSource implements Source {
     if (changedFile(item, st)) return 'another file now has its name';
     // A rewrite can keep size and time (and a file listed by an older version has no inode on record).
     if (!proof.readThisRun || item.extra?.ino === undefined) {
-      const sha256 = await sha256File(file);
+      const { sha256 } = await hashFile(file, SHA256_ONLY);
       if (sha256 !== proof.hashes.sha256) return 'its bytes differ from the ones proven (SHA-256 read again)';
     }
     return null;
@@ -212,12 +212,6 @@ async function putBack(aside: string, file: string): Promise<void> {
   } catch (err) {
     throw new SourceChangedError(`the file changed while it was being deleted and another took its name; it is kept as ${aside} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 const CHUNK = 1024 * 1024;
