@@ -21,9 +21,9 @@ import { EVIDENCE_ORDER, ItemGoneError, RejectedError, RetryableError, SourceCha
 import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
-import { Batcher } from './batcher.ts';
+import type { Batcher } from './batcher.ts';
 import type { RunContext } from './context.ts';
-import { verifyRequest } from './verify.ts';
+import { verifyBatcher, verifyRequest } from './verify.ts';
 
 export interface DeletionPolicy {
   deleteSource: boolean;
@@ -78,8 +78,7 @@ export class Deleter {
   ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
     this.queue = new PQueue({ concurrency: Math.max(1, ctx.source.deleteConcurrency ?? 1) });
-    const d = ctx.destination;
-    this.recheck = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), 0, d.verifyConcurrency ?? 1);
+    this.recheck = verifyBatcher(ctx.destination, 0);
   }
 
   /** Queues an item proven in this run for deletion if the rule allows; resolves once it is handled. */

@@ -2,7 +2,7 @@
 // the destination wants. A verified item (and any duplicate sharing its destination item) goes
 // on to the deletion rule; a mismatch goes back to be uploaded again.
 
-import type { SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+import type { Destination, SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
 import { RetryableError, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
@@ -23,7 +23,7 @@ export class VerifyStage {
     private readonly deleter: Deleter,
   ) {
     const d = ctx.destination;
-    this.batcher = new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), LINGER_MS, d.verifyConcurrency ?? 1);
+    this.batcher = verifyBatcher(d, LINGER_MS);
   }
 
   /** Starts verifying an uploaded item; it runs on its own (drain() waits for it). */
@@ -129,4 +129,9 @@ export function verifyRequest(row: ItemRow): VerifyRequest {
     hashes: uploadedHashes(row),
     size: uploadedHashes(row).size,
   };
+}
+
+/** Verifications batched and overlapped as the destination says (the run's and the deletion re-check's). */
+export function verifyBatcher(d: Destination, lingerMs: number): Batcher<VerifyRequest, VerifyResult> {
+  return new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), lingerMs, d.verifyConcurrency ?? 1);
 }
