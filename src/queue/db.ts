@@ -1,0 +1,92 @@
+// Opening the queue database: one pool per process, the schema created or checked once, and
+// every failure to connect said in one line that never shows the password.
+
+import pg from 'pg';
+import { DDL, SCHEMA, SCHEMA_VERSION } from './schema.ts';
+
+export type Queue = pg.Pool;
+
+export class QueueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QueueError';
+  }
+}
+
+/** The URL without its password, for messages. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'the --queue URL';
+  }
+}
+
+function explain(url: string, err: unknown): QueueError {
+  const e = err as { code?: string; message?: string };
+  const where = safeUrl(url);
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' || e.code === 'ETIMEDOUT') return new QueueError(`cannot reach the queue database at ${where} (${e.code}): check that PostgreSQL runs there and the address is right`);
+  if (e.code === '28P01' || e.code === '28000') return new QueueError(`the queue database at ${where} refused the user name or password: check the --queue URL`);
+  if (e.code === '3D000') return new QueueError(`the queue database named in ${where} does not exist: create it first (createdb NAME)`);
+  return new QueueError(`queue database at ${where}: ${(e.message ?? String(err)).replaceAll(url, where)}`);
+}
+
+/** A pool on `url`; with `migrate`, creates the tables on first use and refuses a newer schema. */
+export async function openQueue(url: string, opts: { max?: number; migrate?: boolean } = {}): Promise<Queue> {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new QueueError(`--queue takes a PostgreSQL URL such as postgres://user:password@host:5432/db (got "${safeUrl(url)}")`);
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000, application_name: 'gallery-bridge' });
+  // An idle client's error (the server restarted) must not crash the process; the next query says it.
+  pool.on('error', () => undefined);
+  try {
+    const c = await pool.connect();
+    try {
+      await checkOrCreate(c, opts.migrate ?? true);
+    } finally {
+      c.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err instanceof QueueError ? err : explain(url, err);
+  }
+  return pool;
+}
+
+async function checkOrCreate(c: pg.PoolClient, migrate: boolean): Promise<void> {
+  const version = await storedVersion(c);
+  if (version !== null && version > SCHEMA_VERSION) {
+    throw new QueueError(`the queue database was set up by a newer gallery-bridge (schema ${version}; this one knows ${SCHEMA_VERSION}): upgrade gallery-bridge on this machine`);
+  }
+  if (version === SCHEMA_VERSION || !migrate) {
+    if (version === null) throw new QueueError('the queue database holds no batch yet: load one with `gallery-bridge batch run MANIFEST.csv --queue URL`');
+    return;
+  }
+  await c.query('BEGIN');
+  try {
+    // Two machines starting at once: one creates, the other waits and finds it done.
+    await c.query(`SELECT pg_advisory_xact_lock(hashtext('gallery_bridge.schema'))`);
+    await c.query(DDL);
+    await c.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(SCHEMA_VERSION)]);
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+async function storedVersion(c: pg.PoolClient): Promise<number | null> {
+  const t = await c.query(`SELECT to_regclass($1) AS t`, [`${SCHEMA}.meta`]);
+  if (!t.rows[0].t) return null;
+  const r = await c.query(`SELECT value FROM ${SCHEMA}.meta WHERE key = 'schema_version'`);
+  return r.rows.length ? Number(r.rows[0].value) : null;
+}
+
+export async function getMeta(q: Queue, key: string): Promise<string | null> {
+  const r = await q.query(`SELECT value FROM ${SCHEMA}.meta WHERE key = $1`, [key]);
+  return r.rows.length ? (r.rows[0].value as string) : null;
+}
+
+export async function setMeta(q: Queue | pg.PoolClient, key: string, value: string): Promise<void> {
+  await q.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
+}
