@@ -17,8 +17,6 @@ import type { BenchRow, BenchSuite } from './types.ts';
 import { runCli, startEmulator as startEmu } from './util.ts';
 import type { Emu } from './util.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
 const TOKEN = 'bench-google-token-0123456789';
 const PHOTOS = Number(process.env.GB_BENCH_GOOGLE_PHOTOS ?? 2000);
 const WRITES_PER_MINUTE = Number(process.env.GB_BENCH_GOOGLE_WPM ?? 1200);

@@ -15,7 +15,6 @@ import { QUICK, runCli, startEmulator as startEmu } from './util.ts';
 import type { Emu } from './util.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
 const TOKEN = 'bench-token-0123456789abcdef';
 const CHUNK = 10 * 1024 * 1024;
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BenchRow, BenchSuite } from './types.ts';
+import type { BenchSuite } from './types.ts';
 import { QUICK, measure } from './util.ts';
 import type { Measured } from './util.ts';
 

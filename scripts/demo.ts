@@ -17,16 +17,17 @@ const cli = path.join(root, 'bin', 'gallery-bridge.js');
 fs.rmSync(out, { recursive: true, force: true });
 const seed = path.join(out, 'seed');
 const albums: Record<string, string[]> = { Camera: [], Screenshots: [], Holidays: [] };
-fs.readdirSync(fixtures)
-  .filter((f) => !f.startsWith('.'))
-  .forEach((f, i) => albums[['Camera', 'Holidays', 'Screenshots'][i % 3]!]!.push(f));
+const seedFiles = fs.readdirSync(fixtures).filter((f) => !f.startsWith('.'));
+for (const [i, f] of seedFiles.entries()) albums[['Camera', 'Holidays', 'Screenshots'][i % 3]!]!.push(f);
 for (const [album, files] of Object.entries(albums)) {
   fs.mkdirSync(path.join(seed, album), { recursive: true });
   for (const f of files) fs.copyFileSync(path.join(fixtures, f), path.join(seed, album, f));
 }
 
 const children: Array<ReturnType<typeof spawn>> = [];
-process.on('exit', () => children.forEach((c) => c.kill('SIGTERM')));
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGTERM');
+});
 
 /** Starts an emulator as its own process and collects the KEY=VALUE lines it prints. */
 async function emulator(name: string, args: string[]): Promise<Record<string, string>> {

@@ -193,7 +193,7 @@ describe('a hostile Xiaomi listing and lying downloads, with --delete-source', (
     const extraEnv: Record<string, string> = { GALLERY_BRIDGE_HOME: path.join(t, 'home') };
     let to = `folder:${root}`;
     let stored = () => allFiles(root).map((r) => ({ rel: r, bytes: fs.readFileSync(path.join(root, r)) }));
-    let close = async () => undefined as void;
+    let close: () => Promise<void> = async () => {};
     if (dest === 'onedrive') {
       const data = path.join(t, 'inside', 'od');
       const e = await startOneDriveEmulator(['--port', '0', '--data', data, '--accept-token', 'hostile-od-token-123', ...tlsArgs()]);

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { OneDriveDestination, type OneDriveConfig } from '../providers/onedrive/destination.ts';
 import { startOneDriveEmulator, type OneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { decodeName, encodeName } from '../providers/onedrive/names.ts';
-import type { CommitRequest, ItemFacts, ProviderStore, SessionSlot, SourceItem, Staged } from '../providers/types.ts';
+import type { CommitRequest, ItemFacts, ProviderStore, SessionSlot, SourceItem } from '../providers/types.ts';
 import { StopRunError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { quickXorBase64 } from '../src/hash/quickxor.ts';

@@ -28,6 +28,7 @@ function emulator(flavor: Flavor, data: string, flags: string[] = []): Promise<E
 }
 
 /** Graph as any client would call it (the emulator's API, not our client). */
+// biome-ignore lint/suspicious/noExplicitAny: the tests read whatever JSON Graph answers, field by field
 async function graph(e: Emu, method: string, p: string, body?: Buffer | object): Promise<{ status: number; json: Record<string, any> }> {
   const isBuf = Buffer.isBuffer(body);
   const res = await fetch(`${e.env.GRAPH_BASE_URL}${p}`, {
@@ -36,6 +37,7 @@ async function graph(e: Emu, method: string, p: string, body?: Buffer | object):
     body: body === undefined ? undefined : isBuf ? new Uint8Array(body) : JSON.stringify(body),
   });
   const text = await res.text();
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, any>) : {} };
 }
 

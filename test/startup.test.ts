@@ -24,6 +24,7 @@ function project(): string {
   fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   fs.writeFileSync(path.join(dir, 'src', 'lib', 'word.ts'), "export const word: string = 'one';\n");
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: this string is the source of a module that uses a template
   fs.writeFileSync(path.join(dir, 'src', 'cli.ts'), "import { word } from './lib/word.ts';\nconsole.log(`${word} ${import.meta.url.split('/').slice(-2).join('/')}`);\n");
   return dir;
 }

@@ -22,7 +22,7 @@ import {
 } from '../types.ts';
 import { backoffDelay } from '../../src/lib/backoff.ts';
 import { reason } from '../../src/lib/redact.ts';
-import { AmbiguousError, GoogleApi, googleError } from './client.ts';
+import { AmbiguousError, type GoogleApi, googleError } from './client.ts';
 import { BodyReader, rawUpload, resumableUpload, type UploadResult } from './upload.ts';
 import { captureTime, decodableHere, dimensions, fileHead, fingerprint, fingerprintFile, normalizeMime, pixelDigest, pixelDigestFile, type Fingerprint } from './evidence.ts';
 import * as P from './protocol.ts';
@@ -274,12 +274,12 @@ export class GooglePhotosDestination implements Destination {
     const results: CommitResult[] = new Array(requests.length);
     // One batchCreate per album (the engine already groups; this keeps it true for any caller).
     const groups = new Map<string, number[]>();
-    requests.forEach((r, i) => groups.set(r.input.container, [...(groups.get(r.input.container) ?? []), i]));
+    for (const [i, r] of requests.entries()) groups.set(r.input.container, [...(groups.get(r.input.container) ?? []), i]);
     for (const [container, idx] of groups) {
       for (let s = 0; s < idx.length; s += P.MAX_BATCH_CREATE) {
         const part = idx.slice(s, s + P.MAX_BATCH_CREATE);
         const out = await this.commitBatch(container, part.map((i) => requests[i]!));
-        part.forEach((i, k) => (results[i] = out[k]!));
+        for (const [k, i] of part.entries()) results[i] = out[k]!;
       }
     }
     return results;

@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { RejectedError, RetryableError, type SessionSlot } from '../types.ts';
-import { GoogleApi, googleError, type Resp } from './client.ts';
+import { type GoogleApi, googleError, type Resp } from './client.ts';
 import * as P from './protocol.ts';
 
 /** Pulls exact byte counts out of a Readable, hashing everything that passes. */
@@ -247,7 +247,7 @@ export async function resumableUpload(
           if (signal.aborted || attempt >= 4 || !(err instanceof RetryableError)) throw err;
         }
         const q = ok ? { status: 'active', received: bulkEnd } : await query(api, s.url, signal);
-        if (!q || q.status !== 'active') {
+        if (q?.status !== 'active') {
           session.clear();
           throw new RetryableError(`the upload session ended (${q?.status ?? 'gone'}); the upload starts over`);
         }
@@ -266,7 +266,7 @@ export async function resumableUpload(
       if (failure) {
         if (signal.aborted) throw failure;
         const q = await query(api, s.url, signal).catch(() => null);
-        if (!q || q.status !== 'active' || q.received !== bulkEnd) {
+        if (q?.status !== 'active' || q.received !== bulkEnd) {
           throw new RetryableError(`upload interrupted with ${q?.received ?? 'an unknown number of'} of ${size} bytes at Google; the next attempt resumes from the saved session`);
         }
       }
@@ -300,7 +300,7 @@ export async function resumableUpload(
     }
     if (r && r.status >= 400 && r.status < 500 && r.status !== 400 && r.status !== 404) throw rejectOrRetry('upload finalize', r);
     const q = await query(api, s.url, signal);
-    if (!q || q.status !== 'active' || q.received !== bulkEnd || attempt >= 4) {
+    if (q?.status !== 'active' || q.received !== bulkEnd || attempt >= 4) {
       session.clear();
       throw new RetryableError(`the finalizing answer was lost (session ${q?.status ?? 'gone'}); the upload starts over`);
     }

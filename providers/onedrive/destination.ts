@@ -706,7 +706,7 @@ export class OneDriveDestination implements Destination {
 
   canCommitLater(handle: unknown): boolean {
     const h = handle as Handle | null;
-    if (!h || h.v !== 1) return false;
+    if (h?.v !== 1) return false;
     return h.size === 0 || Boolean(h.existingId) || Boolean(h.nameTaken) || this.finals.has(h.id);
   }
 

@@ -24,7 +24,7 @@ import { Client, HTTPMessageHandler, LargeFileUploadTask, type Middleware, type 
 import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import type { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
-import { RejectedError, RetryableError, StopRunError } from '../types.ts';
+import { RetryableError, StopRunError } from '../types.ts';
 
 export const USER_AGENT = 'ISV|gallery-bridge|gallery-bridge/0.1.0';
 

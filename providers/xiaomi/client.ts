@@ -8,9 +8,9 @@ import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerPassingSecret, registerSecret } from '../../src/lib/redact.ts';
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
-import { HostPolicy } from './hosts.ts';
+import type { HostPolicy } from './hosts.ts';
 import { request, type Answer } from './http.ts';
-import { idString, parseJsonKeepingBigInts, parseJsonp } from './json.ts';
+import { parseJsonKeepingBigInts, parseJsonp } from './json.ts';
 import { CODE_DELETED, CODE_OK, PATHS } from './protocol.ts';
 
 export const RENEW_HINT = 'run `gallery-bridge auth xiaomi` to sign in again, then rerun the same command: it resumes where it stopped';

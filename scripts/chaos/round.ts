@@ -205,7 +205,7 @@ function reportAccounts(src: SourceWorld, atSource: Map<string, string>, report:
   for (const [, e] of src.ledger.contents) {
     if (!e.deletedByTool || e.superseded || atSource.has(e.sourceId)) continue;
     const r = byId.get(e.sourceId);
-    if (!r || r.state !== 'source-deleted') out.push(`report: ${e.name} (${e.sourceId}) was deleted at the source but the report says ${r ? `"${r.state}"` : 'nothing'}`);
+    if (r?.state !== 'source-deleted') out.push(`report: ${e.name} (${e.sourceId}) was deleted at the source but the report says ${r ? `"${r.state}"` : 'nothing'}`);
   }
   return out;
 }

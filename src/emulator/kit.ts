@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 export interface CommonFlags {
   port: number;

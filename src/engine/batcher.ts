@@ -73,9 +73,9 @@ export class Batcher<Req, Res> {
     try {
       const results = await this.run(slice.map((s) => s.req));
       if (results.length !== slice.length) throw new Error(`batch answered ${results.length} results for ${slice.length} requests`);
-      slice.forEach((s, j) => s.resolve(results[j]!));
+      for (const [j, s] of slice.entries()) s.resolve(results[j]!);
     } catch (err) {
-      slice.forEach((s) => s.reject(err));
+      for (const s of slice) s.reject(err);
     }
   }
 

@@ -29,7 +29,7 @@ export interface Listing {
 
 /** Starts listing; `onPage` is told of every recorded page and of the end. */
 export function startListing(ctx: RunContext, onPage: () => void): Listing {
-  let firstPage = () => undefined as void;
+  let firstPage: () => void = () => {};
   const state = { finished: false, error: null as unknown, warnings: [] as string[], done: Promise.resolve(), firstPage: new Promise<void>((r) => (firstPage = r)) };
   state.done = listAll(
     ctx,

@@ -135,7 +135,7 @@ export async function computePlan(db: DB | null, source: Source, destination: De
       plan.listed.bytes += size;
       const known = stateOf?.get(item.id) as { state: ItemState; lib: number; source_version: string | null } | undefined;
       // Other bytes under a known id (an edit in place, a reused name) are a new item to move.
-      const sameVersion = !known || !known.source_version || !item.version || known.source_version === item.version;
+      const sameVersion = !known?.source_version || !item.version || known.source_version === item.version;
       const state = sameVersion ? known?.state : undefined;
       if (sameVersion && known?.lib) {
         // Never sent again: the destination already held it from another app.

@@ -29,7 +29,6 @@ const TAG_EXIF_IFD = 0x8769;
 const TAG_EXIF_VERSION = 0x9000;
 const TAG_DATE_TIME_ORIGINAL = 0x9003;
 const TAG_OFFSET_TIME_ORIGINAL = 0x9011;
-const TYPE_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4 };
 const EXIF_HEADER = Buffer.from('Exif\0\0', 'latin1');
 
 interface Entry {

@@ -51,7 +51,7 @@ function overallChart(view: BatchView, samples: Samples): string {
   const lines = view.accounts
     .map((a, i) => {
       const pts = samples.get(a.slug);
-      if (!pts || !pts.length) return '';
+      if (!pts?.length) return '';
       const hue = (i * 137.5) % 360;
       const xy = pts.map((p) => `${(40 + ((Date.parse(p.at) - t0) / (t1 - t0)) * (W - 50)).toFixed(1)},${(H - 20 - (p.total_items ? p.done_items / p.total_items : 0) * (H - 30)).toFixed(1)}`);
       return `<polyline fill="none" stroke="hsl(${hue.toFixed(0)},55%,45%)" stroke-width="1.5" points="${xy.join(' ')}"><title>${esc(a.account)}</title></polyline>`;

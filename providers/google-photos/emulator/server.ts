@@ -105,7 +105,7 @@ function pacificDate(ms = Date.now()): string {
 }
 
 function safeFileName(name: string): string {
-  const clean = name.replace(/[\/\\\0]/g, '_').replace(/^\.+/, '_');
+  const clean = name.replace(/[/\\\0]/g, '_').replace(/^\.+/, '_');
   // Keep the on-disk name within 255 bytes (the id prefix takes ~45).
   let out = clean;
   while (Buffer.byteLength(out) > 200) out = out.slice(0, -1);

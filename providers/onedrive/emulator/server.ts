@@ -15,7 +15,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import path from 'node:path';
 import { Faults, listenLoopback, parseEmulatorArgs, readBody, sendBody, sendStream, type CommonFlags } from '../../../src/emulator/kit.ts';
 import { EmulatorQuickXor } from './quickxor.ts';
@@ -788,7 +788,7 @@ export class OneDriveEmulator {
       }
       const im = /^\/(root|items\/([^/:]+))(?::([^:]*):?)?(\/[A-Za-z.]+)?$/.exec(rest);
       if (!im) throw new GraphError(400, 'invalidRequest', `Unsupported item address ${rest}.`);
-      let base: ItemMeta | undefined = im[1] === 'root' ? this.root(drive) : this.items.get(decodeURIComponent(im[2]!));
+      const base: ItemMeta | undefined = im[1] === 'root' ? this.root(drive) : this.items.get(decodeURIComponent(im[2]!));
       if (!base || base.drive !== drive) throw new GraphError(404, 'itemNotFound', 'The resource could not be found.');
       let rel = '';
       if (im[3] !== undefined) {
@@ -885,7 +885,7 @@ export class OneDriveEmulator {
       }
 
       if (action === '/children') {
-        if (!target || !target.folder) throw new GraphError(404, 'itemNotFound', 'The resource could not be found.');
+        if (!target?.folder) throw new GraphError(404, 'itemNotFound', 'The resource could not be found.');
         if (method === 'GET') {
           route = 'listChildren';
           this.count(route, 200);
