@@ -4,9 +4,10 @@
 
 import crypto from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
-import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
+import { parseRetryAfter } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerPassingSecret, registerSecret } from '../../src/lib/redact.ts';
+import { again, done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
 import type { HostPolicy } from './hosts.ts';
 import { request, type Answer } from './http.ts';
@@ -130,6 +131,18 @@ export class NotRetriableError extends Error {
     super(message);
     this.name = 'NotRetriableError';
   }
+}
+
+/** The envelope of an answer that parsed as JSON. */
+function envelope(code: number, env: Record<string, unknown>, text: string): Envelope {
+  return {
+    code,
+    result: typeof env.result === 'string' ? env.result : undefined,
+    description: typeof env.description === 'string' ? env.description : undefined,
+    retriable: typeof env.retriable === 'boolean' ? env.retriable : null,
+    data: env.data && typeof env.data === 'object' ? (env.data as Record<string, unknown>) : {},
+    text,
+  };
 }
 
 function isAbort(err: unknown): boolean {
@@ -271,20 +284,17 @@ export class XiaomiClient {
     if (!this.creds.passToken) {
       throw new StopRunError('credentials', `the Xiaomi session (serviceToken) has expired and there is no passToken to renew it: ${RENEW_HINT}`);
     }
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        await this.loginChainOnce();
-        this.stats.renewals++;
-        this.log('info', 'xiaomi: serviceToken renewed from the passToken');
-        return;
-      } catch (err) {
-        if (err instanceof StopRunError) throw err;
-        lastErr = err;
-        await sleep(backoffDelay(attempt));
-      }
-    }
-    throw new RetryableError(`renewing the Xiaomi session failed: ${reason(lastErr)}`);
+    await retryCall(
+      () => this.loginChainOnce(),
+      (out) => {
+        if (out.ok) return done(undefined);
+        if (out.error instanceof StopRunError) throw out.error;
+        return retry(new RetryableError(`renewing the Xiaomi session failed: ${reason(out.error)}`));
+      },
+      { attempts: 3 },
+    );
+    this.stats.renewals++;
+    this.log('info', 'xiaomi: serviceToken renewed from the passToken');
   }
 
   private async loginChainOnce(): Promise<void> {
@@ -361,80 +371,68 @@ export class XiaomiClient {
    */
   async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal): Promise<Envelope> {
     let renewed = false;
-    for (let attempt = 1; ; attempt++) {
-      const u = new URL(path, this.base);
-      u.searchParams.set('ts', String(Date.now()));
-      for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
-      await this.pacer.wait(signal);
-      this.stats.requests++;
-      let res: Answer;
-      let text: string;
-      const limit = deadline(API_TIMEOUT_MS, signal);
-      try {
-        res = await request(u, {
-          method,
-          headers: {
-            Cookie: this.apiCookie(),
-            'User-Agent': USER_AGENT,
-            Accept: 'application/json, text/plain, */*',
-            ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' } : {}),
-          },
-          body: form ? new URLSearchParams(form()).toString() : undefined,
-          signal: limit.signal,
-        });
-        text = await res.text();
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} failed ${attempt} times: ${isAbort(err) ? 'timed out' : reason(err)}`);
-        this.stats.retries++;
-        await sleep(backoffDelay(attempt), signal);
-        continue;
-      } finally {
-        limit.done();
-      }
+    const renewOnce = async (status: string): Promise<Verdict<never>> => {
+      if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers ${status}: ${RENEW_HINT}`);
+      await this.renew();
+      renewed = true;
+      return again;
+    };
+    const retrying = (err: Error, n: number, after?: number): Verdict<never> => {
+      if (n < MAX_ATTEMPTS) this.stats.retries++;
+      return retry(err, after);
+    };
+    return retryCall(
+      () => this.apiOnce(method, path, query, form, signal),
+      async (out, n): Promise<Verdict<Envelope>> => {
+        if (!out.ok) return retrying(new RetryableError(`Xiaomi ${path} failed ${n} times: ${isAbort(out.error) ? 'timed out' : reason(out.error)}`), n);
+        const { res, text } = out.value;
+        if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
+          if (!renewed) this.log('info', `xiaomi: the session expired (${path} answered HTTP ${res.status}); renewing it`);
+          return renewOnce(`HTTP ${res.status}`);
+        }
+        if (res.status === 429 || res.status >= 500) {
+          const after = parseRetryAfter(res.header('retry-after'));
+          if (res.status === 429 && after) this.pacer.pauseFor(after);
+          return retrying(new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} ${n} times`, after), n, after);
+        }
+        let env: Record<string, unknown>;
+        try {
+          env = parseJsonKeepingBigInts(text) as Record<string, unknown>;
+        } catch {
+          return retrying(new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} with something that is not JSON`), n);
+        }
+        const code = Number(env.code ?? (res.status >= 200 && res.status < 300 ? CODE_OK : res.status));
+        if (code === 401) return renewOnce('code 401');
+        return done(envelope(code, env, text));
+      },
+      { attempts: MAX_ATTEMPTS, signal, wait: (s) => this.pacer.wait(s) },
+    );
+  }
+
+  /** One request of api(): the answer and its text (a new serviceToken in it is kept). */
+  private async apiOnce(method: 'GET' | 'POST', path: string, query: Record<string, string>, form: (() => Record<string, string>) | undefined, signal?: AbortSignal): Promise<{ res: Answer; text: string }> {
+    const u = new URL(path, this.base);
+    u.searchParams.set('ts', String(Date.now()));
+    for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
+    this.stats.requests++;
+    const limit = deadline(API_TIMEOUT_MS, signal);
+    try {
+      const res = await request(u, {
+        method,
+        headers: {
+          Cookie: this.apiCookie(),
+          'User-Agent': USER_AGENT,
+          Accept: 'application/json, text/plain, */*',
+          ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' } : {}),
+        },
+        body: form ? new URLSearchParams(form()).toString() : undefined,
+        signal: limit.signal,
+      });
+      const text = await res.text();
       this.takeToken(res);
-      if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
-        if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers HTTP ${res.status}: ${RENEW_HINT}`);
-        this.log('info', `xiaomi: the session expired (${path} answered HTTP ${res.status}); renewing it`);
-        await this.renew();
-        renewed = true;
-        attempt--;
-        continue;
-      }
-      if (res.status === 429 || res.status >= 500) {
-        const after = parseRetryAfter(res.header('retry-after'));
-        if (res.status === 429 && after) this.pacer.pauseFor(after);
-        if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} ${attempt} times`, after);
-        this.stats.retries++;
-        await sleep(backoffDelay(attempt, after), signal);
-        continue;
-      }
-      let env: Record<string, unknown>;
-      try {
-        env = parseJsonKeepingBigInts(text) as Record<string, unknown>;
-      } catch {
-        if (attempt >= MAX_ATTEMPTS) throw new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} with something that is not JSON`);
-        this.stats.retries++;
-        await sleep(backoffDelay(attempt), signal);
-        continue;
-      }
-      const code = Number(env.code ?? (res.status >= 200 && res.status < 300 ? CODE_OK : res.status));
-      if (code === 401) {
-        if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers code 401: ${RENEW_HINT}`);
-        await this.renew();
-        renewed = true;
-        attempt--;
-        continue;
-      }
-      const data = env.data && typeof env.data === 'object' ? (env.data as Record<string, unknown>) : {};
-      return {
-        code,
-        result: typeof env.result === 'string' ? env.result : undefined,
-        description: typeof env.description === 'string' ? env.description : undefined,
-        retriable: typeof env.retriable === 'boolean' ? env.retriable : null,
-        data,
-        text,
-      };
+      return { res, text };
+    } finally {
+      limit.done();
     }
   }
 
@@ -458,17 +456,19 @@ export class XiaomiClient {
   async albumPages(signal?: AbortSignal): Promise<{ pages: Array<{ albums: unknown[]; isLastPage: boolean | null }>; problem: string | null }> {
     const pages: Array<{ albums: unknown[]; isLastPage: boolean | null }> = [];
     for (let pageNum = 0; pageNum < 1000; pageNum++) {
-      let page: { albums: unknown; isLastPage: boolean | null } | null = null;
       // An answer without its albums list is asked again; then, past the first page, the albums
       // read so far are listed and the rest reported (nothing at all would stall every run).
-      for (let tries = 1; tries <= 3; tries++) {
-        if (tries > 1) await sleep(backoffDelay(tries - 1), signal);
-        const env = await this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '10', isShared: 'false', numOfThumbnails: '1' }, undefined, signal);
-        const data = this.okData(env, 'album list');
-        page = { albums: data.albums, isLastPage: lastPageFlag(data.isLastPage) };
-        if (Array.isArray(page.albums)) break;
-      }
-      if (!page || !Array.isArray(page.albums)) {
+      const page = await retryCall(
+        () => this.api('GET', PATHS.albums, { pageNum: String(pageNum), pageSize: '10', isShared: 'false', numOfThumbnails: '1' }, undefined, signal),
+        (out, n) => {
+          if (!out.ok) throw out.error;
+          const data = this.okData(out.value, 'album list');
+          const read = { albums: data.albums, isLastPage: lastPageFlag(data.isLastPage) };
+          return Array.isArray(read.albums) || n >= 3 ? done(read) : retry(new RetryableError('no albums list'));
+        },
+        { attempts: 3, signal },
+      );
+      if (!Array.isArray(page.albums)) {
         const problem = `Xiaomi's album list page ${pageNum} carries no albums list (3 tries)`;
         if (pageNum === 0) throw new RetryableError(problem);
         return { pages, problem: `${problem}; albums listed after it are not moved this run — rerun to try again` };
@@ -512,115 +512,112 @@ export class XiaomiClient {
    * No `callBack` on /gallery/storage either, as XiaomiAlbumSyncer: the answer is then `dl_img_cb(...)`.
    */
   async download(id: string, expectedSize: number | null, signal?: AbortSignal): Promise<Readable> {
-    let lastProblem = '';
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      if (attempt > 1) await sleep(backoffDelay(attempt - 1), signal);
-      // ① the storage link (an API call: cookies)
-      const env = await this.api('GET', PATHS.storage, { id }, undefined, signal);
-      if (env.code === CODE_DELETED) throw new ItemGoneError(`Xiaomi says item ${id} has been deleted (code ${CODE_DELETED})`);
-      if (env.code !== CODE_OK) {
-        lastProblem = `/gallery/storage answered code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
-        if (env.retriable === false) throw new RejectedError(`Xiaomi will not hand out item ${id}: ${lastProblem}, which it says is not worth retrying`);
-        continue;
-      }
-      const link = typeof env.data.url === 'string' ? env.data.url : '';
-      if (!link) {
-        lastProblem = '/gallery/storage gave no url';
-        continue;
-      }
-      const u1 = new URL(link, this.base);
-      const refuse1 = this.downloadRefusal(u1);
-      if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`);
-      // ② the JSONP step: no cookie
-      let r2: Answer;
-      let t2: string;
-      const linkLimit = deadline(API_TIMEOUT_MS, signal);
+    return retryCall(
+      () => this.downloadOnce(id, expectedSize, signal),
+      (out) => {
+        if (!out.ok) throw out.error;
+        if (typeof out.value === 'string') return retry(new RetryableError(`could not download item ${id}: ${out.value || 'no usable link'}`));
+        return done(out.value);
+      },
+      { attempts: MAX_ATTEMPTS, signal },
+    );
+  }
+
+  /** One pass of the three steps: the bytes, or what went wrong in a way a fresh link may mend. */
+  private async downloadOnce(id: string, expectedSize: number | null, signal?: AbortSignal): Promise<Readable | string> {
+    // ① the storage link (an API call: cookies)
+    const env = await this.api('GET', PATHS.storage, { id }, undefined, signal);
+    if (env.code === CODE_DELETED) throw new ItemGoneError(`Xiaomi says item ${id} has been deleted (code ${CODE_DELETED})`);
+    if (env.code !== CODE_OK) {
+      const problem = `/gallery/storage answered code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
+      if (env.retriable === false) throw new RejectedError(`Xiaomi will not hand out item ${id}: ${problem}, which it says is not worth retrying`);
+      return problem;
+    }
+    const link = typeof env.data.url === 'string' ? env.data.url : '';
+    if (!link) return '/gallery/storage gave no url';
+    const u1 = new URL(link, this.base);
+    const refuse1 = this.downloadRefusal(u1);
+    if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`);
+    // ② the JSONP step: no cookie
+    let r2: Answer;
+    let t2: string;
+    const linkLimit = deadline(API_TIMEOUT_MS, signal);
+    try {
+      r2 = await request(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, signal: linkLimit.signal });
+      t2 = await r2.text();
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      return `the download link step failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
+    } finally {
+      linkLimit.done();
+    }
+    if (r2.status === 401 || r2.status === 403 || r2.status === 404 || r2.status === 410) {
+      this.stats.expiredLinks++;
+      return `the download link answered HTTP ${r2.status} (expired)`;
+    }
+    if (r2.status !== 200) return `the download link answered HTTP ${r2.status}`;
+    let fileUrl: string;
+    let meta: string;
+    try {
+      const cb = parseJsonp(t2);
+      if (typeof cb.url !== 'string' || typeof cb.meta !== 'string') throw new Error('the JSONP answer has no url or meta');
+      fileUrl = cb.url;
+      meta = cb.meta;
+    } catch (err) {
+      return reason(err);
+    }
+    // Masked while this download lasts: kept for good, the metas of a whole library would pile up.
+    const forgetMeta = registerPassingSecret(meta);
+    // ③ POST the meta, get the bytes (no cookie either)
+    // The time limit covers the wait for the answer's head only: a big video streams for as
+    // long as it takes, watched for stalls by the idle watchdog below.
+    const limit = deadline(API_TIMEOUT_MS, signal);
+    let streaming = false;
+    try {
+      const u3 = new URL(fileUrl, u1);
+      const refuse3 = this.downloadRefusal(u3);
+      if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
+      let r3: Answer;
       try {
-        r2 = await request(u1, { headers: { 'User-Agent': USER_AGENT, Accept: '*/*' }, signal: linkLimit.signal });
-        t2 = await r2.text();
+        r3 = await request(u3, {
+          method: 'POST',
+          headers: { 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ meta }).toString(),
+          signal: limit.signal,
+        });
       } catch (err) {
         if (signal?.aborted) throw err;
-        lastProblem = `the download link step failed: ${isAbort(err) ? 'timed out' : reason(err)}`;
-        continue;
+        return `the file request failed: ${limit.signal.aborted ? 'timed out' : reason(err)}`;
       } finally {
-        linkLimit.done();
+        limit.stopClock();
       }
-      if (r2.status === 401 || r2.status === 403 || r2.status === 404 || r2.status === 410) {
-        this.stats.expiredLinks++;
-        lastProblem = `the download link answered HTTP ${r2.status} (expired)`;
-        continue;
+      if (r3.status !== 200) {
+        await r3.discard().catch(() => undefined);
+        if (r3.status === 403 || r3.status === 404 || r3.status === 410) this.stats.expiredLinks++;
+        return `the file request answered HTTP ${r3.status}`;
       }
-      if (r2.status !== 200) {
-        lastProblem = `the download link answered HTTP ${r2.status}`;
-        continue;
+      const len = r3.header('content-length');
+      if (len !== null && expectedSize !== null && Number(len) !== expectedSize) {
+        r3.body.destroy();
+        throw new RetryableError(`Xiaomi sends ${len} bytes for item ${id} but its listing says ${expectedSize}`);
       }
-      let fileUrl: string;
-      let meta: string;
-      try {
-        const cb = parseJsonp(t2);
-        if (typeof cb.url !== 'string' || typeof cb.meta !== 'string') throw new Error('the JSONP answer has no url or meta');
-        fileUrl = cb.url;
-        meta = cb.meta;
-      } catch (err) {
-        lastProblem = reason(err);
-        continue;
-      }
-      // Masked while this download lasts: kept for good, the metas of a whole library would pile up.
-      const forgetMeta = registerPassingSecret(meta);
-      // ③ POST the meta, get the bytes (no cookie either)
-      // The time limit covers the wait for the answer's head only: a big video streams for as
-      // long as it takes, watched for stalls by the idle watchdog below.
-      const limit = deadline(API_TIMEOUT_MS, signal);
-      let streaming = false;
-      try {
-        const u3 = new URL(fileUrl, u1);
-        const refuse3 = this.downloadRefusal(u3);
-        if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
-        let r3: Answer;
-        try {
-          r3 = await request(u3, {
-            method: 'POST',
-            headers: { 'User-Agent': USER_AGENT, 'Content-Type': 'application/x-www-form-urlencoded' },
-            body: new URLSearchParams({ meta }).toString(),
-            signal: limit.signal,
-          });
-        } catch (err) {
-          if (signal?.aborted) throw err;
-          lastProblem = `the file request failed: ${limit.signal.aborted ? 'timed out' : reason(err)}`;
-          continue;
-        } finally {
-          limit.stopClock();
-        }
-        if (r3.status !== 200) {
-          await r3.discard().catch(() => undefined);
-          if (r3.status === 403 || r3.status === 404 || r3.status === 410) this.stats.expiredLinks++;
-          lastProblem = `the file request answered HTTP ${r3.status}`;
-          continue;
-        }
-        const len = r3.header('content-length');
-        if (len !== null && expectedSize !== null && Number(len) !== expectedSize) {
-          r3.body.destroy();
-          throw new RetryableError(`Xiaomi sends ${len} bytes for item ${id} but its listing says ${expectedSize}`);
-        }
-        const body = r3.body;
-        const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
-        body.once('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
-        // pipeline, not pipe: when the reader gives up (destroys what it got), the connection closes too.
-        pipeline(body, guard, () => undefined);
-        // The run's stop still ends the transfer until the bytes are through.
-        guard.once('close', () => {
-          limit.done();
-          forgetMeta();
-        });
-        streaming = true;
-        return guard;
-      } finally {
-        if (!streaming) {
-          limit.done();
-          forgetMeta();
-        }
+      const body = r3.body;
+      const guard = idleWatchdog(DOWNLOAD_IDLE_MS);
+      body.once('error', (err) => guard.destroy(new RetryableError(`the download of item ${id} broke off: ${reason(err)}`)));
+      // pipeline, not pipe: when the reader gives up (destroys what it got), the connection closes too.
+      pipeline(body, guard, () => undefined);
+      // The run's stop still ends the transfer until the bytes are through.
+      guard.once('close', () => {
+        limit.done();
+        forgetMeta();
+      });
+      streaming = true;
+      return guard;
+    } finally {
+      if (!streaming) {
+        limit.done();
+        forgetMeta();
       }
     }
-    throw new RetryableError(`could not download item ${id}: ${lastProblem || 'no usable link'}`);
   }
 }

@@ -3,7 +3,7 @@
 
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { backoffDelay, sleep } from '../../src/lib/backoff.ts';
+import { done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
 import {
   RejectedError,
@@ -172,20 +172,19 @@ export class XiaomiSource implements Source {
       const at = Math.max(0, offset - this.deletedSince(album.albumId, seq));
       const pageNum = Math.floor(at / this.pageSize);
       const base = { pageNum, skip: at % this.pageSize, seq: this.seq };
-      let isLastPage: boolean | null = null;
-      for (let tries = 1; tries <= PAGE_TRIES; tries++) {
-        if (tries > 1) await sleep(backoffDelay(tries - 1), signal);
-        let page;
-        try {
-          page = await this.client.galleries(album.albumId, pageNum, this.pageSize, signal);
-        } catch (err) {
-          if (err instanceof NotRetriableError) return { ...base, galleries: null, isLastPage: null, refused: reason(err) };
-          throw err;
-        }
-        isLastPage = page.isLastPage;
-        if (Array.isArray(page.galleries)) return { ...base, galleries: page.galleries as unknown[], isLastPage };
-      }
-      return { ...base, galleries: null, isLastPage };
+      return retryCall(
+        () => this.client.galleries(album.albumId, pageNum, this.pageSize, signal),
+        (out, n): Verdict<PageRead> => {
+          if (!out.ok) {
+            if (out.error instanceof NotRetriableError) return done({ ...base, galleries: null, isLastPage: null, refused: reason(out.error) });
+            throw out.error;
+          }
+          const { galleries, isLastPage } = out.value;
+          if (Array.isArray(galleries)) return done({ ...base, galleries: galleries as unknown[], isLastPage });
+          return n >= PAGE_TRIES ? done({ ...base, galleries: null, isLastPage }) : retry(new RetryableError('no galleries list'));
+        },
+        { attempts: PAGE_TRIES, signal },
+      );
     });
   }
 
