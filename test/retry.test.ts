@@ -63,7 +63,9 @@ describe('retryCall', () => {
     const pauses: number[] = [];
     const classify = (out: Outcome<string>) => (out.ok ? done(out.value) : retry(new Error('throttled'), 1000, true));
     const t0 = Date.now();
-    await expect(retryCall(f.attempt, classify, { attempts: 2, backoff: { baseMs: 1, maxMs: 5, scale: 1 }, pause: (ms) => pauses.push(ms) })).rejects.toThrow('throttled');
+    await expect(retryCall(f.attempt, classify, { attempts: 2, backoff: { baseMs: 1, maxMs: 5, scale: 1 }, pause: (ms) => pauses.push(ms) })).rejects.toThrow(
+      'throttled',
+    );
     expect(pauses).toHaveLength(2);
     for (const p of pauses) expect(p).toBeGreaterThanOrEqual(1000);
     expect(Date.now() - t0).toBeLessThan(900);
@@ -71,7 +73,11 @@ describe('retryCall', () => {
 
   it('returns a done-after-back-off value only after the back-off', async () => {
     const t0 = Date.now();
-    const v = await retryCall(async () => 'lost', (out) => done(out.ok ? out.value : 'x', true), { attempts: 3, backoff: { baseMs: 100, maxMs: 100, scale: 1 } });
+    const v = await retryCall(
+      async () => 'lost',
+      (out) => done(out.ok ? out.value : 'x', true),
+      { attempts: 3, backoff: { baseMs: 100, maxMs: 100, scale: 1 } },
+    );
     expect(v).toBe('lost');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(45);
   });
@@ -81,7 +87,9 @@ describe('retryCall', () => {
     const f = flaky(10);
     setTimeout(() => stop.abort(new Error('stopped')), 20);
     const t0 = Date.now();
-    await expect(retryCall(f.attempt, retryOnThrow, { attempts: 5, signal: stop.signal, backoff: { baseMs: 60_000, maxMs: 60_000, scale: 1 } })).rejects.toThrow('stopped');
+    await expect(
+      retryCall(f.attempt, retryOnThrow, { attempts: 5, signal: stop.signal, backoff: { baseMs: 60_000, maxMs: 60_000, scale: 1 } }),
+    ).rejects.toThrow('stopped');
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(f.calls).toEqual([1]);
   });
@@ -94,10 +102,14 @@ describe('retryCall', () => {
       throw new Error('cut by the stop');
     };
     await expect(
-      retryCall(attempt, () => {
-        asked++;
-        return again;
-      }, { attempts: 5, signal: stop.signal }),
+      retryCall(
+        attempt,
+        () => {
+          asked++;
+          return again;
+        },
+        { attempts: 5, signal: stop.signal },
+      ),
     ).rejects.toThrow('cut by the stop');
     expect(asked).toBe(0);
   });
