@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeSeed, readEmulatorState, startEmulator } from '../providers/xiaomi/test-support.ts';
-import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
+import type { XiaomiEmulator } from '../providers/xiaomi/emulator/server.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
 import { FIXTURES, runCli, tmpDir, type CliResult, tlsArgs } from './helpers.ts';

@@ -14,7 +14,7 @@ import { HostPolicy } from '../providers/xiaomi/hosts.ts';
 import { credentialsFromText } from '../providers/xiaomi/session.ts';
 import { redact, registerPassingSecret } from '../src/lib/redact.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient } from '../providers/xiaomi/client.ts';
-import type { XiaomiEmulator } from '../providers/xiaomi/emulator.ts';
+import type { XiaomiEmulator } from '../providers/xiaomi/emulator/server.ts';
 import { makeSeed, readEmulatorState, startEmulator, testContext, tmpDir } from '../providers/xiaomi/test-support.ts';
 
 async function listAll(src: XiaomiSource): Promise<{ items: SourceItem[]; pages: number }> {

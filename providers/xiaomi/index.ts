@@ -44,7 +44,7 @@ export const xiaomiProvider: ProviderModule = {
   defaultConcurrency: { source: 8 },
   auth: authXiaomi,
   // The emulator (and the image library it reads EXIF with) loads only when started.
-  emulator: async (args) => (await import('./emulator.ts')).runXiaomiEmulator(args),
+  emulator: async (args) => (await import('./emulator/args.ts')).runXiaomiEmulator(args),
   cliOptions: [
     { flags: '--include-private', description: 'xiaomi: also move the private album (albumId 1000), skipped by default', defaultValue: false },
     { flags: '--cookie-file <file>', description: 'xiaomi: read the cookie string (or userId=/passToken= lines) from this file' },

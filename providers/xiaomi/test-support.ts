@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProviderContext, ProviderStore } from '../types.ts';
-import { readXiaomiEmulatorState } from './emulator-state.ts';
-import { startXiaomiEmulator, type XiaomiEmulator, type XiaomiEmulatorOptions } from './emulator.ts';
+import { readXiaomiEmulatorState } from './emulator/store.ts';
+import { startXiaomiEmulator, type XiaomiEmulator, type XiaomiEmulatorOptions } from './emulator/server.ts';
 
 /** Which album each sample file goes to; the rest go to Camera. */
 const SPLIT: Record<string, string> = {

@@ -7,8 +7,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startXiaomiEmulator, type XiaomiEmulator } from '../../providers/xiaomi/emulator.ts';
-import { readXiaomiEmulatorState } from '../../providers/xiaomi/emulator-state.ts';
+import { startXiaomiEmulator, type XiaomiEmulator } from '../../providers/xiaomi/emulator/server.ts';
+import { readXiaomiEmulatorState } from '../../providers/xiaomi/emulator/store.ts';
 import type { CommonFlags } from '../../src/emulator/kit.ts';
 import { noiseJpeg, pick, pixelHash, sha1, type Random } from './content.ts';
 
