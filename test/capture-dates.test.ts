@@ -218,7 +218,7 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
     const copy = planDatedCopy({ format: 'jpeg', head: src, size: src.length, time: '2019-07-01T10:11:12+02:00', from: 'x' });
     if ('skip' in copy) throw new Error(copy.skip);
     const bytes = await streamThrough(src, copy.transform, 4096);
-    bytes[bytes.length - 100] ^= 0xff;
+    bytes[bytes.length - 100]! ^= 0xff;
     copy.check.source(src);
     copy.check.copy(bytes);
     const v = await copy.check.verdict();

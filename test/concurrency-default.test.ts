@@ -76,7 +76,8 @@ describe('default --concurrency per provider', () => {
   });
 
   it("a source that declares a default caps the destination's (Xiaomi into OneDrive or Google Photos); a folder source does not", async () => {
-    const [xiaomi, folder, onedrive, google] = await Promise.all(['xiaomi', 'folder', 'onedrive', 'google-photos'].map(async (n) => (await loadProvider(n))!));
+    const load = async (n: string) => (await loadProvider(n))!;
+    const [xiaomi, folder, onedrive, google] = await Promise.all([load('xiaomi'), load('folder'), load('onedrive'), load('google-photos')]);
     const cap = xiaomi.defaultConcurrency!.source!;
     for (const dest of [onedrive, google]) {
       const d = dest.defaultConcurrency!.destination!;

@@ -86,7 +86,7 @@ describe('folder to folder', () => {
     // Same name, different bytes, same month: the second gets " (2)".
     fs.copyFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'), path.join(src, 'A', 'IMG.jpg'));
     const altered = fs.readFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'));
-    altered[altered.length - 3] ^= 0xff;
+    altered[altered.length - 3]! ^= 0xff;
     fs.writeFileSync(path.join(src, 'B', 'IMG.jpg'), altered);
     // Same name, same bytes: one file at the destination, the other a duplicate.
     fs.copyFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'), path.join(src, 'C', 'IMG.jpg'));

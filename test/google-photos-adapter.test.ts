@@ -127,7 +127,7 @@ describe('google-photos destination against the emulator', () => {
     expect(res.outcome).toBe('created');
     const destId = (res as { destId: string }).destId;
     const after = await emu.state();
-    expect(after.requests.uploads - before.requests.uploads).toBe(1);
+    expect((after.requests.uploads ?? 0) - (before.requests.uploads ?? 0)).toBe(1);
     const stored = after.mediaItems.find((m) => m.id === destId)!;
     expect(path.basename(stored.file)).toBe(`${destId}-IMG_20180725_163423.jpg`);
     expect(fs.readFileSync(path.join(emu.data, path.basename(stored.file))).equals(p.bytes)).toBe(true);
@@ -168,7 +168,7 @@ describe('google-photos destination against the emulator', () => {
     const before = await emu.state();
     const { p, res } = await migrateOne(dest, 'VID_20230514_101112.mp4');
     const after = await emu.state();
-    expect(after.requests.uploads - before.requests.uploads).toBe(2); // start, then upload+finalize
+    expect((after.requests.uploads ?? 0) - (before.requests.uploads ?? 0)).toBe(2); // start, then upload+finalize
     const id = (res as { destId: string }).destId;
     const [first] = await dest.verify([{ destId: id, item: p.item, facts: p.facts, hashes: p.hashes, size: p.bytes.length }]);
     expect(first!.outcome).toBe('pending');

@@ -16,14 +16,14 @@ function referenceQuickXor(data: Uint8Array): Buffer {
   for (let i = 0; i < data.length; i++) {
     const base = (i * 11) % 160;
     for (let b = 0; b < 8; b++) {
-      if ((data[i]! >> b) & 1) bits[(base + b) % 160] ^= 1;
+      if ((data[i]! >> b) & 1) bits[(base + b) % 160]! ^= 1;
     }
   }
   const out = Buffer.alloc(20);
-  for (let k = 0; k < 160; k++) if (bits[k]) out[k >> 3] |= 1 << (k & 7);
+  for (let k = 0; k < 160; k++) if (bits[k]) out[k >> 3]! |= 1 << (k & 7);
   let len = BigInt(data.length);
   for (let k = 12; k < 20; k++) {
-    out[k] ^= Number(len & 0xffn);
+    out[k]! ^= Number(len & 0xffn);
     len >>= 8n;
   }
   return out;

@@ -27,8 +27,8 @@ describe('test PostgreSQL', () => {
     expect(new URL(db.url).hostname).toBe('127.0.0.1');
     await query(db.url, 'CREATE TABLE t (v int); INSERT INTO t VALUES (41), (1)');
     const rows = await query<{ s: number; v: string }>(db.url, 'SELECT sum(v)::int AS s, version() AS v FROM t');
-    expect(rows[0].s).toBe(42);
-    expect(rows[0].v).toMatch(/^PostgreSQL \d+/);
+    expect(rows[0]?.s).toBe(42);
+    expect(rows[0]?.v).toMatch(/^PostgreSQL \d+/);
   });
 
   it('gives each caller its own database', async () => {
@@ -38,7 +38,7 @@ describe('test PostgreSQL', () => {
     expect(a.name).not.toBe(b.name);
     await query(a.url, 'CREATE TABLE only_in_a (v int)');
     const inB = await query(b.url, "SELECT to_regclass('only_in_a') AS r");
-    expect(inB[0].r).toBeNull();
+    expect(inB[0]?.r).toBeNull();
   });
 
   it('refuses a wrong password', async () => {

@@ -110,7 +110,7 @@ describe('deletion binds to the exact bytes it proved', () => {
     fs.appendFileSync(path.join(src, 'Camera', 'canon-dslr.jpg'), Buffer.from('an edit'));
     // ... edited in place keeping size and modification time (only a re-read can tell) ...
     const bytes = fs.readFileSync(same);
-    bytes[bytes.length - 10] ^= 0xff;
+    bytes[bytes.length - 10]! ^= 0xff;
     fs.writeFileSync(same, bytes);
     fs.utimesSync(same, when, when);
     // ... and a phone reset reusing a name already migrated.

@@ -20,19 +20,19 @@ export class EmulatorQuickXor {
     let i = 0;
     // Finish the current 160-byte lap, then run whole laps, then the tail.
     while (i < n && pos !== 0) {
-      acc[pos] ^= data[i]!;
+      acc[pos]! ^= data[i]!;
       i++;
       pos = (pos + 1) % WIDTH;
     }
     const laps = Math.floor((n - i) / WIDTH);
     for (let l = 0; l < laps; l++) {
       const base = i + l * WIDTH;
-      for (let k = 0; k < WIDTH; k++) acc[k] ^= data[base + k]!;
+      for (let k = 0; k < WIDTH; k++) acc[k]! ^= data[base + k]!;
     }
     i += laps * WIDTH;
     pos = 0;
     while (i < n) {
-      acc[pos] ^= data[i]!;
+      acc[pos]! ^= data[i]!;
       i++;
       pos++;
     }
