@@ -21,6 +21,7 @@ import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
 import { readCredentials } from '../../src/lib/credentials.ts';
+import { requestBudget } from '../../src/lib/request-budget.ts';
 import { pacificDay, QuotaCounter } from './quota.ts';
 import { DEFAULT_AUTH_URL, DEFAULT_BASE_URL, DEFAULT_TOKEN_URL } from './protocol.ts';
 
@@ -335,6 +336,7 @@ export class GoogleApi {
     for (let attempt = 1; ; attempt++) {
       await this.pacer.wait(opts.signal);
       if (opts.write) await this.writePacer.wait(opts.signal);
+      await requestBudget()?.take(this.clientKey);
       this.quota.count();
       let r: Resp;
       try {
@@ -367,6 +369,7 @@ export class GoogleApi {
       if (r.status === 429) {
         if (isDaily(e)) {
           this.quota.markExhausted();
+          await requestBudget()?.spent(this.clientKey);
           const used = this.quota.today();
           throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after ${rerunTime()}; the migration resumes where it stopped`);
         }

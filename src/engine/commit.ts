@@ -33,7 +33,8 @@ export class CommitStage {
     private readonly deleter: Deleter,
   ) {
     const d = ctx.destination;
-    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), (reqs) => d.commit(reqs), LINGER_MS);
+    const fence = ctx.opts.fence;
+    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), fence ? async (reqs) => (await fence(), d.commit(reqs)) : (reqs) => d.commit(reqs), LINGER_MS);
   }
 
   /** Commits one staged item and records the outcome. Throws what the commit threw. */

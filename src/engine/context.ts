@@ -33,6 +33,11 @@ export interface RunOptions {
   destinationSpec: string;
   signal: AbortSignal;
   onEvent?: (e: RunEvent) => void;
+  /**
+   * Queue mode: called right before every destination commit and every source deletion; throws
+   * when this process may no longer touch the account (another worker holds it now).
+   */
+  fence?: () => Promise<void>;
 }
 
 export type RunEvent =

@@ -158,6 +158,7 @@ export class Deleter {
     items.markDeleting(itemId, this.ctx.runId);
     for (let attempt = 1; ; attempt++) {
       try {
+        await this.ctx.opts.fence?.();
         const res = await source.delete(item, proof);
         crashWindow();
         this.record(row, reason(res.response));
