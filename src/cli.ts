@@ -18,6 +18,7 @@ const commands = {
   emulator: () => import('./commands/emulator.ts'),
   batch: () => import('./commands/batch.ts'),
   serve: () => import('./commands/serve.ts'),
+  worker: () => import('./commands/worker.ts'),
 };
 
 export const EXIT = { ok: 0, partial: 1, usage: 2, credentials: 3, quota: 4, full: 5 } as const;
@@ -129,6 +130,11 @@ export function buildProgram(): Command {
     .option('--retries <n>', 'attempts per item in one run', positiveInt)
     .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt)
     .option('--fail-streak <n>', 'pause an account after this many failed items in a row', positiveInt, 10)
+    .option('--queue <url>', 'spread the batch over many machines: load it into this PostgreSQL database (postgres://...) and work as one worker')
+    .option('--no-work', 'with --queue: only load the manifest; workers on any machine run it')
+    .option('--slots <n>', 'with --queue: accounts this machine runs at once (default --accounts-at-once)', positiveInt)
+    .option('--name <name>', "with --queue: this worker's name (default HOST-PID)")
+    .option('--lease-seconds <n>', `with --queue: how long an account stays with a worker that stopped renewing it (default 60)`, positiveInt)
     .option('--json', 'JSON lines on stdout', false)
     .action(async (manifest: string, o) => process.exit(await (await commands.batch()).batchRunCommand(manifest, o)));
   batch
@@ -147,6 +153,18 @@ export function buildProgram(): Command {
     .option('--state <dir>', 'batch directory', 'gallery-bridge-batch')
     .option('--json', 'machine-readable output', false)
     .action(async (o) => process.exit(await (await commands.batch()).batchStatusCommand(o)));
+
+  program
+    .command('worker')
+    .description('run accounts of a batch loaded with `batch run --queue`, on any machine, until none are left')
+    .requiredOption('--queue <url>', 'the batch\'s PostgreSQL database (postgres://user:password@host:5432/db)')
+    .option('--slots <n>', 'accounts this worker runs at once', positiveInt, 4)
+    .option('--name <name>', 'name shown in batch status (default HOST-PID); unique among running workers')
+    .option('--follow', 'keep waiting for accounts when none are left (accounts loaded later, Google budget days)', false)
+    .option('--state <dir>', "this worker's folder: account state while it runs, reports, sealed sign-ins opened for its runs", 'gallery-bridge-worker')
+    .option('--lease-seconds <n>', "override the batch's lease length", positiveInt)
+    .option('--json', 'JSON lines on stdout', false)
+    .action(async (o) => process.exit(await (await commands.worker()).workerCommand(o)));
 
   program
     .command('serve')

@@ -46,7 +46,7 @@ export interface BatchRunOptions {
   signal: AbortSignal;
 }
 
-interface Running {
+export interface Running {
   rec: AccountRecord;
   child: ChildProcess;
   /** Requests this account may spend from today's Google budget, or null when it does not use Google. */
@@ -229,7 +229,8 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   return notDone.length ? 1 : 0;
 }
 
-function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: number | null): Running {
+/** Starts one account's migrate child; `env` adds to the environment (queue mode: the lease and a worker's own home). */
+export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: number | null, env: Record<string, string> = {}): Running {
   const dir = accountDir(o.dir, a.slug);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const deleteSource = a.delete_source === null ? o.deleteSource : a.delete_source === 1;
@@ -241,7 +242,7 @@ function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: numbe
     ...(a.delete_evidence ? ['--delete-evidence', a.delete_evidence] : []),
     ...o.passThrough,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   setAccount(db, a.slug, { status: 'running', reason: null, todo: null, last_error: null, started_at: new Date().toISOString(), ended_at: null, exit_code: null, runs: a.runs + 1 });
   o.say(`${a.account}: started (${a.source} -> ${a.destination}${share !== null ? `, Google share ${share} requests` : ''})`);
   const r: Running = { rec: a, child, share, used: 0, stoppedFor: null, lastWarn: null, streak: 0, startedAt: Date.now(), done: null as unknown as Promise<number> };
@@ -290,7 +291,7 @@ function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: numbe
   return r;
 }
 
-async function finishAccount(o: BatchRunOptions, db: DB, r: Running, code: number): Promise<AccountStatus> {
+export async function finishAccount(o: BatchRunOptions, db: DB, r: Running, code: number): Promise<AccountStatus> {
   const a = r.rec;
   const p = stateProgress(accountStateFile(o.dir, a.slug));
   addSample(db, a.slug, { doneItems: p.doneItems, doneBytes: p.doneBytes, totalItems: p.items });

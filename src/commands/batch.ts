@@ -26,6 +26,13 @@ export interface BatchRunOpts extends BatchCommonOpts {
   retries?: number;
   verifyWait?: number;
   failStreak: number;
+  /** Queue mode: the PostgreSQL URL; the manifest is loaded there and any number of workers run it. */
+  queue?: string;
+  /** --no-work: with --queue, only load the manifest. */
+  work: boolean;
+  slots?: number;
+  name?: string;
+  leaseSeconds?: number;
 }
 
 const say = (json: boolean) => (line: string) => (json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(printable(line, true) + '\n'));
@@ -67,6 +74,29 @@ export async function batchRunCommand(manifestFile: string, o: BatchRunOpts): Pr
     perProvider = parsePerProvider(o.perProvider);
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (o.queue) {
+    const { batchRunQueued } = await import('./worker.ts');
+    return batchRunQueued(manifestFile, m.rows, {
+      queue: o.queue,
+      work: o.work,
+      state: o.state,
+      name: o.name,
+      slots: o.slots,
+      leaseSeconds: o.leaseSeconds,
+      deadline: o.deadline,
+      limits: { accountsAtOnce: o.accountsAtOnce, perProvider },
+      deleteSource: o.deleteSource,
+      googleDailyBudget: googleBudget(o.googleDailyBudget),
+      assumedRate: Number(o.assumeRate) * 1e6,
+      passThrough: passThrough(o),
+      failStreak: o.failStreak,
+      json: o.json,
+    });
+  }
+  if (!o.work) {
+    process.stderr.write('error: --no-work only means something with --queue (it loads the manifest into the queue database without working on it)\n');
     return 2;
   }
   const controller = new AbortController();

@@ -64,6 +64,8 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Queue mode (a worker started this process for one account): the lease fence and the shared Google budget.
+  const queue = process.env.GALLERY_BRIDGE_QUEUE_URL ? await (await import('../queue/child.ts')).childHooks(process.env, fenced) : null;
   // Providers end their own waits (throttling pauses) on the same signal.
   const source = await openSource(db, o.from, o, log, controller.signal);
   const destination = await openDestination(db, o.to, o, log, controller.signal);
@@ -84,6 +86,7 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
       sourceSpec: o.from,
       destinationSpec: o.to,
       signal: controller.signal,
+      fence: queue?.fence,
       onEvent: (e: RunEvent) => {
         if (!started) log.info(concurrency.line);
         started = true;
@@ -124,9 +127,16 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
     progress.stop();
     await source.close?.();
     await destination.close?.();
+    await queue?.close();
     lock.release();
     db.close();
   }
+}
+
+/** Another worker holds the account now: stop at once, touching nothing more (its state in the queue is the truth). */
+function fenced(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(75);
 }
 
 function planDatesLines(d: Plan['dates'], zone: string | undefined): string[] {

@@ -1,0 +1,98 @@
+// `worker --queue URL` and `batch run MANIFEST --queue URL`: a batch spread over many machines
+// through PostgreSQL (see src/queue/ and docs/batches-distributed.md).
+
+import { printable } from '../lib/log.ts';
+import { reason } from '../lib/redact.ts';
+import type { AccountRow } from '../batch/manifest.ts';
+import type { Limits } from '../batch/schedule.ts';
+
+export interface WorkerOpts {
+  queue: string;
+  slots: number;
+  name?: string;
+  follow: boolean;
+  state: string;
+  leaseSeconds?: number;
+  json: boolean;
+}
+
+export interface QueuedRunOpts {
+  queue: string;
+  work: boolean;
+  state: string;
+  name?: string;
+  slots?: number;
+  leaseSeconds?: number;
+  deadline?: Date;
+  limits: Limits;
+  deleteSource: boolean;
+  googleDailyBudget: number;
+  assumedRate: number;
+  passThrough: string[];
+  failStreak: number;
+  json: boolean;
+}
+
+/** Without --lease-seconds: a dead worker's accounts move again within about 75 s (lease, one renewal round, pg-boss's retry delay, one poll). */
+export const DEFAULT_LEASE_SECONDS = 60;
+
+const sayer = (json: boolean) => (line: string) =>
+  json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(printable(line, true) + '\n');
+
+function stopOnSignals(): AbortController {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller;
+}
+
+function failed(err: unknown): number {
+  process.stderr.write(printable(`error: ${reason(err)}`) + '\n');
+  return 2;
+}
+
+export async function workerCommand(o: WorkerOpts): Promise<number> {
+  const { runWorker, defaultWorkerName } = await import('../queue/worker.ts');
+  const { queueKey } = await import('../queue/secrets.ts');
+  const controller = stopOnSignals();
+  try {
+    return await runWorker({ url: o.queue, name: o.name ?? defaultWorkerName(), slots: o.slots, follow: o.follow, dir: o.state, leaseSeconds: o.leaseSeconds, key: queueKey(), say: sayer(o.json), json: o.json, signal: controller.signal });
+  } catch (err) {
+    return failed(err);
+  }
+}
+
+/** Loads the manifest into the queue database, then (unless --no-work) works as one worker. */
+export async function batchRunQueued(manifestFile: string, rows: AccountRow[], o: QueuedRunOpts): Promise<number> {
+  const { openQueue } = await import('../queue/db.ts');
+  const { startBoss } = await import('../queue/boss.ts');
+  const { loadBatch } = await import('../queue/load.ts');
+  const { queueKey } = await import('../queue/secrets.ts');
+  const say = sayer(o.json);
+  const leaseSeconds = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  try {
+    const key = queueKey();
+    const q = await openQueue(o.queue, { migrate: true });
+    try {
+      const boss = await startBoss(o.queue);
+      try {
+        const settings = { deadline: o.deadline?.toISOString() ?? null, limits: o.limits, deleteSource: o.deleteSource, googleDailyBudget: o.googleDailyBudget, leaseSeconds, passThrough: o.passThrough, failStreak: o.failStreak, assumedRate: o.assumedRate };
+        const r = await loadBatch(q, boss, { manifestFile, rows, settings, key });
+        if (r.problems.length) {
+          for (const p of r.problems) say(`error: ${p}`);
+          return 2;
+        }
+        say(`queue: ${r.accounts} accounts loaded (${r.done} done, ${r.queued} newly queued), ${r.credentials} credential file(s) stored sealed; lease ${leaseSeconds} s, ${o.limits.accountsAtOnce} accounts at once across all workers`);
+      } finally {
+        await boss.stop({ graceful: false, wait: true }).catch(() => undefined);
+      }
+    } finally {
+      await q.end().catch(() => undefined);
+    }
+  } catch (err) {
+    return failed(err);
+  }
+  if (!o.work) return 0;
+  return workerCommand({ queue: o.queue, slots: o.slots ?? o.limits.accountsAtOnce, name: o.name, follow: false, state: o.state, leaseSeconds: o.leaseSeconds, json: o.json });
+}

@@ -1,0 +1,123 @@
+// `batch run --queue`: loads the manifest into the queue database (accounts, the batch's
+// settings, sealed credentials) and queues one pg-boss job per account that is not done, in the
+// order today's batch runs them (priority, then with --deadline shortest first).
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type PgBoss from 'pg-boss';
+import type { AccountRow } from '../batch/manifest.ts';
+import { kindOf, orderJobs } from '../batch/schedule.ts';
+import type { Job } from '../batch/schedule.ts';
+import { defaultHome } from '../lib/credentials.ts';
+import { sendAccount } from './boss.ts';
+import type { Queue } from './db.ts';
+import { QueueError, getMeta, setMeta } from './db.ts';
+import type { Limits } from './lease.ts';
+import { inTransaction } from './lease.ts';
+import { SCHEMA } from './schema.ts';
+import { checkKey, credentialFiles, uploadCredentials } from './secrets.ts';
+
+/** The batch's options every worker follows, as `batch run --queue` was given them. */
+export interface QueueSettings {
+  deadline: string | null;
+  limits: Limits;
+  deleteSource: boolean;
+  googleDailyBudget: number;
+  leaseSeconds: number;
+  passThrough: string[];
+  failStreak: number;
+  assumedRate: number;
+}
+
+export async function readSettings(q: Queue): Promise<QueueSettings> {
+  const raw = await getMeta(q, 'settings');
+  if (!raw) throw new QueueError('the queue database holds no batch yet: load one with `gallery-bridge batch run MANIFEST.csv --queue URL`');
+  return JSON.parse(raw) as QueueSettings;
+}
+
+/** The provider accounts whose credentials an account's run reads. */
+export function credentialPairs(a: { source: string; destination: string; source_account: string; destination_account: string }): Array<{ provider: string; account: string }> {
+  const out: Array<{ provider: string; account: string }> = [];
+  if (kindOf(a.source) !== 'folder') out.push({ provider: kindOf(a.source), account: a.source_account });
+  if (kindOf(a.destination) !== 'folder') out.push({ provider: kindOf(a.destination), account: a.destination_account });
+  return out;
+}
+
+/**
+ * Brings the accounts table in line with the manifest, as the single-machine batch does: an
+ * account keeps its state across loads, a changed source or destination is refused (its state
+ * belongs to the old pair), accounts gone from the manifest are marked removed, never deleted.
+ */
+export async function syncQueueAccounts(q: Queue, rows: AccountRow[]): Promise<string[]> {
+  return inTransaction(q, async (c) => {
+    await c.query(`SELECT pg_advisory_xact_lock(hashtext('gallery_bridge.load'))`);
+    const old = new Map((await c.query(`SELECT account, source, destination FROM ${SCHEMA}.accounts`)).rows.map((r) => [r.account as string, r as { source: string; destination: string }]));
+    const problems: string[] = [];
+    for (const r of rows) {
+      const o = old.get(r.account);
+      if (o && (o.source !== r.source || o.destination !== r.destination)) {
+        problems.push(`line ${r.line}: account "${r.account}" was ${o.source} -> ${o.destination} in this batch; its state belongs to that pair (use a new account name or another queue database)`);
+      }
+    }
+    if (problems.length) return problems;
+    for (const r of rows) {
+      await c.query(
+        `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (account) DO UPDATE SET line = excluded.line, source_account = excluded.source_account, destination_account = excluded.destination_account,
+           delete_source = excluded.delete_source, delete_evidence = excluded.delete_evidence, priority = excluded.priority,
+           status = CASE WHEN ${SCHEMA}.accounts.status IN ('removed', 'paused', 'waiting-quota') THEN 'waiting' ELSE ${SCHEMA}.accounts.status END`,
+        [r.slug, r.account, r.line, r.source, r.destination, r.sourceAccount, r.destinationAccount, r.deleteSource, r.deleteEvidence, r.priority],
+      );
+    }
+    await c.query(`UPDATE ${SCHEMA}.accounts SET status = 'removed', reason = 'no longer in the manifest' WHERE NOT (account = ANY($1::text[]))`, [rows.map((r) => r.account)]);
+    return [];
+  });
+}
+
+export interface LoadResult {
+  problems: string[];
+  queued: number;
+  accounts: number;
+  done: number;
+  credentials: number;
+}
+
+export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: string; rows: AccountRow[]; settings: QueueSettings; key: Buffer | null; home?: string }): Promise<LoadResult> {
+  const problems = await syncQueueAccounts(q, o.rows);
+  if (problems.length) return { problems, queued: 0, accounts: 0, done: 0, credentials: 0 };
+  await setMeta(q, 'settings', JSON.stringify(o.settings));
+  await setMeta(q, 'manifest', JSON.stringify({ path: path.resolve(o.manifestFile), sha256: crypto.createHash('sha256').update(fs.readFileSync(o.manifestFile)).digest('hex'), loaded_at: new Date().toISOString() }));
+
+  const home = o.home ?? defaultHome();
+  const files = credentialFiles(home, o.rows.flatMap((r) => credentialPairs({ source: r.source, destination: r.destination, source_account: r.sourceAccount, destination_account: r.destinationAccount })));
+  if (files.length && !o.key) {
+    return { problems: [`${files.length} credential file(s) under ${path.join(home, 'credentials')} are needed by the accounts: give GALLERY_BRIDGE_QUEUE_KEY (or GALLERY_BRIDGE_QUEUE_KEY_FILE) so they are stored sealed for the workers`], queued: 0, accounts: 0, done: 0, credentials: 0 };
+  }
+  if (o.key) await checkKey(q, o.key);
+  const credentials = o.key ? await uploadCredentials(q, o.key, home, files) : 0;
+
+  const all = (await q.query(`SELECT * FROM ${SCHEMA}.accounts WHERE status <> 'removed'`)).rows as Array<Record<string, unknown>>;
+  const todo = all.filter((a) => a.status !== 'done');
+  const jobs: Job[] = todo.map((a) => {
+    const items = a.items === null ? null : Number(a.items);
+    const known = items !== null;
+    return {
+      slug: a.slug as string,
+      account: a.account as string,
+      priority: a.priority as number,
+      line: a.line as number,
+      providers: [...new Set([kindOf(a.source as string), kindOf(a.destination as string)])],
+      remainingItems: known ? items - Number(a.done_items ?? 0) : a.est_items === null ? null : Number(a.est_items),
+      remainingBytes: known ? Number(a.bytes ?? 0) - Number(a.done_bytes ?? 0) : a.est_bytes === null ? null : Number(a.est_bytes),
+      rate: o.settings.assumedRate,
+      google: kindOf(a.destination as string) === 'google-photos',
+    };
+  });
+  const ordered = orderJobs(jobs, o.settings.deadline ? new Date(o.settings.deadline) : null);
+  let queued = 0;
+  // pg-boss takes the highest priority first: the first account in the order gets the highest.
+  for (let i = 0; i < ordered.length; i++) if (await sendAccount(boss, ordered[i]!.slug, ordered.length - i)) queued++;
+  return { problems: [], queued, accounts: all.length, done: all.length - todo.length, credentials };
+}
