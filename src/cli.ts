@@ -151,6 +151,7 @@ export function buildProgram(): Command {
     .command('status')
     .description("every account's state, counts, bytes, rate, ETA and last error")
     .option('--state <dir>', 'batch directory', 'gallery-bridge-batch')
+    .option('--queue <url>', 'a queue-mode batch: its PostgreSQL URL (shows every worker and takeover; from any machine)')
     .option('--json', 'machine-readable output', false)
     .action(async (o) => process.exit(await (await commands.batch()).batchStatusCommand(o)));
 
@@ -170,6 +171,7 @@ export function buildProgram(): Command {
     .command('serve')
     .description('a read-only live dashboard of a batch (or one state file) on 127.0.0.1')
     .option('--state <path>', 'batch directory or state file', 'gallery-bridge-batch')
+    .option('--queue <url>', 'a queue-mode batch: its PostgreSQL URL (from any machine)')
     .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one)', (v) => Number(v), 8765)
     .action(async (o) => process.exit(await (await commands.serve()).serveCommand(o)));
 

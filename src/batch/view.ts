@@ -37,6 +37,56 @@ export interface AccountView {
   endedAt: string | null;
   plannedFinish: string | null;
   makesDeadline: boolean | null;
+  /** Queue mode only: the worker holding the account's lease (or that held it last). */
+  holder?: HolderView | null;
+}
+
+/** Who holds an account in queue mode. Ages are measured on the database's clock. */
+export interface HolderView {
+  worker: string;
+  epoch: number;
+  /** The lease is unreleased and not expired. */
+  live: boolean;
+  acquiredAt: string;
+  renewedAt: string;
+  expiresAt: string;
+  releasedAt: string | null;
+  /** The holder's last heartbeat, and seconds since it. */
+  heartbeatAt: string | null;
+  heartbeatAge: number | null;
+}
+
+export interface WorkerView {
+  name: string;
+  host: string;
+  pid: number;
+  slots: number;
+  startedAt: string;
+  heartbeatAt: string;
+  heartbeatAge: number;
+  stoppedAt: string | null;
+  /** alive: heartbeat within the lease time; silent: not stopped but no heartbeat (dead, paused or cut off). */
+  state: 'alive' | 'silent' | 'stopped';
+  accounts: string[];
+}
+
+export interface TakeoverView {
+  account: string;
+  at: string;
+  oldWorker: string;
+  oldEpoch: number;
+  newWorker: string;
+  newEpoch: number;
+  reason: string;
+}
+
+export interface QueueInfo {
+  /** The queue URL without its password. */
+  url: string;
+  schemaVersion: number | null;
+  leaseSeconds: number | null;
+  workers: WorkerView[];
+  takeovers: TakeoverView[];
 }
 
 export interface BatchView {
@@ -49,21 +99,38 @@ export interface BatchView {
   accounts: AccountView[];
   totals: { accounts: number; byStatus: Record<string, number>; items: number; bytes: number; doneItems: number; doneBytes: number; attentionItems: number; rate: number | null };
   notes: string[];
+  /** Queue mode only: the workers and every takeover. */
+  queue?: QueueInfo;
 }
 
 const empty = () => Object.fromEntries(OUTCOMES.map((o) => [o, { items: 0, bytes: 0 }])) as Record<Outcome, { items: number; bytes: number }>;
 
+export type StateProgress = Pick<AccountView, 'outcomes' | 'items' | 'bytes' | 'doneItems' | 'doneBytes' | 'attentionItems' | 'listingComplete' | 'rate' | 'eta'> & { lastError: string | null };
+
 /** Counts, bytes and rate of one state store, opened read-only. */
-export function stateProgress(file: string): Pick<AccountView, 'outcomes' | 'items' | 'bytes' | 'doneItems' | 'doneBytes' | 'attentionItems' | 'listingComplete' | 'rate' | 'eta'> & { lastError: string | null } {
+export function stateProgress(file: string): StateProgress {
+  if (!fs.existsSync(file)) return progressOf(null);
+  let db: DB | null = null;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return progressOf(db);
+  } catch {
+    // A store being created right now reads as empty; the next refresh sees it.
+    return progressOf(null);
+  } finally {
+    db?.close();
+  }
+}
+
+/** Counts, bytes and rate of an open state store (a file, or a snapshot in memory); null reads as empty. */
+export function progressOf(db: DB | null): StateProgress {
   const outcomes = empty();
   let listingComplete = false;
   let rate: number | null = null;
   let lastError: string | null = null;
-  if (fs.existsSync(file)) {
-    let db: DB | null = null;
+  if (db) {
     try {
-      db = new Database(file, { readonly: true, fileMustExist: true });
-      db.pragma('busy_timeout = 5000');
       for (const r of db.prepare('SELECT state, count(*) AS n, sum(coalesce(bytes_read, size, 0)) AS b FROM items GROUP BY state').all() as Array<{ state: string; n: number; b: number | null }>) {
         const o = outcomes[outcomeOf(r.state)];
         o.items += r.n;
@@ -76,9 +143,7 @@ export function stateProgress(file: string): Pick<AccountView, 'outcomes' | 'ite
       rate = activeMs > 1000 && moved > 0 ? moved / (activeMs / 1000) : null;
       lastError = (db.prepare(`SELECT coalesce(last_error, reason) AS e FROM items WHERE state IN ('failed','rejected') ORDER BY updated_at DESC LIMIT 1`).get() as { e: string | null } | undefined)?.e ?? null;
     } catch {
-      // A store being created right now reads as empty; the next refresh sees it.
-    } finally {
-      db?.close();
+      // A store whose tables are not created yet reads as empty.
     }
   }
   const items = OUTCOMES.reduce((n, o) => n + outcomes[o].items, 0);
@@ -117,10 +182,6 @@ export function batchView(dir: string): BatchView {
   const db = openBatch(dir, { readonly: true });
   try {
     const accounts = listAccounts(db).filter((a) => a.status !== 'removed').map((a) => accountView(dir, a));
-    const byStatus: Record<string, number> = {};
-    for (const a of accounts) byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
-    const sum = (f: (a: AccountView) => number) => accounts.reduce((n, a) => n + f(a), 0);
-    const rates = accounts.filter((a) => a.status === 'running' && a.rate).map((a) => a.rate!);
     const notes = JSON.parse(getBatchMeta(db, 'notes') ?? '[]') as string[];
     return {
       generatedAt: new Date().toISOString(),
@@ -130,21 +191,29 @@ export function batchView(dir: string): BatchView {
       startedAt: getBatchMeta(db, 'started_at') ?? null,
       running: getBatchMeta(db, 'running_pid') !== undefined && isAlive(Number(getBatchMeta(db, 'running_pid'))),
       accounts,
-      totals: {
-        accounts: accounts.length,
-        byStatus,
-        items: sum((a) => a.items),
-        bytes: sum((a) => a.bytes),
-        doneItems: sum((a) => a.doneItems),
-        doneBytes: sum((a) => a.doneBytes),
-        attentionItems: sum((a) => a.attentionItems),
-        rate: rates.length ? rates.reduce((x, y) => x + y, 0) : null,
-      },
+      totals: totalsOf(accounts),
       notes,
     };
   } finally {
     db.close();
   }
+}
+
+export function totalsOf(accounts: AccountView[]): BatchView['totals'] {
+  const byStatus: Record<string, number> = {};
+  for (const a of accounts) byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
+  const sum = (f: (a: AccountView) => number) => accounts.reduce((n, a) => n + f(a), 0);
+  const rates = accounts.filter((a) => a.status === 'running' && a.rate).map((a) => a.rate!);
+  return {
+    accounts: accounts.length,
+    byStatus,
+    items: sum((a) => a.items),
+    bytes: sum((a) => a.bytes),
+    doneItems: sum((a) => a.doneItems),
+    doneBytes: sum((a) => a.doneBytes),
+    attentionItems: sum((a) => a.attentionItems),
+    rate: rates.length ? rates.reduce((x, y) => x + y, 0) : null,
+  };
 }
 
 function isAlive(pid: number): boolean {

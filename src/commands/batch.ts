@@ -1,6 +1,7 @@
 // `batch run`, `batch check` and `batch status`: many accounts from one CSV manifest.
 
 import { printable } from '../lib/log.ts';
+import { registerSecret } from '../lib/redact.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readManifest } from '../batch/manifest.ts';
@@ -8,6 +9,8 @@ import { runBatch } from '../batch/runner.ts';
 import { checkBatch, writeCheckReports } from '../batch/check.ts';
 import { openBatch, setAccount, syncAccounts, listAccounts } from '../batch/store.ts';
 import { batchView } from '../batch/view.ts';
+import type { BatchView } from '../batch/view.ts';
+import { holderText } from '../report/batch.ts';
 import { bytes, duration, rate } from '../report/human.ts';
 
 export interface BatchCommonOpts {
@@ -148,25 +151,67 @@ export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts
   return errors.length ? 1 : 0;
 }
 
-export async function batchStatusCommand(o: BatchCommonOpts): Promise<number> {
-  if (!fs.existsSync(path.join(o.state, 'batch.db'))) {
-    process.stderr.write(`error: no batch at ${o.state} (give --state DIR, the directory batch run used)\n`);
-    return 2;
+export async function batchStatusCommand(o: BatchCommonOpts & { queue?: string }): Promise<number> {
+  let v: BatchView;
+  if (o.queue !== undefined) {
+    const got = await readQueueView(o.queue);
+    if (typeof got === 'string') {
+      process.stderr.write(printable(`error: ${got}`) + '\n');
+      return 2;
+    }
+    v = got;
+  } else {
+    if (!fs.existsSync(path.join(o.state, 'batch.db'))) {
+      process.stderr.write(`error: no batch at ${o.state} (give --state DIR, the directory batch run used, or --queue URL)\n`);
+      return 2;
+    }
+    v = batchView(o.state);
   }
-  const v = batchView(o.state);
   if (o.json) {
     process.stdout.write(JSON.stringify({ type: 'batch-status', ...v }) + '\n');
     return 0;
   }
-  const lines = [`batch ${o.state}${v.running ? ' (running)' : ''}: ${v.totals.byStatus.done ?? 0} of ${v.totals.accounts} accounts done; ${v.totals.doneItems} of ${v.totals.items} items verified (${bytes(v.totals.doneBytes)} of ${bytes(v.totals.bytes)})`];
+  process.stdout.write(statusLines(v).map((l) => printable(l)).join('\n') + '\n');
+  return 0;
+}
+
+/** The queue database's view, or the one-line reason it cannot be read. */
+async function readQueueView(url: string): Promise<BatchView | string> {
+  const { openQueue } = await import('../queue/db.ts');
+  const { queueBatchView } = await import('../queue/view.ts');
+  const { passwordOf } = await import('./serve.ts');
+  registerSecret(passwordOf(url));
+  let q;
+  try {
+    q = await openQueue(url, { migrate: false, max: 2 });
+  } catch (err) {
+    return (err as Error).message;
+  }
+  try {
+    return await queueBatchView(q, url);
+  } finally {
+    await q.end();
+  }
+}
+
+function statusLines(v: BatchView): string[] {
+  const lines = [`batch ${v.dir}${v.running ? ' (running)' : ''}: ${v.totals.byStatus.done ?? 0} of ${v.totals.accounts} accounts done; ${v.totals.doneItems} of ${v.totals.items} items verified (${bytes(v.totals.doneBytes)} of ${bytes(v.totals.bytes)})`];
   const w = Math.max(7, ...v.accounts.map((a) => a.account.length));
-  lines.push(`${'account'.padEnd(w)}  ${'state'.padEnd(13)} ${'done/items'.padStart(13)} ${'size'.padStart(17)} ${'rate'.padStart(10)} ${'ETA'.padStart(10)}  last error / reason`);
+  const hw = v.queue ? Math.max(6, ...v.accounts.map((a) => holderText(a).length)) : 0;
+  const worker = (s: string) => (v.queue ? ` ${s.padEnd(hw)}` : '');
+  lines.push(`${'account'.padEnd(w)}  ${'state'.padEnd(13)} ${'done/items'.padStart(13)} ${'size'.padStart(17)} ${'rate'.padStart(10)} ${'ETA'.padStart(10)}${worker('worker')}  last error / reason`);
   for (const a of v.accounts) {
     lines.push(
-      `${a.account.padEnd(w)}  ${a.status.padEnd(13)} ${`${a.doneItems}/${a.items}`.padStart(13)} ${`${bytes(a.doneBytes)}/${bytes(a.bytes)}`.padStart(17)} ${rate(a.rate).padStart(10)} ${(a.status === 'done' ? '—' : duration(a.eta)).padStart(10)}  ${a.reason ?? a.lastError ?? ''}`,
+      `${a.account.padEnd(w)}  ${a.status.padEnd(13)} ${`${a.doneItems}/${a.items}`.padStart(13)} ${`${bytes(a.doneBytes)}/${bytes(a.bytes)}`.padStart(17)} ${rate(a.rate).padStart(10)} ${(a.status === 'done' ? '—' : duration(a.eta)).padStart(10)}${worker(holderText(a))}  ${a.reason ?? a.lastError ?? ''}`,
     );
   }
+  if (v.queue) {
+    const q = v.queue;
+    lines.push(`workers (${q.workers.filter((x) => x.state === 'alive').length} alive of ${q.workers.length}; lease ${q.leaseSeconds === null ? 'default' : `${q.leaseSeconds} s`}):`);
+    for (const x of q.workers) lines.push(`  ${x.name} on ${x.host} pid ${x.pid}: ${x.state}, last heartbeat ${x.heartbeatAt} (${duration(x.heartbeatAge)} ago), ${x.slots} slot(s)${x.accounts.length ? `, holds ${x.accounts.join(', ')}` : ''}`);
+    lines.push(`takeovers: ${q.takeovers.length || 'none'}`);
+    for (const t of q.takeovers) lines.push(`  ${t.at} ${t.account}: ${t.oldWorker} (epoch ${t.oldEpoch}) -> ${t.newWorker} (epoch ${t.newEpoch}): ${t.reason}`);
+  }
   for (const n of v.notes) lines.push(`note: ${n}`);
-  process.stdout.write(lines.map((l) => printable(l)).join('\n') + '\n');
-  return 0;
+  return lines;
 }

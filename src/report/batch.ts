@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { batchView } from '../batch/view.ts';
-import type { AccountView, BatchView } from '../batch/view.ts';
+import type { AccountView, BatchView, QueueInfo } from '../batch/view.ts';
 import { openBatch, samplesFor } from '../batch/store.ts';
 import { bytes, count, duration, esc, rate, when } from './human.ts';
 import { legend, outcomeBar } from './html.ts';
@@ -63,6 +63,36 @@ function overallChart(view: BatchView, samples: Samples): string {
   return `<h2>Progress of each account</h2><svg width="100%" viewBox="0 0 ${W} ${H}" style="background:#fff;border:1px solid #e2e5ea;border-radius:8px" role="img" aria-label="share of items done per account over time">${axis}${lines}</svg>`;
 }
 
+/** "2026-11-29 04:50:07 UTC": takeovers and heartbeats need the seconds. */
+const whenSec = (iso: string | null | undefined) => (iso ? `${iso.slice(0, 19).replace('T', ' ')} UTC` : '—');
+
+/** Queue mode: who holds the account, and how long since that worker was heard from. */
+export function holderText(a: AccountView): string {
+  const h = a.holder;
+  if (!h) return '—';
+  const heard = h.heartbeatAge === null ? '' : `, heard ${duration(h.heartbeatAge)} ago`;
+  if (h.releasedAt) return `${h.worker} (released${a.status === 'done' ? '' : heard})`;
+  if (!h.live) return `${h.worker} (lease expired${heard})`;
+  return `${h.worker} (epoch ${h.epoch}${heard})`;
+}
+
+/** Queue mode: every worker and every takeover. */
+function queueSections(q: QueueInfo): string {
+  const parts = [`<h2>Workers</h2><table id="workers"><tr><th>Worker</th><th>Host · pid</th><th>State</th><th class="n">Slots</th><th>Last heartbeat</th><th>Holds</th><th>Started</th></tr>`];
+  for (const w of q.workers) {
+    parts.push(`<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td><td>${esc(w.host)} · ${w.pid}</td><td><span class="state ${w.state === 'silent' ? 'paused' : w.state === 'alive' ? 'running' : 'done'}">${esc(w.state)}</span></td><td class="n">${w.slots}</td>` +
+      `<td data-k="heartbeat">${esc(whenSec(w.heartbeatAt))} (${esc(duration(w.heartbeatAge))} ago)</td><td>${esc(w.accounts.join(', ') || '—')}</td><td>${esc(whenSec(w.startedAt))}</td></tr>`);
+  }
+  parts.push('</table>');
+  parts.push(`<h2>Takeovers</h2>${q.takeovers.length ? '' : '<p class="sub">None: no account has moved from one worker to another.</p>'}`);
+  if (q.takeovers.length) {
+    parts.push('<table id="takeovers"><tr><th>When</th><th>Account</th><th>From</th><th>To</th><th>Why</th></tr>');
+    for (const t of q.takeovers) parts.push(`<tr data-account="${esc(t.account)}"><td>${esc(whenSec(t.at))}</td><td>${esc(t.account)}</td><td>${esc(t.oldWorker)} (epoch ${t.oldEpoch})</td><td>${esc(t.newWorker)} (epoch ${t.newEpoch})</td><td>${esc(t.reason)}</td></tr>`);
+    parts.push('</table>');
+  }
+  return parts.join('\n');
+}
+
 export function batchOutcomes(view: BatchView): Record<Outcome, { items: number; bytes: number }> {
   const out = Object.fromEntries(OUTCOMES.map((o) => [o, { items: 0, bytes: 0 }])) as Record<Outcome, { items: number; bytes: number }>;
   for (const a of view.accounts) for (const o of OUTCOMES) {
@@ -95,17 +125,18 @@ export function batchBody(view: BatchView, samples: Samples, opts: { live: boole
     parts.push('<h2>What needs attention</h2>');
     for (const a of needs) parts.push(`<div class="group${a.status === 'paused' ? ' rejected' : ''}"><h3>${esc(a.account)}: ${esc(STATUS_LABEL[a.status] ?? a.status)}</h3><p class="err">${esc(a.reason ?? '')}</p><p class="todo"><b>What to do:</b> ${esc(a.todo ?? '')}</p></div>`);
   }
-  parts.push(`<h2>Accounts</h2><table id="accounts"><tr><th>Account</th><th>State</th><th>Progress</th><th class="n">Items done</th><th class="n">Size</th><th class="n">Rate</th><th class="n">ETA</th>${view.deadline ? '<th>Deadline</th>' : ''}<th>Chart</th><th>Last error</th></tr>`);
+  parts.push(`<h2>Accounts</h2><table id="accounts"><tr><th>Account</th><th>State</th><th>Progress</th><th class="n">Items done</th><th class="n">Size</th><th class="n">Rate</th><th class="n">ETA</th>${view.deadline ? '<th>Deadline</th>' : ''}${view.queue ? '<th>Worker</th>' : ''}<th>Chart</th><th>Last error</th></tr>`);
   for (const a of view.accounts) {
     const name = opts.linkReports ? `<a href="accounts/${encodeURIComponent(a.slug)}/report.html">${esc(a.account)}</a>` : esc(a.account);
     const eta = a.status === 'done' ? '—' : a.eta !== null ? duration(a.eta) : '—';
     const dl = view.deadline ? `<td>${a.makesDeadline === null ? 'unknown' : a.makesDeadline ? 'in time' : '<span class="err">misses it</span>'}</td>` : '';
     parts.push(`<tr data-account="${esc(a.account)}"><td>${name}<br><span class="sub">${esc(a.source)} → ${esc(a.destination)}</span></td><td><span class="state ${esc(a.status)}">${esc(STATUS_LABEL[a.status] ?? a.status)}</span></td><td>${progressBar(a)}</td>` +
-      `<td class="n" data-k="done">${a.doneItems.toLocaleString('en-US')} / ${a.items.toLocaleString('en-US')}</td><td class="n">${bytes(a.doneBytes)} / ${bytes(a.bytes)}</td><td class="n">${rate(a.rate)}</td><td class="n">${eta}</td>${dl}<td>${sparkline(samples.get(a.slug))}</td><td class="err">${esc((a.lastError ?? '').slice(0, 160))}</td></tr>`);
+      `<td class="n" data-k="done">${a.doneItems.toLocaleString('en-US')} / ${a.items.toLocaleString('en-US')}</td><td class="n">${bytes(a.doneBytes)} / ${bytes(a.bytes)}</td><td class="n">${rate(a.rate)}</td><td class="n">${eta}</td>${dl}${view.queue ? `<td data-k="worker">${esc(holderText(a))}</td>` : ''}<td>${sparkline(samples.get(a.slug))}</td><td class="err">${esc((a.lastError ?? '').slice(0, 160))}</td></tr>`);
   }
   parts.push('</table>');
+  if (view.queue) parts.push(queueSections(view.queue));
   parts.push(overallChart(view, samples));
-  parts.push(`<footer>${opts.live ? `Live: refreshed every 2 seconds from the state stores in ${esc(view.dir)}; read-only.` : `Written ${esc(when(view.generatedAt))}.`} Every item of every account is accounted for in its account report.</footer>`);
+  parts.push(`<footer>${opts.live ? `Live: refreshed every 2 seconds from ${view.queue ? 'the queue database' : 'the state stores in'} ${esc(view.dir)}; read-only.` : `Written ${esc(when(view.generatedAt))}.`} Every item of every account is accounted for in its account report.</footer>`);
   return parts.join('\n');
 }
 
