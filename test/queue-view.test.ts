@@ -7,7 +7,6 @@
 // leave them (a live lease, an expired one after a kill, a released one, a takeover); the
 // account's state snapshot is a real state store written by a real `migrate` run.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import net from 'node:net';
