@@ -198,6 +198,7 @@ export type CommitResult =
    * the phone's own backup), and this tool may not read that item back. Recorded once and never
    * sent again; `evidence` is the destination's word only (none when it said nothing clear), so
    * the source is kept unless the user accepts that level. `destId` when the destination named it.
+   * The outcome is the kind (in-library-from-another-app); `reason` is only for people.
    */
   | { outcome: 'in-library'; destId: string | null; reason: string; evidence: Evidence | null }
   | { outcome: 'error'; error: Error };
@@ -292,7 +293,7 @@ export interface Destination {
    * waits overlap.
    */
   readonly verifyConcurrency?: number;
-  /** Reject an item before any byte moves (too large, unsupported format). Return the reason, or null. */
+  /** Reject an item before any byte moves (too large, unsupported format). Return the reason, for people (its kind is 'refused-by-destination'), or null. */
   refuse?(item: SourceItem, facts: ItemFacts): string | null;
   /** Find or create the folder or album for an item; idempotent across restarts (keep ids in the ProviderStore). */
   prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string>;
@@ -318,6 +319,35 @@ export interface Destination {
   close?(): Promise<void>;
 }
 
+// ---- Outcome kinds: why an item is skipped or stays at the source, as data. ----
+// The state stores the kind with each skipped or rejected item; status, the reports and the
+// engine decide by it. The sentence that goes with it is only for people, so a provider may word
+// it as it likes.
+
+/** Why an item needed no transfer of its own. A CommitResult's outcome names its kind. */
+export type SkipKind =
+  /** The destination already held these bytes (a rerun, the same file twice): CommitResult 'duplicate'. */
+  | 'same-bytes-at-destination'
+  /** Another item of this state became the same destination item. */
+  | 'duplicate-of-item'
+  /** The destination's library held the bytes from another app and this tool may not read them: 'in-library'. */
+  | 'in-library-from-another-app';
+
+/** Why an item stays at the source for good. */
+export type RejectionKind =
+  /** It no longer exists at the source (ItemGoneError); listed again, it is migrated after all. */
+  | 'gone-from-source'
+  /** A newer version replaced it at the source before it could be read; that version is an item of its own. */
+  | 'replaced-at-source'
+  /** The source does not say how large it is. */
+  | 'size-not-declared'
+  /** The copy with the capture date written in differed from the source by more than the date. */
+  | 'dated-copy-differs'
+  /** The source will not hand the item out (RejectedError from a Source). */
+  | 'refused-by-source'
+  /** The destination will not take it: refuse(), or a RejectedError from a Destination. */
+  | 'refused-by-destination';
+
 // ---- Errors: how a provider tells the engine what kind of trouble it met. ----
 
 /** Transient: the engine retries the item later (after retryAfterMs when given). */
@@ -330,7 +360,11 @@ export class RetryableError extends Error {
 
 /** Permanent for this item (unsupported format, too large, refused by the service). It stays at the source. */
 export class RejectedError extends Error {
-  constructor(message: string) {
+  /** `kind` says who refused it (a provider: 'refused-by-source' or 'refused-by-destination'); the message says why, for people. */
+  constructor(
+    message: string,
+    readonly kind: RejectionKind,
+  ) {
     super(message);
     this.name = 'RejectedError';
   }

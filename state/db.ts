@@ -51,6 +51,7 @@ export function openState(file: string, opts: OpenOptions = {}): DB {
     } else {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version === 0) throw new StateFileError(`${file} is not a gallery-bridge state file`);
+      if (version < MIGRATIONS.length) return migratedCopy(db);
     }
   } catch (err) {
     db.close();
@@ -70,6 +71,18 @@ function refuseOthers(db: DB, file: string): void {
   if (current > MIGRATIONS.length) {
     throw new StateFileError(`state file ${file} has schema v${current}, newer than this gallery-bridge (v${MIGRATIONS.length}); it was left untouched: upgrade gallery-bridge to use it`);
   }
+}
+
+/**
+ * A read-only view (status, report) of a file an older gallery-bridge wrote: the file is left as
+ * it is (the next run migrates it) and the view reads a migrated copy in memory.
+ */
+function migratedCopy(db: DB): DB {
+  const copy = new Database(db.serialize());
+  db.close();
+  copy.pragma('foreign_keys = ON');
+  migrate(copy);
+  return copy;
 }
 
 function migrate(db: DB): void {

@@ -26,6 +26,15 @@ import { commitPending, deferredWrite, durableWrite, getMeta, statement } from '
 export type ItemState = 'discovered' | 'transferring' | 'uploaded' | 'verified' | 'source-deleted' | 'failed' | 'rejected' | 'skipped';
 export const ITEM_STATES: readonly ItemState[] = ['discovered', 'transferring', 'uploaded', 'verified', 'source-deleted', 'failed', 'rejected', 'skipped'];
 
+/**
+ * Why an item is skipped or rejected: the fixed set of values of the reason_kind column (the
+ * reason_kinds table of migration v4). The providers' contract names the same kinds
+ * (SkipKind, RejectionKind in providers/types.ts).
+ */
+export type SkipReasonKind = 'same-bytes-at-destination' | 'duplicate-of-item' | 'in-library-from-another-app';
+export type RejectReasonKind = 'gone-from-source' | 'replaced-at-source' | 'size-not-declared' | 'dated-copy-differs' | 'refused-by-source' | 'refused-by-destination';
+export type ReasonKind = SkipReasonKind | RejectReasonKind;
+
 export interface ItemRow {
   id: number;
   source_id: string;
@@ -42,6 +51,8 @@ export interface ItemRow {
   last_error: string | null;
   next_attempt_at: number;
   reason: string | null;
+  /** The kind of `reason`, which is only for people: status, reports and the engine decide by this. */
+  reason_kind: ReasonKind | null;
   mime_type: string | null;
   exif_time: string | null;
   capture_time: string | null;
@@ -128,9 +139,6 @@ const now = (): string => {
   return nowIso;
 };
 
-/** The reason prefix of an item found missing at the source; such an item is revived when listed again. */
-export const GONE = 'gone from the source';
-
 export class IllegalTransition extends Error {
   constructor(id: number, to: ItemState, from: readonly ItemState[]) {
     super(`item ${id} cannot move to ${to}: it is not in ${from.join('/')}`);
@@ -151,12 +159,12 @@ export class Items {
       seen: db.prepare(`UPDATE items SET last_run=@run, source_version=coalesce(source_version, @version) WHERE id=@id`),
       // Other bytes under the id of an item not yet moved: start it over with them.
       restart: db.prepare(`UPDATE items SET name=@name, size=@size, declared_sha1=@declaredSha1, item_json=@json, source_version=@version,
-        state='discovered', reason=NULL, last_error=NULL, next_attempt_at=0, staged=NULL, upload_session=NULL,
+        state='discovered', reason=NULL, reason_kind=NULL, last_error=NULL, next_attempt_at=0, staged=NULL, upload_session=NULL,
         sha1=NULL, sha256=NULL, quickxor=NULL, bytes_read=NULL, declared_hash_ok=NULL,
         copy_sha1=NULL, copy_sha256=NULL, copy_quickxor=NULL, copy_size=NULL, date_note=NULL, last_run=@run, updated_at=@now WHERE id=@id`),
       // Listed again after it was found missing: it comes back to be migrated.
       revive: db.prepare(`UPDATE items SET name=@name, size=@size, declared_sha1=@declaredSha1, item_json=@json,
-        source_version=coalesce(@version, source_version), state='discovered', reason=NULL, next_attempt_at=0, last_run=@run, updated_at=@now WHERE id=@id`),
+        source_version=coalesce(@version, source_version), state='discovered', reason=NULL, reason_kind=NULL, next_attempt_at=0, last_run=@run, updated_at=@now WHERE id=@id`),
       // A moved version gives its id up to the new bytes (its own item_json keeps the id the source knows).
       replace: db.prepare(`UPDATE items SET source_id = source_id || '//replaced-' || id, updated_at=@now WHERE id=@id`),
       keptFor: db.prepare(`UPDATE items SET kept_reason=@why, updated_at=@now WHERE id=@id AND state != 'source-deleted' AND kept_reason IS NULL`),
@@ -248,7 +256,8 @@ export class Items {
       this.stmts.keptFor.run({ id: old.id, why: `replaced at the source by a newer version (item ${id}), which is migrated on its own`, now: p.now });
       return true;
     }
-    if (old.state === 'rejected' && old.reason?.startsWith(GONE)) {
+    // Found missing at the source earlier, and listed again: it comes back to be migrated.
+    if (old.state === 'rejected' && old.reason_kind === 'gone-from-source') {
       this.stmts.revive.run({ ...p, id: old.id });
       return true;
     }
@@ -336,7 +345,7 @@ export class Items {
     return this.deferred(() => {
       const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as { id: number } | undefined;
       if (other) {
-        this.move(id, ['transferring'], 'skipped', { dest_id: destId, dest_path: destPath, duplicate_of: other.id, staged: null, upload_session: null, reason: `same bytes as item ${other.id}: one destination item` });
+        this.move(id, ['transferring'], 'skipped', { dest_id: destId, dest_path: destPath, duplicate_of: other.id, staged: null, upload_session: null, reason: `same bytes as item ${other.id}: one destination item`, reason_kind: 'duplicate-of-item' });
         return 'skipped' as const;
       }
       this.move(id, ['transferring'], 'uploaded', { dest_id: destId, dest_path: destPath, staged: null, upload_session: null });
@@ -353,6 +362,7 @@ export class Items {
         staged: null,
         upload_session: null,
         reason: 'already at the destination (same bytes)',
+        reason_kind: 'same-bytes-at-destination',
         evidence_level: evidence?.level ?? null,
         evidence_detail: evidence?.detail ?? null,
         verified_at: evidence ? now() : null,
@@ -372,6 +382,7 @@ export class Items {
         staged: null,
         upload_session: null,
         reason: reasonText,
+        reason_kind: 'in-library-from-another-app',
         evidence_level: evidence?.level ?? null,
         evidence_detail: evidence?.detail ?? null,
         verified_at: evidence ? now() : null,
@@ -415,10 +426,10 @@ export class Items {
     });
   }
 
-  /** Permanent: stays at the source, listed with its reason. */
-  markRejected(id: number, reasonText: string): void {
+  /** Permanent: stays at the source, listed with its reason (for people) and its kind (absent: the destination refused it). */
+  markRejected(id: number, reasonText: string, kind: RejectReasonKind = 'refused-by-destination'): void {
     return this.deferred(() => {
-      this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, staged: null, upload_session: null });
+      this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, reason_kind: kind, staged: null, upload_session: null });
     });
   }
 
@@ -499,10 +510,17 @@ export class Items {
     });
   }
 
+  /** What the state knows of a listed item, for plan: its state, version, and whether the destination's library held it from another app. */
+  listedAs(sourceId: string): { state: ItemState; source_version: string | null; inLibrary: number } | undefined {
+    return this.sql(`SELECT state, source_version, (state = 'skipped' AND reason_kind IS 'in-library-from-another-app') AS inLibrary FROM items WHERE source_id = ?`).get(sourceId) as
+      | { state: ItemState; source_version: string | null; inLibrary: number }
+      | undefined;
+  }
+
   /** Is anything on record as still at the source? (A source that lists nothing then is probably not mounted.) */
   knowsItemsAtSource(): boolean {
     return !!this.db
-      .prepare(`SELECT 1 FROM items WHERE state != 'source-deleted' AND kept_reason IS NULL AND NOT (state = 'rejected' AND reason LIKE '${GONE}%') LIMIT 1`)
+      .prepare(`SELECT 1 FROM items WHERE state != 'source-deleted' AND kept_reason IS NULL AND NOT (state = 'rejected' AND reason_kind IS 'gone-from-source') LIMIT 1`)
       .get();
   }
 

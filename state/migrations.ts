@@ -110,4 +110,37 @@ export const MIGRATIONS: string[] = [
   -- What the destination showed right before the deletion (the evidence it relied on).
   ALTER TABLE deletions ADD COLUMN evidence TEXT;
   `,
+  // v4: outcome kinds (issue 21). Why an item is skipped or rejected, as one of a fixed set of
+  // values (reason_kinds; a later kind is added by a later step), beside the sentence for people
+  // in reason. Earlier files only had the sentence: each kind is derived from the words that
+  // gallery-bridge up to v3 wrote (state/items.ts, src/engine/context.ts, the providers).
+  `
+  CREATE TABLE reason_kinds (kind TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('skipped','rejected')));
+  INSERT INTO reason_kinds (kind, state) VALUES
+    ('same-bytes-at-destination', 'skipped'),
+    ('duplicate-of-item', 'skipped'),
+    ('in-library-from-another-app', 'skipped'),
+    ('gone-from-source', 'rejected'),
+    ('replaced-at-source', 'rejected'),
+    ('size-not-declared', 'rejected'),
+    ('dated-copy-differs', 'rejected'),
+    ('refused-by-source', 'rejected'),
+    ('refused-by-destination', 'rejected');
+  -- The kind of the reason: set with it, cleared with it.
+  ALTER TABLE items ADD COLUMN reason_kind TEXT REFERENCES reason_kinds(kind);
+  UPDATE items SET reason_kind = CASE
+    WHEN reason LIKE 'already in your library from another app%' THEN 'in-library-from-another-app'
+    WHEN reason LIKE 'already at the destination%' THEN 'same-bytes-at-destination'
+    WHEN reason LIKE 'same bytes as item %' THEN 'duplicate-of-item'
+    WHEN reason LIKE 'gone from the source%' THEN 'gone-from-source'
+    WHEN reason LIKE 'replaced at the source by a newer version%' THEN 'replaced-at-source'
+    WHEN reason LIKE 'the source does not declare the size%' THEN 'size-not-declared'
+    WHEN reason LIKE 'the dated copy was not uploaded%' THEN 'dated-copy-differs'
+    WHEN reason LIKE 'Xiaomi will not hand out item%' OR reason LIKE 'download of item % refused%' THEN 'refused-by-source'
+    WHEN state = 'skipped' AND duplicate_of IS NOT NULL THEN 'duplicate-of-item'
+    WHEN state = 'skipped' THEN 'same-bytes-at-destination'
+    WHEN reason IS NULL THEN NULL
+    ELSE 'refused-by-destination'
+  END;
+  `,
 ];

@@ -306,7 +306,7 @@ export class GooglePhotosDestination implements Destination {
       const e = googleError(r);
       const msg = `mediaItems.batchCreate: Google answered HTTP ${r.status}: ${e.message ?? ''}`;
       if (albumId && /album/i.test(e.message ?? '')) this.markAlbumFull(albumId);
-      const err = r.status === 400 && !/album/i.test(e.message ?? '') ? new RejectedError(msg) : new RetryableError(msg);
+      const err = r.status === 400 && !/album/i.test(e.message ?? '') ? new RejectedError(msg, 'refused-by-destination') : new RetryableError(msg);
       return reqs.map(() => ({ outcome: 'error', error: err }));
     }
     const parsed = JSON.parse(r.text || '{}') as {
@@ -341,7 +341,7 @@ export class GooglePhotosDestination implements Destination {
       const text = `Google Photos refused the item: ${message || 'no reason given'} (code ${code})`;
       if (/upload token/i.test(message)) return { outcome: 'error', error: new RetryableError(`${text}; it is uploaded again`) };
       if ([4, 8, 10, 13, 14].includes(code)) return { outcome: 'error', error: new RetryableError(text) };
-      return { outcome: 'error', error: new RejectedError(text) };
+      return { outcome: 'error', error: new RejectedError(text, 'refused-by-destination') };
     });
     if (albumId) this.albumCommitted(albumId, created, reqs.length);
     return out;

@@ -122,7 +122,7 @@ function rejectOrRetry(what: string, r: Resp): Error {
   const e = googleError(r);
   const msg = `${what}: Google answered HTTP ${r.status} ${e.status ?? ''}: ${e.message ?? ''}`.replace(/\s+/g, ' ').trim();
   if (r.status === 400 && /hash/i.test(e.message ?? '')) return new RetryableError(`${msg} (the bytes changed on the way; sent again)`);
-  if (r.status >= 400 && r.status < 500 && r.status !== 404 && r.status !== 409) return new RejectedError(msg);
+  if (r.status >= 400 && r.status < 500 && r.status !== 404 && r.status !== 409) return new RejectedError(msg, 'refused-by-destination');
   return new RetryableError(msg);
 }
 

@@ -274,7 +274,7 @@ export class OneDriveDestination implements Destination {
   private classify(e: unknown): Error {
     if (e instanceof StopRunError) this.stop.abort(e);
     if (e instanceof GraphHttpError) {
-      if (e.status === 400 && /pathIsTooLong|invalidRequest|nameContainsInvalid/i.test(e.code)) return new RejectedError(`OneDrive refused the name or path: ${e.message}`);
+      if (e.status === 400 && /pathIsTooLong|invalidRequest|nameContainsInvalid/i.test(e.code)) return new RejectedError(`OneDrive refused the name or path: ${e.message}`, 'refused-by-destination');
       if (e.status === 403) return new StopRunError('credentials', `OneDrive denied access (403 ${e.code}): check the app's permissions (Files.ReadWrite delegated; app-only: Sites.ReadWrite.All, or Files.ReadWrite.All)`);
       return new RetryableError(e.message, e.retryAfterMs);
     }
@@ -349,7 +349,7 @@ export class OneDriveDestination implements Destination {
     const name = p.slice(p.lastIndexOf('/') + 1);
     const found = await this.getByPath(p);
     if (found) {
-      if (!found.folder) throw new RejectedError(`a file named ${p} is in the way of the folder OneDrive needs there`);
+      if (!found.folder) throw new RejectedError(`a file named ${p} is in the way of the folder OneDrive needs there`, 'refused-by-destination');
       return found.id;
     }
     await this.ensureFolder(parent);
@@ -473,7 +473,7 @@ export class OneDriveDestination implements Destination {
         return { taken: found, path: candidate };
       }
     }
-    throw new RejectedError(`no free name for ${p} after 999 tries`);
+    throw new RejectedError(`no free name for ${p} after 999 tries`, 'refused-by-destination');
   }
 
   /**
@@ -819,7 +819,7 @@ export class OneDriveDestination implements Destination {
         return { outcome: 'duplicate', destId: found.id, destPath: p, evidence: { level: 'bytes', detail: `already there: ${same}` } };
       }
     }
-    return { outcome: 'error', error: new RejectedError(`no free name for ${h.path} after 999 tries`) };
+    return { outcome: 'error', error: new RejectedError(`no free name for ${h.path} after 999 tries`, 'refused-by-destination') };
   }
 
   async verify(requests: VerifyRequest[]): Promise<VerifyResult[]> {

@@ -530,14 +530,14 @@ export class XiaomiClient {
     if (env.code === CODE_DELETED) throw new ItemGoneError(`Xiaomi says item ${id} has been deleted (code ${CODE_DELETED})`);
     if (env.code !== CODE_OK) {
       const problem = `/gallery/storage answered code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
-      if (env.retriable === false) throw new RejectedError(`Xiaomi will not hand out item ${id}: ${problem}, which it says is not worth retrying`);
+      if (env.retriable === false) throw new RejectedError(`Xiaomi will not hand out item ${id}: ${problem}, which it says is not worth retrying`, 'refused-by-source');
       return problem;
     }
     const link = typeof env.data.url === 'string' ? env.data.url : '';
     if (!link) return '/gallery/storage gave no url';
     const u1 = new URL(link, this.base);
     const refuse1 = this.downloadRefusal(u1);
-    if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`);
+    if (refuse1) throw new RejectedError(`download of item ${id} refused: ${refuse1}`, 'refused-by-source');
     // ② the JSONP step: no cookie
     let r2: Answer;
     let t2: string;
@@ -576,7 +576,7 @@ export class XiaomiClient {
     try {
       const u3 = new URL(fileUrl, u1);
       const refuse3 = this.downloadRefusal(u3);
-      if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`);
+      if (refuse3) throw new RejectedError(`download of item ${id} refused: ${refuse3}`, 'refused-by-source');
       let r3: Answer;
       try {
         r3 = await request(u3, {

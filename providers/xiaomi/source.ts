@@ -304,7 +304,7 @@ export class XiaomiSource implements Source {
 
   async delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult> {
     // Xiaomi's SHA-1 is what proves the download intact; without one, the cloud copy stays.
-    if (!item.sha1) throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`);
+    if (!item.sha1) throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`, 'refused-by-source');
     // Deletion is bound to the proven bytes: the id listed with this SHA-1 is the one whose bytes were read.
     if (item.sha1.toLowerCase() !== proof.hashes.sha1) throw new SourceChangedError(`not deleted at Xiaomi: item ${item.id} is listed with SHA-1 ${item.sha1}, not the ${proof.hashes.sha1} proven`);
     const album = item.albumId ?? '';
@@ -330,7 +330,7 @@ export class XiaomiSource implements Source {
       }
       const why = `Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
       // `retriable: false` is the service saying another try cannot help: the item stays at Xiaomi.
-      if (env.retriable === false) throw new RejectedError(`${why}, which it says is not worth retrying`);
+      if (env.retriable === false) throw new RejectedError(`${why}, which it says is not worth retrying`, 'refused-by-source');
       throw new RetryableError(why);
     });
   }

@@ -20,10 +20,10 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
     const counts = new Items(db).countsByState();
     const failures = db
       // Verified items still owed a deletion at the source, and those deliberately kept there, show why too.
-      .prepare(`SELECT source_id, name, state, coalesce(kept_reason, reason, last_error) AS why, attempts, kept_reason IS NOT NULL AS kept FROM items
+      .prepare(`SELECT source_id, name, state, coalesce(kept_reason, reason, last_error) AS why, reason_kind AS kind, attempts, kept_reason IS NOT NULL AS kept FROM items
         WHERE state IN ('failed','rejected') OR ${IN_LIBRARY_SQL} OR kept_reason IS NOT NULL
           OR (state IN ('verified','skipped') AND last_error IS NOT NULL) ORDER BY id LIMIT 200`)
-      .all() as Array<{ source_id: string; name: string; state: string; why: string; attempts: number; kept: number }>;
+      .all() as Array<{ source_id: string; name: string; state: string; why: string; kind: string | null; attempts: number; kept: number }>;
     const lastRun = db.prepare('SELECT id, started_at, ended_at, outcome, exit_code FROM runs ORDER BY id DESC LIMIT 1').get() as
       | { id: number; started_at: string; ended_at: string | null; outcome: string | null; exit_code: number | null }
       | undefined;
@@ -40,7 +40,7 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
     if (failures.length) {
       lines.push('failed, rejected, deletions owed, and kept at the source (a newer version there, or already in your library from another app):');
       for (const f of failures) {
-        const label = f.kept ? 'kept' : f.state === 'failed' || f.state === 'rejected' ? f.state : f.why?.startsWith('deletion owed') ? 'owed' : 'in-library';
+        const label = f.kept ? 'kept' : f.state === 'failed' || f.state === 'rejected' ? f.state : f.state === 'skipped' && f.kind === 'in-library-from-another-app' ? 'in-library' : 'owed';
         lines.push(`  ${label.padEnd(10)} ${f.source_id}: ${f.why ?? 'unknown'}${f.state === 'failed' ? ` (${f.attempts} attempts)` : ''}`);
       }
     }

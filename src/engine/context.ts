@@ -5,7 +5,7 @@ import type { Destination, EvidenceLevel, Source, StopKind } from '../../provide
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
 import type { ItemRow, ItemState } from '../../state/items.ts';
-import { GONE, Items } from '../../state/items.ts';
+import { Items } from '../../state/items.ts';
 import { backoffDelay } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
 import { SignalFanOut } from '../lib/signals.ts';
@@ -114,19 +114,19 @@ export class RunContext {
       return;
     }
     if (err instanceof RejectedError) {
-      safe(() => items.markRejected(row.id, reason(err)));
+      safe(() => items.markRejected(row.id, reason(err), err.kind));
       this.emit({ type: 'item', name: row.name, state: 'rejected', bytes: 0, detail: reason(err) });
       return;
     }
     if (err instanceof ItemGoneError) {
       // Not final: the item is migrated again if a later listing shows it back.
-      safe(() => items.markRejected(row.id, `${GONE}: ${reason(err)}`));
+      safe(() => items.markRejected(row.id, `gone from the source: ${reason(err)}`, 'gone-from-source'));
       this.emit({ type: 'item', name: row.name, state: 'rejected', bytes: 0, detail: reason(err) });
       return;
     }
     if (safeGet(() => items.get(row.id).kept_reason)) {
       // A newer version took its place at the source while it was being read: nothing left to move.
-      safe(() => items.markRejected(row.id, `replaced at the source by a newer version before it could be read: ${reason(err)}`));
+      safe(() => items.markRejected(row.id, `replaced at the source by a newer version before it could be read: ${reason(err)}`, 'replaced-at-source'));
       return;
     }
     const n = this.attempts.get(row.id) ?? 1;

@@ -1,7 +1,6 @@
 // What a run would do, before anything moves: it lists the source (writing nothing), compares
 // with the state store, and asks the destination what room and request budget it has.
 
-import { IN_LIBRARY_PREFIX, IN_LIBRARY_SQL } from '../report/outcomes.ts';
 import type { Destination, PlanNote, Source, SourceItem } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
 import { sniffMedia } from '../media/sniff.ts';
@@ -107,7 +106,7 @@ function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, 
 
 export async function computePlan(db: DB | null, source: Source, destination: Destination, opts: PlanOptions): Promise<Plan> {
   refuseOverlap(source, destination);
-  const stateOf = db ? db.prepare(`SELECT state, source_version, ${IN_LIBRARY_SQL} AS lib FROM items WHERE source_id = ?`) : null;
+  const stateItems = db ? new Items(db) : null;
   const inLibrary = { items: 0, bytes: 0 };
   const plan: Plan = {
     source: source.identity,
@@ -133,11 +132,11 @@ export async function computePlan(db: DB | null, source: Source, destination: De
       const size = item.size ?? 0;
       plan.listed.items++;
       plan.listed.bytes += size;
-      const known = stateOf?.get(item.id) as { state: ItemState; lib: number; source_version: string | null } | undefined;
+      const known = stateItems?.listedAs(item.id);
       // Other bytes under a known id (an edit in place, a reused name) are a new item to move.
       const sameVersion = !known?.source_version || !item.version || known.source_version === item.version;
       const state = sameVersion ? known?.state : undefined;
-      if (sameVersion && known?.lib) {
+      if (sameVersion && known?.inLibrary) {
         // Never sent again: the destination already held it from another app.
         inLibrary.items++;
         inLibrary.bytes += size;
@@ -176,7 +175,7 @@ export async function computePlan(db: DB | null, source: Source, destination: De
     if (page.cursor === null) break;
     cursor = page.cursor;
   }
-  if (plan.listed.items === 0 && db && new Items(db).knowsItemsAtSource()) {
+  if (plan.listed.items === 0 && stateItems?.knowsItemsAtSource()) {
     plan.notes.push({
       message: opts.sourceMayBeEmpty
         ? 'the source lists no items while the state knows items there: with --source-may-be-empty the run goes on, and those still to move count as gone from the source'
@@ -185,7 +184,7 @@ export async function computePlan(db: DB | null, source: Source, destination: De
   }
   if (inLibrary.items) {
     plan.notes.push({
-      message: `${inLibrary.items} items are ${IN_LIBRARY_PREFIX} (found by earlier runs) and are not sent again; they stay at the source: delete them there yourself once you have checked, or run with \`--delete-evidence received\` to accept the destination's word`,
+      message: `${inLibrary.items} items are already in your library from another app (found by earlier runs) and are not sent again; they stay at the source: delete them there yourself once you have checked, or run with \`--delete-evidence received\` to accept the destination's word`,
       items: inLibrary.items,
       bytes: inLibrary.bytes,
     });

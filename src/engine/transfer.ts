@@ -95,7 +95,7 @@ function planCopy(destination: Destination, facts: ItemFacts, format: string | n
 export async function stageItem(source: Source, destination: Destination, items: Items, row: ItemRow, signal: AbortSignal, zone: string = systemZone()): Promise<StagedItem> {
   const item = JSON.parse(row.item_json) as SourceItem;
   const size = item.size;
-  if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item');
+  if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item', 'size-not-declared');
 
   const raw = await source.open(item, { signal });
   // Hashed as each chunk is taken (no Transform stream in between: one stream layer less per item).
@@ -137,7 +137,7 @@ export async function stageItem(source: Source, destination: Destination, items:
   if (refusal) {
     raw.destroy();
     items.recordFacts(row.id, probe.record);
-    throw new RejectedError(refusal);
+    throw new RejectedError(refusal, 'refused-by-destination');
   }
 
   let container: string;
@@ -227,7 +227,7 @@ export async function stageItem(source: Source, destination: Destination, items:
     const verdict = await copy.check.verdict();
     if (!verdict.ok) {
       await destination.abort(staged).catch(() => undefined);
-      throw new RejectedError(`the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`);
+      throw new RejectedError(`the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`, 'dated-copy-differs');
     }
     const copyHashes = copyHasher.digest();
     if (copyHashes.sha256 !== hashes.sha256) {

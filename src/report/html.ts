@@ -64,7 +64,7 @@ function placeholder(name: string): string {
   return `<div class="ph" title="no preview for this format here">${esc(ext)}</div>`;
 }
 
-type ItemLine = { id: number; name: string; album: string; state: string; b: number; why: string | null; capture_time: string | null; evidence_level: string | null };
+type ItemLine = { id: number; name: string; album: string; state: string; b: number; why: string | null; kind: string | null; capture_time: string | null; evidence_level: string | null };
 
 export interface HtmlOptions {
   title?: string;
@@ -128,7 +128,7 @@ export async function writeHtml(db: DB, s: Summary, w: (chunk: string) => void, 
   let open: { album: string; inBlock: number; block: number } | null = null;
   const albumTotals = new Map(s.albums.map((a) => [a.album, a.total]));
   const closeBlock = () => open && w('</table></details>');
-  const stmt = db.prepare(`SELECT id, name, coalesce(album_name, '') AS album, state, coalesce(bytes_read, size, 0) AS b, coalesce(reason, last_error) AS why, capture_time, evidence_level
+  const stmt = db.prepare(`SELECT id, name, coalesce(album_name, '') AS album, state, coalesce(bytes_read, size, 0) AS b, coalesce(reason, last_error) AS why, reason_kind AS kind, capture_time, evidence_level
     FROM items ORDER BY album_name, id`);
   for (const r of stmt.iterate() as IterableIterator<ItemLine>) {
     if (!open || open.album !== r.album || open.inBlock >= BLOCK) {
@@ -139,7 +139,7 @@ export async function writeHtml(db: DB, s: Summary, w: (chunk: string) => void, 
       const range = t && t.items > BLOCK ? ` · items ${block * BLOCK + 1}–${Math.min(t.items, (block + 1) * BLOCK)}` : '';
       w(`<details><summary><b>${esc(r.album || '(no album)')}</b> — ${esc(count(t?.items ?? 0, 'item'))}, ${bytes(t?.bytes ?? 0)}${range}</summary><table><tr><th>Name</th><th class="n">Size</th><th>Outcome</th><th>Taken</th><th>Note</th></tr>\n`);
     }
-    const o = outcomeOf(r.state, r.why);
+    const o = outcomeOf(r.state, r.kind);
     const note = o === 'verified' || o === 'deleted' ? (r.evidence_level ? `evidence: ${r.evidence_level}` : '') : (r.why ?? '');
     w(`<tr><td>${esc(r.name)}<td class="n">${bytes(r.b)}<td class="o-${o}">${esc(OUTCOME_LABEL[o])}<td>${r.capture_time ? esc(r.capture_time.slice(0, 10)) : ''}<td>${esc(note.slice(0, 200))}\n`);
     open.inBlock++;

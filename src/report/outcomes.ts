@@ -1,16 +1,14 @@
 // Every item falls in exactly one outcome a person understands, and every reason an item stays
 // at the source falls in a group that says what to do about it.
 
-import type { ItemState } from '../../state/items.ts';
+import type { ItemState, ReasonKind } from '../../state/items.ts';
 
 export type Outcome = 'verified' | 'deleted' | 'duplicate' | 'in-library' | 'rejected' | 'failed' | 'awaiting' | 'not-started';
 
 export const OUTCOMES: readonly Outcome[] = ['verified', 'deleted', 'duplicate', 'in-library', 'rejected', 'failed', 'awaiting', 'not-started'];
 
-/** How a destination's reason starts when its library already held the bytes from another app. */
-export const IN_LIBRARY_PREFIX = 'already in your library from another app';
-/** SQL for the same test, on the items table. */
-export const IN_LIBRARY_SQL = `(state = 'skipped' AND reason LIKE '${IN_LIBRARY_PREFIX}%')`;
+/** SQL: the item is skipped because the destination's library held it from another app. */
+export const IN_LIBRARY_SQL = `(state = 'skipped' AND reason_kind IS 'in-library-from-another-app')`;
 
 export const OUTCOME_LABEL: Record<Outcome, string> = {
   verified: 'moved and verified',
@@ -23,8 +21,8 @@ export const OUTCOME_LABEL: Record<Outcome, string> = {
   'not-started': 'not moved yet',
 };
 
-export function outcomeOf(state: ItemState | string, reason?: string | null): Outcome {
-  if (state === 'skipped' && reason?.startsWith(IN_LIBRARY_PREFIX)) return 'in-library';
+export function outcomeOf(state: ItemState | string, kind?: ReasonKind | string | null): Outcome {
+  if (state === 'skipped' && kind === 'in-library-from-another-app') return 'in-library';
   switch (state) {
     case 'verified':
       return 'verified';
@@ -52,11 +50,15 @@ export interface ReasonGroup {
   todo: string;
 }
 
+const GONE: ReasonGroup = { key: 'gone', title: 'Gone from the source', todo: 'Nothing to do: it was deleted at the source by someone else before it could be moved.' };
+
+// A failure's words, and those of a refusal whose kind says only who refused, are grouped by
+// what they say: the service's own words are all there is.
 const GROUPS: Array<{ test: RegExp; group: ReasonGroup }> = [
   { test: /credential|token|sign[- ]?in|unauthori[sz]ed|\b401\b|expired|forbidden|\b403\b/i, group: { key: 'credentials', title: 'Sign-in expired or refused', todo: 'Sign in again (gallery-bridge auth PROVIDER --account NAME), then run again: the items resume.' } },
   { test: /full|no space|ENOSPC|storage|insufficient|quota.*(byte|space)/i, group: { key: 'full', title: 'Destination full', todo: 'Free space or buy storage at the destination, then run again.' } },
   { test: /quota|rate limit|\b429\b|too many requests/i, group: { key: 'quota', title: 'Service quota spent', todo: 'Run again after the quota resets (Google: midnight Pacific time); nothing is lost.' } },
-  { test: /gone from the source|no longer exists|not found at the source|vanished/i, group: { key: 'gone', title: 'Gone from the source', todo: 'Nothing to do: it was deleted at the source by someone else before it could be moved.' } },
+  { test: /no longer exists|not found at the source|vanished/i, group: GONE },
   { test: /too large|too big|exceeds|larger than/i, group: { key: 'too-large', title: 'Too large for the destination', todo: 'Move it by hand, or choose a destination without that limit (a folder or OneDrive).' } },
   { test: /unsupported|not supported|not a photo|cannot be decoded|format|not an image|invalid media/i, group: { key: 'format', title: 'Format the destination does not take', todo: 'It stays at the source. Copy it to a folder destination, or convert it and add it by hand.' } },
   { test: /changed since it was listed|changed or vanished|modified while/i, group: { key: 'changed', title: 'Changed while being read', todo: 'Run again: it is listed and moved afresh.' } },
@@ -77,9 +79,10 @@ const IN_LIBRARY: ReasonGroup = {
   todo: 'Not sent again. Check that the destination has it, then delete it at the source yourself, or run with --delete-evidence received to accept the destination\'s word where it gave one.',
 };
 
-export function reasonGroup(outcome: Outcome, why: string | null): ReasonGroup {
+export function reasonGroup(outcome: Outcome, why: string | null, kind: ReasonKind | string | null = null): ReasonGroup {
   if (outcome === 'awaiting') return AWAITING;
   if (outcome === 'in-library') return IN_LIBRARY;
+  if (outcome === 'rejected' && kind === 'gone-from-source') return GONE;
   const text = why ?? '';
   for (const g of GROUPS) if (g.test.test(text)) return g.group;
   return outcome === 'rejected' ? OTHER_REJECTED : OTHER_FAILED;

@@ -19,7 +19,7 @@ import type { ItemOpener } from './thumbs.ts';
 export type { ItemOpener } from './thumbs.ts';
 
 export const REPORT_COLUMNS = [
-  'source_id', 'name', 'album_name', 'size', 'state', 'reason', 'last_error', 'attempts',
+  'source_id', 'name', 'album_name', 'size', 'state', 'reason', 'reason_kind', 'last_error', 'attempts',
   'mime_type', 'capture_time', 'capture_source', 'capture_detail', 'exif_time', 'declared_time', 'undated', 'date_note', 'copy_sha256', 'not_carried',
   'declared_sha1', 'declared_hash_ok', 'sha1', 'sha256', 'quickxor',
   'dest_id', 'dest_path', 'duplicate_of', 'evidence_level', 'evidence_detail', 'verified_at', 'deleted_at',
@@ -46,9 +46,10 @@ function csvField(v: unknown): string {
 }
 
 function human(r: Row & { bytes_read?: unknown }): Record<(typeof HUMAN_COLUMNS)[number], string> {
-  const o = outcomeOf(String(r.state), r.reason as string | null);
+  const kind = r.reason_kind as string | null;
+  const o = outcomeOf(String(r.state), kind);
   const why = (r.reason ?? r.last_error ?? null) as string | null;
-  const todo = o === 'failed' || o === 'rejected' || o === 'awaiting' || o === 'in-library' ? reasonGroup(o, why).todo : o === 'not-started' ? 'Run again: the migration resumes with it.' : '';
+  const todo = o === 'failed' || o === 'rejected' || o === 'awaiting' || o === 'in-library' ? reasonGroup(o, why, kind).todo : o === 'not-started' ? 'Run again: the migration resumes with it.' : '';
   return { outcome: OUTCOME_LABEL[o], size_human: bytes((r.bytes_read ?? r.size ?? null) as number | null), what_to_do: todo };
 }
 

@@ -88,10 +88,10 @@ export function summarize(db: DB): Summary {
   const deletions = (db.prepare('SELECT count(*) AS n FROM deletions').get() as { n: number }).n;
 
   const groups = new Map<string, AttentionGroup>();
-  const stmt = db.prepare(`SELECT id, state, coalesce(reason, last_error) AS why, ${SIZE} AS b FROM items WHERE state IN ('failed','rejected','uploaded') OR ${IN_LIBRARY_SQL} ORDER BY id`);
-  for (const r of stmt.iterate() as IterableIterator<{ id: number; state: string; why: string | null; b: number }>) {
-    const outcome = outcomeOf(r.state, r.why);
-    const g = reasonGroup(outcome, r.why);
+  const stmt = db.prepare(`SELECT id, state, coalesce(reason, last_error) AS why, reason_kind AS kind, ${SIZE} AS b FROM items WHERE state IN ('failed','rejected','uploaded') OR ${IN_LIBRARY_SQL} ORDER BY id`);
+  for (const r of stmt.iterate() as IterableIterator<{ id: number; state: string; why: string | null; kind: string | null; b: number }>) {
+    const outcome = outcomeOf(r.state, r.kind);
+    const g = reasonGroup(outcome, r.why, r.kind);
     const key = `${outcome === 'rejected' ? 'rejected' : 'retry'}:${g.key}`;
     let a = groups.get(key);
     if (!a) groups.set(key, (a = { key, title: g.title, todo: g.todo, items: 0, bytes: 0, examples: [] }));
