@@ -17,9 +17,10 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { OAuth2Client } from 'google-auth-library';
 import { RetryableError, StopRunError, type Logger } from '../types.ts';
-import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
+import { backoffDelay, parseRetryAfter } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
+import { again, done, retry, retryCall, type Outcome, type Verdict } from '../../src/lib/retry.ts';
 import { readCredentials } from '../../src/lib/credentials.ts';
 import { requestBudget } from '../../src/lib/request-budget.ts';
 import { pacificDay, QuotaCounter } from './quota.ts';
@@ -169,6 +170,16 @@ async function streamRequest(url: string, method: string, headers: Record<string
       }
     })();
   });
+}
+
+const DOWNLOAD_ATTEMPTS = 4;
+
+/** A baseUrl download: 429, 5xx and network trouble are retried; another HTTP answer is final. */
+function downloadVerdict<T>(out: Outcome<T>): Verdict<T> {
+  if (out.ok) return done(out.value);
+  const err = out.error;
+  if (!(err instanceof RetryableError) && (err as Error).message?.startsWith('download: HTTP')) throw err;
+  return retry(new RetryableError(`download of a baseUrl failed: ${reason(err)}`), err instanceof RetryableError ? err.retryAfterMs : undefined);
 }
 
 /** Pacers are per OAuth client and process: every request to Google waits on the same one. */
@@ -329,98 +340,109 @@ export class GoogleApi {
    */
   async call(what: string, send: () => Promise<Resp>, callOpts: CallOptions = {}): Promise<Resp> {
     // Every wait (pacing, a throttling pause, back-off) ends when the run is asked to stop.
-    const opts: CallOptions = { ...callOpts, signal: callOpts.signal ?? this.stopSignal };
-    const attempts = opts.attempts ?? 5;
+    const signal = callOpts.signal ?? this.stopSignal;
+    const attempts = callOpts.attempts ?? 5;
     let refreshed = false;
     let throttled = 0;
-    for (let attempt = 1; ; attempt++) {
-      await this.pacer.wait(opts.signal);
-      if (opts.write) await this.writePacer.wait(opts.signal);
-      await requestBudget()?.take(this.clientKey);
-      this.quota.count();
-      let r: Resp;
-      try {
-        r = await send();
-      } catch (err) {
-        if (opts.signal?.aborted) throw opts.signal.reason ?? err;
-        if (err instanceof StopRunError) throw err;
-        const cause = (err as { cause?: unknown }).cause;
-        const msg = `${what}: ${reason(err)}${cause ? ` (${reason(cause)})` : ''}`;
-        if (opts.repeatable === false) throw new AmbiguousError(msg);
-        if (attempt >= attempts) throw new RetryableError(msg);
-        await sleep(backoffDelay(attempt), opts.signal);
-        continue;
-      }
-      if (r.status >= 200 && r.status < 300) return r;
-      const e = googleError(r);
-      const msg = `${what}: HTTP ${r.status} ${e.status ?? ''} ${redact(e.message ?? '')}`.replace(/\s+/g, ' ').trim();
-      if (r.status === 401) {
-        if (this.refreshable && !refreshed && attempts > 1) {
-          refreshed = true;
-          await this.forceRefresh();
-          attempt--;
-          continue;
+    return retryCall(
+      async () => {
+        this.quota.count();
+        try {
+          return await send();
+        } catch (err) {
+          if (signal?.aborted) throw signal.reason ?? err;
+          throw err;
         }
-        throw this.credentialsError(e.message ?? 'HTTP 401');
-      }
-      if (r.status === 403 && /scope/i.test(e.message ?? '')) {
-        throw new StopRunError('credentials', `${msg}. Sign in again with \`gallery-bridge auth google-photos\` to grant the appendonly and readonly.appcreateddata scopes.`);
-      }
-      if (r.status === 429) {
-        if (isDaily(e)) {
-          this.quota.markExhausted();
-          await requestBudget()?.spent(this.clientKey);
-          const used = this.quota.today();
-          throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after ${rerunTime()}; the migration resumes where it stopped`);
+      },
+      async (out): Promise<Verdict<Resp>> => {
+        if (!out.ok) {
+          if (out.error instanceof StopRunError) throw out.error;
+          const cause = (out.error as { cause?: unknown }).cause;
+          const msg = `${what}: ${reason(out.error)}${cause ? ` (${reason(cause)})` : ''}`;
+          if (callOpts.repeatable === false) throw new AmbiguousError(msg);
+          return retry(new RetryableError(msg));
         }
-        // Per-minute and concurrency limits: every Google request waits at least 30 s, and at
-        // most MAX_THROTTLE_WAIT_MS: a longer Retry-After leaves the item for later instead of
-        // holding the run (it stops with the time to rerun when nothing else is left).
-        throttled++;
-        const retryAfter = parseRetryAfter(r.headers.get('retry-after'));
-        if (retryAfter !== undefined && retryAfter > MAX_THROTTLE_WAIT_MS) throw new RetryableError(`${msg} (Google asks to wait ${Math.round(retryAfter / 1000)} s)`, retryAfter);
-        const wait = Math.min(MAX_THROTTLE_WAIT_MS, backoffDelay(throttled, Math.max(30_000, retryAfter ?? 0), { baseMs: 30_000, maxMs: MAX_THROTTLE_WAIT_MS }));
-        this.pacer.pauseFor(wait);
-        this.log.debug(`${msg}: pausing Google requests for ${Math.round(wait)} ms`);
-        if (throttled >= 8) throw new RetryableError(msg, wait);
-        attempt--;
-        continue;
-      }
-      if (isStorageFull(e)) throw new StopRunError('destination-full', `Google storage is full: ${redact(e.message ?? '')}`);
-      if (r.status >= 500 || r.status === 408) {
-        if (opts.repeatable === false) throw new AmbiguousError(msg);
-        if (attempt >= attempts) throw new RetryableError(msg);
-        await sleep(backoffDelay(attempt, parseRetryAfter(r.headers.get('retry-after'))), opts.signal);
-        continue;
-      }
-      return r;
-    }
+        const r = out.value;
+        if (r.status >= 200 && r.status < 300) return done(r);
+        const e = googleError(r);
+        const msg = `${what}: HTTP ${r.status} ${e.status ?? ''} ${redact(e.message ?? '')}`.replace(/\s+/g, ' ').trim();
+        if (r.status === 401) {
+          if (this.refreshable && !refreshed && attempts > 1) {
+            refreshed = true;
+            await this.forceRefresh();
+            return again;
+          }
+          throw this.credentialsError(e.message ?? 'HTTP 401');
+        }
+        if (r.status === 403 && /scope/i.test(e.message ?? '')) {
+          throw new StopRunError('credentials', `${msg}. Sign in again with \`gallery-bridge auth google-photos\` to grant the appendonly and readonly.appcreateddata scopes.`);
+        }
+        if (r.status === 429) {
+          if (isDaily(e)) {
+            this.quota.markExhausted();
+            await requestBudget()?.spent(this.clientKey);
+            const used = this.quota.today();
+            throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after ${rerunTime()}; the migration resumes where it stopped`);
+          }
+          throttled++;
+          this.throttle(msg, r, throttled);
+          return again;
+        }
+        if (isStorageFull(e)) throw new StopRunError('destination-full', `Google storage is full: ${redact(e.message ?? '')}`);
+        if (r.status >= 500 || r.status === 408) {
+          if (callOpts.repeatable === false) throw new AmbiguousError(msg);
+          return retry(new RetryableError(msg), parseRetryAfter(r.headers.get('retry-after')));
+        }
+        return done(r);
+      },
+      {
+        attempts,
+        signal,
+        wait: async (s) => {
+          await this.pacer.wait(s);
+          if (callOpts.write) await this.writePacer.wait(s);
+          await requestBudget()?.take(this.clientKey);
+        },
+      },
+    );
+  }
+
+  /**
+   * Per-minute and concurrency limits: every Google request waits at least 30 s, and at most
+   * MAX_THROTTLE_WAIT_MS: a longer Retry-After leaves the item for later instead of holding the
+   * run (it stops with the time to rerun when nothing else is left). Throttled answers are not
+   * counted as attempts; the eighth in one call gives up.
+   */
+  private throttle(msg: string, r: Resp, throttled: number): void {
+    const retryAfter = parseRetryAfter(r.headers.get('retry-after'));
+    if (retryAfter !== undefined && retryAfter > MAX_THROTTLE_WAIT_MS) throw new RetryableError(`${msg} (Google asks to wait ${Math.round(retryAfter / 1000)} s)`, retryAfter);
+    const wait = Math.min(MAX_THROTTLE_WAIT_MS, backoffDelay(throttled, Math.max(30_000, retryAfter ?? 0), { baseMs: 30_000, maxMs: MAX_THROTTLE_WAIT_MS }));
+    this.pacer.pauseFor(wait);
+    this.log.debug(`${msg}: pausing Google requests for ${Math.round(wait)} ms`);
+    if (throttled >= 8) throw new RetryableError(msg, wait);
   }
 
   /** GETs a baseUrl download (media bytes: counted apart, no Authorization needed). */
   async download(url: string, signal?: AbortSignal): Promise<Buffer> {
-    for (let attempt = 1; ; attempt++) {
-      this.quota.countMedia();
-      try {
+    return retryCall(
+      async () => {
+        this.quota.countMedia();
         const r = await fetch(url, { signal: signal ?? AbortSignal.timeout(10 * 60_000) });
         if (r.status === 200) return Buffer.from(await r.arrayBuffer());
         const text = await r.text().catch(() => '');
         if (r.status === 429 || r.status >= 500) throw new RetryableError(`download: HTTP ${r.status}`, parseRetryAfter(r.headers.get('retry-after')));
         throw new Error(`download: HTTP ${r.status} ${redact(text.slice(0, 200))}`);
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        if (!(err instanceof RetryableError) && (err as Error).message?.startsWith('download: HTTP')) throw err;
-        if (attempt >= 4) throw new RetryableError(`download of a baseUrl failed: ${reason(err)}`);
-        await sleep(backoffDelay(attempt, err instanceof RetryableError ? err.retryAfterMs : undefined), signal);
-      }
-    }
+      },
+      downloadVerdict,
+      { attempts: DOWNLOAD_ATTEMPTS, signal },
+    );
   }
 
   /** Like download(), streamed into `file` (a photo too large to hold): its SHA-1 and size, hashed as the bytes pass. */
   async downloadTo(url: string, file: string, signal?: AbortSignal): Promise<{ sha1: string; size: number }> {
-    for (let attempt = 1; ; attempt++) {
-      this.quota.countMedia();
-      try {
+    return retryCall(
+      async () => {
+        this.quota.countMedia();
         const r = await fetch(url, { signal: signal ?? AbortSignal.timeout(30 * 60_000) });
         if (r.status !== 200 || !r.body) {
           const text = await r.text().catch(() => '');
@@ -438,13 +460,10 @@ export class GoogleApi {
         });
         await pipeline(Readable.fromWeb(r.body as import('node:stream/web').ReadableStream), hashing, fs.createWriteStream(file));
         return { sha1: h.digest('hex'), size };
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        if (!(err instanceof RetryableError) && (err as Error).message?.startsWith('download: HTTP')) throw err;
-        if (attempt >= 4) throw new RetryableError(`download of a baseUrl failed: ${reason(err)}`);
-        await sleep(backoffDelay(attempt, err instanceof RetryableError ? err.retryAfterMs : undefined), signal);
-      }
-    }
+      },
+      downloadVerdict,
+      { attempts: DOWNLOAD_ATTEMPTS, signal },
+    );
   }
 
   close(): void {
