@@ -9,6 +9,8 @@ import { ACCOUNT_QUEUE, BOSS_SCHEMA } from './schema.ts';
 
 export interface AccountJob {
   slug: string;
+  /** 'quota': queued for the next Pacific day; a worker without --follow does not wait for it. */
+  wait?: 'quota';
 }
 
 export const JOB_OPTIONS = {
@@ -36,6 +38,6 @@ export async function startBoss(url: string): Promise<PgBoss> {
 }
 
 /** Queues the account's job (null when one is queued already). */
-export function sendAccount(boss: PgBoss, slug: string, priority: number, startAfter?: Date | number, db?: PgBoss.Db): Promise<string | null> {
-  return boss.send(ACCOUNT_QUEUE, { slug } satisfies AccountJob, { singletonKey: slug, priority, ...JOB_OPTIONS, ...(startAfter !== undefined ? { startAfter } : {}), ...(db ? { db } : {}) });
+export function sendAccount(boss: PgBoss, slug: string, priority: number, startAfter?: Date | number, db?: PgBoss.Db, wait?: AccountJob['wait']): Promise<string | null> {
+  return boss.send(ACCOUNT_QUEUE, { slug, ...(wait ? { wait } : {}) } satisfies AccountJob, { singletonKey: slug, priority, ...JOB_OPTIONS, ...(startAfter !== undefined ? { startAfter } : {}), ...(db ? { db } : {}) });
 }

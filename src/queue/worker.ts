@@ -181,10 +181,10 @@ class Worker {
     }
   }
 
-  /** True when no account can start within minutes (quota days wait for a --follow worker). */
+  /** True when every account is finished or waits for the next Google day (that wait is for a --follow worker). */
   private async nothingLeft(): Promise<boolean> {
     const r = await this.q.query(
-      `SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND (state = 'active' OR (state IN ('created', 'retry') AND start_after < now() + interval '10 minutes'))`,
+      `SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND (data->>'wait') IS DISTINCT FROM 'quota'`,
       [ACCOUNT_QUEUE],
     );
     return Number(r.rows[0].n) === 0;
@@ -272,7 +272,7 @@ class Worker {
       await this.boss.fail(ACCOUNT_QUEUE, job.id, { message: 'interrupted; continues on a worker' }, { db });
       return;
     }
-    if (status === 'waiting-quota') await sendAccount(this.boss, job.data.slug, job.priority, new Date(nextPacificMidnight().getTime() + 60_000), db);
+    if (status === 'waiting-quota') await sendAccount(this.boss, job.data.slug, job.priority, new Date(nextPacificMidnight().getTime() + 60_000), db, 'quota');
     await this.boss.complete(ACCOUNT_QUEUE, job.id, { status }, { db });
   }
 
