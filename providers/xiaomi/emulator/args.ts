@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { COMMON_FLAG_HELP, parseEmulatorArgs } from '../../../src/emulator/kit.ts';
 import { EMULATOR_DEFAULTS, type XiaomiEmulatorOptions } from './options.ts';
+import { QR_FLAG_HELP, QR_FLAGS, qrOptionsFromFlags } from './routes/qr.ts';
 import { startXiaomiEmulator, type XiaomiEmulator } from './server.ts';
 
 export const EMULATOR_HELP = `gallery-bridge emulator xiaomi --seed DIR --data DIR [flags]
@@ -21,6 +22,7 @@ export const EMULATOR_HELP = `gallery-bridge emulator xiaomi --seed DIR --data D
   --download-host HOST       host name put in download links (default 127.0.0.1)
   --file-host HOST           host name of the final POST url only (default: --download-host)
   --session-ttl SEC          lifetime of serviceTokens (0: never expire)
+${QR_FLAG_HELP}
 
 ${COMMON_FLAG_HELP}`;
 
@@ -38,6 +40,7 @@ export function parseXiaomiEmulatorArgs(args: string[]): XiaomiEmulatorOptions {
     'link-ttl': { type: 'string', default: String(EMULATOR_DEFAULTS.linkTtlSeconds) },
     'download-host': { type: 'string' },
     'file-host': { type: 'string' },
+    ...QR_FLAGS,
   });
   const rate = (name: string, v: string | undefined): number => {
     const n = Number(v ?? 0);
@@ -68,6 +71,7 @@ export function parseXiaomiEmulatorArgs(args: string[]): XiaomiEmulatorOptions {
     linkTtlSeconds: linkTtl,
     downloadHost: host('download-host', extra['download-host']),
     fileHost: host('file-host', extra['file-host']),
+    qr: qrOptionsFromFlags(extra),
   };
 }
 

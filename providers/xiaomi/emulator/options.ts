@@ -1,6 +1,7 @@
 // What the Xiaomi emulator can be started with: from the command line (args.ts) or by a test.
 
 import type { CommonFlags } from '../../../src/emulator/kit.ts';
+import type { QrEmulatorOptions } from './routes/qr.ts';
 
 export const EMULATOR_DEFAULTS = {
   userId: '1234567890',
@@ -27,6 +28,8 @@ export interface XiaomiEmulatorOptions {
   hostile?: HostileListing;
   /** What the account's owner set in the gallery app, by file name: a caption, a favourite mark. */
   userMeta?: Record<string, { description?: string; isFavorite?: boolean }>;
+  /** Signing in by QR code (routes/qr.ts): code lifetime, long-poll hold, the lp host. */
+  qr?: QrEmulatorOptions;
 }
 
 /** Listing quirks a real account may serve, by file name or album name (deterministic, for tests). */

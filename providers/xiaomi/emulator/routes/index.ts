@@ -5,9 +5,11 @@ import { binRoutes } from './bin.ts';
 import { downloadRoutes } from './download.ts';
 import { galleryRoutes } from './gallery.ts';
 import { loginRoutes } from './login.ts';
+import { qrRoutes } from './qr.ts';
 import type { Route } from './route.ts';
 import { statusRoutes } from './status.ts';
 
 export type { Route } from './route.ts';
 
-export const ROUTES: Route[] = [...loginRoutes, ...downloadRoutes, ...galleryRoutes, ...binRoutes, ...statusRoutes];
+// qrRoutes before loginRoutes: it answers serviceLogin?_json=true and the QR sign-in's STS hop, and hands the rest on.
+export const ROUTES: Route[] = [...qrRoutes, ...loginRoutes, ...downloadRoutes, ...galleryRoutes, ...binRoutes, ...statusRoutes];
