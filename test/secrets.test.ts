@@ -10,7 +10,8 @@ import { makeSeed, readEmulatorState, startEmulator } from '../providers/xiaomi/
 import type { XiaomiEmulator } from '../providers/xiaomi/emulator/server.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
-import { FIXTURES, runCli, tmpDir, type CliResult, tlsArgs } from './helpers.ts';
+import { spawn } from 'node:child_process';
+import { CLI, FIXTURES, ROOT, runCli, tmpDir, type CliResult, tlsArgs } from './helpers.ts';
 import { startDashboard } from '../src/commands/serve.ts';
 import type { AddressInfo } from 'node:net';
 
@@ -159,6 +160,53 @@ describe('secrets never appear in logs, reports, state databases or error messag
     expect(fs.existsSync(path.join(src, 'f6t.jpg'))).toBe(true);
     const places = [...outputs(x, o, gr), ...filesBelow(t, (rel) => rel.startsWith('home/credentials') || rel.startsWith('xiaomi') || rel.startsWith('onedrive') || rel.startsWith('seed'))];
     expectNoSecret(['st-WRONG-serviceToken-11aa22', 'pt-WRONG-passToken-33bb44', 'od-WRONG-access-token-55cc66', G_REFRESH, G_SECRET], places);
+  });
+});
+
+/** `auth xiaomi` by QR code, the phone's part played through the emulator's control endpoint. */
+async function qrSignIn(emu: XiaomiEmulator, home: string): Promise<CliResult> {
+  const env = { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE: '', XIAOMI_USER_ID: '', XIAOMI_PASS_TOKEN: '', XIAOMI_COOKIE_FILE: '' };
+  const child = spawn(process.execPath, [CLI, 'auth', 'xiaomi'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let confirmed = false;
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    const link = /^\s+(http:\/\/127\.0\.0\.1:\d+\/longPolling\/login\?\S+)$/m.exec(stderr)?.[1];
+    if (link && !confirmed) {
+      confirmed = true;
+      void fetch(`${emu.baseUrl}/_emulator/qr/confirm`, { method: 'POST', body: new URLSearchParams({ loginUrl: link }) });
+    }
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+}
+
+describe('secrets of a QR code sign-in', () => {
+  it('the passToken and serviceTokens it gets appear only in the credential file, not in its output, a migration from it, or its state', async () => {
+    const t = tmpDir('gb-secrets-qr-');
+    const emu = await xiaomi(t, { sessionTtl: 1 });
+    const home = path.join(t, 'home');
+    const auth = await qrSignIn(emu, home);
+    expect(auth.code, auth.stderr).toBe(0);
+    const stored = JSON.parse(fs.readFileSync(path.join(home, 'credentials', 'xiaomi', 'default.json'), 'utf8')) as Record<string, string>;
+    expect(stored.passToken).toBe(PASS_TOKEN);
+    const state = path.join(t, 'state.db');
+    const run = await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state, '--verbose', '--report', path.join(t, 'report.json')], {
+      env: { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE: '', XIAOMI_USER_ID: '', XIAOMI_PASS_TOKEN: '' },
+    });
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    const tokens = Object.keys((readEmulatorState(path.join(t, 'xiaomi')) as unknown as { tokens: Record<string, number> }).tokens).filter((k) => k.startsWith('emu-st-'));
+    expect(tokens).toContain(stored.serviceToken);
+    const places = [...outputs(auth, run), ...filesBelow(t, (rel) => rel.startsWith('home/credentials') || rel.startsWith('xiaomi') || rel.startsWith('seed'))];
+    expect(places.some((p) => p.file.endsWith('state.db'))).toBe(true);
+    expectNoSecret([PASS_TOKEN, SERVICE_TOKEN, ...tokens], places);
   });
 });
 

@@ -1,12 +1,14 @@
-// `gallery-bridge auth xiaomi`: takes the cookie string, or userId and passToken, from a prompt
-// (input hidden), --cookie-file, or the environment; checks it against the API; stores it 0600.
+// `gallery-bridge auth xiaomi`: signs in by QR code (auth-qr.ts) unless credentials are handed
+// over; with --cookie it takes the cookie string, or userId and passToken, from a prompt (input
+// hidden), with --cookie-file or the environment from there; checks them against the API; stores them 0600.
 
 import readline from 'node:readline';
 import { reason, registerSecret } from '../../src/lib/redact.ts';
 import { StopRunError, type ProviderContext } from '../types.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient, type XiaomiCredentials } from './client.ts';
 import { readPrivateFile } from '../../src/lib/credentials.ts';
-import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, storeSession } from './session.ts';
+import { signInByQr } from './auth-qr.ts';
+import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, option, storeSession } from './session.ts';
 
 /**
  * Where the secrets are, as Coooolfan/XiaomiAlbumSyncer tells its users (README, "获取 PassToken
@@ -72,7 +74,17 @@ async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials;
   return { creds: credentialsFromCookies({ userId, passToken }), from: 'the prompt' };
 }
 
+/** True when credentials were handed over (flag, file or environment): the cookie path takes them. */
+function credentialsGiven(ctx: ProviderContext): boolean {
+  return option(ctx, 'cookie') === true || Boolean(cookieFileOf(ctx)) || Boolean(ctx.env.XIAOMI_COOKIE) || Boolean(ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN);
+}
+
+/** `gallery-bridge auth xiaomi`: by QR code, unless credentials are handed over or --cookie asks for the prompt. */
 export async function authXiaomi(ctx: ProviderContext): Promise<void> {
+  if (!credentialsGiven(ctx)) {
+    const qr = await signInByQr(ctx);
+    return acceptAndStore(ctx, qr.creds, qr.from);
+  }
   let gathered: { creds: XiaomiCredentials; from: string };
   try {
     gathered = await gather(ctx);
@@ -80,19 +92,27 @@ export async function authXiaomi(ctx: ProviderContext): Promise<void> {
     if (err instanceof StopRunError) throw err;
     throw new StopRunError('credentials', `the Xiaomi credentials are not usable: ${reason(err)}`);
   }
+  await acceptAndStore(ctx, gathered.creds, gathered.from);
+}
+
+/**
+ * Gets a fresh serviceToken through the passToken chain, proves the session with the storage-quota
+ * call, and only then stores the credentials (0600): a sign-in that fails leaves nothing behind.
+ */
+export async function acceptAndStore(ctx: ProviderContext, creds: XiaomiCredentials, from: string): Promise<void> {
   const base = baseUrlOf(ctx.env);
-  const client = new XiaomiClient({ baseUrl: base.href, credentials: gathered.creds, hosts: hostPolicyOf(ctx, base), log: ctx.log });
+  const client = new XiaomiClient({ baseUrl: base.href, credentials: creds, hosts: hostPolicyOf(ctx, base), log: ctx.log });
   try {
     if (client.canRenew) await client.renew();
     const quota = await client.quota();
     const used = typeof quota.used === 'number' ? `${(quota.used / 1024 ** 3).toFixed(2)} GB used` : 'quota unknown';
     const file = storeSession(ctx, client.credentials());
-    const masked = gathered.creds.userId.replace(/^(\d{2})\d*(\d{2})$/, '$1…$2');
-    ctx.log.info(`Xiaomi account ${masked} accepted (${used}); credentials from ${gathered.from} stored in ${file} (mode 0600)`);
+    const masked = creds.userId.replace(/^(\d{2})\d*(\d{2})$/, '$1…$2');
+    ctx.log.info(`Xiaomi account ${masked} accepted (${used}); credentials from ${from} stored in ${file} (mode 0600)`);
     if (!client.canRenew) {
       ctx.log.warn(
         'no passToken was given: the serviceToken alone expires within minutes to an hour and cannot be renewed, so a long run will stop with exit 3; ' +
-          'give the passToken too (a cookie of https://account.xiaomi.com, not of i.mi.com: see `gallery-bridge auth xiaomi` in a terminal or providers/xiaomi/README.md)',
+          'sign in by QR code instead (`gallery-bridge auth xiaomi`), or give the passToken too (a cookie of https://account.xiaomi.com, not of i.mi.com: see providers/xiaomi/README.md)',
       );
     }
     ctx.log.info('note: accounts with Xiaomi Advanced Data Protection (end-to-end encryption) cannot be read through the web API; the listing would come back empty or refused');

@@ -47,6 +47,7 @@ export const xiaomiProvider: ProviderModule = {
   emulator: async (args) => (await import('./emulator/args.ts')).runXiaomiEmulator(args),
   cliOptions: [
     { flags: '--include-private', description: 'xiaomi: also move the private album (albumId 1000), skipped by default', defaultValue: false },
+    { flags: '--cookie', description: 'xiaomi (auth): sign in with cookies (userId and passToken, asked for, input hidden) instead of by QR code', defaultValue: false },
     { flags: '--cookie-file <file>', description: 'xiaomi: read the cookie string (or userId=/passToken= lines) from this file' },
     { flags: '--xiaomi-download-hosts <hosts>', description: 'xiaomi: extra hosts (comma-separated, ".suffix" allowed) that may receive cookies in the sign-in chain; downloads carry no cookie' },
   ],
