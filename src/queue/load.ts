@@ -85,17 +85,17 @@ export interface LoadResult {
 }
 
 export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: string; rows: AccountRow[]; settings: QueueSettings; key: Buffer | null; home?: string }): Promise<LoadResult> {
-  const problems = await syncQueueAccounts(q, o.rows);
-  if (problems.length) return { problems, queued: 0, accounts: 0, done: 0, credentials: 0 };
-  await setMeta(q, 'settings', JSON.stringify(o.settings));
-  await setMeta(q, 'manifest', JSON.stringify({ path: path.resolve(o.manifestFile), sha256: crypto.createHash('sha256').update(fs.readFileSync(o.manifestFile)).digest('hex'), loaded_at: new Date().toISOString() }));
-
   const home = o.home ?? defaultHome();
   const files = credentialFiles(home, o.rows.flatMap((r) => credentialPairs({ source: r.source, destination: r.destination, source_account: r.sourceAccount, destination_account: r.destinationAccount })));
   if (files.length && !o.key) {
     return { problems: [`${files.length} credential file(s) under ${path.join(home, 'credentials')} are needed by the accounts: give GALLERY_BRIDGE_QUEUE_KEY (or GALLERY_BRIDGE_QUEUE_KEY_FILE) so they are stored sealed for the workers`], queued: 0, accounts: 0, done: 0, credentials: 0 };
   }
   if (o.key) await checkKey(q, o.key);
+  // Nothing is written before every check passed: a refused load leaves the batch as it was.
+  const problems = await syncQueueAccounts(q, o.rows);
+  if (problems.length) return { problems, queued: 0, accounts: 0, done: 0, credentials: 0 };
+  await setMeta(q, 'settings', JSON.stringify(o.settings));
+  await setMeta(q, 'manifest', JSON.stringify({ path: path.resolve(o.manifestFile), sha256: crypto.createHash('sha256').update(fs.readFileSync(o.manifestFile)).digest('hex'), loaded_at: new Date().toISOString() }));
   const credentials = o.key ? await uploadCredentials(q, o.key, home, files) : 0;
 
   const all = (await q.query(`SELECT * FROM ${SCHEMA}.accounts WHERE status <> 'removed'`)).rows as Array<Record<string, unknown>>;
