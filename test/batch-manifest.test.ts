@@ -98,7 +98,7 @@ describe('batch check', () => {
     const lines = csv.slice(1).join('\n');
     expect(lines).toMatch(/^3,ben,error,source folder .*missing does not exist/m);
     expect(lines).toMatch(/^4,cat,error,"destination not writable: .*readonly is a file, not a folder/m);
-    expect(lines).toMatch(/^5,dan,error,"credentials missing or refused: no Xiaomi credentials/m);
+    expect(lines).toMatch(/^5,dan,error,"credentials missing or refused: no Xiaomi credentials.*",Sign in: gallery-bridge auth xiaomi --account default \(it shows a QR code/m);
     expect(lines).toMatch(/^6,eve,error,"?source ""?ftp:x/m);
     expect(lines).not.toMatch(/^2,ann/m);
     const html = fs.readFileSync(path.join(t, 'b', 'check.html'), 'utf8');

@@ -76,6 +76,12 @@ function folderWritable(p: string): string | null {
   }
 }
 
+/** The command that signs in the side a refused plan names, with the row's account name filled in. */
+function signInCommand(row: AccountRow, error: string | null): string {
+  if (kindOf(row.source) === 'xiaomi' && /xiaomi/i.test(error ?? '')) return `gallery-bridge auth xiaomi --account ${row.sourceAccount} (it shows a QR code to scan with the Xiaomi app)`;
+  return `gallery-bridge auth ${kindOf(row.destination)} --account ${row.destinationAccount}`;
+}
+
 export async function checkAccount(row: AccountRow, stateDir: string | null, passThrough: string[]): Promise<{ check: AccountCheck; problems: CheckProblem[] }> {
   const problems: CheckProblem[] = [];
   const p = (severity: CheckProblem['severity'], problem: string, todo: string) => problems.push({ severity, line: row.line, account: row.account, problem, todo });
@@ -90,7 +96,7 @@ export async function checkAccount(row: AccountRow, stateDir: string | null, pas
   const stateFile = existing && fs.existsSync(existing) ? existing : path.join(os.tmpdir(), `gb-check-${process.pid}-${row.slug}`, 'none.db');
   const r = problems.length ? null : await runPlan(row, stateFile, passThrough);
   if (r) {
-    if (r.code === 3) p('error', `credentials missing or refused: ${r.error ?? 'sign-in failed'}`, `Sign in: gallery-bridge auth ${/xiaomi/i.test(r.error ?? '') ? 'xiaomi' : kindOf(row.destination)} --account NAME (the row's source_account or destination_account).`);
+    if (r.code === 3) p('error', `credentials missing or refused: ${r.error ?? 'sign-in failed'}`, `Sign in: ${signInCommand(row, r.error)}.`);
     else if (r.code === 2) p('error', `cannot be set up: ${r.error ?? 'configuration problem'}`, 'Fix the row or the stored sign-in.');
     else if (r.code !== 0 || !r.plan) p('error', `cannot reach the source or the destination: ${r.error ?? `plan exited ${r.code}`}`, 'Check the network and that the service is up, then check again.');
     if (r.plan) {
