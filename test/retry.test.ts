@@ -54,8 +54,23 @@ describe('retryCall', () => {
   it('waits on the pacer before every attempt', async () => {
     const f = flaky(2);
     let waits = 0;
-    await retryCall(f.attempt, retryOnThrow, { attempts: 5, backoff: quick, wait: async () => void waits++ });
+    await retryCall(f.attempt, retryOnThrow, { attempts: 5, backoff: quick, before: async () => void waits++ });
     expect(waits).toBe(3);
+  });
+
+  it('ends the call with what the step before an attempt throws, without classifying it', async () => {
+    const f = flaky(0);
+    let asked = 0;
+    const before = async () => {
+      throw new Error('no token');
+    };
+    const classify = (out: Outcome<string>) => {
+      asked++;
+      return retryOnThrow(out);
+    };
+    await expect(retryCall(f.attempt, classify, { attempts: 5, backoff: quick, before })).rejects.toThrow('no token');
+    expect(f.calls).toEqual([]);
+    expect(asked).toBe(0);
   });
 
   it('imposes a shared pause through the pacer, even when it gives up, instead of sleeping alone', async () => {

@@ -346,7 +346,6 @@ export class GoogleApi {
     let throttled = 0;
     return retryCall(
       async () => {
-        this.quota.count();
         try {
           return await send();
         } catch (err) {
@@ -398,10 +397,11 @@ export class GoogleApi {
       {
         attempts,
         signal,
-        wait: async (s) => {
+        before: async (s) => {
           await this.pacer.wait(s);
           if (callOpts.write) await this.writePacer.wait(s);
           await requestBudget()?.take(this.clientKey);
+          this.quota.count();
         },
       },
     );

@@ -21,9 +21,10 @@
 
 import https from 'node:https';
 import { Client, HTTPMessageHandler, LargeFileUploadTask, type Middleware, type Context } from '@microsoft/microsoft-graph-client';
-import { backoffDelay, parseRetryAfter, sleep } from '../../src/lib/backoff.ts';
+import { parseRetryAfter } from '../../src/lib/backoff.ts';
 import type { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
+import { again, done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
 import { RetryableError, StopRunError } from '../types.ts';
 
 export const USER_AGENT = 'ISV|gallery-bridge|gallery-bridge/0.1.0';
@@ -221,45 +222,43 @@ export class GraphHttp {
       // rather than risk the token reaching it.
       throw new StopRunError('config', 'OneDrive returned an upload URL on the API host; refusing to continue');
     }
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      await this.pace(signal);
-      this.stats.requests++;
-      const headers: Record<string, string | number> = { 'User-Agent': USER_AGENT };
-      if (body) {
-        headers['Content-Length'] = body.length;
-        headers['Content-Range'] = `bytes ${range!.start}-${range!.start + body.length - 1}/${range!.total}`;
-      } else if (method !== 'GET') headers['Content-Length'] = 0;
-      try {
-        const res = await this.rawRequest(method, url, headers, body, signal);
+    const giveUp = (err: unknown) => new RetryableError(`OneDrive upload request failed after ${this.maxAttempts} attempts: ${scrubUrl(reason(err), url)}`);
+    return retryCall(
+      () => {
+        this.stats.requests++;
+        const headers: Record<string, string | number> = { 'User-Agent': USER_AGENT };
+        if (body) {
+          headers['Content-Length'] = body.length;
+          headers['Content-Range'] = `bytes ${range!.start}-${range!.start + body.length - 1}/${range!.total}`;
+        } else if (method !== 'GET') headers['Content-Length'] = 0;
+        return this.rawRequest(method, url, headers, body, signal);
+      },
+      (out): Verdict<{ status: number; json: Record<string, unknown> }> => {
+        if (!out.ok) {
+          if (out.error instanceof StopRunError) throw out.error;
+          this.stats.retries++;
+          // A fragment whose answer was lost may have been stored: the caller's next PUT then
+          // gets 416 and asks the session where it stands. Returning a marker lets it do so now.
+          if (method === 'PUT') return done({ status: 0, json: { error: { code: 'connectionLost', message: scrubUrl(reason(out.error), url) } } }, true);
+          return retry(giveUp(out.error));
+        }
+        const res = out.value;
         if (res.status === 429 || res.status === 503) {
           const ra = parseRetryAfter(res.headers['retry-after'] as string | undefined);
-          const wait = backoffDelay(attempt, ra ?? 1000);
           this.stats.throttled++;
-          this.throttled(wait);
-          lastErr = new GraphHttpError(res.status, String((res.json.error as { code?: string } | undefined)?.code ?? ''), `upload URL answered ${res.status}`, ra);
           this.stats.retries++;
-          continue;
+          const code = String((res.json.error as { code?: string } | undefined)?.code ?? '');
+          return retry(giveUp(new GraphHttpError(res.status, code, `upload URL answered ${res.status}`, ra)), ra ?? 1000, true);
         }
         if (TRANSIENT.has(res.status)) {
-          lastErr = new GraphHttpError(res.status, '', `upload URL answered ${res.status}`);
           this.stats.retries++;
-          await sleep(backoffDelay(attempt), signal);
-          continue;
+          return retry(giveUp(new GraphHttpError(res.status, '', `upload URL answered ${res.status}`)));
         }
         if (body && res.status < 300) this.stats.fragmentBytesSent += body.length;
-        return { status: res.status, json: res.json };
-      } catch (e) {
-        if (signal?.aborted || e instanceof StopRunError) throw e;
-        lastErr = e;
-        this.stats.retries++;
-        await sleep(backoffDelay(attempt), signal);
-        // A fragment whose answer was lost may have been stored: the caller's next PUT then
-        // gets 416 and asks the session where it stands. Returning a marker lets it do so now.
-        if (method === 'PUT') return { status: 0, json: { error: { code: 'connectionLost', message: scrubUrl(reason(e), url) } } };
-      }
-    }
-    throw new RetryableError(`OneDrive upload request failed after ${this.maxAttempts} attempts: ${scrubUrl(reason(lastErr), url)}`);
+        return done({ status: res.status, json: res.json });
+      },
+      { attempts: this.maxAttempts, signal, before: (s) => this.pace(s), pause: (ms) => this.throttled(ms) },
+    );
   }
 
   private rawRequest(
@@ -340,51 +339,57 @@ class PacedRetryMiddleware implements Middleware {
     const url = new URL(typeof context.request === 'string' ? context.request : (context.request as Request).url);
     const sameOrigin = url.origin === http.apiOrigin;
     let refreshed = false;
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= http.maxAttempts; attempt++) {
-      await http.pace();
-      http.stats.requests++;
-      const options = { ...(context.options ?? {}) };
-      const headers: Record<string, string> = { ...((options.headers as Record<string, string> | undefined) ?? {}) };
-      delete headers.Authorization;
-      delete headers.authorization;
-      if (sameOrigin) headers.Authorization = `Bearer ${await http.opts.tokens.get()}`;
-      options.headers = headers;
-      // A stop aborts the request in flight too, not only the waits between requests.
-      if (http.opts.signal) options.signal = http.opts.signal;
-      const attemptCtx: Context = { ...context, options, response: undefined };
-      let res: Response;
-      try {
-        await this.next!.execute(attemptCtx);
-        res = attemptCtx.response!;
-        // Read the whole body here: a connection cut mid-body is a retry, not a parse error later.
-        const buf = await res.arrayBuffer();
-        res = new Response(res.status === 204 || res.status === 304 ? null : buf, { status: res.status, statusText: res.statusText, headers: res.headers });
-      } catch (e) {
-        if (http.opts.signal?.aborted) throw e;
-        lastErr = e;
+    let token: string | null = null;
+    context.response = await retryCall(
+      () => this.once(context, token),
+      async (out, n): Promise<Verdict<Response>> => {
+        if (!out.ok) {
+          http.stats.retries++;
+          return retry(new RetryableError(`OneDrive request failed after ${http.maxAttempts} attempts: ${reason(out.error)}`));
+        }
+        const res = out.value;
+        if (res.status === 401 && sameOrigin && !refreshed && http.opts.tokens.kind !== 'static') {
+          refreshed = true;
+          await http.opts.tokens.get(true);
+          return again;
+        }
+        // The last transient answer goes back to the SDK, which throws it as a GraphError.
+        if (!TRANSIENT.has(res.status) || n >= http.maxAttempts) return done(res);
         http.stats.retries++;
-        await sleep(backoffDelay(attempt), http.opts.signal);
-        continue;
-      }
-      if (res.status === 401 && sameOrigin && !refreshed && http.opts.tokens.kind !== 'static') {
-        refreshed = true;
-        await http.opts.tokens.get(true);
-        attempt = 0;
-        continue;
-      }
-      if (TRANSIENT.has(res.status) && attempt < http.maxAttempts) {
-        const ra = parseRetryAfter(res.headers.get('retry-after'));
-        http.stats.retries++;
-        if (res.status === 429 || res.status === 503) {
-          http.stats.throttled++;
-          http.throttled(backoffDelay(attempt, ra ?? 1000));
-        } else await sleep(backoffDelay(attempt), http.opts.signal);
-        continue;
-      }
-      context.response = res;
-      return;
-    }
-    throw new RetryableError(`OneDrive request failed after ${http.maxAttempts} attempts: ${reason(lastErr)}`);
+        const failed = new RetryableError(`OneDrive request answered ${res.status}`);
+        if (res.status !== 429 && res.status !== 503) return retry(failed);
+        http.stats.throttled++;
+        return retry(failed, parseRetryAfter(res.headers.get('retry-after')) ?? 1000, true);
+      },
+      {
+        attempts: http.maxAttempts,
+        signal: http.opts.signal,
+        before: async () => {
+          await http.pace();
+          token = sameOrigin ? await http.opts.tokens.get() : null;
+        },
+        pause: (ms) => http.throttled(ms),
+      },
+    );
+  }
+
+  /** One request down the chain, its body read whole: a connection cut mid-body is a retry, not a parse error later. */
+  private async once(context: Context, token: string | null): Promise<Response> {
+    const http = this.http;
+    http.stats.requests++;
+    const options = { ...(context.options ?? {}) };
+    const headers: Record<string, string> = { ...((options.headers as Record<string, string> | undefined) ?? {}) };
+    delete headers.Authorization;
+    delete headers.authorization;
+    // The bearer token goes to the API origin only (token is null elsewhere).
+    if (token !== null) headers.Authorization = `Bearer ${token}`;
+    options.headers = headers;
+    // A stop aborts the request in flight too, not only the waits between requests.
+    if (http.opts.signal) options.signal = http.opts.signal;
+    const attemptCtx: Context = { ...context, options, response: undefined };
+    await this.next!.execute(attemptCtx);
+    const res = attemptCtx.response!;
+    const buf = await res.arrayBuffer();
+    return new Response(res.status === 204 || res.status === 304 ? null : buf, { status: res.status, statusText: res.statusText, headers: res.headers });
   }
 }

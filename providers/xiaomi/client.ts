@@ -386,6 +386,7 @@ export class XiaomiClient {
       async (out, n): Promise<Verdict<Envelope>> => {
         if (!out.ok) return retrying(new RetryableError(`Xiaomi ${path} failed ${n} times: ${isAbort(out.error) ? 'timed out' : reason(out.error)}`), n);
         const { res, text } = out.value;
+        this.takeToken(res);
         if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
           if (!renewed) this.log('info', `xiaomi: the session expired (${path} answered HTTP ${res.status}); renewing it`);
           return renewOnce(`HTTP ${res.status}`);
@@ -405,11 +406,11 @@ export class XiaomiClient {
         if (code === 401) return renewOnce('code 401');
         return done(envelope(code, env, text));
       },
-      { attempts: MAX_ATTEMPTS, signal, wait: (s) => this.pacer.wait(s) },
+      { attempts: MAX_ATTEMPTS, signal, before: (s) => this.pacer.wait(s) },
     );
   }
 
-  /** One request of api(): the answer and its text (a new serviceToken in it is kept). */
+  /** One request of api(): the answer and its text. */
   private async apiOnce(method: 'GET' | 'POST', path: string, query: Record<string, string>, form: (() => Record<string, string>) | undefined, signal?: AbortSignal): Promise<{ res: Answer; text: string }> {
     const u = new URL(path, this.base);
     u.searchParams.set('ts', String(Date.now()));
@@ -428,9 +429,7 @@ export class XiaomiClient {
         body: form ? new URLSearchParams(form()).toString() : undefined,
         signal: limit.signal,
       });
-      const text = await res.text();
-      this.takeToken(res);
-      return { res, text };
+      return { res, text: await res.text() };
     } finally {
       limit.done();
     }

@@ -33,9 +33,13 @@ export interface Pacing {
   attempts: number;
   /** The run's stop: every wait ends with it, and an attempt that throws once it is raised ends the call. */
   signal?: AbortSignal;
-  /** Waited on before every attempt (a Pacer shared by the provider's requests). */
-  wait?: (signal?: AbortSignal) => Promise<void>;
-  /** Pauses every request sharing the pacer; needed for `shared` verdicts. May throw to stop the run. */
+  /**
+   * Runs before every attempt: the wait on a Pacer shared by the provider's requests, and
+   * whatever else must precede a request (a budget, a count, a token). What it throws ends the
+   * call; only what the attempt throws is classified.
+   */
+  before?: (signal?: AbortSignal) => Promise<void>;
+  /** Pauses every request sharing the pacer (slept off in `before`); needed for `shared` verdicts. May throw to stop the run. */
   pause?: (ms: number) => void;
   backoff?: BackoffOptions;
 }
@@ -48,7 +52,7 @@ export async function retryCall<R, T>(
 ): Promise<T> {
   const { signal } = pacing;
   for (let n = 1; ; ) {
-    await pacing.wait?.(signal);
+    await pacing.before?.(signal);
     let outcome: Outcome<R>;
     try {
       outcome = { ok: true, value: await attempt(n) };
@@ -68,7 +72,7 @@ export async function retryCall<R, T>(
       pacing.pause(delay);
     }
     if (n >= pacing.attempts) throw verdict.error;
-    // A shared pause is slept off in the next wait(), with every other request.
+    // A shared pause is slept off in the next before(), with every other request.
     if (!verdict.shared) await sleep(delay, signal);
     n++;
   }
