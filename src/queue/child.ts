@@ -60,6 +60,13 @@ export async function childHooks(env: NodeJS.ProcessEnv, onLost: (message: strin
     }
     if (!held) onLost(`the lease on account ${lease.slug} (epoch ${lease.epoch}) is no longer this worker's: another worker took the account over; stopping without committing or deleting anything more`);
   };
+  // A worker killed alone leaves this process behind: without it nobody renews the lease, so
+  // stop now rather than at the next commit (a restarted worker may run the account again).
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid !== parent) onLost(`the worker that started this run (process ${parent}) is gone; stopping without committing or deleting anything more`);
+  }, 1000);
+  orphaned.unref();
   return {
     fence: () => {
       const next = chain.then(check);
@@ -67,6 +74,7 @@ export async function childHooks(env: NodeJS.ProcessEnv, onLost: (message: strin
       return next;
     },
     close: async () => {
+      clearInterval(orphaned);
       installRequestBudget(null);
       await budget.release().catch(() => undefined);
       await client.end().catch(() => undefined);

@@ -80,7 +80,7 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
     const settings = await readSettings(q);
     await verifyKey(q, o.key);
     boss = await startBoss(o.url);
-    await registerWorker(q, o.name, o.slots);
+    await registerWorker(q, o.name, o.slots, o.leaseSeconds ?? settings.leaseSeconds);
     const w = new Worker(q, boss, o, settings);
     return await w.run();
   } finally {
@@ -100,14 +100,14 @@ async function verifyKey(q: Queue, key: Buffer | null): Promise<void> {
   }
 }
 
-/** Joins the batch under `name`; refuses a name a live worker uses (its heartbeat is fresh). */
-async function registerWorker(q: Queue, name: string, slots: number): Promise<void> {
+/** Joins the batch under `name`; refuses a name a live worker uses (a heartbeat within the lease). */
+async function registerWorker(q: Queue, name: string, slots: number, leaseSeconds: number): Promise<void> {
   const r = await q.query(
     `INSERT INTO ${SCHEMA}.workers (name, host, pid, slots) VALUES ($1, $2, $3, $4)
      ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, slots = excluded.slots, started_at = now(), heartbeat_at = now(), stopped_at = NULL
-       WHERE ${SCHEMA}.workers.stopped_at IS NOT NULL OR ${SCHEMA}.workers.heartbeat_at < now() - interval '2 minutes'
+       WHERE ${SCHEMA}.workers.stopped_at IS NOT NULL OR ${SCHEMA}.workers.heartbeat_at < now() - make_interval(secs => $5)
      RETURNING name`,
-    [name, os.hostname(), process.pid, slots],
+    [name, os.hostname(), process.pid, slots, leaseSeconds],
   );
   if (r.rowCount !== 1) throw new QueueError(`a worker named "${name}" is already running (its heartbeat is recent): give this one another --name`);
 }
