@@ -65,8 +65,9 @@ export function openState(file: string, opts: OpenOptions = {}): DB {
 function refuseOthers(db: DB, file: string): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current === 0) {
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type='table'").get() as { n: number };
-    if (tables.n > 0) throw new StateFileError(`${file} is an SQLite database but not a gallery-bridge state file; it was left untouched: give another --state FILE`);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type='table'").all() as { name: string }[]).map((t) => t.name);
+    if (isBatchStore(tables)) throw new StateFileError(batchStoreGiven(file));
+    if (tables.length > 0) throw new StateFileError(`${file} is an SQLite database but not a gallery-bridge state file; it was left untouched: give another --state FILE`);
   }
   if (current > MIGRATIONS.length) {
     throw new StateFileError(`state file ${file} has schema v${current}, newer than this gallery-bridge (v${MIGRATIONS.length}); it was left untouched: upgrade gallery-bridge to use it`);
@@ -83,6 +84,17 @@ function migratedCopy(db: DB): DB {
   copy.pragma('foreign_keys = ON');
   migrate(copy);
   return copy;
+}
+
+/** The tables of DIR/batch.db (src/batch/store.ts), which keeps no user_version. */
+function isBatchStore(tables: string[]): boolean {
+  return ['meta', 'accounts', 'samples'].every((t) => tables.includes(t));
+}
+
+/** A batch store given where a state file belongs: say what it is and what reads it. */
+function batchStoreGiven(file: string): string {
+  const dir = path.dirname(file);
+  return `${file} is gallery-bridge's batch store (what \`batch run\` keeps about its accounts), not a state file; it was left untouched: read it with \`gallery-bridge batch status --state ${dir}\` or \`gallery-bridge serve --state ${dir}\`, or give report an account's state file, --state ${path.join(dir, 'accounts', 'NAME', 'state.db')}`;
 }
 
 function migrate(db: DB): void {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { openBatch } from '../src/batch/store.ts';
 import { makeSource, runCli, tmpDir, treeHashes } from './helpers.ts';
 
 function setup() {
@@ -71,6 +72,14 @@ describe('hostile state files', () => {
     db.close();
     fs.chmodSync(state, 0o600);
     await expectRefused(s, state, /not a gallery-bridge state file/);
+  });
+
+  it("a batch's own store (DIR/batch.db): named as such, with the commands that read it", async () => {
+    const s = setup();
+    const dir = path.join(s.t, 'batch');
+    openBatch(dir).close();
+    const state = path.join(dir, 'batch.db');
+    await expectRefused(s, state, /is gallery-bridge's batch store.*`gallery-bridge batch status --state .*`gallery-bridge serve --state .*accounts\/NAME\/state\.db/);
   });
 
   it('a state file from a newer gallery-bridge', async () => {
