@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -315,6 +316,43 @@ describe('downloads as the service takes them', () => {
         if (name === 'dl_img_cb') expect(body.startsWith('dl_img_cb(') && body.endsWith(')')).toBe(true);
         expect(parseJsonp(body)).toEqual({ url: m![2], meta: m![3] });
       }
+    } finally {
+      await emu.close();
+    }
+  });
+
+  it('takes the meta as each public downloader posts it: raw "meta=%s" (diredocks) or form-encoded (XiaomiAlbumSyncer, SyncXiaomiCloud)', async () => {
+    const emu = await startEmulator(tmpDir('meta'), { seed });
+    try {
+      const item = emu.manifest()[0]!;
+      const hop = async () => {
+        const env = JSON.parse(await apiText(emu.env, `/gallery/storage?ts=1&id=${item.id}`)) as { data: { url: string } };
+        return parseJsonp(await (await fetch(env.data.url)).text()) as { url: string; meta: string };
+      };
+      // diredocks/MiCloudAlbumDownloader: session.post(url, data="meta=%s" % meta); requests sends
+      // a str body as it is, with no Content-Type.
+      const rawPost = (url: string, body: string) =>
+        new Promise<{ status: number; sha1: string }>((resolve, reject) => {
+          const req = http.request(url, { method: 'POST', headers: { 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+            const h = crypto.createHash('sha1');
+            res.on('data', (d: Buffer) => h.update(d));
+            res.on('end', () => resolve({ status: res.statusCode!, sha1: h.digest('hex') }));
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+      // Enough links that a meta with a character form decoding changes would have shown up.
+      for (let i = 0; i < 24; i++) {
+        const raw = await hop();
+        expect(await rawPost(raw.url, `meta=${raw.meta}`), raw.meta).toEqual({ status: 200, sha1: item.sha1 });
+        const encoded = await hop();
+        const res = await fetch(encoded.url, { method: 'POST', body: new URLSearchParams({ meta: encoded.meta }) });
+        expect(res.status, encoded.meta).toBe(200);
+        expect(crypto.createHash('sha1').update(Buffer.from(await res.arrayBuffer())).digest('hex')).toBe(item.sha1);
+      }
+      // A meta that is not the one issued is still refused.
+      const wrong = await hop();
+      expect((await rawPost(wrong.url, `meta=${wrong.meta.slice(1)}`)).status).toBe(403);
     } finally {
       await emu.close();
     }

@@ -21,7 +21,15 @@ function expired(x: Exchange): void {
 function jsonpHop(ctx: EmulatorContext, x: Exchange, link: Link, it: EmItem): void {
   ctx.count('jsonp');
   const fileLink = crypto.randomBytes(16).toString('base64url');
-  const meta = crypto.randomBytes(24).toString('base64');
+  // No real meta is quoted in any public client, issue or test we found; what the clients
+  // show is how they send it, and that all of them work against i.mi.com:
+  // diredocks/MiCloudAlbumDownloader (and a later requests-based downloader) post the str
+  // "meta=%s" % meta as it is, while Coooolfan/XiaomiAlbumSyncer (OkHttp FormBody),
+  // sunhanaix/SyncXiaomiCloud (requests data={'meta': meta}) and a C# client
+  // (FormUrlEncodedContent) form-encode it. Both work only if the real meta holds no
+  // character form encoding changes ('+', '%', '&'), so the meta here is base64url, which
+  // every one of them sends unchanged, and the body is read as a form.
+  const meta = crypto.randomBytes(24).toString('base64url');
   ctx.links.add(fileLink, { itemId: it.id, expiresAt: Date.now() + ctx.linkTtlMs, meta, callback: link.callback });
   const fileHost = ctx.opts.fileHost ?? ctx.opts.downloadHost ?? '127.0.0.1';
   const fileUrl = `http://${fileHost}:${ctx.port}/_dl/micloudfs.fds.api.xiaomi.com/file/${fileLink}?Expires=${Date.now() + ctx.linkTtlMs}`;
