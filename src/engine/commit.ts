@@ -21,6 +21,22 @@ export const LINGER_MS = 30_000;
 /** What progress shows for an item the destination already held from another app. */
 export const IN_LIBRARY = 'already in your library from another app';
 
+/**
+ * Fault point for the crash test: with GALLERY_BRIDGE_FAULT_KILL_AFTER_UPLOADED=N the process
+ * kills itself right after its Nth item is committed at the destination and recorded as
+ * uploaded, before its verification: for the folder destination, inside the item's durability
+ * group (linked, not yet fsynced). A kill on the item's progress line cannot aim there: the
+ * record is written behind (up to 50 ms) and the kill lands before it.
+ */
+const KILL_AFTER_UPLOADED = Number(process.env.GALLERY_BRIDGE_FAULT_KILL_AFTER_UPLOADED ?? 0);
+let uploadedThisProcess = 0;
+function uncheckedWindow(commitRecord: () => void): void {
+  if (KILL_AFTER_UPLOADED > 0 && ++uploadedThisProcess === KILL_AFTER_UPLOADED) {
+    commitRecord();
+    process.kill(process.pid, 'SIGKILL');
+  }
+}
+
 export class CommitStage {
   // A partial batch waits for company (LINGER_MS at most): each batch call costs a quota request,
   // and the wait is nothing next to an upload token's day of life. The run flushes at once
@@ -62,6 +78,7 @@ export class CommitStage {
     const state = items.markUploaded(row.id, result.destId, result.destPath ?? null);
     // A rerun must not create the item twice: its record goes to disk before anything else.
     if (!ctx.destination.idempotentCommit) items.commitNow();
+    if (state === 'uploaded') uncheckedWindow(() => items.commitNow());
     ctx.emit({ type: 'item', name: row.name, state, bytes: s.hashes.size });
     if (state === 'skipped') {
       const dup = items.get(row.id);
