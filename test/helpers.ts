@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
@@ -40,6 +41,36 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * The environment for a CLI child whose wall clock starts at `at` and whose time zone is `tz`
+ * (test/fake-clock.mjs), for paths that print or compute local times: near midnight and far from
+ * UTC is where they go wrong.
+ */
+export function clockEnv(at: Date, tz: string): Record<string, string> {
+  const preload = `--import=${pathToFileURL(path.join(ROOT, 'test', 'fake-clock.mjs')).href}`;
+  return { TZ: tz, GALLERY_BRIDGE_TEST_NOW: at.toISOString(), NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(' ') };
+}
+
+/** `t` as a person in `timeZone` reads it: the day (YYYY-MM-DD) and the time (HH:MM). */
+export function localDayAndTime(t: number, timeZone: string): { day: string; hm: string } {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(t);
+  const p = (type: string) => parts.find((x) => x.type === type)!.value;
+  return { day: `${p('year')}-${p('month')}-${p('day')}`, hm: `${p('hour')}:${p('minute')}` };
+}
+
+/**
+ * Every way a run between `fromMs` and `toMs` can print the end of a `pauseMs` pause as a local
+ * time in `timeZone`: HH:MM, with the date in front when the pause ends on another day than it began.
+ */
+export function pauseEndChoices(fromMs: number, toMs: number, pauseMs: number, timeZone: string): string[] {
+  const out = new Set<string>();
+  for (let t = fromMs - (fromMs % 60_000); t <= toMs + 60_000; t += 60_000) {
+    const end = localDayAndTime(t + pauseMs, timeZone);
+    out.add(end.day === localDayAndTime(t, timeZone).day ? end.hm : `${end.day} ${end.hm}`);
+  }
+  return [...out];
 }
 
 export function sha256File(file: string): string {
