@@ -50,7 +50,13 @@ export class CommitStage {
   ) {
     const d = ctx.destination;
     const fence = ctx.opts.fence;
-    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), fence ? async (reqs) => (await fence(), d.commit(reqs)) : (reqs) => d.commit(reqs), LINGER_MS);
+    const commit = fence
+      ? async (reqs: CommitRequest[]) => {
+          await fence();
+          return d.commit(reqs);
+        }
+      : (reqs: CommitRequest[]) => d.commit(reqs);
+    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), commit, LINGER_MS);
   }
 
   /** Commits one staged item and records the outcome. Throws what the commit threw. */
