@@ -108,11 +108,9 @@ export interface Source {
    * Called only by the engine's deletion rule.
    */
   delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult>;
-  /** Pause between two deletions, in ms (services that want deletes paced). */
-  readonly deletePauseMs?: number;
   /**
-   * How many deletions may run at once. Absent: one at a time (a service's pacing; see
-   * deletePauseMs). A local folder says more: its deletions wait on the disk, not on a quota.
+   * How many deletions may run at once. Absent: one at a time (a service paces its own
+   * deletions inside delete()). A local folder says more: its deletions wait on the disk, not on a quota.
    */
   readonly deleteConcurrency?: number;
   /** Notes for plan: skipped albums, quota, anything the user should know before moving. */

@@ -192,6 +192,25 @@ describe('xiaomi source: deletions racing the listing', () => {
   });
 });
 
+describe('xiaomi source: paced deletions', () => {
+  it('spaces its own deletions by XIAOMI_DELETE_PAUSE_MS, whoever calls delete()', async () => {
+    const dir = tmpDir('paced');
+    const emu = await startEmulator(dir, { synthetic: 3 });
+    try {
+      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_DELETE_PAUSE_MS: '250' }));
+      const { items } = await listAll(src);
+      const t0 = Date.now();
+      for (const it of items) await src.delete(it, proofOf(it));
+      // Three deletions, two pauses between them; none after the last.
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2 * 250 - 5);
+      await src.close();
+    } finally {
+      await emu.close();
+    }
+    expect(Object.keys(readEmulatorState(dir).deleted).length).toBe(3);
+  });
+});
+
 describe('xiaomi source: sample media', () => {
   let emu: XiaomiEmulator;
   const seed = makeSeed(tmpDir('seed'));

@@ -3,6 +3,7 @@
 
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { sleep } from '../../src/lib/backoff.ts';
 import { done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
 import {
@@ -93,7 +94,10 @@ export class XiaomiSource implements Source {
   readonly kind = 'xiaomi';
   readonly identity: string;
   readonly randomAccess = false;
-  readonly deletePauseMs: number;
+  /** Xiaomi documents no limit: deletions are spaced by this pause (XIAOMI_DELETE_PAUSE_MS), to stay polite. */
+  private readonly deletePauseMs: number;
+  /** When the next deletion may go: the last one's end plus the pause. */
+  private nextDeleteAt = 0;
   private readonly pageSize: number;
   private readonly instance = crypto.randomBytes(6).toString('hex');
   private albums: Album[] | null = null;
@@ -308,6 +312,8 @@ export class XiaomiSource implements Source {
     // Deletion is bound to the proven bytes: the id listed with this SHA-1 is the one whose bytes were read.
     if (item.sha1.toLowerCase() !== proof.hashes.sha1) throw new SourceChangedError(`not deleted at Xiaomi: item ${item.id} is listed with SHA-1 ${item.sha1}, not the ${proof.hashes.sha1} proven`);
     const album = item.albumId ?? '';
+    const wait = this.nextDeleteAt - Date.now();
+    if (wait > 0) await sleep(wait);
     return this.exclusive(async () => {
       let env;
       try {
@@ -321,11 +327,13 @@ export class XiaomiSource implements Source {
       const text = redact(env.text.trim()).slice(0, 500);
       if (env.code === CODE_OK) {
         this.deletions.push({ album, seq: ++this.seq });
+        this.nextDeleteAt = Date.now() + this.deletePauseMs;
         return { response: text };
       }
       if (env.code === CODE_DELETED) {
         // Already gone at Xiaomi (deleted elsewhere, or an earlier attempt whose answer was lost).
         this.deletions.push({ album, seq: ++this.seq });
+        this.nextDeleteAt = Date.now() + this.deletePauseMs;
         return { response: `already deleted at Xiaomi: ${text}` };
       }
       const why = `Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;

@@ -192,7 +192,6 @@ export class Deleter {
         await sleep(backoffDelay(attempt, err instanceof RetryableError ? err.retryAfterMs : undefined), this.ctx.signal).catch(() => undefined);
       }
     }
-    if (source.deletePauseMs) await sleep(source.deletePauseMs);
   }
 
   private record(row: ItemRow, response: string): void {
