@@ -65,7 +65,7 @@ export async function workerCommand(o: WorkerOpts): Promise<number> {
 
 /** Loads the manifest into the queue database, then (unless --no-work) works as one worker. */
 export async function batchRunQueued(manifestFile: string, rows: AccountRow[], o: QueuedRunOpts): Promise<number> {
-  const { openQueue } = await import('../queue/db.ts');
+  const { openQueue, getMeta } = await import('../queue/db.ts');
   const { startBoss } = await import('../queue/boss.ts');
   const { loadBatch } = await import('../queue/load.ts');
   const { queueKey } = await import('../queue/secrets.ts');
@@ -83,6 +83,7 @@ export async function batchRunQueued(manifestFile: string, rows: AccountRow[], o
           for (const p of r.problems) say(`error: ${p}`);
           return 2;
         }
+        for (const n of JSON.parse((await getMeta(q, 'notes')) ?? '[]') as string[]) say(n);
         say(`queue: ${r.accounts} accounts loaded (${r.done} done, ${r.queued} newly queued), ${r.credentials} credential file(s) stored sealed; lease ${leaseSeconds} s, ${o.limits.accountsAtOnce} accounts at once across all workers`);
       } finally {
         await boss.stop({ graceful: false, wait: true }).catch(() => undefined);
@@ -94,5 +95,28 @@ export async function batchRunQueued(manifestFile: string, rows: AccountRow[], o
     return failed(err);
   }
   if (!o.work) return 0;
-  return workerCommand({ queue: o.queue, slots: o.slots ?? o.limits.accountsAtOnce, name: o.name, follow: false, state: o.state, leaseSeconds: o.leaseSeconds, json: o.json });
+  const code = await workerCommand({ queue: o.queue, slots: o.slots ?? o.limits.accountsAtOnce, name: o.name, follow: false, state: o.state, leaseSeconds: o.leaseSeconds, json: o.json });
+  if (code !== 0) return code;
+  return reportQueued(o.queue, o.state, say);
+}
+
+/** The whole batch's reports from the queue database, written into DIR as a single-machine batch has them. */
+async function reportQueued(url: string, dir: string, say: (line: string) => void): Promise<number> {
+  const { openQueue } = await import('../queue/db.ts');
+  const { writeQueueReports } = await import('../queue/reports.ts');
+  try {
+    const q = await openQueue(url, { migrate: false });
+    try {
+      const st = (await q.query(`SELECT status, count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'removed' GROUP BY status`)).rows as Array<{ status: string; n: number }>;
+      const file = await writeQueueReports(q, dir);
+      const all = st.reduce((n, r) => n + r.n, 0);
+      const done = st.find((r) => r.status === 'done')?.n ?? 0;
+      say(`batch: ${done} of ${all} accounts done${done < all ? ` (${st.filter((r) => r.status !== 'done').map((r) => `${r.n} ${r.status}`).join(', ')})` : ''}. Report: ${file}`);
+      return done < all ? 1 : 0;
+    } finally {
+      await q.end().catch(() => undefined);
+    }
+  } catch (err) {
+    return failed(err);
+  }
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type PgBoss from 'pg-boss';
 import type { AccountRow } from '../batch/manifest.ts';
-import { kindOf, orderJobs } from '../batch/schedule.ts';
+import { kindOf, nextPacificMidnight, orderJobs, pacificDay, planSchedule } from '../batch/schedule.ts';
 import type { Job } from '../batch/schedule.ts';
 import { defaultHome } from '../lib/credentials.ts';
 import { sendAccount } from './boss.ts';
@@ -116,8 +116,30 @@ export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: strin
     };
   });
   const ordered = orderJobs(jobs, o.settings.deadline ? new Date(o.settings.deadline) : null);
+  await writePlan(q, ordered, o.settings, all.length);
   let queued = 0;
   // pg-boss takes the highest priority first: the first account in the order gets the highest.
   for (let i = 0; i < ordered.length; i++) if (await sendAccount(boss, ordered[i]!.slug, ordered.length - i)) queued++;
   return { problems: [], queued, accounts: all.length, done: all.length - todo.length, credentials };
+}
+
+/** The deadline plan of today's batch, over all workers' slots: planned finish per account and the notes a status shows. */
+async function writePlan(q: Queue, ordered: Job[], settings: QueueSettings, accounts: number): Promise<void> {
+  const deadline = settings.deadline ? new Date(settings.deadline) : null;
+  const usedToday = (await q.query(`SELECT coalesce(max(CASE WHEN spent THEN cap ELSE used END), 0) AS used FROM ${SCHEMA}.google_budget WHERE day = $1`, [pacificDay()])).rows[0].used as number;
+  const google = { perDay: settings.googleDailyBudget, remainingToday: Math.max(0, settings.googleDailyBudget - Number(usedToday)), nextReset: nextPacificMidnight() };
+  const plan = planSchedule(ordered, settings.limits, google, new Date(), deadline);
+  for (const p of plan) {
+    await q.query(`UPDATE ${SCHEMA}.accounts SET planned_finish = $2, makes_deadline = $3 WHERE slug = $1`, [p.slug, p.finish, p.makesDeadline]);
+  }
+  const notes = [`${accounts} accounts: ${accounts - ordered.length} done, ${ordered.length} to run, ${settings.limits.accountsAtOnce} at once across all workers.`];
+  if (ordered.some((j) => j.google)) notes.push(`Google budget: ${google.remainingToday} of ${google.perDay} requests left today (resets ${google.nextReset.toISOString().slice(0, 16).replace('T', ' ')} UTC), shared by every worker.`);
+  if (deadline) {
+    const miss = plan.filter((p) => p.makesDeadline === false);
+    const unknown = plan.filter((p) => p.makesDeadline === null);
+    notes.push(`Deadline ${deadline.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${plan.length - miss.length - unknown.length} of ${plan.length} accounts finish in time at the assumed rates and budgets.`);
+    if (miss.length) notes.push(`The deadline cannot be met for ${miss.length} account${miss.length > 1 ? 's' : ''}: ${miss.map((p) => ordered.find((j) => j.slug === p.slug)!.account).join(', ')}. They run last, so that the others finish.`);
+    if (unknown.length) notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
+  }
+  await setMeta(q, 'notes', JSON.stringify(notes));
 }

@@ -15,9 +15,9 @@ export const SCHEMA_VERSION = 1;
 export const DDL = `
 CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
 
--- Settings of the batch and of the database: schema_version, manifest (path and sha256), and the
--- batch run's options (deadline, limits as JSON, delete_source, google_daily_budget, lease_seconds,
--- pass_through as JSON) that every worker follows.
+-- Settings of the batch and of the database: schema_version, manifest (JSON: path, sha256,
+-- loaded_at), settings (JSON: the batch run's options every worker follows, see QueueSettings in
+-- load.ts), notes (JSON array: the plan's lines, as batch status shows them), key_check.
 CREATE TABLE IF NOT EXISTS ${SCHEMA}.meta (key text PRIMARY KEY, value text NOT NULL);
 
 -- One row per manifest account: its settings, where it stands (status as in the single-machine
