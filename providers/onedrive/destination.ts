@@ -35,7 +35,6 @@
 //   documented well enough to rely on for deciding whether a file exists.
 
 import crypto from 'node:crypto';
-import { sleep } from '../../src/lib/backoff.ts';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason } from '../../src/lib/redact.ts';
 import {
@@ -56,18 +55,16 @@ import {
   type VerifyRequest,
   type VerifyResult,
 } from '../types.ts';
+import { NameClaims } from './claims.ts';
+import { type DriveItem, sameBytes } from './evidence.ts';
 import { GraphHttp, GraphHttpError, type TokenSource } from './graph.ts';
-export { DEFAULT_MAX_WAIT_MS } from './graph.ts';
 import { encodeDrivePath, encodeName, fitFolderName, fitPath, numberedName } from './names.ts';
+import { NameTaken, type SavedSession, UploadSessions, validateChunkSize } from './upload-session.ts';
 
-export const FRAGMENT_MULTIPLE = 327_680; // 320 KiB
-export const FRAGMENT_LIMIT = 60 * 1024 * 1024;
-export const DEFAULT_CHUNK = 10 * 1024 * 1024;
-/** The tempauth in an upload URL dies 24 h after creation: replace sessions older than this. */
-export const MAX_SESSION_AGE_MS = 23 * 3600 * 1000;
+export { DEFAULT_MAX_WAIT_MS } from './graph.ts';
+export { DEFAULT_CHUNK, MAX_SESSION_AGE_MS, validateChunkSize } from './upload-session.ts';
+
 export const MAX_FILE_SIZE = 250 * 1024 ** 3;
-/** How long an upload waits for another upload of the run that targets the same name. */
-const CLAIM_WAIT_MS = 5 * 60_000;
 
 export interface OneDriveConfig {
   baseUrl: string;
@@ -102,15 +99,6 @@ interface DriveFacts {
   quota: { remaining?: number; total?: number; used?: number; state?: string } | null;
 }
 
-interface SavedSession {
-  v: 1;
-  url: string;
-  expiry: string;
-  createdAt: number;
-  path: string;
-  size: number;
-}
-
 interface Handle {
   v: 1;
   id: string;
@@ -124,66 +112,6 @@ interface Handle {
   existingId?: string;
   /** OneDrive refused the session because a file of the same size holds the name: compare at commit. */
   nameTaken?: boolean;
-}
-
-interface DriveItem {
-  id: string;
-  name: string;
-  size?: number;
-  folder?: unknown;
-  file?: { hashes?: { quickXorHash?: string; sha1Hash?: string; sha256Hash?: string } };
-}
-
-class SessionGone extends Error {}
-/** 409 nameAlreadyExists at createUploadSession. */
-class NameTaken extends Error {}
-
-/**
- * Does OneDrive hold exactly these bytes in this file? See `bytes` at the top. Returns the
- * evidence line, or null (different bytes), or 'no-hash' (OneDrive has not computed it yet).
- */
-export function sameBytes(found: DriveItem, hashes: Pick<Hashes, 'quickXor' | 'size'> & Partial<Hashes>, where: string): string | null | 'no-hash' {
-  if (found.folder || !found.file) return null;
-  if (found.size !== hashes.size) return null;
-  const h = found.file.hashes ?? {};
-  if (!h.quickXorHash) return 'no-hash';
-  if (h.quickXorHash !== hashes.quickXor) return null;
-  const also: string[] = [];
-  if (h.sha256Hash && hashes.sha256) {
-    if (h.sha256Hash.toLowerCase() !== hashes.sha256.toLowerCase()) return null;
-    also.push('SHA-256');
-  }
-  if (h.sha1Hash && hashes.sha1) {
-    if (h.sha1Hash.toLowerCase() !== hashes.sha1.toLowerCase()) return null;
-    also.push('SHA-1');
-  }
-  return `OneDrive reports size ${found.size} and QuickXorHash ${h.quickXorHash}${also.length ? ` and the same ${also.join(' and ')}` : ''} for ${where}, equal to what was computed while streaming the source`;
-}
-
-/** Parses the start of the first range in nextExpectedRanges ("26-", "26-99"). */
-export function nextOffset(ranges: unknown): number | null {
-  if (!Array.isArray(ranges) || ranges.length === 0) return null;
-  const first = String(ranges[0]);
-  const n = Number(first.split('-')[0]);
-  return Number.isFinite(n) && n >= 0 ? n : null;
-}
-
-/**
- * Where the last fragment starts when the session holds `offset` bytes. The last fragment is
- * kept small (the remainder modulo 320 KiB, or 320 KiB): it is what commit() sends, and
- * commits run one at a time, so a small one keeps them quick and memory low.
- */
-export function finalStartOf(offset: number, size: number): number {
-  const rest = size - offset;
-  if (rest <= FRAGMENT_MULTIPLE) return offset;
-  return size - (rest % FRAGMENT_MULTIPLE || FRAGMENT_MULTIPLE);
-}
-
-export function validateChunkSize(n: number): number {
-  if (!Number.isInteger(n) || n <= 0 || n % FRAGMENT_MULTIPLE !== 0 || n >= FRAGMENT_LIMIT) {
-    throw new StopRunError('config', `chunk size must be a multiple of 320 KiB (327,680 bytes) under 60 MiB, got ${n}`);
-  }
-  return n;
 }
 
 /** Folder for an item: its album, or YYYY/MM of the capture time, read from the ISO string as written (no zone shift). */
@@ -214,13 +142,9 @@ export class OneDriveDestination implements Destination {
   private readonly finals = new Map<string, Buffer>();
   private readonly folders = new Map<string, Promise<string>>();
   private drive: Promise<DriveFacts> | null = null;
-  /**
-   * Target paths (lower case) with an upload of this process in flight, and how to wait for it.
-   * A second item for the same name waits for the first to be committed, then meets its file as
-   * an ordinary name conflict: Business would refuse its session (a second session for a path
-   * answers 409) and Personal would take all its bytes and refuse them at the last fragment.
-   */
-  private readonly claims = new Map<string, { itemId: string; done: Promise<void>; release: () => void }>();
+  /** The per-name lock: one upload of this process per target name at a time. */
+  private readonly claims = new NameClaims();
+  private readonly sessions: UploadSessions;
   /** Aborted by the run's stop or a throttling stop: every wait of this destination ends. */
   private readonly stop = new AbortController();
   private untilTimer: NodeJS.Timeout | null = null;
@@ -250,6 +174,7 @@ export class OneDriveDestination implements Destination {
       maxWaitMs: config.maxWaitMs,
       until: config.until ?? null,
     });
+    this.sessions = new UploadSessions(this.http, ctx.log);
     this.drivePrefix = config.user ? `/users/${encodeURIComponent(config.user)}/drive` : '/me/drive';
     // The account is part of it: the same path in another person's drive is another destination.
     this.identity = `onedrive:${ctx.account}:${config.user ?? 'me'}:${config.root || '/'}`;
@@ -450,7 +375,7 @@ export class OneDriveDestination implements Destination {
       if (n > 1) {
         // Another upload of this run may be heading for the same numbered name: wait for it
         // rather than meet its open session (which Business refuses for 15 minutes).
-        const next = await this.claim(candidate, input.item.id, signal);
+        const next = await this.claims.claim(candidate, input.item.id, signal);
         held.release();
         held.release = next;
       }
@@ -476,85 +401,6 @@ export class OneDriveDestination implements Destination {
     throw new RejectedError(`no free name for ${p} after 999 tries`, 'refused-by-destination');
   }
 
-  /**
-   * Waits until no other upload of this process targets the same name, then claims it. The wait
-   * is bounded: a staged upload whose commit never comes must not hold another item forever (it
-   * then meets the name as OneDrive answers it, which is slower but safe).
-   */
-  private async claim(p: string, itemId: string, signal: AbortSignal): Promise<() => void> {
-    const key = p.toLowerCase();
-    const giveUpAt = Date.now() + CLAIM_WAIT_MS;
-    for (;;) {
-      const other = this.claims.get(key);
-      if (!other || other.itemId === itemId || Date.now() >= giveUpAt) break;
-      const timer = new AbortController();
-      try {
-        await Promise.race([other.done, sleep(Math.max(1, giveUpAt - Date.now()), AbortSignal.any([signal, timer.signal]))]);
-      } catch (e) {
-        if (signal.aborted) throw e;
-      } finally {
-        timer.abort(); // no timer outlives the wait
-      }
-    }
-    let release!: () => void;
-    const done = new Promise<void>((r) => (release = r));
-    const entry = { itemId, done, release };
-    this.claims.set(key, entry);
-    return () => {
-      if (this.claims.get(key) === entry) this.claims.delete(key);
-      release();
-    };
-  }
-
-  private releaseClaim(p: string, itemId: string): void {
-    const c = this.claims.get(p.toLowerCase());
-    if (c && c.itemId === itemId) {
-      this.claims.delete(p.toLowerCase());
-      c.release();
-    }
-  }
-
-  /** Asks an upload session where it stands; null when it is gone (404, expired, tempauth dead). */
-  private async sessionOffset(url: string, signal?: AbortSignal): Promise<number | null> {
-    const r = await this.http.uploadRequest('GET', url, undefined, undefined, signal);
-    if (r.status === 200) return nextOffset(r.json.nextExpectedRanges);
-    if (r.status === 404 || r.status === 401 || r.status === 410) return null;
-    throw new RetryableError(`asking an upload session for its state answered ${r.status}`);
-  }
-
-  /** Cancels a session we will not finish: on Business an open one blocks its path until it expires. */
-  private async dropSession(url: string): Promise<void> {
-    try {
-      await this.http.uploadRequest('DELETE', url);
-    } catch (e) {
-      if (e instanceof StopRunError) throw e;
-      this.ctx.log.debug(`could not cancel an old upload session: ${reason(e)}`);
-    }
-  }
-
-  /** Sends one fragment; resolves when the service holds it (asking the session after 416 or a lost answer). */
-  private async sendFragment(url: string, buf: Buffer, start: number, total: number, signal: AbortSignal): Promise<number> {
-    let sent = 0;
-    for (let round = 1; round <= 6; round++) {
-      if (signal.aborted) throw signal.reason ?? new Error('aborted');
-      const r = await this.http.uploadRequest('PUT', url, buf, { start, total }, signal);
-      if (r.status === 202 || r.status === 200 || r.status === 201) return sent + buf.length;
-      if (r.status === 507) throw new StopRunError('destination-full', 'OneDrive is full (507): free space or buy storage, then run again to resume');
-      if (r.status === 404 || r.status === 401) throw new SessionGone(`upload session gone (${r.status})`);
-      if (r.status === 409) throw new NameTaken(url);
-      if (r.status === 416 || r.status === 0) {
-        if (r.status === 0) sent += buf.length; // it may or may not have arrived: count it
-        const at = await this.sessionOffset(url, signal);
-        if (at === null) throw new SessionGone('upload session gone');
-        if (at >= start + buf.length) return sent;
-        if (at === start) continue;
-        throw new RetryableError(`the upload session expects byte ${at}, not ${start}; the upload starts over from there`);
-      }
-      throw new RetryableError(`an upload fragment was refused (${r.status} ${String((r.json.error as { code?: string } | undefined)?.code ?? '')})`);
-    }
-    throw new RetryableError('an upload fragment was not accepted after 6 rounds');
-  }
-
   /** Reads the body to its end without sending it: the engine hashes it on the way, for commit to compare. */
   private async readThrough(input: UploadInput, handle: Handle): Promise<Staged> {
     for await (const _ of input.body) void _;
@@ -570,27 +416,27 @@ export class OneDriveDestination implements Destination {
       // Nothing to send: empty files use the simple PUT at commit.
       return this.readThrough(input, { v: 1, id: hid, path: target, size: 0, finalStart: 0, url: null, itemId: input.item.id });
     }
-    const held = { release: await this.claim(target, input.item.id, signal) };
+    const held = { release: await this.claims.claim(target, input.item.id, signal) };
     try {
       // No lookup of the name first: it would cost a request per item for a rare case. A taken
       // name shows up as 409 at session creation (Business) or at the last fragment (Personal).
       let saved = input.session.load<SavedSession>();
       let offset = 0;
       if (saved && (saved.v !== 1 || saved.path !== target || saved.size !== size || Date.now() - saved.createdAt > this.config.maxSessionAgeMs)) {
-        await this.dropSession(saved.url);
+        await this.sessions.drop(saved.url);
         input.session.clear();
         saved = null;
       }
       if (saved) {
         let at: number | null;
         try {
-          at = await this.sessionOffset(saved.url, signal);
+          at = await this.sessions.offset(saved.url, signal);
         } catch (e) {
           if (e instanceof StopRunError || signal.aborted) throw e;
           // Unreachable after our retries: cancel it anyway (best effort) before opening another,
           // or Business refuses the new one for the same path until the old one expires.
           this.ctx.log.debug(`the saved upload session did not answer (${reason(e)}); cancelling it and starting a new one`);
-          await this.dropSession(saved.url);
+          await this.sessions.drop(saved.url);
           at = null;
         }
         if (at === null || at >= size) {
@@ -621,85 +467,19 @@ export class OneDriveDestination implements Destination {
     }
   }
 
+  /** One fragment through the session protocol (upload-session.ts); the adapter tests drive it directly. */
+  private sendFragment(url: string, buf: Buffer, start: number, total: number, signal: AbortSignal): Promise<number> {
+    return this.sessions.sendFragment(url, buf, start, total, signal);
+  }
+
+  /** Sends all but the last fragment; the last is kept for commit(), or the name was refused on the way. */
   private async sendAllButLast(input: UploadInput, session: SavedSession, offset: number, hid: string, signal: AbortSignal): Promise<Staged> {
     const size = input.size;
-    const chunk = this.config.chunkSize;
-    const finalStart = finalStartOf(offset, size);
-    let pos = 0; // bytes of the body seen so far
-    let fragStart = offset;
-    let frag: Buffer | null = null;
-    let fill = 0;
-    let bytesSent = 0;
-    let inflight: Promise<number> | null = null;
-    // OneDrive refused the name at a fragment before the last (409): the rest of the body is
-    // read without being sent, so the engine still hashes it all and commit() settles the name
-    // by comparing hashes, the same way as anywhere else.
-    let nameRefused = false;
-    const newFrag = () => {
-      frag = Buffer.allocUnsafe(fragStart < finalStart ? Math.min(chunk, finalStart - fragStart) : size - fragStart);
-      fill = 0;
-    };
-    try {
-      for await (const piece of input.body as AsyncIterable<Buffer>) {
-        let data = piece;
-        if (pos + data.length <= offset) {
-          pos += data.length; // the session has these already
-          continue;
-        }
-        if (pos < offset) {
-          data = data.subarray(offset - pos);
-          pos = offset;
-        }
-        while (data.length > 0) {
-          if (pos >= size) throw new RetryableError(`the source delivered more than the ${size} bytes it declared`);
-          if (!frag) newFrag();
-          const f = frag!;
-          const take = Math.min(data.length, f.length - fill);
-          data.copy(f, fill, 0, take);
-          fill += take;
-          pos += take;
-          data = data.subarray(take);
-          if (fill === f.length && fragStart < finalStart) {
-            if (inflight) bytesSent += await inflight;
-            const start = fragStart;
-            inflight = nameRefused
-              ? null
-              : this.sendFragment(session.url, f, start, size, signal).then(
-                  (n) => {
-                    session.expiry = new Date(Date.now() + 10 * 60_000).toISOString();
-                    return n;
-                  },
-                  (e: unknown) => {
-                    if (!(e instanceof NameTaken)) throw e;
-                    nameRefused = true;
-                    return 0;
-                  },
-                );
-            inflight?.catch(() => undefined);
-            fragStart += f.length;
-            frag = null;
-          }
-        }
-      }
-      if (inflight) bytesSent += await inflight;
-      inflight = null;
-    } catch (e) {
-      if (inflight) await (inflight as Promise<number>).catch(() => undefined);
-      if (e instanceof SessionGone) {
-        input.session.clear();
-        throw new RetryableError('the upload session expired or was lost; the item will be uploaded again with a new session');
-      }
-      throw e;
-    }
-    if (pos !== size || !frag || fill !== (frag as Buffer).length || fragStart !== finalStart) {
-      throw new RetryableError(`the source delivered ${pos} bytes, not the ${size} it declared`);
-    }
-    if (nameRefused) {
-      await this.dropSession(session.url);
-      input.session.clear();
+    const { last, finalStart, bytesSent } = await this.sessions.sendAllButLast(input, session, offset, this.config.chunkSize, signal);
+    if (!last) {
       return { handle: { v: 1, id: hid, path: session.path, size, finalStart: size, url: null, itemId: input.item.id, nameTaken: true } satisfies Handle, bytesSent };
     }
-    this.finals.set(hid, frag);
+    this.finals.set(hid, last);
     const handle: Handle = { v: 1, id: hid, path: session.path, size, finalStart, url: session.url, itemId: input.item.id };
     return { handle, bytesSent };
   }
@@ -713,15 +493,15 @@ export class OneDriveDestination implements Destination {
   async abort(staged: Staged): Promise<void> {
     const h = staged.handle as Handle;
     this.finals.delete(h.id);
-    this.releaseClaim(h.path, h.itemId);
-    if (h.url) await this.dropSession(h.url);
+    this.claims.release(h.path, h.itemId);
+    if (h.url) await this.sessions.drop(h.url);
   }
 
   async commit(requests: CommitRequest[]): Promise<CommitResult[]> {
     const results = await Promise.allSettled(
       requests.map((r) => {
         const h = r.staged.handle as Handle;
-        return this.commitOne(r).finally(() => this.releaseClaim(h.path, h.itemId));
+        return this.commitOne(r).finally(() => this.claims.release(h.path, h.itemId));
       }),
     );
     const stop = results.find((r) => r.status === 'rejected' && r.reason instanceof StopRunError);
@@ -777,7 +557,7 @@ export class OneDriveDestination implements Destination {
       if (r.status === 416 || r.status === 0 || r.status === 404 || r.status === 401) {
         // The last fragment may have landed while its answer was lost: then the session is
         // gone and the file exists. Ask the session first, then the drive.
-        const at = r.status === 404 || r.status === 401 ? null : await this.sessionOffset(h.url);
+        const at = r.status === 404 || r.status === 401 ? null : await this.sessions.offset(h.url);
         if (at === h.finalStart) continue;
         const found = await this.getByPath(h.path);
         const same = found ? sameBytes(found, req.hashes, h.path) : null;
@@ -802,7 +582,7 @@ export class OneDriveDestination implements Destination {
    * is free or holds the same bytes. The file holding the name is never touched.
    */
   private async resolveConflict(req: CommitRequest, h: Handle): Promise<CommitResult> {
-    if (h.url) await this.dropSession(h.url);
+    if (h.url) await this.sessions.drop(h.url);
     for (let n = 1; n < 1000; n++) {
       const p = await this.candidatePath(h.path, n);
       const found = await this.getByPath(p);
@@ -863,8 +643,7 @@ export class OneDriveDestination implements Destination {
   async close(): Promise<void> {
     if (this.untilTimer) clearTimeout(this.untilTimer);
     this.finals.clear();
-    for (const c of this.claims.values()) c.release();
-    this.claims.clear();
+    this.claims.releaseAll();
     this.http.close();
   }
 }
