@@ -19,14 +19,25 @@ interface Holder {
 }
 
 export interface StateLock {
-  /** The run that held the state before and ended without letting go (killed), if any. */
-  readonly tookOverFrom: Holder | null;
+  /**
+   * Records this process as the holder in the opened state's meta, so that a second run can name
+   * it; returns the run that held the state before and ended without letting go (killed), if any.
+   */
+  claim(db: DB): Holder | null;
   release(): void;
 }
 
-/** Takes the state file for this process, or throws StateFileError naming the process that has it. */
-export function lockState(stateFile: string, db: DB): StateLock {
+/** How long a refused run waits for the holder to name itself (it does so once its state is open). */
+const HOLDER_WAIT_MS = 3000;
+
+/**
+ * Takes the state file for this process, or throws StateFileError naming the process that has it.
+ * Called before the state is opened: two runs started at once on a new file must not both create
+ * its schema (the second used to fail on "table meta already exists" and call the file damaged).
+ */
+export function lockState(stateFile: string): StateLock {
   const file = `${path.resolve(stateFile)}.lock`;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.closeSync(fs.openSync(file, 'a', 0o600));
   const lock = new Database(file);
   try {
@@ -35,23 +46,67 @@ export function lockState(stateFile: string, db: DB): StateLock {
     lock.exec('BEGIN EXCLUSIVE');
   } catch {
     lock.close();
-    const h = holder(db);
+    const h = awaitHolder(stateFile);
     const who = h ? `process ${h.pid}${h.host !== os.hostname() ? ` on ${h.host}` : ''}, running since ${h.since}` : 'another process';
     throw new StateFileError(`the state file ${stateFile} is in use by another run (${who}); wait for it to finish or stop it`);
   }
-  const before = holder(db);
-  setMeta(db, 'run_lock', JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() } satisfies Holder));
+  let claimed: DB | null = null;
   return {
-    tookOverFrom: before,
+    claim(db) {
+      const before = holder(db);
+      setMeta(db, 'run_lock', JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() } satisfies Holder));
+      claimed = db;
+      return before;
+    },
     release() {
       try {
-        setMeta(db, 'run_lock', null);
+        if (claimed) setMeta(claimed, 'run_lock', null);
       } catch {
         // The state may be closed already; the holder line is only a hint.
       }
       lock.close();
     },
   };
+}
+
+/**
+ * The live holder of a state whose lock another process has. The winner of a race on a new file
+ * names itself only once it has created the schema, and a killed run's line stays until the
+ * next run replaces it: so this waits a little for a line whose process is alive.
+ */
+function awaitHolder(stateFile: string): Holder | null {
+  const until = Date.now() + HOLDER_WAIT_MS;
+  for (;;) {
+    const h = holderOnDisk(stateFile);
+    if (h && alive(h)) return h;
+    if (Date.now() >= until) return null;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+}
+
+function holderOnDisk(stateFile: string): Holder | null {
+  let db: DB | null = null;
+  try {
+    db = new Database(path.resolve(stateFile), { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 200');
+    return holder(db);
+  } catch {
+    // Not created yet, or its schema not yet: the holder has not named itself.
+    return null;
+  } finally {
+    db?.close();
+  }
+}
+
+/** Another host's process cannot be checked from here: taken as alive. */
+function alive(h: Holder): boolean {
+  if (h.host !== os.hostname()) return true;
+  try {
+    process.kill(h.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function holder(db: DB): Holder | null {

@@ -246,6 +246,32 @@ describe('deletion binds to the exact bytes it proved', () => {
     expectNothingLost(seen, src, dst, db);
   }, 180_000);
 
+  it('two runs started together on a new state file: one runs, the other is refused naming its pid, every time', async () => {
+    // Each run waits 2 s for its copies' durability group, so the two overlap whatever the
+    // machine's speed; who wins the start is left to the race, which is the point.
+    const env = { GALLERY_BRIDGE_FOLDER_SYNC_MS: '2000' };
+    for (let round = 0; round < 8; round++) {
+      const { src, dst, db } = setup({ Camera: ['cookiezen.jpg', 'canon-dslr.jpg'] });
+      const seen = new Contents().see(src);
+      const start = () => {
+        const child = spawn(process.execPath, [CLI, ...args(src, dst, db)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env } });
+        let err = '';
+        child.stderr.on('data', (d) => (err += d));
+        return { pid: child.pid!, done: new Promise<{ code: number | null; err: string }>((r) => child.on('close', (code) => r({ code, err }))) };
+      };
+      const runs = [start(), start()];
+      const [a, b] = await Promise.all(runs.map((r) => r.done));
+      const refused = a!.code === 2 ? 0 : 1;
+      const ran = 1 - refused;
+      expect([a!.code, b!.code].sort(), `round ${round}: ${a!.err} | ${b!.err}`).toEqual([0, 2]);
+      const said = [a!, b!][refused]!.err.trim();
+      expect(said.split('\n'), said).toHaveLength(1);
+      expect(said).toMatch(new RegExp(`in use by another run \\(process ${runs[ran]!.pid}\\b`));
+      expectNothingLost(seen, src, dst, db);
+      expect(treeHashes(dst).size).toBe(2);
+    }
+  }, 240_000);
+
   it('retries a delete that fails transiently, exits 1 while deletions are owed, and a rerun finishes them', async () => {
     const t = tmpDir('gb-safety-');
     const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => ['canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic', 'VID_20211224_183000.mov', 'f6t.jpg'].includes(n));

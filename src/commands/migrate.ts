@@ -46,15 +46,17 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
   // Settled before the providers are built: some size their batches by it (OneDrive's commits).
   const concurrency = await concurrencyFor(given);
   const o = { ...given, concurrency: concurrency.value };
-  const db = openState(o.state);
-  let lock: StateLock;
+  // The lock comes before the state is opened: a new state's schema is created by one run only.
+  const lock: StateLock = lockState(o.state);
+  let db: ReturnType<typeof openState>;
   try {
-    lock = lockState(o.state, db);
+    db = openState(o.state);
   } catch (err) {
-    db.close();
+    lock.release();
     throw err;
   }
-  if (lock.tookOverFrom) log.info(`the state was last held by process ${lock.tookOverFrom.pid} (since ${lock.tookOverFrom.since}), which ended without letting go (killed?); taking it over`);
+  const tookOverFrom = lock.claim(db);
+  if (tookOverFrom) log.info(`the state was last held by process ${tookOverFrom.pid} (since ${tookOverFrom.since}), which ended without letting go (killed?); taking it over`);
   const controller = new AbortController();
   let signalExit = 0;
   const onSignal = (sig: NodeJS.Signals) => {
