@@ -71,7 +71,7 @@ beforeAll(async () => {
   await sql(`INSERT INTO ${SCHEMA}.takeovers (slug, at, old_worker, old_epoch, new_worker, new_epoch, reason) VALUES
     ('ben', now() - interval '4 minutes', 'w-killed', 2, 'w-alive', 3, 'lease of w-killed expired 2 min unrenewed')`);
   await sql(`INSERT INTO ${SCHEMA}.snapshots (slug, epoch, size, sqlite) VALUES ('anna', 1, $1, $2)`, [snapshot.length, snapshot]);
-  await sql(`INSERT INTO ${SCHEMA}.meta (key, value) VALUES ('lease_seconds', '120')`);
+  await sql(`INSERT INTO ${SCHEMA}.meta (key, value) VALUES ('settings', '{"leaseSeconds":120,"deadline":null}')`);
   await sql(`INSERT INTO ${SCHEMA}.samples (slug, at, done_items, done_bytes, total_items) SELECT 'ben', now() - make_interval(secs => g), 10 - g / 10, 0, 10 FROM generate_series(0, 99) g`);
 });
 

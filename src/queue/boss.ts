@@ -5,6 +5,7 @@
 // pg-boss's own expiry is set long: a dead worker is noticed by its lease, not by the job.
 
 import PgBoss from 'pg-boss';
+import { SESSION_OPTIONS } from './db.ts';
 import { ACCOUNT_QUEUE, BOSS_SCHEMA } from './schema.ts';
 
 export interface AccountJob {
@@ -23,7 +24,8 @@ export const JOB_OPTIONS = {
 } as const;
 
 export async function startBoss(url: string): Promise<PgBoss> {
-  const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max: 3, application_name: 'gallery-bridge pg-boss', schedule: false });
+  // pg-boss hands its options to pg.Pool as they are: `options` sets the same idle-in-transaction limit.
+  const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max: 3, application_name: 'gallery-bridge pg-boss', schedule: false, ...({ options: SESSION_OPTIONS } as object) });
   boss.on('error', () => undefined);
   await boss.start();
   if (!(await boss.getQueue(ACCOUNT_QUEUE))) {

@@ -13,6 +13,16 @@ export class QueueError extends Error {
   }
 }
 
+/**
+ * Set on every session the tool opens. A worker paused (SIGSTOP, a frozen VM) in the middle of a
+ * transaction keeps its row and advisory locks while the server sees it idle: a lease row locked
+ * FOR UPDATE, or pg-boss's maintenance lock, would block every other worker's takeover for as
+ * long as the pause lasts. Our transactions last milliseconds, so one idle for 5 s is a stalled
+ * holder: the server ends its session and frees its locks, and the paused worker, once resumed,
+ * finds its connection gone and its lease lost.
+ */
+export const SESSION_OPTIONS = '-c idle_in_transaction_session_timeout=5000';
+
 /** The URL without its password, for messages. */
 export function safeUrl(url: string): string {
   try {
@@ -36,7 +46,7 @@ function explain(url: string, err: unknown): QueueError {
 /** A pool on `url`; with `migrate`, creates the tables on first use and refuses a newer schema. */
 export async function openQueue(url: string, opts: { max?: number; migrate?: boolean } = {}): Promise<Queue> {
   if (!/^postgres(ql)?:\/\//.test(url)) throw new QueueError(`--queue takes a PostgreSQL URL such as postgres://user:password@host:5432/db (got "${safeUrl(url)}")`);
-  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000, application_name: 'gallery-bridge' });
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000, application_name: 'gallery-bridge', options: SESSION_OPTIONS });
   // An idle client's error (the server restarted) must not crash the process; the next query says it.
   pool.on('error', () => undefined);
   try {

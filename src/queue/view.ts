@@ -188,18 +188,20 @@ async function takeoverViews(q: Queue): Promise<TakeoverView[]> {
 
 /** The whole batch as `batch status --queue` and `serve --queue` show it. */
 export async function queueBatchView(q: Queue, url: string): Promise<BatchView> {
-  const [rows, progress, takeovers, manifest, deadline, startedAt, notes, version, lease] = await Promise.all([
+  const [rows, progress, takeovers, manifest, settings, startedAt, notes, version] = await Promise.all([
     accountRows(q),
     snapshotProgress(q),
     takeoverViews(q),
     getMeta(q, 'manifest'),
-    getMeta(q, 'deadline'),
+    getMeta(q, 'settings'),
     getMeta(q, 'started_at'),
     getMeta(q, 'notes'),
     getMeta(q, 'schema_version'),
-    getMeta(q, 'lease_seconds'),
   ]);
-  const leaseSeconds = num(lease);
+  // The batch's settings as `batch run --queue` loaded them (lease length, deadline).
+  const s = settings ? (JSON.parse(settings) as { leaseSeconds?: number; deadline?: string | null }) : {};
+  const leaseSeconds = s.leaseSeconds ?? null;
+  const deadline = s.deadline ?? null;
   // A worker renews several times per lease; one lease time without a heartbeat means it is not working.
   const workers = await workerViews(q, leaseSeconds ?? 120);
   const accounts = rows.map((r) => accountViewOf(r, progress.get(r.slug)));
