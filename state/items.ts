@@ -532,6 +532,16 @@ export class Items {
       .all(afterId, notBefore, limit) as ItemRow[];
   }
 
+  /** Ids of up to `limit` items not finished (to be moved, being moved, or failed), in no particular order. */
+  unfinished(limit: number): number[] {
+    return (this.sql(`SELECT id FROM items WHERE state IN ('discovered','transferring','failed') LIMIT ?`).all(limit) as Array<{ id: number }>).map((r) => r.id);
+  }
+
+  /** The earliest time an unfinished item may be tried (ms since the epoch), or null when none is left. */
+  retryDue(): number | null {
+    return (this.sql(`SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`).get() as { t: number | null }).t;
+  }
+
   uploaded(afterId: number, limit: number): ItemRow[] {
     return this.sql(`SELECT * FROM items INDEXED BY items_uploaded WHERE state = 'uploaded' AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
   }

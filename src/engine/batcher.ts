@@ -5,6 +5,16 @@
 // for its file's durability group: run one at a time, each group held one file, and the copy
 // waited on the disk once per photo.
 
+import type { CommitRequest, CommitResult, Destination, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+
+/**
+ * The longest a partial batch of commits or verifications waits for company. The run sends a
+ * partial batch at once when no transfer still running could join it, so this only bounds the
+ * wait behind a slow upload (a long video): shorter, and batches left while uploads were merely
+ * slow (a busy server, a slow source), costing a batchCreate and a batchGet each.
+ */
+export const LINGER_MS = 30_000;
+
 export class Batcher<Req, Res> {
   private readonly groups = new Map<string, Array<{ req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }>>();
   private timer: NodeJS.Timeout | null = null;
@@ -96,4 +106,23 @@ export class Batcher<Req, Res> {
     if (this.running === 0 && this.ready.length === 0) return;
     await new Promise<void>((r) => this.idle.push(r));
   }
+}
+
+/**
+ * Commits batched as the destination takes them (Google's batchCreate takes 50), never two calls
+ * at once; `fence` is awaited right before each call (see RunOptions.fence).
+ */
+export function commitBatcher(d: Destination, fence?: () => Promise<void>): Batcher<CommitRequest, CommitResult> {
+  const commit = fence
+    ? async (reqs: CommitRequest[]) => {
+        await fence();
+        return d.commit(reqs);
+      }
+    : (reqs: CommitRequest[]) => d.commit(reqs);
+  return new Batcher(Math.max(1, d.commitBatchSize), commit, LINGER_MS);
+}
+
+/** Verifications batched and overlapped as the destination says (the run's and the deletion re-check's). */
+export function verifyBatcher(d: Destination, lingerMs: number): Batcher<VerifyRequest, VerifyResult> {
+  return new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), lingerMs, d.verifyConcurrency ?? 1);
 }

@@ -4,22 +4,11 @@
 
 import type { CommitRequest, CommitResult } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
-import { Batcher } from './batcher.ts';
-import type { RunContext } from './context.ts';
+import { commitBatcher, type Batcher } from './batcher.ts';
+import { IN_LIBRARY_DETAIL, type RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
-import type { StagedItem } from './transfer.ts';
+import type { StagedItem } from './rows.ts';
 import type { VerifyStage } from './verify.ts';
-
-/**
- * The longest a partial batch waits for company. The run sends a partial batch at once when no
- * transfer still running could join it, so this only bounds the wait behind a slow upload (a
- * long video): shorter, and batches left while uploads were merely slow (a busy server, a slow
- * source), costing a batchCreate and a batchGet each.
- */
-export const LINGER_MS = 30_000;
-
-/** What progress shows for an item the destination already held from another app. */
-export const IN_LIBRARY = 'already in your library from another app';
 
 /**
  * Fault point for the crash test: with GALLERY_BRIDGE_FAULT_KILL_AFTER_UPLOADED=N the process
@@ -48,15 +37,7 @@ export class CommitStage {
     private readonly verify: VerifyStage,
     private readonly deleter: Deleter,
   ) {
-    const d = ctx.destination;
-    const fence = ctx.opts.fence;
-    const commit = fence
-      ? async (reqs: CommitRequest[]) => {
-          await fence();
-          return d.commit(reqs);
-        }
-      : (reqs: CommitRequest[]) => d.commit(reqs);
-    this.batcher = new Batcher(Math.max(1, d.commitBatchSize), commit, LINGER_MS);
+    this.batcher = commitBatcher(ctx.destination, ctx.opts.fence);
   }
 
   /** Commits one staged item and records the outcome. Throws what the commit threw. */
@@ -71,7 +52,7 @@ export class CommitStage {
     if (result.outcome === 'error') throw result.error;
     if (result.outcome === 'in-library') {
       items.markInLibrary(row.id, result.destId, result.reason, result.evidence);
-      ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: IN_LIBRARY });
+      ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: IN_LIBRARY_DETAIL });
       await this.deleter.consider(row.id);
       return;
     }

@@ -46,6 +46,9 @@ export type RunEvent =
   | { type: 'bytes'; bytes: number }
   | { type: 'log'; level: 'info' | 'warn'; message: string };
 
+/** What progress shows for an item the destination already held from another app. */
+export const IN_LIBRARY_DETAIL = 'already in your library from another app';
+
 /** 'waiting': only items whose next retry is far off are left (a long Retry-After). */
 export type StopReason = StopKind | 'until' | 'signal' | 'waiting';
 

@@ -16,14 +16,14 @@
 // kill between the deletion and its record is found and repaired by the next run.
 
 import PQueue from 'p-queue';
-import type { DeletionProof, EvidenceLevel, SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+import type { EvidenceLevel, VerifyRequest, VerifyResult } from '../../providers/types.ts';
 import { EVIDENCE_ORDER, ItemGoneError, RejectedError, RetryableError, SourceChangedError, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
-import type { Batcher } from './batcher.ts';
+import { verifyBatcher, type Batcher } from './batcher.ts';
 import type { RunContext } from './context.ts';
-import { verifyBatcher, verifyRequest } from './verify.ts';
+import { deletionProof, sourceItem, verifyRequest } from './rows.ts';
 
 export interface DeletionPolicy {
   deleteSource: boolean;
@@ -150,11 +150,8 @@ export class Deleter {
     // Re-read the row: the verdict is taken on what the state store holds, not on memory.
     const row = items.get(itemId);
     if (!deletionVerdict(row, this.policy).delete) return;
-    const item = JSON.parse(row.item_json) as SourceItem;
-    const proof: DeletionProof = {
-      hashes: { sha1: row.sha1, sha256: row.sha256!, quickXor: row.quickxor, size: row.bytes_read! },
-      readThisRun: this.ctx.readThisRun.has(itemId),
-    };
+    const item = sourceItem(row);
+    const proof = deletionProof(row, this.ctx.readThisRun.has(itemId));
     items.markDeleting(itemId, this.ctx.runId);
     for (let attempt = 1; ; attempt++) {
       try {

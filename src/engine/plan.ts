@@ -11,6 +11,7 @@ import { Items } from '../../state/items.ts';
 import { emptySourceMessage } from './list.ts';
 import { datingUnsupported } from '../media/dated-copy.ts';
 import { systemZone } from '../media/zone.ts';
+import { decideDating } from './dating.ts';
 import { settleCaptureTime } from './facts.ts';
 import { refuseOverlap } from './overlap.ts';
 
@@ -94,13 +95,12 @@ function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, 
   dates.noDateInFile.total++;
   const from = r.source === 'none' ? 'nowhere' : r.detail;
   dates.noDateInFile.from[from] = (dates.noDateInFile.from[from] ?? 0) + 1;
-  let byUpload: string | null = null;
-  if (r.source === 'none') byUpload = destination.datesBy === 'file' ? 'no date in the file, the source or the name' : null;
-  else if (destination.embedDates && !datingUnsupported(format)) dates.dateAdded++;
-  else if (destination.datesBy === 'file') byUpload = destination.embedDates ? (datingUnsupported(format) ?? '') : 'the file has no date and --keep-bytes keeps it that way';
-  if (byUpload !== null) {
+  // The run decides the same way on the bytes; here the format is judged by name, the file unopened.
+  const dating = decideDating(destination, { present: r.source !== 'none', own: false }, () => datingUnsupported(format));
+  if (dating.how === 'write') dates.dateAdded++;
+  if (dating.how === 'upload') {
     dates.datedByUpload.items++;
-    dates.datedByUpload.why[byUpload] = (dates.datedByUpload.why[byUpload] ?? 0) + 1;
+    dates.datedByUpload.why[dating.why] = (dates.datedByUpload.why[dating.why] ?? 0) + 1;
   }
 }
 

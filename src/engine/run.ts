@@ -1,24 +1,22 @@
-// The run: list -> transfer -> commit -> verify -> delete, one module per stage, composed here
-// on a bounded p-queue. Work is pulled from the state store a page at a time, so a run over a
+// The run: list -> transfer -> commit -> verify -> delete, one module per stage, composed here;
+// the scheduler (scheduler.ts) feeds the transfer stage on a bounded p-queue. Work is pulled from
+// the state store a page at a time, so a run over a
 // million-item state starts at once and memory does not grow with the library. Each step's
 // outcome is written to the state store before the next step starts: a run killed at any
 // instant resumes correctly.
 
-import PQueue from 'p-queue';
 import type { Destination, Source } from '../../providers/types.ts';
 import type { DB } from '../../state/db.ts';
-import { startWriteBehind, statement, stopWriteBehind } from '../../state/db.ts';
+import { startWriteBehind, stopWriteBehind } from '../../state/db.ts';
 import type { ItemState } from '../../state/items.ts';
-import { sleep } from '../lib/backoff.ts';
 import { CommitStage } from './commit.ts';
 import { RunContext } from './context.ts';
 import type { RunOptions, StopReason } from './context.ts';
 import { Deleter } from './deletion.ts';
 import { startListing } from './list.ts';
-import type { Listing } from './list.ts';
 import { refuseOverlap } from './overlap.ts';
 import { checkIdentity, finishRun, startRun } from './runs.ts';
-import { transferOne } from './transfer.ts';
+import { Scheduler, Wakeup } from './scheduler.ts';
 import { VerifyStage } from './verify.ts';
 
 export type { RunEvent, RunOptions, StopReason } from './context.ts';
@@ -62,7 +60,7 @@ async function runStages(db: DB, source: Source, destination: Destination, runId
   if (!ctx.signal.aborted) {
     verify.resumeEarlierRuns();
     deleter.resumeEarlierRuns();
-    retryAt = await transferAll(ctx, commits, verify, listing, wakeUp, () => deleter.checkingEarlierRuns);
+    retryAt = await new Scheduler(ctx, commits, verify, listing, wakeUp, () => deleter.checkingEarlierRuns).run();
   }
 
   await listing.done;
@@ -105,111 +103,4 @@ function watchStops(ctx: RunContext): () => void {
     if (untilTimer) clearTimeout(untilTimer);
     opts.signal.removeEventListener('abort', onSignal);
   };
-}
-
-/** Wakes the scheduling loop: a listed page, a finished item. */
-class Wakeup {
-  private wake: (() => void) | null = null;
-  nudge = (): void => {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  };
-  next(): Promise<void> {
-    return new Promise<void>((r) => (this.wake = r));
-  }
-}
-
-/** Idling longer than this for a retry to come due is pointless: the run stops and says when to rerun. */
-const MAX_IDLE_MS = 2 * 60_000;
-
-/**
- * Feeds pending items to the transfer stage until nothing is left that this run may still try,
- * the listing has ended, every commit has settled, and no more items may come back (an earlier
- * run's item whose destination copy turned out gone is migrated again). Returns the time of the
- * earliest retry when only items waiting far into the future are left (a Retry-After of hours), else null.
- */
-async function transferAll(ctx: RunContext, commits: CommitStage, verify: VerifyStage, listing: Listing, wakeUp: Wakeup, moreMayCome: () => boolean): Promise<number | null> {
-  const { opts, items, db } = ctx;
-  const inFlight = new Set<number>();
-  const committing = new Set<Promise<void>>();
-  const stopped$ = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
-  // Staged items waiting for their commit are bounded too (a OneDrive one holds its last fragment).
-  const maxCommitting = Math.max(opts.concurrency * 2, ctx.destination.commitBatchSize * 2);
-  const queue = new PQueue({ concurrency: Math.max(1, opts.concurrency) });
-  const mayTry = (id: number) => (ctx.attempts.get(id) ?? 0) < opts.maxAttempts;
-
-  // Is any unfinished item still worth trying in this run? Only in-flight and exhausted items
-  // can hide one, so looking at that many rows (plus one) answers it without a full scan.
-  const hasRetryable = (): boolean => {
-    let exhausted = 0;
-    for (const n of ctx.attempts.values()) if (n >= opts.maxAttempts) exhausted++;
-    const rows = statement(db, `SELECT id FROM items WHERE state IN ('discovered','transferring','failed') LIMIT ?`)
-      .all(inFlight.size + exhausted + 1) as Array<{ id: number }>;
-    return rows.some((r) => !inFlight.has(r.id) && mayTry(r.id));
-  };
-
-  // 'next' fires after p-queue has counted the finished task out, so the loop sees it gone.
-  queue.on('next', wakeUp.nudge);
-  let cursorId = 0;
-  while (!ctx.signal.aborted) {
-    if (queue.size + queue.pending >= opts.concurrency * 2) {
-      await queue.onSizeLessThan(opts.concurrency);
-      continue;
-    }
-    if (committing.size >= maxCommitting) {
-      commits.flush();
-      await Promise.race([...committing, stopped$]);
-      continue;
-    }
-    const page = items.pending(cursorId, 200, Date.now());
-    const batch = page.filter((r) => !inFlight.has(r.id) && mayTry(r.id));
-    // Past this page next time, even when none of it could go (all in flight or out of attempts
-    // for this run): otherwise a page of such items at the front hid every item after it.
-    if (page.length) cursorId = page[page.length - 1]!.id;
-    if (batch.length) {
-      for (const row of batch) {
-        inFlight.add(row.id);
-        void queue.add(async () => {
-          const { commit } = await transferOne(ctx, commits, row);
-          const tracked = commit.finally(() => {
-            inFlight.delete(row.id);
-            committing.delete(tracked);
-            wakeUp.nudge();
-          });
-          committing.add(tracked);
-        });
-      }
-      continue;
-    }
-    if (page.length) continue;
-    // Nothing more from here on: wait for the listing, for in-flight work, or for a retry to come due.
-    const retryDue = statement(db, `SELECT min(next_attempt_at) AS t FROM items WHERE state IN ('discovered','transferring','failed')`)
-      .get() as { t: number | null };
-    const retryable = hasRetryable();
-    const idle = queue.size + queue.pending === 0;
-    if (listing.finished && !moreMayCome() && idle && committing.size === 0 && !retryable) break;
-    if (listing.finished && !moreMayCome() && idle && committing.size === 0 && retryDue.t !== null && retryDue.t - Date.now() > MAX_IDLE_MS) {
-      await queue.onIdle();
-      return retryDue.t;
-    }
-    // A partial batch goes at once only when no transfer still running can join it; otherwise
-    // it waits for them (at most the batcher's linger). Flushing on every wake made each upload
-    // finishing at the tail a batch of its own: one more batchCreate and batchGet per photo.
-    if (idle) commits.flush();
-    if (idle && committing.size === 0) verify.flush();
-    // Woken by a listed page, a finished item or a stop; never by an already-settled promise,
-    // which would spin this loop on microtasks and starve the I/O it waits for.
-    const waitFor: Promise<unknown>[] = [wakeUp.next()];
-    if (retryable && retryDue.t !== null) waitFor.push(sleep(Math.max(10, Math.min(1000, retryDue.t - Date.now()))));
-    else waitFor.push(sleep(1000));
-    await Promise.race([...waitFor, stopped$]);
-    cursorId = 0;
-  }
-
-  await queue.onIdle();
-  await listing.done;
-  commits.flush();
-  await Promise.all(committing);
-  return null;
 }

@@ -4,48 +4,25 @@
 // upload, and check the bytes against what the source declared before anything is committed.
 
 import { Readable } from 'node:stream';
-import type { Destination, Hashes, ItemFacts, SessionSlot, Source, SourceItem, Staged } from '../../providers/types.ts';
+import type { Destination, Hashes, ItemFacts, Source, SourceItem, Staged } from '../../providers/types.ts';
 import { RejectedError, RetryableError } from '../../providers/types.ts';
 import { Hashers, MultiHasher, hashesFor } from '../hash/multihash.ts';
 import { MvhdScanner } from '../media/mvhd.ts';
 import type { Items, ItemRow } from '../../state/items.ts';
 import type { CommitStage } from './commit.ts';
 import type { RunContext } from './context.ts';
+import { datingNote, decideDating } from './dating.ts';
 import { HEAD_BYTES, probeFacts, settleCaptureTime } from './facts.ts';
+import { sessionSlot, sourceItem, stagedFromRow, type StagedItem } from './rows.ts';
 import { planDatedCopy, type DatedCopy } from '../media/dated-copy.ts';
 import { isEmbeddedSource } from '../media/capture-time.ts';
 import { systemZone } from '../media/zone.ts';
-
-export interface StagedItem {
-  item: SourceItem;
-  facts: ItemFacts;
-  container: string;
-  staged: Staged;
-  /** Hashes of the bytes uploaded: the source's, or the dated copy's. */
-  hashes: Hashes;
-}
 
 export class DeclaredHashMismatch extends RetryableError {
   constructor(message: string) {
     super(message);
     this.name = 'DeclaredHashMismatch';
   }
-}
-
-function sessionSlot(items: Items, id: number, row: ItemRow): SessionSlot {
-  let current: unknown = row.upload_session ? JSON.parse(row.upload_session) : null;
-  return {
-    key: `${items.stateId()}-${id}`,
-    load: <T>() => current as T | null,
-    save: (v: unknown) => {
-      current = v;
-      items.saveSession(id, v);
-    },
-    clear: () => {
-      current = null;
-      items.clearSession(id);
-    },
-  };
 }
 
 async function readRange(source: Source, item: SourceItem, offset: number, length: number): Promise<Buffer> {
@@ -55,45 +32,22 @@ async function readRange(source: Source, item: SourceItem, offset: number, lengt
   return Buffer.concat(parts);
 }
 
-export function factsFromRow(row: ItemRow, item: SourceItem): ItemFacts {
-  return {
-    captureTime: row.capture_time,
-    captureTimeSource: (row.capture_source as ItemFacts['captureTimeSource']) ?? 'none',
-    captureTimeDetail: row.capture_detail,
-    dateAdded: !!row.copy_sha256,
-    mimeType: row.mime_type ?? item.mimeType ?? 'application/octet-stream',
-    kind: (row.kind as ItemFacts['kind']) ?? item.kind,
-    width: row.width,
-    height: row.height,
-  };
-}
-
-/** The hashes the destination holds for this item: the dated copy's when one was uploaded, else the source's. */
-export function uploadedHashes(row: ItemRow): Hashes {
-  if (row.copy_sha256) return { sha1: row.copy_sha1, sha256: row.copy_sha256, quickXor: row.copy_quickxor, size: row.copy_size! };
-  return { sha1: row.sha1, sha256: row.sha256!, quickXor: row.quickxor, size: row.bytes_read! };
-}
-
 /** Plans the dated copy when the destination wants dates written in and the file lacks one. */
 function planCopy(destination: Destination, facts: ItemFacts, format: string | null, head: Buffer, size: number): { copy: DatedCopy | null; note: string | null } {
-  if (!facts.captureTime || isEmbeddedSource(facts.captureTimeSource)) {
-    if (facts.captureTime) return { copy: null, note: null };
-    return { copy: null, note: destination.datesBy === 'file' ? 'will be dated by upload: no date in the file, the source or the name' : 'no capture date anywhere' };
-  }
-  const by = facts.captureTimeDetail ?? facts.captureTimeSource;
-  if (!destination.embedDates) {
-    return { copy: null, note: destination.datesBy === 'file' ? `will be dated by upload: the file has no date and --keep-bytes keeps it that way (${by} says ${facts.captureTime})` : `dated ${facts.captureTime} from ${by} in the destination's metadata` };
-  }
-  const plan = planDatedCopy({ format, head, size, time: facts.captureTime, from: by });
-  if ('skip' in plan) {
-    return { copy: null, note: destination.datesBy === 'file' ? `will be dated by upload: ${plan.skip}` : `dated ${facts.captureTime} from ${by} in the destination's metadata; not in the file: ${plan.skip}` };
-  }
-  return { copy: plan, note: null };
+  const from = facts.captureTimeDetail ?? facts.captureTimeSource;
+  let copy: DatedCopy | null = null;
+  const dating = decideDating(destination, { present: !!facts.captureTime, own: isEmbeddedSource(facts.captureTimeSource) }, () => {
+    const plan = planDatedCopy({ format, head, size, time: facts.captureTime!, from });
+    if ('skip' in plan) return plan.skip;
+    copy = plan;
+    return null;
+  });
+  return { copy, note: datingNote(dating, facts.captureTime, from) };
 }
 
 /** Streams one item into a staged upload. Throws RejectedError, RetryableError or StopRunError. */
 export async function stageItem(source: Source, destination: Destination, items: Items, row: ItemRow, signal: AbortSignal, zone: string = systemZone()): Promise<StagedItem> {
-  const item = JSON.parse(row.item_json) as SourceItem;
+  const item = sourceItem(row);
   const size = item.size;
   if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item', 'size-not-declared');
 
@@ -196,7 +150,7 @@ export async function stageItem(source: Source, destination: Destination, items:
       name: item.name,
       size: copy ? copy.size : size,
       body,
-      session: sessionSlot(items, row.id, row),
+      session: sessionSlot(items, row),
       signal,
     });
   } catch (err) {
@@ -265,15 +219,7 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
     row = items.startTransfer(row.id, ctx.runId);
     // A staged upload saved by a killed run is committed without sending the bytes again.
     if (row.staged && row.sha256 && row.declared_hash_ok !== 0 && destination.canCommitLater?.(JSON.parse(row.staged))) {
-      const item = JSON.parse(row.item_json) as SourceItem;
-      const staged: StagedItem = {
-        item,
-        facts: factsFromRow(row, item),
-        container: row.container ?? '',
-        staged: { handle: JSON.parse(row.staged), bytesSent: 0 },
-        hashes: uploadedHashes(row),
-      };
-      return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
+      return { commit: commits.commit(row, stagedFromRow(row)).catch((err) => ctx.itemFailed(row, err)) };
     }
     const staged = await stageItem(source, destination, items, row, ctx.signal, ctx.opts.timeZone);
     ctx.readThisRun.add(row.id);

@@ -2,16 +2,15 @@
 // the destination wants. A verified item (and any duplicate sharing its destination item) goes
 // on to the deletion rule; a mismatch goes back to be uploaded again.
 
-import type { Destination, SourceItem, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+import type { VerifyRequest, VerifyResult } from '../../providers/types.ts';
 import { RetryableError, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
-import { Batcher } from './batcher.ts';
-import type { RunContext } from './context.ts';
+import { LINGER_MS, verifyBatcher, type Batcher } from './batcher.ts';
+import { IN_LIBRARY_DETAIL, type RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
-import { IN_LIBRARY, LINGER_MS } from './commit.ts';
-import { factsFromRow, uploadedHashes } from './transfer.ts';
+import { verifyRequest } from './rows.ts';
 
 export class VerifyStage {
   // A partial batch waits for company (LINGER_MS at most): each batch call costs a quota request.
@@ -80,7 +79,7 @@ export class VerifyStage {
       }
       if (res.outcome === 'in-library') {
         items.markInLibrary(rowId, row.dest_id, res.reason, res.evidence);
-        ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: row.bytes_read ?? 0, detail: IN_LIBRARY });
+        ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: row.bytes_read ?? 0, detail: IN_LIBRARY_DETAIL });
         await this.deleter.consider(rowId);
         return;
       }
@@ -115,23 +114,4 @@ export class VerifyStage {
     }
     await this.deleter.consider(row.id);
   }
-}
-
-/** What the destination is asked to prove about an item it holds. */
-export function verifyRequest(row: ItemRow): VerifyRequest {
-  const item = JSON.parse(row.item_json) as SourceItem;
-  return {
-    destId: row.dest_id!,
-    destPath: row.dest_path,
-    item,
-    facts: factsFromRow(row, item),
-    // A dated copy is what the destination holds: it is verified against the copy's hashes.
-    hashes: uploadedHashes(row),
-    size: uploadedHashes(row).size,
-  };
-}
-
-/** Verifications batched and overlapped as the destination says (the run's and the deletion re-check's). */
-export function verifyBatcher(d: Destination, lingerMs: number): Batcher<VerifyRequest, VerifyResult> {
-  return new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), lingerMs, d.verifyConcurrency ?? 1);
 }

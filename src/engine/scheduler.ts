@@ -1,0 +1,171 @@
+// Which items go to the transfer stage, and when the run has nothing left to feed it. Pending
+// items are read from the state store a page at a time, so a million-item state starts at once.
+
+import PQueue from 'p-queue';
+import type { ItemRow } from '../../state/items.ts';
+import { sleep } from '../lib/backoff.ts';
+import type { CommitStage } from './commit.ts';
+import type { RunContext } from './context.ts';
+import type { Listing } from './list.ts';
+import { transferOne } from './transfer.ts';
+import type { VerifyStage } from './verify.ts';
+
+/** Wakes the scheduling loop: a listed page, a finished item. */
+export class Wakeup {
+  private wake: (() => void) | null = null;
+  nudge = (): void => {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  };
+  next(): Promise<void> {
+    return new Promise<void>((r) => (this.wake = r));
+  }
+}
+
+/** Idling longer than this for a retry to come due is pointless: the run stops and says when to rerun. */
+const MAX_IDLE_MS = 2 * 60_000;
+/** Pending items read at a time. */
+const PAGE = 200;
+
+export class Scheduler {
+  private readonly inFlight = new Set<number>();
+  /** Staged items waiting for their commit. */
+  private readonly committing = new Set<Promise<void>>();
+  private readonly queue: PQueue;
+  /** Bounds `committing` too (a OneDrive staged item holds its last fragment). */
+  private readonly maxCommitting: number;
+  private readonly stopped: Promise<void>;
+  private cursorId = 0;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly commits: CommitStage,
+    private readonly verify: VerifyStage,
+    private readonly listing: Listing,
+    private readonly wakeUp: Wakeup,
+    /** True while items may still come back to migrate (an earlier run's item whose destination copy turned out gone). */
+    private readonly moreMayCome: () => boolean,
+  ) {
+    const { opts } = ctx;
+    this.maxCommitting = Math.max(opts.concurrency * 2, ctx.destination.commitBatchSize * 2);
+    this.queue = new PQueue({ concurrency: Math.max(1, opts.concurrency) });
+    this.stopped = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
+    // 'next' fires after p-queue has counted the finished task out, so the loop sees it gone.
+    this.queue.on('next', wakeUp.nudge);
+  }
+
+  /**
+   * Feeds pending items to the transfer stage until isDone(). Returns the time of the earliest
+   * retry when only items waiting far into the future are left (a Retry-After of hours), else null.
+   */
+  async run(): Promise<number | null> {
+    while (!this.ctx.signal.aborted) {
+      if (await this.relieve()) continue;
+      if (this.feed()) continue;
+      // Nothing more from here on: wait for the listing, for in-flight work, or for a retry to come due.
+      if (this.isDone()) break;
+      const due = this.ctx.items.retryDue();
+      if (this.quiet() && due !== null && due - Date.now() > MAX_IDLE_MS) {
+        await this.queue.onIdle();
+        return due;
+      }
+      this.flushPartial();
+      // Woken by a listed page, a finished item or a stop; never by an already-settled promise,
+      // which would spin this loop on microtasks and starve the I/O it waits for.
+      await Promise.race([this.wakeUp.next(), sleep(this.nextWake() - Date.now()), this.stopped]);
+      this.cursorId = 0;
+    }
+    await this.queue.onIdle();
+    await this.listing.done;
+    this.commits.flush();
+    await Promise.all(this.committing);
+    return null;
+  }
+
+  /** Nothing is left that this run may still try: quiet, and no unfinished item may be tried again in this run. */
+  isDone(): boolean {
+    return this.quiet() && !this.hasRetryable();
+  }
+
+  /** When to look again without being woken: as a retry comes due (within a second), else in a second. */
+  nextWake(): number {
+    const now = Date.now();
+    const due = this.ctx.items.retryDue();
+    if (due !== null && this.hasRetryable()) return now + Math.max(10, Math.min(1000, due - now));
+    return now + 1000;
+  }
+
+  /** The listing has ended, no item may come back, and nothing is queued, in flight or committing. */
+  private quiet(): boolean {
+    return this.listing.finished && !this.moreMayCome() && this.idle() && this.committing.size === 0;
+  }
+
+  private idle(): boolean {
+    return this.queue.size + this.queue.pending === 0;
+  }
+
+  /** Waits while too much is queued or waiting for its commit; true when it waited. */
+  private async relieve(): Promise<boolean> {
+    const { concurrency } = this.ctx.opts;
+    if (this.queue.size + this.queue.pending >= concurrency * 2) {
+      await this.queue.onSizeLessThan(concurrency);
+      return true;
+    }
+    if (this.committing.size >= this.maxCommitting) {
+      this.commits.flush();
+      await Promise.race([...this.committing, this.stopped]);
+      return true;
+    }
+    return false;
+  }
+
+  /** Queues the next page of pending items this run may try; false when no page is left. */
+  private feed(): boolean {
+    const page = this.ctx.items.pending(this.cursorId, PAGE, Date.now());
+    if (!page.length) return false;
+    // Past this page next time, even when none of it could go (all in flight or out of attempts
+    // for this run): otherwise a page of such items at the front hid every item after it.
+    this.cursorId = page[page.length - 1]!.id;
+    for (const row of page) if (!this.inFlight.has(row.id) && this.mayTry(row.id)) this.start(row);
+    return true;
+  }
+
+  private start(row: ItemRow): void {
+    this.inFlight.add(row.id);
+    void this.queue.add(async () => {
+      const { commit } = await transferOne(this.ctx, this.commits, row);
+      const tracked = commit.finally(() => {
+        this.inFlight.delete(row.id);
+        this.committing.delete(tracked);
+        this.wakeUp.nudge();
+      });
+      this.committing.add(tracked);
+    });
+  }
+
+  /**
+   * A partial batch goes at once only when no transfer still running can join it; otherwise it
+   * waits for them (at most the batcher's linger). Flushing on every wake made each upload
+   * finishing at the tail a batch of its own: one more batchCreate and batchGet per photo.
+   */
+  private flushPartial(): void {
+    if (!this.idle()) return;
+    this.commits.flush();
+    if (this.committing.size === 0) this.verify.flush();
+  }
+
+  private mayTry(id: number): boolean {
+    return (this.ctx.attempts.get(id) ?? 0) < this.ctx.opts.maxAttempts;
+  }
+
+  /**
+   * Is any unfinished item still worth trying in this run? Only in-flight and exhausted items
+   * can hide one, so looking at that many rows (plus one) answers it without a full scan.
+   */
+  private hasRetryable(): boolean {
+    let exhausted = 0;
+    for (const n of this.ctx.attempts.values()) if (n >= this.ctx.opts.maxAttempts) exhausted++;
+    return this.ctx.items.unfinished(this.inFlight.size + exhausted + 1).some((id) => !this.inFlight.has(id) && this.mayTry(id));
+  }
+}
