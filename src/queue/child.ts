@@ -52,13 +52,19 @@ export async function childHooks(env: NodeJS.ProcessEnv, onLost: (message: strin
   // One check at a time on the one connection; a check never waits behind a slow one for long.
   let chain: Promise<unknown> = Promise.resolve();
   const check = async (): Promise<void> => {
-    let held: boolean;
-    try {
-      held = await leaseHeld(client, lease, margin);
-    } catch (err) {
-      throw new RetryableError(`cannot reach the queue database to confirm this worker still holds the account (${(err as Error).message}); nothing was committed or deleted`);
+    for (;;) {
+      const asked = performance.now();
+      let held: boolean;
+      try {
+        held = await leaseHeld(client, lease, margin);
+      } catch (err) {
+        throw new RetryableError(`cannot reach the queue database to confirm this worker still holds the account (${(err as Error).message}); nothing was committed or deleted`);
+      }
+      if (!held) onLost(`the lease on account ${lease.slug} (epoch ${lease.epoch}) is no longer this worker's: another worker took the account over; stopping without committing or deleting anything more`);
+      // An answer that took long may be older than it looks: this process may have been paused
+      // (SIGSTOP) while it waited, and the account taken over meanwhile. Only a fresh yes counts.
+      if (performance.now() - asked < (margin * 1000) / 2) return;
     }
-    if (!held) onLost(`the lease on account ${lease.slug} (epoch ${lease.epoch}) is no longer this worker's: another worker took the account over; stopping without committing or deleting anything more`);
   };
   // A worker killed alone leaves this process behind: without it nobody renews the lease, so
   // stop now rather than at the next commit (a restarted worker may run the account again).

@@ -217,14 +217,24 @@ class Worker {
   private async runAccount(h: Held, rec: AccountRecord, job: PgBoss.JobWithMetadata<AccountJob>): Promise<void> {
     const { lease } = h;
     const stateFile = accountStateFile(this.o.dir, rec.slug);
-    await restoreSnapshot(this.q, rec.slug, stateFile);
     const pairs = credentialPairs(rec);
-    const prints = await materializeCredentials(this.q, this.o.key, this.home, pairs);
+    let prints: Map<string, string>;
+    try {
+      await restoreSnapshot(this.q, rec.slug, stateFile);
+      prints = await materializeCredentials(this.q, this.o.key, this.home, pairs);
+    } catch (err) {
+      // Nothing started: the account is paused with the reason, not left held by a lease nobody renews.
+      return this.handBack(h, job, 'paused', `this worker could not prepare the account: ${redact((err as Error).message)}`);
+    }
+    if (h.lost) return;
     const env = {
+      // The workers' key opens every account's sign-in: an account's run never needs it.
+      GALLERY_BRIDGE_QUEUE_KEY: '',
+      GALLERY_BRIDGE_QUEUE_KEY_FILE: '',
       GALLERY_BRIDGE_HOME: this.home,
       ...queueEnv({ url: this.o.url, slug: rec.slug, epoch: lease.epoch, worker: this.o.name, marginSeconds: fenceMargin(this.leaseSeconds), googleBudget: this.settings.googleDailyBudget }),
     };
-    if (this.stopping) return this.giveBack(h, job);
+    if (this.stopping) return this.handBack(h, job, 'waiting', 'its worker stopped before starting it');
     const run = startAccount(this.bo, this.batch, rec, null, env);
     h.run = run;
     let ended = false;
@@ -276,13 +286,14 @@ class Worker {
     await this.boss.complete(ACCOUNT_QUEUE, job.id, { status }, { db });
   }
 
-  /** Lets go of an account never started (the worker is stopping). */
-  private async giveBack(h: Held, job: PgBoss.JobWithMetadata<AccountJob>): Promise<void> {
+  /** Lets go of an account whose run never started: waiting goes back to the queue, paused waits for the admin. */
+  private async handBack(h: Held, job: PgBoss.JobWithMetadata<AccountJob>, status: 'waiting' | 'paused', reason: string): Promise<void> {
     this.held.delete(h.lease.slug);
+    this.o.say(`${h.account}: ${status} — ${reason}`);
     await underLease(this.q, h.lease, async (c) => {
-      await setAccountFields(c, h.lease.slug, { status: 'waiting', reason: 'its worker stopped before starting it' });
+      await setAccountFields(c, h.lease.slug, { status, reason, todo: status === 'paused' ? 'Fix what the reason says, then load the batch again (batch run --queue): the account resumes.' : null, ended_at: new Date() });
       await c.query(`UPDATE ${SCHEMA}.leases SET released_at = now() WHERE slug = $1 AND epoch = $2`, [h.lease.slug, h.lease.epoch]);
-      await this.endJob(c, job, 'waiting');
+      await this.endJob(c, job, status);
     });
   }
 
