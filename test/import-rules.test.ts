@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { UNIT_TESTS } from './tiers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 /** Where the product's code lives (tests are free to reach into anything). */
@@ -21,10 +22,11 @@ interface Import {
   line: number;
 }
 
-function codeFiles(): string[] {
-  return CODE_DIRS.flatMap((d) =>
-    (fs.existsSync(path.join(ROOT, d)) ? fs.readdirSync(path.join(ROOT, d), { recursive: true, encoding: 'utf8' }) : []).map((f) => `${d}/${f}`),
-  )
+function codeFiles(dirs: string[]): string[] {
+  return dirs
+    .flatMap((d) =>
+      (fs.existsSync(path.join(ROOT, d)) ? fs.readdirSync(path.join(ROOT, d), { recursive: true, encoding: 'utf8' }) : []).map((f) => `${d}/${f}`),
+    )
     .map((f) => f.split(path.sep).join('/'))
     .filter((f) => CODE_FILE.test(f) && !f.endsWith('.d.ts') && fs.statSync(path.join(ROOT, f)).isFile())
     .sort();
@@ -64,8 +66,10 @@ function importsIn(file: string, text: string): Import[] {
   return out;
 }
 
-const files = codeFiles();
-const graph = new Map(files.map((f) => [f, importsIn(f, fs.readFileSync(path.join(ROOT, f), 'utf8'))]));
+const files = codeFiles(CODE_DIRS);
+const testFiles = codeFiles(['test']).filter((f) => !f.startsWith('test/fixtures/'));
+const text = new Map([...files, ...testFiles].map((f) => [f, fs.readFileSync(path.join(ROOT, f), 'utf8')]));
+const graph = new Map([...text].map(([f, t]) => [f, importsIn(f, t)]));
 
 /**
  * The first chain of imports from `start` to a module `forbidden` accepts, or null. Each step is
@@ -86,8 +90,15 @@ function forbiddenChain(start: string, forbidden: (target: string) => boolean): 
   return null;
 }
 
+/** One chain per offending import: files that reach it through others are not listed again. */
 function violations(from: (file: string) => boolean, forbidden: (file: string, target: string) => boolean): string[] {
-  return files.filter(from).flatMap((f) => forbiddenChain(f, (t) => forbidden(f, t)) ?? []);
+  const byImport = new Map<string, string>();
+  for (const f of files.filter(from)) {
+    const chain = forbiddenChain(f, (t) => forbidden(f, t));
+    const last = chain?.split(' -> ').slice(-2).join(' -> ');
+    if (chain && last && (byImport.get(last)?.length ?? Infinity) > chain.length) byImport.set(last, chain);
+  }
+  return [...byImport.values()];
 }
 
 /** `providers/<name>/…` → name; null for providers/types.ts, providers/index.ts and everything outside providers/. */
@@ -102,7 +113,7 @@ function isEmulator(file: string): boolean {
 
 describe('the import parser', () => {
   it('sees every form of import, type-only ones included', () => {
-    const text = [
+    const source = [
       "import a from './a.ts';",
       "import type { B } from '../b.ts';",
       "import './side-effect.ts';",
@@ -114,7 +125,7 @@ describe('the import parser', () => {
       "let h: import('./h.ts').H;",
       "const i = require('node:fs');",
     ].join('\n');
-    expect(importsIn('src/x/y.ts', text).map((i) => [i.specifier, i.target, i.line])).toEqual([
+    expect(importsIn('src/x/y.ts', source).map((i) => [i.specifier, i.target, i.line])).toEqual([
       ['./a.ts', 'src/x/a.ts', 1],
       ['../b.ts', 'src/b.ts', 2],
       ['./side-effect.ts', 'src/x/side-effect.ts', 3],
@@ -180,8 +191,8 @@ describe('the import rules of DEVELOPERS.md', () => {
     ).toEqual([]);
   });
 
-  it("an emulator never imports its provider's client code (only its own emulator files, the protocol constants, providers/types.ts and src/emulator)", () => {
-    const clientOf = (f: string, t: string) => providerOf(t) === providerOf(f) && !isEmulator(t) && !/^providers\/[^/]+\/protocol\.ts$/.test(t);
+  it("an emulator never imports its provider's client code: of its provider, only its own emulator files and the protocol constants", () => {
+    const clientOf = (f: string, t: string) => providerOf(t) === providerOf(f) && !isEmulator(t) && !/^providers\/[^/]+\/([a-z-]+-)?protocol\.ts$/.test(t);
     expect(violations(isEmulator, clientOf)).toEqual([]);
   });
 
@@ -231,3 +242,32 @@ function compilerOptions(): ts.CompilerOptions {
   const config = ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile);
   return ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT).options;
 }
+
+/** Where a file names the CLI's entry point or the helpers that spawn it (`runCli`, `CLI`). */
+function cliUses(file: string): string[] {
+  const sf = ts.createSourceFile(file, text.get(file) ?? '', ts.ScriptTarget.Latest, true);
+  const out: string[] = [];
+  const visit = (node: ts.Node): void => {
+    const names = ts.isIdentifier(node) && (node.text === 'runCli' || node.text === 'CLI');
+    const entry = (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node)) && node.text.includes('gallery-bridge.js');
+    if (names || entry) out.push(`${file}:${sf.getLineAndCharacterOfPosition(node.getStart()).line + 1} ${node.getText()}`);
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+describe('the unit tier (test/tiers.ts)', () => {
+  it('lists test files that exist', () => {
+    expect(UNIT_TESTS.filter((f) => !testFiles.includes(f))).toEqual([]);
+  });
+
+  it('never spawns the CLI: no unit test file names it, nor imports code that does (test/helpers.ts only defines runCli)', () => {
+    // This file names them only to look for them.
+    const direct = UNIT_TESTS.filter((f) => f !== 'test/import-rules.test.ts').flatMap(cliUses);
+    const spawners = new Set([...text.keys()].filter((f) => f !== 'test/helpers.ts' && !f.endsWith('.test.ts') && cliUses(f).length > 0));
+    const reached = UNIT_TESTS.flatMap((f) => forbiddenChain(f, (t) => spawners.has(t)) ?? []);
+    expect(spawners.size, 'the search finds scripts/chaos, which spawns the CLI').toBeGreaterThan(0);
+    expect([...direct, ...reached]).toEqual([]);
+  });
+});

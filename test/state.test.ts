@@ -103,20 +103,6 @@ describe('the deletion rule', () => {
     expect(deletionVerdict({ ...base, state: 'skipped' }, policy)).toEqual({ delete: true });
   });
 
-  it('only src/engine/deletion.ts calls a source delete', () => {
-    const root = path.resolve(import.meta.dirname, '..');
-    const offenders: string[] = [];
-    const walk = (dir: string) => {
-      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
-        const p = path.join(dir, d.name);
-        if (d.isDirectory()) walk(p);
-        else if (p.endsWith('.ts') && /\bsource\.delete\(/.test(fs.readFileSync(p, 'utf8'))) offenders.push(path.relative(root, p));
-      }
-    };
-    walk(path.join(root, 'src'));
-    expect(offenders).toEqual(['src/engine/deletion.ts']);
-  });
-
   it('writes behind during a run: a kill loses only deferred writes made after the last durable one', () => {
     const t = tmpDir();
     const file = path.join(t, 's.db');
