@@ -145,6 +145,7 @@ export function buildProgram(): Command {
     .option('--out <base>', 'check report path without extension (default DIR/check): writes .csv and .html')
     .option('--accounts-at-once <n>', 'accounts checked at the same time', positiveInt, 4)
     .option('--google-daily-budget <n>', "Google's daily request budget for the project")
+    .option('--queue <url>', 'the counts feed the deadline plan of the batch in this PostgreSQL database (batch run --queue)')
     .option('--json', 'machine-readable output', false)
     .action(async (manifest: string, o) => process.exit(await (await commands.batch()).batchCheckCommand(manifest, o)));
   batch

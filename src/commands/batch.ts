@@ -123,7 +123,7 @@ export async function batchRunCommand(manifestFile: string, o: BatchRunOpts): Pr
   });
 }
 
-export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts & { out?: string; accountsAtOnce: number; googleDailyBudget?: string }): Promise<number> {
+export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts & { out?: string; accountsAtOnce: number; googleDailyBudget?: string; queue?: string }): Promise<number> {
   const m = readManifest(manifestFile);
   const stateDir = fs.existsSync(path.join(o.state, 'batch.db')) || o.out === undefined ? o.state : null;
   const result = await checkBatch(m.rows, m.problems, { stateDir, parallel: o.accountsAtOnce, passThrough: [], googleDailyBudget: googleBudget(o.googleDailyBudget), say: say(o.json) });
@@ -139,6 +139,10 @@ export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts
     } finally {
       db.close();
     }
+  }
+  if (o.queue) {
+    const { recordQueuedEstimates } = await import('./worker.ts');
+    if (!(await recordQueuedEstimates(o.queue, result.checks))) return 2;
   }
   const base = o.out ?? path.join(o.state, 'check');
   const files = writeCheckReports(result, base, manifestFile);

@@ -120,3 +120,21 @@ async function reportQueued(url: string, dir: string, say: (line: string) => voi
     return failed(err);
   }
 }
+
+/** `batch check --queue`: the counts go to the queue database for the deadline plan. */
+export async function recordQueuedEstimates(url: string, checks: Array<{ row: { account: string }; items: number | null; bytes: number | null }>): Promise<boolean> {
+  const { openQueue } = await import('../queue/db.ts');
+  const { recordEstimates } = await import('../queue/load.ts');
+  try {
+    const q = await openQueue(url, { migrate: true });
+    try {
+      await recordEstimates(q, checks.map((c) => ({ account: c.row.account, items: c.items, bytes: c.bytes })));
+      return true;
+    } finally {
+      await q.end().catch(() => undefined);
+    }
+  } catch (err) {
+    failed(err);
+    return false;
+  }
+}

@@ -97,6 +97,7 @@ export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: strin
   await setMeta(q, 'settings', JSON.stringify(o.settings));
   await setMeta(q, 'manifest', JSON.stringify({ path: path.resolve(o.manifestFile), sha256: crypto.createHash('sha256').update(fs.readFileSync(o.manifestFile)).digest('hex'), loaded_at: new Date().toISOString() }));
   const credentials = o.key ? await uploadCredentials(q, o.key, home, files) : 0;
+  await applyEstimates(q);
 
   const all = (await q.query(`SELECT * FROM ${SCHEMA}.accounts WHERE status <> 'removed'`)).rows as Array<Record<string, unknown>>;
   const todo = all.filter((a) => a.status !== 'done');
@@ -142,4 +143,20 @@ async function writePlan(q: Queue, ordered: Job[], settings: QueueSettings, acco
     if (unknown.length) notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
   }
   await setMeta(q, 'notes', JSON.stringify(notes));
+}
+
+/**
+ * `batch check --queue`: the counts feed the deadline plan, as `batch check --state` does on one
+ * machine. Kept in meta so that a check before the first load counts too; statuses are untouched.
+ */
+export async function recordEstimates(q: Queue, counts: Array<{ account: string; items: number | null; bytes: number | null }>): Promise<void> {
+  const est = JSON.parse((await getMeta(q, 'estimates')) ?? '{}') as Record<string, { items: number; bytes: number }>;
+  for (const c of counts) if (c.items !== null) est[c.account] = { items: c.items, bytes: c.bytes ?? 0 };
+  await setMeta(q, 'estimates', JSON.stringify(est));
+  await applyEstimates(q);
+}
+
+async function applyEstimates(q: Queue): Promise<void> {
+  const est = JSON.parse((await getMeta(q, 'estimates')) ?? '{}') as Record<string, { items: number; bytes: number }>;
+  for (const [account, e] of Object.entries(est)) await q.query(`UPDATE ${SCHEMA}.accounts SET est_items = $2, est_bytes = $3 WHERE account = $1`, [account, e.items, e.bytes]);
 }

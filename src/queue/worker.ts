@@ -166,9 +166,15 @@ class Worker {
 
   private async slot(): Promise<void> {
     while (!this.stopping) {
-      const [job] = await this.boss.fetch<AccountJob>(ACCOUNT_QUEUE, { batchSize: 1, priority: true, includeMetadata: true });
+      let job: PgBoss.JobWithMetadata<AccountJob> | undefined;
+      try {
+        [job] = await this.boss.fetch<AccountJob>(ACCOUNT_QUEUE, { batchSize: 1, priority: true, includeMetadata: true });
+        if (!job && !this.o.follow && (await this.nothingLeft())) return;
+      } catch (err) {
+        // The database out of reach for a moment: the running accounts' leases say whether they may go on.
+        this.o.say(`worker ${this.o.name}: the queue database did not answer (${redact((err as Error).message)}); trying again`);
+      }
       if (!job) {
-        if (!this.o.follow && (await this.nothingLeft())) return;
         await sleep(POLL_MS, this.o.signal).catch(() => undefined);
         continue;
       }
