@@ -183,8 +183,6 @@ export interface UploadInput {
 export interface Staged {
   /** JSON-serialisable handle that commit() and abort() understand; stored (never printed) to survive restarts. */
   handle: unknown;
-  /** Bytes actually sent over the network in this attempt (for resume accounting). */
-  bytesSent: number;
 }
 
 export type CommitResult =
@@ -279,7 +277,7 @@ export interface Destination {
    */
   readonly idempotentCommit?: boolean;
   /**
-   * The hashes besides SHA-256 this destination compares (in findExisting, commit, verify).
+   * The hashes besides SHA-256 this destination compares (in commit and verify).
    * Only those are computed while the bytes flow. Absent: all of them, to be safe.
    */
   readonly hashes?: readonly ExtraHash[];
@@ -295,8 +293,6 @@ export interface Destination {
   refuse?(item: SourceItem, facts: ItemFacts): string | null;
   /** Find or create the folder or album for an item; idempotent across restarts (keep ids in the ProviderStore). */
   prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string>;
-  /** Look for the same bytes already at the destination under this item's name (dedupe before upload). */
-  findExisting?(input: Omit<UploadInput, 'body' | 'session' | 'signal'>, hashes: Partial<Hashes> | null): Promise<{ destId: string; destPath?: string; evidence: Evidence } | null>;
   /** Send every byte, create nothing yet. Must consume `body` to the end or throw. */
   upload(input: UploadInput): Promise<Staged>;
   /** Create the items at the destination. Results in request order. Never called concurrently. */

@@ -121,7 +121,7 @@ export class FolderDestination implements Destination {
     // Not fsynced here: the descriptor stays open until the file's group is synced (see verify).
     this.writing.set(tmp, fd);
     const handle: Handle = { tmp, dir, size: written };
-    return { handle, bytesSent: written };
+    return { handle };
   }
 
   canCommitLater(handle: unknown): boolean {

@@ -133,7 +133,7 @@ export class GooglePhotosDestination implements Destination {
     const record: UploadRecord = { acknowledged: result.acknowledged, size: input.size, protocol: result.protocol, fp: await fp.catch(() => null) };
     this.ctx.store.set(`up:${result.sha256}`, record);
     const handle: GoogleHandle = { uploadToken: result.uploadToken, createdAt: Date.now(), protocol: result.protocol, size: input.size, sha1: result.sha1 };
-    return { handle, bytesSent: result.bytesSent };
+    return { handle };
   }
 
   canCommitLater(handle: unknown): boolean {

@@ -102,7 +102,6 @@ export interface UploadSession {
 
 export interface UploadResult {
   uploadToken: string;
-  bytesSent: number;
   /**
    * Bytes Google itself said it holds: X-Goog-Upload-Size-Received on the final answer (or on a
    * query of the finalized session), or, for a raw upload, the Content-Length of the one request
@@ -131,9 +130,7 @@ export async function rawUpload(api: GoogleApi, reader: BodyReader, size: number
   await reader.expectEnd();
   const sha1 = reader.sha1.digest();
   const sha256 = reader.sha256.digest('hex');
-  let sent = 0;
   for (let attempt = 1; ; attempt++) {
-    sent += bytes.length;
     const r = await api.call(
       'raw upload',
       api.fetch(api.url(P.PATH_UPLOADS), {
@@ -151,7 +148,7 @@ export async function rawUpload(api: GoogleApi, reader: BodyReader, size: number
     );
     const token = r.text.trim();
     // A token answers the one request whose Content-Length was `size`: HTTP framing means Google read all of it.
-    if (r.status === 200 && token) return { uploadToken: token, bytesSent: sent, acknowledged: sizeReceived(r) ?? size, protocol: 'raw', sha1: sha1.toString('hex'), sha256 };
+    if (r.status === 200 && token) return { uploadToken: token, acknowledged: sizeReceived(r) ?? size, protocol: 'raw', sha1: sha1.toString('hex'), sha256 };
     const err = r.status === 200 ? new RetryableError('raw upload: Google answered without an upload token') : rejectOrRetry('raw upload', r);
     if (err instanceof RejectedError || attempt >= 3) throw err;
   }
@@ -210,7 +207,6 @@ export async function resumableUpload(
   }
   const s = sess;
   await reader.skip(offset);
-  let sent = 0;
   const bulkEnd = offset + Math.floor((size - offset) / s.granularity) * s.granularity;
 
   const sendChunk = (from: number, body: Buffer | AsyncIterable<Uint8Array>, length: number, finalize: boolean, hash?: string) =>
@@ -237,7 +233,6 @@ export async function resumableUpload(
       const bytes = await reader.readExactly(length);
       let at = offset;
       for (let attempt = 1; at < bulkEnd; attempt++) {
-        sent += bulkEnd - at;
         let ok = false;
         try {
           const r = await sendChunk(at, bytes.subarray(at - offset), bulkEnd - at, false);
@@ -255,7 +250,6 @@ export async function resumableUpload(
         at = q.received;
       }
     } else {
-      sent += length;
       let failure: unknown = null;
       try {
         const r = await sendChunk(offset, reader.stream(length), length, false);
@@ -279,7 +273,6 @@ export async function resumableUpload(
   const sha1 = reader.sha1.digest();
   const sha256 = reader.sha256.digest('hex');
   for (let attempt = 1; ; attempt++) {
-    sent += tail.length;
     let r: Resp | null = null;
     try {
       r = await sendChunk(bulkEnd, tail, tail.length, true, sha1.toString('base64'));
@@ -292,7 +285,7 @@ export async function resumableUpload(
       if (ack === null) ack = await query(api, s.url, signal).then((q) => (q && q.status === 'final' && Number.isInteger(q.received) ? q.received : null), () => null);
       session.clear();
       if (ack !== null && ack !== size) throw new RetryableError(`Google acknowledged ${ack} of ${size} bytes`);
-      return { uploadToken: r.text.trim(), bytesSent: sent, acknowledged: ack, protocol: 'resumable', sha1: sha1.toString('hex'), sha256 };
+      return { uploadToken: r.text.trim(), acknowledged: ack, protocol: 'resumable', sha1: sha1.toString('hex'), sha256 };
     }
     if (r && r.status === 400 && /hash/i.test(googleError(r).message ?? '')) {
       session.clear();

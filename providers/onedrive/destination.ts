@@ -322,15 +322,6 @@ export class OneDriveDestination implements Destination {
     this.ctx.store.set(`rename:${itemId}`, { container: p.slice(0, p.lastIndexOf('/')), name: p.slice(p.lastIndexOf('/') + 1) });
   }
 
-  async findExisting(input: Omit<UploadInput, 'body' | 'session' | 'signal'>, hashes: Partial<Hashes> | null) {
-    if (!hashes?.quickXor || hashes.size === undefined) return null;
-    const p = await this.targetPath(input);
-    const found = await this.getByPath(p);
-    const same = found ? sameBytes(found, { ...hashes, quickXor: hashes.quickXor, size: hashes.size }, p) : null;
-    if (found && typeof same === 'string' && same !== 'no-hash') return { destId: found.id, destPath: p, evidence: { level: 'bytes' as const, detail: same } };
-    return null;
-  }
-
   private async startSession(p: string, input: UploadInput): Promise<SavedSession> {
     const iso = (v: string | null | undefined) => (v && Number.isFinite(Date.parse(v)) ? new Date(Date.parse(v)).toISOString() : null);
     const captured = iso(input.facts.captureTime);
@@ -404,7 +395,7 @@ export class OneDriveDestination implements Destination {
   /** Reads the body to its end without sending it: the engine hashes it on the way, for commit to compare. */
   private async readThrough(input: UploadInput, handle: Handle): Promise<Staged> {
     for await (const _ of input.body) void _;
-    return { handle, bytesSent: 0 };
+    return { handle };
   }
 
   async upload(input: UploadInput): Promise<Staged> {
@@ -475,13 +466,13 @@ export class OneDriveDestination implements Destination {
   /** Sends all but the last fragment; the last is kept for commit(), or the name was refused on the way. */
   private async sendAllButLast(input: UploadInput, session: SavedSession, offset: number, hid: string, signal: AbortSignal): Promise<Staged> {
     const size = input.size;
-    const { last, finalStart, bytesSent } = await this.sessions.sendAllButLast(input, session, offset, this.config.chunkSize, signal);
+    const { last, finalStart } = await this.sessions.sendAllButLast(input, session, offset, this.config.chunkSize, signal);
     if (!last) {
-      return { handle: { v: 1, id: hid, path: session.path, size, finalStart: size, url: null, itemId: input.item.id, nameTaken: true } satisfies Handle, bytesSent };
+      return { handle: { v: 1, id: hid, path: session.path, size, finalStart: size, url: null, itemId: input.item.id, nameTaken: true } satisfies Handle };
     }
     this.finals.set(hid, last);
     const handle: Handle = { v: 1, id: hid, path: session.path, size, finalStart, url: session.url, itemId: input.item.id };
-    return { handle, bytesSent };
+    return { handle };
   }
 
   canCommitLater(handle: unknown): boolean {

@@ -117,14 +117,13 @@ export class UploadSessions {
     offset: number,
     chunk: number,
     signal: AbortSignal,
-  ): Promise<{ last: Buffer | null; finalStart: number; bytesSent: number }> {
+  ): Promise<{ last: Buffer | null; finalStart: number }> {
     const size = input.size;
     const finalStart = finalStartOf(offset, size);
     let pos = 0; // bytes of the body seen so far
     let fragStart = offset;
     let frag: Buffer | null = null;
     let fill = 0;
-    let bytesSent = 0;
     let inflight: Promise<number> | null = null;
     let nameRefused = false;
     const newFrag = () => {
@@ -152,7 +151,7 @@ export class UploadSessions {
           pos += take;
           data = data.subarray(take);
           if (fill === f.length && fragStart < finalStart) {
-            if (inflight) bytesSent += await inflight;
+            if (inflight) await inflight;
             const start = fragStart;
             inflight = nameRefused
               ? null
@@ -173,7 +172,7 @@ export class UploadSessions {
           }
         }
       }
-      if (inflight) bytesSent += await inflight;
+      if (inflight) await inflight;
       inflight = null;
     } catch (e) {
       if (inflight) await (inflight as Promise<number>).catch(() => undefined);
@@ -189,8 +188,8 @@ export class UploadSessions {
     if (nameRefused) {
       await this.drop(session.url);
       input.session.clear();
-      return { last: null, finalStart, bytesSent };
+      return { last: null, finalStart };
     }
-    return { last: frag, finalStart, bytesSent };
+    return { last: frag, finalStart };
   }
 }

@@ -56,7 +56,7 @@ export function stagedFromRow(row: ItemRow): StagedItem {
     item,
     facts: factsFromRow(row, item),
     container: row.container ?? '',
-    staged: { handle: JSON.parse(row.staged!), bytesSent: 0 },
+    staged: { handle: JSON.parse(row.staged!) },
     hashes: uploadedHashes(row),
   };
 }

@@ -40,6 +40,8 @@ function newStats() {
     quotaRefused: 0,
     writeLimited: 0,
     faults: 0,
+    /** Request body bytes taken in by the upload routes (raw uploads and session chunks), for tests. */
+    uploadBytes: 0,
   };
 }
 

@@ -48,6 +48,7 @@ export function fileSha1Hex(file: string): Promise<string> {
 async function rawUpload({ ctx, req, res, caller }: ApiCall): Promise<void> {
   const tmp = path.join(ctx.store.own, 'uploads', `raw-${b64url(12)}.part`);
   const n = await receive(req, tmp, 'w');
+  ctx.stats.uploadBytes += n < 0 ? -n - 1 : n;
   if (n < 0) {
     fs.rmSync(tmp, { force: true });
     return; // the client went away: nothing was uploaded
@@ -101,6 +102,7 @@ async function appendChunk({ ctx, req }: ApiCall, s: SessionRow, finalize: boole
   }
   const n = await receive(req, file, 'a');
   const got = n < 0 ? -n - 1 : n;
+  ctx.stats.uploadBytes += got;
   const declared = req.headers['content-length'] ? Number(req.headers['content-length']) : got;
   let received = s.received + got;
   if (received > s.size) {
