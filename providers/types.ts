@@ -297,8 +297,11 @@ export interface Destination {
   upload(input: UploadInput): Promise<Staged>;
   /** Create the items at the destination. Results in request order. Never called concurrently. */
   commit(requests: CommitRequest[]): Promise<CommitResult[]>;
-  /** Throw away a staged upload whose bytes did not match what the source declared. */
-  abort(staged: Staged): Promise<void>;
+  /**
+   * Throw away a staged upload whose bytes did not match what the source declared. Absent when
+   * a staged upload leaves nothing to undo (Google's upload tokens expire on their own).
+   */
+  abort?(staged: Staged): Promise<void>;
   /** True when a staged handle saved by an earlier process can still be committed. */
   canCommitLater?(handle: unknown): boolean;
   /**

@@ -141,9 +141,7 @@ export class GooglePhotosDestination implements Destination {
     return !!h && typeof h.uploadToken === 'string' && typeof h.createdAt === 'number' && Date.now() - h.createdAt < TOKEN_COMMIT_WINDOW_MS;
   }
 
-  async abort(): Promise<void> {
-    // An upload token that is never committed expires at Google after a day; nothing to undo.
-  }
+  // No abort(): an upload token that is never committed expires at Google after a day; nothing to undo.
 
   // ---- commit ----
 

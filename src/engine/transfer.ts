@@ -180,7 +180,7 @@ export async function stageItem(source: Source, destination: Destination, items:
   if (copy && copyHasher) {
     const verdict = await copy.check.verdict();
     if (!verdict.ok) {
-      await destination.abort(staged).catch(() => undefined);
+      await destination.abort?.(staged).catch(() => undefined);
       throw new RejectedError(`the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`, 'dated-copy-differs');
     }
     const copyHashes = copyHasher.digest();
@@ -200,7 +200,7 @@ export async function stageItem(source: Source, destination: Destination, items:
     items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle);
   });
   if (declaredOk === false) {
-    await destination.abort(staged).catch(() => undefined);
+    await destination.abort?.(staged).catch(() => undefined);
     throw new DeclaredHashMismatch(`the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`);
   }
   return { item, facts, container, staged, hashes: uploaded };
