@@ -87,7 +87,7 @@ function startCli(args: string[], env: Record<string, string>, pty = false): Run
 const LINK = /^\s+(http:\/\/127\.0\.0\.1:\d+\/longPolling\/login\?\S+?)\s*$/m;
 
 /** The phone's stand-in: scans and confirms the code the link names (emulator only). */
-async function confirmOnPhone(emu: XiaomiEmulator, link: string): Promise<Response> {
+async function confirmOnPhone(emu: { baseUrl: string }, link: string): Promise<Response> {
   return fetch(`${emu.baseUrl}/_emulator/qr/confirm`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -267,3 +267,119 @@ describe('auth xiaomi by QR code', () => {
 });
 
 const LINK_ALL = new RegExp(LINK.source, 'gm');
+
+describe("the gallery's second check (a sign-in not yet confirmed on a trusted device)", () => {
+  // The emulator runs through the real CLI with --gallery-needs-trust: its gallery answers every
+  // session as signed out (HTTP 401, the expired-session answer) until POST
+  // /_emulator/gallery/trust stands in for a person ticking "trust this device" in a browser.
+  const TRUST =
+    /Xiaomi accepted the sign-in but its gallery refused it: .*https:\/\/i\.mi\.com\/gallery\/.* signed in to the same Xiaomi account.*"trust this device".*gallery-bridge auth xiaomi.*Advanced Data Protection.*cannot be read by any known tool\.$/;
+
+  async function untrustedEmulator(t: string): Promise<{ baseUrl: string; cookie: string; data: string }> {
+    const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => n === 'f6t.jpg' || n === 'noexif.jpg');
+    const data = path.join(t, 'data');
+    const emu = startCli(['emulator', 'xiaomi', '--seed', seed, '--data', data, '--port', '0', '--gallery-needs-trust'], {});
+    const [, cookie] = await emu.waitFor(/^XIAOMI_COOKIE=(.+)$/m);
+    const [, baseUrl] = await emu.waitFor(/^XIAOMI_BASE_URL=(\S+)$/m);
+    return { baseUrl: baseUrl!, cookie: cookie!.trim(), data };
+  }
+
+  const trustDevice = (baseUrl: string): Promise<Response> => fetch(`${baseUrl}/_emulator/gallery/trust`, { method: 'POST' });
+
+  /** Files the destination folder holds (the tool's own dot-files aside). */
+  const filesIn = (dir: string): string[] =>
+    fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir, { recursive: true })
+          .map(String)
+          .filter((f) => fs.statSync(path.join(dir, f)).isFile() && !path.basename(f).startsWith('.'))
+      : [];
+
+  it('the emulator: quota and sign-in work, the gallery answers exactly as for an expired session, until the device is trusted', async () => {
+    const t = tmpDir('trust-emulator');
+    const { baseUrl, cookie } = await untrustedEmulator(t);
+    const get = (p: string, c: string): Promise<Response> => fetch(`${baseUrl}${p}`, { headers: { Cookie: c } });
+    const quota = await get('/status/lite/alldetail', cookie);
+    expect(quota.status).toBe(200);
+    expect(((await quota.json()) as { code: number }).code).toBe(0);
+    const refused = await get('/gallery/user/album/list?pageNum=0&pageSize=10', cookie);
+    const expired = await get('/gallery/user/album/list?pageNum=0&pageSize=10', 'userId=1234567890; serviceToken=no-such-token');
+    expect(refused.status).toBe(401);
+    expect(expired.status).toBe(401);
+    expect(await refused.text()).toBe(await expired.text());
+    expect((await trustDevice(baseUrl)).status).toBe(200);
+    const opened = await get('/gallery/user/album/list?pageNum=0&pageSize=10', cookie);
+    expect(opened.status).toBe(200);
+    expect(((await opened.json()) as { code: number }).code).toBe(0);
+  });
+
+  it('auth by QR code: the phone confirms, the gallery refuses; one line says what to do, exit 3, nothing stored', async () => {
+    const t = tmpDir('trust-qr');
+    const emu = await untrustedEmulator(t);
+    const home = path.join(t, 'home');
+    const auth = startCli(['auth', 'xiaomi'], { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home });
+    const [, link] = await auth.waitFor(LINK);
+    expect((await confirmOnPhone(emu, link!)).status).toBe(200);
+    expect(await auth.exit, auth.output()).toBe(3);
+    expectOneLineError(auth.output(), TRUST);
+    expectNothingStored(home);
+    const counters = readEmulatorState(emu.data).counters;
+    expect(counters.qrSignedIn).toBe(1);
+    expect(counters.untrustedRefused).toBeGreaterThanOrEqual(1);
+    expect(auth.output()).not.toContain('emulator-pass-token');
+    expect(auth.output()).not.toMatch(/emu-st-/);
+
+    // Once the device is trusted, the same sign-in goes through and is stored.
+    expect((await trustDevice(emu.baseUrl)).status).toBe(200);
+    const again = startCli(['auth', 'xiaomi'], { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home });
+    const [, link2] = await again.waitFor(LINK);
+    expect((await confirmOnPhone(emu, link2!)).status).toBe(200);
+    expect(await again.exit, again.output()).toBe(0);
+    expect(JSON.parse(fs.readFileSync(credentialFile(home), 'utf8')).passToken).toBe('emulator-pass-token');
+  });
+
+  it('auth with cookies: the same line, exit 3, nothing stored', async () => {
+    const t = tmpDir('trust-cookie');
+    const emu = await untrustedEmulator(t);
+    const home = path.join(t, 'home');
+    const file = path.join(t, 'cookie.txt');
+    fs.writeFileSync(file, 'userId=1234567890\npassToken=emulator-pass-token\n', { mode: 0o600 });
+    const auth = startCli(['auth', 'xiaomi', '--cookie-file', file], { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home });
+    expect(await auth.exit, auth.output()).toBe(3);
+    expectOneLineError(auth.output(), TRUST);
+    expectNothingStored(home);
+    expect(auth.output()).not.toContain('emulator-pass-token');
+  });
+
+  it('migrate --delete-source: says what to do in one line, exit 3, nothing moved or deleted; after trusting, the rerun moves everything', async () => {
+    const t = tmpDir('trust-migrate');
+    const emu = await untrustedEmulator(t);
+    const out = path.join(t, 'out');
+    const env = { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: path.join(t, 'home'), XIAOMI_COOKIE: emu.cookie };
+    const args = ['migrate', '--from', 'xiaomi', '--to', `folder:${out}`, '--state', path.join(t, 'state.db')];
+    const run = startCli([...args, '--delete-source'], env);
+    expect(await run.exit, run.output()).toBe(3);
+    const lines = run.output().split(/\r?\n/).filter(Boolean);
+    // The line is the last thing the run says (the engine repeats a stop's reason after its summary).
+    expect(lines.at(-1), run.output()).toMatch(new RegExp(`^warn: ${TRUST.source}`));
+    for (const l of lines.filter((x) => /trust this device/.test(x))) expect(l).toMatch(TRUST);
+    expect(run.output()).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    expect(run.output()).not.toContain('emulator-pass-token');
+    expect(run.output()).not.toMatch(/emu-st-|emulator-service-token/);
+    expect(filesIn(out)).toEqual([]);
+    const state = readEmulatorState(emu.data);
+    expect(state.deleted).toEqual({});
+    expect(state.deleteLog).toEqual([]);
+    expect(state.downloads).toEqual({});
+    expect(state.counters.storage ?? 0).toBe(0);
+
+    expect((await trustDevice(emu.baseUrl)).status).toBe(200);
+    const rerun = startCli(args, env);
+    expect(await rerun.exit, rerun.output()).toBe(0);
+    const got = filesIn(out);
+    expect(got.length).toBe(2);
+    const seed = path.join(t, 'seed');
+    const want = new Set(filesIn(seed).map((f) => sha256File(path.join(seed, f))));
+    for (const f of got) expect(want.has(sha256File(path.join(out, f)))).toBe(true);
+  });
+});

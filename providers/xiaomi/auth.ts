@@ -97,7 +97,8 @@ export async function authXiaomi(ctx: ProviderContext): Promise<void> {
 
 /**
  * Gets a fresh serviceToken through the passToken chain, proves the session with the storage-quota
- * call, and only then stores the credentials (0600): a sign-in that fails leaves nothing behind.
+ * call and one album-list page (the gallery's second check), and only then stores the credentials
+ * (0600): a sign-in that fails leaves nothing behind.
  */
 export async function acceptAndStore(ctx: ProviderContext, creds: XiaomiCredentials, from: string): Promise<void> {
   const base = baseUrlOf(ctx.env);
@@ -105,6 +106,8 @@ export async function acceptAndStore(ctx: ProviderContext, creds: XiaomiCredenti
   try {
     if (client.canRenew) await client.renew();
     const quota = await client.quota();
+    // The account accepted the session; the gallery may still refuse it (its second check).
+    await client.galleryCheck();
     const used = typeof quota.used === 'number' ? `${(quota.used / 1024 ** 3).toFixed(2)} GB used` : 'quota unknown';
     const file = storeSession(ctx, client.credentials());
     const masked = creds.userId.replace(/^(\d{2})\d*(\d{2})$/, '$1…$2');

@@ -16,6 +16,17 @@ import { CODE_DELETED, CODE_OK, PATHS } from './protocol.ts';
 
 export const RENEW_HINT = 'run `gallery-bridge auth xiaomi` to sign in again, then rerun the same command: it resumes where it stopped';
 
+/**
+ * The gallery's second check (XiaomiAlbumSyncer issues #27, #38, #62): a sign-in the account
+ * service has just accepted is refused by the gallery until it is confirmed once on a trusted
+ * device, and accounts with Advanced Data Protection cannot confirm it at all. One line, no secret.
+ */
+export const GALLERY_TRUST_HINT =
+  'Xiaomi accepted the sign-in but its gallery refused it: the gallery asks once for a confirmation on a trusted device. Open https://i.mi.com/gallery/h5#/ in a browser signed in to the same Xiaomi account, confirm and tick "trust this device", then run `gallery-bridge auth xiaomi` again and rerun the command. Accounts with Advanced Data Protection (end-to-end encryption) cannot pass this check and cannot be read by any known tool.';
+
+/** Paths behind the gallery's second check; the account's own paths (quota, keep-alive, sign-in) are not. */
+const isGalleryPath = (path: string): boolean => path.startsWith('/gallery/');
+
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36';
 // XIAOMI_TIMEOUT_MS shortens both limits (hostile-input tests: an answer that never ends).
 const TIMEOUT_OVERRIDE = Number(process.env.XIAOMI_TIMEOUT_MS) > 0 ? Number(process.env.XIAOMI_TIMEOUT_MS) : 0;
@@ -368,11 +379,21 @@ export class XiaomiClient {
   /**
    * One API call with retries: network errors, 429 and 5xx back off and retry; a 401 renews the
    * session once and retries. Returns the envelope whatever its code: callers decide about codes.
+   * A gallery path that answers as for a signed-out session although the sign-in chain has just
+   * given a fresh serviceToken (or `sessionProven`: the account side accepted this very token a
+   * moment ago) is the gallery's second check, not an expiry: no public client has seen the
+   * gallery answer it any other way (XiaomiAlbumSyncer #38: "serviceToken 获取成功", then HTTP 401
+   * on the album list), so that sequence is what tells it apart.
    */
-  async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal): Promise<Envelope> {
+  async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal, sessionProven = false): Promise<Envelope> {
     let renewed = false;
     const renewOnce = async (status: string): Promise<Verdict<never>> => {
+      if (isGalleryPath(path) && (renewed || sessionProven)) {
+        this.log('debug', `xiaomi: ${path} answered ${status} to a session the sign-in just produced: the gallery's second check`);
+        throw new StopRunError('credentials', GALLERY_TRUST_HINT);
+      }
       if (renewed) throw new StopRunError('credentials', `the Xiaomi session was renewed but ${path} still answers ${status}: ${RENEW_HINT}`);
+      this.log('info', `xiaomi: the session expired (${path} answered ${status}); renewing it`);
       await this.renew();
       renewed = true;
       return again;
@@ -388,7 +409,6 @@ export class XiaomiClient {
         const { res, text } = out.value;
         this.takeToken(res);
         if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
-          if (!renewed) this.log('info', `xiaomi: the session expired (${path} answered HTTP ${res.status}); renewing it`);
           return renewOnce(`HTTP ${res.status}`);
         }
         if (res.status === 429 || res.status >= 500) {
@@ -446,6 +466,15 @@ export class XiaomiClient {
   }
 
   // ---- gallery ----
+
+  /**
+   * One album-list page with a session the account side has just accepted: proves the gallery
+   * opens to this sign-in, or throws the second-check line (GALLERY_TRUST_HINT).
+   */
+  async galleryCheck(signal?: AbortSignal): Promise<void> {
+    const env = await this.api('GET', PATHS.albums, { pageNum: '0', pageSize: '1', isShared: 'false', numOfThumbnails: '1' }, undefined, signal, true);
+    this.okData(env, 'album list');
+  }
 
   /**
    * Every page of the album list, as the service wrote it: entries are checked by the Source.

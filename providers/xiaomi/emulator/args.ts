@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { COMMON_FLAG_HELP, parseEmulatorArgs } from '../../../src/emulator/kit.ts';
 import { EMULATOR_DEFAULTS, type XiaomiEmulatorOptions } from './options.ts';
 import { QR_FLAG_HELP, QR_FLAGS, qrOptionsFromFlags } from './routes/qr.ts';
+import { TRUST_FLAG_HELP, TRUST_FLAGS } from './routes/trust.ts';
 import { startXiaomiEmulator, type XiaomiEmulator } from './server.ts';
 
 export const EMULATOR_HELP = `gallery-bridge emulator xiaomi --seed DIR --data DIR [flags]
@@ -23,6 +24,7 @@ export const EMULATOR_HELP = `gallery-bridge emulator xiaomi --seed DIR --data D
   --file-host HOST           host name of the final POST url only (default: --download-host)
   --session-ttl SEC          lifetime of serviceTokens (0: never expire)
 ${QR_FLAG_HELP}
+${TRUST_FLAG_HELP}
 
 ${COMMON_FLAG_HELP}`;
 
@@ -41,6 +43,7 @@ export function parseXiaomiEmulatorArgs(args: string[]): XiaomiEmulatorOptions {
     'download-host': { type: 'string' },
     'file-host': { type: 'string' },
     ...QR_FLAGS,
+    ...TRUST_FLAGS,
   });
   const rate = (name: string, v: string | undefined): number => {
     const n = Number(v ?? 0);
@@ -72,6 +75,7 @@ export function parseXiaomiEmulatorArgs(args: string[]): XiaomiEmulatorOptions {
     downloadHost: host('download-host', extra['download-host']),
     fileHost: host('file-host', extra['file-host']),
     qr: qrOptionsFromFlags(extra),
+    galleryNeedsTrust: extra['gallery-needs-trust'] === true,
   };
 }
 

@@ -30,6 +30,8 @@ export interface XiaomiEmulatorOptions {
   userMeta?: Record<string, { description?: string; isFavorite?: boolean }>;
   /** Signing in by QR code (routes/qr.ts): code lifetime, long-poll hold, the lp host. */
   qr?: QrEmulatorOptions;
+  /** The gallery refuses sessions until the sign-in passed its second check (routes/trust.ts). */
+  galleryNeedsTrust?: boolean;
 }
 
 /** Listing quirks a real account may serve, by file name or album name (deterministic, for tests). */

@@ -20,6 +20,7 @@ import { EmulatorContext } from './context.ts';
 import { Exchange } from './exchange.ts';
 import { EMULATOR_DEFAULTS, type XiaomiEmulatorOptions } from './options.ts';
 import { ROUTES, type Route } from './routes/index.ts';
+import { galleryTrusted, untrusted } from './routes/trust.ts';
 import { loadSeed } from './seed.ts';
 
 export { EMULATOR_DEFAULTS, type HostileListing, type XiaomiEmulatorOptions } from './options.ts';
@@ -46,7 +47,8 @@ function methodOk(route: Route, method: string | undefined): boolean {
 
 /**
  * Finds the route for a request. A gallery path (one that needs a session) asks for the session
- * before it looks at the method, and answers another method 405; any other path is 404.
+ * before it looks at the method, and answers another method 405; any other path is 404. A path
+ * behind the gallery's second check then asks whether the sign-in passed it (routes/trust.ts).
  */
 function dispatch(ctx: EmulatorContext, x: Exchange): void | Promise<void> {
   const onPath: Array<{ route: Route; params: string[] }> = [];
@@ -57,6 +59,7 @@ function dispatch(ctx: EmulatorContext, x: Exchange): void | Promise<void> {
   if (!onPath.length) return x.plain(404, { 'Content-Type': 'text/plain' }, 'not found');
   const gallery = onPath.some((m) => m.route.session);
   if (gallery && !ctx.sessions.sessionOk(x.cookies)) return ctx.unauthorized(x);
+  if (onPath.some((m) => m.route.gallery) && !galleryTrusted(ctx)) return untrusted(ctx, x);
   const found = onPath.find((m) => methodOk(m.route, x.req.method));
   if (found) {
     x.params = found.params;

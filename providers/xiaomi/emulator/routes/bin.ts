@@ -71,6 +71,6 @@ function recycleBin(ctx: EmulatorContext, x: Exchange): void {
 }
 
 export const binRoutes: Route[] = [
-  { method: ['POST', 'GET'], path: PATHS.delete, session: true, handle: deleteItem },
-  { method: 'GET', path: PATHS.recycleBin, session: true, handle: recycleBin },
+  { method: ['POST', 'GET'], path: PATHS.delete, session: true, gallery: true, handle: deleteItem },
+  { method: 'GET', path: PATHS.recycleBin, session: true, gallery: true, handle: recycleBin },
 ];

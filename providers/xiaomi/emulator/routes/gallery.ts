@@ -114,7 +114,7 @@ function storage(ctx: EmulatorContext, x: Exchange): void {
 }
 
 export const galleryRoutes: Route[] = [
-  { method: 'GET', path: PATHS.albums, session: true, handle: albums },
-  { method: 'GET', path: PATHS.galleries, session: true, handle: galleries },
-  { method: 'GET', path: PATHS.storage, session: true, handle: storage },
+  { method: 'GET', path: PATHS.albums, session: true, gallery: true, handle: albums },
+  { method: 'GET', path: PATHS.galleries, session: true, gallery: true, handle: galleries },
+  { method: 'GET', path: PATHS.storage, session: true, gallery: true, handle: storage },
 ];

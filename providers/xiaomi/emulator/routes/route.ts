@@ -8,5 +8,7 @@ export interface Route {
   path: string | RegExp;
   /** The gallery's API: a request without a live session is sent to sign in. */
   session?: boolean;
+  /** Behind the gallery's second check (trust.ts): with --gallery-needs-trust an untrusted sign-in is refused. */
+  gallery?: boolean;
   handle(ctx: EmulatorContext, x: Exchange): void | Promise<void>;
 }
