@@ -79,8 +79,13 @@ function refuseOthers(db: DB, file: string): void {
  * it is (the next run migrates it) and the view reads a migrated copy in memory.
  */
 function migratedCopy(db: DB): DB {
-  const copy = new Database(db.serialize());
+  const image = db.serialize();
   db.close();
+  // A file in WAL mode says so in its header (bytes 18 and 19), and an in-memory database
+  // cannot read in that mode: the copy says rollback journal. The pages already hold the WAL's.
+  image[18] = 1;
+  image[19] = 1;
+  const copy = new Database(image);
   copy.pragma('foreign_keys = ON');
   migrate(copy);
   return copy;

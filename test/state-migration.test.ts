@@ -72,6 +72,28 @@ async function reportJson(file: string): Promise<Report> {
   return JSON.parse(fs.readFileSync(out, 'utf8')) as Report;
 }
 
+describe('a v3 state file in WAL mode, its last writes still in the -wal file', () => {
+  it('is read with those writes, migrated in memory, and left at v3', () => {
+    const file = copyFixture('google');
+    const writer = new Database(file);
+    try {
+      writer.pragma('journal_mode = WAL');
+      writer.pragma('wal_autocheckpoint = 0');
+      writer.prepare(`UPDATE items SET name = 'renamed-in-the-wal.jpg' WHERE name = 'gone.jpg'`).run();
+      expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(0);
+      const db = openState(file, { readonly: true });
+      try {
+        expect(db.prepare(`SELECT reason_kind FROM items WHERE name = 'renamed-in-the-wal.jpg'`).get()).toEqual({ reason_kind: 'gone-from-source' });
+      } finally {
+        db.close();
+      }
+      expect(writer.pragma('user_version', { simple: true })).toBe(3);
+    } finally {
+      writer.close();
+    }
+  });
+});
+
 describe.each(['google', 'folder'])('a v3 state file (%s) opened by this version', (name) => {
   const before = {
     status: JSON.parse(fs.readFileSync(path.join(V3, `${name}.status.json`), 'utf8')) as { failures: Array<Record<string, unknown>> },
