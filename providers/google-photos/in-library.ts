@@ -1,7 +1,7 @@
 // Items Google says it already holds from another app (the phone's own backup): this app may
 // not read them back, so they carry Google's word at most, never byte evidence.
 
-/** The reason every "already in your library from another app" item carries (status, report, plan). */
+/** The words every "already in your library from another app" item carries, for people (status, report and plan decide by the outcome kind). */
 export const IN_LIBRARY_REASON =
   "already in your library from another app: delete it at the source yourself once you have checked, or run with `--delete-evidence received` to accept Google's word";
 
