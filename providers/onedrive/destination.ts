@@ -45,7 +45,6 @@ import {
   type CommitRequest,
   type CommitResult,
   type Destination,
-  type Hashes,
   type ItemFacts,
   type PlanNote,
   type ProviderContext,
