@@ -6,12 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type PgBoss from 'pg-boss';
 import { parseManifest } from '../src/batch/manifest.ts';
-import { startBoss } from '../src/queue/boss.ts';
+import { queueFor, startBoss } from '../src/queue/boss.ts';
 import type { Queue } from '../src/queue/db.ts';
 import { openQueue } from '../src/queue/db.ts';
 import { loadBatch, recordEstimates } from '../src/queue/load.ts';
 import type { QueueSettings } from '../src/queue/load.ts';
-import { ACCOUNT_QUEUE, BOSS_SCHEMA } from '../src/queue/schema.ts';
+import { BOSS_SCHEMA } from '../src/queue/schema.ts';
 import { tmpDir } from './helpers.ts';
 import { freshDatabase } from './pg.ts';
 
@@ -48,11 +48,11 @@ describe('queue order', () => {
     expect(first).toMatchObject({ problems: [], queued: 5, accounts: 5 });
     const again = await loadBatch(q, boss, { manifestFile: manifest, rows, settings: settings('2027-06-01T00:00:00Z'), key: null });
     expect(again.queued).toBe(0);
-    expect(Number((await q.query(`SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1`, [ACCOUNT_QUEUE])).rows[0].n)).toBe(5);
+    expect(Number((await q.query(`SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1`, [queueFor('folder', 'folder')])).rows[0].n)).toBe(5);
 
     const order: string[] = [];
     for (;;) {
-      const [job] = await boss.fetch<{ slug: string }>(ACCOUNT_QUEUE, { batchSize: 1 });
+      const [job] = await boss.fetch<{ slug: string }>(queueFor('folder', 'folder'), { batchSize: 1 });
       if (!job) break;
       order.push(job.data.slug);
     }

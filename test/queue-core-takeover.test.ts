@@ -126,4 +126,31 @@ describe('queue workers', () => {
     expect(statuses).toContain('waiting-quota');
     for (const st of statuses) expect(['done', 'waiting-quota']).toContain(st);
   }, 180_000);
+
+  it("starts another provider's account while one provider is at its limit across workers, and leaves the waiting account's job alone", async () => {
+    const s = await setup('gbqlimit', { g: ['canon-dslr.jpg', 'img_1771.jpg'] }, []);
+    const fsrc = path.join(s.t, 'src', 'f');
+    makeSource(fsrc, { f: ['noexif.jpg', 'f6t.jpg'] });
+    fs.appendFileSync(s.manifest, `f,folder:${fsrc},folder:${path.join(s.t, 'dst', 'f')}\n`);
+    const load = await runCli(['batch', 'run', s.manifest, '--queue', s.db.url, '--no-work', '--per-provider', 'google-photos=1'], { env: s.env });
+    expect(load.code).toBe(0);
+    // Another machine runs the batch's one Google account allowed at once, for 6 more seconds.
+    await s.q.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account, status) VALUES ('ghost', 'ghost', 99, 'folder:/nowhere', 'google-photos', 'default', 'default', 'removed')`);
+    const ghostUntil = (await s.q.query(`INSERT INTO ${SCHEMA}.leases (slug, epoch, worker, expires_at) VALUES ('ghost', 1, 'elsewhere', now() + interval '6 seconds') RETURNING expires_at`)).rows[0].expires_at as Date;
+
+    const w = startWorker(['--queue', s.db.url, '--name', 'w', '--slots', '2', '--state', path.join(s.t, 'w')], s.env);
+    expect(await w.exit).toBe(0);
+    const leases = new Map((await s.q.query(`SELECT slug, acquired_at FROM ${SCHEMA}.leases`)).rows.map((r) => [r.slug as string, r.acquired_at as Date]));
+    // g comes first in the manifest, yet f ran while Google was full, and g only once there was room.
+    expect(leases.get('f')!.getTime()).toBeLessThan(ghostUntil.getTime());
+    expect(leases.get('g')!.getTime()).toBeGreaterThanOrEqual(ghostUntil.getTime());
+    expect((await s.q.query(`SELECT slug, status FROM ${SCHEMA}.accounts WHERE slug IN ('f', 'g') ORDER BY slug`)).rows).toEqual([
+      { slug: 'f', status: 'done' },
+      { slug: 'g', status: 'done' },
+    ]);
+    // Waiting for room took no job out of the queue and put none back: g's queue saw one job.
+    const jobs = (await s.q.query(`SELECT count(*) AS n FROM gallery_bridge_boss.job WHERE data->>'slug' = 'g'`)).rows[0].n;
+    expect(Number(jobs)).toBe(1);
+    expect(fs.readdirSync(path.join(s.t, 'dst', 'f', 'f')).sort()).toEqual(['f6t.jpg', 'noexif.jpg']);
+  }, 120_000);
 });

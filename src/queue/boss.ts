@@ -1,4 +1,5 @@
-// pg-boss, as queue mode uses it: one queue whose jobs are accounts. Its `stately` policy keeps
+// pg-boss, as queue mode uses it: queues whose jobs are accounts, one queue per pair of source and
+// destination kinds (so a worker can skip a provider at its limit without taking its jobs). The `stately` policy keeps
 // at most one job per account queued and one active (singleton's one-active rule, plus: loading
 // the manifest again does not queue an account twice); its retries hand an account back when a
 // run crashed or its worker's lease expired; priority carries the batch's order (--deadline).
@@ -6,7 +7,8 @@
 
 import PgBoss from 'pg-boss';
 import { SESSION_OPTIONS } from './db.ts';
-import { ACCOUNT_QUEUE, BOSS_SCHEMA } from './schema.ts';
+import { kindOf } from '../batch/schedule.ts';
+import { BOSS_SCHEMA, QUEUE_PREFIX } from './schema.ts';
 
 export interface AccountJob {
   slug: string;
@@ -28,18 +30,32 @@ export async function startBoss(url: string): Promise<PgBoss> {
   const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max: 3, application_name: 'gallery-bridge pg-boss', schedule: false, ...({ options: SESSION_OPTIONS } as object) });
   boss.on('error', () => undefined);
   await boss.start();
-  if (!(await boss.getQueue(ACCOUNT_QUEUE))) {
-    try {
-      await boss.createQueue(ACCOUNT_QUEUE, { name: ACCOUNT_QUEUE, policy: 'stately', ...JOB_OPTIONS });
-    } catch (err) {
-      // Another machine created it at the same moment.
-      if (!(await boss.getQueue(ACCOUNT_QUEUE))) throw err;
-    }
-  }
   return boss;
 }
 
-/** Queues the account's job (null when one is queued already). */
-export function sendAccount(boss: PgBoss, slug: string, priority: number, startAfter?: Date | number, db?: PgBoss.Db, wait?: AccountJob['wait']): Promise<string | null> {
-  return boss.send(ACCOUNT_QUEUE, { slug, ...(wait ? { wait } : {}) } satisfies AccountJob, { singletonKey: slug, priority, ...JOB_OPTIONS, ...(startAfter !== undefined ? { startAfter } : {}), ...(db ? { db } : {}) });
+/** The queue of accounts moving from `source` to `destination` (specs or kinds). */
+export const queueFor = (source: string, destination: string): string => `${QUEUE_PREFIX}${kindOf(source)}--${kindOf(destination)}`;
+
+/** The provider kinds a queue's accounts use. */
+export const providersOf = (queue: string): string[] => queue.slice(QUEUE_PREFIX.length).split('--');
+
+const made = new Set<string>();
+
+/** Creates the queue once (any machine may be first). */
+export async function ensureQueue(boss: PgBoss, name: string): Promise<void> {
+  if (made.has(name)) return;
+  if (!(await boss.getQueue(name))) {
+    try {
+      await boss.createQueue(name, { name, policy: 'stately', ...JOB_OPTIONS });
+    } catch (err) {
+      // Another machine created it at the same moment.
+      if (!(await boss.getQueue(name))) throw err;
+    }
+  }
+  made.add(name);
+}
+
+/** Queues the account's job in `queue` (which must exist); null when one is queued already. */
+export function sendAccount(boss: PgBoss, queue: string, slug: string, priority: number, startAfter?: Date | number, db?: PgBoss.Db, wait?: AccountJob['wait']): Promise<string | null> {
+  return boss.send(queue, { slug, ...(wait ? { wait } : {}) } satisfies AccountJob, { singletonKey: slug, priority, ...JOB_OPTIONS, ...(startAfter !== undefined ? { startAfter } : {}), ...(db ? { db } : {}) });
 }

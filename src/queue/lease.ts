@@ -84,7 +84,16 @@ export async function acquireLease(q: Queue, slug: string, worker: string, jobId
 
 /** Why one more account using `providers` would break a limit, or null. Only live leases count. */
 async function overLimit(c: pg.PoolClient, providers: string[], limits: Limits): Promise<string | null> {
-  const held = (await c.query(`SELECT a.source, a.destination FROM ${SCHEMA}.leases l JOIN ${SCHEMA}.accounts a USING (slug) WHERE l.released_at IS NULL AND l.expires_at > now()`)).rows as Array<{ source: string; destination: string }>;
+  return limitProblem(await liveAccounts(c), providers, limits);
+}
+
+/** Source and destination of every account under a live lease, whoever holds it. */
+export async function liveAccounts(c: pg.PoolClient | Queue): Promise<Array<{ source: string; destination: string }>> {
+  return (await c.query(`SELECT a.source, a.destination FROM ${SCHEMA}.leases l JOIN ${SCHEMA}.accounts a USING (slug) WHERE l.released_at IS NULL AND l.expires_at > now()`)).rows as Array<{ source: string; destination: string }>;
+}
+
+/** Why one more account using `providers`, beside the `held` ones, would break a limit, or null. */
+export function limitProblem(held: Array<{ source: string; destination: string }>, providers: string[], limits: Limits): string | null {
   if (held.length >= limits.accountsAtOnce) return `${held.length} accounts already run (--accounts-at-once ${limits.accountsAtOnce})`;
   for (const p of new Set(providers)) {
     const cap = limits.perProvider[p];
@@ -151,10 +160,12 @@ export async function leaseHeld(q: Queue | pg.Client, l: Omit<Lease, 'leaseSecon
  * saw it first: the caller fails their pg-boss job so that pg-boss's retry hands the account to
  * a worker. Their accounts read `waiting` with the reason until then.
  */
-export async function reapExpired(q: Queue): Promise<Array<{ slug: string; jobId: string | null; worker: string; epoch: number }>> {
+export async function reapExpired(q: Queue): Promise<Array<{ slug: string; jobId: string | null; worker: string; epoch: number; source: string; destination: string }>> {
   return inTransaction(q, async (c) => {
     const r = await c.query(
-      `UPDATE ${SCHEMA}.leases SET reaped_at = now() WHERE released_at IS NULL AND reaped_at IS NULL AND expires_at <= now() RETURNING slug, job_id, worker, epoch, expires_at`,
+      `UPDATE ${SCHEMA}.leases l SET reaped_at = now() FROM ${SCHEMA}.accounts a
+       WHERE a.slug = l.slug AND l.released_at IS NULL AND l.reaped_at IS NULL AND l.expires_at <= now()
+       RETURNING l.slug, l.job_id, l.worker, l.epoch, l.expires_at, a.source, a.destination`,
     );
     for (const row of r.rows) {
       await c.query(`UPDATE ${SCHEMA}.accounts SET status = 'waiting', reason = $2 WHERE slug = $1 AND status = 'running'`, [
@@ -162,6 +173,6 @@ export async function reapExpired(q: Queue): Promise<Array<{ slug: string; jobId
         `worker ${row.worker} stopped renewing its lease (expired ${(row.expires_at as Date).toISOString()}); another worker takes the account over`,
       ]);
     }
-    return r.rows.map((x) => ({ slug: x.slug as string, jobId: x.job_id as string | null, worker: x.worker as string, epoch: Number(x.epoch) }));
+    return r.rows.map((x) => ({ slug: x.slug as string, jobId: x.job_id as string | null, worker: x.worker as string, epoch: Number(x.epoch), source: x.source as string, destination: x.destination as string }));
   });
 }

@@ -10,7 +10,7 @@ import type { AccountRow } from '../batch/manifest.ts';
 import { kindOf, nextPacificMidnight, orderJobs, pacificDay, planSchedule } from '../batch/schedule.ts';
 import type { Job } from '../batch/schedule.ts';
 import { defaultHome } from '../lib/credentials.ts';
-import { sendAccount } from './boss.ts';
+import { ensureQueue, queueFor, sendAccount } from './boss.ts';
 import type { Queue } from './db.ts';
 import { QueueError, getMeta, setMeta } from './db.ts';
 import type { Limits } from './lease.ts';
@@ -120,7 +120,9 @@ export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: strin
   await writePlan(q, ordered, o.settings, all.length);
   let queued = 0;
   // pg-boss takes the highest priority first: the first account in the order gets the highest.
-  for (let i = 0; i < ordered.length; i++) if (await sendAccount(boss, ordered[i]!.slug, ordered.length - i)) queued++;
+  const bySlug = new Map(todo.map((a) => [a.slug as string, queueFor(a.source as string, a.destination as string)]));
+  for (const name of new Set(bySlug.values())) await ensureQueue(boss, name);
+  for (let i = 0; i < ordered.length; i++) if (await sendAccount(boss, bySlug.get(ordered[i]!.slug)!, ordered[i]!.slug, ordered.length - i)) queued++;
   return { problems: [], queued, accounts: all.length, done: all.length - todo.length, credentials };
 }
 

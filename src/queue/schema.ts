@@ -7,8 +7,12 @@
 
 export const SCHEMA = 'gallery_bridge';
 export const BOSS_SCHEMA = 'gallery_bridge_boss';
-/** The pg-boss queue whose jobs are accounts (singletonKey = slug). */
-export const ACCOUNT_QUEUE = 'gallery-bridge-accounts';
+/**
+ * pg-boss queues whose jobs are accounts (singletonKey = slug): one per source and destination
+ * kind, `gb-accounts-SOURCE--DESTINATION`, so that a worker fetches only from queues whose
+ * providers have room under the batch's limits (see worker.ts).
+ */
+export const QUEUE_PREFIX = 'gb-accounts-';
 /** Raised whenever a table changes shape; a newer database is refused by an older tool. */
 export const SCHEMA_VERSION = 1;
 

@@ -25,15 +25,15 @@ import { sleep } from '../lib/backoff.ts';
 import { redact } from '../lib/redact.ts';
 import type { DB } from '../../state/db.ts';
 import type { AccountJob } from './boss.ts';
-import { sendAccount, startBoss } from './boss.ts';
+import { providersOf, queueFor, sendAccount, startBoss } from './boss.ts';
 import { EXIT_FENCED, queueEnv } from './child.ts';
 import type { Queue } from './db.ts';
 import { QueueError, getMeta, openQueue } from './db.ts';
 import type { Lease } from './lease.ts';
-import { acquireLease, reapExpired, renewLease, setAccountFields, underLease } from './lease.ts';
+import { acquireLease, limitProblem, liveAccounts, reapExpired, renewLease, setAccountFields, underLease } from './lease.ts';
 import { credentialPairs, readSettings } from './load.ts';
 import type { QueueSettings } from './load.ts';
-import { ACCOUNT_QUEUE, BOSS_SCHEMA, SCHEMA } from './schema.ts';
+import { BOSS_SCHEMA, QUEUE_PREFIX, SCHEMA } from './schema.ts';
 import { materializeCredentials, saveRefreshedCredentials, unseal } from './secrets.ts';
 import { saveSnapshot, restoreSnapshot } from './snapshot.ts';
 
@@ -168,7 +168,7 @@ class Worker {
     while (!this.stopping) {
       let job: PgBoss.JobWithMetadata<AccountJob> | undefined;
       try {
-        [job] = await this.boss.fetch<AccountJob>(ACCOUNT_QUEUE, { batchSize: 1, priority: true, includeMetadata: true });
+        job = await this.nextJob();
         if (!job && !this.o.follow && (await this.nothingLeft())) return;
       } catch (err) {
         // The database out of reach for a moment: the running accounts' leases say whether they may go on.
@@ -187,11 +187,33 @@ class Worker {
     }
   }
 
+  /**
+   * The highest-priority account whose providers have room under the batch's limits: queues are
+   * looked at best first, and one at its limit is skipped without taking its jobs, so accounts
+   * of other providers start at once (as on one machine). The lease re-checks the limits.
+   */
+  private async nextJob(): Promise<PgBoss.JobWithMetadata<AccountJob> | undefined> {
+    const ready = (
+      await this.q.query(
+        `SELECT name, max(priority) AS best FROM ${BOSS_SCHEMA}.job WHERE name LIKE $1 AND state IN ('created', 'retry') AND start_after < now() GROUP BY name ORDER BY best DESC`,
+        [`${QUEUE_PREFIX}%`],
+      )
+    ).rows as Array<{ name: string }>;
+    if (!ready.length) return undefined;
+    const held = await liveAccounts(this.q);
+    for (const { name } of ready) {
+      if (limitProblem(held, providersOf(name), this.settings.limits)) continue;
+      const [job] = await this.boss.fetch<AccountJob>(name, { batchSize: 1, priority: true, includeMetadata: true });
+      if (job) return job;
+    }
+    return undefined;
+  }
+
   /** True when every account is finished or waits for the next Google day (that wait is for a --follow worker). */
   private async nothingLeft(): Promise<boolean> {
     const r = await this.q.query(
-      `SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND (data->>'wait') IS DISTINCT FROM 'quota'`,
-      [ACCOUNT_QUEUE],
+      `SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name LIKE $1 AND state IN ('created', 'retry', 'active') AND (data->>'wait') IS DISTINCT FROM 'quota'`,
+      [`${QUEUE_PREFIX}%`],
     );
     return Number(r.rows[0].n) === 0;
   }
@@ -200,13 +222,14 @@ class Worker {
     const { slug } = job.data;
     const got = await acquireLease(this.q, slug, this.o.name, job.id, this.leaseSeconds, this.settings.limits);
     if (got.kind === 'done') {
-      await this.boss.complete(ACCOUNT_QUEUE, job.id);
+      await this.boss.complete(job.name, job.id);
       return;
     }
     if (got.kind === 'held') return; // its holder completes this very job
     if (got.kind === 'limit') {
-      await sendAccount(this.boss, slug, job.priority, LIMIT_WAIT_S);
-      await this.boss.complete(ACCOUNT_QUEUE, job.id);
+      // Another worker took the last room between the look and the lease: offered again shortly.
+      await sendAccount(this.boss, job.name, slug, job.priority, LIMIT_WAIT_S);
+      await this.boss.complete(job.name, job.id);
       return;
     }
     const rec = await this.localRecord(slug);
@@ -285,11 +308,11 @@ class Worker {
     const db = { executeSql: (text: string, values: unknown[]) => c.query(text, values) };
     if (status === 'waiting') {
       // Interrupted (this worker stops) or crashed: pg-boss's retry hands it to a worker.
-      await this.boss.fail(ACCOUNT_QUEUE, job.id, { message: 'interrupted; continues on a worker' }, { db });
+      await this.boss.fail(job.name, job.id, { message: 'interrupted; continues on a worker' }, { db });
       return;
     }
-    if (status === 'waiting-quota') await sendAccount(this.boss, job.data.slug, job.priority, new Date(nextPacificMidnight().getTime() + 60_000), db, 'quota');
-    await this.boss.complete(ACCOUNT_QUEUE, job.id, { status }, { db });
+    if (status === 'waiting-quota') await sendAccount(this.boss, job.name, job.data.slug, job.priority, new Date(nextPacificMidnight().getTime() + 60_000), db, 'quota');
+    await this.boss.complete(job.name, job.id, { status }, { db });
   }
 
   /** Lets go of an account whose run never started: waiting goes back to the queue, paused waits for the admin. */
@@ -352,7 +375,7 @@ class Worker {
 
   private async reap(): Promise<void> {
     for (const r of await reapExpired(this.q)) {
-      if (r.jobId) await this.boss.fail(ACCOUNT_QUEUE, r.jobId, { message: `the lease of worker ${r.worker} expired` });
+      if (r.jobId) await this.boss.fail(queueFor(r.source, r.destination), r.jobId, { message: `the lease of worker ${r.worker} expired` });
       this.o.say(`worker ${this.o.name}: the lease of ${r.worker} on ${r.slug} expired; the account goes back to the queue`);
     }
   }
