@@ -62,7 +62,7 @@ function stateRows(file: string) {
 }
 
 describe('capture dates survive the move', () => {
-  it('Xiaomi to Google Photos: undated JPEG, motion photo and MP4 get dateTaken written in; the PNG is dated by upload; deletions only at the required evidence', async () => {
+  it('Xiaomi to Google Photos: undated JPEG, motion photo, PNG and MP4 get dateTaken written in; deletions only at the required evidence', async () => {
     const t = tmpDir('gb-dates-xg-');
     const seed = path.join(t, 'seed', 'Camera');
     const mp4 = fixture('VID_20230514_101112.mp4');
@@ -90,22 +90,27 @@ describe('capture dates survive the move', () => {
     expect([...items.keys()].sort(), run.out).toEqual(Object.keys(files).sort());
     const stored = (name: string) => fs.readFileSync(path.join(google.data, path.basename(items.get(name)!.file)));
 
-    // Every item dated by dateTaken at Google, except the PNG (Google reads no date we could write into it).
+    // Every item dated by dateTaken at Google: the PNG by the eXIf chunk written into it.
     expect(items.get('edited.jpg')!.creationTime).toBe('2019-07-01T08:11:12Z');
     expect(items.get('MVIMG_motion.jpg')!.creationTime).toBe('2019-07-02T09:00:00Z');
     expect(items.get('clip.mp4')!.creationTime).toBe('2019-07-03T18:30:00Z');
-    // The PNG: no date inside, so the service dates it by its upload (asked through the API, as a client sees it).
-    expect(items.get('drawing.png')!.creationTime).toBeNull();
+    expect(items.get('drawing.png')!.creationTime).toBe('2019-07-04T07:00:00Z');
+    // Asked through the API, as a client sees it: the date, not the upload's.
     const png = (await (await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems/${items.get('drawing.png')!.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { mediaMetadata: { creationTime: string } };
-    expect(Date.parse(png.mediaMetadata.creationTime)).toBeGreaterThanOrEqual(started - 1000);
+    expect(png.mediaMetadata.creationTime).toBe('2019-07-04T07:00:00Z');
+    expect(Date.parse(png.mediaMetadata.creationTime)).toBeLessThan(started);
 
     // Xiaomi's caption is the item's description at Google.
     expect((items.get('edited.jpg') as unknown as { description: string }).description).toBe('First day at the sea');
 
-    // Pixels equal the source's; the motion photo's trailing video is byte-identical; the PNG is untouched.
-    for (const name of ['edited.jpg', 'MVIMG_motion.jpg']) expect(await pixels(stored(name))).toBe(await pixels(source[name]!));
+    // Pixels equal the source's; the motion photo's trailing video is byte-identical; the PNG's
+    // bytes are the source's with one eXIf chunk after IHDR.
+    for (const name of ['edited.jpg', 'MVIMG_motion.jpg', 'drawing.png']) expect(await pixels(stored(name))).toBe(await pixels(source[name]!));
     expect(trailingVideo(stored('MVIMG_motion.jpg')).equals(mp4)).toBe(true);
-    expect(stored('drawing.png').equals(source['drawing.png']!)).toBe(true);
+    const storedPng = stored('drawing.png');
+    const exifLen = storedPng.readUInt32BE(33);
+    expect(storedPng.toString('latin1', 37, 41)).toBe('eXIf');
+    expect(Buffer.concat([storedPng.subarray(0, 33), storedPng.subarray(33 + 12 + exifLen)]).equals(source['drawing.png']!)).toBe(true);
     // The video: same length, different only in the header time fields.
     const v = stored('clip.mp4');
     expect(v.length).toBe(clip.length);
@@ -119,8 +124,8 @@ describe('capture dates survive the move', () => {
     const rows = new Map(stateRows(stateFile).map((r) => [r.name!, r]));
     expect(rows.get('edited.jpg')).toMatchObject({ capture_source: 'declared', capture_time: '2019-07-01T10:11:12+02:00', capture_detail: "Xiaomi's dateTaken" });
     expect(rows.get('edited.jpg')!.evidence_detail).toMatch(/^date added: 2019-07-01T10:11:12\+02:00 from Xiaomi's dateTaken; decoded pixels equal/);
-    expect(rows.get('drawing.png')!.date_note).toMatch(/^will be dated by upload: png files keep their bytes/);
-    expect(rows.get('drawing.png')!.copy_sha256).toBeNull();
+    expect(rows.get('drawing.png')!.evidence_detail).toMatch(/^date added: 2019-07-04T09:00:00\+02:00 from Xiaomi's dateTaken; decoded pixels equal \(40x30x3\)/);
+    expect(rows.get('drawing.png')!.copy_sha256).toBe(crypto.createHash('sha256').update(storedPng).digest('hex'));
 
     // Deleted at Xiaomi only with bytes or pixels evidence (the default); the video ('received') stays.
     const deleted = readEmulatorState(path.join(t, 'xdata')).deleted;
@@ -133,9 +138,27 @@ describe('capture dates survive the move', () => {
 
     // The report says how many had no date in the file, where it came from, and what is left to the upload.
     const summary = (JSON.parse(fs.readFileSync(path.join(t, 'report.json'), 'utf8')) as { summary: { dates: Record<string, unknown> } }).summary.dates;
-    expect(summary).toMatchObject({ timeZone: 'Europe/Prague', examined: 4, inFile: 0, dateAdded: 3, noDateInFile: { total: 4 } });
-    expect(summary.datedByUpload).toEqual([{ why: expect.stringMatching(/^will be dated by upload: png files keep their bytes/), items: 1 }]);
+    expect(summary).toMatchObject({ timeZone: 'Europe/Prague', examined: 4, inFile: 0, dateAdded: 4, noDateInFile: { total: 4 } });
+    expect(summary.datedByUpload).toEqual([]);
     expect(run.out).toMatch(/4 dated from Xiaomi's dateTaken/);
+  });
+
+  it("the Google Photos emulator dates a PNG by its eXIf as Google does: the offset applied, OffsetTime when OffsetTimeOriginal is absent", async () => {
+    // The file of m-hayabusa/VRCImageHelper#1, as exiftool wrote it then: CreateDate and
+    // DateTimeOriginal 2023:11:24 08:27:35, OffsetTime +09:00; Google Photos dated it 23:27 the day before.
+    const png = await sharp(await undatedPng())
+      .withExif({ IFD0: { Software: 'exiftool' }, IFD2: { DateTimeOriginal: '2023:11:24 08:27:35', CreateDate: '2023:11:24 08:27:35', OffsetTime: '+09:00' } })
+      .png()
+      .toBuffer();
+    const google = await startGoogleEmulator(TOKEN, [], 'gb-dates-gp-png-');
+    closers.push(() => google.close());
+    const base = google.env.GOOGLE_PHOTOS_BASE_URL!;
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const uploadToken = await (await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream', 'X-Goog-Upload-Content-Type': 'image/png', 'X-Goog-Upload-Protocol': 'raw' }, body: new Uint8Array(png) })).text();
+    const created = (await (await fetch(`${base}/v1/mediaItems:batchCreate`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ newMediaItems: [{ simpleMediaItem: { uploadToken, fileName: 'VRChat.png' } }] }) })).json()) as { newMediaItemResults: Array<{ mediaItem: { id: string } }> };
+    const id = created.newMediaItemResults[0]!.mediaItem.id;
+    const item = (await (await fetch(`${base}/v1/mediaItems/${id}`, { headers: auth })).json()) as { mediaMetadata: { creationTime: string } };
+    expect(item.mediaMetadata.creationTime).toBe('2023-11-23T23:27:35Z');
   });
 
   it('folder to folder: WhatsApp and screenshot names date undated files; file times and --layout date follow the resolved time', async () => {
@@ -209,8 +232,8 @@ describe('capture dates survive the move', () => {
       opened: 3,
       inFile: 1,
       noDateInFile: { total: 2, from: { 'the file name (whatsapp pattern)': 1, "the file's modification time (nothing better found)": 1 } },
-      dateAdded: 1,
-      datedByUpload: { items: 1, why: { 'png files keep their bytes: Google is not known to read a date written into them': 1 } },
+      dateAdded: 2,
+      datedByUpload: { items: 0, why: {} },
     });
 
     const run = await cli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--keep-bytes', '--timezone', 'UTC', '--verify-wait', '60'], env);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
+import exifr from 'exifr';
 import { Readable, PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
@@ -192,7 +194,7 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
   it("keeps a motion photo's trailing video byte-identical and findable from the end", async () => {
     const mp4 = fixture('VID_20230514_101112.mp4');
     const src = motionPhoto(fixture('noexif.jpg'), mp4);
-    const copy = planDatedCopy({ format: 'jpeg', head: src.subarray(0, 1 << 20), size: src.length, time: '2019-07-01T10:11:12+02:00', from: "Xiaomi's dateTaken" });
+    const copy = planDatedCopy({ format: 'jpeg', head: src.subarray(0, 1 << 20), size: src.length, time: '2019-07-01T10:11:12+02:00', from: "Xiaomi's dateTaken", datesByFile: true });
     if ('skip' in copy) throw new Error(copy.skip);
     const out: Buffer[] = [];
     copy.transform.on('data', (c: Buffer) => {
@@ -215,7 +217,7 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
 
   it('the local check catches a copy that differs elsewhere', async () => {
     const src = fixture('noexif.jpg');
-    const copy = planDatedCopy({ format: 'jpeg', head: src, size: src.length, time: '2019-07-01T10:11:12+02:00', from: 'x' });
+    const copy = planDatedCopy({ format: 'jpeg', head: src, size: src.length, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: true });
     if ('skip' in copy) throw new Error(copy.skip);
     const bytes = await streamThrough(src, copy.transform, 4096);
     bytes[bytes.length - 100]! ^= 0xff;
@@ -230,7 +232,55 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
     expect(planJpegDate(Buffer.from('<html>'), '2019:07:01 10:11:12', '+02:00')).toEqual({ skip: 'not a JPEG' });
     const src = fixture('noexif.jpg');
     expect(planJpegDate(src.subarray(0, 10), '2019:07:01 10:11:12', '+02:00')).toMatchObject({ skip: expect.stringMatching(/first MiB/) });
-    expect(planDatedCopy({ format: 'png', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x' })).toMatchObject({ skip: expect.stringMatching(/png files keep their bytes/) });
+    expect(planDatedCopy({ format: 'webp', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: true })).toMatchObject({ skip: expect.stringMatching(/webp files keep their bytes/) });
+    expect(planDatedCopy({ format: 'png', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: false })).toMatchObject({ skip: expect.stringMatching(/png files get a date written only for a destination that dates by the file/) });
+  });
+});
+
+describe('PNG: an eXIf chunk after IHDR, pixels untouched', () => {
+  const screenshot = () => sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 10, g: 120, b: 200, alpha: 0.5 } } }).png().toBuffer();
+
+  /** The chunk types of a PNG, in order, each with whether its CRC is right (checked here, not by our writer). */
+  function chunks(b: Buffer): Array<{ type: string; crcOk: boolean }> {
+    const out: Array<{ type: string; crcOk: boolean }> = [];
+    for (let o = 8; o + 12 <= b.length; ) {
+      const len = b.readUInt32BE(o);
+      const type = b.toString('latin1', o + 4, o + 8);
+      const crc = b.readUInt32BE(o + 8 + len);
+      out.push({ type, crcOk: zlib.crc32(b.subarray(o + 4, o + 8 + len)) === crc });
+      o += 12 + len;
+    }
+    return out;
+  }
+
+  it('writes DateTimeOriginal, CreateDate and both offsets as a reader of PNG eXIf sees them, and the check proves pixels equal', async () => {
+    const src = await screenshot();
+    const copy = planDatedCopy({ format: 'png', head: src, size: src.length, time: '2019-07-03T22:15:00-04:00', from: 'the file name', datesByFile: true });
+    if ('skip' in copy) throw new Error(copy.skip);
+    expect(copy.format).toBe('png');
+    const out = await streamThrough(src, copy.transform, 37);
+    expect(out.length).toBe(copy.size);
+    expect(chunks(out)).toEqual([{ type: 'IHDR', crcOk: true }, { type: 'eXIf', crcOk: true }, ...chunks(src).slice(1)]);
+    const tags = await exifr.parse(out, { reviveValues: false, tiff: true, exif: true });
+    expect(tags).toMatchObject({ DateTimeOriginal: '2019:07:03 22:15:00', CreateDate: '2019:07:03 22:15:00', OffsetTimeOriginal: '-04:00', OffsetTime: '-04:00' });
+    expect(await pixels(out)).toBe(await pixels(src));
+    copy.check.source(src);
+    copy.check.copy(out);
+    expect(await copy.check.verdict()).toMatchObject({ ok: true, detail: expect.stringMatching(/^decoded pixels equal \(64x48x4\); only the EXIF date was added/) });
+  });
+
+  it('the check catches a copy whose image data differs, and a PNG with its own eXIf is left alone', async () => {
+    const src = await screenshot();
+    const copy = planDatedCopy({ format: 'png', head: src, size: src.length, time: '2019-07-03T22:15:00-04:00', from: 'x', datesByFile: true });
+    if ('skip' in copy) throw new Error(copy.skip);
+    const out = await streamThrough(src, copy.transform, 4096);
+    out[out.length - 20]! ^= 0x01;
+    copy.check.source(src);
+    copy.check.copy(out);
+    expect(await copy.check.verdict()).toMatchObject({ ok: false, detail: expect.stringMatching(/outside the EXIF segment/) });
+    const withExif = await sharp(src).withExif({ IFD0: { Software: 'x' } }).png().toBuffer();
+    expect(chunks(withExif).map((c) => c.type)).toContain('eXIf');
+    expect(planDatedCopy({ format: 'png', head: withExif, size: withExif.length, time: '2019-07-03T22:15:00-04:00', from: 'x', datesByFile: true })).toEqual({ skip: 'the PNG already has an eXIf chunk (its EXIF is left as it is)' });
   });
 });
 
@@ -272,7 +322,7 @@ describe('MP4/MOV: creation times set in place as the bytes stream', () => {
 
   it('the local check accepts the header times and nothing else', async () => {
     const src = undatedVideo(fixture('VID_20230514_101112.mp4'));
-    const copy = planDatedCopy({ format: 'mp4', head: src, size: src.length, time: '2019-07-01T10:11:12+02:00', from: 'the file name' });
+    const copy = planDatedCopy({ format: 'mp4', head: src, size: src.length, time: '2019-07-01T10:11:12+02:00', from: 'the file name', datesByFile: true });
     if ('skip' in copy) throw new Error(copy.skip);
     copy.transform.on('data', (c: Buffer) => copy.check.copy(c));
     for (let i = 0; i < src.length; i += 5000) {

@@ -96,7 +96,7 @@ function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, 
   const from = r.source === 'none' ? 'nowhere' : r.detail;
   dates.noDateInFile.from[from] = (dates.noDateInFile.from[from] ?? 0) + 1;
   // The run decides the same way on the bytes; here the format is judged by name, the file unopened.
-  const dating = decideDating(destination, { present: r.source !== 'none', own: false }, () => datingUnsupported(format));
+  const dating = decideDating(destination, { present: r.source !== 'none', own: false }, () => datingUnsupported(format, destination.datesBy === 'file'));
   if (dating.how === 'write') dates.dateAdded++;
   if (dating.how === 'upload') {
     dates.datedByUpload.items++;

@@ -37,7 +37,7 @@ function planCopy(destination: Destination, facts: ItemFacts, format: string | n
   const from = facts.captureTimeDetail ?? facts.captureTimeSource;
   let copy: DatedCopy | null = null;
   const dating = decideDating(destination, { present: !!facts.captureTime, own: isEmbeddedSource(facts.captureTimeSource) }, () => {
-    const plan = planDatedCopy({ format, head, size, time: facts.captureTime!, from });
+    const plan = planDatedCopy({ format, head, size, time: facts.captureTime!, from, datesByFile: destination.datesBy === 'file' });
     if ('skip' in plan) return plan.skip;
     copy = plan;
     return null;

@@ -6,13 +6,16 @@
 //     PIXEL_CHECK_MAX) both decode with sharp to the same pixels;
 //   - MP4/MOV: source and copy have the same length and differ only inside the creation_time
 //     fields of mvhd/tkhd/mdhd, and the copy's mvhd reads as the intended time.
-// Formats not listed here (PNG, WebP, HEIC, ...) are not changed: Google is not known to read a
-// date from them, so they keep their bytes and are dated by upload where nothing else dates them.
+//   - PNG (for destinations that date by the file, Google): the same as JPEG, for the inserted
+//     eXIf chunk (png-date.ts): bytes around it equal, the date reads back, pixels equal.
+// Formats not listed here (WebP, HEIC, ...) are not changed: Google is not known to read a date
+// from them, so they keep their bytes and are dated by upload where nothing else dates them.
 
 import crypto from 'node:crypto';
 import type { Transform } from 'node:stream';
 import exifr from 'exifr';
 import { planJpegDate, Splice, type SpliceEdit } from './jpeg-date.ts';
+import { planPngDate } from './png-date.ts';
 import { Mp4TimeSetter, qtSeconds } from './mp4-date.ts';
 import { MvhdScanner } from './mvhd.ts';
 import { exifDateTime, offsetOfIso } from './zone.ts';
@@ -29,14 +32,19 @@ let pixelSlotsFree = PIXEL_SLOTS;
 
 const VIDEO_FORMATS = new Set(['mp4', 'mov', 'm4v', '3gp', '3g2']);
 
-/** Whether a dated copy can be made of this format (null) or why not. */
-export function datingUnsupported(format: string | null): string | null {
+/**
+ * Whether a dated copy can be made of this format (null) or why not. A PNG is changed only for a
+ * destination that dates items by their file (Google Photos): elsewhere its date is carried in the
+ * destination's own metadata and the PNG keeps its bytes.
+ */
+export function datingUnsupported(format: string | null, datesByFile: boolean): string | null {
   if (format === 'jpeg' || (format && VIDEO_FORMATS.has(format))) return null;
+  if (format === 'png') return datesByFile ? null : 'png files get a date written only for a destination that dates by the file';
   return `${format ?? 'this format'} files keep their bytes: Google is not known to read a date written into them`;
 }
 
 export interface DatedCopy {
-  format: 'jpeg' | 'video';
+  format: 'jpeg' | 'png' | 'video';
   /** Byte count of the copy. */
   size: number;
   /** The date written, ISO 8601 with offset, and where it came from. */
@@ -62,8 +70,8 @@ export interface CopyCheck {
 }
 
 /** Plans a dated copy, or says why the bytes stay as they are. */
-export function planDatedCopy(args: { format: string | null; head: Buffer; size: number; time: string; from: string }): DatedCopy | { skip: string } {
-  const unsupported = datingUnsupported(args.format);
+export function planDatedCopy(args: { format: string | null; head: Buffer; size: number; time: string; from: string; datesByFile: boolean }): DatedCopy | { skip: string } {
+  const unsupported = datingUnsupported(args.format, args.datesByFile);
   if (unsupported) return { skip: unsupported };
   const ms = Date.parse(args.time);
   const offset = offsetOfIso(args.time);
@@ -73,7 +81,14 @@ export function planDatedCopy(args: { format: string | null; head: Buffer; size:
     const plan = planJpegDate(args.head, dateTime, off);
     if ('skip' in plan) return { skip: plan.skip };
     const size = args.size - plan.edit.remove + plan.edit.insert.length;
-    return { format: 'jpeg', size, time: args.time, from: args.from, transform: new Splice(plan.edit), check: new SpliceCheck(plan.edit, args.size, dateTime, off) };
+    return { format: 'jpeg', size, time: args.time, from: args.from, transform: new Splice(plan.edit), check: new SpliceCheck(plan.edit, args.size, dateTime, off, JPEG_ADDED_TAGS) };
+  }
+  if (args.format === 'png') {
+    const { dateTime, offset: off } = exifDateTime(ms, offset);
+    const plan = planPngDate(args.head, dateTime, off);
+    if ('skip' in plan) return { skip: plan.skip };
+    const size = args.size + plan.edit.insert.length;
+    return { format: 'png', size, time: args.time, from: args.from, transform: new Splice(plan.edit), check: new SpliceCheck(plan.edit, args.size, dateTime, off, PNG_ADDED_TAGS) };
   }
   const setter = new Mp4TimeSetter(ms);
   return { format: 'video', size: args.size, time: args.time, from: args.from, transform: setter, check: new PatchCheck(setter, qtSeconds(ms)) };
@@ -114,13 +129,15 @@ class Regions {
 }
 
 const EXIF_OPTIONS = { tiff: true, exif: true, gps: true, ifd1: true, interop: true, xmp: false, icc: false, iptc: false, jfif: false, makerNote: false, userComment: false, reviveValues: false, translateValues: false, translateKeys: false } as const;
-const ADDED_TAGS = new Set([0x9003, 0x9011, 0x9000, 0x8769]);
+/** The tags a dated copy adds (DateTimeOriginal, OffsetTimeOriginal, ExifVersion, the Exif IFD pointer; a PNG's also CreateDate and OffsetTime). */
+const JPEG_ADDED_TAGS = new Set([0x9003, 0x9011, 0x9000, 0x8769]);
+const PNG_ADDED_TAGS = new Set([...JPEG_ADDED_TAGS, 0x9004, 0x9010]);
 
 class SpliceCheck implements CopyCheck {
   private readonly src: Regions;
   private readonly dst: Regions;
   private slot = false;
-  constructor(private readonly edit: SpliceEdit, private readonly srcSize: number, private readonly dateTime: string, private readonly offset: string) {
+  constructor(private readonly edit: SpliceEdit, private readonly srcSize: number, private readonly dateTime: string, private readonly offset: string, private readonly added: ReadonlySet<number>) {
     const keep = srcSize <= PIXEL_CHECK_MAX && pixelSlotsFree > 0;
     if (keep) {
       pixelSlotsFree--;
@@ -176,10 +193,10 @@ class SpliceCheck implements CopyCheck {
     const oto = String(after[String(0x9011)] ?? after.OffsetTimeOriginal ?? '');
     if (dto !== this.dateTime || oto !== this.offset) return { ok: false, detail: `the copy's EXIF says ${dto || 'no date'} ${oto}, ${this.dateTime} ${this.offset} was planned` };
     for (const [k, v] of Object.entries(before)) {
-      if (ADDED_TAGS.has(Number(k))) continue;
+      if (this.added.has(Number(k))) continue;
       if (JSON.stringify(after[k]) !== JSON.stringify(v)) return { ok: false, detail: `EXIF tag ${k} changed in the copy` };
     }
-    const kept = Object.keys(before).filter((k) => !ADDED_TAGS.has(Number(k))).length;
+    const kept = Object.keys(before).filter((k) => !this.added.has(Number(k))).length;
     let pixels = `every byte outside the EXIF segment equal (pixels not decoded: ${this.srcSize > PIXEL_CHECK_MAX ? `larger than ${PIXEL_CHECK_MAX / 1048576} MiB` : 'other pixel checks were running'})`;
     if (this.src.whole && this.dst.whole) {
       const sharp = (await import('sharp')).default;

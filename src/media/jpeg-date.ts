@@ -38,7 +38,7 @@ interface Entry {
 }
 
 /** Entries to add: [tag, type, count, value bytes]. */
-type NewEntry = { tag: number; type: number; count: number; value: Buffer };
+export type NewEntry = { tag: number; type: number; count: number; value: Buffer };
 
 function dateEntries(dateTime: string, offset: string): NewEntry[] {
   const ascii = (s: string) => Buffer.from(`${s}\0`, 'latin1');
@@ -129,13 +129,21 @@ function segment(marker: number, payload: Buffer): Buffer | null {
   return Buffer.concat([Buffer.from([0xff, marker]), u16be(payload.length + 2), payload]);
 }
 
-/** A fresh big-endian TIFF block: IFD0 with the Exif pointer, the Exif IFD with the date. */
-function freshExif(dateTime: string, offset: string): Buffer {
+/**
+ * A fresh big-endian TIFF structure: IFD0 with the Exif pointer, the Exif IFD with the date
+ * (and `more` entries beside it).
+ */
+export function freshTiff(dateTime: string, offset: string, more: NewEntry[] = []): Buffer {
   const t = new Tiff(Buffer.from('MM\0*\0\0\0\x08', 'latin1'));
   const exifAt = 8 + 2 + 12 + 4;
   const ifd0 = t.buildIfd(8, [], [{ tag: TAG_EXIF_IFD, type: 4, count: 1, value: Buffer.from([0, 0, 0, exifAt]) }], 0);
-  const exif = t.buildIfd(exifAt, [], [{ tag: TAG_EXIF_VERSION, type: 7, count: 4, value: Buffer.from('0232', 'latin1') }, ...dateEntries(dateTime, offset)], 0);
-  return Buffer.concat([EXIF_HEADER, t.b, ifd0, exif]);
+  const exif = t.buildIfd(exifAt, [], [{ tag: TAG_EXIF_VERSION, type: 7, count: 4, value: Buffer.from('0232', 'latin1') }, ...dateEntries(dateTime, offset), ...more], 0);
+  return Buffer.concat([t.b, ifd0, exif]);
+}
+
+/** A fresh APP1 Exif payload: the header, then the TIFF structure. */
+function freshExif(dateTime: string, offset: string): Buffer {
+  return Buffer.concat([EXIF_HEADER, freshTiff(dateTime, offset)]);
 }
 
 /** The existing EXIF block with the date added, or a reason it cannot be done safely. */

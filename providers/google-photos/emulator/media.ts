@@ -84,7 +84,7 @@ function exifTimeToIso(value: unknown, offset: unknown): string | null {
   return Number.isFinite(t) ? new Date(t).toISOString().replace('.000Z', 'Z') : null;
 }
 
-async function imageInfo(file: string): Promise<MediaInfo> {
+async function imageInfo(file: string, format: string): Promise<MediaInfo> {
   let width: number | null = null;
   let height: number | null = null;
   try {
@@ -98,9 +98,13 @@ async function imageInfo(file: string): Promise<MediaInfo> {
   let cameraMake: string | undefined;
   let cameraModel: string | undefined;
   try {
-    const tags = (await exifr.parse(file, { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal', 'Make', 'Model', 'ImageWidth', 'ImageHeight', 'ExifImageWidth', 'ExifImageHeight'] })) as Record<string, unknown> | undefined;
+    // A PNG's date is read from its eXIf chunk (exifr reads it as it reads a JPEG's APP1).
+    const tags = (await exifr.parse(file, { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal', 'OffsetTime', 'Make', 'Model', 'ImageWidth', 'ImageHeight', 'ExifImageWidth', 'ExifImageHeight'] })) as Record<string, unknown> | undefined;
     if (tags) {
-      creationTime = exifTimeToIso(tags.DateTimeOriginal ?? tags.CreateDate, tags.OffsetTimeOriginal);
+      // m-hayabusa/VRCImageHelper#1: a PNG with DateTimeOriginal/CreateDate 08:27:35 and only
+      // OffsetTime +09:00 was dated 23:27 the day before by Google Photos: the offset was applied.
+      const offset = tags.OffsetTimeOriginal ?? (format === 'png' ? tags.OffsetTime : undefined);
+      creationTime = exifTimeToIso(tags.DateTimeOriginal ?? tags.CreateDate, offset);
       if (typeof tags.Make === 'string') cameraMake = tags.Make.trim();
       if (typeof tags.Model === 'string') cameraModel = tags.Model.trim();
       if (width == null && typeof tags.ExifImageWidth === 'number') width = tags.ExifImageWidth;
@@ -185,7 +189,7 @@ function videoInfo(file: string): MediaInfo {
 }
 
 export async function mediaInfo(file: string, detected: Detected): Promise<MediaInfo> {
-  if (detected.kind === 'image') return imageInfo(file);
+  if (detected.kind === 'image') return imageInfo(file, detected.format);
   if (['mp4', 'mov', '3gp', '3g2', 'm4v'].includes(detected.format)) return videoInfo(file);
   return { width: null, height: null, creationTime: null, playable: true };
 }
