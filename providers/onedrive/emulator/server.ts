@@ -3,7 +3,8 @@
 // platform endpoints msal-node needs. Built from the documentation, never from our client:
 // nothing under emulator/ imports from providers/onedrive/ outside emulator/.
 //
-// Hosts: like the real service, the API answers on one host and upload URLs live on another.
+// Hosts: like the real service, the API answers on one host and upload URLs live on another
+// (the table is routes/index.ts).
 //   https://localhost:PORT/v1.0/...            Graph API (bearer token required): routes/graph.ts
 //   https://localhost:PORT/{tenant}/...        sign-in (OpenID metadata, token, device code): routes/identity.ts
 //   https://127.0.0.1:PORT/upload/{id}?tempauth=...   pre-authenticated upload URLs: routes/upload.ts
@@ -19,24 +20,14 @@ import path from 'node:path';
 import { listenLoopback } from '../../../src/emulator/kit.ts';
 import { parseOneDriveEmulatorArgs } from './args.ts';
 import { EmulatorContext } from './context.ts';
-import { GraphError } from './errors.ts';
 import type { EmulatorMetrics } from './metrics.ts';
 import type { OneDriveEmulatorOptions } from './options.ts';
-import { handleGraph } from './routes/graph.ts';
-import { handleIdentity } from './routes/identity.ts';
-import { handleUpload } from './routes/upload.ts';
+import { ROUTES } from './routes/index.ts';
 import { ensureTlsFiles } from './tls.ts';
 
 export { ONEDRIVE_EMULATOR_HELP, parseOneDriveEmulatorArgs } from './args.ts';
 export type { EmulatorMetrics } from './metrics.ts';
 export type { Flavor, OneDriveEmulatorOptions } from './options.ts';
-
-function sendMetrics(ctx: EmulatorContext, res: http.ServerResponse): void {
-  ctx.count('metrics', 200);
-  const buf = Buffer.from(JSON.stringify(ctx.metrics));
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': buf.length });
-  res.end(buf);
-}
 
 /** Sends each request to the host and path prefix that serves it. */
 async function route(ctx: EmulatorContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -58,14 +49,8 @@ async function route(ctx: EmulatorContext, req: http.IncomingMessage, res: http.
   });
   await ctx.faults.latency();
 
-  if (url.pathname === '/__emulator/metrics') return sendMetrics(ctx, res);
-  if (url.pathname.startsWith('/upload/')) {
-    if (url.hostname !== '127.0.0.1') return ctx.sendError(res, new GraphError(404, 'itemNotFound', 'Upload URLs are served on the upload host only.'));
-    return handleUpload(ctx, req, res, url);
-  }
-  if (url.hostname !== 'localhost') return ctx.sendError(res, new GraphError(404, 'itemNotFound', `Nothing is served at ${url.hostname}${url.pathname}.`));
-  if (url.pathname.startsWith('/v1.0/')) return handleGraph(ctx, req, res, url);
-  return handleIdentity(ctx, req, res, url);
+  const found = ROUTES.find((r) => r.matches(url))!;
+  await found.handle(ctx, req, res, url);
 }
 
 export class OneDriveEmulator {
