@@ -7,6 +7,7 @@
 // leave them (a live lease, an expired one after a kill, a released one, a takeover); the
 // account's state snapshot is a real state store written by a real `migrate` run.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import net from 'node:net';
@@ -186,6 +187,32 @@ describe('bad --queue input: one line, exit 2, nothing starts', () => {
       oneLine(await runCli(['serve', '--queue', newer.url, '--port', '0']), /newer gallery-bridge \(schema 999/);
     } finally {
       await newer.drop();
+    }
+  });
+
+  it('a manifest whose account changed its source or destination since it was loaded', async () => {
+    const m = await freshDatabase('manifest');
+    try {
+      const t = tmpDir('gb-qmanifest-');
+      const file = path.join(t, 'accounts.csv');
+      fs.writeFileSync(file, `account,source,destination\nanna,folder:${t}/src/anna,folder:${t}/dst/anna\nben,folder:${t}/src/ben,folder:${t}/dst/ben\n`);
+      const first = await runCli(['batch', 'run', file, '--queue', m.url, '--no-work']);
+      expect(first.code, first.stderr).toBe(0);
+      const before = await new pg.Client({ connectionString: m.url });
+      await before.connect();
+      const rowsBefore = (await before.query(`SELECT account, source, destination, status FROM ${SCHEMA}.accounts ORDER BY account`)).rows;
+      fs.writeFileSync(file, `account,source,destination\nanna,folder:${t}/src/anna,folder:${t}/elsewhere/anna\nben,folder:${t}/src/ben,folder:${t}/dst/ben\ncarla,folder:${t}/src/carla,folder:${t}/dst/carla\n`);
+      const again = await runCli(['batch', 'run', file, '--queue', m.url]);
+      expect(again.code).toBe(2);
+      expect(again.stderr.trim().split('\n')).toHaveLength(1);
+      expect(again.stderr).toMatch(/line 2: account "anna" was folder:.* -> folder:.*dst\/anna in this batch; its state belongs to that pair/);
+      // Nothing started and nothing changed: no account added, none moved, no worker joined.
+      expect((await before.query(`SELECT account, source, destination, status FROM ${SCHEMA}.accounts ORDER BY account`)).rows).toEqual(rowsBefore);
+      expect((await before.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.workers`)).rows[0].n).toBe(0);
+      expect((await before.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.leases`)).rows[0].n).toBe(0);
+      await before.end();
+    } finally {
+      await m.drop();
     }
   });
 });

@@ -49,6 +49,11 @@ export async function openQueue(url: string, opts: { max?: number; migrate?: boo
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000, application_name: 'gallery-bridge', options: SESSION_OPTIONS });
   // An idle client's error (the server restarted) must not crash the process; the next query says it.
   pool.on('error', () => undefined);
+  // pg-pool listens for errors only on idle clients. A checked-out client whose session the
+  // server ends between two statements (the idle-in-transaction limit after a pause, a restart,
+  // pg_terminate_backend) would otherwise emit an unheard 'error' and crash the worker; heard
+  // here, its next query fails instead, the caller's error path runs, and release() drops it.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     const c = await pool.connect();
     try {

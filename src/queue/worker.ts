@@ -35,6 +35,7 @@ import { credentialPairs, readSettings } from './load.ts';
 import type { QueueSettings } from './load.ts';
 import { BOSS_SCHEMA, QUEUE_PREFIX, SCHEMA } from './schema.ts';
 import { materializeCredentials, saveRefreshedCredentials, unseal } from './secrets.ts';
+import { orphanedJobs } from './orphans.ts';
 import { saveSnapshot, restoreSnapshot } from './snapshot.ts';
 
 export interface WorkerOptions {
@@ -377,6 +378,10 @@ class Worker {
     for (const r of await reapExpired(this.q)) {
       if (r.jobId) await this.boss.fail(queueFor(r.source, r.destination), r.jobId, { message: `the lease of worker ${r.worker} expired` });
       this.o.say(`worker ${this.o.name}: the lease of ${r.worker} on ${r.slug} expired; the account goes back to the queue`);
+    }
+    for (const j of await orphanedJobs(this.q, this.leaseSeconds)) {
+      await this.boss.fail(ACCOUNT_QUEUE, j.id, { message: 'its worker stopped before it took the account' });
+      this.o.say(`worker ${this.o.name}: ${j.slug} was handed to a worker that stopped before taking it; the account goes back to the queue`);
     }
   }
 
