@@ -5,8 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startBoss } from '../src/queue/boss.ts';
-import { ACCOUNT_QUEUE } from '../src/queue/schema.ts';
+import { queueFor, startBoss } from '../src/queue/boss.ts';
 import { makeSource, runCli, sha256File, tmpDir } from './helpers.ts';
 import { freshDatabase } from './pg.ts';
 import { sql } from './queue-kit.ts';
@@ -28,7 +27,7 @@ describe('queue: a job whose worker died before taking the lease', () => {
 
     // The "dead worker": it fetched the account's job and never got further.
     const boss = await startBoss(db.url);
-    const [job] = await boss.fetch(ACCOUNT_QUEUE);
+    const [job] = await boss.fetch(queueFor('folder', 'folder'));
     await boss.stop({ graceful: false, wait: true });
     expect(job?.data).toEqual({ slug: 'anna' });
 

@@ -5,14 +5,14 @@
 // lease takes milliseconds) and fails it, so pg-boss's retry hands the account to a worker.
 
 import type { Queue } from './db.ts';
-import { ACCOUNT_QUEUE, BOSS_SCHEMA, SCHEMA } from './schema.ts';
+import { BOSS_SCHEMA, QUEUE_PREFIX, SCHEMA } from './schema.ts';
 
-export async function orphanedJobs(q: Queue, leaseSeconds: number): Promise<Array<{ id: string; slug: string }>> {
-  const r = await q.query<{ id: string; slug: string }>(
-    `SELECT j.id::text AS id, j.singleton_key AS slug FROM ${BOSS_SCHEMA}.job j
-      WHERE j.name = $1 AND j.state = 'active' AND j.started_on < now() - make_interval(secs => $2)
+export async function orphanedJobs(q: Queue, leaseSeconds: number): Promise<Array<{ id: string; queue: string; slug: string }>> {
+  const r = await q.query<{ id: string; queue: string; slug: string }>(
+    `SELECT j.id::text AS id, j.name AS queue, j.singleton_key AS slug FROM ${BOSS_SCHEMA}.job j
+      WHERE starts_with(j.name, $1) AND j.state = 'active' AND j.started_on < now() - make_interval(secs => $2)
         AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.leases l WHERE l.job_id = j.id::text)`,
-    [ACCOUNT_QUEUE, leaseSeconds],
+    [QUEUE_PREFIX, leaseSeconds],
   );
   return r.rows;
 }

@@ -380,7 +380,7 @@ class Worker {
       this.o.say(`worker ${this.o.name}: the lease of ${r.worker} on ${r.slug} expired; the account goes back to the queue`);
     }
     for (const j of await orphanedJobs(this.q, this.leaseSeconds)) {
-      await this.boss.fail(ACCOUNT_QUEUE, j.id, { message: 'its worker stopped before it took the account' });
+      await this.boss.fail(j.queue, j.id, { message: 'its worker stopped before it took the account' });
       this.o.say(`worker ${this.o.name}: ${j.slug} was handed to a worker that stopped before taking it; the account goes back to the queue`);
     }
   }
