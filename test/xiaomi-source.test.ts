@@ -211,6 +211,42 @@ describe('xiaomi source: paced deletions', () => {
   });
 });
 
+describe('xiaomi source: deletions paced by the answers', () => {
+  it('backs off while the service answers busy, comes back to the floor when it stops, and deletes everything', async () => {
+    const dir = tmpDir('paced-busy');
+    const emu = await startEmulator(dir, { synthetic: 30, faultDelete: 0.3 });
+    try {
+      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_DELETE_PAUSE_MS: '5' }));
+      const { items } = await listAll(src);
+      let maxGap = 0;
+      for (const it of items) {
+        // A deletion whose five tries all met a busy answer is retried, as the engine would.
+        for (let tries = 0; ; tries++) {
+          try {
+            await src.delete(it, proofOf(it));
+            break;
+          } catch (err) {
+            if (!(err instanceof RetryableError) || tries > 3) throw err;
+          }
+        }
+        maxGap = Math.max(maxGap, src.deletePacer.currentGapMs);
+      }
+      const faults = readEmulatorState(dir).counters.faultDelete ?? 0;
+      expect(faults).toBeGreaterThan(0);
+      // Every 503 the emulator gave was seen as busy, and widened the gap past the floor.
+      expect(src.deletePacer.stats.busy).toBe(faults);
+      expect(maxGap).toBeGreaterThanOrEqual(20);
+      // Then enough deletions taken in a row bring it back toward the floor.
+      for (let i = 0; i < 20; i++) src.deletePacer.took();
+      expect(src.deletePacer.currentGapMs).toBe(5);
+      await src.close();
+    } finally {
+      await emu.close();
+    }
+    expect(Object.keys(readEmulatorState(dir).deleted).length).toBe(30);
+  });
+});
+
 describe('xiaomi source: sample media', () => {
   let emu: XiaomiEmulator;
   const seed = makeSeed(tmpDir('seed'));

@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { parseRetryAfter } from '../../src/lib/backoff.ts';
-import { Pacer } from '../../src/lib/pacer.ts';
+import { Pacer, type AdaptivePacer } from '../../src/lib/pacer.ts';
 import { reason, redact, registerPassingSecret, registerSecret } from '../../src/lib/redact.ts';
 import { again, done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
 import { ItemGoneError, RejectedError, RetryableError, StopRunError } from '../types.ts';
@@ -384,8 +384,10 @@ export class XiaomiClient {
    * moment ago) is the gallery's second check, not an expiry: no public client has seen the
    * gallery answer it any other way (XiaomiAlbumSyncer #38: "serviceToken 获取成功", then HTTP 401
    * on the album list), so that sequence is what tells it apart.
+   * `pace`, when given, is waited on before every attempt and told of every busy answer (5xx,
+   * 429, no answer); the caller tells it of the envelope's verdict.
    */
-  async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal, sessionProven = false): Promise<Envelope> {
+  async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal, sessionProven = false, pace?: AdaptivePacer): Promise<Envelope> {
     let renewed = false;
     const renewOnce = async (status: string): Promise<Verdict<never>> => {
       if (isGalleryPath(path) && (renewed || sessionProven)) {
@@ -398,14 +400,18 @@ export class XiaomiClient {
       renewed = true;
       return again;
     };
+    // A paced call's back-off is its pacer's growing gap (slept off in before()), not a second wait.
     const retrying = (err: Error, n: number, after?: number): Verdict<never> => {
       if (n < MAX_ATTEMPTS) this.stats.retries++;
-      return retry(err, after);
+      return retry(err, after, pace !== undefined);
     };
     return retryCall(
       () => this.apiOnce(method, path, query, form, signal),
       async (out, n): Promise<Verdict<Envelope>> => {
-        if (!out.ok) return retrying(new RetryableError(`Xiaomi ${path} failed ${n} times: ${isAbort(out.error) ? 'timed out' : reason(out.error)}`), n);
+        if (!out.ok) {
+          pace?.busy();
+          return retrying(new RetryableError(`Xiaomi ${path} failed ${n} times: ${isAbort(out.error) ? 'timed out' : reason(out.error)}`), n);
+        }
         const { res, text } = out.value;
         this.takeToken(res);
         if (res.status === 401 || (res.status >= 300 && res.status < 400) || /^\s*\{\s*"R"\s*:\s*401/.test(text)) {
@@ -414,6 +420,7 @@ export class XiaomiClient {
         if (res.status === 429 || res.status >= 500) {
           const after = parseRetryAfter(res.header('retry-after'));
           if (res.status === 429 && after) this.pacer.pauseFor(after);
+          pace?.busy(after);
           return retrying(new RetryableError(`Xiaomi ${path} answered HTTP ${res.status} ${n} times`, after), n, after);
         }
         let env: Record<string, unknown>;
@@ -426,7 +433,15 @@ export class XiaomiClient {
         if (code === 401) return renewOnce('code 401');
         return done(envelope(code, env, text));
       },
-      { attempts: MAX_ATTEMPTS, signal, before: (s) => this.pacer.wait(s) },
+      {
+        attempts: MAX_ATTEMPTS,
+        signal,
+        pause: pace && (() => undefined),
+        before: async (s) => {
+          await pace?.wait(s);
+          await this.pacer.wait(s);
+        },
+      },
     );
   }
 
@@ -523,9 +538,9 @@ export class XiaomiClient {
     return this.okData(await this.api('GET', PATHS.quota, {}, undefined, signal), 'quota');
   }
 
-  /** POST /gallery/info/delete. Returns the envelope; code 0 is success. */
-  async deleteItem(id: string): Promise<Envelope> {
-    return this.api('POST', PATHS.delete, {}, () => ({ id, serviceToken: this.creds.serviceToken ?? '' }));
+  /** POST /gallery/info/delete, each attempt paced by `pace`. Returns the envelope; code 0 is success. */
+  async deleteItem(id: string, pace?: AdaptivePacer): Promise<Envelope> {
+    return this.api('POST', PATHS.delete, {}, () => ({ id, serviceToken: this.creds.serviceToken ?? '' }), undefined, false, pace);
   }
 
   /**

@@ -4,7 +4,7 @@ import { StopRunError, type ProviderContext, type ProviderModule, type Source } 
 import { authXiaomi } from './auth.ts';
 import { XiaomiClient } from './client.ts';
 import { baseUrlOf, hostPolicyOf, option, resolveCredentials, storeSession } from './session.ts';
-import { XiaomiSource } from './source.ts';
+import { DELETE_FLOOR_MS, XiaomiSource } from './source.ts';
 
 export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSource> {
   const base = baseUrlOf(ctx.env);
@@ -24,11 +24,11 @@ export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSo
   });
   if (!creds.serviceToken) await client.renew();
   const pageSize = Number(ctx.env.XIAOMI_PAGE_SIZE ?? 50);
-  const pause = Number(ctx.env.XIAOMI_DELETE_PAUSE_MS ?? 200);
+  const pause = Number(ctx.env.XIAOMI_DELETE_PAUSE_MS ?? DELETE_FLOOR_MS);
   return new XiaomiSource(client, {
     includePrivate: option(ctx, 'includePrivate') === true,
     pageSize: Number.isFinite(pageSize) ? pageSize : 50,
-    deletePauseMs: Number.isFinite(pause) && pause >= 0 ? pause : 200,
+    deletePauseMs: Number.isFinite(pause) && pause >= 0 ? pause : DELETE_FLOOR_MS,
     log: ctx.log,
   });
 }

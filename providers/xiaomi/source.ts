@@ -3,7 +3,7 @@
 
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { sleep } from '../../src/lib/backoff.ts';
+import { AdaptivePacer } from '../../src/lib/pacer.ts';
 import { done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
 import {
@@ -27,9 +27,15 @@ export interface XiaomiSourceOptions {
   includePrivate: boolean;
   /** Items per page: 50 is what works at the real service (200 times out). */
   pageSize?: number;
+  /** The floor between one deletion's answer and the next deletion (XIAOMI_DELETE_PAUSE_MS). */
   deletePauseMs?: number;
   log?: Logger;
 }
+
+/** The least gap between deletions: one public client sleeps 100 ms after each (reference notes). */
+export const DELETE_FLOOR_MS = 100;
+/** The most a busy service makes us wait between deletions (rclone's pacer default maxSleep). */
+const DELETE_CEILING_MS = 2000;
 
 /** Reads of one page whose answer carries no galleries list before it is given up for this run. */
 const PAGE_TRIES = 3;
@@ -94,10 +100,12 @@ export class XiaomiSource implements Source {
   readonly kind = 'xiaomi';
   readonly identity: string;
   readonly randomAccess = false;
-  /** Xiaomi documents no limit: deletions are spaced by this pause (XIAOMI_DELETE_PAUSE_MS), to stay polite. */
-  private readonly deletePauseMs: number;
-  /** When the next deletion may go: the last one's end plus the pause. */
-  private nextDeleteAt = 0;
+  /**
+   * Xiaomi documents no limit and no 429 has been reported: deletions go one at a time, as fast
+   * as the service takes them but never closer than the floor the public clients keep (100 ms
+   * after the last answer), backing off while it answers busy.
+   */
+  readonly deletePacer: AdaptivePacer;
   private readonly pageSize: number;
   private readonly instance = crypto.randomBytes(6).toString('hex');
   private albums: Album[] | null = null;
@@ -118,7 +126,7 @@ export class XiaomiSource implements Source {
   ) {
     this.identity = `xiaomi:${client.userId}`;
     this.pageSize = Math.min(100, Math.max(10, Math.floor(opts.pageSize ?? 50)));
-    this.deletePauseMs = opts.deletePauseMs ?? 200;
+    this.deletePacer = new AdaptivePacer({ minSleepMs: opts.deletePauseMs ?? DELETE_FLOOR_MS, maxSleepMs: DELETE_CEILING_MS });
   }
 
   /** Every album the account has, in albumId order, and one line per album entry that was unusable. */
@@ -312,12 +320,12 @@ export class XiaomiSource implements Source {
     // Deletion is bound to the proven bytes: the id listed with this SHA-1 is the one whose bytes were read.
     if (item.sha1.toLowerCase() !== proof.hashes.sha1) throw new SourceChangedError(`not deleted at Xiaomi: item ${item.id} is listed with SHA-1 ${item.sha1}, not the ${proof.hashes.sha1} proven`);
     const album = item.albumId ?? '';
-    const wait = this.nextDeleteAt - Date.now();
-    if (wait > 0) await sleep(wait);
+    // The gap is slept off before the listing's lock is taken, so page reads go on meanwhile.
+    await this.deletePacer.wait();
     return this.exclusive(async () => {
       let env;
       try {
-        env = await this.client.deleteItem(item.id);
+        env = await this.client.deleteItem(item.id, this.deletePacer);
       } catch (err) {
         // No answer: Xiaomi may have deleted it. For the listing's offset, count it as deleted
         // (at worst an item is listed twice; counting too few would skip one).
@@ -327,15 +335,17 @@ export class XiaomiSource implements Source {
       const text = redact(env.text.trim()).slice(0, 500);
       if (env.code === CODE_OK) {
         this.deletions.push({ album, seq: ++this.seq });
-        this.nextDeleteAt = Date.now() + this.deletePauseMs;
+        this.deletePacer.took();
         return { response: text };
       }
       if (env.code === CODE_DELETED) {
         // Already gone at Xiaomi (deleted elsewhere, or an earlier attempt whose answer was lost).
         this.deletions.push({ album, seq: ++this.seq });
-        this.nextDeleteAt = Date.now() + this.deletePauseMs;
+        this.deletePacer.took();
         return { response: `already deleted at Xiaomi: ${text}` };
       }
+      // Any other code ("system busy" and the like) slows the deletions that follow.
+      this.deletePacer.busy();
       const why = `Xiaomi refused to delete item ${item.id}: code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
       // `retriable: false` is the service saying another try cannot help: the item stays at Xiaomi.
       if (env.retriable === false) throw new RejectedError(`${why}, which it says is not worth retrying`, 'refused-by-source');

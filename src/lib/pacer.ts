@@ -53,3 +53,54 @@ export class Pacer {
     if (this.opts.maxRequests) this.stamps.push(this.last);
   }
 }
+
+export interface AdaptivePacerOptions {
+  /** The floor: the least gap between one call's answer and the next call. */
+  minSleepMs: number;
+  /** The ceiling the gap grows to while the service keeps saying it is busy. */
+  maxSleepMs?: number;
+}
+
+/**
+ * One call at a time, each after a gap that adapts the way rclone's default pacer calculator
+ * does (lib/pacer, decayConstant 2, attackConstant 1): a call the service took shrinks the gap
+ * by a quarter down to the floor, a busy answer (5xx, 429, "system busy", a timeout) doubles it
+ * up to the ceiling, and a Retry-After is taken as the gap. The gap runs from the last answer, as
+ * the public Xiaomi clients' sleeps do, so the floor is never tighter than theirs.
+ */
+export class AdaptivePacer {
+  private gapMs: number;
+  private nextAt = 0;
+  /** Counters, for the bench and the tests. */
+  readonly stats = { calls: 0, busy: 0 };
+
+  constructor(private readonly opts: AdaptivePacerOptions) {
+    this.gapMs = opts.minSleepMs;
+  }
+
+  /** The gap the next call waits after the last answer. */
+  get currentGapMs(): number {
+    return this.gapMs;
+  }
+
+  /** Resolves when the next call may go. */
+  async wait(signal?: AbortSignal): Promise<void> {
+    for (let left = this.nextAt - Date.now(); left > 0; left = this.nextAt - Date.now()) await sleep(left, signal);
+    this.stats.calls++;
+  }
+
+  /** The service took the call: the gap decays toward the floor. */
+  took(): void {
+    this.gapMs = Math.max(this.opts.minSleepMs, (this.gapMs * 3) / 4);
+    this.nextAt = Date.now() + this.gapMs;
+  }
+
+  /** The service was busy (or gave no answer): the gap doubles, or becomes its Retry-After. */
+  busy(retryAfterMs?: number): void {
+    this.stats.busy++;
+    const max = this.opts.maxSleepMs ?? 2000;
+    const grown = retryAfterMs !== undefined ? retryAfterMs : Math.min(max, Math.max(this.gapMs, 10) * 2);
+    this.gapMs = Math.max(this.opts.minSleepMs, grown);
+    this.nextAt = Date.now() + this.gapMs;
+  }
+}
