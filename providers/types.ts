@@ -253,21 +253,22 @@ export interface CapacityInfo {
   notes?: PlanNote[];
 }
 
+/**
+ * How a destination dates an item whose file carries no date of its own. "Written in" means the
+ * engine writes the capture time into the uploaded copy (a JPEG's EXIF, an MP4's header times),
+ * checks locally that the copy differs only by that date, and hands over the copy's size and hashes.
+ * - 'metadata': from the capture time handed over in ItemFacts (OneDrive's fileSystemInfo, a folder's file time); the file is sent as it is.
+ * - 'metadata-and-file': the same, and written in where the format allows (OneDrive's --embed-dates).
+ * - 'file': only from a date inside the file, so it is written in; where it cannot be, the upload dates the item (Google Photos).
+ * - 'upload': only from a date inside the file, and files are sent as they are: the upload dates an item without one (Google Photos with --keep-bytes).
+ */
+export type DatingRule = 'metadata' | 'metadata-and-file' | 'file' | 'upload';
+
 export interface Destination {
   readonly kind: string;
   readonly identity: string;
-  /**
-   * How the destination dates an item: 'file' only from the date inside the file, else by the
-   * upload (Google Photos); 'facts' from the capture time handed over in ItemFacts (OneDrive's
-   * fileSystemInfo, a folder's file time). Absent: 'facts'.
-   */
-  readonly datesBy?: 'file' | 'facts';
-  /**
-   * Write the resolved capture time into the uploaded copy of files that carry none (a JPEG's
-   * EXIF, an MP4's header times). The engine checks locally that the copy differs only by that
-   * date, hashes the copy, and hands the destination the copy's size and hashes.
-   */
-  readonly embedDates?: boolean;
+  /** How the destination dates an item whose file carries no date of its own. Absent: 'metadata'. */
+  readonly dating?: DatingRule;
   /** How many commits one commit() call takes (Google's batchCreate takes 50). */
   readonly commitBatchSize: number;
   /**

@@ -11,6 +11,7 @@ import {
   type CapacityInfo,
   type CommitRequest,
   type CommitResult,
+  type DatingRule,
   type Destination,
   type ProviderContext,
   type Staged,
@@ -52,9 +53,8 @@ export class GooglePhotosDestination implements Destination {
   readonly identity: string;
   readonly commitBatchSize = P.MAX_BATCH_CREATE;
   readonly verifyBatchSize = P.MAX_BATCH_GET;
-  /** Google dates an item only from the date inside the file, else by its upload. */
-  readonly datesBy = 'file' as const;
-  readonly embedDates: boolean;
+  /** Google dates an item only from the date inside the file, else by its upload; --keep-bytes sends files unchanged. */
+  readonly dating: DatingRule;
   /** A download (=d) is compared by SHA-1. */
   readonly hashes = ['sha1'] as const;
   private readonly rawThreshold: number;
@@ -66,7 +66,7 @@ export class GooglePhotosDestination implements Destination {
   constructor(private readonly api: GoogleApi, private readonly ctx: ProviderContext) {
     const o = ctx.options;
     const env = ctx.env;
-    this.embedDates = o.keepBytes !== true;
+    this.dating = o.keepBytes === true ? 'upload' : 'file';
     this.rawThreshold = numOpt(o.googleRawThreshold ?? env.GOOGLE_PHOTOS_RAW_THRESHOLD, 32 * MB);
     this.perDay = numOpt(o.googleDailyQuota ?? env.GOOGLE_PHOTOS_DAILY_QUOTA, P.DEFAULT_DAILY_QUOTA);
     const albumLimit = Math.max(1, numOpt(env.GOOGLE_PHOTOS_ALBUM_LIMIT, P.MAX_ALBUM_ITEMS));
@@ -251,7 +251,7 @@ export class GooglePhotosDestination implements Destination {
         { message: 'Items are created 50 per request; a higher --concurrency (e.g. 64) fills batches fastest (measured 1.08 requests a photo at --concurrency 4, 1.04 at 64).' },
         { message: 'Videos are verified only at the "received" level (Google gives back a transcode), so they stay at the source unless you pass --delete-evidence received.' },
         {
-          message: this.embedDates
+          message: this.dating === 'file'
             ? 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date): JPEGs and MP4/MOV videos without one get the resolved capture date written in (a lossless, checked change; --keep-bytes turns it off); other formats without one are dated by upload.'
             : 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date); --keep-bytes: files are uploaded unchanged, so items without a date of their own are dated by upload.',
         },

@@ -44,6 +44,7 @@ import {
   type CapacityInfo,
   type CommitRequest,
   type CommitResult,
+  type DatingRule,
   type Destination,
   type ItemFacts,
   type PlanNote,
@@ -129,8 +130,7 @@ export class OneDriveDestination implements Destination {
   readonly kind = 'onedrive';
   readonly identity: string;
   /** OneDrive's photo views date an undated file by its fileSystemInfo, which is set from the capture time. */
-  readonly datesBy = 'facts' as const;
-  readonly embedDates: boolean;
+  readonly dating: DatingRule;
   readonly commitBatchSize: number;
   readonly verifyBatchSize: number;
   /** OneDrive proves content by its QuickXorHash; SHA-1 is computed only where the source declares one. */
@@ -154,7 +154,7 @@ export class OneDriveDestination implements Destination {
     private readonly ctx: Pick<ProviderContext, 'store' | 'log' | 'account'> & { signal?: AbortSignal },
   ) {
     validateChunkSize(config.chunkSize);
-    this.embedDates = config.embedDates === true;
+    this.dating = config.embedDates === true ? 'metadata-and-file' : 'metadata';
     const pacers = [new Pacer({ maxRequests: config.userRequestsPer5Min || undefined, windowMs: 300_000 })];
     if (config.appRequestsPerMinute > 0) pacers.push(new Pacer({ maxRequests: config.appRequestsPerMinute, windowMs: 60_000 }));
     const halt = () => this.stop.abort(new Error('the run is stopping'));

@@ -18,15 +18,22 @@ export type Dating =
 export const NO_DATE = 'no date in the file, the source or the name';
 export const KEEP_BYTES = 'the file has no date and --keep-bytes keeps it that way';
 
+/** True when the destination reads an item's date only from inside the file (else dates it by the upload). */
+export function datesByFile(destination: Pick<Destination, 'dating'>): boolean {
+  return destination.dating === 'file' || destination.dating === 'upload';
+}
+
 /**
  * @param time the capture time settled on, and whether it is the file's own
  * @param unwritable asked only when the date would be written in: why it cannot be (the format, the file's layout), or null
  */
-export function decideDating(destination: Pick<Destination, 'datesBy' | 'embedDates'>, time: { present: boolean; own: boolean }, unwritable: () => string | null): Dating {
-  const byFile = destination.datesBy === 'file';
+export function decideDating(destination: Pick<Destination, 'dating'>, time: { present: boolean; own: boolean }, unwritable: () => string | null): Dating {
+  const rule = destination.dating ?? 'metadata';
+  const byFile = datesByFile(destination);
+  const writeIn = rule === 'file' || rule === 'metadata-and-file';
   if (time.present && time.own) return { how: 'own' };
   if (!time.present) return byFile ? { how: 'upload', why: NO_DATE, keepBytes: false } : { how: 'none' };
-  if (!destination.embedDates) return byFile ? { how: 'upload', why: KEEP_BYTES, keepBytes: true } : { how: 'metadata', notInFile: null };
+  if (!writeIn) return byFile ? { how: 'upload', why: KEEP_BYTES, keepBytes: true } : { how: 'metadata', notInFile: null };
   const skip = unwritable();
   if (skip === null) return { how: 'write' };
   return byFile ? { how: 'upload', why: skip, keepBytes: false } : { how: 'metadata', notInFile: skip };

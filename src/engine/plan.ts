@@ -11,7 +11,7 @@ import { Items } from '../../state/items.ts';
 import { emptySourceMessage } from './list.ts';
 import { datingUnsupported } from '../media/dated-copy.ts';
 import { systemZone } from '../media/zone.ts';
-import { decideDating } from './dating.ts';
+import { datesByFile, decideDating } from './dating.ts';
 import { settleCaptureTime } from './facts.ts';
 import { refuseOverlap } from './overlap.ts';
 
@@ -96,7 +96,7 @@ function planDate(dates: DatesPlan, destination: Destination, item: SourceItem, 
   const from = r.source === 'none' ? 'nowhere' : r.detail;
   dates.noDateInFile.from[from] = (dates.noDateInFile.from[from] ?? 0) + 1;
   // The run decides the same way on the bytes; here the format is judged by name, the file unopened.
-  const dating = decideDating(destination, { present: r.source !== 'none', own: false }, () => datingUnsupported(format, destination.datesBy === 'file'));
+  const dating = decideDating(destination, { present: r.source !== 'none', own: false }, () => datingUnsupported(format, datesByFile(destination)));
   if (dating.how === 'write') dates.dateAdded++;
   if (dating.how === 'upload') {
     dates.datedByUpload.items++;

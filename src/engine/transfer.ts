@@ -11,7 +11,7 @@ import { MvhdScanner } from '../media/mvhd.ts';
 import type { Items, ItemRow } from '../../state/items.ts';
 import type { CommitStage } from './commit.ts';
 import type { RunContext } from './context.ts';
-import { datingNote, decideDating } from './dating.ts';
+import { datesByFile, datingNote, decideDating } from './dating.ts';
 import { HEAD_BYTES, probeFacts, settleCaptureTime } from './facts.ts';
 import { sessionSlot, sourceItem, stagedFromRow, type StagedItem } from './rows.ts';
 import { planDatedCopy, type DatedCopy } from '../media/dated-copy.ts';
@@ -37,7 +37,7 @@ function planCopy(destination: Destination, facts: ItemFacts, format: string | n
   const from = facts.captureTimeDetail ?? facts.captureTimeSource;
   let copy: DatedCopy | null = null;
   const dating = decideDating(destination, { present: !!facts.captureTime, own: isEmbeddedSource(facts.captureTimeSource) }, () => {
-    const plan = planDatedCopy({ format, head, size, time: facts.captureTime!, from, datesByFile: destination.datesBy === 'file' });
+    const plan = planDatedCopy({ format, head, size, time: facts.captureTime!, from, datesByFile: datesByFile(destination) });
     if ('skip' in plan) return plan.skip;
     copy = plan;
     return null;
