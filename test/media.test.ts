@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sniffMedia } from '../src/media/sniff.ts';
 import { MvhdScanner, readMvhdAt } from '../src/media/mvhd.ts';
-import { exifDateToIso, imageMetadata, metadataNeedsBytes } from '../src/media/metadata.ts';
+import sharp from 'sharp';
+import { exifDateToIso, imageMetadata, jpegSize, metadataNeedsBytes } from '../src/media/metadata.ts';
 import { seeded } from './helpers.ts';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
@@ -443,6 +444,24 @@ describe('imageMetadata', () => {
       const file = fixture(name);
       for (const n of [1, 7, 12, 33, 100, 1000, 5000]) await expect(imageMetadata(file.subarray(0, n)), `${name}:${n}`).resolves.toBeTypeOf('object');
     }
+  });
+});
+
+describe('jpegSize', () => {
+  it.each(fs.readdirSync(FIXTURES).filter((f) => /\.jpe?g$/i.test(f)))('reads the frame header of %s as sharp does', async (name) => {
+    const bytes = fixture(name);
+    const byCodec = await sharp(bytes, { failOn: 'none' })
+      .metadata()
+      .then((m) => ({ width: m.width, height: m.height }))
+      .catch(() => null);
+    expect(jpegSize(bytes)).toEqual(byCodec);
+  });
+
+  it('gives up (null) on a head that ends before the frame header, and on garbage markers', () => {
+    expect(jpegSize(fixture('canon-dslr.jpg').subarray(0, 3000))).toBeNull();
+    expect(jpegSize(Buffer.from([0xff, 0xd8, 0xff]))).toBeNull();
+    expect(jpegSize(Buffer.from([0xff, 0xd8, 0x00, 0x10, 0, 0, 0, 0]))).toBeNull();
+    expect(jpegSize(Buffer.from('GIF89a'))).toBeNull();
   });
 });
 

@@ -5,7 +5,7 @@
 
 import type { ItemFacts, MediaKind, SourceItem } from '../../providers/types.ts';
 import { sniffMedia } from '../media/sniff.ts';
-import { exifCaptureWall, imageMetadata } from '../media/metadata.ts';
+import { imageFacts } from '../media/metadata.ts';
 import { resolveCaptureTime, type EmbeddedTime } from '../media/capture-time.ts';
 import { systemZone } from '../media/zone.ts';
 import { readMvhdAt } from '../media/mvhd.ts';
@@ -51,13 +51,12 @@ export async function probeFacts(item: SourceItem, head: Buffer, containerTime: 
   let embedded: EmbeddedTime | null = null;
 
   if (kind === 'image') {
-    const m = await imageMetadata(head);
+    const { meta: m, wall } = await imageFacts(head);
     exifTime = m.captureTime;
     gps = m.gps ? JSON.stringify(m.gps) : null;
     camera = m.camera;
     width = m.width;
     height = m.height;
-    const wall = exifTime ? await exifCaptureWall(head) : null;
     if (wall) embedded = { kind: 'exif', ...wall };
   } else if (kind === 'video') {
     let t = containerTime;

@@ -139,8 +139,53 @@ function pngSize(head: Buffer): { width: number; height: number } | null {
   return width > 0 && height > 0 ? { width, height } : null;
 }
 
+/**
+ * A baseline or progressive JPEG's pixel size from its frame header (SOFn), walking the marker
+ * segments from SOI up to the first scan. It is the header sharp reads for a JPEG too, without a
+ * decoder hand-off through the libuv pool: for a phone library that was the largest cost of
+ * probing a photo. Null when the head ends (or the markers break) before a frame header.
+ */
+export function jpegSize(head: Buffer): { width: number; height: number } | null {
+  if (head.length < 4 || head[0] !== 0xff || head[1] !== 0xd8) return null;
+  let i = 2;
+  while (i + 3 < head.length) {
+    if (head[i] !== 0xff) return null;
+    const marker = head[i + 1]!;
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    // Markers without a length: TEM and RST0-7 (not expected before a scan, but legal).
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      i += 2;
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return null; // end of image, or a scan before any frame
+    const len = head.readUInt16BE(i + 2);
+    if (len < 2) return null;
+    // SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC), which share the range.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (i + 9 > head.length || len < 8) return null;
+      const height = head.readUInt16BE(i + 5);
+      const width = head.readUInt16BE(i + 7);
+      return width > 0 && height > 0 ? { width, height } : null;
+    }
+    i += 2 + len;
+  }
+  return null;
+}
+
 export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
-  if (!head || head.length === 0) return { ...NOTHING };
+  return (await imageFacts(head)).meta;
+}
+
+/**
+ * imageMetadata and the capture date as the file writes it (its wall clock, and its offset in
+ * minutes when the file gives one; null offset: read it in --timezone) from one EXIF parse: the
+ * transfer of every photo wants both, and the parse was the second largest cost of probing it.
+ */
+export async function imageFacts(head: Buffer): Promise<{ meta: ImageMetadata; wall: { wall: WallTime; offset: number | null } | null }> {
+  if (!head || head.length === 0) return { meta: { ...NOTHING }, wall: null };
 
   let tags: Tags = {};
   try {
@@ -169,18 +214,23 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
   const captureTime =
     exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ??
     exifDateToIso(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
+  const wall = captureTime ? (exifWall(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifWall(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal)) : null;
 
   // The codec's own header (JPEG SOF, PNG IHDR, HEIF ispe) gives the real pixel size; EXIF's
   // ExifImageWidth is what the camera wrote before any editor resized the picture.
   let width: number | null = null;
   let height: number | null = null;
-  try {
-    const sharp = (await loadSharp()).default;
-    const meta = await sharp(head, { failOn: 'none' }).metadata();
-    width = positiveInt(meta.width);
-    height = positiveInt(meta.height);
-  } catch {
-    // Truncated or unsupported: fall back to what the tags say.
+  const jpeg = jpegSize(head);
+  if (jpeg) ({ width, height } = jpeg);
+  else {
+    try {
+      const sharp = (await loadSharp()).default;
+      const meta = await sharp(head, { failOn: 'none' }).metadata();
+      width = positiveInt(meta.width);
+      height = positiveInt(meta.height);
+    } catch {
+      // Truncated or unsupported: fall back to what the tags say.
+    }
   }
   if (width === null || height === null) {
     const png = pngSize(head);
@@ -189,19 +239,6 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
     if (width === null || height === null) width = height = null;
   }
 
-  return { captureTime, gps: gpsOf(tags), camera: cameraOf(tags), width, height };
+  return { meta: { captureTime, gps: gpsOf(tags), camera: cameraOf(tags), width, height }, wall };
 }
 
-/**
- * The EXIF capture date as the file writes it: the wall clock, and its offset in minutes when
- * the file gives one (null: read it in --timezone). Null when the file has no usable date.
- */
-export async function exifCaptureWall(head: Buffer): Promise<{ wall: WallTime; offset: number | null } | null> {
-  try {
-    const t = (await exifr.parse(head, { tiff: true, exif: true, gps: false, ifd1: false, interop: false, xmp: false, icc: false, iptc: false, jfif: false, makerNote: false, userComment: false, reviveValues: false, translateValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal', 'OffsetTimeDigitized'] })) as Tags | undefined;
-    if (!t) return null;
-    return exifWall(t.DateTimeOriginal, t.OffsetTimeOriginal) ?? exifWall(t.CreateDate, t.OffsetTimeDigitized ?? t.OffsetTimeOriginal);
-  } catch {
-    return null;
-  }
-}

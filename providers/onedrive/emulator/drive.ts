@@ -37,7 +37,9 @@ function hashStoredFile(disk: string): { quickXor: string; sha1: string; sha256:
   const sha256 = crypto.createHash('sha256');
   const fd = fs.openSync(disk, 'r');
   try {
-    const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+    // Sized to the file (up to 8 MiB): a fresh 8 MiB buffer for every small photo kept the
+    // emulator's thread in the garbage collector a fifth of the time.
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(8 * 1024 * 1024, fs.fstatSync(fd).size)));
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n <= 0) break;
