@@ -15,7 +15,7 @@ import type { Queue } from './db.ts';
 import { QueueError, getMeta, setMeta } from './db.ts';
 import type { Limits } from './lease.ts';
 import { inTransaction } from './lease.ts';
-import { SCHEMA } from './schema.ts';
+import { BOSS_SCHEMA, QUEUE_PREFIX, SCHEMA } from './schema.ts';
 import { checkKey, credentialFiles, uploadCredentials } from './secrets.ts';
 
 /** The batch's options every worker follows, as `batch run --queue` was given them. */
@@ -122,7 +122,13 @@ export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: strin
   // pg-boss takes the highest priority first: the first account in the order gets the highest.
   const bySlug = new Map(todo.map((a) => [a.slug as string, queueFor(a.source as string, a.destination as string)]));
   for (const name of new Set(bySlug.values())) await ensureQueue(boss, name);
-  for (let i = 0; i < ordered.length; i++) if (await sendAccount(boss, bySlug.get(ordered[i]!.slug)!, ordered[i]!.slug, ordered.length - i)) queued++;
+  // An account with a job still queued, retrying or running gets no second one: pg-boss would
+  // hold the second back behind the first, and every job after it in its queue with it.
+  const pending = new Set((await q.query(`SELECT DISTINCT singleton_key FROM ${BOSS_SCHEMA}.job WHERE name LIKE $1 AND state IN ('created', 'retry', 'active')`, [`${QUEUE_PREFIX}%`])).rows.map((r) => r.singleton_key as string));
+  for (let i = 0; i < ordered.length; i++) {
+    const slug = ordered[i]!.slug;
+    if (!pending.has(slug) && (await sendAccount(boss, bySlug.get(slug)!, slug, ordered.length - i))) queued++;
+  }
   return { problems: [], queued, accounts: all.length, done: all.length - todo.length, credentials };
 }
 
