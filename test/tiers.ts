@@ -20,6 +20,7 @@ export const UNIT_TESTS = [
   'test/pg-setup.test.ts',
   'test/queue-core-budget.test.ts',
   'test/queue-core-lease.test.ts',
+  'test/queue-core-order.test.ts',
   'test/retry.test.ts',
   'test/state.test.ts',
   'test/xiaomi-source.test.ts',
