@@ -108,11 +108,8 @@ export interface Source {
    * Called only by the engine's deletion rule.
    */
   delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult>;
-  /**
-   * How many deletions may run at once. Absent: one at a time (a service paces its own
-   * deletions inside delete()). A local folder says more: its deletions wait on the disk, not on a quota.
-   */
-  readonly deleteConcurrency?: number;
+  /** How the engine may overlap this source's calls; see SourceLimits. */
+  readonly limits?: Partial<SourceLimits>;
   /** Notes for plan: skipped albums, quota, anything the user should know before moving. */
   planNotes?(): Promise<PlanNote[]>;
   /** The local folder the items are read from, when there is one: the engine refuses a destination that overlaps it. */
@@ -253,6 +250,52 @@ export interface CapacityInfo {
   notes?: PlanNote[];
 }
 
+// ---- Limits: how much the engine may batch and overlap a provider's calls. ----
+// A provider states only what differs from the cautious default below; the engine reads the
+// whole set through sourceLimits() and destinationLimits(). (Items in flight for a whole run are
+// chosen before any provider exists, from ProviderModule.defaultConcurrency.)
+
+export interface SourceLimits {
+  /**
+   * Deletions at once. One unless deletions wait on a disk, not on a service's quota (a folder);
+   * a service paces its own deletions inside delete().
+   */
+  deleteConcurrency: number;
+}
+
+export interface DestinationLimits {
+  /** Commits one commit() call takes (Google's batchCreate takes 50). */
+  commitBatch: number;
+  /** Verifications one verify() call takes. */
+  verifyBatch: number;
+  /**
+   * verify() calls at once. A destination whose verification waits on something shared (a
+   * folder's fsync group) says more, so that the waits overlap.
+   */
+  verifyConcurrency: number;
+}
+
+/** The default for every limit a provider leaves out: one at a time. */
+export const SOURCE_LIMITS: Readonly<SourceLimits> = { deleteConcurrency: 1 };
+export const DESTINATION_LIMITS: Readonly<DestinationLimits> = { commitBatch: 1, verifyBatch: 1, verifyConcurrency: 1 };
+
+/** A source's limits, each absent or unusable one (below 1) at its default. */
+export function sourceLimits(source: Pick<Source, 'limits'>): SourceLimits {
+  return { deleteConcurrency: atLeastOne(source.limits?.deleteConcurrency, SOURCE_LIMITS.deleteConcurrency) };
+}
+
+/** A destination's limits, each absent or unusable one (below 1) at its default. */
+export function destinationLimits(destination: Pick<Destination, 'limits'>): DestinationLimits {
+  const l = destination.limits ?? {};
+  return {
+    commitBatch: atLeastOne(l.commitBatch, DESTINATION_LIMITS.commitBatch),
+    verifyBatch: atLeastOne(l.verifyBatch, DESTINATION_LIMITS.verifyBatch),
+    verifyConcurrency: atLeastOne(l.verifyConcurrency, DESTINATION_LIMITS.verifyConcurrency),
+  };
+}
+
+const atLeastOne = (n: number | undefined, fallback: number): number => (n === undefined || !Number.isFinite(n) ? fallback : Math.max(1, Math.floor(n)));
+
 /**
  * How a destination dates an item whose file carries no date of its own. "Written in" means the
  * engine writes the capture time into the uploaded copy (a JPEG's EXIF, an MP4's header times),
@@ -269,8 +312,8 @@ export interface Destination {
   readonly identity: string;
   /** How the destination dates an item whose file carries no date of its own. Absent: 'metadata'. */
   readonly dating?: DatingRule;
-  /** How many commits one commit() call takes (Google's batchCreate takes 50). */
-  readonly commitBatchSize: number;
+  /** How the engine may batch and overlap this destination's calls; see DestinationLimits. */
+  readonly limits?: Partial<DestinationLimits>;
   /**
    * True when commit() called again for bytes it already committed finds them instead of
    * creating a second copy (a folder's link finds the same bytes under the name). The engine may
@@ -282,14 +325,6 @@ export interface Destination {
    * Only those are computed while the bytes flow. Absent: all of them, to be safe.
    */
   readonly hashes?: readonly ExtraHash[];
-  /** How many verifications one verify() call takes. */
-  readonly verifyBatchSize: number;
-  /**
-   * How many verify() calls may run at once. Absent: one at a time. A destination whose
-   * verification waits on something shared (a folder's fsync group) says more, so that the
-   * waits overlap.
-   */
-  readonly verifyConcurrency?: number;
   /** Reject an item before any byte moves (too large, unsupported format). Return the reason, for people (its kind is 'refused-by-destination'), or null. */
   refuse?(item: SourceItem, facts: ItemFacts): string | null;
   /** Find or create the folder or album for an item; idempotent across restarts (keep ids in the ProviderStore). */

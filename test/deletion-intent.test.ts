@@ -69,7 +69,7 @@ describe('deletion while the run writes behind', () => {
     // Every intent was readable by another process when its deletion began.
     expect(source.intentsSeen.every((r) => r === result.runId)).toBe(true);
     expect(source.peak).toBeGreaterThan(1);
-    expect(source.peak).toBeLessThanOrEqual(source.deleteConcurrency);
+    expect(source.peak).toBeLessThanOrEqual(source.limits.deleteConcurrency);
     expect(fs.readdirSync(path.join(src, 'album'))).toEqual([]);
     for (const [rel, bytes] of sent) expect(fs.readFileSync(path.join(dst, rel)).equals(bytes)).toBe(true);
     const log = new Database(stateFile, { readonly: true });

@@ -32,17 +32,15 @@ export class FolderDestination implements Destination {
   readonly kind = 'folder';
   readonly identity: string;
   readonly localPath: string;
-  readonly commitBatchSize = 1;
   /** A rerun's link finds the same bytes under the name and reports them as already there. */
   readonly idempotentCommit = true;
   /** A file is compared by its SHA-256 (and size): no other hash is computed for it. */
   readonly hashes = [] as const;
-  readonly verifyBatchSize = 1;
   /**
-   * Verifications wait for their file's fsync group: many at once, so a group gathers many files.
-   * Not more: each one reading back holds two 1 MiB buffers.
+   * One commit and one verification per call, but 64 verifications at once: each waits for its
+   * file's fsync group, so a group gathers many files. Not more: each one reading back holds two 1 MiB buffers.
    */
-  readonly verifyConcurrency = 64;
+  readonly limits = { verifyConcurrency: 64 };
   private readonly root: string;
   /** Written temp files still open, by path: their descriptor is fsynced (and closed) with their group. */
   private readonly writing = new Map<string, number>();

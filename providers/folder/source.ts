@@ -28,7 +28,7 @@ export class FolderSource implements Source {
   readonly kind = 'folder';
   readonly randomAccess = true;
   /** Each deletion is a rename, an lstat and an unlink on the disk: several overlap. */
-  readonly deleteConcurrency = 8;
+  readonly limits = { deleteConcurrency: 8 };
   readonly identity: string;
   private entries: Entry[] | null = null;
   private skippedHidden = 0;

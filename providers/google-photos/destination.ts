@@ -51,8 +51,7 @@ const numOpt = (v: unknown, dflt: number): number => {
 export class GooglePhotosDestination implements Destination {
   readonly kind = 'google-photos';
   readonly identity: string;
-  readonly commitBatchSize = P.MAX_BATCH_CREATE;
-  readonly verifyBatchSize = P.MAX_BATCH_GET;
+  readonly limits = { commitBatch: P.MAX_BATCH_CREATE, verifyBatch: P.MAX_BATCH_GET };
   /** Google dates an item only from the date inside the file, else by its upload; --keep-bytes sends files unchanged. */
   readonly dating: DatingRule;
   /** A download (=d) is compared by SHA-1. */

@@ -45,6 +45,7 @@ import {
   type CommitRequest,
   type CommitResult,
   type DatingRule,
+  type DestinationLimits,
   type Destination,
   type ItemFacts,
   type PlanNote,
@@ -131,8 +132,7 @@ export class OneDriveDestination implements Destination {
   readonly identity: string;
   /** OneDrive's photo views date an undated file by its fileSystemInfo, which is set from the capture time. */
   readonly dating: DatingRule;
-  readonly commitBatchSize: number;
-  readonly verifyBatchSize: number;
+  readonly limits: Partial<DestinationLimits>;
   /** OneDrive proves content by its QuickXorHash; SHA-1 is computed only where the source declares one. */
   readonly hashes = ['quickXor'] as const;
   readonly http: GraphHttp;
@@ -177,8 +177,7 @@ export class OneDriveDestination implements Destination {
     this.drivePrefix = config.user ? `/users/${encodeURIComponent(config.user)}/drive` : '/me/drive';
     // The account is part of it: the same path in another person's drive is another destination.
     this.identity = `onedrive:${ctx.account}:${config.user ?? 'me'}:${config.root || '/'}`;
-    this.commitBatchSize = config.commitBatchSize;
-    this.verifyBatchSize = config.verifyBatchSize;
+    this.limits = { commitBatch: config.commitBatchSize, verifyBatch: config.verifyBatchSize };
   }
 
   private pathAddr(p: string): string {

@@ -5,7 +5,7 @@
 // for its file's durability group: run one at a time, each group held one file, and the copy
 // waited on the disk once per photo.
 
-import type { CommitRequest, CommitResult, Destination, VerifyRequest, VerifyResult } from '../../providers/types.ts';
+import { destinationLimits, type CommitRequest, type CommitResult, type Destination, type VerifyRequest, type VerifyResult } from '../../providers/types.ts';
 
 /**
  * The longest a partial batch of commits or verifications waits for company. The run sends a
@@ -119,10 +119,11 @@ export function commitBatcher(d: Destination, fence?: () => Promise<void>): Batc
         return d.commit(reqs);
       }
     : (reqs: CommitRequest[]) => d.commit(reqs);
-  return new Batcher(Math.max(1, d.commitBatchSize), commit, LINGER_MS);
+  return new Batcher(destinationLimits(d).commitBatch, commit, LINGER_MS);
 }
 
 /** Verifications batched and overlapped as the destination says (the run's and the deletion re-check's). */
 export function verifyBatcher(d: Destination, lingerMs: number): Batcher<VerifyRequest, VerifyResult> {
-  return new Batcher(Math.max(1, d.verifyBatchSize), (reqs) => d.verify(reqs), lingerMs, d.verifyConcurrency ?? 1);
+  const { verifyBatch, verifyConcurrency } = destinationLimits(d);
+  return new Batcher(verifyBatch, (reqs) => d.verify(reqs), lingerMs, verifyConcurrency);
 }

@@ -17,7 +17,7 @@
 
 import PQueue from 'p-queue';
 import type { EvidenceLevel, VerifyRequest, VerifyResult } from '../../providers/types.ts';
-import { EVIDENCE_ORDER, ItemGoneError, RejectedError, RetryableError, SourceChangedError, StopRunError } from '../../providers/types.ts';
+import { EVIDENCE_ORDER, ItemGoneError, RejectedError, RetryableError, SourceChangedError, sourceLimits, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
@@ -62,7 +62,7 @@ const DELETE_ATTEMPTS = 6;
 
 /** Applies the rule and deletes, one item at a time, paced as the source asks. */
 export class Deleter {
-  /** Deletions in flight: one at a time unless the source says more (deleteConcurrency). */
+  /** Deletions in flight: one at a time unless the source's limits say more. */
   private readonly queue: PQueue;
   private earlier: Promise<void> = Promise.resolve();
   private earlierPending = false;
@@ -77,7 +77,7 @@ export class Deleter {
     private readonly onSentBack: () => void = () => undefined,
   ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
-    this.queue = new PQueue({ concurrency: Math.max(1, ctx.source.deleteConcurrency ?? 1) });
+    this.queue = new PQueue({ concurrency: sourceLimits(ctx.source).deleteConcurrency });
     this.recheck = verifyBatcher(ctx.destination, 0);
   }
 

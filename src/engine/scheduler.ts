@@ -2,6 +2,7 @@
 // items are read from the state store a page at a time, so a million-item state starts at once.
 
 import PQueue from 'p-queue';
+import { destinationLimits } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
 import { sleep } from '../lib/backoff.ts';
 import type { CommitStage } from './commit.ts';
@@ -48,7 +49,7 @@ export class Scheduler {
     private readonly moreMayCome: () => boolean,
   ) {
     const { opts } = ctx;
-    this.maxCommitting = Math.max(opts.concurrency * 2, ctx.destination.commitBatchSize * 2);
+    this.maxCommitting = Math.max(opts.concurrency * 2, destinationLimits(ctx.destination).commitBatch * 2);
     this.queue = new PQueue({ concurrency: Math.max(1, opts.concurrency) });
     this.stopped = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
     // 'next' fires after p-queue has counted the finished task out, so the loop sees it gone.
