@@ -33,6 +33,9 @@
 //   commit a step of its own on both flavors, so it would save at most 320 KiB resent after a
 //   kill, while how a deferred session answers a name conflict or expiry at its commit is not
 //   documented well enough to rely on for deciding whether a file exists.
+//
+// Beside this file: drive.ts (folders, paths and names in the drive), upload-session.ts (the
+// session protocol), claims.ts (the per-name lock of one process), evidence.ts (sameBytes).
 
 import crypto from 'node:crypto';
 import { Pacer } from '../../src/lib/pacer.ts';
@@ -57,9 +60,9 @@ import {
   type VerifyResult,
 } from '../types.ts';
 import { NameClaims } from './claims.ts';
+import { Drive } from './drive.ts';
 import { type DriveItem, sameBytes } from './evidence.ts';
 import { GraphHttp, GraphHttpError, type TokenSource } from './graph.ts';
-import { encodeDrivePath, encodeName, fitFolderName, fitPath, numberedName } from './names.ts';
 import { NameTaken, type SavedSession, UploadSessions, validateChunkSize } from './upload-session.ts';
 
 export { DEFAULT_MAX_WAIT_MS } from './graph.ts';
@@ -92,14 +95,6 @@ export interface OneDriveConfig {
   until?: Date | null;
 }
 
-/** What OneDrive says about the drive; asked once per run. */
-interface DriveFacts {
-  flavor: 'personal' | 'business';
-  /** Characters the service counts before the path in the drive (Business: "personal/<upn>/Documents"). */
-  sitePathChars: number;
-  quota: { remaining?: number; total?: number; used?: number; state?: string } | null;
-}
-
 interface Handle {
   v: 1;
   id: string;
@@ -115,18 +110,6 @@ interface Handle {
   nameTaken?: boolean;
 }
 
-/** Folder for an item: its album, or YYYY/MM of the capture time, read from the ISO string as written (no zone shift). */
-export function containerFor(layout: 'album' | 'date', item: SourceItem, facts: ItemFacts): string[] {
-  if (layout === 'date') {
-    const m = /^(\d{4})-(\d{2})/.exec(facts.captureTime ?? '');
-    return m ? [m[1]!, m[2]!] : ['Undated'];
-  }
-  const album = item.albumName?.trim();
-  return album ? [encodeName(album)] : [];
-}
-
-const sha1hex = (s: string) => crypto.createHash('sha1').update(s).digest('hex');
-
 export class OneDriveDestination implements Destination {
   readonly kind = 'onedrive';
   readonly identity: string;
@@ -139,8 +122,7 @@ export class OneDriveDestination implements Destination {
   readonly drivePrefix: string;
   /** Last fragments held back until commit, by handle id. */
   private readonly finals = new Map<string, Buffer>();
-  private readonly folders = new Map<string, Promise<string>>();
-  private drive: Promise<DriveFacts> | null = null;
+  private readonly drive: Drive;
   /** The per-name lock: one upload of this process per target name at a time. */
   private readonly claims = new NameClaims();
   private readonly sessions: UploadSessions;
@@ -175,33 +157,10 @@ export class OneDriveDestination implements Destination {
     });
     this.sessions = new UploadSessions(this.http, ctx.log);
     this.drivePrefix = config.user ? `/users/${encodeURIComponent(config.user)}/drive` : '/me/drive';
+    this.drive = new Drive(this.http, this.drivePrefix, config, ctx, this.stop);
     // The account is part of it: the same path in another person's drive is another destination.
     this.identity = `onedrive:${ctx.account}:${config.user ?? 'me'}:${config.root || '/'}`;
     this.limits = { commitBatch: config.commitBatchSize, verifyBatch: config.verifyBatchSize };
-  }
-
-  private pathAddr(p: string): string {
-    return p ? `${this.drivePrefix}/root:${encodeDrivePath(p)}:` : `${this.drivePrefix}/root`;
-  }
-
-  private async getByPath(p: string): Promise<DriveItem | null> {
-    try {
-      return await this.http.api<DriveItem>('get', this.pathAddr(p));
-    } catch (e) {
-      if (e instanceof GraphHttpError && e.status === 404) return null;
-      throw this.classify(e);
-    }
-  }
-
-  /** GraphHttpError -> the engine's error kinds. */
-  private classify(e: unknown): Error {
-    if (e instanceof StopRunError) this.stop.abort(e);
-    if (e instanceof GraphHttpError) {
-      if (e.status === 400 && /pathIsTooLong|invalidRequest|nameContainsInvalid/i.test(e.code)) return new RejectedError(`OneDrive refused the name or path: ${e.message}`, 'refused-by-destination');
-      if (e.status === 403) return new StopRunError('credentials', `OneDrive denied access (403 ${e.code}): check the app's permissions (Files.ReadWrite delegated; app-only: Sites.ReadWrite.All, or Files.ReadWrite.All)`);
-      return new RetryableError(e.message, e.retryAfterMs);
-    }
-    return e as Error;
   }
 
   refuse(item: SourceItem): string | null {
@@ -209,115 +168,8 @@ export class OneDriveDestination implements Destination {
     return null;
   }
 
-  /** Personal or Business, and the site path Business counts in the 400-character limit. */
-  private driveFacts(): Promise<DriveFacts> {
-    this.drive ??= this.http.api<{ driveType?: string; webUrl?: string; quota?: DriveFacts['quota'] }>('get', this.drivePrefix).then(
-      (d) => {
-        const business = d.driveType === 'business' || d.driveType === 'documentLibrary';
-        let site = '';
-        if (business) {
-          try {
-            site = decodeURIComponent(new URL(d.webUrl ?? '').pathname).replace(/^\/+|\/+$/g, '');
-          } catch {
-            // No webUrl: budget for a long one ("personal/" + a 64-character UPN + "/Documents").
-            site = 'x'.repeat(83);
-          }
-        }
-        return { flavor: business ? 'business' : 'personal', sitePathChars: site.length, quota: d.quota ?? null } satisfies DriveFacts;
-      },
-      (e) => {
-        this.drive = null;
-        throw this.classify(e);
-      },
-    );
-    return this.drive;
-  }
-
-  async prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string> {
-    const { sitePathChars } = await this.driveFacts();
-    const rootSegs = this.config.root.split('/').filter(Boolean).map(encodeName);
-    const rootPath = rootSegs.map((s) => `/${s}`).join('');
-    // An album name is shortened when it would leave a file name too little of the path budget.
-    const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + rootPath.length, seg, sha1hex));
-    const p = rootPath + segs.map((s) => `/${s}`).join('');
-    await this.ensureFolder(p);
-    return p;
-  }
-
-  /** Creates every folder on the way, idempotently; ids are kept in the state store. */
-  private ensureFolder(p: string): Promise<string> {
-    if (!p) return Promise.resolve('root');
-    const key = p.toLowerCase();
-    const cached = this.ctx.store.get<string>(`folder:${this.drivePrefix}:${key}`);
-    if (cached) return Promise.resolve(cached);
-    let pending = this.folders.get(key);
-    if (!pending) {
-      pending = this.createFolder(p).then(
-        (id) => {
-          this.ctx.store.set(`folder:${this.drivePrefix}:${key}`, id);
-          return id;
-        },
-        (e) => {
-          this.folders.delete(key);
-          throw e;
-        },
-      );
-      this.folders.set(key, pending);
-    }
-    return pending;
-  }
-
-  private async createFolder(p: string): Promise<string> {
-    const parent = p.slice(0, p.lastIndexOf('/'));
-    const name = p.slice(p.lastIndexOf('/') + 1);
-    const found = await this.getByPath(p);
-    if (found) {
-      if (!found.folder) throw new RejectedError(`a file named ${p} is in the way of the folder OneDrive needs there`, 'refused-by-destination');
-      return found.id;
-    }
-    await this.ensureFolder(parent);
-    try {
-      const created = await this.http.api<DriveItem>('post', `${parent ? this.pathAddr(parent) : `${this.drivePrefix}/root`}/children`, {
-        name,
-        folder: {},
-        '@microsoft.graph.conflictBehavior': 'fail',
-      });
-      return created.id;
-    } catch (e) {
-      if (e instanceof GraphHttpError && e.status === 409) {
-        const again = await this.getByPath(p);
-        if (again?.folder) return again.id;
-      }
-      throw this.classify(e);
-    }
-  }
-
-  /** The name an item gets: made valid, shortened to fit, or the numbered name a conflict chose. */
-  private async targetPath(input: Pick<UploadInput, 'item' | 'container' | 'name'>): Promise<string> {
-    const override = this.ctx.store.get<{ container: string; name: string }>(`rename:${input.item.id}`);
-    if (override && override.container === input.container) return `${input.container}/${override.name}`;
-    const { sitePathChars } = await this.driveFacts();
-    let name = encodeName(input.name);
-    const fitted = fitPath(input.container, name, sha1hex, sitePathChars);
-    if (fitted !== name) {
-      this.ctx.log.warn(`the name of item ${input.item.id} is too long for OneDrive's 400-character path limit; it is stored as ${fitted}`);
-      name = fitted;
-    }
-    return `${input.container}/${name}`;
-  }
-
-  /** The n-th name for a path whose name is taken ("IMG.jpg" -> "IMG (n).jpg"), fitted to the budget. */
-  private async candidatePath(p: string, n: number): Promise<string> {
-    const folder = p.slice(0, p.lastIndexOf('/'));
-    const original = p.slice(p.lastIndexOf('/') + 1);
-    if (n === 1) return p;
-    const base = original.replace(/ \((\d+)\)(\.[^.]*)?$/, '$2');
-    const { sitePathChars } = await this.driveFacts();
-    return `${folder}/${fitPath(folder, numberedName(base, n), sha1hex, sitePathChars)}`;
-  }
-
-  private remember(itemId: string, p: string): void {
-    this.ctx.store.set(`rename:${itemId}`, { container: p.slice(0, p.lastIndexOf('/')), name: p.slice(p.lastIndexOf('/') + 1) });
+  prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string> {
+    return this.drive.container(item, facts);
   }
 
   private async startSession(p: string, input: UploadInput): Promise<SavedSession> {
@@ -331,20 +183,20 @@ export class OneDriveDestination implements Destination {
     if (captured || modified) item.fileSystemInfo = { createdDateTime: captured ?? modified, lastModifiedDateTime: captured ?? modified };
     // description and fileSize are Personal properties (the reference); Business is not sent them.
     // fileSize: a file that cannot fit is refused with 507 before any byte is sent.
-    if ((await this.driveFacts()).flavor === 'personal') {
+    if ((await this.drive.facts()).flavor === 'personal') {
       const description = input.item.description?.trim();
       if (description) item.description = description.slice(0, 1024);
       item.fileSize = input.size;
     }
     try {
-      const s = await this.http.createUploadSession(`${this.pathAddr(p)}/createUploadSession`, { item });
+      const s = await this.http.createUploadSession(`${this.drive.pathAddr(p)}/createUploadSession`, { item });
       const saved: SavedSession = { v: 1, url: s.url, expiry: s.expiry.toISOString(), createdAt: Date.now(), path: p, size: input.size };
       // Saved before the first fragment: a kill from here on resumes this session.
       input.session.save(saved);
       return saved;
     } catch (e) {
       if (e instanceof GraphHttpError && e.status === 409) throw new NameTaken(p);
-      throw this.classify(e);
+      throw this.drive.classify(e);
     }
   }
 
@@ -360,7 +212,7 @@ export class OneDriveDestination implements Destination {
     held: { release: () => void },
   ): Promise<{ session: SavedSession } | { taken: DriveItem; path: string }> {
     for (let n = 1; n < 1000; n++) {
-      const candidate = await this.candidatePath(p, n);
+      const candidate = await this.drive.candidatePath(p, n);
       if (n > 1) {
         // Another upload of this run may be heading for the same numbered name: wait for it
         // rather than meet its open session (which Business refuses for 15 minutes).
@@ -370,12 +222,12 @@ export class OneDriveDestination implements Destination {
       }
       try {
         const session = await this.startSession(candidate, input);
-        if (candidate !== p) this.remember(input.item.id, candidate);
+        if (candidate !== p) this.drive.remember(input.item.id, candidate);
         return { session };
       } catch (e) {
         if (!(e instanceof NameTaken)) throw e;
       }
-      const found = await this.getByPath(candidate);
+      const found = await this.drive.getByPath(candidate);
       if (!found) {
         // Nothing holds the name: a session of its own is still open for the path (Business
         // answers 409 then), left by a run killed before it could save the upload URL. It
@@ -383,7 +235,7 @@ export class OneDriveDestination implements Destination {
         throw new RetryableError(`OneDrive still has an unfinished upload for ${candidate} (an interrupted earlier run?); it expires after about 15 minutes, and the item is retried then`, 5 * 60_000);
       }
       if (!found.folder && found.size === input.size) {
-        if (candidate !== p) this.remember(input.item.id, candidate);
+        if (candidate !== p) this.drive.remember(input.item.id, candidate);
         return { taken: found, path: candidate };
       }
     }
@@ -398,7 +250,7 @@ export class OneDriveDestination implements Destination {
 
   async upload(input: UploadInput): Promise<Staged> {
     const signal = AbortSignal.any([input.signal, this.stop.signal]);
-    const target = await this.targetPath(input);
+    const target = await this.drive.targetPath(input);
     const size = input.size;
     const hid = crypto.randomUUID();
     if (size === 0) {
@@ -434,7 +286,7 @@ export class OneDriveDestination implements Destination {
           // Gone, perhaps because its last fragment landed just before a kill: if a file of this
           // size now holds the name, read the body through without sending it and let commit()
           // compare hashes instead of uploading everything again.
-          const there = await this.getByPath(target);
+          const there = await this.drive.getByPath(target);
           if (there && !there.folder && there.size === size) {
             return await this.readThrough(input, { v: 1, id: hid, path: target, size, finalStart: size, url: null, itemId: input.item.id, existingId: there.id });
           }
@@ -510,19 +362,19 @@ export class OneDriveDestination implements Destination {
     const h = req.staged.handle as Handle;
     if (h.size === 0) {
       try {
-        const item = await this.http.api<DriveItem>('put', `${this.pathAddr(h.path)}/content?@microsoft.graph.conflictBehavior=fail`, Buffer.alloc(0), {
+        const item = await this.http.api<DriveItem>('put', `${this.drive.pathAddr(h.path)}/content?@microsoft.graph.conflictBehavior=fail`, Buffer.alloc(0), {
           'Content-Type': 'application/octet-stream',
         });
         return this.createdResult(item, h);
       } catch (e) {
         if (e instanceof GraphHttpError && e.status === 409) return this.resolveConflict(req, h);
-        throw this.classify(e);
+        throw this.drive.classify(e);
       }
     }
     if (h.nameTaken) return this.resolveConflict(req, h);
     if (h.existingId) {
       // The bytes were not sent: the file at the path is this item's if its hashes say so.
-      const found = await this.getByPath(h.path);
+      const found = await this.drive.getByPath(h.path);
       const same = found ? sameBytes(found, req.hashes, h.path) : null;
       if (found && same === 'no-hash') return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
       if (found && same) return this.createdResult(found, h);
@@ -548,7 +400,7 @@ export class OneDriveDestination implements Destination {
         // gone and the file exists. Ask the session first, then the drive.
         const at = r.status === 404 || r.status === 401 ? null : await this.sessions.offset(h.url);
         if (at === h.finalStart) continue;
-        const found = await this.getByPath(h.path);
+        const found = await this.drive.getByPath(h.path);
         const same = found ? sameBytes(found, req.hashes, h.path) : null;
         if (found && same === 'no-hash') {
           return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
@@ -573,10 +425,10 @@ export class OneDriveDestination implements Destination {
   private async resolveConflict(req: CommitRequest, h: Handle): Promise<CommitResult> {
     if (h.url) await this.sessions.drop(h.url);
     for (let n = 1; n < 1000; n++) {
-      const p = await this.candidatePath(h.path, n);
-      const found = await this.getByPath(p);
+      const p = await this.drive.candidatePath(h.path, n);
+      const found = await this.drive.getByPath(p);
       if (!found) {
-        this.remember(h.itemId, p);
+        this.drive.remember(h.itemId, p);
         this.ctx.log.info(`${h.path} holds other bytes at OneDrive; the item goes to ${p}`);
         return { outcome: 'error', error: new RetryableError(`${h.path} holds other bytes; the item will be uploaded as ${p.slice(p.lastIndexOf('/') + 1)}`, 0) };
       }
@@ -601,8 +453,8 @@ export class OneDriveDestination implements Destination {
       item = await this.http.api<DriveItem>('get', `${this.drivePrefix}/items/${encodeURIComponent(r.destId)}`);
     } catch (e) {
       if (e instanceof GraphHttpError && e.status === 404) return { outcome: 'mismatch', reason: `OneDrive has no item ${r.destPath ?? r.destId} any more` };
-      if (e instanceof StopRunError) throw this.classify(e);
-      return { outcome: 'error', error: this.classify(e) };
+      if (e instanceof StopRunError) throw this.drive.classify(e);
+      return { outcome: 'error', error: this.drive.classify(e) };
     }
     const where = r.destPath ?? r.destId;
     if (!item.file) return { outcome: 'mismatch', reason: `${where} is not a file at OneDrive` };
@@ -617,7 +469,7 @@ export class OneDriveDestination implements Destination {
   }
 
   async capacity(): Promise<CapacityInfo> {
-    const d = await this.driveFacts();
+    const d = await this.drive.facts();
     const q = d.quota;
     const notes: PlanNote[] = [];
     const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;

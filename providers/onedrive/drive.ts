@@ -1,0 +1,186 @@
+// The drive as the OneDrive destination sees it: Personal or Business (and the site path
+// Business counts in the 400-character limit), addressing by path, the folders items go to
+// (created once, ids kept in the state store), and the name each item gets: made valid, fitted
+// to the path budget, or the numbered name a conflict chose (kept as rename:<item>).
+
+import crypto from 'node:crypto';
+import { RejectedError, RetryableError, StopRunError, type ItemFacts, type ProviderContext, type SourceItem, type UploadInput } from '../types.ts';
+import type { DriveItem } from './evidence.ts';
+import { type GraphHttp, GraphHttpError } from './graph.ts';
+import { encodeDrivePath, encodeName, fitFolderName, fitPath, numberedName } from './names.ts';
+
+/** What OneDrive says about the drive; asked once per run. */
+export interface DriveFacts {
+  flavor: 'personal' | 'business';
+  /** Characters the service counts before the path in the drive (Business: "personal/<upn>/Documents"). */
+  sitePathChars: number;
+  quota: { remaining?: number; total?: number; used?: number; state?: string } | null;
+}
+
+/** Folder for an item: its album, or YYYY/MM of the capture time, read from the ISO string as written (no zone shift). */
+export function containerFor(layout: 'album' | 'date', item: SourceItem, facts: ItemFacts): string[] {
+  if (layout === 'date') {
+    const m = /^(\d{4})-(\d{2})/.exec(facts.captureTime ?? '');
+    return m ? [m[1]!, m[2]!] : ['Undated'];
+  }
+  const album = item.albumName?.trim();
+  return album ? [encodeName(album)] : [];
+}
+
+const sha1hex = (s: string) => crypto.createHash('sha1').update(s).digest('hex');
+
+export class Drive {
+  private readonly folders = new Map<string, Promise<string>>();
+  private known: Promise<DriveFacts> | null = null;
+
+  constructor(
+    private readonly http: GraphHttp,
+    /** /me/drive or /users/{id}/drive. */
+    readonly prefix: string,
+    private readonly config: { root: string; layout: 'album' | 'date' },
+    private readonly ctx: Pick<ProviderContext, 'store' | 'log'>,
+    /** Aborted when a StopRunError passes through classify(): every wait of the destination ends. */
+    private readonly stop: AbortController,
+  ) {}
+
+  pathAddr(p: string): string {
+    return p ? `${this.prefix}/root:${encodeDrivePath(p)}:` : `${this.prefix}/root`;
+  }
+
+  async getByPath(p: string): Promise<DriveItem | null> {
+    try {
+      return await this.http.api<DriveItem>('get', this.pathAddr(p));
+    } catch (e) {
+      if (e instanceof GraphHttpError && e.status === 404) return null;
+      throw this.classify(e);
+    }
+  }
+
+  /** GraphHttpError -> the engine's error kinds. */
+  classify(e: unknown): Error {
+    if (e instanceof StopRunError) this.stop.abort(e);
+    if (e instanceof GraphHttpError) {
+      if (e.status === 400 && /pathIsTooLong|invalidRequest|nameContainsInvalid/i.test(e.code))
+        return new RejectedError(`OneDrive refused the name or path: ${e.message}`, 'refused-by-destination');
+      if (e.status === 403)
+        return new StopRunError(
+          'credentials',
+          `OneDrive denied access (403 ${e.code}): check the app's permissions (Files.ReadWrite delegated; app-only: Sites.ReadWrite.All, or Files.ReadWrite.All)`,
+        );
+      return new RetryableError(e.message, e.retryAfterMs);
+    }
+    return e as Error;
+  }
+
+  /** Personal or Business, and the site path Business counts in the 400-character limit. */
+  facts(): Promise<DriveFacts> {
+    this.known ??= this.http.api<{ driveType?: string; webUrl?: string; quota?: DriveFacts['quota'] }>('get', this.prefix).then(
+      (d) => {
+        const business = d.driveType === 'business' || d.driveType === 'documentLibrary';
+        let site = '';
+        if (business) {
+          try {
+            site = decodeURIComponent(new URL(d.webUrl ?? '').pathname).replace(/^\/+|\/+$/g, '');
+          } catch {
+            // No webUrl: budget for a long one ("personal/" + a 64-character UPN + "/Documents").
+            site = 'x'.repeat(83);
+          }
+        }
+        return { flavor: business ? 'business' : 'personal', sitePathChars: site.length, quota: d.quota ?? null } satisfies DriveFacts;
+      },
+      (e) => {
+        this.known = null;
+        throw this.classify(e);
+      },
+    );
+    return this.known;
+  }
+
+  /** The folder an item goes to, created (with every folder on the way) if it is not there. */
+  async container(item: SourceItem, facts: ItemFacts): Promise<string> {
+    const { sitePathChars } = await this.facts();
+    const rootSegs = this.config.root.split('/').filter(Boolean).map(encodeName);
+    const rootPath = rootSegs.map((s) => `/${s}`).join('');
+    // An album name is shortened when it would leave a file name too little of the path budget.
+    const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + rootPath.length, seg, sha1hex));
+    const p = rootPath + segs.map((s) => `/${s}`).join('');
+    await this.ensureFolder(p);
+    return p;
+  }
+
+  /** Creates every folder on the way, idempotently; ids are kept in the state store. */
+  private ensureFolder(p: string): Promise<string> {
+    if (!p) return Promise.resolve('root');
+    const key = p.toLowerCase();
+    const cached = this.ctx.store.get<string>(`folder:${this.prefix}:${key}`);
+    if (cached) return Promise.resolve(cached);
+    let pending = this.folders.get(key);
+    if (!pending) {
+      pending = this.createFolder(p).then(
+        (id) => {
+          this.ctx.store.set(`folder:${this.prefix}:${key}`, id);
+          return id;
+        },
+        (e) => {
+          this.folders.delete(key);
+          throw e;
+        },
+      );
+      this.folders.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async createFolder(p: string): Promise<string> {
+    const parent = p.slice(0, p.lastIndexOf('/'));
+    const name = p.slice(p.lastIndexOf('/') + 1);
+    const found = await this.getByPath(p);
+    if (found) {
+      if (!found.folder) throw new RejectedError(`a file named ${p} is in the way of the folder OneDrive needs there`, 'refused-by-destination');
+      return found.id;
+    }
+    await this.ensureFolder(parent);
+    try {
+      const created = await this.http.api<DriveItem>('post', `${parent ? this.pathAddr(parent) : `${this.prefix}/root`}/children`, {
+        name,
+        folder: {},
+        '@microsoft.graph.conflictBehavior': 'fail',
+      });
+      return created.id;
+    } catch (e) {
+      if (e instanceof GraphHttpError && e.status === 409) {
+        const again = await this.getByPath(p);
+        if (again?.folder) return again.id;
+      }
+      throw this.classify(e);
+    }
+  }
+
+  /** The name an item gets: made valid, shortened to fit, or the numbered name a conflict chose. */
+  async targetPath(input: Pick<UploadInput, 'item' | 'container' | 'name'>): Promise<string> {
+    const override = this.ctx.store.get<{ container: string; name: string }>(`rename:${input.item.id}`);
+    if (override && override.container === input.container) return `${input.container}/${override.name}`;
+    const { sitePathChars } = await this.facts();
+    let name = encodeName(input.name);
+    const fitted = fitPath(input.container, name, sha1hex, sitePathChars);
+    if (fitted !== name) {
+      this.ctx.log.warn(`the name of item ${input.item.id} is too long for OneDrive's 400-character path limit; it is stored as ${fitted}`);
+      name = fitted;
+    }
+    return `${input.container}/${name}`;
+  }
+
+  /** The n-th name for a path whose name is taken ("IMG.jpg" -> "IMG (n).jpg"), fitted to the budget. */
+  async candidatePath(p: string, n: number): Promise<string> {
+    const folder = p.slice(0, p.lastIndexOf('/'));
+    const original = p.slice(p.lastIndexOf('/') + 1);
+    if (n === 1) return p;
+    const base = original.replace(/ \((\d+)\)(\.[^.]*)?$/, '$2');
+    const { sitePathChars } = await this.facts();
+    return `${folder}/${fitPath(folder, numberedName(base, n), sha1hex, sitePathChars)}`;
+  }
+
+  remember(itemId: string, p: string): void {
+    this.ctx.store.set(`rename:${itemId}`, { container: p.slice(0, p.lastIndexOf('/')), name: p.slice(p.lastIndexOf('/') + 1) });
+  }
+}
