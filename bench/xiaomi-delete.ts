@@ -22,7 +22,11 @@ async function listed(n: number, faultDelete: number): Promise<{ src: XiaomiSour
     items.push(...page.items);
     cursor = page.cursor;
   }
-  return { src, items, close: async () => (await src.close(), await emu.close()) };
+  const close = async () => {
+    await src.close();
+    await emu.close();
+  };
+  return { src, items, close };
 }
 
 /** Deletes every item, retrying one the client gave up on as the engine would; deletions/s. */
