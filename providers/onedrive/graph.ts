@@ -1,15 +1,16 @@
-// HTTP for the OneDrive destination: Graph API calls through @microsoft/microsoft-graph-client,
-// and the pre-authenticated upload URLs through node:https.
+// HTTP for the OneDrive destination: Graph API calls and the pre-authenticated upload URLs, both
+// through node:https on one keep-alive agent.
 //
-// Graph API calls go through the SDK's Client with our own middleware chain instead of the
-// default one: the default RetryHandler waits in its own timer per request, so one throttled
-// answer would not pause the other workers, and it does not know our back-off scale. Our
-// middleware waits on one Pacer shared by every request of the destination, pauses the whole
-// queue on 429/503 with Retry-After, reads each body whole (a connection cut mid-body becomes a
-// retry here instead of a parse error later), adds the bearer token only for the API origin,
-// and refreshes the token once on a 401.
+// Graph API calls were made through @microsoft/microsoft-graph-client (on fetch/undici) with our
+// own middleware; a CPU profile of 500 small photos put a quarter of the run's thread in the SDK,
+// undici and web streams, for three requests a photo. What that middleware did is done here
+// directly: every request waits on one Pacer shared by the destination, the whole queue pauses
+// on 429/503 with Retry-After, each body is read whole (a connection cut mid-body becomes a
+// retry instead of a parse error later), the bearer token goes to the API origin only, and the
+// token is refreshed once on a 401. Our own timers, not a per-request RetryHandler, so one
+// throttled answer pauses every worker, on our back-off scale.
 //
-// Upload URLs bypass the SDK (LargeFileUploadTask.uploadSlice / upload / resume):
+// Upload URLs never went through the SDK (LargeFileUploadTask.uploadSlice / upload / resume):
 // - its chunk PUTs are never retried (its RetryHandler skips octet-stream bodies), so one 503
 //   would fail a 4 GB upload;
 // - on a non-JSON error body it throws the raw response stream (msgraph-sdk-javascript #1895),
@@ -20,11 +21,10 @@
 // print it (it carries a temporary credential); redact() masks it in every message.
 
 import https from 'node:https';
-import { Client, HTTPMessageHandler, LargeFileUploadTask, type Middleware, type Context } from '@microsoft/microsoft-graph-client';
 import { parseRetryAfter } from '../../src/lib/backoff.ts';
 import type { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
-import { again, done, retry, retryCall, type Verdict } from '../../src/lib/retry.ts';
+import { again, done, retry, retryCall, type Outcome, type Verdict } from '../../src/lib/retry.ts';
 import { RetryableError, StopRunError } from '../types.ts';
 
 export const USER_AGENT = 'ISV|gallery-bridge|gallery-bridge/0.1.0';
@@ -75,6 +75,13 @@ export interface HttpOptions {
 
 const TRANSIENT = new Set([408, 429, 500, 502, 503, 504]);
 
+/** One HTTP answer, its body read whole and parsed (a body that is not JSON: an error of code notJson). */
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  json: Record<string, unknown>;
+}
+
 /**
  * 15 minutes: an upload session on Business expires after about 15 minutes without a fragment,
  * so a longer pause loses the sessions in flight anyway, and an admin's scheduled rerun uses the
@@ -90,8 +97,9 @@ export function clockTime(t: number): string {
 }
 
 export class GraphHttp {
-  readonly client: Client;
   readonly apiOrigin: string;
+  /** Origin and version, e.g. https://graph.microsoft.com/v1.0: what an API path is appended to. */
+  private readonly apiBase: string;
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 32 });
   readonly stats = { requests: 0, retries: 0, throttled: 0, fragmentBytesSent: 0 };
 
@@ -99,15 +107,7 @@ export class GraphHttp {
     const u = new URL(opts.baseUrl);
     this.apiOrigin = u.origin;
     const version = u.pathname.replace(/^\/+|\/+$/g, '') || 'v1.0';
-    const chain: Middleware = new PacedRetryMiddleware(this);
-    chain.setNext?.(new HTTPMessageHandler());
-    this.client = Client.initWithMiddleware({
-      middleware: chain,
-      baseUrl: this.apiOrigin,
-      defaultVersion: version,
-      // The upload host is deliberately not listed: the SDK must never attach a token to it.
-      customHosts: new Set([u.hostname]),
-    });
+    this.apiBase = `${u.origin}/${version}`;
   }
 
   get maxAttempts(): number {
@@ -137,68 +137,86 @@ export class GraphHttp {
     this.pauseAll(ms);
   }
 
-  /** One Graph API call through the SDK. Errors become GraphHttpError (or StopRunError). */
-  async api<T>(method: 'get' | 'post' | 'put' | 'delete', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    try {
-      const req = this.client.api(path).headers({ 'User-Agent': USER_AGENT, ...headers });
-      switch (method) {
-        case 'get':
-          return (await req.get()) as T;
-        case 'post':
-          return (await req.post(body)) as T;
-        case 'put':
-          return (await req.put(body)) as T;
-        case 'delete':
-          return (await req.delete()) as T;
-      }
-    } catch (e) {
-      throw this.mapError(e);
-    }
-  }
-
-  /** Creates an upload session through the SDK, with our own payload (fileSystemInfo, conflictBehavior). */
-  async createUploadSession(path: string, payload: unknown): Promise<{ url: string; expiry: Date }> {
-    try {
-      const s = await LargeFileUploadTask.createUploadSession(this.client, path, payload, { 'User-Agent': USER_AGENT });
-      if (!s.url) throw new GraphHttpError(502, 'noUploadUrl', 'createUploadSession answered without an uploadUrl');
-      return { url: s.url, expiry: s.expiry };
-    } catch (e) {
-      throw this.mapError(e);
-    }
-  }
-
   /**
-   * The SDK wraps whatever a middleware throws into its own GraphError (keeping the stack): our
-   * StopRunError or RetryableError from the middleware is found again by that stack.
+   * One Graph API call (path under the version, e.g. /me/drive/root:/a.jpg:). A JSON body is
+   * sent as JSON, a Buffer as it is. Resolves to the parsed answer (undefined for 204); any other
+   * answer than 2xx, after the retries, becomes a GraphHttpError (or StopRunError).
    */
-  readonly thrownInChain = new Map<string, Error>();
+  async api<T>(method: 'get' | 'post' | 'put' | 'delete', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const url = new URL(`${this.apiBase}${path}`);
+    if (url.origin !== this.apiOrigin) throw new StopRunError('config', 'a Graph API path left the API host; refusing to send the token there');
+    let payload: Buffer | undefined;
+    const h: Record<string, string | number> = { 'User-Agent': USER_AGENT, ...headers };
+    if (Buffer.isBuffer(body)) payload = body;
+    else if (body !== undefined) {
+      payload = Buffer.from(JSON.stringify(body));
+      h['Content-Type'] ??= 'application/json';
+    }
+    if (payload) h['Content-Length'] = payload.length;
+    else if (method !== 'get') h['Content-Length'] = 0;
+    const res = await this.apiAttempts(method.toUpperCase(), url, h, payload);
+    if (res.status >= 200 && res.status < 300) return (res.status === 204 ? undefined : res.json) as T;
+    throw this.answerError(res);
+  }
 
-  mapError(e: unknown): Error {
-    if (e instanceof StopRunError || e instanceof GraphHttpError || e instanceof RetryableError) return e;
-    const stack = (e as { stack?: string })?.stack;
-    const original = stack ? this.thrownInChain.get(stack) : undefined;
-    if (original) {
-      this.thrownInChain.delete(stack!);
-      return original;
-    }
-    const any = e as { statusCode?: number; code?: string | null; message?: string; body?: unknown; headers?: Headers };
-    if (typeof any?.statusCode === 'number' && any.statusCode > 0) {
-      const status = any.statusCode;
-      let code = any.code ?? '';
-      if (!code && typeof any.body === 'string') {
-        try {
-          code = (JSON.parse(any.body) as { error?: { code?: string } }).error?.code ?? '';
-        } catch {
-          /* not JSON */
+  /** Creates an upload session with our own payload (fileSystemInfo, conflictBehavior). */
+  async createUploadSession(path: string, payload: unknown): Promise<{ url: string; expiry: Date }> {
+    const s = await this.api<{ uploadUrl?: string; expirationDateTime?: string }>('post', path, payload);
+    if (!s?.uploadUrl) throw new GraphHttpError(502, 'noUploadUrl', 'createUploadSession answered without an uploadUrl');
+    return { url: s.uploadUrl, expiry: new Date(s.expirationDateTime ?? Date.now()) };
+  }
+
+  /** Attempts of one API request: pacing, the token, retries of transient answers, one refresh on 401. */
+  private apiAttempts(method: string, url: URL, headers: Record<string, string | number>, body?: Buffer): Promise<Answer> {
+    let refreshed = false;
+    let token = '';
+    return retryCall(
+      () => {
+        this.stats.requests++;
+        return this.rawRequest(method, url, { ...headers, Authorization: `Bearer ${token}` }, body, this.opts.signal);
+      },
+      async (out: Outcome<Answer>, n): Promise<Verdict<Answer>> => {
+        if (!out.ok) {
+          if (out.error instanceof StopRunError) throw out.error;
+          this.stats.retries++;
+          return retry(new RetryableError(`OneDrive request failed after ${this.maxAttempts} attempts: ${reason(out.error)}`));
         }
-      }
-      const msg = `Graph answered ${status}${code ? ` ${code}` : ''}: ${reason(any.message ?? '')}`;
-      if (status === 507) return new StopRunError('destination-full', `OneDrive is full (507 ${code || 'insufficientStorage'}): free space or buy storage, then run again to resume.`);
-      if (status === 401) return new StopRunError('credentials', `OneDrive refused the access token (401 ${code}). Sign in again with \`gallery-bridge auth onedrive\` (or give a fresh ONEDRIVE_ACCESS_TOKEN).`);
-      const retryAfter = any.headers && typeof any.headers.get === 'function' ? parseRetryAfter(any.headers.get('retry-after')) : undefined;
-      return new GraphHttpError(status, code, msg, retryAfter);
-    }
-    return new RetryableError(`OneDrive request failed: ${reason(e)}`);
+        const res = out.value;
+        if (res.status === 401 && !refreshed && this.opts.tokens.kind !== 'static') {
+          refreshed = true;
+          await this.opts.tokens.get(true);
+          return again;
+        }
+        // The last transient answer goes back to the caller, which makes it a GraphHttpError.
+        if (!TRANSIENT.has(res.status) || n >= this.maxAttempts) return done(res);
+        this.stats.retries++;
+        const failed = new RetryableError(`OneDrive request answered ${res.status}`);
+        if (res.status !== 429 && res.status !== 503) return retry(failed);
+        this.stats.throttled++;
+        return retry(failed, parseRetryAfter(res.headers['retry-after'] as string | undefined) ?? 1000, true);
+      },
+      {
+        attempts: this.maxAttempts,
+        signal: this.opts.signal,
+        before: async () => {
+          await this.pace();
+          token = await this.opts.tokens.get();
+        },
+        pause: (ms) => this.throttled(ms),
+      },
+    );
+  }
+
+  /** A Graph answer that is not 2xx, as the error its status means for the run. */
+  private answerError(res: Answer): Error {
+    const err = (res.json.error ?? {}) as { code?: unknown; message?: unknown };
+    const status = res.status;
+    const code = typeof err.code === 'string' && err.code !== 'notJson' ? err.code : '';
+    const message = typeof err.message === 'string' ? err.message : '';
+    const msg = `Graph answered ${status}${code ? ` ${code}` : ''}: ${reason(message)}`;
+    if (status === 507) return new StopRunError('destination-full', `OneDrive is full (507 ${code || 'insufficientStorage'}): free space or buy storage, then run again to resume.`);
+    if (status === 401) return new StopRunError('credentials', `OneDrive refused the access token (401 ${code}). Sign in again with \`gallery-bridge auth onedrive\` (or give a fresh ONEDRIVE_ACCESS_TOKEN).`);
+    return new GraphHttpError(status, code, msg, parseRetryAfter(res.headers['retry-after'] as string | undefined));
   }
 
   // ------------------------------------------------------------ upload URLs (no SDK, no token)
@@ -267,7 +285,7 @@ export class GraphHttp {
     headers: Record<string, string | number>,
     body?: Buffer,
     signal?: AbortSignal,
-  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: Record<string, unknown> }> {
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const req = https.request(
         url,
@@ -292,7 +310,7 @@ export class GraphHttp {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error('upload request timed out')));
+      req.on('timeout', () => req.destroy(new Error('request timed out')));
       req.on('error', reject);
       req.end(body);
     });
@@ -311,85 +329,4 @@ function scrubUrl(message: string, url: URL): string {
   let out = message.split(url.href).join('[upload-url]');
   if (url.pathname.length > 8) out = out.split(url.pathname).join('/[upload-url]');
   return out;
-}
-
-/** The SDK middleware: pacing, auth for the API origin only, retries, whole bodies. */
-class PacedRetryMiddleware implements Middleware {
-  private next: Middleware | undefined;
-  constructor(private readonly http: GraphHttp) {}
-
-  setNext(next: Middleware): void {
-    this.next = next;
-  }
-
-  async execute(context: Context): Promise<void> {
-    try {
-      await this.attempts(context);
-    } catch (e) {
-      if ((e instanceof StopRunError || e instanceof RetryableError) && e.stack) {
-        if (this.http.thrownInChain.size > 100) this.http.thrownInChain.clear();
-        this.http.thrownInChain.set(e.stack, e);
-      }
-      throw e;
-    }
-  }
-
-  private async attempts(context: Context): Promise<void> {
-    const http = this.http;
-    const url = new URL(typeof context.request === 'string' ? context.request : (context.request as Request).url);
-    const sameOrigin = url.origin === http.apiOrigin;
-    let refreshed = false;
-    let token: string | null = null;
-    context.response = await retryCall(
-      () => this.once(context, token),
-      async (out, n): Promise<Verdict<Response>> => {
-        if (!out.ok) {
-          http.stats.retries++;
-          return retry(new RetryableError(`OneDrive request failed after ${http.maxAttempts} attempts: ${reason(out.error)}`));
-        }
-        const res = out.value;
-        if (res.status === 401 && sameOrigin && !refreshed && http.opts.tokens.kind !== 'static') {
-          refreshed = true;
-          await http.opts.tokens.get(true);
-          return again;
-        }
-        // The last transient answer goes back to the SDK, which throws it as a GraphError.
-        if (!TRANSIENT.has(res.status) || n >= http.maxAttempts) return done(res);
-        http.stats.retries++;
-        const failed = new RetryableError(`OneDrive request answered ${res.status}`);
-        if (res.status !== 429 && res.status !== 503) return retry(failed);
-        http.stats.throttled++;
-        return retry(failed, parseRetryAfter(res.headers.get('retry-after')) ?? 1000, true);
-      },
-      {
-        attempts: http.maxAttempts,
-        signal: http.opts.signal,
-        before: async () => {
-          await http.pace();
-          token = sameOrigin ? await http.opts.tokens.get() : null;
-        },
-        pause: (ms) => http.throttled(ms),
-      },
-    );
-  }
-
-  /** One request down the chain, its body read whole: a connection cut mid-body is a retry, not a parse error later. */
-  private async once(context: Context, token: string | null): Promise<Response> {
-    const http = this.http;
-    http.stats.requests++;
-    const options = { ...(context.options ?? {}) };
-    const headers: Record<string, string> = { ...((options.headers as Record<string, string> | undefined) ?? {}) };
-    delete headers.Authorization;
-    delete headers.authorization;
-    // The bearer token goes to the API origin only (token is null elsewhere).
-    if (token !== null) headers.Authorization = `Bearer ${token}`;
-    options.headers = headers;
-    // A stop aborts the request in flight too, not only the waits between requests.
-    if (http.opts.signal) options.signal = http.opts.signal;
-    const attemptCtx: Context = { ...context, options, response: undefined };
-    await this.next!.execute(attemptCtx);
-    const res = attemptCtx.response!;
-    const buf = await res.arrayBuffer();
-    return new Response(res.status === 204 || res.status === 304 ? null : buf, { status: res.status, statusText: res.statusText, headers: res.headers });
-  }
 }
