@@ -23,6 +23,9 @@ export const JOB_OPTIONS = {
   // pg-boss 10 allows less than 24 hours; an account running longer is simply fetched again and
   // its lease (still renewed) keeps the second fetch from touching it.
   expireInSeconds: 23 * 3600,
+  // pg-boss archives a job still queued after its retention (14 days by default): a batch of
+  // thousands of accounts can keep some queued longer than that, and they must not vanish.
+  retentionDays: 365,
 } as const;
 
 export async function startBoss(url: string): Promise<PgBoss> {
