@@ -58,11 +58,18 @@ export class RunContext {
   readonly stop = new AbortController();
   stopped: StopReason | null = null;
   stopMessage: string | null = null;
-  /** Attempts per item in this run (the state store counts them across runs). */
+  /**
+   * Failed attempts per item in this run (the state store counts attempts across runs). Only
+   * items that failed have an entry, so it grows with this run's failures, not with the library.
+   */
   readonly attempts = new Map<number, number>();
   /** Why the last item set to wait long for its retry waits (for the stop message). */
   lastWaitReason: string | null = null;
-  /** Items whose bytes this process read and hashed (a deletion may trust the cheap identity checks). */
+  /**
+   * Items whose bytes this process read and hashed (a deletion may trust the cheap identity
+   * checks). Kept only with --delete-source, and each entry is taken out by its deletion, so it
+   * holds the items between their read and their deletion, not the library.
+   */
   readonly readThisRun = new Set<number>();
   /** When this run started: evidence recorded before it is an earlier run's. */
   readonly startedAt = new Date().toISOString();
@@ -103,6 +110,13 @@ export class RunContext {
     this.stop.abort(new Error(message));
   }
 
+  /** Counts a failed attempt of an item in this run; returns how many it has had. */
+  failedAttempt(id: number): number {
+    const n = (this.attempts.get(id) ?? 0) + 1;
+    this.attempts.set(id, n);
+    return n;
+  }
+
   /** Writes down what went wrong with one item, so the next attempt (or run) knows what to do. */
   itemFailed(row: ItemRow, err: unknown): void {
     const { items } = this;
@@ -132,7 +146,7 @@ export class RunContext {
       safe(() => items.markRejected(row.id, `replaced at the source by a newer version before it could be read: ${reason(err)}`, 'replaced-at-source'));
       return;
     }
-    const n = this.attempts.get(row.id) ?? 1;
+    const n = this.failedAttempt(row.id);
     const wait = backoffDelay(n, err instanceof RetryableError ? err.retryAfterMs : undefined);
     if (wait > 60_000) this.lastWaitReason = reason(err);
     safe(() => items.markFailed(row.id, reason(err), Date.now() + wait));

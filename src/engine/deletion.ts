@@ -149,9 +149,11 @@ export class Deleter {
     const { items, source } = this.ctx;
     // Re-read the row: the verdict is taken on what the state store holds, not on memory.
     const row = items.get(itemId);
+    // Taken out whatever the verdict: this is the item's one deletion in this run.
+    const read = this.ctx.readThisRun.delete(itemId);
     if (!deletionVerdict(row, this.policy).delete) return;
     const item = sourceItem(row);
-    const proof = deletionProof(row, this.ctx.readThisRun.has(itemId));
+    const proof = deletionProof(row, read);
     items.markDeleting(itemId, this.ctx.runId);
     for (let attempt = 1; ; attempt++) {
       try {

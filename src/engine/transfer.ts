@@ -214,7 +214,6 @@ export async function stageItem(source: Source, destination: Destination, items:
  */
 export async function transferOne(ctx: RunContext, commits: CommitStage, row: ItemRow): Promise<{ commit: Promise<void> }> {
   const { items, source, destination } = ctx;
-  ctx.attempts.set(row.id, (ctx.attempts.get(row.id) ?? 0) + 1);
   try {
     row = items.startTransfer(row.id, ctx.runId);
     // A staged upload saved by a killed run is committed without sending the bytes again.
@@ -222,7 +221,7 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
       return { commit: commits.commit(row, stagedFromRow(row)).catch((err) => ctx.itemFailed(row, err)) };
     }
     const staged = await stageItem(source, destination, items, row, ctx.signal, ctx.opts.timeZone);
-    ctx.readThisRun.add(row.id);
+    if (ctx.opts.deleteSource) ctx.readThisRun.add(row.id);
     ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
     // Wrapped in an object: returning the bare promise would make this await the commit too.
     return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };

@@ -85,6 +85,7 @@ export class VerifyStage {
       }
       if (res.outcome === 'mismatch') {
         items.markVerifyMismatch(rowId, `verification failed: ${reason(res.reason)}`);
+        ctx.failedAttempt(rowId);
         ctx.emit({ type: 'item', name: row.name, state: 'failed', bytes: 0, detail: res.reason });
         return;
       }
