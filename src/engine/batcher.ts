@@ -47,6 +47,11 @@ export class Batcher<Req, Res> {
     for (const key of [...this.groups.keys()]) this.flushKey(key);
   }
 
+  /** True while a batch is being sent or is ready to go: waiting on it makes progress. */
+  get sending(): boolean {
+    return this.running > 0 || this.ready.length > 0;
+  }
+
   get waiting(): number {
     let n = 0;
     for (const g of this.groups.values()) n += g.length;

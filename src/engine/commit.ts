@@ -83,6 +83,11 @@ export class CommitStage {
     this.batcher.flush();
   }
 
+  /** A batch is being committed or is ready to be: items waiting for their commit will move without a flush. */
+  get sending(): boolean {
+    return this.batcher.sending;
+  }
+
   close(): Promise<void> {
     return this.batcher.close();
   }
