@@ -138,6 +138,25 @@ describe('batch status --queue', () => {
   });
 });
 
+describe('the batch report of a queue-mode batch', () => {
+  it('names the worker of each account and lists every worker and takeover, as status does', async () => {
+    const { writeQueueReports } = await import('../src/queue/reports.ts');
+    const q = await openQueue(db.url, { migrate: false });
+    const dir = tmpDir('gb-qreport-');
+    try {
+      await writeQueueReports(q, dir);
+    } finally {
+      await q.end();
+    }
+    const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toMatch(/<tr data-account="ben">.*<td data-k="worker">w-alive \(epoch 3, heard \d+ s ago\)<\/td>/);
+    expect(html).toMatch(/<table id="takeovers">.*<td>ben<\/td><td>w-killed \(epoch 2\)<\/td><td>w-alive \(epoch 3\)<\/td>/s);
+    expect(html).toContain('<tr data-worker="w-done">');
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).queue.takeovers).toHaveLength(1);
+    expect(fs.readFileSync(path.join(dir, 'accounts', 'anna', 'report.html'), 'utf8')).toContain('noexif.jpg');
+  });
+});
+
 describe('bad --queue input: one line, exit 2, nothing starts', () => {
   const closedPort = () =>
     new Promise<number>((resolve) => {

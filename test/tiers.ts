@@ -21,6 +21,7 @@ export const UNIT_TESTS = [
   'test/queue-core-budget.test.ts',
   'test/queue-core-lease.test.ts',
   'test/queue-core-order.test.ts',
+  'test/queue-sessions.test.ts',
   'test/retry.test.ts',
   'test/state.test.ts',
   'test/xiaomi-source.test.ts',

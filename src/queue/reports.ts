@@ -13,6 +13,7 @@ import type { Queue } from './db.ts';
 import { getMeta } from './db.ts';
 import { SCHEMA } from './schema.ts';
 import { restoreSnapshot } from './snapshot.ts';
+import { queueExtras } from './view.ts';
 
 const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : (v as string | null));
 const bit = (v: unknown) => (v === null || v === undefined ? null : v ? 1 : 0);
@@ -59,6 +60,7 @@ export async function writeQueueReports(q: Queue, dir: string): Promise<string> 
       sdb.close();
     }
   }
-  await writeBatchReports(dir);
+  // The batch report says which worker ran each account and every takeover, as status does.
+  await writeBatchReports(dir, await queueExtras(q, 'the queue database'));
   return path.join(dir, 'report.html');
 }

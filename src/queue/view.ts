@@ -12,7 +12,7 @@ import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import type { DB } from '../../state/db.ts';
 import { progressOf, totalsOf } from '../batch/view.ts';
-import type { AccountView, BatchView, HolderView, StateProgress, TakeoverView, WorkerView } from '../batch/view.ts';
+import type { AccountView, BatchView, HolderView, QueueInfo, StateProgress, TakeoverView, WorkerView } from '../batch/view.ts';
 import type { AccountStatus } from '../batch/store.ts';
 import { getMeta, safeUrl } from './db.ts';
 import type { Queue } from './db.ts';
@@ -188,34 +188,48 @@ async function takeoverViews(q: Queue): Promise<TakeoverView[]> {
 
 /** The whole batch as `batch status --queue` and `serve --queue` show it. */
 export async function queueBatchView(q: Queue, url: string): Promise<BatchView> {
-  const [rows, progress, takeovers, manifest, settings, startedAt, notes, version] = await Promise.all([
+  const [rows, progress, extras, manifest, startedAt, notes] = await Promise.all([
     accountRows(q),
     snapshotProgress(q),
-    takeoverViews(q),
+    queueExtras(q, safeUrl(url)),
     getMeta(q, 'manifest'),
-    getMeta(q, 'settings'),
     getMeta(q, 'started_at'),
     getMeta(q, 'notes'),
-    getMeta(q, 'schema_version'),
   ]);
-  // The batch's settings as `batch run --queue` loaded them (lease length, deadline).
-  const s = settings ? (JSON.parse(settings) as { leaseSeconds?: number; deadline?: string | null }) : {};
-  const leaseSeconds = s.leaseSeconds ?? null;
-  const deadline = s.deadline ?? null;
-  // A worker renews several times per lease; one lease time without a heartbeat means it is not working.
-  const workers = await workerViews(q, leaseSeconds ?? 120);
   const accounts = rows.map((r) => accountViewOf(r, progress.get(r.slug)));
   return {
     generatedAt: new Date().toISOString(),
     dir: safeUrl(url),
     manifest: manifestName(manifest),
-    deadline,
+    deadline: extras.deadline,
     startedAt,
-    running: workers.some((w) => w.state === 'alive'),
+    running: extras.info.workers.some((w) => w.state === 'alive'),
     accounts,
     totals: totalsOf(accounts),
     notes: notes ? (JSON.parse(notes) as string[]) : [],
-    queue: { url: safeUrl(url), schemaVersion: num(version), leaseSeconds, workers, takeovers },
+    queue: extras.info,
+  };
+}
+
+export interface QueueExtras {
+  info: QueueInfo;
+  /** Each account's holder, by slug. */
+  holders: Map<string, HolderView | null>;
+  deadline: string | null;
+}
+
+/** What queue mode adds to a batch's view: workers, takeovers, and who holds each account. */
+export async function queueExtras(q: Queue, label: string): Promise<QueueExtras> {
+  const [rows, takeovers, settings, version] = await Promise.all([accountRows(q), takeoverViews(q), getMeta(q, 'settings'), getMeta(q, 'schema_version')]);
+  // The batch's settings as `batch run --queue` loaded them (lease length, deadline).
+  const s = settings ? (JSON.parse(settings) as { leaseSeconds?: number; deadline?: string | null }) : {};
+  const leaseSeconds = s.leaseSeconds ?? null;
+  // A worker renews several times per lease; one lease time without a heartbeat means it is not working.
+  const workers = await workerViews(q, leaseSeconds ?? 120);
+  return {
+    info: { url: label, schemaVersion: num(version), leaseSeconds, workers, takeovers },
+    holders: new Map(rows.map((r) => [r.slug, holderOf(r)])),
+    deadline: s.deadline ?? null,
   };
 }
 

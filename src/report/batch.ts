@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { batchView } from '../batch/view.ts';
-import type { AccountView, BatchView, QueueInfo } from '../batch/view.ts';
+import type { AccountView, BatchView, HolderView, QueueInfo } from '../batch/view.ts';
 import { openBatch, samplesFor } from '../batch/store.ts';
 import { bytes, count, duration, esc, rate, when } from './human.ts';
 import { legend, outcomeBar } from './html.ts';
@@ -149,9 +149,13 @@ export function batchPage(view: BatchView, samples: Samples, opts: { live: boole
 
 export const BATCH_CSV_COLUMNS = ['account', 'status', 'reason', 'what_to_do', 'source', 'destination', 'items', 'items_done', 'items_need_attention', 'rejected', 'failed', 'not_moved', 'deleted_at_source', 'size', 'size_done', 'rate', 'eta', 'makes_deadline', 'last_error'] as const;
 
-/** report.html, report.csv and report.json in the batch directory. */
-export async function writeBatchReports(dir: string): Promise<void> {
+/** report.html, report.csv and report.json in the batch directory; in queue mode with its workers, takeovers and holders. */
+export async function writeBatchReports(dir: string, queue?: { info: QueueInfo; holders: Map<string, HolderView | null> }): Promise<void> {
   const view = batchView(dir);
+  if (queue) {
+    view.queue = queue.info;
+    for (const a of view.accounts) a.holder = queue.holders.get(a.slug) ?? null;
+  }
   const db = openBatch(dir, { readonly: true });
   const samples = samplesFor(db);
   db.close();
