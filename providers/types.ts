@@ -457,10 +457,18 @@ export interface ProviderContext {
   signal?: AbortSignal;
 }
 
-export interface CliOption {
+/**
+ * A provider's command-line option. It declares how its text becomes a value, so a provider reads
+ * it typed through readOption() (providers/options.ts) instead of parsing an untyped bag its own way.
+ */
+export interface CliOption<T = unknown> {
   flags: string;
   description: string;
   defaultValue?: string | boolean;
+  /** Text of the flag (or of `env`) to value; throws StopRunError('config') with one clear line. Absent: the value as given (a switch's true, a path). */
+  parse?: (text: string) => T;
+  /** The environment variable read when the flag is not given. */
+  env?: string;
 }
 
 export interface EmulatorHandle {

@@ -4,6 +4,7 @@
 
 import fs from 'node:fs';
 import { reason } from '../../src/lib/redact.ts';
+import { readOption } from '../options.ts';
 import {
   RejectedError,
   RetryableError,
@@ -19,6 +20,7 @@ import {
   type VerifyRequest,
   type VerifyResult,
 } from '../types.ts';
+import { GOOGLE_OPTIONS } from './options.ts';
 import { Albums } from './albums.ts';
 import { type GoogleApi, googleError } from './client.ts';
 import { fingerprint, fingerprintFile, type Fingerprint, normalizeMime } from './evidence.ts';
@@ -63,11 +65,10 @@ export class GooglePhotosDestination implements Destination {
   private readonly verifier: Verifier;
 
   constructor(private readonly api: GoogleApi, private readonly ctx: ProviderContext) {
-    const o = ctx.options;
     const env = ctx.env;
-    this.dating = o.keepBytes === true ? 'upload' : 'file';
-    this.rawThreshold = numOpt(o.googleRawThreshold ?? env.GOOGLE_PHOTOS_RAW_THRESHOLD, 32 * MB);
-    this.perDay = numOpt(o.googleDailyQuota ?? env.GOOGLE_PHOTOS_DAILY_QUOTA, P.DEFAULT_DAILY_QUOTA);
+    this.dating = readOption(ctx, GOOGLE_OPTIONS.keepBytes) === true ? 'upload' : 'file';
+    this.rawThreshold = readOption(ctx, GOOGLE_OPTIONS.rawThreshold) ?? 32 * MB;
+    this.perDay = readOption(ctx, GOOGLE_OPTIONS.dailyQuota) ?? P.DEFAULT_DAILY_QUOTA;
     const albumLimit = Math.max(1, numOpt(env.GOOGLE_PHOTOS_ALBUM_LIMIT, P.MAX_ALBUM_ITEMS));
     this.resumableBuffer = numOpt(env.GOOGLE_PHOTOS_RESUMABLE_BUFFER_BYTES, 32 * MB);
     const videoStuckMs = numOpt(env.GOOGLE_PHOTOS_VIDEO_STUCK_HOURS, 24) * 3600 * 1000;

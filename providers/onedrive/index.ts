@@ -1,6 +1,7 @@
 // OneDrive as a destination: `--to onedrive:/Pictures/Xiaomi` (the signed-in account's drive)
 // or `--to onedrive:USER:/Pictures/Xiaomi` (a user's drive, with app-only credentials).
 
+import { nonNegativeNumber, option, readOption } from '../options.ts';
 import { StopRunError, type Destination, type ProviderContext, type ProviderModule } from '../types.ts';
 import type { OneDriveConfig } from './destination.ts';
 
@@ -36,33 +37,42 @@ export function parseSize(v: unknown, fallback: number): number {
   return Math.round(Number(m[1]) * mult);
 }
 
-const num = (v: unknown, fallback: number): number => {
-  if (v === undefined || v === null || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new StopRunError('config', `expected a non-negative number, got "${String(v)}"`);
-  return n;
+/** OneDrive's options, each with its parser: configFromContext reads them typed. */
+export const ONEDRIVE_OPTIONS = {
+  embedDates: option<boolean>({ flags: '--embed-dates', description: 'OneDrive: also write the capture date into JPEG and MP4/MOV files that lack one (as for Google Photos); fileSystemInfo carries it either way' }),
+  chunkSize: option({ flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)', env: 'ONEDRIVE_CHUNK_SIZE', parse: (t) => parseSize(t, 0) }),
+  requestsPer5Min: option({ flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)', env: 'ONEDRIVE_REQUESTS_PER_5MIN', parse: nonNegativeNumber }),
+  appRequestsPerMinute: option({ flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)', env: 'ONEDRIVE_APP_REQUESTS_PER_MINUTE', parse: nonNegativeNumber }),
+  maxWait: option({ flags: '--onedrive-max-wait <seconds>', description: 'longest OneDrive throttling pause (Retry-After) to wait out; a longer one stops the run with exit 4 and the time to rerun (default 900)', env: 'ONEDRIVE_MAX_WAIT', parse: nonNegativeNumber }),
+  commitBatch: option({ flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)', env: 'ONEDRIVE_COMMIT_BATCH', parse: nonNegativeNumber }),
 };
+
+/** The run's --concurrency (4 when the engine did not pass one). */
+function concurrencyOf(o: Record<string, unknown>): number {
+  return o.concurrency === undefined || o.concurrency === null || o.concurrency === '' ? 4 : nonNegativeNumber(String(o.concurrency));
+}
 
 export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, DEFAULT_MAX_WAIT_MS, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule): OneDriveConfig {
   const { user, root } = parseOneDriveArg(ctx.arg);
   const o = ctx.options;
+  const O = ONEDRIVE_OPTIONS;
   const layout = o.layout === 'date' ? 'date' : 'album';
   return {
     baseUrl: (ctx.env.GRAPH_BASE_URL || GRAPH_BASE_URL).replace(/\/+$/, ''),
     root,
     user,
     layout,
-    embedDates: o.embedDates === true,
-    chunkSize: validateChunkSize(parseSize(o.onedriveChunkSize ?? ctx.env.ONEDRIVE_CHUNK_SIZE, DEFAULT_CHUNK)),
-    userRequestsPer5Min: num(o.onedriveRequestsPer5min ?? ctx.env.ONEDRIVE_REQUESTS_PER_5MIN, 3000),
-    appRequestsPerMinute: num(o.onedriveAppRequestsPerMinute ?? ctx.env.ONEDRIVE_APP_REQUESTS_PER_MINUTE, 1200),
+    embedDates: readOption(ctx, O.embedDates) === true,
+    chunkSize: validateChunkSize(readOption(ctx, O.chunkSize) ?? DEFAULT_CHUNK),
+    userRequestsPer5Min: readOption(ctx, O.requestsPer5Min) ?? 3000,
+    appRequestsPerMinute: readOption(ctx, O.appRequestsPerMinute) ?? 1200,
     // The engine runs one commit() at a time and lets a partial batch wait up to a second for
     // company: half the concurrency fills batches without leaving workers waiting.
-    commitBatchSize: Math.max(1, Math.floor(num(o.onedriveCommitBatch ?? ctx.env.ONEDRIVE_COMMIT_BATCH, Math.min(8, Math.floor(num(o.concurrency, 4) / 2))))),
+    commitBatchSize: Math.max(1, Math.floor(readOption(ctx, O.commitBatch) ?? Math.min(8, Math.floor(concurrencyOf(o) / 2)))),
     verifyBatchSize: 8,
-    hashRetryMs: num(ctx.env.ONEDRIVE_HASH_RETRY_MS, 5000),
+    hashRetryMs: ctx.env.ONEDRIVE_HASH_RETRY_MS ? nonNegativeNumber(ctx.env.ONEDRIVE_HASH_RETRY_MS) : 5000,
     maxSessionAgeMs: MAX_SESSION_AGE_MS,
-    maxWaitMs: num(o.onedriveMaxWait ?? ctx.env.ONEDRIVE_MAX_WAIT, DEFAULT_MAX_WAIT_MS / 1000) * 1000,
+    maxWaitMs: (readOption(ctx, O.maxWait) ?? DEFAULT_MAX_WAIT_MS / 1000) * 1000,
     until: o.until instanceof Date ? o.until : null,
   };
 }
@@ -84,14 +94,7 @@ export const onedriveProvider: ProviderModule = {
   // Measured by bench/concurrency.ts (see the README's --concurrency): fewer leaves the latency of
   // each item's requests unfilled. A staged item waiting for its commit holds only its last fragment (< 320 KiB).
   defaultConcurrency: { destination: 16 },
-  cliOptions: [
-    { flags: '--embed-dates', description: 'OneDrive: also write the capture date into JPEG and MP4/MOV files that lack one (as for Google Photos); fileSystemInfo carries it either way' },
-    { flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)' },
-    { flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)' },
-    { flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)' },
-    { flags: '--onedrive-max-wait <seconds>', description: 'longest OneDrive throttling pause (Retry-After) to wait out; a longer one stops the run with exit 4 and the time to rerun (default 900)' },
-    { flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)' },
-  ],
+  cliOptions: Object.values(ONEDRIVE_OPTIONS),
   async auth(ctx) {
     const { authSettings, signIn } = await import('./auth.ts');
     const settings = authSettings(ctx.env, ctx.home, ctx.account);

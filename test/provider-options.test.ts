@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { GOOGLE_OPTIONS } from '../providers/google-photos/options.ts';
+import { ONEDRIVE_OPTIONS } from '../providers/onedrive/index.ts';
+import { optionKey, readOption } from '../providers/options.ts';
+import { StopRunError } from '../providers/types.ts';
+
+const ctx = (options: Record<string, unknown>, env: Record<string, string> = {}) => ({ options, env });
+
+describe('provider options', () => {
+  it('are stored under the key commander gives their long flag', () => {
+    expect(optionKey(ONEDRIVE_OPTIONS.requestsPer5Min)).toBe('onedriveRequestsPer5min');
+    expect(optionKey(GOOGLE_OPTIONS.keepBytes)).toBe('keepBytes');
+  });
+
+  it('hand the provider a parsed value: the flag first, else its environment variable, else nothing', () => {
+    const o = GOOGLE_OPTIONS.writesPerMinute;
+    expect(readOption(ctx({ googleWritesPerMinute: '30' }, { GOOGLE_PHOTOS_WRITES_PER_MINUTE: '5' }), o)).toBe(30);
+    expect(readOption(ctx({}, { GOOGLE_PHOTOS_WRITES_PER_MINUTE: '5' }), o)).toBe(5);
+    expect(readOption(ctx({}), o)).toBeUndefined();
+    expect(readOption(ctx({ onedriveChunkSize: '320KiB' }), ONEDRIVE_OPTIONS.chunkSize)).toBe(327_680);
+    expect(readOption(ctx({ keepBytes: true }), GOOGLE_OPTIONS.keepBytes)).toBe(true);
+  });
+
+  it('refuse a bad value with one line that stops the run as a configuration error', () => {
+    for (const o of [GOOGLE_OPTIONS.rawThreshold, ONEDRIVE_OPTIONS.maxWait]) {
+      let err: unknown;
+      try {
+        readOption(ctx({ [optionKey(o)]: 'lots' }), o);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(StopRunError);
+      expect((err as StopRunError).kind).toBe('config');
+      expect((err as Error).message).toBe('expected a non-negative number, got "lots"');
+    }
+  });
+});
