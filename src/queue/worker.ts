@@ -11,6 +11,7 @@
 //   hands the account to a worker.
 
 import fs from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import type PgBoss from 'pg-boss';
@@ -77,9 +78,11 @@ const renewEvery = (leaseSeconds: number) => Math.max(0.5, Math.min(5, leaseSeco
 export async function runWorker(o: WorkerOptions): Promise<number> {
   const q = await openQueue(o.url, { migrate: false, max: o.slots + 4 });
   let boss: PgBoss | null = null;
+  let folderLock: Database.Database | null = null;
   try {
     const settings = await readSettings(q);
     await verifyKey(q, o.key);
+    folderLock = lockFolder(o.dir);
     boss = await startBoss(o.url);
     await registerWorker(q, o.name, o.slots, o.leaseSeconds ?? settings.leaseSeconds);
     const w = new Worker(q, boss, o, settings);
@@ -88,7 +91,28 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
     await q.query(`UPDATE ${SCHEMA}.workers SET stopped_at = now() WHERE name = $1 AND pid = $2`, [o.name, process.pid]).catch(() => undefined);
     await boss?.stop({ graceful: false, wait: true }).catch(() => undefined);
     await q.end().catch(() => undefined);
+    folderLock?.close();
   }
+}
+
+/**
+ * One worker per folder: two would restore account state stores over each other's. An exclusive
+ * SQLite lock (an OS file lock) is held for the worker's life; the kernel drops it however the
+ * process ends, so a killed worker's folder is free again at once.
+ */
+function lockFolder(dir: string): Database.Database {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, 'worker.lock');
+  const lock = new Database(file);
+  try {
+    lock.pragma('busy_timeout = 0');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch {
+    lock.close();
+    throw new QueueError(`the folder ${dir} is in use by another worker on this machine: give each worker its own --state folder`);
+  }
+  return lock;
 }
 
 async function verifyKey(q: Queue, key: Buffer | null): Promise<void> {
