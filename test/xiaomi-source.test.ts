@@ -131,7 +131,8 @@ describe('xiaomi source: 10,000 items', () => {
 
   it('does not skip items when listed items are deleted while the listing goes on', async () => {
     const small = await startEmulator(tmpDir('shift'), { synthetic: 500 });
-    const src = await createXiaomiSource(testContext({ ...small.env, XIAOMI_PAGE_SIZE: '10' }));
+    // Unpaced deletions: this is about the listing; the pacing has its own tests below.
+    const src = await createXiaomiSource(testContext({ ...small.env, XIAOMI_PAGE_SIZE: '10', XIAOMI_DELETE_PAUSE_MS: '0' }));
     const seen = new Set<string>();
     let cursor: string | null = null;
     let deleted = 0;
@@ -158,7 +159,7 @@ describe('xiaomi source: deletions racing the listing', () => {
   it('never skips an item while deletions run concurrently with page reads', async () => {
     for (let round = 0; round < 3; round++) {
       const emu = await startEmulator(tmpDir('race'), { synthetic: 150, latencyMs: 3 + round });
-      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_PAGE_SIZE: '10', XIAOMI_MAX_RPS: '0' }));
+      const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_PAGE_SIZE: '10', XIAOMI_MAX_RPS: '0', XIAOMI_DELETE_PAUSE_MS: '0' }));
       const seen = new Set<string>();
       const queue: SourceItem[] = [];
       let listing = true;
