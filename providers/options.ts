@@ -9,15 +9,38 @@ export const option = <T>(o: CliOption<T>): CliOption<T> => o;
 
 /** The key commander stores an option under: its long flag in camelCase ("--onedrive-max-wait" -> "onedriveMaxWait"). */
 export function optionKey(o: Pick<CliOption, 'flags'>): string {
-  const long = /--([a-z0-9-]+)/i.exec(o.flags)?.[1] ?? o.flags;
-  return long.replace(/-([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
+  return longName(o).replace(/-([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
 }
+
+/** The long flag without its dashes ("onedrive-max-wait"). */
+const longName = (o: Pick<CliOption, 'flags'>): string => /--([a-z0-9-]+)/i.exec(o.flags)?.[1] ?? o.flags;
 
 /** The option's value from the command line, else from its environment variable, parsed; undefined when neither gives one. */
 export function readOption<T>(ctx: Pick<ProviderContext, 'options' | 'env'>, o: CliOption<T>): T | undefined {
-  const raw = ctx.options[optionKey(o)] ?? (o.env ? ctx.env[o.env] : undefined);
+  const raw = fromCommandLine(ctx.options, o) ?? (o.env ? ctx.env[o.env] : undefined);
   if (raw === undefined || raw === null || raw === '') return undefined;
   return o.parse ? o.parse(String(raw)) : (raw as T);
+}
+
+/** As commander stored it (camelCase, or dashed when a caller built the options by hand), else from the raw arguments. */
+function fromCommandLine(options: Record<string, unknown>, o: CliOption): unknown {
+  const key = optionKey(o);
+  const dashed = longName(o);
+  const direct = options[key] ?? options[dashed];
+  if (direct !== undefined) return direct;
+  // `auth NAME` passes the flags it does not know as raw arguments.
+  const args = options.args;
+  if (!Array.isArray(args)) return undefined;
+  const takesValue = /<[^>]+>/.test(o.flags);
+  for (let i = 0; i < args.length; i++) {
+    const a = String(args[i]);
+    if (a === `--${dashed}`) {
+      const next = i + 1 < args.length && !String(args[i + 1]).startsWith('--') ? String(args[i + 1]) : undefined;
+      return takesValue ? next : (next ?? true);
+    }
+    if (a.startsWith(`--${dashed}=`)) return a.slice(dashed.length + 3);
+  }
+  return undefined;
 }
 
 /** A number >= 0 ("0" often means: no limit). */

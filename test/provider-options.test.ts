@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GOOGLE_OPTIONS } from '../providers/google-photos/options.ts';
 import { ONEDRIVE_OPTIONS } from '../providers/onedrive/index.ts';
+import { XIAOMI_OPTIONS } from '../providers/xiaomi/options.ts';
 import { optionKey, readOption } from '../providers/options.ts';
 import { StopRunError } from '../providers/types.ts';
 
@@ -19,6 +20,15 @@ describe('provider options', () => {
     expect(readOption(ctx({}), o)).toBeUndefined();
     expect(readOption(ctx({ onedriveChunkSize: '320KiB' }), ONEDRIVE_OPTIONS.chunkSize)).toBe(327_680);
     expect(readOption(ctx({ keepBytes: true }), GOOGLE_OPTIONS.keepBytes)).toBe(true);
+  });
+
+  it('are found among the raw arguments `auth NAME` passes on, a switch alone and a value after its flag or an =', () => {
+    const args = ['--cookie', '--cookie-file', '/tmp/c.txt', '--xiaomi-download-hosts=.cdn.example'];
+    expect(readOption(ctx({ args }), XIAOMI_OPTIONS.cookie)).toBe(true);
+    expect(readOption(ctx({ args }), XIAOMI_OPTIONS.cookieFile)).toBe('/tmp/c.txt');
+    expect(readOption(ctx({ args }), XIAOMI_OPTIONS.downloadHosts)).toBe('.cdn.example');
+    expect(readOption(ctx({ args: ['--cookie-file'] }, { XIAOMI_COOKIE_FILE: '/env/c.txt' }), XIAOMI_OPTIONS.cookieFile)).toBe('/env/c.txt');
+    expect(readOption(ctx({ args: [] }), XIAOMI_OPTIONS.includePrivate)).toBeUndefined();
   });
 
   it('refuse a bad value with one line that stops the run as a configuration error', () => {

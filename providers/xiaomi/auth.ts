@@ -4,11 +4,13 @@
 
 import readline from 'node:readline';
 import { reason, registerSecret } from '../../src/lib/redact.ts';
+import { readOption } from '../options.ts';
 import { StopRunError, type ProviderContext } from '../types.ts';
 import { credentialsFromCookies, parseCookieString, XiaomiClient, type XiaomiCredentials } from './client.ts';
 import { readPrivateFile } from '../../src/lib/credentials.ts';
 import { signInByQr } from './auth-qr.ts';
-import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, option, storeSession } from './session.ts';
+import { XIAOMI_OPTIONS } from './options.ts';
+import { baseUrlOf, cookieFileOf, credentialsFromText, hostPolicyOf, storeSession } from './session.ts';
 
 /**
  * Where the secrets are, as Coooolfan/XiaomiAlbumSyncer tells its users (README, "获取 PassToken
@@ -76,7 +78,7 @@ async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials;
 
 /** True when credentials were handed over (flag, file or environment): the cookie path takes them. */
 function credentialsGiven(ctx: ProviderContext): boolean {
-  return option(ctx, 'cookie') === true || Boolean(cookieFileOf(ctx)) || Boolean(ctx.env.XIAOMI_COOKIE) || Boolean(ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN);
+  return readOption(ctx, XIAOMI_OPTIONS.cookie) === true || Boolean(cookieFileOf(ctx)) || Boolean(ctx.env.XIAOMI_COOKIE) || Boolean(ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN);
 }
 
 /** `gallery-bridge auth xiaomi`: by QR code, unless credentials are handed over or --cookie asks for the prompt. */

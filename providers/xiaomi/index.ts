@@ -1,9 +1,11 @@
 // The Xiaomi Cloud gallery (i.mi.com) provider: a Source, `auth xiaomi` and `emulator xiaomi`.
 
+import { readOption } from '../options.ts';
 import { StopRunError, type ProviderContext, type ProviderModule, type Source } from '../types.ts';
 import { authXiaomi } from './auth.ts';
 import { XiaomiClient } from './client.ts';
-import { baseUrlOf, hostPolicyOf, option, resolveCredentials, storeSession } from './session.ts';
+import { XIAOMI_OPTIONS } from './options.ts';
+import { baseUrlOf, hostPolicyOf, resolveCredentials, storeSession } from './session.ts';
 import { DELETE_FLOOR_MS, XiaomiSource } from './source.ts';
 
 export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSource> {
@@ -26,7 +28,7 @@ export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSo
   const pageSize = Number(ctx.env.XIAOMI_PAGE_SIZE ?? 50);
   const pause = Number(ctx.env.XIAOMI_DELETE_PAUSE_MS ?? DELETE_FLOOR_MS);
   return new XiaomiSource(client, {
-    includePrivate: option(ctx, 'includePrivate') === true,
+    includePrivate: readOption(ctx, XIAOMI_OPTIONS.includePrivate) === true,
     pageSize: Number.isFinite(pageSize) ? pageSize : 50,
     deletePauseMs: Number.isFinite(pause) && pause >= 0 ? pause : DELETE_FLOOR_MS,
     log: ctx.log,
@@ -45,10 +47,5 @@ export const xiaomiProvider: ProviderModule = {
   auth: authXiaomi,
   // The emulator (and the image library it reads EXIF with) loads only when started.
   emulator: async (args) => (await import('./emulator/args.ts')).runXiaomiEmulator(args),
-  cliOptions: [
-    { flags: '--include-private', description: 'xiaomi: also move the private album (albumId 1000), skipped by default', defaultValue: false },
-    { flags: '--cookie', description: 'xiaomi (auth): sign in with cookies (userId and passToken, asked for, input hidden) instead of by QR code', defaultValue: false },
-    { flags: '--cookie-file <file>', description: 'xiaomi: read the cookie string (or userId=/passToken= lines) from this file' },
-    { flags: '--xiaomi-download-hosts <hosts>', description: 'xiaomi: extra hosts (comma-separated, ".suffix" allowed) that may receive cookies in the sign-in chain; downloads carry no cookie' },
-  ],
+  cliOptions: Object.values(XIAOMI_OPTIONS),
 };

@@ -4,32 +4,17 @@
 
 import { readCredentials, readPrivateFile, writeCredentials } from '../../src/lib/credentials.ts';
 import { registerSecret } from '../../src/lib/redact.ts';
+import { readOption } from '../options.ts';
 import { StopRunError, type ProviderContext } from '../types.ts';
 import { credentialsFromCookies, parseCookieString, registerCredentialSecrets, RENEW_HINT, type XiaomiCredentials } from './client.ts';
 import { HostPolicy, parseHostList } from './hosts.ts';
+import { XIAOMI_OPTIONS } from './options.ts';
 import { DEFAULT_BASE_URL } from './protocol.ts';
 
 export type CredentialOrigin = 'env-cookie' | 'env-pass-token' | 'cookie-file' | 'stored';
 
 export interface StoredSession extends XiaomiCredentials {
   savedAt: string;
-}
-
-/** A CLI option by its camelCase or dashed name (commander gives camelCase). */
-export function option(ctx: Pick<ProviderContext, 'options'>, camel: string): unknown {
-  const dashed = camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const direct = ctx.options[camel] ?? ctx.options[dashed];
-  if (direct !== undefined) return direct;
-  // `auth NAME` passes the flags it does not know as raw arguments.
-  const args = ctx.options.args;
-  if (Array.isArray(args)) {
-    for (let i = 0; i < args.length; i++) {
-      const a = String(args[i]);
-      if (a === `--${dashed}`) return i + 1 < args.length && !String(args[i + 1]).startsWith('--') ? String(args[i + 1]) : true;
-      if (a.startsWith(`--${dashed}=`)) return a.slice(dashed.length + 3);
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -86,9 +71,7 @@ export function resolveCredentials(ctx: ProviderContext): { creds: XiaomiCredent
 
 /** --cookie-file FILE, else XIAOMI_COOKIE_FILE. */
 export function cookieFileOf(ctx: Pick<ProviderContext, 'options' | 'env'>): string | null {
-  const file = option(ctx, 'cookieFile');
-  if (typeof file === 'string' && file) return file;
-  return ctx.env.XIAOMI_COOKIE_FILE || null;
+  return readOption(ctx, XIAOMI_OPTIONS.cookieFile) ?? null;
 }
 
 export function storeSession(ctx: Pick<ProviderContext, 'home' | 'account'>, creds: XiaomiCredentials): string {
@@ -113,7 +96,7 @@ export function baseUrlOf(env: NodeJS.ProcessEnv): URL {
 
 export function hostPolicyOf(ctx: Pick<ProviderContext, 'env' | 'options'>, base: URL): HostPolicy {
   const extra = [...parseHostList(ctx.env.XIAOMI_DOWNLOAD_HOSTS)];
-  const opt = option(ctx, 'xiaomiDownloadHosts');
-  if (typeof opt === 'string') extra.push(...parseHostList(opt));
+  const opt = readOption(ctx, XIAOMI_OPTIONS.downloadHosts);
+  if (opt !== undefined) extra.push(...parseHostList(opt));
   return new HostPolicy(base, extra);
 }
