@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { BatchRunOptions, Running } from '../batch/runner.ts';
@@ -57,6 +58,12 @@ export interface WorkerOptions {
 
 /** How often the state store goes to PostgreSQL while an account runs. */
 export const SNAPSHOT_EVERY_MS = 30_000;
+/**
+ * After a deletion at the source, the state goes to PostgreSQL within this long instead of at the
+ * next 30-second copy: a deletion is the one thing a takeover cannot redo, and its record (the
+ * item, its proof) would otherwise live only on this machine's disk until then.
+ */
+export const SNAPSHOT_AFTER_DELETION_MS = 2_000;
 const POLL_MS = 2_000;
 /** Waits before an account refused by a limit is offered again. */
 const LIMIT_WAIT_S = 5;
@@ -292,10 +299,18 @@ class Worker {
     const run = startAccount(this.bo, this.batch, rec, null, env);
     h.run = run;
     let ended = false;
+    let deletedSinceCopy = false;
+    readline.createInterface({ input: run.child.stdout! }).on('line', (l) => {
+      if (l.includes('"state":"source-deleted"')) deletedSinceCopy = true;
+    });
     const copier = (async () => {
+      let copiedAt = Date.now();
       while (!ended && !h.lost) {
-        await Promise.race([sleep(SNAPSHOT_EVERY_MS), run.done]);
+        await Promise.race([sleep(SNAPSHOT_AFTER_DELETION_MS), run.done]);
         if (ended || h.lost) break;
+        if (!deletedSinceCopy && Date.now() - copiedAt < SNAPSHOT_EVERY_MS) continue;
+        deletedSinceCopy = false;
+        copiedAt = Date.now();
         await this.checkpoint(h, stateFile, prints, pairs).catch((err) => this.o.say(`${rec.account}: could not copy its state to the queue database: ${redact((err as Error).message)}`));
       }
     })();
