@@ -49,3 +49,23 @@ export function nonNegativeNumber(text: string): number {
   if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new StopRunError('config', `expected a non-negative number, got "${text}"`);
   return n;
 }
+
+/** The run's own options a provider may shape itself by, typed: read here once instead of from the bag in each provider. */
+export interface RunOptions {
+  /** --layout: folders by album (default) or by date. */
+  layout: 'album' | 'date';
+  /** --concurrency as the run chose it; undefined outside a run or when not passed on. */
+  concurrency: number | undefined;
+  /** --until: when the run must end by, or null. */
+  until: Date | null;
+}
+
+export function runOptions(ctx: Pick<ProviderContext, 'options'>): RunOptions {
+  const o = ctx.options;
+  const absent = o.concurrency === undefined || o.concurrency === null || o.concurrency === '';
+  return {
+    layout: o.layout === 'date' ? 'date' : 'album',
+    concurrency: absent ? undefined : nonNegativeNumber(String(o.concurrency)),
+    until: o.until instanceof Date ? o.until : null,
+  };
+}

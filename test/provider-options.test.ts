@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GOOGLE_OPTIONS } from '../providers/google-photos/options.ts';
 import { ONEDRIVE_OPTIONS } from '../providers/onedrive/index.ts';
 import { XIAOMI_OPTIONS } from '../providers/xiaomi/options.ts';
-import { optionKey, readOption } from '../providers/options.ts';
+import { optionKey, readOption, runOptions } from '../providers/options.ts';
 import { StopRunError } from '../providers/types.ts';
 
 const ctx = (options: Record<string, unknown>, env: Record<string, string> = {}) => ({ options, env });
@@ -29,6 +29,12 @@ describe('provider options', () => {
     expect(readOption(ctx({ args }), XIAOMI_OPTIONS.downloadHosts)).toBe('.cdn.example');
     expect(readOption(ctx({ args: ['--cookie-file'] }, { XIAOMI_COOKIE_FILE: '/env/c.txt' }), XIAOMI_OPTIONS.cookieFile)).toBe('/env/c.txt');
     expect(readOption(ctx({ args: [] }), XIAOMI_OPTIONS.includePrivate)).toBeUndefined();
+  });
+
+  it("give the run's own options typed, with the cautious reading of an absent one", () => {
+    const until = new Date('2030-01-02T03:04:05Z');
+    expect(runOptions(ctx({ layout: 'date', concurrency: 12, until }))).toEqual({ layout: 'date', concurrency: 12, until });
+    expect(runOptions(ctx({}))).toEqual({ layout: 'album', concurrency: undefined, until: null });
   });
 
   it('refuse a bad value with one line that stops the run as a configuration error', () => {

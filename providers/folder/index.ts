@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { runOptions } from '../options.ts';
 import type { ProviderModule } from '../types.ts';
 import { StopRunError } from '../types.ts';
 import { FolderSource } from './source.ts';
@@ -25,6 +26,6 @@ export const folderProvider: ProviderModule = {
     // it is fsynced (the crash test widens it so that kills land inside groups).
     const wait = Number(ctx.env.GALLERY_BRIDGE_FOLDER_SYNC_MS);
     const groups = new SyncGroups(undefined, Number.isFinite(wait) && wait >= 0 ? { ...DEFAULT_LIMITS, maxWaitMs: wait } : DEFAULT_LIMITS);
-    return new FolderDestination(folderPath(ctx.arg), ctx.options.layout === 'date' ? 'date' : 'album', groups);
+    return new FolderDestination(folderPath(ctx.arg), runOptions(ctx).layout, groups);
   },
 };

@@ -1,7 +1,7 @@
 // OneDrive as a destination: `--to onedrive:/Pictures/Xiaomi` (the signed-in account's drive)
 // or `--to onedrive:USER:/Pictures/Xiaomi` (a user's drive, with app-only credentials).
 
-import { nonNegativeNumber, option, readOption } from '../options.ts';
+import { nonNegativeNumber, option, readOption, runOptions } from '../options.ts';
 import { StopRunError, type Destination, type ProviderContext, type ProviderModule } from '../types.ts';
 import type { OneDriveConfig } from './destination.ts';
 
@@ -47,33 +47,27 @@ export const ONEDRIVE_OPTIONS = {
   commitBatch: option({ flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)', env: 'ONEDRIVE_COMMIT_BATCH', parse: nonNegativeNumber }),
 };
 
-/** The run's --concurrency (4 when the engine did not pass one). */
-function concurrencyOf(o: Record<string, unknown>): number {
-  return o.concurrency === undefined || o.concurrency === null || o.concurrency === '' ? 4 : nonNegativeNumber(String(o.concurrency));
-}
-
 export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, DEFAULT_MAX_WAIT_MS, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule): OneDriveConfig {
   const { user, root } = parseOneDriveArg(ctx.arg);
-  const o = ctx.options;
+  const run = runOptions(ctx);
   const O = ONEDRIVE_OPTIONS;
-  const layout = o.layout === 'date' ? 'date' : 'album';
   return {
     baseUrl: (ctx.env.GRAPH_BASE_URL || GRAPH_BASE_URL).replace(/\/+$/, ''),
     root,
     user,
-    layout,
+    layout: run.layout,
     embedDates: readOption(ctx, O.embedDates) === true,
     chunkSize: validateChunkSize(readOption(ctx, O.chunkSize) ?? DEFAULT_CHUNK),
     userRequestsPer5Min: readOption(ctx, O.requestsPer5Min) ?? 3000,
     appRequestsPerMinute: readOption(ctx, O.appRequestsPerMinute) ?? 1200,
     // The engine runs one commit() at a time and lets a partial batch wait up to a second for
     // company: half the concurrency fills batches without leaving workers waiting.
-    commitBatchSize: Math.max(1, Math.floor(readOption(ctx, O.commitBatch) ?? Math.min(8, Math.floor(concurrencyOf(o) / 2)))),
+    commitBatchSize: Math.max(1, Math.floor(readOption(ctx, O.commitBatch) ?? Math.min(8, Math.floor((run.concurrency ?? 4) / 2)))),
     verifyBatchSize: 8,
     hashRetryMs: ctx.env.ONEDRIVE_HASH_RETRY_MS ? nonNegativeNumber(ctx.env.ONEDRIVE_HASH_RETRY_MS) : 5000,
     maxSessionAgeMs: MAX_SESSION_AGE_MS,
     maxWaitMs: (readOption(ctx, O.maxWait) ?? DEFAULT_MAX_WAIT_MS / 1000) * 1000,
-    until: o.until instanceof Date ? o.until : null,
+    until: run.until,
   };
 }
 
