@@ -1,16 +1,26 @@
-// HTTP for the OneDrive destination: Graph API calls and the pre-authenticated upload URLs, both
-// through node:https on one keep-alive agent.
+// HTTP for the OneDrive destination: Graph API calls through @microsoft/microsoft-graph-client,
+// and the pre-authenticated upload URLs through node:https; both on one keep-alive agent.
 //
-// Graph API calls were made through @microsoft/microsoft-graph-client (on fetch/undici) with our
-// own middleware; a CPU profile of 500 small photos put a quarter of the run's thread in the SDK,
-// undici and web streams, for three requests a photo. What that middleware did is done here
-// directly: every request waits on one Pacer shared by the destination, the whole queue pauses
-// on 429/503 with Retry-After, each body is read whole (a connection cut mid-body becomes a
-// retry instead of a parse error later), the bearer token goes to the API origin only, and the
-// token is refreshed once on a 401. Our own timers, not a per-request RetryHandler, so one
-// throttled answer pauses every worker, on our back-off scale.
+// Graph API calls go through the SDK's Client with our own middleware chain instead of the
+// default one. The default RetryHandler waits in its own timer per request, so one throttled
+// answer would not pause the other workers, and it does not know our back-off scale: our
+// GraphPolicy waits on one Pacer shared by every request of the destination, pauses the whole
+// queue on 429/503 with Retry-After, adds the bearer token only for the API origin, and
+// refreshes the token once on a 401 (retryCall from src/lib/retry.ts, as every provider).
 //
-// Upload URLs never went through the SDK (LargeFileUploadTask.uploadSlice / upload / resume):
+// The last handler is ours too (NodeHttpsHandler), not the SDK's HTTPMessageHandler: that one
+// sends through fetch (undici and web streams), and a CPU profile of 500 small photos at 50 ms
+// latency put about a quarter of the run's thread in the SDK, tslib's awaiter, undici and web
+// streams, for three requests a photo (9.7 ms of CPU a photo). Ours sends through node:https on
+// the destination's keep-alive agent, reads the body whole (a connection cut mid-body becomes a
+// retry instead of a parse error later) and hands the SDK a WHATWG Response built on those bytes
+// (Node's global Response: no undici network path). The SDK still builds the URL, the headers
+// and the body, parses the answer and raises GraphError; that costs 0.3-0.7 ms of CPU a small
+// photo over Graph calls written by hand on node:https (two SDK requests a photo, ~0.11 ms each,
+// and ~36 ms to import it once), against the ~5 ms that fetch cost (bench/onedrive.ts,
+// docs/benchmarks.md).
+//
+// Upload URLs bypass the SDK (LargeFileUploadTask.uploadSlice / upload / resume):
 // - its chunk PUTs are never retried (its RetryHandler skips octet-stream bodies), so one 503
 //   would fail a 4 GB upload;
 // - on a non-JSON error body it throws the raw response stream (msgraph-sdk-javascript #1895),
@@ -21,6 +31,7 @@
 // print it (it carries a temporary credential); redact() masks it in every message.
 
 import https from 'node:https';
+import { Client, type Context, GraphError, type Middleware, type MiddlewareOptions } from '@microsoft/microsoft-graph-client';
 import { parseRetryAfter } from '../../src/lib/backoff.ts';
 import type { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
@@ -75,11 +86,13 @@ export interface HttpOptions {
 
 const TRANSIENT = new Set([408, 429, 500, 502, 503, 504]);
 
-/** One HTTP answer, its body read whole and parsed (a body that is not JSON: an error of code notJson). */
-interface Answer {
+/** One HTTP answer, its body read whole. */
+interface RawAnswer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  json: Record<string, unknown>;
+  /** Name, value, name, value… as received (a repeated header stays repeated). */
+  rawHeaders: string[];
+  body: Buffer;
 }
 
 /**
@@ -97,9 +110,8 @@ export function clockTime(t: number): string {
 }
 
 export class GraphHttp {
+  readonly client: Client;
   readonly apiOrigin: string;
-  /** Origin and version, e.g. https://graph.microsoft.com/v1.0: what an API path is appended to. */
-  private readonly apiBase: string;
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 32 });
   readonly stats = { requests: 0, retries: 0, throttled: 0, fragmentBytesSent: 0 };
 
@@ -107,7 +119,11 @@ export class GraphHttp {
     const u = new URL(opts.baseUrl);
     this.apiOrigin = u.origin;
     const version = u.pathname.replace(/^\/+|\/+$/g, '') || 'v1.0';
-    this.apiBase = `${u.origin}/${version}`;
+    this.client = Client.initWithMiddleware({
+      middleware: [new GraphPolicy(this), new NodeHttpsHandler((req) => this.send(req))],
+      baseUrl: this.apiOrigin,
+      defaultVersion: version,
+    });
   }
 
   get maxAttempts(): number {
@@ -138,25 +154,30 @@ export class GraphHttp {
   }
 
   /**
-   * One Graph API call (path under the version, e.g. /me/drive/root:/a.jpg:). A JSON body is
-   * sent as JSON, a Buffer as it is. Resolves to the parsed answer (undefined for 204); any other
-   * answer than 2xx, after the retries, becomes a GraphHttpError (or StopRunError).
+   * One Graph API call through the SDK (path under the version, e.g. /me/drive/root:/a.jpg:). A
+   * JSON body is sent as JSON, a Buffer as it is. Resolves to the parsed answer (undefined for
+   * 204); any other answer than 2xx, after the retries, becomes a GraphHttpError (or StopRunError).
    */
   async api<T>(method: 'get' | 'post' | 'put' | 'delete', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    const url = new URL(`${this.apiBase}${path}`);
-    if (url.origin !== this.apiOrigin) throw new StopRunError('config', 'a Graph API path left the API host; refusing to send the token there');
-    let payload: Buffer | undefined;
-    const h: Record<string, string | number> = { 'User-Agent': USER_AGENT, ...headers };
-    if (Buffer.isBuffer(body)) payload = body;
-    else if (body !== undefined) {
-      payload = Buffer.from(JSON.stringify(body));
-      h['Content-Type'] ??= 'application/json';
+    const call = new GraphCall();
+    try {
+      const req = this.client
+        .api(path)
+        .headers({ 'User-Agent': USER_AGENT, ...headers })
+        .middlewareOptions([call]);
+      switch (method) {
+        case 'get':
+          return (await req.get()) as T;
+        case 'post':
+          return (await req.post(body)) as T;
+        case 'put':
+          return (await req.put(body)) as T;
+        case 'delete':
+          return (await req.delete()) as T;
+      }
+    } catch (e) {
+      throw call.thrown ?? this.answerError(e);
     }
-    if (payload) h['Content-Length'] = payload.length;
-    else if (method !== 'get') h['Content-Length'] = 0;
-    const res = await this.apiAttempts(method.toUpperCase(), url, h, payload);
-    if (res.status >= 200 && res.status < 300) return (res.status === 204 ? undefined : res.json) as T;
-    throw this.answerError(res);
   }
 
   /** Creates an upload session with our own payload (fileSystemInfo, conflictBehavior). */
@@ -166,57 +187,18 @@ export class GraphHttp {
     return { url: s.uploadUrl, expiry: new Date(s.expirationDateTime ?? Date.now()) };
   }
 
-  /** Attempts of one API request: pacing, the token, retries of transient answers, one refresh on 401. */
-  private apiAttempts(method: string, url: URL, headers: Record<string, string | number>, body?: Buffer): Promise<Answer> {
-    let refreshed = false;
-    let token = '';
-    return retryCall(
-      () => {
-        this.stats.requests++;
-        return this.rawRequest(method, url, { ...headers, Authorization: `Bearer ${token}` }, body, this.opts.signal);
-      },
-      async (out: Outcome<Answer>, n): Promise<Verdict<Answer>> => {
-        if (!out.ok) {
-          if (out.error instanceof StopRunError) throw out.error;
-          this.stats.retries++;
-          return retry(new RetryableError(`OneDrive request failed after ${this.maxAttempts} attempts: ${reason(out.error)}`));
-        }
-        const res = out.value;
-        if (res.status === 401 && !refreshed && this.opts.tokens.kind !== 'static') {
-          refreshed = true;
-          await this.opts.tokens.get(true);
-          return again;
-        }
-        // The last transient answer goes back to the caller, which makes it a GraphHttpError.
-        if (!TRANSIENT.has(res.status) || n >= this.maxAttempts) return done(res);
-        this.stats.retries++;
-        const failed = new RetryableError(`OneDrive request answered ${res.status}`);
-        if (res.status !== 429 && res.status !== 503) return retry(failed);
-        this.stats.throttled++;
-        return retry(failed, parseRetryAfter(res.headers['retry-after'] as string | undefined) ?? 1000, true);
-      },
-      {
-        attempts: this.maxAttempts,
-        signal: this.opts.signal,
-        before: async () => {
-          await this.pace();
-          token = await this.opts.tokens.get();
-        },
-        pause: (ms) => this.throttled(ms),
-      },
-    );
-  }
-
-  /** A Graph answer that is not 2xx, as the error its status means for the run. */
-  private answerError(res: Answer): Error {
-    const err = (res.json.error ?? {}) as { code?: unknown; message?: unknown };
-    const status = res.status;
-    const code = typeof err.code === 'string' && err.code !== 'notJson' ? err.code : '';
-    const message = typeof err.message === 'string' ? err.message : '';
+  /**
+   * What the SDK threw for an answer that is not 2xx (a GraphError), as the error its status
+   * means for the run. Code and message come only from a Graph error body ({"error": {...}}).
+   */
+  private answerError(e: unknown): Error {
+    if (!(e instanceof GraphError) || e.statusCode <= 0) return new RetryableError(`OneDrive request failed: ${reason(e)}`);
+    const status = e.statusCode;
+    const { code, message } = graphErrorOf(e);
     const msg = `Graph answered ${status}${code ? ` ${code}` : ''}: ${reason(message)}`;
     if (status === 507) return new StopRunError('destination-full', `OneDrive is full (507 ${code || 'insufficientStorage'}): free space or buy storage, then run again to resume.`);
     if (status === 401) return new StopRunError('credentials', `OneDrive refused the access token (401 ${code}). Sign in again with \`gallery-bridge auth onedrive\` (or give a fresh ONEDRIVE_ACCESS_TOKEN).`);
-    return new GraphHttpError(status, code, msg, parseRetryAfter(res.headers['retry-after'] as string | undefined));
+    return new GraphHttpError(status, code, msg, parseRetryAfter(e.headers?.get('retry-after') ?? undefined));
   }
 
   // ------------------------------------------------------------ upload URLs (no SDK, no token)
@@ -249,7 +231,7 @@ export class GraphHttp {
           headers['Content-Length'] = body.length;
           headers['Content-Range'] = `bytes ${range!.start}-${range!.start + body.length - 1}/${range!.total}`;
         } else if (method !== 'GET') headers['Content-Length'] = 0;
-        return this.rawRequest(method, url, headers, body, signal);
+        return this.send({ method, url, headers, body, signal }).then((a) => ({ status: a.status, headers: a.headers, json: jsonOf(a.body) }));
       },
       (out): Verdict<{ status: number; json: Record<string, unknown> }> => {
         if (!out.ok) {
@@ -279,17 +261,15 @@ export class GraphHttp {
     );
   }
 
-  private rawRequest(
-    method: string,
-    url: URL,
-    headers: Record<string, string | number>,
-    body?: Buffer,
-    signal?: AbortSignal,
-  ): Promise<Answer> {
+  /**
+   * One request through node:https on the keep-alive agent, its answer read whole: a connection
+   * cut mid-body rejects (a retry), not a truncated body parsed later.
+   */
+  send(r: { method: string; url: URL | string; headers: Record<string, string | number>; body?: Buffer; signal?: AbortSignal }): Promise<RawAnswer> {
     return new Promise((resolve, reject) => {
       const req = https.request(
-        url,
-        { method, headers, agent: this.agent, signal, timeout: this.opts.fragmentTimeoutMs ?? 120_000 },
+        r.url,
+        { method: r.method, headers: r.headers, agent: this.agent, signal: r.signal, timeout: this.opts.fragmentTimeoutMs ?? 120_000 },
         (res) => {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
@@ -297,22 +277,13 @@ export class GraphHttp {
           res.on('aborted', () => reject(new Error('answer cut mid-body')));
           res.on('end', () => {
             if (!res.complete) return reject(new Error('answer cut mid-body'));
-            const text = Buffer.concat(parts).toString('utf8');
-            let json: Record<string, unknown> = {};
-            if (text) {
-              try {
-                json = JSON.parse(text) as Record<string, unknown>;
-              } catch {
-                json = { error: { code: 'notJson', message: text.slice(0, 200) } };
-              }
-            }
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts) });
           });
         },
       );
       req.on('timeout', () => req.destroy(new Error('request timed out')));
       req.on('error', reject);
-      req.end(body);
+      req.end(r.body);
     });
   }
 
@@ -329,4 +300,156 @@ function scrubUrl(message: string, url: URL): string {
   let out = message.split(url.href).join('[upload-url]');
   if (url.pathname.length > 8) out = out.split(url.pathname).join('/[upload-url]');
   return out;
+}
+
+/** A body parsed as JSON; one that is not JSON becomes an error of code notJson. */
+function jsonOf(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  const text = body.toString('utf8');
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { error: { code: 'notJson', message: text.slice(0, 200) } };
+  }
+}
+
+/**
+ * Code and message of the Graph error body behind a GraphError. The SDK keeps that body as
+ * JSON text of its `error` object; for a body that was not a Graph error (not JSON, or no
+ * `error`) both stay empty, whatever the SDK put in its own code field (a parser's error name).
+ */
+function graphErrorOf(e: GraphError): { code: string; message: string } {
+  if (typeof e.body !== 'string' || !e.body.startsWith('{')) return { code: '', message: '' };
+  try {
+    const err = JSON.parse(e.body) as { code?: unknown; message?: unknown };
+    return { code: typeof err.code === 'string' ? err.code : '', message: typeof err.message === 'string' ? err.message : '' };
+  } catch {
+    return { code: '', message: '' };
+  }
+}
+
+/**
+ * Per-call state handed to the chain as a middleware option: what our middleware threw. The SDK
+ * wraps whatever a middleware throws into its own GraphError; api() rethrows the original
+ * (StopRunError, RetryableError, the run's abort) so the run sees the same errors either way.
+ */
+class GraphCall implements MiddlewareOptions {
+  thrown?: Error;
+}
+
+/**
+ * First in the chain: pacing, the token (API origin only), retries of transient answers through
+ * retryCall, one token refresh on a 401, the shared pause on 429/503 with Retry-After.
+ */
+class GraphPolicy implements Middleware {
+  private next: Middleware | undefined;
+  constructor(private readonly http: GraphHttp) {}
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+
+  async execute(context: Context): Promise<void> {
+    try {
+      context.response = await this.attempts(context);
+    } catch (e) {
+      const call = context.middlewareControl?.getMiddlewareOptions(GraphCall) as GraphCall | undefined;
+      if (call) call.thrown = e as Error;
+      throw e;
+    }
+  }
+
+  private attempts(context: Context): Promise<Response> {
+    const http = this.http;
+    const url = new URL(requestUrl(context.request));
+    if (url.origin !== http.apiOrigin) throw new StopRunError('config', 'a Graph API path left the API host; refusing to send the token there');
+    let refreshed = false;
+    let token = '';
+    return retryCall(
+      () => {
+        http.stats.requests++;
+        return this.once(context, token);
+      },
+      async (out: Outcome<Response>, n): Promise<Verdict<Response>> => {
+        if (!out.ok) {
+          if (out.error instanceof StopRunError) throw out.error;
+          http.stats.retries++;
+          return retry(new RetryableError(`OneDrive request failed after ${http.maxAttempts} attempts: ${reason(out.error)}`));
+        }
+        const res = out.value;
+        if (res.status === 401 && !refreshed && http.opts.tokens.kind !== 'static') {
+          refreshed = true;
+          await http.opts.tokens.get(true);
+          return again;
+        }
+        // The last transient answer goes back to the SDK, which throws it as a GraphError.
+        if (!TRANSIENT.has(res.status) || n >= http.maxAttempts) return done(res);
+        http.stats.retries++;
+        const failed = new RetryableError(`OneDrive request answered ${res.status}`);
+        if (res.status !== 429 && res.status !== 503) return retry(failed);
+        http.stats.throttled++;
+        return retry(failed, parseRetryAfter(res.headers.get('retry-after') ?? undefined) ?? 1000, true);
+      },
+      {
+        attempts: http.maxAttempts,
+        signal: http.opts.signal,
+        before: async () => {
+          await http.pace();
+          token = await http.opts.tokens.get();
+        },
+        pause: (ms) => http.throttled(ms),
+      },
+    );
+  }
+
+  /** One attempt down the chain, with the token and the run's stop signal. */
+  private async once(context: Context, token: string): Promise<Response> {
+    const headers = { ...plainHeaders(context.options?.headers), Authorization: `Bearer ${token}` };
+    const attempt: Context = { ...context, options: { ...context.options, headers, signal: this.http.opts.signal }, response: undefined };
+    await this.next!.execute(attempt);
+    return attempt.response!;
+  }
+}
+
+/**
+ * Last in the chain, in place of the SDK's fetch-based HTTPMessageHandler: sends the request
+ * through node:https (GraphHttp.send: the keep-alive agent, the body read whole) and answers the
+ * SDK with a WHATWG Response built on the bytes received.
+ */
+class NodeHttpsHandler implements Middleware {
+  constructor(private readonly send: GraphHttp['send']) {}
+
+  async execute(context: Context): Promise<void> {
+    const o = context.options ?? {};
+    const method = (o.method ?? 'GET').toUpperCase();
+    const body = bodyBytes(o.body);
+    const headers: Record<string, string | number> = plainHeaders(o.headers);
+    if (body) headers['Content-Length'] = body.length;
+    else if (method !== 'GET' && method !== 'HEAD') headers['Content-Length'] = 0;
+    const a = await this.send({ method, url: requestUrl(context.request), headers, body, signal: o.signal ?? undefined });
+    const pairs: [string, string][] = [];
+    for (let i = 0; i + 1 < a.rawHeaders.length; i += 2) pairs.push([a.rawHeaders[i]!, a.rawHeaders[i + 1]!]);
+    const empty = a.status === 204 || a.status === 205 || a.status === 304 || method === 'HEAD';
+    context.response = new Response(empty ? null : (a.body as Uint8Array<ArrayBuffer>), { status: a.status, statusText: '', headers: pairs });
+  }
+}
+
+function requestUrl(request: RequestInfo): string {
+  return typeof request === 'string' ? request : request.url;
+}
+
+/** The SDK's headers (a plain object, as GraphRequest builds them; a Headers or pairs accepted too). */
+function plainHeaders(h: HeadersInit | undefined): Record<string, string> {
+  if (!h) return {};
+  if (h instanceof Headers || Array.isArray(h)) return Object.fromEntries(h as Iterable<[string, string]>);
+  return { ...(h as Record<string, string>) };
+}
+
+/** The body the SDK serialized: JSON text or our Buffer. */
+function bodyBytes(body: BodyInit | null | undefined): Buffer | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return Buffer.from(body);
+  if (Buffer.isBuffer(body)) return body;
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  throw new TypeError(`a Graph request body of type ${Object.prototype.toString.call(body)} is not supported here`);
 }
