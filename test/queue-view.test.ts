@@ -17,7 +17,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stateProgress } from '../src/batch/view.ts';
 import { openQueue } from '../src/queue/db.ts';
-import { SCHEMA } from '../src/queue/schema.ts';
+import { DDL, SCHEMA, SCHEMA_VERSION } from '../src/queue/schema.ts';
 import { CLI, makeSource, runCli, tmpDir } from './helpers.ts';
 import { freshDatabase, urlFor } from './pg.ts';
 
@@ -206,6 +206,27 @@ describe('bad --queue input: one line, exit 2, nothing starts', () => {
       oneLine(await runCli(['serve', '--queue', newer.url, '--port', '0']), /newer gallery-bridge \(schema 999/);
     } finally {
       await newer.drop();
+    }
+  });
+
+  it('a database from the previous schema version is brought up to date, keeping its rows', async () => {
+    const older = await freshDatabase('older');
+    try {
+      // Version 1 as the tool of that version left it: its tables, one account, no deletions table.
+      const c = new pg.Client({ connectionString: older.url });
+      await c.connect();
+      await c.query(DDL);
+      await c.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ('schema_version', '1')`);
+      await c.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('old', 'old', 2, 'folder:/s', 'folder:/d', 'default', 'default')`);
+      expect((await c.query(`SELECT to_regclass('${SCHEMA}.deletions') AS t`)).rows[0].t).toBeNull();
+      // A worker (which opens without creating a batch) upgrades it.
+      await (await openQueue(older.url, { migrate: false })).end();
+      expect((await c.query(`SELECT value FROM ${SCHEMA}.meta WHERE key = 'schema_version'`)).rows[0].value).toBe(String(SCHEMA_VERSION));
+      expect((await c.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.deletions`)).rows[0].n).toBe(0);
+      expect((await c.query(`SELECT slug FROM ${SCHEMA}.accounts`)).rows).toEqual([{ slug: 'old' }]);
+      await c.end();
+    } finally {
+      await older.drop();
     }
   });
 

@@ -89,6 +89,7 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
       destinationSpec: o.to,
       signal: controller.signal,
       fence: queue?.fence,
+      beforeDelete: queue?.beforeDelete,
       onEvent: (e: RunEvent) => {
         if (!started) log.info(concurrency.line);
         started = true;

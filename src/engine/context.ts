@@ -34,11 +34,33 @@ export interface RunOptions {
   signal: AbortSignal;
   onEvent?: (e: RunEvent) => void;
   /**
-   * Queue mode: called right before every destination commit and every source deletion; throws
-   * when this process may no longer touch the account (another worker holds it now).
+   * Queue mode: called right before every destination commit; throws when this process may no
+   * longer touch the account (another worker holds it now).
    */
   fence?: () => Promise<void>;
+  /**
+   * Queue mode: called right before every source deletion, with the item's proof. It records the
+   * intent where it outlives this machine, under the same fence (throws, recording nothing, when
+   * the account is no longer this process's), and returns what to call with the source's answer.
+   */
+  beforeDelete?: (intent: DeletionIntent) => Promise<DeletionDone>;
 }
+
+/** What a deletion at the source rests on, as recorded before the source is asked. */
+export interface DeletionIntent {
+  runId: number;
+  sourceId: string;
+  name: string;
+  /** The SHA-1 and SHA-256 of the bytes read and hashed here, and their size. */
+  sha1: string | null;
+  sha256: string;
+  bytes: number;
+  evidence: EvidenceLevel;
+  evidenceDetail: string | null;
+}
+
+/** Told the source's answer once the deletion happened (best effort: the intent alone backs it). */
+export type DeletionDone = (response: string) => Promise<void>;
 
 export type RunEvent =
   | { type: 'listed'; total: number; added: number }

@@ -13,7 +13,9 @@
 //
 // Every deletion is recorded in the state store (the deletions table) in the same transaction
 // as the item's move to source-deleted. The intent is written before the source is asked, so a
-// kill between the deletion and its record is found and repaired by the next run.
+// kill between the deletion and its record is found and repaired by the next run. In queue mode
+// the intent and its proof are also recorded in PostgreSQL under the account's lease
+// (opts.beforeDelete) before the source is asked, so the proof outlives the machine.
 
 import PQueue from 'p-queue';
 import type { EvidenceLevel, VerifyRequest, VerifyResult } from '../../providers/types.ts';
@@ -22,7 +24,7 @@ import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
 import { verifyBatcher, type Batcher } from './batcher.ts';
-import type { RunContext } from './context.ts';
+import type { DeletionDone, DeletionIntent, RunContext } from './context.ts';
 import { deletionProof, sourceItem, verifyRequest } from './rows.ts';
 
 export interface DeletionPolicy {
@@ -156,18 +158,19 @@ export class Deleter {
     const proof = deletionProof(row, read);
     items.markDeleting(itemId, this.ctx.runId);
     for (let attempt = 1; ; attempt++) {
+      let done: DeletionDone | undefined;
       try {
-        await this.ctx.opts.fence?.();
+        done = await this.ctx.opts.beforeDelete?.(this.intent(row));
         const res = await source.delete(item, proof);
         crashWindow();
-        this.record(row, reason(res.response));
+        this.record(row, reason(res.response), done);
         break;
       } catch (err) {
         if (err instanceof ItemGoneError) {
           // Gone with our intent on record: the earlier run deleted it and was killed before the
           // record. The destination was just checked again; that is the evidence recorded.
           const what = row.deleting_run !== null ? `deleted in an interrupted run (run ${row.deleting_run}); found gone at the source` : 'already gone at the source';
-          this.record(row, `${what}: ${reason(err)}`);
+          this.record(row, `${what}: ${reason(err)}`, done);
           break;
         }
         if (err instanceof SourceChangedError) {
@@ -193,9 +196,25 @@ export class Deleter {
     }
   }
 
-  private record(row: ItemRow, response: string): void {
+  /** The proof the deletion rests on, for the pre-deletion hook (the rule already held for this row). */
+  private intent(row: ItemRow): DeletionIntent {
+    return {
+      runId: this.ctx.runId,
+      sourceId: row.source_id,
+      name: row.name,
+      sha1: row.sha1,
+      sha256: row.sha256!,
+      bytes: row.bytes_read!,
+      evidence: row.evidence_level!,
+      evidenceDetail: row.evidence_detail,
+    };
+  }
+
+  private record(row: ItemRow, response: string, done: DeletionDone | undefined): void {
     const fresh = this.ctx.items.get(row.id);
     this.ctx.items.markSourceDeleted(row.id, this.ctx.runId, response, `${fresh.evidence_level}: ${fresh.evidence_detail ?? ''}`);
+    // Best effort and not awaited: the intent recorded before the deletion already backs it.
+    done?.(response).catch((err) => this.ctx.log('warn', `${row.name}: deleted, but its deletion record could not be marked done (${reason(err)}); its intent stands`));
     this.deleted++;
     this.ctx.emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${fresh.evidence_level}` });
   }

@@ -2,7 +2,7 @@
 // every failure to connect said in one line that never shows the password.
 
 import pg from 'pg';
-import { DDL, SCHEMA, SCHEMA_VERSION } from './schema.ts';
+import { DDL, SCHEMA, SCHEMA_VERSION, STEPS } from './schema.ts';
 
 export type Queue = pg.Pool;
 
@@ -70,24 +70,31 @@ export async function openQueue(url: string, opts: { max?: number; migrate?: boo
 
 async function checkOrCreate(c: pg.PoolClient, migrate: boolean): Promise<void> {
   const version = await storedVersion(c);
-  if (version !== null && version > SCHEMA_VERSION) {
-    throw new QueueError(`the queue database was set up by a newer gallery-bridge (schema ${version}; this one knows ${SCHEMA_VERSION}): upgrade gallery-bridge on this machine`);
-  }
-  if (version === SCHEMA_VERSION || !migrate) {
-    if (version === null) throw new QueueError('the queue database holds no batch yet: load one with `gallery-bridge batch run MANIFEST.csv --queue URL`');
-    return;
-  }
+  if (version !== null && version > SCHEMA_VERSION) throw newerDatabase(version);
+  if (version === SCHEMA_VERSION) return;
+  // An older batch's database is brought up to date by whichever tool opens it first (a worker
+  // of this version records its deletions in a table an older one lacked); an empty one only by
+  // the command that loads a batch.
+  if (version === null && !migrate) throw new QueueError('the queue database holds no batch yet: load one with `gallery-bridge batch run MANIFEST.csv --queue URL`');
   await c.query('BEGIN');
   try {
     // Two machines starting at once: one creates, the other waits and finds it done.
     await c.query(`SELECT pg_advisory_xact_lock(hashtext('gallery_bridge.schema'))`);
+    // Read again under the lock: another machine may have upgraded it meanwhile, even past us.
+    const before = await storedVersion(c);
+    if (before !== null && before > SCHEMA_VERSION) throw newerDatabase(before);
     await c.query(DDL);
+    for (const step of STEPS) if (step.version > (before ?? 0)) await c.query(step.sql);
     await c.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(SCHEMA_VERSION)]);
     await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
+}
+
+function newerDatabase(version: number): QueueError {
+  return new QueueError(`the queue database was set up by a newer gallery-bridge (schema ${version}; this one knows ${SCHEMA_VERSION}): upgrade gallery-bridge on this machine`);
 }
 
 async function storedVersion(c: pg.PoolClient): Promise<number | null> {

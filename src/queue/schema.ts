@@ -13,8 +13,11 @@ export const BOSS_SCHEMA = 'gallery_bridge_boss';
  * providers have room under the batch's limits (see worker.ts).
  */
 export const QUEUE_PREFIX = 'gb-accounts-';
-/** Raised whenever a table changes shape; a newer database is refused by an older tool. */
-export const SCHEMA_VERSION = 1;
+/**
+ * Raised whenever a table changes shape, with a step in STEPS that brings an older database to
+ * it; a newer database is refused by an older tool.
+ */
+export const SCHEMA_VERSION = 2;
 
 export const DDL = `
 CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
@@ -141,3 +144,40 @@ CREATE TABLE IF NOT EXISTS ${SCHEMA}.samples (
 );
 CREATE INDEX IF NOT EXISTS samples_slug ON ${SCHEMA}.samples(slug, at);
 `;
+
+/**
+ * What each schema version adds to the one before (DDL is version 1). A database at version N
+ * gets every step above N, in order, in the same transaction as its new schema_version; each
+ * step is idempotent, so two machines upgrading at once (serialized by a lock) do no harm.
+ */
+export const STEPS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 2,
+    sql: `
+-- Every deletion at a source, recorded under the account's lease BEFORE the source is asked
+-- (intent_at), with the proof it rests on: the SHA-1/SHA-256 and size of the bytes read and
+-- hashed, and the destination's evidence. done_at and response are set once the source answered
+-- (best effort: a row without done_at is a deletion that may have happened). One row per attempt:
+-- an attempt that failed before or at the source leaves its row, and the retry adds one. A worker killed
+-- right after a deletion leaves its proof here, not only on its own disk.
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.deletions (
+  id bigserial PRIMARY KEY,
+  slug text NOT NULL REFERENCES ${SCHEMA}.accounts(slug),
+  epoch bigint NOT NULL,
+  worker text NOT NULL,
+  run_id integer NOT NULL,
+  source_id text NOT NULL,
+  name text NOT NULL,
+  sha1 text,
+  sha256 text NOT NULL,
+  bytes bigint NOT NULL,
+  evidence text NOT NULL,
+  evidence_detail text,
+  intent_at timestamptz NOT NULL DEFAULT now(),
+  done_at timestamptz,
+  response text
+);
+CREATE INDEX IF NOT EXISTS deletions_slug ON ${SCHEMA}.deletions(slug, source_id);
+`,
+  },
+];
