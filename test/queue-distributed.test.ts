@@ -272,11 +272,16 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
     for (const id of Object.keys(xdeleted)) expect(xdst.get(xmanifest().find((m) => m.id === id)!.sha1)).toBe(1);
 
     // The admin sees the takeovers: w1's and the paused worker's accounts, each with its time and reason.
-    const status = JSON.parse((await runCli(['batch', 'status', '--queue', db.url, '--json'])).stdout) as { queue: { takeovers: Array<{ oldWorker: string; reason: string }>; workers: Array<{ name: string; state: string }> } };
+    const status = JSON.parse((await runCli(['batch', 'status', '--queue', db.url, '--json'])).stdout) as {
+      queue: { takeovers: Array<{ oldWorker: string; reason: string }>; workers: Array<{ name: string; state: string }>; deletions: Array<{ account: string; deleted: number; unconfirmed: number }> };
+    };
     const from = new Set(status.queue.takeovers.map((x) => x.oldWorker));
     expect(from.has('w1') && from.has(paused.name), JSON.stringify(status.queue.takeovers)).toBe(true);
     expect(w1Held).toContain(killedSlug);
     expect(status.queue.workers.find((w) => w.name === 'w1')!.state).toBe('silent');
+    // And the deletions recorded per account: exactly the accounts whose rows said delete.
+    const shown = new Map(status.queue.deletions.map((d) => [d.account, d.deleted + d.unconfirmed]));
+    for (const a of accounts) expect([a.name, (shown.get(a.name) ?? 0) >= (a.del ? a.original.size : 0), shown.has(a.name)]).toEqual([a.name, true, a.del]);
   }, 900_000);
 });
 

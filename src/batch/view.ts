@@ -87,6 +87,12 @@ export interface QueueInfo {
   leaseSeconds: number | null;
   workers: WorkerView[];
   takeovers: TakeoverView[];
+  /**
+   * Per account with any: items deleted at its source as recorded in the queue database before
+   * each deletion (deleted: the source confirmed; unconfirmed: the intent only, its worker stopped
+   * before the answer).
+   */
+  deletions: Array<{ account: string; deleted: number; unconfirmed: number }>;
 }
 
 export interface BatchView {

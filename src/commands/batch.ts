@@ -215,6 +215,8 @@ function statusLines(v: BatchView): string[] {
     for (const x of q.workers) lines.push(`  ${x.name} on ${x.host} pid ${x.pid}: ${x.state}, last heartbeat ${x.heartbeatAt} (${duration(x.heartbeatAge)} ago), ${x.slots} slot(s)${x.accounts.length ? `, holds ${x.accounts.join(', ')}` : ''}`);
     lines.push(`takeovers: ${q.takeovers.length || 'none'}`);
     for (const t of q.takeovers) lines.push(`  ${t.at} ${t.account}: ${t.oldWorker} (epoch ${t.oldEpoch}) -> ${t.newWorker} (epoch ${t.newEpoch}): ${t.reason}`);
+    lines.push(`deletions at the source, each recorded with its proof before it was made: ${q.deletions.length ? '' : 'none'}`);
+    for (const d of q.deletions) lines.push(`  ${d.account}: ${d.deleted} deleted${d.unconfirmed ? `, ${d.unconfirmed} begun by a worker that stopped before the answer` : ''}`);
   }
   for (const n of v.notes) lines.push(`note: ${n}`);
   return lines;

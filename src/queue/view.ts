@@ -15,6 +15,7 @@ import { progressOf, totalsOf } from '../batch/view.ts';
 import type { AccountView, BatchView, HolderView, QueueInfo, StateProgress, TakeoverView, WorkerView } from '../batch/view.ts';
 import type { AccountStatus } from '../batch/store.ts';
 import { getMeta, safeUrl } from './db.ts';
+import { deletionCounts } from './deletions.ts';
 import type { Queue } from './db.ts';
 import { SCHEMA } from './schema.ts';
 
@@ -220,17 +221,22 @@ export interface QueueExtras {
 
 /** What queue mode adds to a batch's view: workers, takeovers, and who holds each account. */
 export async function queueExtras(q: Queue, label: string): Promise<QueueExtras> {
-  const [rows, takeovers, settings, version] = await Promise.all([accountRows(q), takeoverViews(q), getMeta(q, 'settings'), getMeta(q, 'schema_version')]);
+  const [rows, takeovers, settings, version, deleted] = await Promise.all([accountRows(q), takeoverViews(q), getMeta(q, 'settings'), getMeta(q, 'schema_version'), deletionCounts(q)]);
   // The batch's settings as `batch run --queue` loaded them (lease length, deadline).
   const s = settings ? (JSON.parse(settings) as { leaseSeconds?: number; deadline?: string | null }) : {};
   const leaseSeconds = s.leaseSeconds ?? null;
   // A worker renews several times per lease; one lease time without a heartbeat means it is not working.
   const workers = await workerViews(q, leaseSeconds ?? 120);
   return {
-    info: { url: label, schemaVersion: num(version), leaseSeconds, workers, takeovers },
+    info: { url: label, schemaVersion: num(version), leaseSeconds, workers, takeovers, deletions: rows.flatMap((r) => deletionsOf(r, deleted)) },
     holders: new Map(rows.map((r) => [r.slug, holderOf(r)])),
     deadline: s.deadline ?? null,
   };
+}
+
+function deletionsOf(r: AccountRow, deleted: Map<string, { deleted: number; unconfirmed: number }>): QueueInfo['deletions'] {
+  const d = deleted.get(r.slug);
+  return d ? [{ account: r.account, ...d }] : [];
 }
 
 /** The manifest meta may be a path or JSON with a path and its hash; the view shows the path. */
