@@ -59,7 +59,8 @@ const PAIRS: Pair[] = [
     from: 'folder:SRC',
     to: 'google-photos',
     items: ITEMS,
-    emulator: (data) => startEmulator('google-photos', data, TOKEN, [...latency, '--video-processing-ms', '0'], ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']),
+    emulator: (data) =>
+      startEmulator('google-photos', data, TOKEN, [...latency, '--video-processing-ms', '0'], ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']),
     env: (emu) => ({ GOOGLE_ACCESS_TOKEN: TOKEN, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL! }),
   },
   {
@@ -79,7 +80,9 @@ async function makePhotos(dir: string, n: number): Promise<void> {
       Array.from({ length: Math.min(50, n - i) }, async (_, k) => {
         const album = path.join(dir, `Album ${(i + k) % 2}`);
         fs.mkdirSync(album, { recursive: true });
-        const jpg = await sharp(crypto.randomBytes(320 * 240 * 3), { raw: { width: 320, height: 240, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+        const jpg = await sharp(crypto.randomBytes(320 * 240 * 3), { raw: { width: 320, height: 240, channels: 3 } })
+          .jpeg({ quality: 90 })
+          .toBuffer();
         fs.writeFileSync(path.join(album, `IMG_${String(i + k).padStart(5, '0')}.jpg`), jpg);
       }),
     );
@@ -106,9 +109,13 @@ async function runOnce(pair: Pair, photos: string, concurrency: number): Promise
   try {
     const state = path.join(t, 'state.db');
     const spec = (s: string) => s.replace('SRC', photos).replace('DST', path.join(t, 'dst'));
-    const r = await measure(process.execPath, [CLI, 'migrate', '--from', spec(pair.from), '--to', spec(pair.to), '--state', state, '--concurrency', String(concurrency), '--json'], {
-      env: { GALLERY_BRIDGE_HOME: path.join(t, 'home'), ...(emu && pair.env ? pair.env(emu) : {}) },
-    });
+    const r = await measure(
+      process.execPath,
+      [CLI, 'migrate', '--from', spec(pair.from), '--to', spec(pair.to), '--state', state, '--concurrency', String(concurrency), '--json'],
+      {
+        env: { GALLERY_BRIDGE_HOME: path.join(t, 'home'), ...(emu && pair.env ? pair.env(emu) : {}) },
+      },
+    );
     if (r.code !== 0) throw new Error(`${pair.label} at concurrency ${concurrency} exited ${r.code}: ${r.stderr.slice(-400)}`);
     const db = new Database(state, { readonly: true });
     let n: number;
@@ -118,7 +125,10 @@ async function runOnce(pair: Pair, photos: string, concurrency: number): Promise
       db.close();
     }
     if (n !== pair.items) throw new Error(`${pair.label} at concurrency ${concurrency}: ${n} of ${pair.items} items verified`);
-    const events = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; state?: string; at?: string });
+    const events = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; state?: string; at?: string });
     const first = events.find((e) => e.type === 'bytes')?.at;
     const last = events.filter((e) => e.type === 'item' && e.state === 'verified').pop()?.at;
     if (!first || !last) throw new Error(`${pair.label} at concurrency ${concurrency}: no item events in the output`);

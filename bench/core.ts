@@ -33,7 +33,18 @@ function makeTree(dir: string, files: number, albums: number): number {
   return bytes;
 }
 
-const migrateArgs = (src: string, dst: string, db: string, extra: string[] = []) => [CLI, 'migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--json', ...extra];
+const migrateArgs = (src: string, dst: string, db: string, extra: string[] = []) => [
+  CLI,
+  'migrate',
+  '--from',
+  `folder:${src}`,
+  '--to',
+  `folder:${dst}`,
+  '--state',
+  db,
+  '--json',
+  ...extra,
+];
 
 /**
  * gallery-bridge against rclone on one tree, side by side: the copy (verified, crash-safe), the
@@ -77,7 +88,8 @@ async function folderToFolder(rows: BenchRow[]): Promise<string | null> {
       fs.cpSync(src, moveSrc, { recursive: true });
       const m = await measure(process.execPath, migrateArgs(moveSrc, path.join(t, `mv-${r}`), path.join(t, `mv-${r}.db`), ['--delete-source']));
       if (m.code !== 0) throw new Error(`gallery-bridge --delete-source exited ${m.code}: ${m.stderr.slice(-300)}`);
-      if (fs.readdirSync(moveSrc, { recursive: true }).some((f) => fs.statSync(path.join(moveSrc, String(f))).isFile())) throw new Error('--delete-source left files at the source');
+      if (fs.readdirSync(moveSrc, { recursive: true }).some((f) => fs.statSync(path.join(moveSrc, String(f))).isFile()))
+        throw new Error('--delete-source left files at the source');
       move.push(m);
       fs.rmSync(path.join(t, `mv-${r}`), { recursive: true, force: true });
     }
@@ -87,21 +99,75 @@ async function folderToFolder(rows: BenchRow[]): Promise<string | null> {
     if (hasRclone) {
       const rcS = median(rc.map((m) => m.wallMs)) / 1000;
       const rcCpu = median(rc.map((m) => m.cpuMs)) / n;
-      rows.push({ name: `folder→folder, ${label}, verified + crash-safe (median of ${reps})`, value: copyS, unit: 's', peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' }, ratio: copyS / rcS, goal: '<= 1.5', met: copyS <= 1.5 * rcS });
-      rows.push({ name: 'CPU per item (user + sys), the same run', value: copyCpu, unit: 'ms', peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' }, ratio: copyCpu / rcCpu, goal: '<= 1.5', met: copyCpu <= 1.5 * rcCpu });
+      rows.push({
+        name: `folder→folder, ${label}, verified + crash-safe (median of ${reps})`,
+        value: copyS,
+        unit: 's',
+        peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' },
+        ratio: copyS / rcS,
+        goal: '<= 1.5',
+        met: copyS <= 1.5 * rcS,
+      });
+      rows.push({
+        name: 'CPU per item (user + sys), the same run',
+        value: copyCpu,
+        unit: 'ms',
+        peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' },
+        ratio: copyCpu / rcCpu,
+        goal: '<= 1.5',
+        met: copyCpu <= 1.5 * rcCpu,
+      });
       const floorS = median(floor.map((m) => m.wallMs)) / 1000;
       const floorCpu = median(floor.map((m) => m.cpuMs)) / n;
-      rows.push({ name: '  context: the same steps in a bare Node script (bench/node-floor.mjs: read+SHA-256, write, fsync, link, read back), wall', value: floorS, unit: 's', peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' }, ratio: floorS / rcS });
-      rows.push({ name: '  context: that script\'s CPU per item', value: floorCpu, unit: 'ms', peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' }, ratio: floorCpu / rcCpu });
+      rows.push({
+        name: '  context: the same steps in a bare Node script (bench/node-floor.mjs: read+SHA-256, write, fsync, link, read back), wall',
+        value: floorS,
+        unit: 's',
+        peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' },
+        ratio: floorS / rcS,
+      });
+      rows.push({
+        name: "  context: that script's CPU per item",
+        value: floorCpu,
+        unit: 'ms',
+        peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' },
+        ratio: floorCpu / rcCpu,
+      });
       if (floorSyncfs.length && floorSyncfs.every((m) => m.code === 0)) {
         const sfS = median(floorSyncfs.map((m) => m.wallMs)) / 1000;
         const sfCpu = median(floorSyncfs.map((m) => m.cpuMs)) / n;
-        rows.push({ name: '  context: that script with one syncfs of the destination at the end instead of an fsync per file (--syncfs), wall', value: sfS, unit: 's', peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' }, ratio: sfS / rcS });
-        rows.push({ name: '  context: its CPU per item', value: sfCpu, unit: 'ms', peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' }, ratio: sfCpu / rcCpu });
+        rows.push({
+          name: '  context: that script with one syncfs of the destination at the end instead of an fsync per file (--syncfs), wall',
+          value: sfS,
+          unit: 's',
+          peer: { name: 'rclone copy --checksum', value: rcS, unit: 's' },
+          ratio: sfS / rcS,
+        });
+        rows.push({
+          name: '  context: its CPU per item',
+          value: sfCpu,
+          unit: 'ms',
+          peer: { name: 'rclone copy --checksum', value: rcCpu, unit: 'ms' },
+          ratio: sfCpu / rcCpu,
+        });
       }
-      rows.push({ name: '  context: gallery-bridge against the bare Node script, wall', value: copyS, unit: 's', peer: { name: 'bare Node script', value: floorS, unit: 's' }, ratio: copyS / floorS });
+      rows.push({
+        name: '  context: gallery-bridge against the bare Node script, wall',
+        value: copyS,
+        unit: 's',
+        peer: { name: 'bare Node script', value: floorS, unit: 's' },
+        ratio: copyS / floorS,
+      });
     } else rows.push({ name: 'rclone not installed (apt-get install rclone): no peer for the folder rows', value: NaN, unit: '' });
-    rows.push({ name: 'the same with --delete-source', value: moveS, unit: 's', peer: { name: 'gallery-bridge copy run', value: copyS, unit: 's' }, ratio: moveS / copyS, goal: '<= 1.2', met: moveS <= 1.2 * copyS });
+    rows.push({
+      name: 'the same with --delete-source',
+      value: moveS,
+      unit: 's',
+      peer: { name: 'gallery-bridge copy run', value: copyS, unit: 's' },
+      ratio: moveS / copyS,
+      goal: '<= 1.2',
+      met: moveS <= 1.2 * copyS,
+    });
     rows.push({ name: '  peak RSS of the copy run', value: median(copy.map((m) => m.peakRss)) / 1e6, unit: 'MB' });
     if (keptState) {
       const keep = path.join(os.tmpdir(), `gb-bench-state-${process.pid}.db`);
@@ -128,10 +194,24 @@ async function startup(rows: BenchRow[], state: string | null): Promise<void> {
   };
   const bare = await times([process.execPath, '-e', '0']);
   const help = await times([process.execPath, CLI, '--help']);
-  rows.push({ name: 'gallery-bridge --help (median)', value: help, unit: 's', peer: { name: 'node -e 0 (bare start)', value: bare, unit: 's' }, goal: '<= 0.3 s', met: help <= 0.3 });
+  rows.push({
+    name: 'gallery-bridge --help (median)',
+    value: help,
+    unit: 's',
+    peer: { name: 'node -e 0 (bare start)', value: bare, unit: 's' },
+    goal: '<= 0.3 s',
+    met: help <= 0.3,
+  });
   if (state) {
     const status = await times([process.execPath, CLI, 'status', '--state', state]);
-    rows.push({ name: 'gallery-bridge status on a fresh state (median)', value: status, unit: 's', peer: { name: 'node -e 0 (bare start)', value: bare, unit: 's' }, goal: '<= 0.3 s', met: status <= 0.3 });
+    rows.push({
+      name: 'gallery-bridge status on a fresh state (median)',
+      value: status,
+      unit: 's',
+      peer: { name: 'node -e 0 (bare start)', value: bare, unit: 's' },
+      goal: '<= 0.3 s',
+      met: status <= 0.3,
+    });
     for (const ext of ['', '-wal', '-shm']) fs.rmSync(state + ext, { force: true });
   }
 }
@@ -146,9 +226,25 @@ async function bigFile(rows: BenchRow[]): Promise<void> {
     const block = crypto.randomBytes(8 * 1024 * 1024);
     for (let w = 0; w < size; w += block.length) fs.writeSync(fd, block, 0, Math.min(block.length, size - w));
     fs.closeSync(fd);
-    const r = await measure(process.execPath, [CLI, 'migrate', '--from', `folder:${path.dirname(src)}`, '--to', `folder:${path.join(t, 'dst')}`, '--state', path.join(t, 's.db'), '--json']);
+    const r = await measure(process.execPath, [
+      CLI,
+      'migrate',
+      '--from',
+      `folder:${path.dirname(src)}`,
+      '--to',
+      `folder:${path.join(t, 'dst')}`,
+      '--state',
+      path.join(t, 's.db'),
+      '--json',
+    ]);
     if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-300)}`);
-    rows.push({ name: `peak RSS moving one ${(size / 1024 ** 3).toFixed(1)} GiB file`, value: r.peakRss / 1e6, unit: 'MB', goal: '< 200 MB', met: r.peakRss < 200e6 });
+    rows.push({
+      name: `peak RSS moving one ${(size / 1024 ** 3).toFixed(1)} GiB file`,
+      value: r.peakRss / 1e6,
+      unit: 'MB',
+      goal: '< 200 MB',
+      met: r.peakRss < 200e6,
+    });
     rows.push({ name: '  throughput of that move (read+hash+write+fsync+read back)', value: size / 1e6 / (r.wallMs / 1000), unit: 'MB/s' });
   } finally {
     fs.rmSync(t, { recursive: true, force: true });
@@ -168,8 +264,12 @@ export async function millionItems(rows: BenchRow[]): Promise<void> {
     const dbFile = path.join(t, 'big.db');
     openState(dbFile).close();
     const db = new Database(dbFile);
-    db.prepare("INSERT INTO meta VALUES ('source_identity', ?), ('destination_identity', ?), ('list_state', 'complete')").run(`folder:${src}`, `folder:${path.join(t, 'dst')}`);
-    const ins = db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, item_json, state, sha1, sha256, quickxor, bytes_read, evidence_level, updated_at)
+    db.prepare("INSERT INTO meta VALUES ('source_identity', ?), ('destination_identity', ?), ('list_state', 'complete')").run(
+      `folder:${src}`,
+      `folder:${path.join(t, 'dst')}`,
+    );
+    const ins =
+      db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, item_json, state, sha1, sha256, quickxor, bytes_read, evidence_level, updated_at)
       VALUES (?, ?, 'a', 'a', ?, 'image', '{}', ?, 'x', 'y', 'z', ?, ?, '2026-01-01')`);
     db.transaction(() => {
       for (let i = 0; i < n; i++) {
@@ -181,12 +281,35 @@ export async function millionItems(rows: BenchRow[]): Promise<void> {
     const st = await measure(process.execPath, [CLI, 'status', '--state', dbFile]);
     if (st.code !== 0) throw new Error(`status exit ${st.code}: ${st.stderr}`);
     const node = await measure(process.execPath, [CLI, '--version']);
-    rows.push({ name: `status on ${n.toLocaleString('en')} items (whole command)`, value: st.wallMs / 1000, unit: 's', peer: { name: 'CLI start-up alone (--version)', value: node.wallMs / 1000, unit: 's' }, goal: '< 2 s', met: st.wallMs < 2000 });
-    const res = await measure(process.execPath, [CLI, 'migrate', '--from', `folder:${src}`, '--to', `folder:${path.join(t, 'dst')}`, '--state', dbFile, '--json'], { firstLine: /"type":"item"/ });
+    rows.push({
+      name: `status on ${n.toLocaleString('en')} items (whole command)`,
+      value: st.wallMs / 1000,
+      unit: 's',
+      peer: { name: 'CLI start-up alone (--version)', value: node.wallMs / 1000, unit: 's' },
+      goal: '< 2 s',
+      met: st.wallMs < 2000,
+    });
+    const res = await measure(
+      process.execPath,
+      [CLI, 'migrate', '--from', `folder:${src}`, '--to', `folder:${path.join(t, 'dst')}`, '--state', dbFile, '--json'],
+      { firstLine: /"type":"item"/ },
+    );
     if (res.code !== 1) throw new Error(`resume exit ${res.code}: ${res.stderr.slice(-300)}`); // 1: the seeded rejected items
-    rows.push({ name: `resume on ${n.toLocaleString('en')} items: time to the first item moved`, value: (res.firstMatchMs ?? NaN) / 1000, unit: 's', goal: '< 5 s', met: (res.firstMatchMs ?? Infinity) < 5000 });
+    rows.push({
+      name: `resume on ${n.toLocaleString('en')} items: time to the first item moved`,
+      value: (res.firstMatchMs ?? NaN) / 1000,
+      unit: 's',
+      goal: '< 5 s',
+      met: (res.firstMatchMs ?? Infinity) < 5000,
+    });
     rows.push({ name: `  that whole resumed run (${NEW_ITEMS.toLocaleString('en')} new items)`, value: res.wallMs / 1000, unit: 's' });
-    rows.push({ name: `  peak RSS of that run (${n.toLocaleString('en')} items in the state, ${NEW_ITEMS.toLocaleString('en')} new)`, value: res.peakRss / 1e6, unit: 'MB', goal: '< 250 MB', met: res.peakRss < 250e6 });
+    rows.push({
+      name: `  peak RSS of that run (${n.toLocaleString('en')} items in the state, ${NEW_ITEMS.toLocaleString('en')} new)`,
+      value: res.peakRss / 1e6,
+      unit: 'MB',
+      goal: '< 250 MB',
+      met: res.peakRss < 250e6,
+    });
   } finally {
     fs.rmSync(t, { recursive: true, force: true });
   }

@@ -27,7 +27,8 @@ const CONCURRENCY = Number(process.env.GB_BENCH_GOOGLE_CONCURRENCY ?? 64);
 /** Photos for the batch-filling rows, at the tool's default --concurrency. */
 const TAIL_PHOTOS = Number(process.env.GB_BENCH_GOOGLE_TAIL_PHOTOS ?? 300);
 
-const startEmulator = (data: string, flags: string[]): Promise<Emu> => startEmu('google-photos', data, TOKEN, flags, ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']);
+const startEmulator = (data: string, flags: string[]): Promise<Emu> =>
+  startEmu('google-photos', data, TOKEN, flags, ['GOOGLE_PHOTOS_BASE_URL', 'GOOGLE_OAUTH_TOKEN_URL']);
 
 /** Small photos with distinct pixels (noise), so no two are the same bytes. */
 async function makePhotos(dir: string, n: number): Promise<void> {
@@ -36,7 +37,9 @@ async function makePhotos(dir: string, n: number): Promise<void> {
     await Promise.all(
       Array.from({ length: Math.min(100, n - i) }, async (_, k) => {
         const raw = crypto.randomBytes(24 * 24 * 3);
-        const jpg = await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+        const jpg = await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } })
+          .jpeg({ quality: 90 })
+          .toBuffer();
         fs.writeFileSync(path.join(dir, `IMG_${String(i + k).padStart(5, '0')}.jpg`), jpg);
       }),
     );
@@ -82,7 +85,14 @@ const suiteImpl: BenchSuite = async () => [...(await batchRows()), ...(await mai
 
 async function mainRows(): Promise<BenchRow[]> {
   const t = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-bench-gp-'));
-  const emu = await startEmulator(path.join(t, 'emu'), ['--latency-ms', String(LATENCY_MS), '--writes-per-minute', String(WRITES_PER_MINUTE), '--video-processing-ms', '0']);
+  const emu = await startEmulator(path.join(t, 'emu'), [
+    '--latency-ms',
+    String(LATENCY_MS),
+    '--writes-per-minute',
+    String(WRITES_PER_MINUTE),
+    '--video-processing-ms',
+    '0',
+  ]);
   try {
     await makePhotos(path.join(t, 'src', 'Bench'), PHOTOS);
     const env = {
@@ -91,7 +101,19 @@ async function mainRows(): Promise<BenchRow[]> {
       GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
     };
     const run = await runCli(
-      ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', path.join(t, 'state.db'), '--concurrency', String(CONCURRENCY), '--google-writes-per-minute', String(WRITES_PER_MINUTE)],
+      [
+        'migrate',
+        '--from',
+        `folder:${path.join(t, 'src')}`,
+        '--to',
+        'google-photos',
+        '--state',
+        path.join(t, 'state.db'),
+        '--concurrency',
+        String(CONCURRENCY),
+        '--google-writes-per-minute',
+        String(WRITES_PER_MINUTE),
+      ],
       env,
     );
     if (run.code !== 0) throw new Error(`migration exited ${run.code}: ${run.out.slice(-500)}`);
@@ -121,7 +143,11 @@ async function mainRows(): Promise<BenchRow[]> {
         name: `items/s, ${PHOTOS} small photos, ${LATENCY_MS} ms latency, --concurrency ${CONCURRENCY}, limit ${WRITES_PER_MINUTE} writes/min`,
         value: itemsPerSec,
         unit: 'items/s',
-        peer: { name: `long-run bound of ${WRITES_PER_MINUTE} writes/min at ${writesPerPhoto.toFixed(3)} writes/photo (a short run gains the first minute's burst)`, value: bound, unit: 'items/s' },
+        peer: {
+          name: `long-run bound of ${WRITES_PER_MINUTE} writes/min at ${writesPerPhoto.toFixed(3)} writes/photo (a short run gains the first minute's burst)`,
+          value: bound,
+          unit: 'items/s',
+        },
         ratio: itemsPerSec / bound,
         goal: 'ratio >= 0.8 (close to the limit, no 429 storm)',
         met: itemsPerSec / bound >= 0.8,

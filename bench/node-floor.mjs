@@ -64,7 +64,9 @@ async function copyOne(rel) {
 }
 
 let next = 0;
-await Promise.all(Array.from({ length: 4 }, async () => {
-  while (next < files.length) await copyOne(files[next++]);
-}));
+await Promise.all(
+  Array.from({ length: 4 }, async () => {
+    while (next < files.length) await copyOne(files[next++]);
+  }),
+);
 if (SYNCFS) (await import('node:child_process')).execFileSync('sync', ['-f', dst]);

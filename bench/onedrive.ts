@@ -39,7 +39,12 @@ async function plainUpload(emu: Emu, files: string[], folder: string, concurrenc
     const size = fs.statSync(file).size;
     const name = path.basename(file);
     const payload = JSON.stringify({ item: { '@microsoft.graph.conflictBehavior': 'replace' } });
-    const s = await request(`${emu.env.GRAPH_BASE_URL}/me/drive/root:/${folder}/${encodeURIComponent(name)}:/createUploadSession`, 'POST', { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }, Buffer.from(payload));
+    const s = await request(
+      `${emu.env.GRAPH_BASE_URL}/me/drive/root:/${folder}/${encodeURIComponent(name)}:/createUploadSession`,
+      'POST',
+      { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+      Buffer.from(payload),
+    );
     const url = (JSON.parse(s.body) as { uploadUrl: string }).uploadUrl;
     const fd = fs.openSync(file, 'r');
     try {
@@ -56,9 +61,11 @@ async function plainUpload(emu: Emu, files: string[], folder: string, concurrenc
   };
   const start = performance.now();
   const queue = [...files];
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (let f = queue.shift(); f; f = queue.shift()) await one(f);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) await one(f);
+    }),
+  );
   const ms = performance.now() - start;
   agent.destroy();
   return ms;
@@ -84,8 +91,29 @@ async function throughput(): Promise<BenchRow[]> {
       const concurrency = 4;
       const plainMs = await plainUpload(emu, files, 'Bench/plain', concurrency);
       const mig = await runCli(
-        ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Bench/migrated', '--state', path.join(t, 'state.db'), '--concurrency', String(concurrency), '--onedrive-chunk-size', '10MiB', '--onedrive-requests-per-5min', '0', '--onedrive-app-requests-per-minute', '0'],
-        { GRAPH_BASE_URL: emu.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: emu.env.NODE_EXTRA_CA_CERTS!, ONEDRIVE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_HOME: path.join(t, 'home') },
+        [
+          'migrate',
+          '--from',
+          `folder:${path.join(t, 'src')}`,
+          '--to',
+          'onedrive:/Bench/migrated',
+          '--state',
+          path.join(t, 'state.db'),
+          '--concurrency',
+          String(concurrency),
+          '--onedrive-chunk-size',
+          '10MiB',
+          '--onedrive-requests-per-5min',
+          '0',
+          '--onedrive-app-requests-per-minute',
+          '0',
+        ],
+        {
+          GRAPH_BASE_URL: emu.env.GRAPH_BASE_URL!,
+          NODE_EXTRA_CA_CERTS: emu.env.NODE_EXTRA_CA_CERTS!,
+          ONEDRIVE_ACCESS_TOKEN: TOKEN,
+          GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+        },
       );
       if (mig.code !== 0) throw new Error(`migration exited ${mig.code}: ${mig.out.slice(-400)}`);
       const migMBs = total / 1e6 / (mig.ms / 1000);
@@ -139,19 +167,27 @@ async function bareSmallUploads(emu: Emu, files: string[], folder: string, concu
   const one = async (file: string) => {
     const bytes = fs.readFileSync(file);
     const payload = JSON.stringify({ item: { '@microsoft.graph.conflictBehavior': 'fail' } });
-    const s = await request(`${base}/me/drive/root:/${folder}/${encodeURIComponent(path.basename(file))}:/createUploadSession`, 'POST', { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }, Buffer.from(payload));
+    const s = await request(
+      `${base}/me/drive/root:/${folder}/${encodeURIComponent(path.basename(file))}:/createUploadSession`,
+      'POST',
+      { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+      Buffer.from(payload),
+    );
     const url = (JSON.parse(s.body) as { uploadUrl: string }).uploadUrl;
     const put = await request(url, 'PUT', { 'Content-Length': bytes.length, 'Content-Range': `bytes 0-${bytes.length - 1}/${bytes.length}` }, bytes);
     if (put.status >= 300) throw new Error(`bare upload: PUT answered ${put.status}`);
     const id = (JSON.parse(put.body) as { id: string }).id;
     const got = await request(`${base}/me/drive/items/${encodeURIComponent(id)}`, 'GET', { Authorization: `Bearer ${TOKEN}` });
-    if (!(JSON.parse(got.body) as { file?: { hashes?: { quickXorHash?: string } } }).file?.hashes?.quickXorHash) throw new Error('bare upload: no hash read back');
+    if (!(JSON.parse(got.body) as { file?: { hashes?: { quickXorHash?: string } } }).file?.hashes?.quickXorHash)
+      throw new Error('bare upload: no hash read back');
   };
   const start = performance.now();
   const queue = [...files];
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (let f = queue.shift(); f; f = queue.shift()) await one(f);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) await one(f);
+    }),
+  );
   const ms = performance.now() - start;
   agent.destroy();
   return ms;
@@ -197,8 +233,30 @@ export async function smallPhotos(): Promise<BenchRow[]> {
       const cpu0 = cpuMsOf(emu.child.pid!);
       mig = await measure(
         process.execPath,
-        [CLI, 'migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Bench/small', '--state', path.join(t, 'state.db'), '--concurrency', String(concurrency), '--onedrive-requests-per-5min', '0', '--onedrive-app-requests-per-minute', '0'],
-        { env: { GRAPH_BASE_URL: emu.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: emu.env.NODE_EXTRA_CA_CERTS!, ONEDRIVE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_HOME: path.join(t, 'home') } },
+        [
+          CLI,
+          'migrate',
+          '--from',
+          `folder:${path.join(t, 'src')}`,
+          '--to',
+          'onedrive:/Bench/small',
+          '--state',
+          path.join(t, 'state.db'),
+          '--concurrency',
+          String(concurrency),
+          '--onedrive-requests-per-5min',
+          '0',
+          '--onedrive-app-requests-per-minute',
+          '0',
+        ],
+        {
+          env: {
+            GRAPH_BASE_URL: emu.env.GRAPH_BASE_URL!,
+            NODE_EXTRA_CA_CERTS: emu.env.NODE_EXTRA_CA_CERTS!,
+            ONEDRIVE_ACCESS_TOKEN: TOKEN,
+            GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+          },
+        },
       );
       emuCpu = cpuMsOf(emu.child.pid!) - cpu0;
     } finally {
@@ -208,7 +266,20 @@ export async function smallPhotos(): Promise<BenchRow[]> {
     const rate = n / (mig.wallMs / 1000);
     const bareRate = n / (bareMs / 1000);
     // Context: the same photos folder -> folder (the engine alone: hashing, EXIF, state; no network).
-    const local = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', `folder:${path.join(t, 'dst')}`, '--state', path.join(t, 'local.db'), '--concurrency', String(concurrency)], {});
+    const local = await runCli(
+      [
+        'migrate',
+        '--from',
+        `folder:${path.join(t, 'src')}`,
+        '--to',
+        `folder:${path.join(t, 'dst')}`,
+        '--state',
+        path.join(t, 'local.db'),
+        '--concurrency',
+        String(concurrency),
+      ],
+      {},
+    );
     const localRate = local.code === 0 ? n / (local.ms / 1000) : NaN;
     // Each photo's own path holds two requests in sequence: createUploadSession (in a worker)
     // and the final fragment (at commit). Verification (a third request) runs beside it.

@@ -44,7 +44,11 @@ async function freshDb(server: string): Promise<string> {
 
 function manifest(dir: string, accounts: number): string {
   const file = path.join(dir, 'accounts.csv');
-  fs.writeFileSync(file, ['account,source,destination', ...Array.from({ length: accounts }, (_, i) => `acct-${i},xiaomi,folder:${path.join(dir, 'out', String(i))}`)].join('\n') + '\n');
+  fs.writeFileSync(
+    file,
+    ['account,source,destination', ...Array.from({ length: accounts }, (_, i) => `acct-${i},xiaomi,folder:${path.join(dir, 'out', String(i))}`)].join('\n') +
+      '\n',
+  );
   return file;
 }
 
@@ -60,10 +64,30 @@ const run = (args: string[], env: NodeJS.ProcessEnv) =>
 async function workersWall(server: string, env: NodeJS.ProcessEnv, accounts: number, workers: number, slots: number): Promise<number> {
   const dir = tmp(`w${workers}`);
   const url = await freshDb(server);
-  const load = await run(['batch', 'run', manifest(dir, accounts), '--queue', url, '--no-work', '--accounts-at-once', String(workers * slots), '--per-provider', `xiaomi=${workers * slots}`, '--concurrency', '2'], env);
+  const load = await run(
+    [
+      'batch',
+      'run',
+      manifest(dir, accounts),
+      '--queue',
+      url,
+      '--no-work',
+      '--accounts-at-once',
+      String(workers * slots),
+      '--per-provider',
+      `xiaomi=${workers * slots}`,
+      '--concurrency',
+      '2',
+    ],
+    env,
+  );
   if (load.code !== 0) throw new Error(`load exited ${load.code}: ${load.err.slice(-300)}`);
   const start = performance.now();
-  const codes = await Promise.all(Array.from({ length: workers }, (_, i) => run(['worker', '--queue', url, '--name', `w${i}`, '--slots', String(slots), '--state', path.join(dir, `w${i}`)], env)));
+  const codes = await Promise.all(
+    Array.from({ length: workers }, (_, i) =>
+      run(['worker', '--queue', url, '--name', `w${i}`, '--slots', String(slots), '--state', path.join(dir, `w${i}`)], env),
+    ),
+  );
   const wall = performance.now() - start;
   const bad = codes.find((c) => c.code !== 0);
   if (bad) throw new Error(`a worker exited ${bad.code}: ${bad.err.slice(-300)}`);
@@ -78,8 +102,14 @@ async function takeoverSeconds(server: string, env: NodeJS.ProcessEnv, items: nu
   const url = await freshDb(server);
   const load = await run(['batch', 'run', manifest(dir, 1), '--queue', url, '--no-work', '--concurrency', '2'], env);
   if (load.code !== 0) throw new Error(`load exited ${load.code}: ${load.err.slice(-300)}`);
-  const spawnWorker = (name: string) => spawn(process.execPath, [CLI, 'worker', '--queue', url, '--name', name, '--slots', '1', '--follow', '--state', path.join(dir, name)], { env: { ...process.env, ...env }, stdio: 'ignore', detached: true });
-  const holder = async () => (await query<{ worker: string }>(url, `SELECT worker FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`))[0]?.worker;
+  const spawnWorker = (name: string) =>
+    spawn(process.execPath, [CLI, 'worker', '--queue', url, '--name', name, '--slots', '1', '--follow', '--state', path.join(dir, name)], {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+      detached: true,
+    });
+  const holder = async () =>
+    (await query<{ worker: string }>(url, `SELECT worker FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`))[0]?.worker;
   const a = spawnWorker('first');
   const b = spawnWorker('second');
   try {
@@ -128,23 +158,62 @@ export const suite: BenchSuite = async () => {
         name: `${n} worker${n > 1 ? 's' : ''} (1 slot each), ${accounts} accounts × ${items} items, ${LATENCY_MS} ms a request`,
         value: rate[n]!,
         unit: 'items/s',
-        ...(n > 1 ? { peer: { name: `${n} × the 1-worker rate`, value: n * rate[1]!, unit: 'items/s' }, ratio, goal: '≥ 0.8 of linear', met: ratio >= 0.8 } : {}),
+        ...(n > 1
+          ? { peer: { name: `${n} × the 1-worker rate`, value: n * rate[1]!, unit: 'items/s' }, ratio, goal: '≥ 0.8 of linear', met: ratio >= 0.8 }
+          : {}),
       });
     }
 
     const moved = await takeoverSeconds(server, env, items);
-    rows.push({ name: `SIGKILL of a worker (and its children) to its account on another worker, --lease-seconds ${DEFAULT_LEASE_SECONDS} (the default)`, value: moved, unit: 's', goal: '≤ 120 s', met: moved <= 120 });
+    rows.push({
+      name: `SIGKILL of a worker (and its children) to its account on another worker, --lease-seconds ${DEFAULT_LEASE_SECONDS} (the default)`,
+      value: moved,
+      unit: 's',
+      goal: '≤ 120 s',
+      met: moved <= 120,
+    });
 
     const dir = tmp('single');
     const m = manifest(dir, accounts);
-    const single = await measure(process.execPath, [CLI, 'batch', 'run', m, '--state', path.join(dir, 'batch'), '--accounts-at-once', '2', '--per-provider', 'xiaomi=2', '--concurrency', '2'], { env });
+    const single = await measure(
+      process.execPath,
+      [CLI, 'batch', 'run', m, '--state', path.join(dir, 'batch'), '--accounts-at-once', '2', '--per-provider', 'xiaomi=2', '--concurrency', '2'],
+      { env },
+    );
     if (single.code !== 0) throw new Error(`single-machine batch exited ${single.code}: ${single.stderr.slice(-300)}`);
     const qdir = tmp('queued');
     const url = await freshDb(server);
-    const queued = await measure(process.execPath, [CLI, 'batch', 'run', manifest(qdir, accounts), '--queue', url, '--state', path.join(qdir, 'worker'), '--accounts-at-once', '2', '--per-provider', 'xiaomi=2', '--concurrency', '2'], { env });
+    const queued = await measure(
+      process.execPath,
+      [
+        CLI,
+        'batch',
+        'run',
+        manifest(qdir, accounts),
+        '--queue',
+        url,
+        '--state',
+        path.join(qdir, 'worker'),
+        '--accounts-at-once',
+        '2',
+        '--per-provider',
+        'xiaomi=2',
+        '--concurrency',
+        '2',
+      ],
+      { env },
+    );
     if (queued.code !== 0) throw new Error(`queue-mode batch exited ${queued.code}: ${queued.stderr.slice(-300)}`);
     const r = queued.wallMs / single.wallMs;
-    rows.push({ name: `batch run --queue as one worker, ${accounts} accounts × ${items} items, 2 at once`, value: queued.wallMs / 1000, unit: 's', peer: { name: 'batch run on one machine (no database), same manifest', value: single.wallMs / 1000, unit: 's' }, ratio: r, goal: '≤ 1.1', met: r <= 1.1 });
+    rows.push({
+      name: `batch run --queue as one worker, ${accounts} accounts × ${items} items, 2 at once`,
+      value: queued.wallMs / 1000,
+      unit: 's',
+      peer: { name: 'batch run on one machine (no database), same manifest', value: single.wallMs / 1000, unit: 's' },
+      ratio: r,
+      goal: '≤ 1.1',
+      met: r <= 1.1,
+    });
   } finally {
     await emu.close();
     stopPostgres();

@@ -30,7 +30,9 @@ for (const f of files) {
   try {
     for (const row of await mod.suite()) {
       all.push({ suite: name, ...row });
-      process.stderr.write(`  ${row.name}: ${fmt(row.value)} ${row.unit}${row.peer ? ` (peer ${row.peer.name}: ${fmt(row.peer.value)} ${row.peer.unit})` : ''}\n`);
+      process.stderr.write(
+        `  ${row.name}: ${fmt(row.value)} ${row.unit}${row.peer ? ` (peer ${row.peer.name}: ${fmt(row.peer.value)} ${row.peer.unit})` : ''}\n`,
+      );
     }
   } catch (err) {
     all.push({ suite: name, name: `FAILED: ${(err as Error).message}`, value: NaN, unit: '' });
@@ -38,12 +40,16 @@ for (const f of files) {
 }
 
 const lines = [
-  `gallery-bridge bench${process.env.BENCH_QUICK === '1' ? ' (quick)' : ''}, ${new Date().toISOString()}, load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  `gallery-bridge bench${process.env.BENCH_QUICK === '1' ? ' (quick)' : ''}, ${new Date().toISOString()}, load average ${(await import('node:os'))
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
   '',
   '| suite | measurement | value | peer (same run) | ratio | goal | met |',
   '| --- | --- | --- | --- | --- | --- | --- |',
-  ...all.map((r) =>
-    `| ${r.suite} | ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.peer ? `${r.peer.name}: ${fmt(r.peer.value)} ${r.peer.unit}` : ''} | ${r.ratio !== undefined ? fmt(r.ratio) : ''} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'} |`,
+  ...all.map(
+    (r) =>
+      `| ${r.suite} | ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.peer ? `${r.peer.name}: ${fmt(r.peer.value)} ${r.peer.unit}` : ''} | ${r.ratio !== undefined ? fmt(r.ratio) : ''} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'} |`,
   ),
 ];
 process.stdout.write(lines.join('\n') + '\n');

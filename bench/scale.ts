@@ -14,7 +14,9 @@ import type { Measured } from './util.ts';
 const CLI = path.resolve(import.meta.dirname, '..', 'bin', 'gallery-bridge.js');
 
 async function xiaomiEmulator(data: string, items: number): Promise<{ env: Record<string, string>; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', String(items)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', String(items)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const env: Record<string, string> = {};
   await new Promise<void>((resolve, reject) => {
     let buf = '';
@@ -42,11 +44,15 @@ async function run(items: number): Promise<{ rate: number; m: Measured }> {
   const t = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-bench-scale-'));
   const emu = await xiaomiEmulator(path.join(t, 'emu'), items);
   try {
-    const m = await measure(process.execPath, [CLI, 'migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'dst')}`, '--state', path.join(t, 's.db'), '--json'], {
-      env: { ...emu.env, XIAOMI_MAX_RPS: '0', GALLERY_BRIDGE_HOME: path.join(t, 'home') },
-      firstLine: /"type":"item"/,
-      tailOnly: true,
-    });
+    const m = await measure(
+      process.execPath,
+      [CLI, 'migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'dst')}`, '--state', path.join(t, 's.db'), '--json'],
+      {
+        env: { ...emu.env, XIAOMI_MAX_RPS: '0', GALLERY_BRIDGE_HOME: path.join(t, 'home') },
+        firstLine: /"type":"item"/,
+        tailOnly: true,
+      },
+    );
     if (m.code !== 0) throw new Error(`migrate of ${items} items exited ${m.code}: ${m.stderr.slice(-300)}`);
     const st = await measure(process.execPath, [CLI, 'status', '--state', path.join(t, 's.db'), '--json']);
     const moved = (JSON.parse(st.stdout) as { counts: Record<string, { items: number }> }).counts.verified?.items ?? 0;
@@ -70,7 +76,15 @@ export const suite: BenchSuite = async () => {
   const large = await run(big);
   const ratio = large.rate / small.rate;
   return [
-    { name: `Xiaomi emulator → folder, ${big.toLocaleString('en')} synthetic items`, value: large.rate, unit: 'items/s', peer: { name: `the same at ${smallN.toLocaleString('en')} items`, value: small.rate, unit: 'items/s' }, ratio, goal: '>= 0.8', met: ratio >= 0.8 },
+    {
+      name: `Xiaomi emulator → folder, ${big.toLocaleString('en')} synthetic items`,
+      value: large.rate,
+      unit: 'items/s',
+      peer: { name: `the same at ${smallN.toLocaleString('en')} items`, value: small.rate, unit: 'items/s' },
+      ratio,
+      goal: '>= 0.8',
+      met: ratio >= 0.8,
+    },
     { name: `  peak RSS at ${big.toLocaleString('en')} items`, value: large.m.peakRss / 1e6, unit: 'MB', goal: '< 250 MB', met: large.m.peakRss < 250e6 },
   ];
 };

@@ -24,7 +24,8 @@ const TICK = 100; // USER_HZ on Linux
  * figures for the whole process, every thread) when it is installed, else from /proc samples.
  */
 export function measure(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; firstLine?: RegExp; tailOnly?: boolean } = {}): Promise<Measured> {
-  const timeFile = which('/usr/bin/time') || fs.existsSync('/usr/bin/time') ? `${os.tmpdir()}/gb-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}` : null;
+  const timeFile =
+    which('/usr/bin/time') || fs.existsSync('/usr/bin/time') ? `${os.tmpdir()}/gb-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}` : null;
   const argv = timeFile ? ['-f', '%U %S %M', '-o', timeFile, cmd, ...args] : args;
   return new Promise((resolve, reject) => {
     const start = performance.now();
@@ -108,7 +109,9 @@ export interface Emu {
 
 /** Starts `gallery-bridge emulator NAME` and resolves once it has printed the keys a run needs. An empty token: no --accept-token (Xiaomi signs in by cookie). */
 export async function startEmulator(name: string, data: string, token: string, flags: string[], readyKeys: string[]): Promise<Emu> {
-  const child = spawn(process.execPath, [CLI_PATH, 'emulator', name, '--port', '0', '--data', data, ...(token ? ['--accept-token', token] : []), ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI_PATH, 'emulator', name, '--port', '0', '--data', data, ...(token ? ['--accept-token', token] : []), ...flags], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const env: Record<string, string> = {};
   await new Promise<void>((resolve, reject) => {
     let buf = '';

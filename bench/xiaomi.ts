@@ -26,13 +26,17 @@ export const suite: BenchSuite = async () => {
       return performance.now() - t0;
     };
     // (The album id is a 17-digit JSON number: read it from the text, JSON.parse would round it.)
-    const albumsText = await (await fetch(`${emu.baseUrl}/gallery/user/album/list?pageNum=0&pageSize=50`, { headers: { Cookie: emu.env.XIAOMI_COOKIE! } })).text();
+    const albumsText = await (
+      await fetch(`${emu.baseUrl}/gallery/user/album/list?pageNum=0&pageSize=50`, { headers: { Cookie: emu.env.XIAOMI_COOKIE! } })
+    ).text();
     const albumId = /"albumId":"?(\d+)/.exec(albumsText)![1]!;
     const bare = async (): Promise<number> => {
       const t0 = performance.now();
       let n = 0;
       for (let p = 0; ; p++) {
-        const r = (await (await fetch(`${emu.baseUrl}/gallery/user/galleries?albumId=${albumId}&pageNum=${p}&pageSize=50`, { headers: { Cookie: emu.env.XIAOMI_COOKIE! } })).json()) as { data: { galleries: unknown[]; isLastPage: boolean } };
+        const r = (await (
+          await fetch(`${emu.baseUrl}/gallery/user/galleries?albumId=${albumId}&pageNum=${p}&pageSize=50`, { headers: { Cookie: emu.env.XIAOMI_COOKIE! } })
+        ).json()) as { data: { galleries: unknown[]; isLastPage: boolean } };
         n += r.data.galleries.length;
         if (r.data.isLastPage) break;
       }
@@ -52,7 +56,15 @@ export const suite: BenchSuite = async () => {
     const mid = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
     const rate = N / (mid(ours) / 1000);
     const peerRate = N / (mid(peers) / 1000);
-    rows.push({ name: 'listing, 50/page (unpaced; median of 3, after a warm-up round each)', value: rate, unit: 'items/s', peer: { name: 'bare fetch+JSON.parse', value: peerRate, unit: 'items/s' }, ratio: rate / peerRate, goal: '>= 0.5', met: rate / peerRate >= 0.5 });
+    rows.push({
+      name: 'listing, 50/page (unpaced; median of 3, after a warm-up round each)',
+      value: rate,
+      unit: 'items/s',
+      peer: { name: 'bare fetch+JSON.parse', value: peerRate, unit: 'items/s' },
+      ratio: rate / peerRate,
+      goal: '>= 0.5',
+      met: rate / peerRate >= 0.5,
+    });
 
     let t0: number;
     const M = 200;
@@ -64,7 +76,15 @@ export const suite: BenchSuite = async () => {
     const oneMs = performance.now() - t0;
     const dl = M / (dlMs / 1000);
     const one = M / (oneMs / 1000);
-    rows.push({ name: 'small downloads, three steps each', value: dl, unit: 'items/s', peer: { name: 'one bare GET', value: one, unit: 'req/s' }, ratio: dl / one, goal: '>= 0.25 (three requests per item)', met: dl / one >= 0.25 });
+    rows.push({
+      name: 'small downloads, three steps each',
+      value: dl,
+      unit: 'items/s',
+      peer: { name: 'one bare GET', value: one, unit: 'req/s' },
+      ratio: dl / one,
+      goal: '>= 0.25 (three requests per item)',
+      met: dl / one >= 0.25,
+    });
     await src.close();
   } finally {
     await emu.close();

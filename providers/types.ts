@@ -385,7 +385,10 @@ export type RejectionKind =
 
 /** Transient: the engine retries the item later (after retryAfterMs when given). */
 export class RetryableError extends Error {
-  constructor(message: string, readonly retryAfterMs?: number) {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = 'RetryableError';
   }
@@ -423,7 +426,10 @@ export type StopKind = 'quota' | 'credentials' | 'destination-full' | 'config';
 
 /** The whole run must stop cleanly: quota spent, credentials expired, destination full, bad configuration. */
 export class StopRunError extends Error {
-  constructor(readonly kind: StopKind, message: string) {
+  constructor(
+    readonly kind: StopKind,
+    message: string,
+  ) {
     super(message);
     this.name = 'StopRunError';
   }

@@ -39,7 +39,18 @@ if (values.distributed) {
   let failed = false;
   for (let round = 1; round <= int('rounds', values.rounds); round++) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-chaos-dist-'));
-    const r = await runDistributedRound({ seed: seed + round - 1, accounts: int('accounts', values.accounts), items: int('items', values.items), workers: int('workers', values.workers), kills: int('kills', values.kills), leaseSeconds: 5, dir }, log);
+    const r = await runDistributedRound(
+      {
+        seed: seed + round - 1,
+        accounts: int('accounts', values.accounts),
+        items: int('items', values.items),
+        workers: int('workers', values.workers),
+        kills: int('kills', values.kills),
+        leaseSeconds: 5,
+        dir,
+      },
+      log,
+    );
     process.stdout.write(`\n${formatDistributed(r)}\n`);
     for (const v of r.violations) process.stdout.write(`  - ${v}\n`);
     if (r.violations.length) {
@@ -50,12 +61,24 @@ if (values.distributed) {
   process.exit(failed ? 1 : 0);
 }
 const only = values.round === undefined ? undefined : int('round', values.round);
-const results = await runChaos({ rounds: only ?? int('rounds', values.rounds), first: only, seed, items: int('items', values.items), kills: int('kills', values.kills), pairs: values.pair, keep: values.keep, log });
+const results = await runChaos({
+  rounds: only ?? int('rounds', values.rounds),
+  first: only,
+  seed,
+  items: int('items', values.items),
+  kills: int('kills', values.kills),
+  pairs: values.pair,
+  keep: values.keep,
+  log,
+});
 process.stdout.write(`\n${formatTable(results, seed)}\n`);
-for (const r of results.filter((x) => !x.finished)) process.stdout.write(`\nround ${r.config.round} did not finish (exit ${r.lastExit}); its last run ended with:\n${r.lastTail}\n`);
+for (const r of results.filter((x) => !x.finished))
+  process.stdout.write(`\nround ${r.config.round} did not finish (exit ${r.lastExit}); its last run ended with:\n${r.lastTail}\n`);
 const bad = results.filter((r) => r.violations.length > 0);
 for (const r of bad) {
-  process.stdout.write(`\nround ${r.config.round} (${r.config.source} -> ${r.config.dest}, repeat with --seed ${seed} --round ${r.config.round}; kept in ${r.config.dir}):\n`);
+  process.stdout.write(
+    `\nround ${r.config.round} (${r.config.source} -> ${r.config.dest}, repeat with --seed ${seed} --round ${r.config.round}; kept in ${r.config.dir}):\n`,
+  );
   for (const v of r.violations) process.stdout.write(`  - ${v}\n`);
 }
 process.exit(bad.length ? 1 : 0);

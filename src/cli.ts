@@ -65,16 +65,27 @@ function addRunOptions(cmd: Command): Command {
     .option('--retries <n>', 'attempts per item in one run', positiveInt, 4)
     .option('--until <time>', 'stop cleanly at this time (HH:MM or ISO date); rerun to resume', time)
     .option('--layout <layout>', 'destination layout: album (one folder/album per album) or date (YYYY/MM)', 'album')
-    .option('--timezone <zone>', 'time zone for capture times that carry no offset (file names, EXIF without OffsetTime, source dates): IANA name or +HH:MM', timeZone, systemZone())
+    .option(
+      '--timezone <zone>',
+      'time zone for capture times that carry no offset (file names, EXIF without OffsetTime, source dates): IANA name or +HH:MM',
+      timeZone,
+      systemZone(),
+    )
     .option('--account <name>', 'which stored account to use', 'default')
     .option('--source-account <name>', 'stored account for the source (default: --account)')
     .option('--destination-account <name>', 'stored account for the destination (default: --account)')
     .option('--report <file>', 'write a report (.json, .csv or .html) when the run ends')
     .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt, 300)
-    .option('--source-may-be-empty', 'go on when the source lists nothing while the state knows items there (you deleted them there): they count as gone; the default stops (is the card mounted?)', false)
+    .option(
+      '--source-may-be-empty',
+      'go on when the source lists nothing while the state knows items there (you deleted them there): they count as gone; the default stops (is the card mounted?)',
+      false,
+    )
     .option('--json', 'machine-readable output on stdout (JSON lines)', false)
     .option('--verbose', 'more log lines', false);
-  for (const p of loadedProviders()) for (const o of p.cliOptions ?? []) if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
+  for (const p of loadedProviders())
+    for (const o of p.cliOptions ?? [])
+      if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
   return cmd;
 }
 
@@ -114,7 +125,11 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', 'output file')
     .action(async (o) => process.exit(await (await commands.status()).reportCommand(o)));
 
-  const batch = program.command('batch').description('many accounts from one CSV manifest (account,source,destination[,source_account,destination_account,delete_source,delete_evidence,priority])');
+  const batch = program
+    .command('batch')
+    .description(
+      'many accounts from one CSV manifest (account,source,destination[,source_account,destination_account,delete_source,delete_evidence,priority])',
+    );
   batch
     .command('run')
     .description('migrate every account of the manifest, each in its own process with its own state; rerun to resume')
@@ -159,7 +174,7 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('run accounts of a batch loaded with `batch run --queue`, on any machine, until none are left')
-    .requiredOption('--queue <url>', 'the batch\'s PostgreSQL database (postgres://user:password@host:5432/db)')
+    .requiredOption('--queue <url>', "the batch's PostgreSQL database (postgres://user:password@host:5432/db)")
     .option('--slots <n>', 'accounts this worker runs at once', positiveInt, 4)
     .option('--name <name>', 'name shown in batch status (default HOST-PID); unique among running workers')
     .option('--follow', 'keep waiting for accounts when none are left (accounts loaded later, Google budget days)', false)
@@ -191,7 +206,8 @@ export function buildProgram(): Command {
     .allowUnknownOption(true)
     .action(async (name: string, o) => {
       const p = loadedProviders().find((x) => x.name === name);
-      if (!p?.auth) throw new StopRunError('config', `no sign-in for "${name}"; providers with one: ${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')}`);
+      if (!p?.auth)
+        throw new StopRunError('config', `no sign-in for "${name}"; providers with one: ${PROVIDER_NAMES.filter((n) => n !== 'folder').join(', ')}`);
       const [{ makeLogger }, { defaultHome }, { providerStore }, { openState }] = await Promise.all([
         import('./lib/log.ts'),
         import('./lib/credentials.ts'),
@@ -202,13 +218,23 @@ export function buildProgram(): Command {
       const home = defaultHome();
       const db = openState(path.join(home, 'auth-scratch.db'));
       try {
-        await p.auth({ arg: '', home, account: o.account, env: process.env, options: { ...o, args: process.argv.slice(4) }, store: providerStore(db, `auth:${name}`), log });
+        await p.auth({
+          arg: '',
+          home,
+          account: o.account,
+          env: process.env,
+          options: { ...o, args: process.argv.slice(4) },
+          store: providerStore(db, `auth:${name}`),
+          log,
+        });
       } finally {
         db.close();
       }
       process.exit(0);
     });
-  for (const p of loadedProviders()) for (const o of p.cliOptions ?? []) if (!auth.options.some((x) => x.flags === o.flags)) auth.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
+  for (const p of loadedProviders())
+    for (const o of p.cliOptions ?? [])
+      if (!auth.options.some((x) => x.flags === o.flags)) auth.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
 
   program
     .command('emulator')

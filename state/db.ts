@@ -56,7 +56,9 @@ export function openState(file: string, opts: OpenOptions = {}): DB {
   } catch (err) {
     db.close();
     if (err instanceof StateFileError) throw err;
-    throw new StateFileError(`${file} is damaged or not a gallery-bridge state file (${(err as Error).message}); it was left untouched: keep it, and give another --state FILE`);
+    throw new StateFileError(
+      `${file} is damaged or not a gallery-bridge state file (${(err as Error).message}); it was left untouched: keep it, and give another --state FILE`,
+    );
   }
   return db;
 }
@@ -67,10 +69,13 @@ function refuseOthers(db: DB, file: string): void {
   if (current === 0) {
     const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type='table'").all() as { name: string }[]).map((t) => t.name);
     if (isBatchStore(tables)) throw new StateFileError(batchStoreGiven(file));
-    if (tables.length > 0) throw new StateFileError(`${file} is an SQLite database but not a gallery-bridge state file; it was left untouched: give another --state FILE`);
+    if (tables.length > 0)
+      throw new StateFileError(`${file} is an SQLite database but not a gallery-bridge state file; it was left untouched: give another --state FILE`);
   }
   if (current > MIGRATIONS.length) {
-    throw new StateFileError(`state file ${file} has schema v${current}, newer than this gallery-bridge (v${MIGRATIONS.length}); it was left untouched: upgrade gallery-bridge to use it`);
+    throw new StateFileError(
+      `state file ${file} has schema v${current}, newer than this gallery-bridge (v${MIGRATIONS.length}); it was left untouched: upgrade gallery-bridge to use it`,
+    );
   }
 }
 

@@ -3,8 +3,8 @@
 // item either before or after the transition, never between.
 //
 //   discovered ─► transferring ─► uploaded ─► verified ─► source-deleted
-//        │             │  ▲           │           
-//        │             ▼  │           ▼           
+//        │             │  ▲           │
+//        │             ▼  │           ▼
 //        │           failed ◄─────────┘ (verification mismatch)
 //        │             │
 //        └─────────────┴─► rejected (permanent: refused, gone, unsupported)
@@ -32,7 +32,13 @@ export const ITEM_STATES: readonly ItemState[] = ['discovered', 'transferring', 
  * (SkipKind, RejectionKind in providers/types.ts).
  */
 export type SkipReasonKind = 'same-bytes-at-destination' | 'duplicate-of-item' | 'in-library-from-another-app';
-export type RejectReasonKind = 'gone-from-source' | 'replaced-at-source' | 'size-not-declared' | 'dated-copy-differs' | 'refused-by-source' | 'refused-by-destination';
+export type RejectReasonKind =
+  | 'gone-from-source'
+  | 'replaced-at-source'
+  | 'size-not-declared'
+  | 'dated-copy-differs'
+  | 'refused-by-source'
+  | 'refused-by-destination';
 export type ReasonKind = SkipReasonKind | RejectReasonKind;
 
 export interface ItemRow {
@@ -150,7 +156,8 @@ export class Items {
   private readonly stmts;
   constructor(private readonly db: DB) {
     this.stmts = {
-      insert: db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, declared_sha1, declared_time, item_json, source_version, state, first_run, last_run, updated_at)
+      insert:
+        db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, declared_sha1, declared_time, item_json, source_version, state, first_run, last_run, updated_at)
         VALUES (@sourceId, @name, @albumId, @albumName, @size, @kind, @declaredSha1, @declaredTime, @json, @version, 'discovered', @run, @run, @now)`),
       // An item not yet moved takes the source's latest description of itself.
       describe: db.prepare(`UPDATE items SET name=@name, size=@size, declared_sha1=@declaredSha1, item_json=@json,
@@ -244,7 +251,8 @@ export class Items {
     const otherBytes = old.source_version !== null && p.version !== null && old.source_version !== p.version;
     // A 'transferring' row left by an earlier (killed) run holds nothing at the destination either;
     // one this run is transferring right now goes on as the version it is reading.
-    const notMoved = old.state === 'discovered' || old.state === 'failed' || old.state === 'rejected' || (old.state === 'transferring' && old.last_run !== runId);
+    const notMoved =
+      old.state === 'discovered' || old.state === 'failed' || old.state === 'rejected' || (old.state === 'transferring' && old.last_run !== runId);
     if (otherBytes && notMoved) {
       this.stmts.restart.run({ ...p, id: old.id });
       return true;
@@ -283,8 +291,7 @@ export class Items {
   startTransfer(id: number, runId: number): ItemRow {
     return this.deferred(() => {
       const row = this.sql(`UPDATE items SET state = 'transferring', last_run = ?, last_error = NULL, attempts = attempts + 1, updated_at = ?
-          WHERE id = ? AND state IN ('discovered','failed','transferring') RETURNING *`)
-        .get(runId, now(), id) as ItemRow | undefined;
+          WHERE id = ? AND state IN ('discovered','failed','transferring') RETURNING *`).get(runId, now(), id) as ItemRow | undefined;
       if (!row) throw new IllegalTransition(id, 'transferring', ['discovered', 'failed', 'transferring']);
       return row;
     });
@@ -295,8 +302,13 @@ export class Items {
     return this.deferred(() => {
       this.sql(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
           capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom,
-          gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`)
-        .run({ captureDetail: null, captureOffsetFrom: null, ...f, id, now: now() });
+          gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`).run({
+        captureDetail: null,
+        captureOffsetFrom: null,
+        ...f,
+        id,
+        now: now(),
+      });
     });
   }
 
@@ -306,8 +318,9 @@ export class Items {
    */
   recordCopy(id: number, copy: HashRecord | null, note: string | null): void {
     return this.deferred(() => {
-      this.sql(`UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`)
-        .run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
+      this.sql(
+        `UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`,
+      ).run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
     });
   }
 
@@ -334,8 +347,13 @@ export class Items {
   recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown): void {
     return this.deferred(() => {
       const r = this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
-          staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`)
-        .run({ ...hashes, ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0, staged: JSON.stringify(staged), now: now(), id });
+          staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`).run({
+        ...hashes,
+        ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0,
+        staged: JSON.stringify(staged),
+        now: now(),
+        id,
+      });
       if (r.changes !== 1) throw new IllegalTransition(id, 'transferring', ['transferring']);
     });
   }
@@ -343,9 +361,19 @@ export class Items {
   /** Committed at the destination. If another item already holds this destination id, this one is its duplicate. */
   markUploaded(id: number, destId: string, destPath: string | null): 'uploaded' | 'skipped' {
     return this.deferred(() => {
-      const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as { id: number } | undefined;
+      const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as
+        | { id: number }
+        | undefined;
       if (other) {
-        this.move(id, ['transferring'], 'skipped', { dest_id: destId, dest_path: destPath, duplicate_of: other.id, staged: null, upload_session: null, reason: `same bytes as item ${other.id}: one destination item`, reason_kind: 'duplicate-of-item' });
+        this.move(id, ['transferring'], 'skipped', {
+          dest_id: destId,
+          dest_path: destPath,
+          duplicate_of: other.id,
+          staged: null,
+          upload_session: null,
+          reason: `same bytes as item ${other.id}: one destination item`,
+          reason_kind: 'duplicate-of-item',
+        });
         return 'skipped' as const;
       }
       this.move(id, ['transferring'], 'uploaded', { dest_id: destId, dest_path: destPath, staged: null, upload_session: null });
@@ -399,8 +427,9 @@ export class Items {
   /** A duplicate is verified by its original's evidence once the original is verified. */
   inheritEvidence(id: number, level: string, detail: string): void {
     return this.deferred(() => {
-      const r = this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`)
-        .run(level, detail, now(), now(), id);
+      const r = this.sql(
+        `UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state='skipped' AND evidence_level IS NULL`,
+      ).run(level, detail, now(), now(), id);
       if (r.changes > 1) throw new Error('inheritEvidence touched more than one row');
     });
   }
@@ -429,7 +458,12 @@ export class Items {
   /** Permanent: stays at the source, listed with its reason (for people) and its kind (absent: the destination refused it). */
   markRejected(id: number, reasonText: string, kind: RejectReasonKind = 'refused-by-destination'): void {
     return this.deferred(() => {
-      this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', { reason: reasonText, reason_kind: kind, staged: null, upload_session: null });
+      this.move(id, ['discovered', 'transferring', 'failed', 'uploaded'], 'rejected', {
+        reason: reasonText,
+        reason_kind: kind,
+        staged: null,
+        upload_session: null,
+      });
     });
   }
 
@@ -441,8 +475,16 @@ export class Items {
     this.durable(() => {
       const row = this.get(id);
       this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now(), deleting_run: null, last_error: null });
-      this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, row.source_id, row.name, runId, row.evidence_level ?? 'none', response, now(), evidence ?? row.evidence_detail);
+      this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+        id,
+        row.source_id,
+        row.name,
+        runId,
+        row.evidence_level ?? 'none',
+        response,
+        now(),
+        evidence ?? row.evidence_detail,
+      );
     });
   }
 
@@ -464,7 +506,11 @@ export class Items {
   /** Deliberately left at the source, with the reason (the object there is not the one proven). */
   keepAtSource(id: number, why: string): void {
     return this.durable(() => {
-      this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
+      this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(
+        why,
+        now(),
+        id,
+      );
     });
   }
 
@@ -478,9 +524,26 @@ export class Items {
       const row = this.get(id);
       if (row.kept_reason || !['verified', 'skipped'].includes(row.state)) return null;
       this.stmts.replace.run({ id, now: now() });
-      const p = { sourceId: row.source_id, name: row.name, albumId: row.album_id, albumName: row.album_name, size: row.size, kind: row.kind, declaredSha1: row.declared_sha1, declaredTime: row.declared_time, json: row.item_json, version: null, run: row.last_run, now: now() };
+      const p = {
+        sourceId: row.source_id,
+        name: row.name,
+        albumId: row.album_id,
+        albumName: row.album_name,
+        size: row.size,
+        kind: row.kind,
+        declaredSha1: row.declared_sha1,
+        declaredTime: row.declared_time,
+        json: row.item_json,
+        version: null,
+        run: row.last_run,
+        now: now(),
+      };
       const newId = Number(this.stmts.insert.run(p).lastInsertRowid);
-      this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=?`).run(`${why}; the bytes there now are item ${newId}, migrated on their own`, now(), id);
+      this.sql(`UPDATE items SET kept_reason=?, deleting_run=NULL, last_error=NULL, updated_at=? WHERE id=?`).run(
+        `${why}; the bytes there now are item ${newId}, migrated on their own`,
+        now(),
+        id,
+      );
       return newId;
     });
   }
@@ -488,7 +551,13 @@ export class Items {
   /** Checked again before its deletion, the destination still holds the bytes: the fresher evidence. */
   refreshEvidence(id: number, level: string, detail: string): void {
     return this.deferred(() => {
-      this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(level, detail, now(), now(), id);
+      this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(
+        level,
+        detail,
+        now(),
+        now(),
+        id,
+      );
     });
   }
 
@@ -512,15 +581,17 @@ export class Items {
 
   /** What the state knows of a listed item, for plan: its state, version, and whether the destination's library held it from another app. */
   listedAs(sourceId: string): { state: ItemState; source_version: string | null; inLibrary: number } | undefined {
-    return this.sql(`SELECT state, source_version, (state = 'skipped' AND reason_kind IS 'in-library-from-another-app') AS inLibrary FROM items WHERE source_id = ?`).get(sourceId) as
-      | { state: ItemState; source_version: string | null; inLibrary: number }
-      | undefined;
+    return this.sql(
+      `SELECT state, source_version, (state = 'skipped' AND reason_kind IS 'in-library-from-another-app') AS inLibrary FROM items WHERE source_id = ?`,
+    ).get(sourceId) as { state: ItemState; source_version: string | null; inLibrary: number } | undefined;
   }
 
   /** Is anything on record as still at the source? (A source that lists nothing then is probably not mounted.) */
   knowsItemsAtSource(): boolean {
     return !!this.db
-      .prepare(`SELECT 1 FROM items WHERE state != 'source-deleted' AND kept_reason IS NULL AND NOT (state = 'rejected' AND reason_kind IS 'gone-from-source') LIMIT 1`)
+      .prepare(
+        `SELECT 1 FROM items WHERE state != 'source-deleted' AND kept_reason IS NULL AND NOT (state = 'rejected' AND reason_kind IS 'gone-from-source') LIMIT 1`,
+      )
       .get();
   }
 
@@ -528,13 +599,16 @@ export class Items {
   pending(afterId: number, limit: number, notBefore: number): ItemRow[] {
     // INDEXED BY: without statistics the planner took items_state_size and sorted every
     // pending row to return 200, on every call: a cost that grew with the library.
-    return this.sql(`SELECT * FROM items INDEXED BY items_pending WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
-      .all(afterId, notBefore, limit) as ItemRow[];
+    return this.sql(
+      `SELECT * FROM items INDEXED BY items_pending WHERE state IN ('discovered','transferring','failed') AND id > ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`,
+    ).all(afterId, notBefore, limit) as ItemRow[];
   }
 
   /** Ids of up to `limit` items not finished (to be moved, being moved, or failed), in no particular order. */
   unfinished(limit: number): number[] {
-    return (this.sql(`SELECT id FROM items WHERE state IN ('discovered','transferring','failed') LIMIT ?`).all(limit) as Array<{ id: number }>).map((r) => r.id);
+    return (this.sql(`SELECT id FROM items WHERE state IN ('discovered','transferring','failed') LIMIT ?`).all(limit) as Array<{ id: number }>).map(
+      (r) => r.id,
+    );
   }
 
   /** The earliest time an unfinished item may be tried (ms since the epoch), or null when none is left. */
@@ -548,7 +622,9 @@ export class Items {
 
   /** Verified items still at the source, not deliberately kept there. */
   deletable(afterId: number, limit: number): ItemRow[] {
-    return this.sql(`SELECT * FROM items INDEXED BY items_deletable WHERE state IN ('verified','skipped') AND kept_reason IS NULL AND id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as ItemRow[];
+    return this.sql(
+      `SELECT * FROM items INDEXED BY items_deletable WHERE state IN ('verified','skipped') AND kept_reason IS NULL AND id > ? ORDER BY id LIMIT ?`,
+    ).all(afterId, limit) as ItemRow[];
   }
 
   /** Duplicates waiting for their original's evidence. */
@@ -558,7 +634,11 @@ export class Items {
 
   countsByState(): Record<ItemState, { items: number; bytes: number }> {
     const out = Object.fromEntries(ITEM_STATES.map((s) => [s, { items: 0, bytes: 0 }])) as Record<ItemState, { items: number; bytes: number }>;
-    for (const r of this.sql('SELECT state, count(*) AS n, coalesce(sum(size),0) AS b FROM items GROUP BY state').all() as Array<{ state: ItemState; n: number; b: number }>) {
+    for (const r of this.sql('SELECT state, count(*) AS n, coalesce(sum(size),0) AS b FROM items GROUP BY state').all() as Array<{
+      state: ItemState;
+      n: number;
+      b: number;
+    }>) {
       out[r.state] = { items: r.n, bytes: r.b };
     }
     return out;

@@ -52,7 +52,9 @@ const CAN_MOUNT = (() => {
 })();
 
 async function startXiaomi(data: string, flags: string[] = []): Promise<{ env: Record<string, string>; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', '120', '--random-seed', '3', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', '120', '--random-seed', '3', ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   const env: Record<string, string> = {};
   await new Promise<void>((resolve, reject) => {
@@ -73,7 +75,10 @@ const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest('hex');
 
 function filesUnder(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** sha1 -> how many times it is in the folder. */
@@ -90,7 +95,11 @@ function sha1Counts(dir: string): Map<string, number> {
 async function makePhotos(dir: string, account: number, n: number): Promise<void> {
   fs.mkdirSync(path.join(dir, 'Camera'), { recursive: true });
   for (let i = 0; i < n; i++) {
-    const img = await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: (account * 37) % 256, g: (i * 53) % 256, b: (account * i * 11) % 256 } } }).jpeg({ quality: 90 }).toBuffer();
+    const img = await sharp({
+      create: { width: 48, height: 32, channels: 3, background: { r: (account * 37) % 256, g: (i * 53) % 256, b: (account * i * 11) % 256 } },
+    })
+      .jpeg({ quality: 90 })
+      .toBuffer();
     fs.writeFileSync(path.join(dir, 'Camera', `IMG_${account}_${i}.jpg`), img);
   }
 }
@@ -100,7 +109,11 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
     const t = tmpDir('gb-batch-');
     const home = path.join(t, 'home');
     const dir = path.join(t, 'batch');
-    const google = await startGoogleEmulator(TOKEN, ['--daily-quota', '2000', '--fault-5xx', '0.03', '--fault-429', '0.03', '--random-seed', '11'], 'gb-batch-gp-');
+    const google = await startGoogleEmulator(
+      TOKEN,
+      ['--daily-quota', '2000', '--fault-5xx', '0.03', '--fault-429', '0.03', '--random-seed', '11'],
+      'gb-batch-gp-',
+    );
     const xdata = path.join(t, 'xiaomi');
     let xiaomi = await startXiaomi(xdata, ['--latency-ms', '40', '--fault-5xx', '0.02']);
     const cookie = xiaomi.env.XIAOMI_COOKIE!;
@@ -108,7 +121,12 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
     const good = credentialsFromText(cookie);
     writeCredentials(home, 'xiaomi', 'xgood', { ...good, savedAt: new Date().toISOString() });
     // A sign-in Xiaomi no longer honours: a stale serviceToken and a revoked passToken.
-    writeCredentials(home, 'xiaomi', 'xold', { userId: good.userId, serviceToken: 'stale-service-token', passToken: 'revoked-pass-token', savedAt: new Date().toISOString() });
+    writeCredentials(home, 'xiaomi', 'xold', {
+      userId: good.userId,
+      serviceToken: 'stale-service-token',
+      passToken: 'revoked-pass-token',
+      savedAt: new Date().toISOString(),
+    });
 
     const rows = ['account,source,destination,source_account,priority'];
     const folderAccounts: string[] = [];
@@ -136,7 +154,13 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
     fs.writeFileSync(manifest, rows.join('\n') + '\n');
     expect(rows.length - 1).toBe(20);
 
-    const env = { GALLERY_BRIDGE_HOME: home, XIAOMI_BASE_URL: xiaomi.env.XIAOMI_BASE_URL!, GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' };
+    const env = {
+      GALLERY_BRIDGE_HOME: home,
+      XIAOMI_BASE_URL: xiaomi.env.XIAOMI_BASE_URL!,
+      GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!,
+      GOOGLE_ACCESS_TOKEN: TOKEN,
+      GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
+    };
 
     // The check pass counts every account and finds two of the three problems before anything moves.
     const check = await runCli(['batch', 'check', manifest, '--state', dir, '--accounts-at-once', '4'], { env, timeoutMs: 240_000 });
@@ -148,7 +172,27 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
 
     // Run 1: the Xiaomi source goes down once the account is under way.
     const deadline = new Date(Date.now() + 6 * 3600_000).toISOString();
-    const args = ['batch', 'run', manifest, '--state', dir, '--deadline', deadline, '--accounts-at-once', '6', '--per-provider', 'google-photos=2', '--google-daily-budget', '60', '--retries', '2', '--fail-streak', '6', '--concurrency', '3'];
+    const args = [
+      'batch',
+      'run',
+      manifest,
+      '--state',
+      dir,
+      '--deadline',
+      deadline,
+      '--accounts-at-once',
+      '6',
+      '--per-provider',
+      'google-photos=2',
+      '--google-daily-budget',
+      '60',
+      '--retries',
+      '2',
+      '--fail-streak',
+      '6',
+      '--concurrency',
+      '3',
+    ];
     const run1 = runCli(args, { env, timeoutMs: 400_000 });
     const downState = path.join(dir, 'accounts', 'xiaomi-down', 'state.db');
     // ...and once the expired sign-in was met while the source was up (no race on who runs first).
@@ -187,7 +231,15 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
     expect(report).toContain('17 of 20 accounts done');
     expect(report).toMatch(/xiaomi-expired: paused<\/h3><p class="err">credentials expired or refused/);
     for (const secret of [good.serviceToken!, 'revoked-pass-token', TOKEN]) {
-      for (const f of [report, fs.readFileSync(path.join(dir, 'report.json'), 'utf8'), fs.readFileSync(path.join(dir, 'report.csv'), 'utf8'), status1.stdout, r1.stdout, r1.stderr]) expect(f).not.toContain(secret);
+      for (const f of [
+        report,
+        fs.readFileSync(path.join(dir, 'report.json'), 'utf8'),
+        fs.readFileSync(path.join(dir, 'report.csv'), 'utf8'),
+        status1.stdout,
+        r1.stdout,
+        r1.stderr,
+      ])
+        expect(f).not.toContain(secret);
     }
 
     // Remove the causes: the source is back, the sign-in renewed, the disk bigger.

@@ -49,7 +49,11 @@ describe('Batcher', () => {
     const closing = b.close().then(() => (closed = true));
     await tick();
     // Ten requests in batches of two; three run at once, the other two wait.
-    expect(g.calls).toEqual([[0, 1], [2, 3], [4, 5]]);
+    expect(g.calls).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
     expect(closed).toBe(false);
     while (g.open.length) {
       g.open.shift()!();
@@ -63,10 +67,15 @@ describe('Batcher', () => {
 
   it('a batch that throws rejects its own requests only', async () => {
     let n = 0;
-    const b = new Batcher<number, number>(1, async (batch) => {
-      if (n++ === 0) throw new Error('boom');
-      return batch;
-    }, 0, 2);
+    const b = new Batcher<number, number>(
+      1,
+      async (batch) => {
+        if (n++ === 0) throw new Error('boom');
+        return batch;
+      },
+      0,
+      2,
+    );
     const [a, c] = [b.add('', 1), b.add('', 2)];
     await expect(a).rejects.toThrow('boom');
     await expect(c).resolves.toBe(2);

@@ -24,7 +24,11 @@ afterAll(async () => {
 
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -50,12 +54,17 @@ function put(dir: string, name: string, bytes: Buffer, mtime?: string): string {
   return file;
 }
 
-const undatedPng = () => sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 80, b: 20 } } }).png().toBuffer();
+const undatedPng = () =>
+  sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 80, b: 20 } } })
+    .png()
+    .toBuffer();
 
 function stateRows(file: string) {
   const db = new Database(file, { readonly: true });
   try {
-    return db.prepare('SELECT name, state, capture_time, capture_source, capture_detail, date_note, copy_sha256, evidence_level, evidence_detail FROM items').all() as Array<Record<string, string | null>>;
+    return db
+      .prepare('SELECT name, state, capture_time, capture_source, capture_detail, date_note, copy_sha256, evidence_level, evidence_detail FROM items')
+      .all() as Array<Record<string, string | null>>;
   } finally {
     db.close();
   }
@@ -75,14 +84,32 @@ describe('capture dates survive the move', () => {
       'drawing.png': put(seed, 'drawing.png', await undatedPng(), '2019-07-04T07:00:00Z'),
     };
     const source = Object.fromEntries(Object.entries(files).map(([n, f]) => [n, fs.readFileSync(f)]));
-    const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed'), userMeta: { 'edited.jpg': { description: 'First day at the sea' } } });
+    const xiaomi = await startEmulator(path.join(t, 'xdata'), {
+      seed: path.join(t, 'seed'),
+      userMeta: { 'edited.jpg': { description: 'First day at the sea' } },
+    });
     closers.push(() => xiaomi.close());
     const google = await startGoogleEmulator(TOKEN, [], 'gb-dates-gp-');
     closers.push(() => google.close());
     const stateFile = path.join(t, 'state.db');
     const started = Date.now();
     const run = await cli(
-      ['migrate', '--from', 'xiaomi', '--to', 'google-photos', '--state', stateFile, '--delete-source', '--timezone', 'Europe/Prague', '--verify-wait', '60', '--report', path.join(t, 'report.json')],
+      [
+        'migrate',
+        '--from',
+        'xiaomi',
+        '--to',
+        'google-photos',
+        '--state',
+        stateFile,
+        '--delete-source',
+        '--timezone',
+        'Europe/Prague',
+        '--verify-wait',
+        '60',
+        '--report',
+        path.join(t, 'report.json'),
+      ],
       { ...xiaomi.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN },
     );
     const st = await google.state();
@@ -96,7 +123,9 @@ describe('capture dates survive the move', () => {
     expect(items.get('clip.mp4')!.creationTime).toBe('2019-07-03T18:30:00Z');
     expect(items.get('drawing.png')!.creationTime).toBe('2019-07-04T07:00:00Z');
     // Asked through the API, as a client sees it: the date, not the upload's.
-    const png = (await (await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems/${items.get('drawing.png')!.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { mediaMetadata: { creationTime: string } };
+    const png = (await (
+      await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems/${items.get('drawing.png')!.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+    ).json()) as { mediaMetadata: { creationTime: string } };
     expect(png.mediaMetadata.creationTime).toBe('2019-07-04T07:00:00Z');
     expect(Date.parse(png.mediaMetadata.creationTime)).toBeLessThan(started);
 
@@ -122,14 +151,22 @@ describe('capture dates survive the move', () => {
 
     // The state says where each date came from, and the evidence says what was added.
     const rows = new Map(stateRows(stateFile).map((r) => [r.name!, r]));
-    expect(rows.get('edited.jpg')).toMatchObject({ capture_source: 'declared', capture_time: '2019-07-01T10:11:12+02:00', capture_detail: "Xiaomi's dateTaken" });
+    expect(rows.get('edited.jpg')).toMatchObject({
+      capture_source: 'declared',
+      capture_time: '2019-07-01T10:11:12+02:00',
+      capture_detail: "Xiaomi's dateTaken",
+    });
     expect(rows.get('edited.jpg')!.evidence_detail).toMatch(/^date added: 2019-07-01T10:11:12\+02:00 from Xiaomi's dateTaken; decoded pixels equal/);
-    expect(rows.get('drawing.png')!.evidence_detail).toMatch(/^date added: 2019-07-04T09:00:00\+02:00 from Xiaomi's dateTaken; decoded pixels equal \(40x30x3\)/);
+    expect(rows.get('drawing.png')!.evidence_detail).toMatch(
+      /^date added: 2019-07-04T09:00:00\+02:00 from Xiaomi's dateTaken; decoded pixels equal \(40x30x3\)/,
+    );
     expect(rows.get('drawing.png')!.copy_sha256).toBe(crypto.createHash('sha256').update(storedPng).digest('hex'));
 
     // Deleted at Xiaomi only with bytes or pixels evidence (the default); the video ('received') stays.
     const deleted = readEmulatorState(path.join(t, 'xdata')).deleted;
-    const deletedNames = Object.values(deleted).map((d) => d.fileName).sort();
+    const deletedNames = Object.values(deleted)
+      .map((d) => d.fileName)
+      .sort();
     for (const [name, r] of rows) {
       expect(['bytes', 'pixels'].includes(r.evidence_level ?? '') ? r.state : 'kept', name).toBe(deletedNames.includes(name) ? 'source-deleted' : 'kept');
     }
@@ -143,7 +180,7 @@ describe('capture dates survive the move', () => {
     expect(run.out).toMatch(/4 dated from Xiaomi's dateTaken/);
   });
 
-  it("the Google Photos emulator dates a PNG by its eXIf as Google does: the offset applied, OffsetTime when OffsetTimeOriginal is absent", async () => {
+  it('the Google Photos emulator dates a PNG by its eXIf as Google does: the offset applied, OffsetTime when OffsetTimeOriginal is absent', async () => {
     // The file of m-hayabusa/VRCImageHelper#1, as exiftool wrote it then: CreateDate and
     // DateTimeOriginal 2023:11:24 08:27:35, OffsetTime +09:00; Google Photos dated it 23:27 the day before.
     const png = await sharp(await undatedPng())
@@ -154,8 +191,20 @@ describe('capture dates survive the move', () => {
     closers.push(() => google.close());
     const base = google.env.GOOGLE_PHOTOS_BASE_URL!;
     const auth = { Authorization: `Bearer ${TOKEN}` };
-    const uploadToken = await (await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream', 'X-Goog-Upload-Content-Type': 'image/png', 'X-Goog-Upload-Protocol': 'raw' }, body: new Uint8Array(png) })).text();
-    const created = (await (await fetch(`${base}/v1/mediaItems:batchCreate`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ newMediaItems: [{ simpleMediaItem: { uploadToken, fileName: 'VRChat.png' } }] }) })).json()) as { newMediaItemResults: Array<{ mediaItem: { id: string } }> };
+    const uploadToken = await (
+      await fetch(`${base}/v1/uploads`, {
+        method: 'POST',
+        headers: { ...auth, 'Content-Type': 'application/octet-stream', 'X-Goog-Upload-Content-Type': 'image/png', 'X-Goog-Upload-Protocol': 'raw' },
+        body: new Uint8Array(png),
+      })
+    ).text();
+    const created = (await (
+      await fetch(`${base}/v1/mediaItems:batchCreate`, {
+        method: 'POST',
+        headers: { ...auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ newMediaItems: [{ simpleMediaItem: { uploadToken, fileName: 'VRChat.png' } }] }),
+      })
+    ).json()) as { newMediaItemResults: Array<{ mediaItem: { id: string } }> };
     const id = created.newMediaItemResults[0]!.mediaItem.id;
     const item = (await (await fetch(`${base}/v1/mediaItems/${id}`, { headers: auth })).json()) as { mediaMetadata: { creationTime: string } };
     expect(item.mediaMetadata.creationTime).toBe('2023-11-23T23:27:35Z');
@@ -168,7 +217,10 @@ describe('capture dates survive the move', () => {
     put(path.join(src, 'WhatsApp'), 'VID-20190702-WA0012.mp4', undatedVideo(fixture('VID_20230514_101112.mp4')));
     put(path.join(src, 'Screenshots'), 'Screenshot_2019-07-03-22-15-00-123_com.miui.home.png', await undatedPng());
     const dst = path.join(t, 'dst');
-    const run = await cli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', path.join(t, 's.db'), '--layout', 'date', '--timezone', 'America/New_York'], {});
+    const run = await cli(
+      ['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', path.join(t, 's.db'), '--layout', 'date', '--timezone', 'America/New_York'],
+      {},
+    );
     expect(run.code, run.out).toBe(0);
     const expectTime = (rel: string, iso: string) => expect(fs.statSync(path.join(dst, rel)).mtime.toISOString()).toBe(new Date(iso).toISOString());
     // Wall clocks read in New York: the date-only WhatsApp name is placed at noon.
@@ -187,17 +239,43 @@ describe('capture dates survive the move', () => {
     put(seed, 'edited.jpg', fixture('noexif.jpg'), '2019-07-01T08:11:12Z');
     const png = await undatedPng();
     put(seed, 'drawing.png', png, '2019-07-04T07:00:00Z');
-    const xiaomi = await startEmulator(path.join(t, 'xdata'), { seed: path.join(t, 'seed'), userMeta: { 'edited.jpg': { description: "Grandma's 80th", isFavorite: true } } });
+    const xiaomi = await startEmulator(path.join(t, 'xdata'), {
+      seed: path.join(t, 'seed'),
+      userMeta: { 'edited.jpg': { description: "Grandma's 80th", isFavorite: true } },
+    });
     closers.push(() => xiaomi.close());
     const od = await startOneDriveEmulator(['--port', '0', '--data', path.join(t, 'od'), '--accept-token', TOKEN, ...tlsArgs()]);
     closers.push(() => od.close());
     const run = await cli(
-      ['migrate', '--from', 'xiaomi', '--to', 'onedrive:/Pictures', '--state', path.join(t, 's.db'), '--embed-dates', '--timezone', 'Europe/Prague', '--report', path.join(t, 'report.csv')],
-      { ...xiaomi.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), GRAPH_BASE_URL: od.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: od.env.NODE_EXTRA_CA_CERTS ?? '', ONEDRIVE_ACCESS_TOKEN: TOKEN },
+      [
+        'migrate',
+        '--from',
+        'xiaomi',
+        '--to',
+        'onedrive:/Pictures',
+        '--state',
+        path.join(t, 's.db'),
+        '--embed-dates',
+        '--timezone',
+        'Europe/Prague',
+        '--report',
+        path.join(t, 'report.csv'),
+      ],
+      {
+        ...xiaomi.env,
+        GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+        GRAPH_BASE_URL: od.env.GRAPH_BASE_URL!,
+        NODE_EXTRA_CA_CERTS: od.env.NODE_EXTRA_CA_CERTS ?? '',
+        ONEDRIVE_ACCESS_TOKEN: TOKEN,
+      },
     );
     expect(run.code, run.out).toBe(0);
     const get = async (rel: string) =>
-      (await (await fetch(`${od.env.GRAPH_BASE_URL}/me/drive/root:/Pictures/${rel}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { fileSystemInfo: Record<string, string>; description?: string; id: string };
+      (await (await fetch(`${od.env.GRAPH_BASE_URL}/me/drive/root:/Pictures/${rel}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as {
+        fileSystemInfo: Record<string, string>;
+        description?: string;
+        id: string;
+      };
     const jpg = await get('Camera/edited.jpg');
     expect(Date.parse(jpg.fileSystemInfo.createdDateTime!)).toBe(Date.parse('2019-07-01T08:11:12Z'));
     expect(Date.parse(jpg.fileSystemInfo.lastModifiedDateTime!)).toBe(Date.parse('2019-07-01T08:11:12Z'));
@@ -236,7 +314,10 @@ describe('capture dates survive the move', () => {
       datedByUpload: { items: 0, why: {} },
     });
 
-    const run = await cli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--keep-bytes', '--timezone', 'UTC', '--verify-wait', '60'], env);
+    const run = await cli(
+      ['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--keep-bytes', '--timezone', 'UTC', '--verify-wait', '60'],
+      env,
+    );
     expect(run.code, run.out).toBe(0);
     const st = await google.state();
     const items = new Map(st.mediaItems.map((m) => [m.filename, m as typeof m & { creationTime: string | null }]));
@@ -245,7 +326,9 @@ describe('capture dates survive the move', () => {
     expect(items.get('IMG-20190701-WA0003.jpg')!.creationTime).toBeNull();
     expect(items.get('IMG_20180725_163423.jpg')!.creationTime).toBe('2018-07-25T16:34:23Z');
     const rows = new Map(stateRows(stateFile).map((r) => [r.name!, r]));
-    expect(rows.get('IMG-20190701-WA0003.jpg')!.date_note).toBe('will be dated by upload: the file has no date and --keep-bytes keeps it that way (the file name (whatsapp pattern) says 2019-07-01T12:00:00+00:00)');
+    expect(rows.get('IMG-20190701-WA0003.jpg')!.date_note).toBe(
+      'will be dated by upload: the file has no date and --keep-bytes keeps it that way (the file name (whatsapp pattern) says 2019-07-01T12:00:00+00:00)',
+    );
     expect(run.out).toMatch(/2 will be dated by upload: the file has no date and --keep-bytes keeps it that way/);
   });
 
@@ -255,7 +338,13 @@ describe('capture dates survive the move', () => {
     const names: string[] = [];
     for (let i = 1; i <= 12; i++) {
       const name = `IMG-201907${String(i).padStart(2, '0')}-WA00${String(i).padStart(2, '0')}.jpg`;
-      put(src, name, await sharp({ create: { width: 32 + i, height: 24, channels: 3, background: { r: 10 * i, g: 100, b: 200 - 10 * i } } }).jpeg().toBuffer());
+      put(
+        src,
+        name,
+        await sharp({ create: { width: 32 + i, height: 24, channels: 3, background: { r: 10 * i, g: 100, b: 200 - 10 * i } } })
+          .jpeg()
+          .toBuffer(),
+      );
       names.push(name);
     }
     put(src, 'VID-20190720-WA0099.mp4', undatedVideo(fixture('VID_20230514_101112.mp4')));
@@ -263,15 +352,36 @@ describe('capture dates survive the move', () => {
     closers.push(() => google.close());
     const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: google.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN };
     const stateFile = path.join(t, 's.db');
-    const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', stateFile, '--timezone', 'UTC', '--concurrency', '8', '--verify-wait', '60'];
+    const args = [
+      'migrate',
+      '--from',
+      `folder:${path.join(t, 'src')}`,
+      '--to',
+      'google-photos',
+      '--state',
+      stateFile,
+      '--timezone',
+      'UTC',
+      '--concurrency',
+      '8',
+      '--verify-wait',
+      '60',
+    ];
     // First run: killed as soon as a batchCreate has started.
     let killed = false;
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [CLI, ...args], {
+        cwd: ROOT,
+        env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env },
+        stdio: 'ignore',
+      });
       const poll = setInterval(() => {
-        void google.state().then((st) => {
-          if ((st.requests as Record<string, number>).batchCreateStarted! >= 1 && !killed) killed = child.kill('SIGKILL');
-        }, () => undefined);
+        void google.state().then(
+          (st) => {
+            if ((st.requests as Record<string, number>).batchCreateStarted! >= 1 && !killed) killed = child.kill('SIGKILL');
+          },
+          () => undefined,
+        );
       }, 20);
       child.on('error', reject);
       child.on('close', () => {

@@ -104,12 +104,20 @@ describe('time zones', () => {
 
 describe('capture-time resolution order', () => {
   const base = { embedded: null, declared: null, fileName: 'x.jpg', fileModified: null, zone: 'Europe/Prague', nowMs: NOW };
-  it('the file\'s own EXIF date with its offset comes first', () => {
-    const r = resolveCaptureTime({ ...base, embedded: { kind: 'exif', wall: { year: 2019, month: 7, day: 1, hour: 10, minute: 11, second: 12 }, offset: 180 }, declared: '2020-01-01T00:00:00Z', fileName: 'IMG_20210101_000000.jpg' });
+  it("the file's own EXIF date with its offset comes first", () => {
+    const r = resolveCaptureTime({
+      ...base,
+      embedded: { kind: 'exif', wall: { year: 2019, month: 7, day: 1, hour: 10, minute: 11, second: 12 }, offset: 180 },
+      declared: '2020-01-01T00:00:00Z',
+      fileName: 'IMG_20210101_000000.jpg',
+    });
     expect(r).toMatchObject({ time: '2019-07-01T10:11:12+03:00', source: 'exif', offsetFrom: 'file' });
   });
   it('EXIF without an offset is read in --timezone', () => {
-    const r = resolveCaptureTime({ ...base, embedded: { kind: 'exif', wall: { year: 2019, month: 7, day: 1, hour: 10, minute: 11, second: 12 }, offset: null } });
+    const r = resolveCaptureTime({
+      ...base,
+      embedded: { kind: 'exif', wall: { year: 2019, month: 7, day: 1, hour: 10, minute: 11, second: 12 }, offset: null },
+    });
     expect(r).toMatchObject({ time: '2019-07-01T10:11:12+02:00', source: 'exif', offsetFrom: 'timezone' });
   });
   it('a video container time (UTC) is shown in --timezone', () => {
@@ -117,11 +125,20 @@ describe('capture-time resolution order', () => {
     expect(r).toMatchObject({ time: '2019-07-01T10:11:12+02:00', source: 'container' });
   });
   it("then the source's declared date, named", () => {
-    const r = resolveCaptureTime({ ...base, declared: '2019-07-01T08:11:12.000Z', declaredLabel: "Xiaomi's dateTaken", fileName: 'IMG-20200101-WA0001.jpg', fileModified: '2024-01-01T00:00:00Z' });
+    const r = resolveCaptureTime({
+      ...base,
+      declared: '2019-07-01T08:11:12.000Z',
+      declaredLabel: "Xiaomi's dateTaken",
+      fileName: 'IMG-20200101-WA0001.jpg',
+      fileModified: '2024-01-01T00:00:00Z',
+    });
     expect(r).toMatchObject({ time: '2019-07-01T10:11:12+02:00', source: 'declared', detail: "Xiaomi's dateTaken" });
   });
   it('then the file name, then the modification time, then nothing', () => {
-    expect(resolveCaptureTime({ ...base, fileName: 'IMG-20190701-WA0003.jpg', fileModified: '2024-01-01T00:00:00Z' })).toMatchObject({ time: '2019-07-01T12:00:00+02:00', source: 'filename' });
+    expect(resolveCaptureTime({ ...base, fileName: 'IMG-20190701-WA0003.jpg', fileModified: '2024-01-01T00:00:00Z' })).toMatchObject({
+      time: '2019-07-01T12:00:00+02:00',
+      source: 'filename',
+    });
     expect(resolveCaptureTime({ ...base, fileModified: '2024-01-01T00:00:00Z' })).toMatchObject({ time: '2024-01-01T01:00:00+01:00', source: 'mtime' });
     expect(resolveCaptureTime(base)).toMatchObject({ time: null, source: 'none' });
   });
@@ -138,7 +155,11 @@ async function streamThrough(src: Buffer, t: NodeJS.ReadWriteStream, chunk: numb
   return Buffer.concat(parts);
 }
 
-const pixels = async (b: Buffer) => crypto.createHash('sha256').update(await sharp(b).raw().toBuffer()).digest('hex');
+const pixels = async (b: Buffer) =>
+  crypto
+    .createHash('sha256')
+    .update(await sharp(b).raw().toBuffer())
+    .digest('hex');
 
 describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => {
   it('inserts EXIF into a JPEG that has none, streamed in any chunk size', async () => {
@@ -159,7 +180,10 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
   });
 
   it('completes an EXIF block that lacks the date, keeping every other tag', async () => {
-    const src = await sharp(fixture('noexif.jpg')).withExif({ IFD0: { Make: 'Xiaomi', Model: 'Redmi Note 8', Software: 'editor' } }).jpeg().toBuffer();
+    const src = await sharp(fixture('noexif.jpg'))
+      .withExif({ IFD0: { Make: 'Xiaomi', Model: 'Redmi Note 8', Software: 'editor' } })
+      .jpeg()
+      .toBuffer();
     const exifr = (await import('exifr')).default;
     const before = await exifr.parse(src, { reviveValues: false });
     expect(before.DateTimeOriginal).toBeUndefined();
@@ -168,7 +192,13 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
     expect(plan.how).toBe('completed');
     const out = await streamThrough(src, new Splice(plan.edit), 333);
     const after = await exifr.parse(out, { reviveValues: false });
-    expect(after).toMatchObject({ Make: 'Xiaomi', Model: 'Redmi Note 8', Software: 'editor', DateTimeOriginal: '2019:07:01 10:11:12', OffsetTimeOriginal: '+02:00' });
+    expect(after).toMatchObject({
+      Make: 'Xiaomi',
+      Model: 'Redmi Note 8',
+      Software: 'editor',
+      DateTimeOriginal: '2019:07:01 10:11:12',
+      OffsetTimeOriginal: '+02:00',
+    });
     expect(await pixels(out)).toBe(await pixels(src));
   });
 
@@ -194,7 +224,14 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
   it("keeps a motion photo's trailing video byte-identical and findable from the end", async () => {
     const mp4 = fixture('VID_20230514_101112.mp4');
     const src = motionPhoto(fixture('noexif.jpg'), mp4);
-    const copy = planDatedCopy({ format: 'jpeg', head: src.subarray(0, 1 << 20), size: src.length, time: '2019-07-01T10:11:12+02:00', from: "Xiaomi's dateTaken", datesByFile: true });
+    const copy = planDatedCopy({
+      format: 'jpeg',
+      head: src.subarray(0, 1 << 20),
+      size: src.length,
+      time: '2019-07-01T10:11:12+02:00',
+      from: "Xiaomi's dateTaken",
+      datesByFile: true,
+    });
     if ('skip' in copy) throw new Error(copy.skip);
     const out: Buffer[] = [];
     copy.transform.on('data', (c: Buffer) => {
@@ -232,13 +269,20 @@ describe('JPEG: the date goes into an EXIF segment, not a pixel changes', () => 
     expect(planJpegDate(Buffer.from('<html>'), '2019:07:01 10:11:12', '+02:00')).toEqual({ skip: 'not a JPEG' });
     const src = fixture('noexif.jpg');
     expect(planJpegDate(src.subarray(0, 10), '2019:07:01 10:11:12', '+02:00')).toMatchObject({ skip: expect.stringMatching(/first MiB/) });
-    expect(planDatedCopy({ format: 'webp', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: true })).toMatchObject({ skip: expect.stringMatching(/webp files keep their bytes/) });
-    expect(planDatedCopy({ format: 'png', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: false })).toMatchObject({ skip: expect.stringMatching(/png files get a date written only for a destination that dates by the file/) });
+    expect(planDatedCopy({ format: 'webp', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: true })).toMatchObject({
+      skip: expect.stringMatching(/webp files keep their bytes/),
+    });
+    expect(planDatedCopy({ format: 'png', head: src, size: 1, time: '2019-07-01T10:11:12+02:00', from: 'x', datesByFile: false })).toMatchObject({
+      skip: expect.stringMatching(/png files get a date written only for a destination that dates by the file/),
+    });
   });
 });
 
 describe('PNG: an eXIf chunk after IHDR, pixels untouched', () => {
-  const screenshot = () => sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 10, g: 120, b: 200, alpha: 0.5 } } }).png().toBuffer();
+  const screenshot = () =>
+    sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 10, g: 120, b: 200, alpha: 0.5 } } })
+      .png()
+      .toBuffer();
 
   /** The chunk types of a PNG, in order, each with whether its CRC is right (checked here, not by our writer). */
   function chunks(b: Buffer): Array<{ type: string; crcOk: boolean }> {
@@ -262,11 +306,19 @@ describe('PNG: an eXIf chunk after IHDR, pixels untouched', () => {
     expect(out.length).toBe(copy.size);
     expect(chunks(out)).toEqual([{ type: 'IHDR', crcOk: true }, { type: 'eXIf', crcOk: true }, ...chunks(src).slice(1)]);
     const tags = await exifr.parse(out, { reviveValues: false, tiff: true, exif: true });
-    expect(tags).toMatchObject({ DateTimeOriginal: '2019:07:03 22:15:00', CreateDate: '2019:07:03 22:15:00', OffsetTimeOriginal: '-04:00', OffsetTime: '-04:00' });
+    expect(tags).toMatchObject({
+      DateTimeOriginal: '2019:07:03 22:15:00',
+      CreateDate: '2019:07:03 22:15:00',
+      OffsetTimeOriginal: '-04:00',
+      OffsetTime: '-04:00',
+    });
     expect(await pixels(out)).toBe(await pixels(src));
     copy.check.source(src);
     copy.check.copy(out);
-    expect(await copy.check.verdict()).toMatchObject({ ok: true, detail: expect.stringMatching(/^decoded pixels equal \(64x48x4\); only the EXIF date was added/) });
+    expect(await copy.check.verdict()).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^decoded pixels equal \(64x48x4\); only the EXIF date was added/),
+    });
   });
 
   it('the check catches a copy whose image data differs, and a PNG with its own eXIf is left alone', async () => {
@@ -278,9 +330,14 @@ describe('PNG: an eXIf chunk after IHDR, pixels untouched', () => {
     copy.check.source(src);
     copy.check.copy(out);
     expect(await copy.check.verdict()).toMatchObject({ ok: false, detail: expect.stringMatching(/outside the EXIF segment/) });
-    const withExif = await sharp(src).withExif({ IFD0: { Software: 'x' } }).png().toBuffer();
+    const withExif = await sharp(src)
+      .withExif({ IFD0: { Software: 'x' } })
+      .png()
+      .toBuffer();
     expect(chunks(withExif).map((c) => c.type)).toContain('eXIf');
-    expect(planDatedCopy({ format: 'png', head: withExif, size: withExif.length, time: '2019-07-03T22:15:00-04:00', from: 'x', datesByFile: true })).toEqual({ skip: 'the PNG already has an eXIf chunk (its EXIF is left as it is)' });
+    expect(planDatedCopy({ format: 'png', head: withExif, size: withExif.length, time: '2019-07-03T22:15:00-04:00', from: 'x', datesByFile: true })).toEqual({
+      skip: 'the PNG already has an eXIf chunk (its EXIF is left as it is)',
+    });
   });
 });
 

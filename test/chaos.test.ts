@@ -19,10 +19,22 @@ describe('chaos (short run, seed 20261129)', () => {
     const violations = results.flatMap((r) => r.violations.map((v) => `round ${r.config.round}: ${v}`));
     expect(violations, table).toEqual([]);
     // The run proved something: it killed runs, changed the source and moved items.
-    expect(results.reduce((a, r) => a + r.kills, 0), table).toBeGreaterThan(0);
-    expect(results.reduce((a, r) => a + Object.values(r.changes).reduce((x, y) => x + y, 0), 0), table).toBeGreaterThan(0);
-    expect(results.every((r) => r.moved > 0), table).toBe(true);
-    expect(results.every((r) => r.finished), table).toBe(true);
+    expect(
+      results.reduce((a, r) => a + r.kills, 0),
+      table,
+    ).toBeGreaterThan(0);
+    expect(
+      results.reduce((a, r) => a + Object.values(r.changes).reduce((x, y) => x + y, 0), 0),
+      table,
+    ).toBeGreaterThan(0);
+    expect(
+      results.every((r) => r.moved > 0),
+      table,
+    ).toBe(true);
+    expect(
+      results.every((r) => r.finished),
+      table,
+    ).toBe(true);
   }, 300_000);
 });
 
@@ -33,7 +45,10 @@ describe('chaos, distributed round (queue mode, seed 20261207)', () => {
     const table = formatDistributed(r);
     expect(r.violations, table).toEqual([]);
     // The round proved something: it disrupted workers, and photos moved and were deleted at the sources.
-    expect(Object.values(r.disruptions).reduce((a, b) => a + b, 0), table).toBe(3);
+    expect(
+      Object.values(r.disruptions).reduce((a, b) => a + b, 0),
+      table,
+    ).toBe(3);
     expect(r.finished, table).toBe(true);
     expect(r.moved, table).toBe(27);
     fs.rmSync(dir, { recursive: true, force: true });

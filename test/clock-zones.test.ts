@@ -51,7 +51,7 @@ describe('late in the evening, far from UTC', () => {
     if (local === '23') expect(said).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d$/);
   });
 
-  it.each(ZONES)('Google with the day\'s quota spent at 23:30 UTC (%s): rerun at the next Pacific midnight', async (tz) => {
+  it.each(ZONES)("Google with the day's quota spent at 23:30 UTC (%s): rerun at the next Pacific midnight", async (tz) => {
     const t = tmpDir('gb-clock-gp-');
     const token = 'clock-zones-google-token';
     const emu = await startGoogleEmulator(token, ['--daily-quota', '0'], 'gb-clock-gp-emu-');
@@ -59,7 +59,12 @@ describe('late in the evening, far from UTC', () => {
       const at = lateEvenings()[0]!.at;
       const startedReal = Date.now();
       const run = await runCli(['migrate', '--from', `folder:${oneItemSource(t)}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], {
-        env: { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: token, ...clockEnv(at, tz) },
+        env: {
+          GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+          GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+          GOOGLE_ACCESS_TOKEN: token,
+          ...clockEnv(at, tz),
+        },
       });
       const out = run.stdout + run.stderr;
       expect(run.code, out).toBe(4);

@@ -20,7 +20,9 @@ const PHOTOS = ['canon-dslr.jpg', 'img_1771.jpg', 'cookiezen.jpg', 'f6t.jpg', 'n
 function recorded(state: string): number[] {
   const db = new Database(state, { readonly: true });
   try {
-    return (db.prepare('SELECT options FROM runs ORDER BY id').all() as Array<{ options: string }>).map((r) => (JSON.parse(r.options) as { concurrency: number }).concurrency);
+    return (db.prepare('SELECT options FROM runs ORDER BY id').all() as Array<{ options: string }>).map(
+      (r) => (JSON.parse(r.options) as { concurrency: number }).concurrency,
+    );
   } finally {
     db.close();
   }
@@ -87,7 +89,9 @@ describe('default --concurrency per provider', () => {
       expect(chooseConcurrency(undefined, folder, dest)).toMatchObject({ value: d, from: 'destination' });
       expect(chooseConcurrency(5, xiaomi, dest)).toMatchObject({ value: 5, from: 'option' });
     }
-    expect(chooseConcurrency(undefined, xiaomi, onedrive).line).toBe(`concurrency ${cap} (xiaomi's default as a source, below onedrive's default as a destination, ${onedrive.defaultConcurrency!.destination}; --concurrency N to change)`);
+    expect(chooseConcurrency(undefined, xiaomi, onedrive).line).toBe(
+      `concurrency ${cap} (xiaomi's default as a source, below onedrive's default as a destination, ${onedrive.defaultConcurrency!.destination}; --concurrency N to change)`,
+    );
   });
 
   it('batch run passes --concurrency to each account only when given', async () => {
@@ -98,7 +102,10 @@ describe('default --concurrency per provider', () => {
     /** A manifest of both accounts into their own folders under dst-NAME. */
     const manifest = (name: string) => {
       const file = path.join(t, `${name}.csv`);
-      fs.writeFileSync(file, ['account,source,destination', ...['anna', 'ben'].map((a) => `${a},folder:${t}/src/${a},folder:${t}/dst-${name}/${a}`)].join('\n') + '\n');
+      fs.writeFileSync(
+        file,
+        ['account,source,destination', ...['anna', 'ben'].map((a) => `${a},folder:${t}/src/${a},folder:${t}/dst-${name}/${a}`)].join('\n') + '\n',
+      );
       return file;
     };
     const states = (dir: string) => fs.readdirSync(path.join(dir, 'accounts')).map((a) => path.join(dir, 'accounts', a, 'state.db'));
@@ -107,7 +114,9 @@ describe('default --concurrency per provider', () => {
     expect(plain.code, plain.stderr).toBe(0);
     expect(states(path.join(t, 'b1')).map(recorded)).toEqual([[fallback], [fallback]]);
 
-    const given = await runCli(['batch', 'run', manifest('b2'), '--state', path.join(t, 'b2'), '--concurrency', '2'], { env: { GALLERY_BRIDGE_HOME: path.join(t, 'home') } });
+    const given = await runCli(['batch', 'run', manifest('b2'), '--state', path.join(t, 'b2'), '--concurrency', '2'], {
+      env: { GALLERY_BRIDGE_HOME: path.join(t, 'home') },
+    });
     expect(given.code, given.stderr).toBe(0);
     expect(states(path.join(t, 'b2')).map(recorded)).toEqual([[2], [2]]);
   });

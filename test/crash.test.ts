@@ -17,7 +17,10 @@ import { CLI, FIXTURES, runCli, seeded, tmpDir, treeHashes } from './helpers.ts'
 /** Starts a run and SIGKILLs it `ms` after its first sign of work (the first JSON line), so kills land mid-migration however slow start-up is. */
 function killAfter(args: string[], ms: number, env: Record<string, string> = {}): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_FOLDER_SYNC_MS: '400', ...env } });
+    const child = spawn(process.execPath, [CLI, ...args, '--json'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_FOLDER_SYNC_MS: '400', ...env },
+    });
     let t: NodeJS.Timeout | null = null;
     child.stdout.on('data', () => {
       if (!t) t = setTimeout(() => child.kill('SIGKILL'), ms);
@@ -61,7 +64,14 @@ describe('crash safety', () => {
           return;
         }
         const rows = new Map(
-          (d.prepare('SELECT source_id, state, evidence_level, dest_path FROM items').all() as Array<{ source_id: string; state: string; evidence_level: string | null; dest_path: string | null }>).map((r) => [r.source_id, r]),
+          (
+            d.prepare('SELECT source_id, state, evidence_level, dest_path FROM items').all() as Array<{
+              source_id: string;
+              state: string;
+              evidence_level: string | null;
+              dest_path: string | null;
+            }>
+          ).map((r) => [r.source_id, r]),
         );
         for (const [rel, hash] of pristine) {
           if (fs.existsSync(path.join(src, rel))) continue;
@@ -139,7 +149,11 @@ describe('crash safety', () => {
     const d = new Database(db, { readonly: true });
     try {
       const deleted = (d.prepare("SELECT count(*) AS n FROM items WHERE state = 'source-deleted'").get() as { n: number }).n;
-      const recs = d.prepare('SELECT item_id, response, evidence FROM deletions').all() as Array<{ item_id: number; response: string; evidence: string | null }>;
+      const recs = d.prepare('SELECT item_id, response, evidence FROM deletions').all() as Array<{
+        item_id: number;
+        response: string;
+        evidence: string | null;
+      }>;
       expect(deleted).toBe(pristine.size);
       expect(new Set(recs.map((r) => r.item_id)).size).toBe(pristine.size);
       const repaired = recs.filter((r) => /deleted in an interrupted run/.test(r.response));

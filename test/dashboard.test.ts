@@ -49,12 +49,18 @@ const until = async (what: string, f: () => boolean, ms = 120_000) => {
 /** "12 / 120" cells of the accounts table, by account. */
 async function pageCounts(page: import('playwright-core').Page): Promise<Map<string, { done: number; items: number; status: string }>> {
   const rows = await page.$$eval('#accounts tr[data-account]', (trs) =>
-    trs.map((tr) => ({ account: tr.getAttribute('data-account')!, done: tr.querySelector('[data-k=done]')!.textContent!, status: tr.querySelector('.state')!.textContent! })),
+    trs.map((tr) => ({
+      account: tr.getAttribute('data-account')!,
+      done: tr.querySelector('[data-k=done]')!.textContent!,
+      status: tr.querySelector('.state')!.textContent!,
+    })),
   );
-  return new Map(rows.map((r) => {
-    const [done, items] = r.done.split('/').map((s) => Number(s.replace(/[^\d]/g, '')));
-    return [r.account, { done: done!, items: items!, status: r.status }];
-  }));
+  return new Map(
+    rows.map((r) => {
+      const [done, items] = r.done.split('/').map((s) => Number(s.replace(/[^\d]/g, '')));
+      return [r.account, { done: done!, items: items!, status: r.status }];
+    }),
+  );
 }
 
 describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
@@ -64,21 +70,41 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
     const home = path.join(t, 'home');
     const dir = path.join(t, 'batch');
     const xdata = path.join(t, 'xiaomi');
-    const emu = await start(['emulator', 'xiaomi', '--port', '0', '--data', xdata, '--synthetic', '150', '--latency-ms', '60'], {}, (l) => l.startsWith('XIAOMI_COOKIE='));
-    const env = Object.fromEntries(emu.lines.map((l) => /^([A-Z0-9_]+)=(.*)$/.exec(l)).filter((m) => m).map((m) => [m![1]!, m![2]!]));
+    const emu = await start(['emulator', 'xiaomi', '--port', '0', '--data', xdata, '--synthetic', '150', '--latency-ms', '60'], {}, (l) =>
+      l.startsWith('XIAOMI_COOKIE='),
+    );
+    const env = Object.fromEntries(
+      emu.lines
+        .map((l) => /^([A-Z0-9_]+)=(.*)$/.exec(l))
+        .filter((m) => m)
+        .map((m) => [m![1]!, m![2]!]),
+    );
     const { credentialsFromText } = await import('../providers/xiaomi/session.ts');
     const creds = credentialsFromText(env.XIAOMI_COOKIE!);
     writeCredentials(home, 'xiaomi', 'anna', { ...creds, savedAt: new Date().toISOString() });
-    writeCredentials(home, 'xiaomi', 'old', { userId: creds.userId, serviceToken: 'stale-token', passToken: 'revoked-pass', savedAt: new Date().toISOString() });
-    const rows = ['account,source,destination,source_account,priority', `anna (xiaomi),xiaomi,folder:${t}/dst/anna,anna,1`, `ben (expired),xiaomi,folder:${t}/dst/ben,old,1`];
+    writeCredentials(home, 'xiaomi', 'old', {
+      userId: creds.userId,
+      serviceToken: 'stale-token',
+      passToken: 'revoked-pass',
+      savedAt: new Date().toISOString(),
+    });
+    const rows = [
+      'account,source,destination,source_account,priority',
+      `anna (xiaomi),xiaomi,folder:${t}/dst/anna,anna,1`,
+      `ben (expired),xiaomi,folder:${t}/dst/ben,old,1`,
+    ];
     for (const name of ['carla', 'dev', 'emil', 'fay']) {
       fs.mkdirSync(path.join(t, 'src', name, 'Camera'), { recursive: true });
-      for (const f of ['img_1771.jpg', 'noexif.jpg', 'f6t.jpg', 'IMG_20180725_163423.jpg']) fs.copyFileSync(path.join(FIXTURES, f), path.join(t, 'src', name, 'Camera', f));
+      for (const f of ['img_1771.jpg', 'noexif.jpg', 'f6t.jpg', 'IMG_20180725_163423.jpg'])
+        fs.copyFileSync(path.join(FIXTURES, f), path.join(t, 'src', name, 'Camera', f));
       rows.push(`${name},folder:${t}/src/${name},folder:${t}/dst/${name},,`);
     }
     fs.writeFileSync(path.join(t, 'm.csv'), rows.join('\n') + '\n');
     const runEnv = { GALLERY_BRIDGE_HOME: home, XIAOMI_BASE_URL: env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' };
-    const run = runCli(['batch', 'run', path.join(t, 'm.csv'), '--state', dir, '--accounts-at-once', '3', '--concurrency', '2'], { env: runEnv, timeoutMs: 300_000 });
+    const run = runCli(['batch', 'run', path.join(t, 'm.csv'), '--state', dir, '--accounts-at-once', '3', '--concurrency', '2'], {
+      env: runEnv,
+      timeoutMs: 300_000,
+    });
     await until('the batch to start', () => fs.existsSync(path.join(dir, 'batch.db')));
     const serve = await start(['serve', '--state', dir, '--port', '0'], {}, (l) => l.startsWith('DASHBOARD_URL='));
     const url = serve.lines.find((l) => l.startsWith('DASHBOARD_URL='))!.slice('DASHBOARD_URL='.length);
@@ -93,7 +119,16 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
     const browser = await chromium.launchPersistentContext(userData, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1200, height: 900 },
     });
     try {
@@ -127,11 +162,16 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
       const r = await run;
       expect(r.code).toBe(1); // ben stays paused
       const final = batchView(dir);
-      await page.waitForFunction((done) => document.querySelector('[data-k=accounts-done]')?.textContent === done, `${final.totals.byStatus.done} / 6`, { timeout: 30_000 });
+      await page.waitForFunction((done) => document.querySelector('[data-k=accounts-done]')?.textContent === done, `${final.totals.byStatus.done} / 6`, {
+        timeout: 30_000,
+      });
       const last = await pageCounts(page);
       for (const a of final.accounts) {
         const p = stateProgress(path.join(dir, 'accounts', a.slug, 'state.db'));
-        expect([a.account, last.get(a.account)]).toEqual([a.account, { done: p.doneItems, items: p.items, status: a.status === 'waiting-quota' ? 'waiting for quota' : a.status }]);
+        expect([a.account, last.get(a.account)]).toEqual([
+          a.account,
+          { done: p.doneItems, items: p.items, status: a.status === 'waiting-quota' ? 'waiting for quota' : a.status },
+        ]);
       }
       expect(await page.textContent('[data-k=items-done]')).toBe(final.totals.doneItems.toLocaleString('en-US'));
 
@@ -153,7 +193,9 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
     expect((await fetch(url, { method: 'POST' })).status).toBe(405);
     const port = new URL(url).port;
     const evil = await new Promise<number>((resolve) => {
-      import('node:http').then((http) => http.get({ host: '127.0.0.1', port, path: '/', headers: { Host: 'attacker.example' } }, (res) => resolve(res.statusCode!)));
+      import('node:http').then((http) =>
+        http.get({ host: '127.0.0.1', port, path: '/', headers: { Host: 'attacker.example' } }, (res) => resolve(res.statusCode!)),
+      );
     });
     expect(evil).toBe(403);
     expect((await fetch(new URL('/accounts/..%2F..%2Fetc/report.html', url))).status).toBe(404);

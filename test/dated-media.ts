@@ -81,6 +81,9 @@ export function trailingVideo(file: Buffer): Buffer {
 
 /** EXIF DateTimeOriginal + OffsetTimeOriginal as written, or null. */
 export async function exifDate(b: Buffer): Promise<string | null> {
-  const t = (await exifr.parse(b, { reviveValues: false, pick: ['DateTimeOriginal', 'OffsetTimeOriginal'] }).catch(() => null)) as Record<string, string> | null;
+  const t = (await exifr.parse(b, { reviveValues: false, pick: ['DateTimeOriginal', 'OffsetTimeOriginal'] }).catch(() => null)) as Record<
+    string,
+    string
+  > | null;
   return t?.DateTimeOriginal ? `${t.DateTimeOriginal}${t.OffsetTimeOriginal ? ` ${t.OffsetTimeOriginal}` : ''}` : null;
 }

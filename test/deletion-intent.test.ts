@@ -20,7 +20,10 @@ class WatchedSource extends FolderSource {
   peak = 0;
   intentsSeen: Array<number | null> = [];
 
-  constructor(root: string, private readonly stateFile: string) {
+  constructor(
+    root: string,
+    private readonly stateFile: string,
+  ) {
     super(root);
   }
 
@@ -59,8 +62,16 @@ describe('deletion while the run writes behind', () => {
     // deletions, become due together, whatever the machine's speed.
     const dest = new FolderDestination(dst, 'album', new SyncGroups(realSync, { maxFiles: 10, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
     const result = await runMigration(db, source, dest, {
-      deleteSource: true, deleteEvidence: 'bytes', concurrency: 4, until: null, maxAttempts: 3, verifyWaitMs: 10_000,
-      command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: `folder:${dst}`, signal: new AbortController().signal,
+      deleteSource: true,
+      deleteEvidence: 'bytes',
+      concurrency: 4,
+      until: null,
+      maxAttempts: 3,
+      verifyWaitMs: 10_000,
+      command: 'migrate',
+      sourceSpec: `folder:${src}`,
+      destinationSpec: `folder:${dst}`,
+      signal: new AbortController().signal,
     });
     await dest.close();
     db.close();

@@ -38,15 +38,26 @@ describe('scheduling', () => {
   it('moves items listed behind a full page of items that are out of attempts', async () => {
     const src = tmpDir();
     const dst = tmpDir();
-    for (const [dir, n] of [['bad', 260], ['good', 20]] as const) {
+    for (const [dir, n] of [
+      ['bad', 260],
+      ['good', 20],
+    ] as const) {
       fs.mkdirSync(path.join(src, dir), { recursive: true });
       for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, dir, `f${String(i).padStart(3, '0')}.jpg`), crypto.randomBytes(100 + i));
     }
     const db = openState(path.join(tmpDir(), 's.db'));
     const dest = new FolderDestination(dst, 'album');
     const result = await runMigration(db, new TwoPageSource(src), dest, {
-      deleteSource: false, deleteEvidence: 'bytes', concurrency: 4, until: null, maxAttempts: 2, verifyWaitMs: 10_000,
-      command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: `folder:${dst}`, signal: AbortSignal.timeout(60_000),
+      deleteSource: false,
+      deleteEvidence: 'bytes',
+      concurrency: 4,
+      until: null,
+      maxAttempts: 2,
+      verifyWaitMs: 10_000,
+      command: 'migrate',
+      sourceSpec: `folder:${src}`,
+      destinationSpec: `folder:${dst}`,
+      signal: AbortSignal.timeout(60_000),
     });
     await dest.close();
     db.close();
@@ -77,8 +88,16 @@ describe('scheduling', () => {
     const db = openState(path.join(tmpDir(), 's.db'));
     const dest = new SlowBatches(dst, 'album');
     const result = await runMigration(db, new FolderSource(src), dest, {
-      deleteSource: false, deleteEvidence: 'bytes', concurrency: 64, until: null, maxAttempts: 2, verifyWaitMs: 10_000,
-      command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: `folder:${dst}`, signal: AbortSignal.timeout(60_000),
+      deleteSource: false,
+      deleteEvidence: 'bytes',
+      concurrency: 64,
+      until: null,
+      maxAttempts: 2,
+      verifyWaitMs: 10_000,
+      command: 'migrate',
+      sourceSpec: `folder:${src}`,
+      destinationSpec: `folder:${dst}`,
+      signal: AbortSignal.timeout(60_000),
     });
     await dest.close();
     db.close();

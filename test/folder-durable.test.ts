@@ -43,7 +43,16 @@ function recorder(): SyncOps & { log: string[] } {
 async function put(dest: FolderDestination, name: string, album: string, bytes: Buffer): Promise<{ destPath: string; hashes: Hashes; item: SourceItem }> {
   const item: SourceItem = { id: `${album}/${name}`, name, albumId: album, albumName: album, size: bytes.length, kind: 'image' };
   const container = await dest.prepareContainer(item, facts);
-  const staged = await dest.upload({ item, facts, container, name, size: bytes.length, body: Readable.from([bytes]), session: session(), signal: new AbortController().signal });
+  const staged = await dest.upload({
+    item,
+    facts,
+    container,
+    name,
+    size: bytes.length,
+    body: Readable.from([bytes]),
+    session: session(),
+    signal: new AbortController().signal,
+  });
   const hashes = hashBuffer(bytes, SHA256_ONLY);
   const [res] = await dest.commit([{ staged, input: { item, facts, container, name, size: bytes.length, session: undefined as never }, hashes }]);
   if (res!.outcome !== 'created') throw new Error(`commit: ${res!.outcome}`);
@@ -58,7 +67,9 @@ describe('folder destination: group durability', () => {
     const dest = new FolderDestination(root, 'album', new SyncGroups(ops, { maxFiles: 6, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
     const files = await Promise.all(Array.from({ length: 6 }, (_, i) => put(dest, `IMG_${i}.jpg`, i % 2 ? 'A' : 'B', crypto.randomBytes(1000 + i))));
     // The sixth file closed the group: six file syncs, then the two folders once each.
-    const results = await Promise.all(files.map((f) => dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }])));
+    const results = await Promise.all(
+      files.map((f) => dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }])),
+    );
     for (const [r] of results) expect(r!.outcome).toBe('verified');
     expect(ops.log.filter((l) => l.startsWith('file')).sort()).toEqual(files.map((f) => `file ${path.basename(f.destPath)}`).sort());
     expect(ops.log.slice(6).sort()).toEqual(['dir A', 'dir B']);
@@ -107,7 +118,13 @@ describe('folder destination: group durability', () => {
 
   it('a failed sync fails the verification of every file in the group', async () => {
     const root = tmpDir();
-    const failing: SyncOps = { file: async (_p, fd) => { if (fd !== undefined) fs.closeSync(fd); throw Object.assign(new Error('EIO'), { code: 'EIO' }); }, dir: realSync.dir };
+    const failing: SyncOps = {
+      file: async (_p, fd) => {
+        if (fd !== undefined) fs.closeSync(fd);
+        throw Object.assign(new Error('EIO'), { code: 'EIO' });
+      },
+      dir: realSync.dir,
+    };
     const dest = new FolderDestination(root, 'album', new SyncGroups(failing, { maxFiles: 2, maxBytes: 1 << 30, maxWaitMs: 50 }));
     const files = [await put(dest, 'a.jpg', 'A', crypto.randomBytes(10)), await put(dest, 'b.jpg', 'A', crypto.randomBytes(11))];
     for (const f of files) {
@@ -134,8 +151,16 @@ describe('folder destination: group durability', () => {
     const dest = new FolderDestination(dst, 'album', new SyncGroups(ops, { maxFiles: 1000, maxBytes: 1 << 30, maxWaitMs: 20 }));
     const db = openState(path.join(tmpDir(), 'state.db'));
     const result = await runMigration(db, new FolderSource(src), dest, {
-      deleteSource: false, deleteEvidence: 'bytes', concurrency: 4, until: null, maxAttempts: 3, verifyWaitMs: 10_000,
-      command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: `folder:${dst}`, signal: new AbortController().signal,
+      deleteSource: false,
+      deleteEvidence: 'bytes',
+      concurrency: 4,
+      until: null,
+      maxAttempts: 3,
+      verifyWaitMs: 10_000,
+      command: 'migrate',
+      sourceSpec: `folder:${src}`,
+      destinationSpec: `folder:${dst}`,
+      signal: new AbortController().signal,
     });
     await dest.close();
     db.close();
@@ -151,7 +176,7 @@ describe('folder destination: group durability', () => {
     expect(dest.groups.unclaimed).toBe(0);
   });
 
-  it('a second attempt at an item closes the first attempt\'s temp file and starts it over', async () => {
+  it("a second attempt at an item closes the first attempt's temp file and starts it over", async () => {
     const root = tmpDir();
     const dest = new FolderDestination(root, 'album', new SyncGroups(realSync, { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
     const item: SourceItem = { id: 'A/IMG_1.jpg', name: 'IMG_1.jpg', albumId: 'A', albumName: 'A', size: 10, kind: 'image' };
@@ -164,9 +189,20 @@ describe('folder destination: group durability', () => {
     expect(openFds()).toBe(before + 1);
     // Its commit never came (it failed); the retry writes the same temp name again.
     const second = crypto.randomBytes(10);
-    const staged = await dest.upload({ item, facts, container, name: item.name, size: 10, body: Readable.from([second]), session: slot, signal: new AbortController().signal });
+    const staged = await dest.upload({
+      item,
+      facts,
+      container,
+      name: item.name,
+      size: 10,
+      body: Readable.from([second]),
+      session: slot,
+      signal: new AbortController().signal,
+    });
     expect(openFds()).toBe(before + 1);
-    const [res] = await dest.commit([{ staged, input: { item, facts, container, name: item.name, size: 10, session: undefined as never }, hashes: hashBuffer(second, SHA256_ONLY) }]);
+    const [res] = await dest.commit([
+      { staged, input: { item, facts, container, name: item.name, size: 10, session: undefined as never }, hashes: hashBuffer(second, SHA256_ONLY) },
+    ]);
     expect(res!.outcome).toBe('created');
     await dest.close();
     expect(openFds()).toBe(before);

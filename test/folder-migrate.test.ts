@@ -9,7 +9,9 @@ import { FIXTURES, SAMPLE_MEDIA, makeSource, runCli, sha256File, tmpDir, treeHas
 function states(db: string): Record<string, string> {
   const d = new Database(db, { readonly: true });
   try {
-    return Object.fromEntries((d.prepare('SELECT source_id, state FROM items').all() as Array<{ source_id: string; state: string }>).map((r) => [r.source_id, r.state]));
+    return Object.fromEntries(
+      (d.prepare('SELECT source_id, state FROM items').all() as Array<{ source_id: string; state: string }>).map((r) => [r.source_id, r.state]),
+    );
   } finally {
     d.close();
   }
@@ -95,7 +97,21 @@ describe('folder to folder', () => {
     // No date in the file or its name: the file's own time is the last resort.
     fs.utimesSync(path.join(src, 'A', 'plain.jpg'), new Date('2017-03-04T12:00:00Z'), new Date('2017-03-04T12:00:00Z'));
     const db = path.join(t, 'state.db');
-    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', db, '--layout', 'date', '--concurrency', '1', '--timezone', 'UTC']);
+    const r = await runCli([
+      'migrate',
+      '--from',
+      `folder:${src}`,
+      '--to',
+      `folder:${dst}`,
+      '--state',
+      db,
+      '--layout',
+      'date',
+      '--concurrency',
+      '1',
+      '--timezone',
+      'UTC',
+    ]);
     expect(r.code).toBe(0);
     const out = treeHashes(dst);
     expect([...out.keys()].sort()).toEqual(['2017/03/plain.jpg', '2018/07/IMG (2).jpg', '2018/07/IMG.jpg', '2021/12/clip.mov']);
@@ -148,7 +164,10 @@ describe('folder to folder', () => {
     const st = await runCli(['status', '--state', db, '--json']);
     expect(st.code).toBe(0);
     const status = JSON.parse(st.stdout);
-    expect(status.counts.verified).toEqual({ items: 2, bytes: fs.statSync(path.join(src, 'A/f6t.jpg')).size + fs.statSync(path.join(src, 'A/cookiezen.jpg')).size });
+    expect(status.counts.verified).toEqual({
+      items: 2,
+      bytes: fs.statSync(path.join(src, 'A/f6t.jpg')).size + fs.statSync(path.join(src, 'A/cookiezen.jpg')).size,
+    });
 
     for (const ext of ['json', 'csv', 'html']) {
       const out = path.join(t, `report.${ext}`);

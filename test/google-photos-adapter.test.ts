@@ -82,12 +82,27 @@ function chunked(buf: Buffer, size = 64 * 1024): Readable {
 async function stage(dest: Destination, p: Prepared, session: SessionSlot = memSession(), body?: Readable): Promise<{ staged: Staged; container: string }> {
   expect(dest.refuse?.(p.item, p.facts) ?? null).toBeNull();
   const container = await dest.prepareContainer(p.item, p.facts);
-  const staged = await dest.upload({ item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, body: body ?? chunked(p.bytes), session, signal: new AbortController().signal });
+  const staged = await dest.upload({
+    item: p.item,
+    facts: p.facts,
+    container,
+    name: p.item.name,
+    size: p.bytes.length,
+    body: body ?? chunked(p.bytes),
+    session,
+    signal: new AbortController().signal,
+  });
   return { staged, container };
 }
 
 async function commit(dest: Destination, list: Array<{ p: Prepared; staged: Staged; container: string }>) {
-  return dest.commit(list.map(({ p, staged, container }) => ({ staged, hashes: p.hashes, input: { item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, session: memSession() } })));
+  return dest.commit(
+    list.map(({ p, staged, container }) => ({
+      staged,
+      hashes: p.hashes,
+      input: { item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, session: memSession() },
+    })),
+  );
 }
 
 async function verifyUntilDone(dest: Destination, p: Prepared, destId: string, maxMs = 10_000) {
@@ -135,12 +150,14 @@ describe('google-photos destination against the emulator', () => {
     expect(v).toMatchObject({ outcome: 'verified', evidence: { level: 'pixels' } });
   });
 
-  it("serves =d without the location: other bytes, same EXIF date, no GPS", async () => {
+  it('serves =d without the location: other bytes, same EXIF date, no GPS', async () => {
     const { res } = await migrateOne(dest, 'canon-dslr.jpg');
     const id = (res as { destId: string }).destId;
     const gps = await migrateOne(dest, 'png_with_exif_and_gps.png');
     const pngId = (gps.res as { destId: string }).destId;
-    const r = await fetch(`${emu.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems:batchGet?mediaItemIds=${id}&mediaItemIds=${pngId}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    const r = await fetch(`${emu.env.GOOGLE_PHOTOS_BASE_URL}/v1/mediaItems:batchGet?mediaItemIds=${id}&mediaItemIds=${pngId}`, {
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
     const body = (await r.json()) as { mediaItemResults: Array<{ mediaItem: { baseUrl: string } }> };
     const png = Buffer.from(await (await fetch(`${body.mediaItemResults[1]!.mediaItem.baseUrl}=d`)).arrayBuffer());
     expect(png.equals(gps.p.bytes)).toBe(false);
@@ -190,7 +207,10 @@ describe('google-photos destination against the emulator', () => {
     const html = await prepare('not-a-photo.jpg');
     const a = await stage(dest, empty);
     const b = await stage(dest, html);
-    const results = await commit(dest, [{ p: empty, ...a }, { p: html, ...b }]);
+    const results = await commit(dest, [
+      { p: empty, ...a },
+      { p: html, ...b },
+    ]);
     for (const r of results) {
       expect(r.outcome).toBe('error');
       expect((r as { error: Error }).error).toBeInstanceOf(RejectedError);
@@ -203,7 +223,10 @@ describe('google-photos destination against the emulator', () => {
     const b = await prepare('f6t.jpg', null, 'second-name.jpg');
     const sa = await stage(dest, a);
     const sb = await stage(dest, b);
-    const [ra, rb] = await commit(dest, [{ p: a, ...sa }, { p: b, ...sb }]);
+    const [ra, rb] = await commit(dest, [
+      { p: a, ...sa },
+      { p: b, ...sb },
+    ]);
     expect(ra!.outcome).toBe('created');
     expect((rb as { destId: string }).destId).toBe((ra as { destId: string }).destId);
     const items = (await emu.state()).mediaItems.filter((m) => m.sha1 === a.hashes.sha1);
@@ -224,12 +247,32 @@ describe('google-photos resumable uploads', () => {
       const broken = new Readable({ read() {} });
       broken.push(p.bytes.subarray(0, 300_000));
       setTimeout(() => broken.destroy(new Error('source connection reset')), 300);
-      await expect(dest.upload({ item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, body: broken, session, signal: new AbortController().signal })).rejects.toThrow();
+      await expect(
+        dest.upload({
+          item: p.item,
+          facts: p.facts,
+          container,
+          name: p.item.name,
+          size: p.bytes.length,
+          body: broken,
+          session,
+          signal: new AbortController().signal,
+        }),
+      ).rejects.toThrow();
       expect(session.value).toBeTruthy();
       // A new process (new destination) with the saved session resumes.
       const dest2 = await googlePhotosProvider.createDestination!(ctx);
       const before = (await emu.state()).requests.uploadBytes!;
-      const staged = await dest2.upload({ item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, body: chunked(p.bytes), session, signal: new AbortController().signal });
+      const staged = await dest2.upload({
+        item: p.item,
+        facts: p.facts,
+        container,
+        name: p.item.name,
+        size: p.bytes.length,
+        body: chunked(p.bytes),
+        session,
+        signal: new AbortController().signal,
+      });
       // What Google took in for the resumed upload: the bytes the first attempt left it short, no more.
       const taken = (await emu.state()).requests.uploadBytes! - before;
       expect(taken).toBeLessThan(p.bytes.length);
@@ -270,7 +313,10 @@ describe('google-photos albums', () => {
     const dest = await googlePhotosProvider.createDestination!(ctxFor(emu, { store, env }));
     for (const f of ['f6t.jpg', 'noexif.jpg', 'img_1771.jpg']) expect((await migrateOne(dest, f, 'Trip')).res.outcome).toBe('created');
     let st = await emu.state();
-    expect(st.albums.map((a) => [a.title, a.count])).toEqual([['Trip', 2], ['Trip (2)', 1]]);
+    expect(st.albums.map((a) => [a.title, a.count])).toEqual([
+      ['Trip', 2],
+      ['Trip (2)', 1],
+    ]);
     // A restart with the same state reuses the ids; a restart that lost them finds the albums by title.
     const again = await googlePhotosProvider.createDestination!(ctxFor(emu, { store, env }));
     expect((await migrateOne(again, 'cookiezen.jpg', 'Trip')).res.outcome).toBe('created');
@@ -328,7 +374,12 @@ describe('google-photos stops', () => {
     const emu = await startEmu();
     const r = await fetch(`${emu.env.GOOGLE_PHOTOS_BASE_URL}/v1/uploads`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${TOKEN}`, 'X-Goog-Upload-Protocol': 'raw', 'X-Goog-Upload-Content-Type': 'image/jpeg', 'X-Goog-Hash': `sha1=${Buffer.alloc(20).toString('base64')}` },
+      headers: {
+        Authorization: `Bearer ${TOKEN}`,
+        'X-Goog-Upload-Protocol': 'raw',
+        'X-Goog-Upload-Content-Type': 'image/jpeg',
+        'X-Goog-Hash': `sha1=${Buffer.alloc(20).toString('base64')}`,
+      },
       body: fs.readFileSync(path.join(FIXTURES, 'f6t.jpg')),
     });
     expect(r.status).toBe(200);

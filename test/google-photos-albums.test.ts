@@ -24,7 +24,12 @@ async function makePhotos(dir: string): Promise<string[]> {
     const raw = Buffer.alloc(16 * 16 * 3);
     for (let k = 0; k < raw.length; k++) raw[k] = Math.floor(rnd() * 256);
     const name = `IMG_${String(i).padStart(3, '0')}.jpg`;
-    fs.writeFileSync(path.join(dir, name), await sharp(raw, { raw: { width: 16, height: 16, channels: 3 } }).jpeg({ quality: 95 }).toBuffer());
+    fs.writeFileSync(
+      path.join(dir, name),
+      await sharp(raw, { raw: { width: 16, height: 16, channels: 3 } })
+        .jpeg({ quality: 95 })
+        .toBuffer(),
+    );
     names.push(name);
   }
   return names;
@@ -32,11 +37,34 @@ async function makePhotos(dir: string): Promise<string[]> {
 
 function migrate(emu: Emu, t: string, killWhen?: () => Promise<boolean>): Promise<{ code: number | null; out: string; killed: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', path.join(t, 'state.db'), '--verify-wait', '30', '--keep-bytes'], {
-      cwd: ROOT,
-      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN, GOOGLE_PHOTOS_ALBUM_LIMIT: String(LIMIT) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'migrate',
+        '--from',
+        `folder:${path.join(t, 'src')}`,
+        '--to',
+        'google-photos',
+        '--state',
+        path.join(t, 'state.db'),
+        '--verify-wait',
+        '30',
+        '--keep-bytes',
+      ],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
+          GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+          GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+          GOOGLE_ACCESS_TOKEN: TOKEN,
+          GOOGLE_PHOTOS_ALBUM_LIMIT: String(LIMIT),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let killed = false;
     child.stdout.on('data', (d) => (out += d));
@@ -75,11 +103,21 @@ describe('google-photos: albums past the item limit', () => {
       expect(second.code, second.out).toBe(0);
 
       const st = await emu.state();
-      expect(st.albums.map((a) => a.title), JSON.stringify(st.albums.map((a) => [a.title, a.count]))).toEqual(['Trip', 'Trip (2)', 'Trip (3)']);
+      expect(
+        st.albums.map((a) => a.title),
+        JSON.stringify(st.albums.map((a) => [a.title, a.count])),
+      ).toEqual(['Trip', 'Trip (2)', 'Trip (3)']);
       for (const a of st.albums) expect(a.count).toBeLessThanOrEqual(LIMIT);
       expect(st.albums.reduce((n, a) => n + a.count, 0)).toBe(PHOTOS);
       // Every photo once: one media item per content, in exactly one album.
-      const want = new Set(names.map((n) => crypto.createHash('sha1').update(fs.readFileSync(path.join(t, 'src', 'Trip', n))).digest('hex')));
+      const want = new Set(
+        names.map((n) =>
+          crypto
+            .createHash('sha1')
+            .update(fs.readFileSync(path.join(t, 'src', 'Trip', n)))
+            .digest('hex'),
+        ),
+      );
       expect(st.mediaItems).toHaveLength(PHOTOS);
       expect(new Set(st.mediaItems.map((m) => m.sha1))).toEqual(want);
       for (const m of st.mediaItems) expect(m.albumIds).toHaveLength(1);

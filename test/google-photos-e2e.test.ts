@@ -16,13 +16,31 @@ const TOKEN = 'e2e-access-token-7890';
 
 const startEmu = (extra: string[] = []): Promise<Emu> => startGoogleEmulator(TOKEN, extra, 'gp-e2e-emu-');
 
-function migrate(emu: Emu, home: string, src: string, stateFile: string, extra: string[] = [], killWhen?: () => Promise<boolean>, env: Record<string, string | undefined> = { GOOGLE_ACCESS_TOKEN: TOKEN }): Promise<CliResult & { killed: boolean }> {
+function migrate(
+  emu: Emu,
+  home: string,
+  src: string,
+  stateFile: string,
+  extra: string[] = [],
+  killWhen?: () => Promise<boolean>,
+  env: Record<string, string | undefined> = { GOOGLE_ACCESS_TOKEN: TOKEN },
+): Promise<CliResult & { killed: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--verify-wait', '30', ...extra], {
-      cwd: ROOT,
-      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_HOME: home, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--verify-wait', '30', ...extra],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
+          GALLERY_BRIDGE_HOME: home,
+          GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     let killed = false;
@@ -70,7 +88,14 @@ function stateRows(stateFile: string) {
   const db = new Database(stateFile, { readonly: true });
   try {
     return db.prepare('SELECT name, album_name, state, evidence_level, dest_id, duplicate_of, reason, last_error FROM items ORDER BY id').all() as Array<{
-      name: string; album_name: string | null; state: string; evidence_level: string | null; dest_id: string | null; duplicate_of: number | null; reason: string | null; last_error: string | null;
+      name: string;
+      album_name: string | null;
+      state: string;
+      evidence_level: string | null;
+      dest_id: string | null;
+      duplicate_of: number | null;
+      reason: string | null;
+      last_error: string | null;
     }>;
   } finally {
     db.close();
@@ -83,7 +108,9 @@ async function makePhotos(dir: string, n: number, prefix = 'p', offset = 0): Pro
   await Promise.all(
     Array.from({ length: n }, async (_, k) => {
       const i = k + offset;
-      const img = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: i % 256, g: (i * 7) % 256, b: (i * 13 + 1) % 256 } } }).jpeg().toBuffer();
+      const img = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: i % 256, g: (i * 7) % 256, b: (i * 13 + 1) % 256 } } })
+        .jpeg()
+        .toBuffer();
       fs.writeFileSync(path.join(dir, `${prefix}${String(k).padStart(4, '0')}.jpg`), img);
     }),
   );
@@ -100,7 +127,8 @@ describe('google-photos end to end through the CLI', () => {
     const work = tmpDir('gp-e2e-');
     const src = path.join(work, 'src');
     fs.mkdirSync(path.join(src, 'Holidays'), { recursive: true });
-    for (const f of ['IMG_20180725_163423.jpg', 'heic-iphone7.heic', 'VID_20230514_101112.mp4', 'png_with_exif_and_gps.png']) fs.copyFileSync(path.join(FIXTURES, f), path.join(src, 'Holidays', f));
+    for (const f of ['IMG_20180725_163423.jpg', 'heic-iphone7.heic', 'VID_20230514_101112.mp4', 'png_with_exif_and_gps.png'])
+      fs.copyFileSync(path.join(FIXTURES, f), path.join(src, 'Holidays', f));
     for (const f of ['noexif.jpg', 'not-a-photo.jpg']) fs.copyFileSync(path.join(FIXTURES, f), path.join(src, f));
     fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'one.jpg'));
     fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'two.jpg'));
@@ -134,7 +162,11 @@ describe('google-photos end to end through the CLI', () => {
     const stored = checkStored(emu, st);
     expect(st.mediaItems).toHaveLength(6); // 4 in Holidays, noexif, and the f6t bytes once
     expect([...stored.values()].filter((n) => n === 'one.jpg' || n === 'two.jpg')).toHaveLength(1);
-    expect(fs.readFileSync(path.join(emu.data, path.basename(st.mediaItems.find((m) => m.filename === 'IMG_20180725_163423.jpg')!.file))).equals(fs.readFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg')))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(emu.data, path.basename(st.mediaItems.find((m) => m.filename === 'IMG_20180725_163423.jpg')!.file)))
+        .equals(fs.readFileSync(path.join(FIXTURES, 'IMG_20180725_163423.jpg'))),
+    ).toBe(true);
     expect(st.albums.map((a) => [a.title, a.count])).toEqual([['Holidays', 4]]);
     await emu.close();
   });
@@ -188,11 +220,29 @@ describe('google-photos end to end through the CLI', () => {
   });
 
   it('every fault on at once: the migration still completes, each item once, bytes intact', async () => {
-    const emu = await startEmu(['--fault-429', '0.08', '--fault-5xx', '0.08', '--fault-drop', '0.08', '--fault-corrupt', '0.1', '--latency-ms', '5', '--video-processing-ms', '300', '--granularity', '65536', '--random-seed', '7']);
+    const emu = await startEmu([
+      '--fault-429',
+      '0.08',
+      '--fault-5xx',
+      '0.08',
+      '--fault-drop',
+      '0.08',
+      '--fault-corrupt',
+      '0.1',
+      '--latency-ms',
+      '5',
+      '--video-processing-ms',
+      '300',
+      '--granularity',
+      '65536',
+      '--random-seed',
+      '7',
+    ]);
     const work = tmpDir('gp-e2e-');
     const src = path.join(work, 'src');
     await makePhotos(path.join(src, 'Faults'), 16, 'f');
-    for (const f of ['IMG_20180725_163423.jpg', 'VID_20211224_183000.mov', 'canon-dslr.jpg']) fs.copyFileSync(path.join(FIXTURES, f), path.join(src, 'Faults', f));
+    for (const f of ['IMG_20180725_163423.jpg', 'VID_20211224_183000.mov', 'canon-dslr.jpg'])
+      fs.copyFileSync(path.join(FIXTURES, f), path.join(src, 'Faults', f));
     const stateFile = path.join(work, 'state.db');
     let code = -1;
     for (let run = 0; run < 5 && code !== 0; run++) code = (await migrate(emu, home, src, stateFile, ['--concurrency', '4'])).code ?? -1;
@@ -212,10 +262,19 @@ describe('google-photos end to end through the CLI', () => {
   it('`gallery-bridge auth google-photos` runs the loopback flow; migrate refreshes the token; an expired refresh token stops with exit 3', async () => {
     const emu = await startEmu(['--client-secret', 'e2e-secret-value', '--session-ttl', '2']);
     const authHome = tmpDir('gp-e2e-auth-');
-    const oauthEnv = { GOOGLE_CLIENT_ID: 'e2e-client.apps.googleusercontent.com', GOOGLE_CLIENT_SECRET: 'e2e-secret-value', GOOGLE_OAUTH_AUTH_URL: emu.env.GOOGLE_OAUTH_AUTH_URL!, GOOGLE_OAUTH_TOKEN_URL: emu.env.GOOGLE_OAUTH_TOKEN_URL! };
+    const oauthEnv = {
+      GOOGLE_CLIENT_ID: 'e2e-client.apps.googleusercontent.com',
+      GOOGLE_CLIENT_SECRET: 'e2e-secret-value',
+      GOOGLE_OAUTH_AUTH_URL: emu.env.GOOGLE_OAUTH_AUTH_URL!,
+      GOOGLE_OAUTH_TOKEN_URL: emu.env.GOOGLE_OAUTH_TOKEN_URL!,
+    };
     const signIn = () =>
       new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, 'auth', 'google-photos'], { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_HOME: authHome, ...oauthEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [CLI, 'auth', 'google-photos'], {
+          cwd: ROOT,
+          env: { ...process.env, GALLERY_BRIDGE_HOME: authHome, ...oauthEnv },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let out = '';
         let visited = false;
         const onData = (d: Buffer) => {

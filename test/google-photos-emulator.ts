@@ -7,7 +7,16 @@ import { tmpDir } from './helpers.ts';
 export interface EmuState {
   quota: { used: Record<string, number> };
   requests: Record<string, number>;
-  mediaItems: Array<{ id: string; owner: 'this-app' | 'other-app'; filename: string; file: string; sha1: string; size: number; status: string; albumIds: string[] }>;
+  mediaItems: Array<{
+    id: string;
+    owner: 'this-app' | 'other-app';
+    filename: string;
+    file: string;
+    sha1: string;
+    size: number;
+    status: string;
+    albumIds: string[];
+  }>;
   albums: Array<{ id: string; title: string; count: number }>;
 }
 

@@ -96,11 +96,21 @@ describe('google-photos: a photo near the 200 MB limit', () => {
     const preload = `data:text/javascript,${encodeURIComponent(`import fs from 'node:fs'; process.on('exit', () => fs.writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));`)}`;
     const state = path.join(t, 'state.db');
     const res = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', preload, CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', state, '--verify-wait', '120'], {
-        cwd: ROOT,
-        env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', preload, CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', state, '--verify-wait', '120'],
+        {
+          cwd: ROOT,
+          env: {
+            ...process.env,
+            GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
+            GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+            GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+            GOOGLE_ACCESS_TOKEN: TOKEN,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));
@@ -112,13 +122,20 @@ describe('google-photos: a photo near the 200 MB limit', () => {
     const st = await emu.state();
     const item = st.mediaItems.find((m) => m.size === size)!;
     expect(item).toBeTruthy();
-    const sha1 = (f: string) => new Promise<string>((r) => {
-      const h = crypto.createHash('sha1');
-      fs.createReadStream(f).on('data', (c) => h.update(c)).on('end', () => r(h.digest('hex')));
-    });
+    const sha1 = (f: string) =>
+      new Promise<string>((r) => {
+        const h = crypto.createHash('sha1');
+        fs.createReadStream(f)
+          .on('data', (c) => h.update(c))
+          .on('end', () => r(h.digest('hex')));
+      });
     expect(await sha1(item.file)).toBe(await sha1(file));
     const db = new Database(state, { readonly: true });
-    const row = db.prepare('SELECT state, evidence_level, evidence_detail FROM items').get() as { state: string; evidence_level: string; evidence_detail: string };
+    const row = db.prepare('SELECT state, evidence_level, evidence_detail FROM items').get() as {
+      state: string;
+      evidence_level: string;
+      evidence_detail: string;
+    };
     db.close();
     expect(row).toMatchObject({ state: 'verified', evidence_level: 'pixels' });
     expect(row.evidence_detail).toMatch(/7000x7150x3/);

@@ -34,7 +34,10 @@ describe.each(['exists', 'failed', 'item'] as const)('google-photos: photos alre
     const base = emu.env.GOOGLE_PHOTOS_BASE_URL!;
     const state = path.join(t, 'state.db');
     const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: base, GOOGLE_ACCESS_TOKEN: TOKEN };
-    const migrate = () => runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', state, '--delete-source', '--verify-wait', '30'], { env });
+    const migrate = () =>
+      runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', state, '--delete-source', '--verify-wait', '30'], {
+        env,
+      });
     const reset = () => fetch(`${base}/__emulator/reset-counters`, { method: 'POST' });
 
     const first = await migrate();
@@ -67,7 +70,10 @@ describe.each(['exists', 'failed', 'item'] as const)('google-photos: photos alre
     expect(plan.stdout + plan.stderr).toContain(`${ALREADY.length} items are already in your library from another app`);
 
     // Accepting Google's word deletes the ones Google vouched for (code 6, or its own item), never a bare code 3.
-    const accept = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', state, '--delete-source', '--delete-evidence', 'received'], { env });
+    const accept = await runCli(
+      ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'google-photos', '--state', state, '--delete-source', '--delete-evidence', 'received'],
+      { env },
+    );
     expect(accept.code, accept.stdout + accept.stderr).toBe(0);
     expect(fs.readdirSync(src).sort()).toEqual(answer === 'failed' ? [...ALREADY].sort() : []);
     fs.rmSync(t, { recursive: true, force: true });

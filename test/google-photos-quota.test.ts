@@ -51,7 +51,12 @@ describe('google-photos: long Retry-After', () => {
     fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
     const emu = await startGoogleEmulator(TOKEN, ['--fault-429', '1', '--retry-after', '7200'], 'gp-retry-emu-');
     try {
-      const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_BACKOFF_SCALE: '1' };
+      const env = {
+        GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+        GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+        GOOGLE_ACCESS_TOKEN: TOKEN,
+        GALLERY_BRIDGE_BACKOFF_SCALE: '1',
+      };
       const before = Date.now();
       const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], { env, timeoutMs: 60_000 });
       const out = r.stdout + r.stderr;
@@ -73,8 +78,18 @@ describe('google-photos: long Retry-After', () => {
     fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
     const emu = await startGoogleEmulator(TOKEN, ['--fault-429', '1', '--retry-after', '240'], 'gp-pause-emu-');
     try {
-      const env = { ...process.env, GALLERY_BRIDGE_HOME: path.join(t, 'home'), GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: TOKEN, GALLERY_BRIDGE_BACKOFF_SCALE: '1' };
-      const child = spawn(process.execPath, [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], { cwd: ROOT, env, stdio: 'ignore' });
+      const env = {
+        ...process.env,
+        GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+        GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+        GOOGLE_ACCESS_TOKEN: TOKEN,
+        GALLERY_BRIDGE_BACKOFF_SCALE: '1',
+      };
+      const child = spawn(process.execPath, [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', path.join(t, 'state.db')], {
+        cwd: ROOT,
+        env,
+        stdio: 'ignore',
+      });
       // Once Google has refused a request, the tool is in its 240 s pause.
       while (((await emu.state()).requests.faults ?? 0) < 1) await new Promise((r) => setTimeout(r, 50));
       const sent = Date.now();

@@ -22,7 +22,13 @@ const photo = fs.readFileSync(path.join(FIXTURES, fs.readdirSync(FIXTURES).find(
 /** The installed-app flow against the emulator: authorize (it approves at once), then exchange the code. */
 async function signIn(scopes: string[]): Promise<string> {
   const redirect = 'http://127.0.0.1:9/';
-  const q = new URLSearchParams({ client_id: 'scope-test-client', redirect_uri: redirect, response_type: 'code', scope: scopes.join(' '), access_type: 'offline' });
+  const q = new URLSearchParams({
+    client_id: 'scope-test-client',
+    redirect_uri: redirect,
+    response_type: 'code',
+    scope: scopes.join(' '),
+    access_type: 'offline',
+  });
   const r = await fetch(`${emu.env.GOOGLE_OAUTH_AUTH_URL}?${q}`, { redirect: 'manual' });
   expect(r.status).toBe(302);
   const code = new URL(r.headers.get('location')!).searchParams.get('code');
@@ -41,16 +47,44 @@ async function signIn(scopes: string[]): Promise<string> {
 async function tryEveryCall(token: string, ownToken: string): Promise<Record<string, number>> {
   const auth = { Authorization: `Bearer ${token}` };
   const jsonCall = (method: string, p: string, body?: unknown) =>
-    fetch(`${base}${p}`, { method, headers: { ...auth, ...(body ? { 'Content-Type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    fetch(`${base}${p}`, {
+      method,
+      headers: { ...auth, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
   const out: Record<string, number> = {};
-  out.rawUpload = (await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream', 'X-Goog-Upload-Content-Type': 'image/jpeg', 'X-Goog-Upload-Protocol': 'raw' }, body: photo })).status;
+  out.rawUpload = (
+    await fetch(`${base}/v1/uploads`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/octet-stream', 'X-Goog-Upload-Content-Type': 'image/jpeg', 'X-Goog-Upload-Protocol': 'raw' },
+      body: photo,
+    })
+  ).status;
   const start = await fetch(`${base}/v1/uploads`, {
     method: 'POST',
-    headers: { ...auth, 'Content-Length': '0', 'X-Goog-Upload-Command': 'start', 'X-Goog-Upload-Protocol': 'resumable', 'X-Goog-Upload-Raw-Size': String(photo.length), 'X-Goog-Upload-Content-Type': 'image/jpeg' },
+    headers: {
+      ...auth,
+      'Content-Length': '0',
+      'X-Goog-Upload-Command': 'start',
+      'X-Goog-Upload-Protocol': 'resumable',
+      'X-Goog-Upload-Raw-Size': String(photo.length),
+      'X-Goog-Upload-Content-Type': 'image/jpeg',
+    },
   });
   out.resumableStart = start.status;
   // An upload token made with a full token, so batchCreate is judged on the scope alone.
-  const uploadToken = await (await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { Authorization: `Bearer ${ownToken}`, 'Content-Type': 'application/octet-stream', 'X-Goog-Upload-Content-Type': 'image/jpeg', 'X-Goog-Upload-Protocol': 'raw' }, body: photo })).text();
+  const uploadToken = await (
+    await fetch(`${base}/v1/uploads`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${ownToken}`,
+        'Content-Type': 'application/octet-stream',
+        'X-Goog-Upload-Content-Type': 'image/jpeg',
+        'X-Goog-Upload-Protocol': 'raw',
+      },
+      body: photo,
+    })
+  ).text();
   out.batchCreate = (await jsonCall('POST', '/v1/mediaItems:batchCreate', { newMediaItems: [{ simpleMediaItem: { uploadToken, fileName: 'a.jpg' } }] })).status;
   out.albumsCreate = (await jsonCall('POST', '/v1/albums', { album: { title: 'Scopes' } })).status;
   out.albumsList = (await jsonCall('GET', '/v1/albums?pageSize=50&excludeNonAppCreatedData=true')).status;
@@ -69,18 +103,51 @@ describe('Google Photos scopes (since 31 March 2025)', () => {
   it('refuses each call that the scope alone does not grant, with 403 insufficient scopes', async () => {
     const own = await signIn([APPEND, READ]);
     const results: Record<string, Record<string, number>> = {};
-    for (const [name, scope] of [['appendonly', APPEND], ['readonly.appcreateddata', READ], ['edit.appcreateddata', EDIT]] as const) {
+    for (const [name, scope] of [
+      ['appendonly', APPEND],
+      ['readonly.appcreateddata', READ],
+      ['edit.appcreateddata', EDIT],
+    ] as const) {
       results[name] = await tryEveryCall(await signIn([scope]), own);
     }
-    expect(results.appendonly).toEqual({ rawUpload: 200, resumableStart: 200, batchCreate: 200, albumsCreate: 200, albumsList: 403, mediaItemsList: 403, batchGet: 403 });
-    expect(results['readonly.appcreateddata']).toEqual({ rawUpload: 403, resumableStart: 403, batchCreate: 403, albumsCreate: 403, albumsList: 200, mediaItemsList: 200, batchGet: 200 });
-    expect(results['edit.appcreateddata']).toEqual({ rawUpload: 403, resumableStart: 403, batchCreate: 403, albumsCreate: 403, albumsList: 403, mediaItemsList: 403, batchGet: 403 });
+    expect(results.appendonly).toEqual({
+      rawUpload: 200,
+      resumableStart: 200,
+      batchCreate: 200,
+      albumsCreate: 200,
+      albumsList: 403,
+      mediaItemsList: 403,
+      batchGet: 403,
+    });
+    expect(results['readonly.appcreateddata']).toEqual({
+      rawUpload: 403,
+      resumableStart: 403,
+      batchCreate: 403,
+      albumsCreate: 403,
+      albumsList: 200,
+      mediaItemsList: 200,
+      batchGet: 200,
+    });
+    expect(results['edit.appcreateddata']).toEqual({
+      rawUpload: 403,
+      resumableStart: 403,
+      batchCreate: 403,
+      albumsCreate: 403,
+      albumsList: 403,
+      mediaItemsList: 403,
+      batchGet: 403,
+    });
     // The refusal reads as Google's.
     const r = await fetch(`${base}/v1/mediaItems:batchGet?mediaItemIds=x`, { headers: { Authorization: `Bearer ${await signIn([EDIT])}` } });
     const body = (await r.json()) as { error: { code: number; status: string; message: string } };
     expect(body.error).toMatchObject({ code: 403, status: 'PERMISSION_DENIED', message: 'Request had insufficient authentication scopes.' });
     // Scopes that no longer exist are refused at sign-in.
-    const q = new URLSearchParams({ client_id: 'c', redirect_uri: 'http://127.0.0.1:9/', response_type: 'code', scope: 'https://www.googleapis.com/auth/photoslibrary' });
+    const q = new URLSearchParams({
+      client_id: 'c',
+      redirect_uri: 'http://127.0.0.1:9/',
+      response_type: 'code',
+      scope: 'https://www.googleapis.com/auth/photoslibrary',
+    });
     const gone = await fetch(`${emu.env.GOOGLE_OAUTH_AUTH_URL}?${q}`, { redirect: 'manual' });
     expect(new URL(gone.headers.get('location')!).searchParams.get('error')).toBe('invalid_scope');
   });
@@ -100,7 +167,10 @@ describe('Google Photos scopes (since 31 March 2025)', () => {
     expect(readOnly.stdout + readOnly.stderr).toMatch(/appendonly/);
     const both = await run(await signIn([APPEND, READ]), `${path.basename(src)}-b.db`);
     expect(both.code).toBe(0);
-    const sha1 = crypto.createHash('sha1').update(fs.readFileSync(path.join(src, 'one.jpg'))).digest('hex');
+    const sha1 = crypto
+      .createHash('sha1')
+      .update(fs.readFileSync(path.join(src, 'one.jpg')))
+      .digest('hex');
     expect((await emu.state()).mediaItems.some((m) => m.sha1 === sha1)).toBe(true);
   }, 120_000);
 });

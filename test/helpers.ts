@@ -55,7 +55,15 @@ export function clockEnv(at: Date, tz: string): Record<string, string> {
 
 /** `t` as a person in `timeZone` reads it: the day (YYYY-MM-DD) and the time (HH:MM). */
 export function localDayAndTime(t: number, timeZone: string): { day: string; hm: string } {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(t);
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(t);
   const p = (type: string) => parts.find((x) => x.type === type)!.value;
   return { day: `${p('year')}-${p('month')}-${p('day')}`, hm: `${p('hour')}:${p('minute')}` };
 }

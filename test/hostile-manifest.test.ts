@@ -21,18 +21,25 @@ describe('a hostile batch manifest', () => {
     fs.mkdirSync(path.join(src, 'A'), { recursive: true });
     fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'A', 'f6t.jpg'));
     const manifest = path.join(t, 'm.csv');
-    fs.writeFileSync(manifest, [
-      'account,source,destination,delete_source',
-      `good,folder:${src},folder:${path.join(t, 'dst')},yes`,
-      `short,folder:${src}`,
-      `extra,folder:${src},folder:${path.join(t, 'dst2')},maybe,,,,,,`,
-      `bell\u0007,dropbox:x,folder:${path.join(t, 'dst3')},no`,
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      manifest,
+      [
+        'account,source,destination,delete_source',
+        `good,folder:${src},folder:${path.join(t, 'dst')},yes`,
+        `short,folder:${src}`,
+        `extra,folder:${src},folder:${path.join(t, 'dst2')},maybe,,,,,,`,
+        `bell\u0007,dropbox:x,folder:${path.join(t, 'dst3')},no`,
+        '',
+      ].join('\n'),
+    );
     const r = await runCli(['batch', 'run', manifest, '--state', path.join(t, 'batch')]);
     expect(r.code, r.stderr).toBe(2);
     const lines = r.stderr.trim().split('\n');
-    for (const n of [3, 4, 5]) expect(lines.some((l) => l.includes(`m.csv:${n}:`)), `line ${n} not named:\n${r.stderr}`).toBe(true);
+    for (const n of [3, 4, 5])
+      expect(
+        lines.some((l) => l.includes(`m.csv:${n}:`)),
+        `line ${n} not named:\n${r.stderr}`,
+      ).toBe(true);
     expect(r.stderr + r.stdout).not.toMatch(RAW);
     expect(files(src)).toContain(path.join('A', 'f6t.jpg'));
     expect(fs.existsSync(path.join(t, 'dst'))).toBe(false);

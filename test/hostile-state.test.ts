@@ -32,7 +32,10 @@ async function expectRefused(s: ReturnType<typeof setup>, state: string, pattern
   expect(treeHashes(s.src)).toEqual(s.pristine);
   expect(treeHashes(path.join(s.t, 'dst'))).toEqual(dstBefore);
   // The read-only commands refuse it the same way.
-  for (const cmd of [['status', '--state', state], ['report', '--state', state, '--out', path.join(s.t, 'r.json')]]) {
+  for (const cmd of [
+    ['status', '--state', state],
+    ['report', '--state', state, '--out', path.join(s.t, 'r.json')],
+  ]) {
     const r = await runCli(cmd);
     expect(r.code, `${cmd[0]}: ${r.stderr}${r.stdout}`).toBe(2);
     expect(r.stderr).toMatch(pattern);
@@ -68,7 +71,7 @@ describe('hostile state files', () => {
     const s = setup();
     const state = path.join(s.t, 'photos.sqlite');
     const db = new Database(state);
-    db.exec('CREATE TABLE albums (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO albums(name) VALUES (\'Holidays\')');
+    db.exec("CREATE TABLE albums (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO albums(name) VALUES ('Holidays')");
     db.close();
     fs.chmodSync(state, 0o600);
     await expectRefused(s, state, /not a gallery-bridge state file/);
@@ -79,7 +82,11 @@ describe('hostile state files', () => {
     const dir = path.join(s.t, 'batch');
     openBatch(dir).close();
     const state = path.join(dir, 'batch.db');
-    await expectRefused(s, state, /is gallery-bridge's batch store.*`gallery-bridge batch status --state .*`gallery-bridge serve --state .*accounts\/NAME\/state\.db/);
+    await expectRefused(
+      s,
+      state,
+      /is gallery-bridge's batch store.*`gallery-bridge batch status --state .*`gallery-bridge serve --state .*accounts\/NAME\/state\.db/,
+    );
   });
 
   it('a state file from a newer gallery-bridge', async () => {

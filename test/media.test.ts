@@ -237,7 +237,12 @@ describe('mvhd creation time', () => {
 
   it.each(videos)('%s: scanner over random chunk splits and readMvhdAt agree on %s', async (name, iso) => {
     const file = fixture(name);
-    for (const [seed, maxChunk] of [[1, 1], [2, 13], [3, 4096], [4, 1 << 20]] as const) {
+    for (const [seed, maxChunk] of [
+      [1, 1],
+      [2, 13],
+      [3, 4096],
+      [4, 1 << 20],
+    ] as const) {
       expect(scanInChunks(file, seed, maxChunk).result(), `seed ${seed}`).toBe(iso);
     }
     const { readAt, reads } = readerOf(file);

@@ -90,7 +90,16 @@ describe('OneDrive destination adapter', () => {
 
   async function send(d: OneDriveDestination, it: SourceItem, bytes: Buffer, s = slot()) {
     const container = await d.prepareContainer(it, facts);
-    const staged = await d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: s, signal: new AbortController().signal });
+    const staged = await d.upload({
+      item: it,
+      facts,
+      container,
+      name: it.name,
+      size: bytes.length,
+      body: body(bytes),
+      session: s,
+      signal: new AbortController().signal,
+    });
     const hashes = hashBuffer(bytes);
     const req: CommitRequest = { staged, input: { item: it, facts, container, name: it.name, size: bytes.length, session: s }, hashes };
     return { container, staged, hashes, req, slot: s };
@@ -133,7 +142,8 @@ describe('OneDrive destination adapter', () => {
       const { req } = await send(d, it, bytes);
       const [res] = await d.commit([req]);
       expect(res!.outcome).toBe('created');
-      const item2 = (await d.http.api<{ file: { hashes: { quickXorHash: string } } }>('get', `/me/drive/items/${(res as { destId: string }).destId}`)).file.hashes.quickXorHash;
+      const item2 = (await d.http.api<{ file: { hashes: { quickXorHash: string } } }>('get', `/me/drive/items/${(res as { destId: string }).destId}`)).file
+        .hashes.quickXorHash;
       const onDisk = fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Hashes', `rand-${size}.bin`));
       expect(item2).toBe(quickXorBase64(onDisk));
       expect(onDisk.equals(bytes)).toBe(true);
@@ -239,11 +249,35 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('an upload session that expired before commit is replaced by a new one', async () => {
-    const short = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-ttl-'), '--accept-token', TOKEN, '--session-ttl', '1', '--token-ttl', '3600', ...tlsArgs()]);
+    const short = await startOneDriveEmulator([
+      '--port',
+      '0',
+      '--data',
+      tmpDir('gb-od-ttl-'),
+      '--accept-token',
+      TOKEN,
+      '--session-ttl',
+      '1',
+      '--token-ttl',
+      '3600',
+      ...tlsArgs(),
+    ]);
     try {
       const mk = () => {
         const d = new OneDriveDestination(
-          { baseUrl: short.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+          {
+            baseUrl: short.env.GRAPH_BASE_URL!,
+            root: '/P',
+            user: null,
+            layout: 'album',
+            chunkSize: 327_680,
+            userRequestsPer5Min: 0,
+            appRequestsPerMinute: 0,
+            commitBatchSize: 1,
+            verifyBatchSize: 1,
+            hashRetryMs: 10,
+            maxSessionAgeMs: 1e9,
+          },
           { kind: 'static', get: async () => TOKEN },
           { store: memStore(), log: quietLog, account: 'x' },
         );
@@ -270,16 +304,42 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('429 with Retry-After pauses every request of the destination, through the one shared pacer', async () => {
-    const busy = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-429-'), '--accept-token', TOKEN, '--fault-429', '0.3', '--retry-after', '3', '--random-seed', '5', ...tlsArgs()]);
+    const busy = await startOneDriveEmulator([
+      '--port',
+      '0',
+      '--data',
+      tmpDir('gb-od-429-'),
+      '--accept-token',
+      TOKEN,
+      '--fault-429',
+      '0.3',
+      '--retry-after',
+      '3',
+      '--random-seed',
+      '5',
+      ...tlsArgs(),
+    ]);
     try {
       const d = new OneDriveDestination(
-        { baseUrl: busy.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+        {
+          baseUrl: busy.env.GRAPH_BASE_URL!,
+          root: '/P',
+          user: null,
+          layout: 'album',
+          chunkSize: 327_680,
+          userRequestsPer5Min: 0,
+          appRequestsPerMinute: 0,
+          commitBatchSize: 1,
+          verifyBatchSize: 1,
+          hashRetryMs: 10,
+          maxSessionAgeMs: 1e9,
+        },
         { kind: 'static', get: async () => TOKEN },
         { store: memStore(), log: quietLog, account: 'x' },
       );
       dests.push(d);
       const pauses: number[] = [];
-      for (const p of (d.http.opts.pacers as Array<{ pauseFor(ms: number): void }>)) {
+      for (const p of d.http.opts.pacers as Array<{ pauseFor(ms: number): void }>) {
         const orig = p.pauseFor.bind(p);
         p.pauseFor = (ms: number) => {
           pauses.push(ms);
@@ -367,7 +427,19 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('maps names OneDrive refuses, reversibly, and the service accepts them', async () => {
-    const names = ['a:b*c?.jpg', 'CON.jpg', ' lead.jpg', 'trail. ', '~$tmp.jpg', 'x_vti_y.jpg', 'desktop.ini', 'pipe|<>"\\.png', '已有：全角.jpg', '（１）.jpg', 'tab\there.jpg'];
+    const names = [
+      'a:b*c?.jpg',
+      'CON.jpg',
+      ' lead.jpg',
+      'trail. ',
+      '~$tmp.jpg',
+      'x_vti_y.jpg',
+      'desktop.ini',
+      'pipe|<>"\\.png',
+      '已有：全角.jpg',
+      '（１）.jpg',
+      'tab\there.jpg',
+    ];
     const d = makeDest();
     for (const n of names) {
       const enc = encodeName(n);
@@ -389,10 +461,32 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('reports quota.remaining for plan, and a file that cannot fit stops the run (507) before any byte is sent (fileSize, personal)', async () => {
-    const small = await startOneDriveEmulator(['--port', '0', '--data', tmpDir('gb-od-full-'), '--accept-token', TOKEN, '--quota-bytes', '1000000', ...tlsArgs()]);
+    const small = await startOneDriveEmulator([
+      '--port',
+      '0',
+      '--data',
+      tmpDir('gb-od-full-'),
+      '--accept-token',
+      TOKEN,
+      '--quota-bytes',
+      '1000000',
+      ...tlsArgs(),
+    ]);
     try {
       const d = new OneDriveDestination(
-        { baseUrl: small.env.GRAPH_BASE_URL!, root: '/P', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+        {
+          baseUrl: small.env.GRAPH_BASE_URL!,
+          root: '/P',
+          user: null,
+          layout: 'album',
+          chunkSize: 327_680,
+          userRequestsPer5Min: 0,
+          appRequestsPerMinute: 0,
+          commitBatchSize: 1,
+          verifyBatchSize: 1,
+          hashRetryMs: 10,
+          maxSessionAgeMs: 1e9,
+        },
         { kind: 'static', get: async () => TOKEN },
         { store: memStore(), log: quietLog, account: 'x' },
       );
@@ -401,9 +495,9 @@ describe('OneDrive destination adapter', () => {
       const bytes = crypto.randomBytes(1_200_000);
       const it = item('big.bin', bytes.length);
       const container = await d.prepareContainer(it, facts);
-      await expect(d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal })).rejects.toSatisfy(
-        (e: unknown) => e instanceof StopRunError && e.kind === 'destination-full',
-      );
+      await expect(
+        d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal }),
+      ).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'destination-full');
       expect(small.emulator.metrics.uploadBytesReceived).toBe(0);
     } finally {
       await small.close();

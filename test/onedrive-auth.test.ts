@@ -71,11 +71,18 @@ describe('OneDrive sign-in through msal-node against the emulator', () => {
 
     // Another account name has no sign-in: a clean credentials stop, also through the SDK's chain.
     await expect(tokenSource(authSettings(env, home, 'bob')).get()).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'credentials');
-    await expect(graph(tokenSource(authSettings(env, home, 'bob'))).api('get', '/me/drive')).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'credentials');
+    await expect(graph(tokenSource(authSettings(env, home, 'bob'))).api('get', '/me/drive')).rejects.toSatisfy(
+      (e: unknown) => e instanceof StopRunError && e.kind === 'credentials',
+    );
   });
 
   it('app-only with a client secret reaches /users/{id}/drive, not /me', async () => {
-    const env = { ONEDRIVE_CLIENT_ID: 'app-client', ONEDRIVE_TENANT_ID: 'contoso.onmicrosoft.com', ONEDRIVE_CLIENT_SECRET: 's3cret-value', ONEDRIVE_AUTHORITY: `${origin}/organizations` };
+    const env = {
+      ONEDRIVE_CLIENT_ID: 'app-client',
+      ONEDRIVE_TENANT_ID: 'contoso.onmicrosoft.com',
+      ONEDRIVE_CLIENT_SECRET: 's3cret-value',
+      ONEDRIVE_AUTHORITY: `${origin}/organizations`,
+    };
     const tokens = tokenSource(authSettings(env, tmpDir('gb-od-home-'), 'admin'));
     expect(tokens.kind).toBe('app');
     const h = graph(tokens);
@@ -98,16 +105,41 @@ describe('OneDrive sign-in through msal-node against the emulator', () => {
       ONEDRIVE_AUTHORITY: `${origin}/organizations`,
       GRAPH_BASE_URL: emu.env.GRAPH_BASE_URL,
     };
-    const ctx: ProviderContext = { arg: 'bob@contoso.com:/Pictures/Xiaomi', home, account: 'admin', env, options: { layout: 'album' }, store: memStore(), log: quietLog };
+    const ctx: ProviderContext = {
+      arg: 'bob@contoso.com:/Pictures/Xiaomi',
+      home,
+      account: 'admin',
+      env,
+      options: { layout: 'album' },
+      store: memStore(),
+      log: quietLog,
+    };
     const dest = await createOneDriveDestination(ctx);
     try {
       const bytes = crypto.randomBytes(800_000);
       const item = { id: 'x1', name: 'IMG_1.jpg', albumId: 'a', albumName: 'Camera', size: bytes.length, kind: 'image' as const };
       const facts = { captureTime: null, captureTimeSource: 'none' as const, mimeType: 'image/jpeg', kind: 'image' as const };
       const container = await dest.prepareContainer(item, facts);
-      const sess = { key: 'test-item', v: null as unknown, load: <T>() => sess.v as T, save: (x: unknown) => void (sess.v = x), clear: () => void (sess.v = null) };
-      const staged = await dest.upload({ item, facts, container, name: item.name, size: bytes.length, body: Readable.from([bytes]), session: sess, signal: new AbortController().signal });
-      const [res] = await dest.commit([{ staged, input: { item, facts, container, name: item.name, size: bytes.length, session: sess }, hashes: hashBuffer(bytes) }]);
+      const sess = {
+        key: 'test-item',
+        v: null as unknown,
+        load: <T>() => sess.v as T,
+        save: (x: unknown) => void (sess.v = x),
+        clear: () => void (sess.v = null),
+      };
+      const staged = await dest.upload({
+        item,
+        facts,
+        container,
+        name: item.name,
+        size: bytes.length,
+        body: Readable.from([bytes]),
+        session: sess,
+        signal: new AbortController().signal,
+      });
+      const [res] = await dest.commit([
+        { staged, input: { item, facts, container, name: item.name, size: bytes.length, session: sess }, hashes: hashBuffer(bytes) },
+      ]);
       expect(res!.outcome).toBe('created');
       expect(fs.readFileSync(path.join(data, 'bob@contoso.com', 'Pictures', 'Xiaomi', 'Camera', 'IMG_1.jpg')).equals(bytes)).toBe(true);
     } finally {
@@ -118,13 +150,23 @@ describe('OneDrive sign-in through msal-node against the emulator', () => {
   });
 
   it('personal accounts cannot be reached app-only (the consumers authority refuses client credentials)', async () => {
-    const env = { ONEDRIVE_CLIENT_ID: 'app-client', ONEDRIVE_TENANT_ID: 'consumers', ONEDRIVE_CLIENT_SECRET: 's3cret-value', ONEDRIVE_AUTHORITY: emu.env.ONEDRIVE_AUTHORITY };
+    const env = {
+      ONEDRIVE_CLIENT_ID: 'app-client',
+      ONEDRIVE_TENANT_ID: 'consumers',
+      ONEDRIVE_CLIENT_SECRET: 's3cret-value',
+      ONEDRIVE_AUTHORITY: emu.env.ONEDRIVE_AUTHORITY,
+    };
     expect(() => tokenSource(authSettings(env, tmpDir('gb-od-home-'), 'x'))).toThrow(StopRunError);
     // And the emulator's token endpoint refuses it too, as Microsoft's does.
     const res = await fetch(`${origin}/consumers/oauth2/v2.0/token`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: 'app-client', client_secret: 's3cret-value', grant_type: 'client_credentials', scope: 'https://graph.microsoft.com/.default' }),
+      body: new URLSearchParams({
+        client_id: 'app-client',
+        client_secret: 's3cret-value',
+        grant_type: 'client_credentials',
+        scope: 'https://graph.microsoft.com/.default',
+      }),
     });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toBe('unauthorized_client');

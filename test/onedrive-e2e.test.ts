@@ -40,10 +40,29 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     fs.writeFileSync(path.join(src, 'Camera', 'empty.jpg'), '');
     const pristine = treeHashes(src);
     const e = await emulator(data, [
-      '--fault-429', '0.06', '--fault-5xx', '0.06', '--fault-drop', '0.06', '--fault-corrupt', '0.2',
-      '--latency-ms', '3', '--random-seed', '20261123', '--retry-after', '1', '--hash-delay-ms', '200',
+      '--fault-429',
+      '0.06',
+      '--fault-5xx',
+      '0.06',
+      '--fault-drop',
+      '0.06',
+      '--fault-corrupt',
+      '0.2',
+      '--latency-ms',
+      '3',
+      '--random-seed',
+      '20261123',
+      '--retry-after',
+      '1',
+      '--hash-delay-ms',
+      '200',
     ]);
-    const env = cliEnv(e, home, { ONEDRIVE_ACCESS_TOKEN: '', ONEDRIVE_CLIENT_ID: '0d1e2f3a-0000-4000-8000-000000000001', ONEDRIVE_AUTHORITY: e.env.ONEDRIVE_AUTHORITY!, ONEDRIVE_HASH_RETRY_MS: '100' });
+    const env = cliEnv(e, home, {
+      ONEDRIVE_ACCESS_TOKEN: '',
+      ONEDRIVE_CLIENT_ID: '0d1e2f3a-0000-4000-8000-000000000001',
+      ONEDRIVE_AUTHORITY: e.env.ONEDRIVE_AUTHORITY!,
+      ONEDRIVE_HASH_RETRY_MS: '100',
+    });
 
     const auth = await runCli(['auth', 'onedrive'], { env });
     expect(auth.code, auth.stderr).toBe(0);
@@ -51,13 +70,34 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     expect(fs.statSync(path.join(home, 'credentials', 'onedrive', 'default.msal.json')).mode & 0o777).toBe(0o600);
 
     const state = path.join(t, 'state.db');
-    const args = ['migrate', '--from', `folder:${src}`, '--to', 'onedrive:/Pictures/Xiaomi', '--state', state, '--delete-source', '--delete-evidence', 'bytes', '--concurrency', '4', '--onedrive-chunk-size', '320KiB', '--retries', '6'];
+    const args = [
+      'migrate',
+      '--from',
+      `folder:${src}`,
+      '--to',
+      'onedrive:/Pictures/Xiaomi',
+      '--state',
+      state,
+      '--delete-source',
+      '--delete-evidence',
+      'bytes',
+      '--concurrency',
+      '4',
+      '--onedrive-chunk-size',
+      '320KiB',
+      '--retries',
+      '6',
+    ];
     let last = null;
     for (let run = 0; run < 4; run++) {
       last = await runCli(args, { env });
       // After every run: whatever left the source was verified with byte evidence and is stored intact.
       const db = new Database(state, { readonly: true });
-      const rows = db.prepare('SELECT source_id, state, evidence_level FROM items').all() as Array<{ source_id: string; state: string; evidence_level: string | null }>;
+      const rows = db.prepare('SELECT source_id, state, evidence_level FROM items').all() as Array<{
+        source_id: string;
+        state: string;
+        evidence_level: string | null;
+      }>;
       db.close();
       for (const [rel] of pristine) {
         if (fs.existsSync(path.join(src, rel))) continue;
@@ -94,7 +134,17 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     const env = cliEnv(e, path.join(t, 'home'));
     const state = path.join(t, 'state.db');
     const chunk = 10 * 1024 * 1024;
-    const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures/Xiaomi', '--state', state, '--onedrive-chunk-size', '10MiB'];
+    const args = [
+      'migrate',
+      '--from',
+      `folder:${path.join(t, 'src')}`,
+      '--to',
+      'onedrive:/Pictures/Xiaomi',
+      '--state',
+      state,
+      '--onedrive-chunk-size',
+      '10MiB',
+    ];
     const key = 'me:/Pictures/Xiaomi/Videos/VID_big.mp4';
 
     // First run: SIGKILL once 60 MB have reached the emulator.
@@ -141,7 +191,8 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     const t = tmpDir('gb-od-full-');
     const src = path.join(t, 'src', 'Camera');
     fs.mkdirSync(src, { recursive: true });
-    for (const f of ['IMG_20180725_163423.jpg', 'canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic']) fs.copyFileSync(path.join(FIXTURES, f), path.join(src, f));
+    for (const f of ['IMG_20180725_163423.jpg', 'canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic'])
+      fs.copyFileSync(path.join(FIXTURES, f), path.join(src, f));
     const pristine = treeHashes(path.join(t, 'src'));
     const data = path.join(t, 'emu');
     const state = path.join(t, 'state.db');

@@ -68,14 +68,17 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     const cam = await graph(e, 'POST', '/me/drive/root:/Pictures:/children', { name: 'Camera', folder: {}, '@microsoft.graph.conflictBehavior': 'fail' });
     expect(cam.status).toBe(201);
     expect((await graph(e, 'POST', `/me/drive/items/${cam.json.id}/children`, { name: 'Sub', folder: {} })).status).toBe(201);
-    expect((await graph(e, 'POST', '/me/drive/root:/PICTURES/camera:/children', { name: 'sub', folder: {}, '@microsoft.graph.conflictBehavior': 'fail' })).status).toBe(409);
+    expect(
+      (await graph(e, 'POST', '/me/drive/root:/PICTURES/camera:/children', { name: 'sub', folder: {}, '@microsoft.graph.conflictBehavior': 'fail' })).status,
+    ).toBe(409);
     const listed = await graph(e, 'GET', '/me/drive/root:/pictures/CAMERA:/children');
     expect(listed.json.value.map((c: { name: string }) => c.name)).toEqual(['Sub']);
     expect((await put(e, '/Pictures/Camera/IMG_1.JPG', Buffer.from('one'))).status).toBe(201);
     const byOtherCase = await graph(e, 'GET', `/me/drive/items/${cam.json.id}:/img_1.jpg`);
     expect(byOtherCase.json.name).toBe('IMG_1.JPG');
 
-    const create = (p: string, cb = 'fail') => graph(e, 'POST', `/me/drive/root:${p}:/createUploadSession`, { item: { '@microsoft.graph.conflictBehavior': cb } });
+    const create = (p: string, cb = 'fail') =>
+      graph(e, 'POST', `/me/drive/root:${p}:/createUploadSession`, { item: { '@microsoft.graph.conflictBehavior': cb } });
     const taken = await create('/Pictures/Camera/img_1.jpg');
     const first = await create('/Pictures/Camera/new.jpg');
     expect(first.status).toBe(200);
@@ -131,7 +134,20 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     for (const [n, b] of Object.entries(existing)) expect((await put(e, `/Pictures/Camera/${n}`, b)).status).toBe(201);
 
     const state = path.join(t, 'state.db');
-    const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures', '--state', state, '--json', '--concurrency', '3', '--onedrive-chunk-size', '320KiB'];
+    const args = [
+      'migrate',
+      '--from',
+      `folder:${path.join(t, 'src')}`,
+      '--to',
+      'onedrive:/Pictures',
+      '--state',
+      state,
+      '--json',
+      '--concurrency',
+      '3',
+      '--onedrive-chunk-size',
+      '320KiB',
+    ];
     const first = await runCli(args, { env: cliEnv(e, path.join(t, 'home')) });
     expect(first.code, first.stderr + first.stdout).toBe(0);
     const s1 = summaryOf(first.stdout);
@@ -160,7 +176,12 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     expect(e.emulator.metrics.sessionsCreated).toBeLessThanOrEqual(flavor === 'business' ? 5 : 11);
 
     const db = new Database(state, { readonly: true });
-    const rows = db.prepare('SELECT name, state, evidence_level, evidence_detail FROM items').all() as Array<{ name: string; state: string; evidence_level: string | null; evidence_detail: string | null }>;
+    const rows = db.prepare('SELECT name, state, evidence_level, evidence_detail FROM items').all() as Array<{
+      name: string;
+      state: string;
+      evidence_level: string | null;
+      evidence_detail: string | null;
+    }>;
     db.close();
     const dup = rows.find((r) => r.name === 'img_1771.jpg')!;
     expect(dup.state).toBe('skipped');
@@ -188,7 +209,17 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     const data = path.join(t, 'emu');
     const e = await emulator(flavor, data, ['--latency-ms', '15']);
     const env = cliEnv(e, path.join(t, 'home'));
-    const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures/Xiaomi', '--state', path.join(t, 'state.db'), '--onedrive-chunk-size', '320KiB'];
+    const args = [
+      'migrate',
+      '--from',
+      `folder:${path.join(t, 'src')}`,
+      '--to',
+      'onedrive:/Pictures/Xiaomi',
+      '--state',
+      path.join(t, 'state.db'),
+      '--onedrive-chunk-size',
+      '320KiB',
+    ];
     const key = 'me:/Pictures/Xiaomi/Videos/VID_long.mp4';
 
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
@@ -227,7 +258,9 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     fs.copyFileSync(path.join(FIXTURES, 'cookiezen.jpg'), path.join(src, name));
     const data = path.join(t, 'emu');
     const e = await emulator(flavor, data);
-    const run = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures/Xiaomi', '--state', path.join(t, 'state.db')], { env: cliEnv(e, path.join(t, 'home')) });
+    const run = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures/Xiaomi', '--state', path.join(t, 'state.db')], {
+      env: cliEnv(e, path.join(t, 'home')),
+    });
     expect(run.code, run.stderr + run.stdout).toBe(0);
     const where = storedByHash(data).get(sha256File(path.join(src, name)));
     expect(where).toHaveLength(1);
@@ -252,7 +285,10 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     const e = await emulator(flavor, path.join(t, 'emu'), ['--fault-429', '1', '--retry-after', '120']);
     const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures', '--state', path.join(t, 'state.db')];
     // Real back-off: the 120 s pause is not scaled down.
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...cliEnv(e, path.join(t, 'home')), GALLERY_BRIDGE_BACKOFF_SCALE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...cliEnv(e, path.join(t, 'home')), GALLERY_BRIDGE_BACKOFF_SCALE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -301,9 +337,24 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     // --until before the pause would end stops it too, even with a generous --onedrive-max-wait.
     const until = new Date(Date.now() + 30 * 60_000);
     const e2 = await emulator(flavor, path.join(t, 'emu2'), ['--fault-429', '1', '--retry-after', '3000']);
-    const run2 = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures', '--state', path.join(t, 'state2.db'), '--until', until.toISOString(), '--onedrive-max-wait', '7200'], {
-      env: { ...cliEnv(e2, path.join(t, 'home')), GALLERY_BRIDGE_BACKOFF_SCALE: '1' },
-    });
+    const run2 = await runCli(
+      [
+        'migrate',
+        '--from',
+        `folder:${path.join(t, 'src')}`,
+        '--to',
+        'onedrive:/Pictures',
+        '--state',
+        path.join(t, 'state2.db'),
+        '--until',
+        until.toISOString(),
+        '--onedrive-max-wait',
+        '7200',
+      ],
+      {
+        env: { ...cliEnv(e2, path.join(t, 'home')), GALLERY_BRIDGE_BACKOFF_SCALE: '1' },
+      },
+    );
     expect(run2.code, run2.stderr + run2.stdout).toBe(4);
     expect(run2.stderr + run2.stdout).toMatch(/throttled: rerun after .*past --until/);
   });
@@ -336,7 +387,19 @@ describe('OneDrive for Business: a saved session that does not answer', () => {
     const slot: SessionSlot = { key: 'test-item', load: <T>() => saved as T, save: (v) => void (saved = v), clear: () => void (saved = null) };
     const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
     const d = new OneDriveDestination(
-      { baseUrl: e.env.GRAPH_BASE_URL!, root: '/Pictures', user: null, layout: 'album', chunkSize: 327_680, userRequestsPer5Min: 0, appRequestsPerMinute: 0, commitBatchSize: 1, verifyBatchSize: 1, hashRetryMs: 10, maxSessionAgeMs: 1e9 },
+      {
+        baseUrl: e.env.GRAPH_BASE_URL!,
+        root: '/Pictures',
+        user: null,
+        layout: 'album',
+        chunkSize: 327_680,
+        userRequestsPer5Min: 0,
+        appRequestsPerMinute: 0,
+        commitBatchSize: 1,
+        verifyBatchSize: 1,
+        hashRetryMs: 10,
+        maxSessionAgeMs: 1e9,
+      },
       { kind: 'static', get: async () => TOKEN },
       { store: ps, log: quiet, account: 'x' },
     );
@@ -352,7 +415,9 @@ describe('OneDrive for Business: a saved session that does not answer', () => {
           throw new Error('source connection lost');
         })(),
       );
-      await expect(d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: failing, session: slot, signal: new AbortController().signal })).rejects.toThrow(/source connection lost/);
+      await expect(
+        d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: failing, session: slot, signal: new AbortController().signal }),
+      ).rejects.toThrow(/source connection lost/);
       expect(saved).not.toBeNull();
       // Second attempt: asking the saved session where it stands fails (an unreachable upload host).
       const real = d.http.uploadRequest.bind(d.http);
@@ -364,11 +429,22 @@ describe('OneDrive for Business: a saved session that does not answer', () => {
         }
         return (real as (...a: unknown[]) => unknown)(method, url, ...rest);
       }) as typeof d.http.uploadRequest;
-      const staged = await d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: Readable.from([bytes]), session: slot, signal: new AbortController().signal });
+      const staged = await d.upload({
+        item: it,
+        facts,
+        container,
+        name: it.name,
+        size: bytes.length,
+        body: Readable.from([bytes]),
+        session: slot,
+        signal: new AbortController().signal,
+      });
       expect(refused).toBe(1);
       expect(e.emulator.metrics.byRoute['upload:DELETE']).toBe(1);
       expect(e.emulator.metrics.byStatus['409'] ?? 0).toBe(0);
-      const [res] = await d.commit([{ staged, input: { item: it, facts, container, name: it.name, size: bytes.length, session: slot }, hashes: hashBuffer(bytes) }]);
+      const [res] = await d.commit([
+        { staged, input: { item: it, facts, container, name: it.name, size: bytes.length, session: slot }, hashes: hashBuffer(bytes) },
+      ]);
       expect(res!.outcome).toBe('created');
       expect(sha256File(path.join(e.emulator.opts.common.data, 'me', 'Pictures', 'Camera', 'a.jpg'))).toBe(sha(bytes));
       expect(e.emulator.metrics.sessionsCreated).toBe(2);

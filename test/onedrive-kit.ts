@@ -24,7 +24,13 @@ export function oneDriveKit(token: string) {
       await e.close();
     },
     cliEnv(e: Emu, home: string, extra: Record<string, string> = {}): Record<string, string> {
-      return { GRAPH_BASE_URL: e.env.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: e.env.NODE_EXTRA_CA_CERTS!, GALLERY_BRIDGE_HOME: home, ONEDRIVE_ACCESS_TOKEN: token, ...extra };
+      return {
+        GRAPH_BASE_URL: e.env.GRAPH_BASE_URL!,
+        NODE_EXTRA_CA_CERTS: e.env.NODE_EXTRA_CA_CERTS!,
+        GALLERY_BRIDGE_HOME: home,
+        ONEDRIVE_ACCESS_TOKEN: token,
+        ...extra,
+      };
     },
   };
 }

@@ -31,7 +31,8 @@ async function clients(n: number): Promise<pg.Client[]> {
   );
 }
 
-const used = async (project: string, day: string) => (await q.query(`SELECT used, spent FROM ${SCHEMA}.google_budget WHERE project = $1 AND day = $2`, [project, day])).rows[0];
+const used = async (project: string, day: string) =>
+  (await q.query(`SELECT used, spent FROM ${SCHEMA}.google_budget WHERE project = $1 AND day = $2`, [project, day])).rows[0];
 
 describe('shared Google budget', () => {
   it('grants exactly the cap, never more, to 12 connections reserving blocks at once', async () => {

@@ -23,7 +23,9 @@ let q: Queue;
 beforeAll(async () => {
   db = await freshDatabase('gbqfence');
   q = await openQueue(db.url, { migrate: true });
-  await q.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('acc', 'acc', 2, 'folder:/s', 'folder:/d', 'default', 'default')`);
+  await q.query(
+    `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('acc', 'acc', 2, 'folder:/s', 'folder:/d', 'default', 'default')`,
+  );
 });
 afterAll(async () => {
   await q?.end();
@@ -41,7 +43,12 @@ async function leaseTo(worker: string, epoch: number): Promise<void> {
 
 const asWorker = (worker: string, epoch: number) => queueEnv({ url: db.url, slug: 'acc', epoch, worker, marginSeconds: 5, googleBudget: 100 });
 const rowsBy = async (worker: string) =>
-  (await q.query(`SELECT source_id, sha256, epoch, done_at FROM ${SCHEMA}.deletions WHERE slug = 'acc' AND worker = $1 ORDER BY id`, [worker])).rows as Array<{ source_id: string; sha256: string; epoch: string; done_at: Date | null }>;
+  (await q.query(`SELECT source_id, sha256, epoch, done_at FROM ${SCHEMA}.deletions WHERE slug = 'acc' AND worker = $1 ORDER BY id`, [worker])).rows as Array<{
+    source_id: string;
+    sha256: string;
+    epoch: string;
+    done_at: Date | null;
+  }>;
 const visible = (dir: string) => [...treeHashes(dir).keys()].filter((f) => !f.split('/').some((p) => p.startsWith('.')));
 
 describe('queue fence', () => {
@@ -52,7 +59,9 @@ describe('queue fence', () => {
     makeSource(src, { A: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg'] });
     const before = treeHashes(src);
     await leaseTo('worker-new', 2);
-    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', path.join(t, 'state.db'), '--delete-source'], { env: asWorker('worker-old', 1) });
+    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', path.join(t, 'state.db'), '--delete-source'], {
+      env: asWorker('worker-old', 1),
+    });
     expect(r.code).toBe(75);
     expect(r.stderr).toMatch(/no longer this worker's/);
     expect(fs.existsSync(dst) ? visible(dst) : []).toEqual([]);
@@ -74,7 +83,9 @@ describe('queue fence', () => {
 
     // w2 took the account over: w1's run with --delete-source must not delete one file.
     await leaseTo('w2', 2);
-    const stale = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', state, '--delete-source'], { env: asWorker('w1', 1) });
+    const stale = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', state, '--delete-source'], {
+      env: asWorker('w1', 1),
+    });
     expect(stale.code).toBe(75);
     expect(treeHashes(src)).toEqual(before);
     expect(await rowsBy('w1')).toEqual([]);
@@ -123,7 +134,9 @@ describe('queue fence', () => {
     const seen: Array<{ rows: number; stillOnDisk: boolean }> = [];
     class Watched extends FolderSource {
       override async delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult> {
-        const r = (await q.query(`SELECT sha256 FROM ${SCHEMA}.deletions WHERE slug = 'acc' AND worker = 'w4' AND source_id = $1`, [item.id])).rows as Array<{ sha256: string }>;
+        const r = (await q.query(`SELECT sha256 FROM ${SCHEMA}.deletions WHERE slug = 'acc' AND worker = 'w4' AND source_id = $1`, [item.id])).rows as Array<{
+          sha256: string;
+        }>;
         const onDisk = new Set(treeHashes(src).values());
         seen.push({ rows: r.length, stillOnDisk: r.length > 0 && r.every((x) => onDisk.has(x.sha256)) });
         return super.delete(item, proof);
@@ -135,9 +148,18 @@ describe('queue fence', () => {
     const db = openState(path.join(t, 'state.db'));
     try {
       const result = await runMigration(db, new Watched(src), new FolderDestination(dst, 'album'), {
-        deleteSource: true, deleteEvidence: 'bytes', concurrency: 2, until: null, maxAttempts: 3, verifyWaitMs: 10_000,
-        command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: `folder:${dst}`, signal: new AbortController().signal,
-        fence: hooks!.fence, beforeDelete: hooks!.beforeDelete,
+        deleteSource: true,
+        deleteEvidence: 'bytes',
+        concurrency: 2,
+        until: null,
+        maxAttempts: 3,
+        verifyWaitMs: 10_000,
+        command: 'migrate',
+        sourceSpec: `folder:${src}`,
+        destinationSpec: `folder:${dst}`,
+        signal: new AbortController().signal,
+        fence: hooks!.fence,
+        beforeDelete: hooks!.beforeDelete,
       });
       expect(result.exitCode).toBe(0);
     } finally {

@@ -14,8 +14,16 @@ const noLimits = { accountsAtOnce: 100, perProvider: {} };
 beforeAll(async () => {
   db = await freshDatabase('gbqlease');
   q = await openQueue(db.url, { migrate: true });
-  for (const [slug, dest] of [['a', 'folder:/x/a'], ['b', 'onedrive:u:/b'], ['c', 'onedrive:v:/c'], ['d', 'folder:/x/d']] as const) {
-    await q.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ($1, $1, 1, 'folder:/s', $2, 'default', 'default')`, [slug, dest]);
+  for (const [slug, dest] of [
+    ['a', 'folder:/x/a'],
+    ['b', 'onedrive:u:/b'],
+    ['c', 'onedrive:v:/c'],
+    ['d', 'folder:/x/d'],
+  ] as const) {
+    await q.query(
+      `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ($1, $1, 1, 'folder:/s', $2, 'default', 'default')`,
+      [slug, dest],
+    );
   }
 });
 afterAll(async () => {
@@ -78,7 +86,9 @@ describe('queue leases', () => {
   });
 
   it('never lets two concurrent acquirers both hold an account', async () => {
-    await q.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('race', 'race', 9, 'folder:/s', 'folder:/d', 'default', 'default')`);
+    await q.query(
+      `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('race', 'race', 9, 'folder:/s', 'folder:/d', 'default', 'default')`,
+    );
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => acquireLease(q, 'race', `w${i}`, null, 30, noLimits)));
     expect(results.filter((r) => r.kind === 'ok')).toHaveLength(1);
     expect(results.filter((r) => r.kind === 'held')).toHaveLength(7);

@@ -30,13 +30,32 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const settings = (deadline: string | null): QueueSettings => ({ deadline, limits: { accountsAtOnce: 4, perProvider: {} }, deleteSource: false, googleDailyBudget: 10000, leaseSeconds: 60, passThrough: [], failStreak: 10, assumedRate: 5e6 });
+const settings = (deadline: string | null): QueueSettings => ({
+  deadline,
+  limits: { accountsAtOnce: 4, perProvider: {} },
+  deleteSource: false,
+  googleDailyBudget: 10000,
+  leaseSeconds: 60,
+  passThrough: [],
+  failStreak: 10,
+  assumedRate: 5e6,
+});
 
 describe('queue order', () => {
   it('queues each account once, in the deadline order, and pg-boss hands them out in that order', async () => {
     const t = tmpDir('gbq-order-');
     const manifest = path.join(t, 'm.csv');
-    fs.writeFileSync(manifest, ['account,source,destination,priority', 'big,folder:/s/big,folder:/d/big,', 'small,folder:/s/small,folder:/d/small,', 'unknown,folder:/s/u,folder:/d/u,', 'vip,folder:/s/vip,folder:/d/vip,5', 'mid,folder:/s/mid,folder:/d/mid,'].join('\n') + '\n');
+    fs.writeFileSync(
+      manifest,
+      [
+        'account,source,destination,priority',
+        'big,folder:/s/big,folder:/d/big,',
+        'small,folder:/s/small,folder:/d/small,',
+        'unknown,folder:/s/u,folder:/d/u,',
+        'vip,folder:/s/vip,folder:/d/vip,5',
+        'mid,folder:/s/mid,folder:/d/mid,',
+      ].join('\n') + '\n',
+    );
     const { rows } = parseManifest(fs.readFileSync(manifest, 'utf8'));
     await recordEstimates(q, [
       { account: 'big', items: 5000, bytes: 50e9 },

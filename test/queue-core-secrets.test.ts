@@ -32,7 +32,10 @@ beforeAll(async () => {
   write('credentials/xiaomi/alice.json', { cookies: COOKIE, userId: '42' });
   manifest = path.join(t, 'manifest.csv');
   fs.mkdirSync(path.join(t, 'src'));
-  fs.writeFileSync(manifest, `account,source,destination,source_account,destination_account\nalice,xiaomi,google-photos,alice,alice\nbob,folder:${path.join(t, 'src')},folder:${path.join(t, 'dst')},,\n`);
+  fs.writeFileSync(
+    manifest,
+    `account,source,destination,source_account,destination_account\nalice,xiaomi,google-photos,alice,alice\nbob,folder:${path.join(t, 'src')},folder:${path.join(t, 'dst')},,\n`,
+  );
 });
 afterAll(async () => {
   await q?.end();
@@ -40,7 +43,11 @@ afterAll(async () => {
 });
 
 async function everyTableAsText(): Promise<string> {
-  const tables = (await q.query(`SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'`)).rows;
+  const tables = (
+    await q.query(
+      `SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'`,
+    )
+  ).rows;
   let text = '';
   for (const { table_schema, table_name } of tables) {
     const rows = (await q.query(`SELECT row_to_json(t)::text AS j FROM "${table_schema}"."${table_name}" t`)).rows;
@@ -86,7 +93,9 @@ describe('queue credentials', () => {
   });
 
   it('stops a worker given another key with one line, before it takes any account', async () => {
-    const r = await runCli(['worker', '--queue', db.url, '--state', path.join(t, 'w')], { env: { GALLERY_BRIDGE_QUEUE_KEY: 'another key, not the batch one' } });
+    const r = await runCli(['worker', '--queue', db.url, '--state', path.join(t, 'w')], {
+      env: { GALLERY_BRIDGE_QUEUE_KEY: 'another key, not the batch one' },
+    });
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/not the key this batch was loaded with/);

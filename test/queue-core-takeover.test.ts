@@ -23,7 +23,11 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startWorker(args: string[], env: Record<string, string>, detached = false): { child: ChildProcess; exit: Promise<number | null>; out: () => string } {
-  const child = spawn(process.execPath, [CLI, 'worker', ...args], { env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached });
+  const child = spawn(process.execPath, [CLI, 'worker', ...args], {
+    env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -68,7 +72,14 @@ async function setup(prefix: string, accounts: Record<string, string[]>, emuArgs
 
 describe('queue workers', () => {
   it("moves a SIGKILLed worker's accounts to another worker after the lease, records the takeover, and every item lands exactly once", async () => {
-    const s = await setup('gbqtake', { g1: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg'], g2: ['IMG_20180725_163423.jpg', 'cookiezen.jpg', 'issue-exifr-47.jpeg', 'png_with_exif_and_gps.png'] }, ['--latency-ms', '250']);
+    const s = await setup(
+      'gbqtake',
+      {
+        g1: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg'],
+        g2: ['IMG_20180725_163423.jpg', 'cookiezen.jpg', 'issue-exifr-47.jpeg', 'png_with_exif_and_gps.png'],
+      },
+      ['--latency-ms', '250'],
+    );
     const load = await runCli(['batch', 'run', s.manifest, '--queue', s.db.url, '--no-work', '--lease-seconds', '3', '--concurrency', '1'], { env: s.env });
     expect(load.code).toBe(0);
 
@@ -107,9 +118,19 @@ describe('queue workers', () => {
   }, 180_000);
 
   it("keeps two workers within the batch's Google budget, as the emulator counts, and leaves the rest waiting for the next day", async () => {
-    const s = await setup('gbqbudget2', { b1: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg'], b2: ['f6t.jpg', 'cookiezen.jpg', 'IMG_20180725_163423.jpg'], b3: ['issue-exifr-47.jpeg', 'png_with_exif_and_gps.png'] }, []);
+    const s = await setup(
+      'gbqbudget2',
+      {
+        b1: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg'],
+        b2: ['f6t.jpg', 'cookiezen.jpg', 'IMG_20180725_163423.jpg'],
+        b3: ['issue-exifr-47.jpeg', 'png_with_exif_and_gps.png'],
+      },
+      [],
+    );
     const budget = 7;
-    const load = await runCli(['batch', 'run', s.manifest, '--queue', s.db.url, '--no-work', '--google-daily-budget', String(budget), '--concurrency', '1'], { env: s.env });
+    const load = await runCli(['batch', 'run', s.manifest, '--queue', s.db.url, '--no-work', '--google-daily-budget', String(budget), '--concurrency', '1'], {
+      env: s.env,
+    });
     expect(load.code).toBe(0);
     const w1 = startWorker(['--queue', s.db.url, '--name', 'w1', '--slots', '2', '--state', path.join(s.t, 'w1')], s.env);
     const w2 = startWorker(['--queue', s.db.url, '--name', 'w2', '--slots', '2', '--state', path.join(s.t, 'w2')], s.env);
@@ -135,8 +156,14 @@ describe('queue workers', () => {
     const load = await runCli(['batch', 'run', s.manifest, '--queue', s.db.url, '--no-work', '--per-provider', 'google-photos=1'], { env: s.env });
     expect(load.code).toBe(0);
     // Another machine runs the batch's one Google account allowed at once, for 6 more seconds.
-    await s.q.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account, status) VALUES ('ghost', 'ghost', 99, 'folder:/nowhere', 'google-photos', 'default', 'default', 'removed')`);
-    const ghostUntil = (await s.q.query(`INSERT INTO ${SCHEMA}.leases (slug, epoch, worker, expires_at) VALUES ('ghost', 1, 'elsewhere', now() + interval '6 seconds') RETURNING expires_at`)).rows[0].expires_at as Date;
+    await s.q.query(
+      `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account, status) VALUES ('ghost', 'ghost', 99, 'folder:/nowhere', 'google-photos', 'default', 'default', 'removed')`,
+    );
+    const ghostUntil = (
+      await s.q.query(
+        `INSERT INTO ${SCHEMA}.leases (slug, epoch, worker, expires_at) VALUES ('ghost', 1, 'elsewhere', now() + interval '6 seconds') RETURNING expires_at`,
+      )
+    ).rows[0].expires_at as Date;
 
     const w = startWorker(['--queue', s.db.url, '--name', 'w', '--slots', '2', '--state', path.join(s.t, 'w')], s.env);
     expect(await w.exit).toBe(0);

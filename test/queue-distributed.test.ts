@@ -53,7 +53,10 @@ const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex'
 
 function filesUnder(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** sha1 -> how many files under dir have those bytes. */
@@ -70,13 +73,19 @@ function sha1Counts(dir: string): Map<string, number> {
 async function makePhotos(dir: string, account: number, n: number): Promise<void> {
   fs.mkdirSync(path.join(dir, 'Camera'), { recursive: true });
   for (let i = 0; i < n; i++) {
-    const img = await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: (account * 37) % 256, g: (i * 53 + account) % 256, b: (account * i * 11) % 256 } } }).jpeg({ quality: 90 }).toBuffer();
+    const img = await sharp({
+      create: { width: 48, height: 32, channels: 3, background: { r: (account * 37) % 256, g: (i * 53 + account) % 256, b: (account * i * 11) % 256 } },
+    })
+      .jpeg({ quality: 90 })
+      .toBuffer();
     fs.writeFileSync(path.join(dir, 'Camera', `IMG_${account}_${i}.jpg`), img);
   }
 }
 
 async function startXiaomi(data: string, flags: string[]): Promise<Record<string, string>> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', String(XIAOMI_ITEMS), ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', String(XIAOMI_ITEMS), ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   const env: Record<string, string> = {};
   await new Promise<void>((resolve, reject) => {
@@ -114,10 +123,28 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
     closers.push(db.drop);
     const home = path.join(t, 'home');
 
-    const google = await startGoogleEmulator(G_TOKEN, ['--fault-5xx', '0.03', '--fault-429', '0.02', '--latency-ms', '40', '--random-seed', '19'], 'gb-dist-gp-');
+    const google = await startGoogleEmulator(
+      G_TOKEN,
+      ['--fault-5xx', '0.03', '--fault-429', '0.02', '--latency-ms', '40', '--random-seed', '19'],
+      'gb-dist-gp-',
+    );
     closers.push(google.close);
     const odData = path.join(t, 'onedrive');
-    const od = await startOneDriveEmulator(['--port', '0', '--data', odData, '--accept-token', OD_TOKEN, ...tlsArgs(), '--fault-5xx', '0.03', '--latency-ms', '40', '--random-seed', '23']);
+    const od = await startOneDriveEmulator([
+      '--port',
+      '0',
+      '--data',
+      odData,
+      '--accept-token',
+      OD_TOKEN,
+      ...tlsArgs(),
+      '--fault-5xx',
+      '0.03',
+      '--latency-ms',
+      '40',
+      '--random-seed',
+      '23',
+    ]);
     closers.push(od.close);
     const xData = path.join(t, 'xiaomi');
     const xenv = await startXiaomi(xData, ['--latency-ms', '40', '--fault-5xx', '0.02', '--random-seed', '29']);
@@ -127,7 +154,8 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
     // 30 accounts: 1 Xiaomi, 9 folder -> Google Photos, 10 folder -> OneDrive, 10 folder -> folder.
     const accounts: Account[] = [];
     const rows = ['account,source,destination,source_account,delete_source'];
-    const xmanifest = () => JSON.parse(fs.readFileSync(path.join(xData, '.emulator', 'xiaomi-manifest.json'), 'utf8')) as Array<{ id: string; sha1: string; fileName: string }>;
+    const xmanifest = () =>
+      JSON.parse(fs.readFileSync(path.join(xData, '.emulator', 'xiaomi-manifest.json'), 'utf8')) as Array<{ id: string; sha1: string; fileName: string }>;
     accounts.push({ name: 'xiaomi-1', kind: 'xiaomi', del: true, src: '', original: new Map(xmanifest().map((m) => [m.sha1, m.fileName])), sha256: new Map() });
     rows.push(`xiaomi-1,xiaomi,folder:${t}/dst/xiaomi-1,x1,yes`);
     const add = async (prefix: string, kind: Account['kind'], n: number, base: number, dest: (name: string) => string) => {
@@ -137,7 +165,14 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
         await makePhotos(src, base + i, PER_ACCOUNT);
         const del = i % 2 === 0;
         const files = filesUnder(src).map((f) => ({ name: path.basename(f), bytes: fs.readFileSync(f) }));
-        accounts.push({ name, kind, del, src, original: new Map(files.map((f) => [sha1(f.bytes), f.name])), sha256: new Map(files.map((f) => [sha1(f.bytes), sha256(f.bytes)])) });
+        accounts.push({
+          name,
+          kind,
+          del,
+          src,
+          original: new Map(files.map((f) => [sha1(f.bytes), f.name])),
+          sha256: new Map(files.map((f) => [sha1(f.bytes), sha256(f.bytes)])),
+        });
         rows.push(`${name},folder:${src},${dest(name)},,${del ? 'yes' : 'no'}`);
       }
     };
@@ -150,8 +185,21 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
 
     const destOf = (a: Account): string => (a.kind === 'onedrive' ? path.join(odData, 'me', 'Pictures', a.name) : path.join(t, 'dst', a.name));
     const outside = async (a: Account): Promise<Outside> => {
-      const source = a.kind === 'xiaomi' ? Object.keys(readDeleted(xData)).sort() : filesUnder(a.src).map((f) => `${path.basename(f)}:${sha1(fs.readFileSync(f))}`).sort();
-      const dest = a.kind === 'google' ? (await google.state()).mediaItems.filter((m) => [...a.original.values()].includes(m.filename)).map((m) => `${m.id}:${m.sha1}`).sort() : filesUnder(destOf(a)).map((f) => `${path.relative(destOf(a), f)}:${sha1(fs.readFileSync(f))}`).sort();
+      const source =
+        a.kind === 'xiaomi'
+          ? Object.keys(readDeleted(xData)).sort()
+          : filesUnder(a.src)
+              .map((f) => `${path.basename(f)}:${sha1(fs.readFileSync(f))}`)
+              .sort();
+      const dest =
+        a.kind === 'google'
+          ? (await google.state()).mediaItems
+              .filter((m) => [...a.original.values()].includes(m.filename))
+              .map((m) => `${m.id}:${m.sha1}`)
+              .sort()
+          : filesUnder(destOf(a))
+              .map((f) => `${path.relative(destOf(a), f)}:${sha1(fs.readFileSync(f))}`)
+              .sort();
       return { source, dest };
     };
 
@@ -166,7 +214,26 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
       GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
     };
     const load = await runCli(
-      ['batch', 'run', manifest, '--queue', db.url, '--no-work', '--lease-seconds', String(LEASE), '--accounts-at-once', '8', '--per-provider', 'google-photos=3', '--google-daily-budget', String(BUDGET), '--concurrency', '2', '--retries', '4'],
+      [
+        'batch',
+        'run',
+        manifest,
+        '--queue',
+        db.url,
+        '--no-work',
+        '--lease-seconds',
+        String(LEASE),
+        '--accounts-at-once',
+        '8',
+        '--per-provider',
+        'google-photos=3',
+        '--google-daily-budget',
+        String(BUDGET),
+        '--concurrency',
+        '2',
+        '--retries',
+        '4',
+      ],
       { env: { ...toolEnv, GALLERY_BRIDGE_HOME: home } },
     );
     expect(load.code, load.stderr).toBe(0);
@@ -180,26 +247,38 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
     const [w1, w2, w3] = [worker('w1'), worker('w2'), worker('w3')];
     const log = () => workers.map((w) => `--- ${w.name}\n${w.lines.slice(-25).join('\n')}`).join('\n');
     const sessions = async () =>
-      (await sql<{ s: string }>(db.url, `SELECT concat_ws(' | ', application_name, state, wait_event_type, wait_event, left(query, 120)) AS s FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)).map((r) => r.s).join('\n');
+      (
+        await sql<{ s: string }>(
+          db.url,
+          `SELECT concat_ws(' | ', application_name, state, wait_event_type, wait_event, left(query, 120)) AS s FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+        )
+      )
+        .map((r) => r.s)
+        .join('\n');
 
     // A worker is killed while an account of its is part-way through its items: whichever of the
     // three is seen there first (waiting for one named worker lost that race on a loaded machine,
     // when the others held every account for a while).
     let killedSlug = '';
     let killedWorker: (typeof workers)[number] | undefined;
-    await until('a worker to be part-way through an account', async () => {
-      for (const [slug, l] of await liveLeases(db.url)) {
-        const w = [w1, w2, w3].find((x) => x.name === l.worker);
-        if (!w) continue;
-        const p = stateProgress(path.join(w.dir, 'accounts', slug, 'state.db'));
-        if (p.doneItems >= 1 && p.doneItems < p.items) {
-          killedSlug = slug;
-          killedWorker = w;
-          return true;
+    await until(
+      'a worker to be part-way through an account',
+      async () => {
+        for (const [slug, l] of await liveLeases(db.url)) {
+          const w = [w1, w2, w3].find((x) => x.name === l.worker);
+          if (!w) continue;
+          const p = stateProgress(path.join(w.dir, 'accounts', slug, 'state.db'));
+          if (p.doneItems >= 1 && p.doneItems < p.items) {
+            killedSlug = slug;
+            killedWorker = w;
+            return true;
+          }
         }
-      }
-      return false;
-    }, 120_000, 50);
+        return false;
+      },
+      120_000,
+      50,
+    );
     const killed = killedWorker!;
     const killedHeld = [...(await liveLeases(db.url))].filter(([, l]) => l.worker === killed.name).map(([s]) => s);
     killed.child.kill('SIGKILL');
@@ -210,22 +289,45 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
     // A worker is paused (with its children) while it holds accounts, until others took them and
     // finished them: whichever of the others holds one first.
     let pausedWorker: (typeof workers)[number] | undefined;
-    await until('another worker to hold an account', async () => {
-      const holders = new Set([...(await liveLeases(db.url)).values()].map((l) => l.worker));
-      pausedWorker = [w1, w2, w3, w4].find((w) => w !== killed && holders.has(w.name));
-      return pausedWorker !== undefined;
-    }, 120_000, 50);
+    await until(
+      'another worker to hold an account',
+      async () => {
+        const holders = new Set([...(await liveLeases(db.url)).values()].map((l) => l.worker));
+        pausedWorker = [w1, w2, w3, w4].find((w) => w !== killed && holders.has(w.name));
+        return pausedWorker !== undefined;
+      },
+      120_000,
+      50,
+    );
     const paused = pausedWorker!;
     paused.signalGroup('SIGSTOP');
     // What it holds once paused: every lease of it not released (a release in flight is either committed or not).
     await new Promise((r) => setTimeout(r, 300));
-    const pausedLost = new Map((await sql<{ slug: string; epoch: string }>(db.url, `SELECT slug, epoch FROM gallery_bridge.leases WHERE worker = $1 AND released_at IS NULL`, [paused.name])).map((r) => [r.slug, Number(r.epoch)]));
+    const pausedLost = new Map(
+      (
+        await sql<{ slug: string; epoch: string }>(db.url, `SELECT slug, epoch FROM gallery_bridge.leases WHERE worker = $1 AND released_at IS NULL`, [
+          paused.name,
+        ])
+      ).map((r) => [r.slug, Number(r.epoch)]),
+    );
     expect(pausedLost.size).toBeGreaterThan(0);
     const finishedElsewhere = async () => {
-      const rows = await sql<{ slug: string; status: string; worker: string; epoch: string; released: boolean }>(db.url, `SELECT a.slug, a.status, l.worker, l.epoch, l.released_at IS NOT NULL AS released FROM gallery_bridge.accounts a JOIN gallery_bridge.leases l USING (slug) WHERE a.slug = ANY($1)`, [[...pausedLost.keys()]]);
-      return rows.length === pausedLost.size && rows.every((r) => r.status === 'done' && r.released && r.worker !== paused.name && Number(r.epoch) > pausedLost.get(r.slug)!);
+      const rows = await sql<{ slug: string; status: string; worker: string; epoch: string; released: boolean }>(
+        db.url,
+        `SELECT a.slug, a.status, l.worker, l.epoch, l.released_at IS NOT NULL AS released FROM gallery_bridge.accounts a JOIN gallery_bridge.leases l USING (slug) WHERE a.slug = ANY($1)`,
+        [[...pausedLost.keys()]],
+      );
+      return (
+        rows.length === pausedLost.size &&
+        rows.every((r) => r.status === 'done' && r.released && r.worker !== paused.name && Number(r.epoch) > pausedLost.get(r.slug)!)
+      );
     };
-    await until(`${paused.name}'s accounts (${[...pausedLost.keys()].join(', ')}) to be taken over and finished by other workers`, finishedElsewhere, 240_000, 500).catch(async (e) => {
+    await until(
+      `${paused.name}'s accounts (${[...pausedLost.keys()].join(', ')}) to be taken over and finished by other workers`,
+      finishedElsewhere,
+      240_000,
+      500,
+    ).catch(async (e) => {
       throw new Error(`${(e as Error).message}\n${log()}\n--- sessions\n${await sessions()}`);
     });
     const lostAccounts = accounts.filter((a) => pausedLost.has(slugOf(a.name)));
@@ -256,7 +358,14 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
         expect([a.name, sha1Counts(destOf(a))]).toEqual([a.name, want]);
       }
       // Gone from the source only where the row says delete, and only what is at the destination.
-      const left = a.kind === 'xiaomi' ? new Set(xmanifest().filter((m) => !xdeleted[m.id]).map((m) => m.sha1)) : new Set(filesUnder(a.src).map((f) => sha1(fs.readFileSync(f))));
+      const left =
+        a.kind === 'xiaomi'
+          ? new Set(
+              xmanifest()
+                .filter((m) => !xdeleted[m.id])
+                .map((m) => m.sha1),
+            )
+          : new Set(filesUnder(a.src).map((f) => sha1(fs.readFileSync(f))));
       const gone = [...a.original.keys()].filter((h) => !left.has(h));
       if (!a.del) expect([a.name, gone]).toEqual([a.name, []]);
       else expect([a.name, gone.length]).toEqual([a.name, a.original.size]);
@@ -264,7 +373,12 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
       // bytes' SHA-1 and the evidence it relied on, whatever became of the worker's disk.
       if (gone.length) {
         const proven = await deletionRows(db.url, slugOf(a.name));
-        for (const h of gone) expect([a.name, a.original.get(h), proven.get(h) ?? proven.get(a.sha256.get(h) ?? '')]).toEqual([a.name, a.original.get(h), expect.stringMatching(/^(bytes|pixels|received)$/)]);
+        for (const h of gone)
+          expect([a.name, a.original.get(h), proven.get(h) ?? proven.get(a.sha256.get(h) ?? '')]).toEqual([
+            a.name,
+            a.original.get(h),
+            expect.stringMatching(/^(bytes|pixels|received)$/),
+          ]);
       }
     }
     expect(gstate.mediaItems).toHaveLength(9 * PER_ACCOUNT);
@@ -278,7 +392,11 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
 
     // The admin sees the takeovers: the killed and the paused worker's accounts, each with its time and reason.
     const status = JSON.parse((await runCli(['batch', 'status', '--queue', db.url, '--json'])).stdout) as {
-      queue: { takeovers: Array<{ oldWorker: string; reason: string }>; workers: Array<{ name: string; state: string }>; deletions: Array<{ account: string; deleted: number; unconfirmed: number }> };
+      queue: {
+        takeovers: Array<{ oldWorker: string; reason: string }>;
+        workers: Array<{ name: string; state: string }>;
+        deletions: Array<{ account: string; deleted: number; unconfirmed: number }>;
+      };
     };
     const from = new Set(status.queue.takeovers.map((x) => x.oldWorker));
     expect(from.has(killed.name) && from.has(paused.name), JSON.stringify(status.queue.takeovers)).toBe(true);
@@ -300,7 +418,11 @@ function readDeleted(xData: string): Record<string, unknown> {
 
 /** SHA-1 and SHA-256 -> evidence level of every deletion the queue database records for the account (intents included). */
 async function deletionRows(url: string, slug: string): Promise<Map<string, string>> {
-  const rows = await sql<{ sha1: string | null; sha256: string; evidence: string }>(url, `SELECT sha1, sha256, evidence FROM gallery_bridge.deletions WHERE slug = $1`, [slug]);
+  const rows = await sql<{ sha1: string | null; sha256: string; evidence: string }>(
+    url,
+    `SELECT sha1, sha256, evidence FROM gallery_bridge.deletions WHERE slug = $1`,
+    [slug],
+  );
   const out = new Map<string, string>();
   for (const r of rows) {
     out.set(r.sha256, r.evidence);

@@ -18,12 +18,40 @@ export interface WorkerProc {
   signalGroup(sig: NodeJS.Signals): void;
 }
 
-export function startWorker(o: { url: string; name: string; dir: string; env: Record<string, string>; slots?: number; leaseSeconds?: number; follow?: boolean }): WorkerProc {
-  const args = [CLI, 'worker', '--queue', o.url, '--name', o.name, '--state', o.dir, '--slots', String(o.slots ?? 2), ...(o.leaseSeconds ? ['--lease-seconds', String(o.leaseSeconds)] : []), ...(o.follow ? ['--follow'] : [])];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+export function startWorker(o: {
+  url: string;
+  name: string;
+  dir: string;
+  env: Record<string, string>;
+  slots?: number;
+  leaseSeconds?: number;
+  follow?: boolean;
+}): WorkerProc {
+  const args = [
+    CLI,
+    'worker',
+    '--queue',
+    o.url,
+    '--name',
+    o.name,
+    '--state',
+    o.dir,
+    '--slots',
+    String(o.slots ?? 2),
+    ...(o.leaseSeconds ? ['--lease-seconds', String(o.leaseSeconds)] : []),
+    ...(o.follow ? ['--follow'] : []),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const lines: string[] = [];
   for (const s of [child.stdout!, child.stderr!]) readline.createInterface({ input: s }).on('line', (l) => lines.push(l));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return {
     name: o.name,
     dir: o.dir,
@@ -61,7 +89,10 @@ export async function until(what: string, f: () => Promise<boolean> | boolean, m
 
 /** Live leases by worker: slug -> worker. */
 export async function liveLeases(url: string): Promise<Map<string, { worker: string; epoch: number }>> {
-  const rows = await sql<{ slug: string; worker: string; epoch: string }>(url, `SELECT slug, worker, epoch FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`);
+  const rows = await sql<{ slug: string; worker: string; epoch: string }>(
+    url,
+    `SELECT slug, worker, epoch FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`,
+  );
   return new Map(rows.map((r) => [r.slug, { worker: r.worker, epoch: Number(r.epoch) }]));
 }
 

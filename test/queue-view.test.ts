@@ -57,8 +57,11 @@ beforeAll(async () => {
     ['dev', 'dev', 4, 'waiting'],
   ] as const;
   for (const [slug, account, line, status] of accounts) {
-    await sql(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account, status, items, done_items, bytes, done_bytes)
-      VALUES ($1, $2, $3, 'folder:/src', 'folder:/dst', '', '', $4, 10, 4, 1000, 400)`, [slug, account, line, status]);
+    await sql(
+      `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account, status, items, done_items, bytes, done_bytes)
+      VALUES ($1, $2, $3, 'folder:/src', 'folder:/dst', '', '', $4, 10, 4, 1000, 400)`,
+      [slug, account, line, status],
+    );
   }
   await sql(`INSERT INTO ${SCHEMA}.workers (name, host, pid, slots, started_at, heartbeat_at) VALUES
     ('w-alive', 'machine-a', 101, 2, now() - interval '10 minutes', now() - interval '2 seconds'),
@@ -73,7 +76,9 @@ beforeAll(async () => {
     ('ben', now() - interval '4 minutes', 'w-killed', 2, 'w-alive', 3, 'lease of w-killed expired 2 min unrenewed')`);
   await sql(`INSERT INTO ${SCHEMA}.snapshots (slug, epoch, size, sqlite) VALUES ('anna', 1, $1, $2)`, [snapshot.length, snapshot]);
   await sql(`INSERT INTO ${SCHEMA}.meta (key, value) VALUES ('settings', '{"leaseSeconds":120,"deadline":null}')`);
-  await sql(`INSERT INTO ${SCHEMA}.samples (slug, at, done_items, done_bytes, total_items) SELECT 'ben', now() - make_interval(secs => g), 10 - g / 10, 0, 10 FROM generate_series(0, 99) g`);
+  await sql(
+    `INSERT INTO ${SCHEMA}.samples (slug, at, done_items, done_bytes, total_items) SELECT 'ben', now() - make_interval(secs => g), 10 - g / 10, 0, 10 FROM generate_series(0, 99) g`,
+  );
 });
 
 afterAll(async () => {
@@ -83,8 +88,19 @@ afterAll(async () => {
 
 interface StatusJson {
   running: boolean;
-  accounts: Array<{ account: string; status: string; items: number; doneItems: number; outcomes: Record<string, { items: number }>; holder: null | { worker: string; epoch: number; live: boolean; releasedAt: string | null; heartbeatAge: number | null } }>;
-  queue: { leaseSeconds: number; workers: Array<{ name: string; state: string; accounts: string[]; heartbeatAge: number }>; takeovers: Array<{ account: string; oldWorker: string; newWorker: string; reason: string; at: string }> };
+  accounts: Array<{
+    account: string;
+    status: string;
+    items: number;
+    doneItems: number;
+    outcomes: Record<string, { items: number }>;
+    holder: null | { worker: string; epoch: number; live: boolean; releasedAt: string | null; heartbeatAge: number | null };
+  }>;
+  queue: {
+    leaseSeconds: number;
+    workers: Array<{ name: string; state: string; accounts: string[]; heartbeatAge: number }>;
+    takeovers: Array<{ account: string; oldWorker: string; newWorker: string; reason: string; at: string }>;
+  };
   totals: { accounts: number };
 }
 
@@ -122,7 +138,12 @@ describe('batch status --queue', () => {
     expect(workers.get('w-done')).toMatchObject({ state: 'stopped' });
     expect(v.queue.leaseSeconds).toBe(120);
     expect(v.queue.takeovers).toHaveLength(1);
-    expect(v.queue.takeovers[0]).toMatchObject({ account: 'ben', oldWorker: 'w-killed', newWorker: 'w-alive', reason: 'lease of w-killed expired 2 min unrenewed' });
+    expect(v.queue.takeovers[0]).toMatchObject({
+      account: 'ben',
+      oldWorker: 'w-killed',
+      newWorker: 'w-alive',
+      reason: 'lease of w-killed expired 2 min unrenewed',
+    });
     expect(Date.parse(v.queue.takeovers[0]!.at)).not.toBeNaN();
   });
 
@@ -217,7 +238,9 @@ describe('bad --queue input: one line, exit 2, nothing starts', () => {
       await c.connect();
       await c.query(DDL);
       await c.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ('schema_version', '1')`);
-      await c.query(`INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('old', 'old', 2, 'folder:/s', 'folder:/d', 'default', 'default')`);
+      await c.query(
+        `INSERT INTO ${SCHEMA}.accounts (slug, account, line, source, destination, source_account, destination_account) VALUES ('old', 'old', 2, 'folder:/s', 'folder:/d', 'default', 'default')`,
+      );
       expect((await c.query(`SELECT to_regclass('${SCHEMA}.deletions') AS t`)).rows[0].t).toBeNull();
       // A worker (which opens without creating a batch) upgrades it.
       await (await openQueue(older.url, { migrate: false })).end();
@@ -241,7 +264,10 @@ describe('bad --queue input: one line, exit 2, nothing starts', () => {
       const before = await new pg.Client({ connectionString: m.url });
       await before.connect();
       const rowsBefore = (await before.query(`SELECT account, source, destination, status FROM ${SCHEMA}.accounts ORDER BY account`)).rows;
-      fs.writeFileSync(file, `account,source,destination\nanna,folder:${t}/src/anna,folder:${t}/elsewhere/anna\nben,folder:${t}/src/ben,folder:${t}/dst/ben\ncarla,folder:${t}/src/carla,folder:${t}/dst/carla\n`);
+      fs.writeFileSync(
+        file,
+        `account,source,destination\nanna,folder:${t}/src/anna,folder:${t}/elsewhere/anna\nben,folder:${t}/src/ben,folder:${t}/dst/ben\ncarla,folder:${t}/src/carla,folder:${t}/dst/carla\n`,
+      );
       const again = await runCli(['batch', 'run', file, '--queue', m.url]);
       expect(again.code).toBe(2);
       expect(again.stderr.trim().split('\n')).toHaveLength(1);
@@ -275,7 +301,9 @@ describe('serve --queue', () => {
     const page = await (await fetch(base)).text();
     expect(page).toContain('<table id="workers">');
     expect(page).toMatch(/<tr data-worker="w-killed">.*silent/);
-    expect(page).toMatch(/<table id="takeovers">.*<td>ben<\/td><td>w-killed \(epoch 2\)<\/td><td>w-alive \(epoch 3\)<\/td><td>lease of w-killed expired 2 min unrenewed<\/td>/s);
+    expect(page).toMatch(
+      /<table id="takeovers">.*<td>ben<\/td><td>w-killed \(epoch 2\)<\/td><td>w-alive \(epoch 3\)<\/td><td>lease of w-killed expired 2 min unrenewed<\/td>/s,
+    );
     expect(page).toMatch(/<tr data-account="ben">.*<td data-k="worker">w-alive \(epoch 3, heard \d+ s ago\)<\/td>/);
     expect(page).toContain('polyline'); // ben's samples drawn
     expect(page).not.toContain(new URL(db.url).password);

@@ -34,10 +34,27 @@ function buildState(): { t: string; db: DB; src: string } {
   setMeta(db, 'destination_identity', 'folder:/backup/photos');
   setMeta(db, 'list_state', 'complete');
   const items = new Items(db);
-  const run = startRun(db, { command: 'migrate', sourceSpec: `folder:${src}`, destinationSpec: 'folder:/backup/photos', deleteSource: true, deleteEvidence: 'bytes', concurrency: 4 });
+  const run = startRun(db, {
+    command: 'migrate',
+    sourceSpec: `folder:${src}`,
+    destinationSpec: 'folder:/backup/photos',
+    deleteSource: true,
+    deleteEvidence: 'bytes',
+    concurrency: 4,
+  });
   for (const [album, files] of Object.entries(layout)) {
     items.recordPage(
-      files.map((f) => ({ sourceId: `${album}/${f}`, name: f, albumId: album, albumName: album, size: fs.statSync(path.join(src, album, f)).size, kind: 'image', declaredSha1: null, declaredTime: null, json: JSON.stringify({ id: `${album}/${f}`, name: f }) })),
+      files.map((f) => ({
+        sourceId: `${album}/${f}`,
+        name: f,
+        albumId: album,
+        albumName: album,
+        size: fs.statSync(path.join(src, album, f)).size,
+        kind: 'image',
+        declaredSha1: null,
+        declaredTime: null,
+        json: JSON.stringify({ id: `${album}/${f}`, name: f }),
+      })),
       () => undefined,
       run,
     );
@@ -81,7 +98,9 @@ describe('reports a person reads', () => {
     expect(lead).toBeGreaterThan(0);
     expect(lead).toBeLessThan(html.indexOf('What needs attention'));
     expect(html.indexOf('What needs attention')).toBeLessThan(html.indexOf('Every item'));
-    expect(html).toMatch(/3 of 10 items \([\d.]+ MB of [\d.]+ MB\) are safely at the destination and verified; 1 of them deleted at the source; 4 items need attention; 3 not moved yet\./);
+    expect(html).toMatch(
+      /3 of 10 items \([\d.]+ MB of [\d.]+ MB\) are safely at the destination and verified; 1 of them deleted at the source; 4 items need attention; 3 not moved yet\./,
+    );
     // Reasons grouped, each with what to do.
     expect(html).toContain('Network or service errors — 2 items');
     expect(html).toContain('Format the destination does not take — 1 item');
@@ -99,7 +118,9 @@ describe('reports a person reads', () => {
     // Every item listed under its album; human sizes, no raw byte counts in the table.
     for (const name of fs.readdirSync(path.join(t, 'src', 'Camera'))) expect(html).toContain(`<tr><td>${name}<td class="n">`);
     expect(html).toContain('<b>Trip 2023</b> — 4 items');
-    expect(html).toMatch(/Every item accounted for: 1 moved and verified \+ 1 moved, verified and deleted at the source \+ 1 skipped: already at the destination \+ [^=]*1 rejected[^=]+= 10 items/);
+    expect(html).toMatch(
+      /Every item accounted for: 1 moved and verified \+ 1 moved, verified and deleted at the source \+ 1 skipped: already at the destination \+ [^=]*1 rejected[^=]+= 10 items/,
+    );
     expect(html).not.toContain('SECRET-UPLOAD-TOKEN');
     expect(html).not.toMatch(/<(script|link)[^>]*(src|href)=/i); // self-contained
     db.close();
@@ -134,7 +155,17 @@ describe('reports a person reads', () => {
     const src = path.join(t, 'src');
     fs.mkdirSync(path.join(src, 'Album'), { recursive: true });
     for (const f of ['img_1771.jpg', 'noexif.jpg']) fs.copyFileSync(path.join(FIXTURES, f), path.join(src, 'Album', f));
-    const res = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${path.join(t, 'dst')}`, '--state', path.join(t, 's.db'), '--report', path.join(t, 'r.html')]);
+    const res = await runCli([
+      'migrate',
+      '--from',
+      `folder:${src}`,
+      '--to',
+      `folder:${path.join(t, 'dst')}`,
+      '--state',
+      path.join(t, 's.db'),
+      '--report',
+      path.join(t, 'r.html'),
+    ]);
     expect(res.code).toBe(0);
     const html = fs.readFileSync(path.join(t, 'r.html'), 'utf8');
     expect(html).toContain('2 of 2 items');
@@ -145,7 +176,14 @@ describe('reports a person reads', () => {
   });
 
   it('human units', () => {
-    expect([bytes(716.53), bytes(999), bytes(1500), bytes(2_345_678), bytes(3.2e9), bytes(null)]).toEqual(['717 B', '999 B', '1.5 kB', '2.3 MB', '3.2 GB', '—']);
+    expect([bytes(716.53), bytes(999), bytes(1500), bytes(2_345_678), bytes(3.2e9), bytes(null)]).toEqual([
+      '717 B',
+      '999 B',
+      '1.5 kB',
+      '2.3 MB',
+      '3.2 GB',
+      '—',
+    ]);
     expect([duration(42), duration(125), duration(3 * 3600 + 60), duration(50 * 3600)]).toEqual(['42 s', '2 min 5 s', '3 h 1 min', '2 days 2 h']);
   });
 
@@ -153,9 +191,26 @@ describe('reports a person reads', () => {
     const t = tmpDir('gb-report-big-');
     const db = openState(path.join(t, 'state.db'));
     const items = new Items(db);
-    const run = startRun(db, { command: 'migrate', sourceSpec: 'xiaomi', destinationSpec: 'google-photos', deleteSource: false, deleteEvidence: 'pixels', concurrency: 4 });
+    const run = startRun(db, {
+      command: 'migrate',
+      sourceSpec: 'xiaomi',
+      destinationSpec: 'google-photos',
+      deleteSource: false,
+      deleteEvidence: 'pixels',
+      concurrency: 4,
+    });
     const page = (from: number) =>
-      Array.from({ length: 1000 }, (_, i) => ({ sourceId: String(from + i), name: `IMG_${from + i}.jpg`, albumId: `a${(from + i) % 7}`, albumName: `Album ${(from + i) % 7}`, size: 2_000_000, kind: 'image', declaredSha1: null, declaredTime: null, json: '{}' }));
+      Array.from({ length: 1000 }, (_, i) => ({
+        sourceId: String(from + i),
+        name: `IMG_${from + i}.jpg`,
+        albumId: `a${(from + i) % 7}`,
+        albumName: `Album ${(from + i) % 7}`,
+        size: 2_000_000,
+        kind: 'image',
+        declaredSha1: null,
+        declaredTime: null,
+        json: '{}',
+      }));
     for (let p = 0; p < 20; p++) items.recordPage(page(p * 1000), () => undefined, run);
     db.prepare(`UPDATE items SET state = 'rejected', reason = 'unsupported format' WHERE id % 10 = 0`).run();
     const r = await writeReport(db, path.join(t, 'big.html'));

@@ -94,7 +94,15 @@ describe('secrets never appear in logs, reports, state databases or error messag
     const emu = await xiaomi(t, { sessionTtl: 1 });
     const od = await onedrive(t);
     const home = path.join(t, 'home');
-    const env = { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, XIAOMI_COOKIE: emu.env.XIAOMI_COOKIE!, XIAOMI_DELETE_PAUSE_MS: '0', GRAPH_BASE_URL: od.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: od.NODE_EXTRA_CA_CERTS ?? process.env.NODE_EXTRA_CA_CERTS!, ONEDRIVE_ACCESS_TOKEN: OD_TOKEN, GALLERY_BRIDGE_HOME: home };
+    const env = {
+      XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!,
+      XIAOMI_COOKIE: emu.env.XIAOMI_COOKIE!,
+      XIAOMI_DELETE_PAUSE_MS: '0',
+      GRAPH_BASE_URL: od.GRAPH_BASE_URL!,
+      NODE_EXTRA_CA_CERTS: od.NODE_EXTRA_CA_CERTS ?? process.env.NODE_EXTRA_CA_CERTS!,
+      ONEDRIVE_ACCESS_TOKEN: OD_TOKEN,
+      GALLERY_BRIDGE_HOME: home,
+    };
     expect(env.XIAOMI_COOKIE).toContain(PASS_TOKEN);
     const state = path.join(t, 'state.db');
     const base = ['migrate', '--from', 'xiaomi', '--to', 'onedrive:/Pictures/Secrets', '--state', state, '--delete-source', '--onedrive-chunk-size', '320KiB'];
@@ -107,7 +115,9 @@ describe('secrets never appear in logs, reports, state databases or error messag
     const status = await runCli(['status', '--state', state, '--json']);
     expect(made.every((m) => m.code === 0)).toBe(true);
     // The renewed serviceTokens the emulator handed out are secrets too.
-    const renewed = Object.keys((readEmulatorState(emu.stateFile.replace(/\/\.emulator\/.*$/, '')) as unknown as { tokens: Record<string, number> }).tokens).filter((k) => k.startsWith('emu-st-'));
+    const renewed = Object.keys(
+      (readEmulatorState(emu.stateFile.replace(/\/\.emulator\/.*$/, '')) as unknown as { tokens: Record<string, number> }).tokens,
+    ).filter((k) => k.startsWith('emu-st-'));
     expect(renewed.length).toBeGreaterThan(0);
     const places = [
       ...(await dashboardPages(state)),
@@ -117,7 +127,8 @@ describe('secrets never appear in logs, reports, state databases or error messag
     expect(places.some((p) => p.file.endsWith('state.db'))).toBe(true);
     expectNoSecret([PASS_TOKEN, SERVICE_TOKEN, OD_TOKEN, ...renewed], places);
     // Upload URLs carry a temporary credential: kept in the state to resume, never printed.
-    for (const p of [...outputs(first, second, status, ...made), ...reports.map((f) => ({ file: f, text: fs.readFileSync(f, 'utf8') }))]) expect(p.text, p.file).not.toMatch(/tempauth/i);
+    for (const p of [...outputs(first, second, status, ...made), ...reports.map((f) => ({ file: f, text: fs.readFileSync(f, 'utf8') }))])
+      expect(p.text, p.file).not.toMatch(/tempauth/i);
     for (const f of [state, `${state}-wal`, `${state}-shm`]) if (fs.existsSync(f)) expect(mode(f), f).toBe(0o600);
   });
 
@@ -126,8 +137,32 @@ describe('secrets never appear in logs, reports, state databases or error messag
     const emu = await xiaomi(t);
     const g = await google();
     const state = path.join(t, 'state.db');
-    const env = { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, XIAOMI_COOKIE: emu.env.XIAOMI_COOKIE!, XIAOMI_DELETE_PAUSE_MS: '0', GOOGLE_PHOTOS_BASE_URL: g.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_ACCESS_TOKEN: G_TOKEN, GALLERY_BRIDGE_HOME: path.join(t, 'home') };
-    const run = await runCli(['migrate', '--from', 'xiaomi', '--to', 'google-photos', '--state', state, '--delete-source', '--verbose', '--verify-wait', '10', '--report', path.join(t, 'report.json')], { env });
+    const env = {
+      XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!,
+      XIAOMI_COOKIE: emu.env.XIAOMI_COOKIE!,
+      XIAOMI_DELETE_PAUSE_MS: '0',
+      GOOGLE_PHOTOS_BASE_URL: g.env.GOOGLE_PHOTOS_BASE_URL!,
+      GOOGLE_ACCESS_TOKEN: G_TOKEN,
+      GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+    };
+    const run = await runCli(
+      [
+        'migrate',
+        '--from',
+        'xiaomi',
+        '--to',
+        'google-photos',
+        '--state',
+        state,
+        '--delete-source',
+        '--verbose',
+        '--verify-wait',
+        '10',
+        '--report',
+        path.join(t, 'report.json'),
+      ],
+      { env },
+    );
     expect([0, 1], run.stderr + run.stdout).toContain(run.code);
     expect((await g.state()).mediaItems.length).toBeGreaterThan(0);
     expectNoSecret([PASS_TOKEN, SERVICE_TOKEN, G_TOKEN], [...outputs(run), ...filesBelow(t, (rel) => rel.startsWith('xiaomi') || rel.startsWith('seed'))]);
@@ -143,10 +178,17 @@ describe('secrets never appear in logs, reports, state databases or error messag
     fs.mkdirSync(src);
     fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
     const badCookie = 'userId=1234567890; serviceToken=st-WRONG-serviceToken-11aa22; passToken=pt-WRONG-passToken-33bb44';
-    const x = await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', path.join(t, 'x.db')], { env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, XIAOMI_COOKIE: badCookie, GALLERY_BRIDGE_HOME: home } });
+    const x = await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', path.join(t, 'x.db')], {
+      env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, XIAOMI_COOKIE: badCookie, GALLERY_BRIDGE_HOME: home },
+    });
     expect(x.code, x.stderr).toBe(3);
     const o = await runCli(['migrate', '--from', `folder:${src}`, '--to', 'onedrive:/P', '--state', path.join(t, 'o.db')], {
-      env: { GRAPH_BASE_URL: od.GRAPH_BASE_URL!, NODE_EXTRA_CA_CERTS: od.NODE_EXTRA_CA_CERTS ?? process.env.NODE_EXTRA_CA_CERTS!, ONEDRIVE_ACCESS_TOKEN: 'od-WRONG-access-token-55cc66', GALLERY_BRIDGE_HOME: home },
+      env: {
+        GRAPH_BASE_URL: od.GRAPH_BASE_URL!,
+        NODE_EXTRA_CA_CERTS: od.NODE_EXTRA_CA_CERTS ?? process.env.NODE_EXTRA_CA_CERTS!,
+        ONEDRIVE_ACCESS_TOKEN: 'od-WRONG-access-token-55cc66',
+        GALLERY_BRIDGE_HOME: home,
+      },
     });
     expect(o.code, o.stderr).toBe(3);
     // A stored Google sign-in whose refresh token Google no longer honours.
@@ -154,18 +196,38 @@ describe('secrets never appear in logs, reports, state databases or error messag
     fs.mkdirSync(path.dirname(cred), { recursive: true, mode: 0o700 });
     fs.writeFileSync(cred, JSON.stringify({ client_id: 'c.apps.googleusercontent.com', refresh_token: G_REFRESH }), { mode: 0o600 });
     const gr = await runCli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', path.join(t, 'g.db')], {
-      env: { GOOGLE_PHOTOS_BASE_URL: g.env.GOOGLE_PHOTOS_BASE_URL!, GOOGLE_OAUTH_TOKEN_URL: g.env.GOOGLE_OAUTH_TOKEN_URL!, GOOGLE_OAUTH_AUTH_URL: g.env.GOOGLE_OAUTH_AUTH_URL!, GOOGLE_CLIENT_ID: 'c.apps.googleusercontent.com', GOOGLE_CLIENT_SECRET: G_SECRET, GOOGLE_ACCESS_TOKEN: '', GALLERY_BRIDGE_HOME: home },
+      env: {
+        GOOGLE_PHOTOS_BASE_URL: g.env.GOOGLE_PHOTOS_BASE_URL!,
+        GOOGLE_OAUTH_TOKEN_URL: g.env.GOOGLE_OAUTH_TOKEN_URL!,
+        GOOGLE_OAUTH_AUTH_URL: g.env.GOOGLE_OAUTH_AUTH_URL!,
+        GOOGLE_CLIENT_ID: 'c.apps.googleusercontent.com',
+        GOOGLE_CLIENT_SECRET: G_SECRET,
+        GOOGLE_ACCESS_TOKEN: '',
+        GALLERY_BRIDGE_HOME: home,
+      },
     });
     expect(gr.code, gr.stderr + gr.stdout).toBe(3);
     expect(fs.existsSync(path.join(src, 'f6t.jpg'))).toBe(true);
-    const places = [...outputs(x, o, gr), ...filesBelow(t, (rel) => rel.startsWith('home/credentials') || rel.startsWith('xiaomi') || rel.startsWith('onedrive') || rel.startsWith('seed'))];
+    const places = [
+      ...outputs(x, o, gr),
+      ...filesBelow(t, (rel) => rel.startsWith('home/credentials') || rel.startsWith('xiaomi') || rel.startsWith('onedrive') || rel.startsWith('seed')),
+    ];
     expectNoSecret(['st-WRONG-serviceToken-11aa22', 'pt-WRONG-passToken-33bb44', 'od-WRONG-access-token-55cc66', G_REFRESH, G_SECRET], places);
   });
 });
 
 /** `auth xiaomi` by QR code, the phone's part played through the emulator's control endpoint. */
 async function qrSignIn(emu: XiaomiEmulator, home: string): Promise<CliResult> {
-  const env = { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE: '', XIAOMI_USER_ID: '', XIAOMI_PASS_TOKEN: '', XIAOMI_COOKIE_FILE: '' };
+  const env = {
+    ...process.env,
+    GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
+    XIAOMI_BASE_URL: emu.baseUrl,
+    GALLERY_BRIDGE_HOME: home,
+    XIAOMI_COOKIE: '',
+    XIAOMI_USER_ID: '',
+    XIAOMI_PASS_TOKEN: '',
+    XIAOMI_COOKIE_FILE: '',
+  };
   const child = spawn(process.execPath, [CLI, 'auth', 'xiaomi'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -198,11 +260,16 @@ describe('secrets of a QR code sign-in', () => {
     const stored = JSON.parse(fs.readFileSync(path.join(home, 'credentials', 'xiaomi', 'default.json'), 'utf8')) as Record<string, string>;
     expect(stored.passToken).toBe(PASS_TOKEN);
     const state = path.join(t, 'state.db');
-    const run = await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state, '--verbose', '--report', path.join(t, 'report.json')], {
-      env: { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE: '', XIAOMI_USER_ID: '', XIAOMI_PASS_TOKEN: '' },
-    });
+    const run = await runCli(
+      ['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state, '--verbose', '--report', path.join(t, 'report.json')],
+      {
+        env: { XIAOMI_BASE_URL: emu.baseUrl, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE: '', XIAOMI_USER_ID: '', XIAOMI_PASS_TOKEN: '' },
+      },
+    );
     expect(run.code, run.stderr + run.stdout).toBe(0);
-    const tokens = Object.keys((readEmulatorState(path.join(t, 'xiaomi')) as unknown as { tokens: Record<string, number> }).tokens).filter((k) => k.startsWith('emu-st-'));
+    const tokens = Object.keys((readEmulatorState(path.join(t, 'xiaomi')) as unknown as { tokens: Record<string, number> }).tokens).filter((k) =>
+      k.startsWith('emu-st-'),
+    );
     expect(tokens).toContain(stored.serviceToken);
     const places = [...outputs(auth, run), ...filesBelow(t, (rel) => rel.startsWith('home/credentials') || rel.startsWith('xiaomi') || rel.startsWith('seed'))];
     expect(places.some((p) => p.file.endsWith('state.db'))).toBe(true);
@@ -217,19 +284,25 @@ describe('credential and state files are private', () => {
     const home = path.join(t, 'home');
     const cookieFile = path.join(t, 'cookie.txt');
     fs.writeFileSync(cookieFile, `userId=1234567890; passToken=${PASS_TOKEN}\n`, { mode: 0o600 });
-    const auth = await runCli(['auth', 'xiaomi'], { env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE_FILE: cookieFile } });
+    const auth = await runCli(['auth', 'xiaomi'], {
+      env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home, XIAOMI_COOKIE_FILE: cookieFile },
+    });
     expect(auth.code, auth.stderr).toBe(0);
     expect(auth.stdout + auth.stderr).not.toContain(PASS_TOKEN);
     const stored = path.join(home, 'credentials', 'xiaomi', 'default.json');
     expect(mode(stored)).toBe(0o600);
     expect(mode(path.dirname(stored))).toBe(0o700);
     const state = path.join(t, 'state.db');
-    const run = await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state], { env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home } });
+    const run = await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state], {
+      env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home },
+    });
     expect(run.code, run.stderr).toBe(0);
     expect(mode(state)).toBe(0o600);
     // A state file someone made readable is made private again when the tool opens it.
     fs.chmodSync(state, 0o644);
-    await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state], { env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home } });
+    await runCli(['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', state], {
+      env: { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home },
+    });
     expect(mode(state)).toBe(0o600);
   });
 
@@ -274,7 +347,9 @@ describe('credential and state files are private', () => {
     ];
     for (const c of cases) {
       const before = fs.readFileSync(c.file);
-      const r = await runCli(['migrate', ...c.args, '--state', path.join(t, `${c.name.replace(/\W+/g, '-')}.db`), '--delete-source'], { env: { GALLERY_BRIDGE_HOME: home, ...c.env } });
+      const r = await runCli(['migrate', ...c.args, '--state', path.join(t, `${c.name.replace(/\W+/g, '-')}.db`), '--delete-source'], {
+        env: { GALLERY_BRIDGE_HOME: home, ...c.env },
+      });
       expect(r.code, `${c.name}: ${r.stderr}${r.stdout}`).toBe(2);
       expect(r.stderr, c.name).toContain(c.file);
       expect(r.stderr, c.name).toMatch(/readable by others/);

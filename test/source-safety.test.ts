@@ -169,7 +169,7 @@ describe('deletion binds to the exact bytes it proved', () => {
     expect(treeHashes(src)).toEqual(before);
   }, 120_000);
 
-  it('checks again before deleting an earlier run\'s item: a destination copy removed or changed is migrated again first', async () => {
+  it("checks again before deleting an earlier run's item: a destination copy removed or changed is migrated again first", async () => {
     const { src, dst, db } = setup({ Camera: ['canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic'] });
     const seen = new Contents().see(src);
     expect((await runCli(args(src, dst, db))).code).toBe(0);
@@ -214,11 +214,14 @@ describe('deletion binds to the exact bytes it proved', () => {
     expectNothingLost(seen, src, dst, db);
   }, 400_000);
 
-  it('one run per state file: a second run exits 2 naming the first one\'s pid; a killed run\'s lock is taken over', async () => {
+  it("one run per state file: a second run exits 2 naming the first one's pid; a killed run's lock is taken over", async () => {
     const { src, dst, db } = setup({ Camera: ['canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic', 'VID_20211224_183000.mov'] });
     const seen = new Contents().see(src);
     // The first run is frozen (SIGSTOP) as soon as it shows work: it holds the state, whatever the machine's speed.
-    const first = spawn(process.execPath, [CLI, ...args(src, dst, db, ['--delete-source', '--json'])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' } });
+    const first = spawn(process.execPath, [CLI, ...args(src, dst, db, ['--delete-source', '--json'])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01' },
+    });
     const firstDone = new Promise<number | null>((r) => first.on('close', (c) => r(c)));
     await new Promise<void>((r) => first.stdout.once('data', () => r()));
     first.kill('SIGSTOP');
@@ -254,7 +257,10 @@ describe('deletion binds to the exact bytes it proved', () => {
       const { src, dst, db } = setup({ Camera: ['cookiezen.jpg', 'canon-dslr.jpg'] });
       const seen = new Contents().see(src);
       const start = () => {
-        const child = spawn(process.execPath, [CLI, ...args(src, dst, db)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env } });
+        const child = spawn(process.execPath, [CLI, ...args(src, dst, db)], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env },
+        });
         let err = '';
         child.stderr.on('data', (d) => (err += d));
         return { pid: child.pid!, done: new Promise<{ code: number | null; err: string }>((r) => child.on('close', (code) => r({ code, err }))) };
@@ -274,7 +280,9 @@ describe('deletion binds to the exact bytes it proved', () => {
 
   it('retries a delete that fails transiently, exits 1 while deletions are owed, and a rerun finishes them', async () => {
     const t = tmpDir('gb-safety-');
-    const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => ['canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic', 'VID_20211224_183000.mov', 'f6t.jpg'].includes(n));
+    const seed = makeSeed(path.join(t, 'seed'), undefined, (n) =>
+      ['canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic', 'VID_20211224_183000.mov', 'f6t.jpg'].includes(n),
+    );
     const out = path.join(t, 'out');
     const db = path.join(t, 'state.db');
     const home = path.join(t, 'home');

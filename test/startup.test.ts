@@ -24,13 +24,19 @@ function project(): string {
   fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   fs.writeFileSync(path.join(dir, 'src', 'lib', 'word.ts'), "export const word: string = 'one';\n");
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: this string is the source of a module that uses a template
-  fs.writeFileSync(path.join(dir, 'src', 'cli.ts'), "import { word } from './lib/word.ts';\nconsole.log(`${word} ${import.meta.url.split('/').slice(-2).join('/')}`);\n");
+  fs.writeFileSync(
+    path.join(dir, 'src', 'cli.ts'),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: this string is the source of a module that uses a template
+    "import { word } from './lib/word.ts';\nconsole.log(`${word} ${import.meta.url.split('/').slice(-2).join('/')}`);\n",
+  );
   return dir;
 }
 
 const run = (dir: string) => {
-  const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'gallery-bridge.js')], { encoding: 'utf8', env: { ...process.env, GALLERY_BRIDGE_FROM_SOURCE: '' } });
+  const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'gallery-bridge.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, GALLERY_BRIDGE_FROM_SOURCE: '' },
+  });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout.trim();
 };

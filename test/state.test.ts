@@ -17,7 +17,19 @@ const hashes = { sha1: 'a'.repeat(40), sha256: 'b'.repeat(64), quickXor: 'AAAAAA
 
 function seed(items: Items, sourceId: string, declaredSha1: string | null = null): ItemRow {
   items.recordPage(
-    [{ sourceId, name: `${sourceId}.jpg`, albumId: null, albumName: null, size: 3, kind: 'image', declaredSha1, declaredTime: null, json: JSON.stringify({ id: sourceId }) }],
+    [
+      {
+        sourceId,
+        name: `${sourceId}.jpg`,
+        albumId: null,
+        albumName: null,
+        size: 3,
+        kind: 'image',
+        declaredSha1,
+        declaredTime: null,
+        json: JSON.stringify({ id: sourceId }),
+      },
+    ],
     () => undefined,
     1,
   );
@@ -77,7 +89,11 @@ describe('state store', () => {
     items.startTransfer(row.id, 1);
     items.recordStaged(row.id, hashes, null, {});
     items.markUploaded(row.id, 'd', null);
-    items.recordPage([{ sourceId: 'x', name: 'renamed.jpg', albumId: null, albumName: null, size: 99, kind: 'image', declaredSha1: null, declaredTime: null, json: '{}' }], () => undefined, 2);
+    items.recordPage(
+      [{ sourceId: 'x', name: 'renamed.jpg', albumId: null, albumName: null, size: 99, kind: 'image', declaredSha1: null, declaredTime: null, json: '{}' }],
+      () => undefined,
+      2,
+    );
     expect(items.get(row.id).name).toBe('x.jpg');
     expect(items.get(row.id).size).toBe(3);
     db.close();
@@ -124,7 +140,8 @@ describe('the deletion rule', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: path.resolve('.'), encoding: 'utf8' });
     expect(r.signal).toBe('SIGKILL');
     const after = new Database(file, { readonly: true });
-    const state = (id: number) => after.prepare('SELECT state, upload_session FROM items WHERE id = ?').get(id) as { state: string; upload_session: string | null };
+    const state = (id: number) =>
+      after.prepare('SELECT state, upload_session FROM items WHERE id = ?').get(id) as { state: string; upload_session: string | null };
     // The durable write (an upload session the service holds) went to disk with the deferred one before it.
     expect(state(ids[0]!)).toEqual({ state: 'transferring', upload_session: JSON.stringify({ resume: 'here' }) });
     // The one after it was lost, as if the kill had come before it: the item is simply taken again.

@@ -24,7 +24,9 @@ interface Emu {
 }
 
 async function startEmu(seed: string, data: string, flags: string[] = []): Promise<Emu> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--seed', seed, '--data', data, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--seed', seed, '--data', data, ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let err = '';
   child.stderr!.on('data', (d) => (err += String(d)));
@@ -102,7 +104,18 @@ interface ReportRow {
 const report = (file: string): ReportRow[] => (JSON.parse(fs.readFileSync(file, 'utf8')) as { items: ReportRow[] }).items;
 
 function migrateArgs(t: string, extra: string[] = []): string[] {
-  return ['migrate', '--from', 'xiaomi', '--to', `folder:${path.join(t, 'out')}`, '--state', path.join(t, 'state.db'), '--report', path.join(t, 'report.json'), ...extra];
+  return [
+    'migrate',
+    '--from',
+    'xiaomi',
+    '--to',
+    `folder:${path.join(t, 'out')}`,
+    '--state',
+    path.join(t, 'state.db'),
+    '--report',
+    path.join(t, 'report.json'),
+    ...extra,
+  ];
 }
 
 /** No secret of the emulator's account in any output, state or report. */
@@ -118,7 +131,9 @@ describe('xiaomi end to end through the CLI', () => {
   it('migrates the sample media with --delete-source: the emulator keeps exactly what was not verified', async () => {
     const t = tmpDir('e2e-full');
     const seed = makeSeed(path.join(t, 'seed'));
-    const seedBefore = filesUnder(seed).map((f) => `${f}:${sha1(f)}`).sort();
+    const seedBefore = filesUnder(seed)
+      .map((f) => `${f}:${sha1(f)}`)
+      .sort();
     const emu = await startEmu(seed, path.join(t, 'data'));
     const env = { ...emu.env, GALLERY_BRIDGE_HOME: path.join(t, 'home') };
     const run = await cli(migrateArgs(t, ['--delete-source']), env);
@@ -149,13 +164,21 @@ describe('xiaomi end to end through the CLI', () => {
       expect(fs.readFileSync(f!).equals(fs.readFileSync(m.file))).toBe(true);
       expect(path.basename(path.dirname(f!))).toBe(m.albumName);
     }
-    for (const f of out) expect(all.some((m) => m.sha1 === sha1(f)), `${f} is not a seed file`).toBe(true);
+    for (const f of out)
+      expect(
+        all.some((m) => m.sha1 === sha1(f)),
+        `${f} is not a seed file`,
+      ).toBe(true);
     expect(out.some((f) => /Private/.test(f))).toBe(false);
     // Every download was one pass (no item downloaded twice in a clean run), deletions were logged.
     expect(Object.values(state.downloads).every((n) => n === 1)).toBe(true);
     expect(state.deleteLog.filter((d) => d.code === 0).length).toBe(Object.keys(state.deleted).length);
     // The seed folder is never modified.
-    expect(filesUnder(seed).map((f) => `${f}:${sha1(f)}`).sort()).toEqual(seedBefore);
+    expect(
+      filesUnder(seed)
+        .map((f) => `${f}:${sha1(f)}`)
+        .sort(),
+    ).toEqual(seedBefore);
     expectNoSecrets([run.out], t, emu.data);
   });
 
@@ -193,13 +216,27 @@ describe('xiaomi end to end through the CLI', () => {
   it('gets everything across on a flaky service (dropped answers, 5xx, 429, expired links)', async () => {
     const t = tmpDir('e2e-flaky');
     const seed = makeSeed(path.join(t, 'seed'), undefined, (n) => !['IMG_20180725_163423.jpg', 'canon-dslr.jpg', 'heic-iphone7.heic'].includes(n));
-    const emu = await startEmu(seed, path.join(t, 'data'), ['--fault-drop', '0.15', '--fault-5xx', '0.1', '--fault-429', '0.05', '--fault-expired-link', '0.2', '--random-seed', '11']);
+    const emu = await startEmu(seed, path.join(t, 'data'), [
+      '--fault-drop',
+      '0.15',
+      '--fault-5xx',
+      '0.1',
+      '--fault-429',
+      '0.05',
+      '--fault-expired-link',
+      '0.2',
+      '--random-seed',
+      '11',
+    ]);
     const run = await cli(migrateArgs(t, ['--delete-source', '--retries', '10']), { ...emu.env, GALLERY_BRIDGE_HOME: path.join(t, 'home') });
     await emu.stop();
     const rows = report(path.join(t, 'report.json'));
     const state = readEmulatorState(emu.data);
     expect(run.code, run.out).toBe(0);
-    expect(rows.filter((r) => r.state !== 'source-deleted').map((r) => `${r.name}: ${r.state}`), run.out).toEqual([]);
+    expect(
+      rows.filter((r) => r.state !== 'source-deleted').map((r) => `${r.name}: ${r.state}`),
+      run.out,
+    ).toEqual([]);
     expect(Object.keys(state.deleted).length).toBe(rows.length);
     expect((state.counters.fault5xx ?? 0) + (state.counters.expiredLinks ?? 0)).toBeGreaterThan(0);
   });
@@ -210,7 +247,11 @@ describe('xiaomi end to end through the CLI', () => {
     const emu = await startEmu(seed, path.join(t, 'data'), ['--session-ttl', '1', '--latency-ms', '120']);
     // Without the passToken the expired session cannot be renewed: the run stops, saying how to renew.
     const cookieNoPass = emu.env.XIAOMI_COOKIE!.replace(/;\s*passToken=[^;]*/, '');
-    const stopped = await cli(migrateArgs(t, ['--concurrency', '2']), { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, XIAOMI_COOKIE: cookieNoPass, GALLERY_BRIDGE_HOME: path.join(t, 'home') });
+    const stopped = await cli(migrateArgs(t, ['--concurrency', '2']), {
+      XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!,
+      XIAOMI_COOKIE: cookieNoPass,
+      GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+    });
     expect(stopped.code, stopped.out).toBe(3);
     expect(stopped.out).toMatch(/gallery-bridge auth xiaomi/);
     // The rerun, now able to renew, resumes and finishes.
@@ -278,7 +319,12 @@ describe('xiaomi end to end through the CLI', () => {
     const stored = path.join(home, 'credentials', 'xiaomi', 'default.json');
     expect(fs.statSync(stored).mode & 0o777).toBe(0o600);
     expect(auth.out).not.toMatch(/emulator-pass-token|emu-st-/);
-    const bad = await cli(['auth', 'xiaomi'], { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: path.join(t, 'home2'), XIAOMI_USER_ID: '1234567890', XIAOMI_PASS_TOKEN: 'not-the-pass-token' });
+    const bad = await cli(['auth', 'xiaomi'], {
+      XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!,
+      GALLERY_BRIDGE_HOME: path.join(t, 'home2'),
+      XIAOMI_USER_ID: '1234567890',
+      XIAOMI_PASS_TOKEN: 'not-the-pass-token',
+    });
     expect(bad.code).toBe(3);
     expect(bad.out).not.toMatch(/not-the-pass-token/);
     const run = await cli(migrateArgs(t), { XIAOMI_BASE_URL: emu.env.XIAOMI_BASE_URL!, GALLERY_BRIDGE_HOME: home });

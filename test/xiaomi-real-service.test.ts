@@ -95,7 +95,18 @@ describe('the JSON reader', () => {
 describe('listing fields, one by one', () => {
   const album = { albumId: '1', name: 'Camera', mediaCount: 3 };
   it('drops a bad field with a one-line note and keeps the item', () => {
-    const r = readItem({ id: 24886749771271584n.toString(), fileName: 'a.jpg', sha1: 'A'.repeat(40), size: 10, dateTaken: 1_690_000_000_000_000, mimeType: 'image/jpeg', type: 'image' }, album);
+    const r = readItem(
+      {
+        id: 24886749771271584n.toString(),
+        fileName: 'a.jpg',
+        sha1: 'A'.repeat(40),
+        size: 10,
+        dateTaken: 1_690_000_000_000_000,
+        mimeType: 'image/jpeg',
+        type: 'image',
+      },
+      album,
+    );
     expect(r.item?.id).toBe('24886749771271584');
     expect(r.item?.declaredCaptureTime).toBeNull();
     expect(r.item?.sha1).toBe('a'.repeat(40));
@@ -110,7 +121,10 @@ describe('listing fields, one by one', () => {
     expect(readItem('nonsense', album).item).toBeNull();
   });
   it('takes a millisecond dateTaken, a numeric-string size and a caption; not the app flags as a caption', () => {
-    const r = readItem({ id: 5, fileName: 'c.jpg', sha1: 'b'.repeat(40), size: '12', dateTaken: Date.UTC(2019, 9, 20), description: '{"isFavorite":true}' }, album);
+    const r = readItem(
+      { id: 5, fileName: 'c.jpg', sha1: 'b'.repeat(40), size: '12', dateTaken: Date.UTC(2019, 9, 20), description: '{"isFavorite":true}' },
+      album,
+    );
     expect(r.item?.declaredCaptureTime).toBe('2019-10-20T00:00:00.000Z');
     expect(r.item?.size).toBe(12);
     expect(r.item?.description).toBeNull();
@@ -155,7 +169,9 @@ describe('a hostile listing never stalls the run', () => {
       expect(odd.sha1).toMatch(/^[0-9a-f]{40}$/);
 
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/album "Synthetic" \(\d+\) page 1: Xiaomi's answer has no galleries list \(3 tries\); up to 10 item\(s\) of this page are not listed this run/);
+      expect(warnings[0]).toMatch(
+        /album "Synthetic" \(\d+\) page 1: Xiaomi's answer has no galleries list \(3 tries\); up to 10 item\(s\) of this page are not listed this run/,
+      );
       const notes = ctx.lines.filter((l) => l.startsWith('warn xiaomi:'));
       expect(notes).toHaveLength(1);
       expect(notes[0]).toMatch(/item \d{17} \("canon-dslr\.jpg"\): dateTaken 15\d{14} is not a time in milliseconds/);
@@ -201,7 +217,9 @@ describe('an album list page without its albums', () => {
       await src.close();
       // Ten albums a page, as the web client asks: the first ten arrive, the three after are reported.
       expect(new Set(items.map((i) => i.albumName)).size).toBe(10);
-      expect(warnings).toEqual([`xiaomi: Xiaomi's album list page 1 carries no albums list (3 tries); albums listed after it are not moved this run — rerun to try again`]);
+      expect(warnings).toEqual([
+        `xiaomi: Xiaomi's album list page 1 carries no albums list (3 tries); albums listed after it are not moved this run — rerun to try again`,
+      ]);
       expect(readEmulatorState(data).counters.missingAlbums).toBe(3);
     } finally {
       await emu.close();
@@ -212,7 +230,11 @@ describe('an album list page without its albums', () => {
 describe('a service that never ends a listing', () => {
   it('gives the album up with a warning once it pages past its mediaCount, and lists the rest', async () => {
     const data = tmpDir('endless');
-    const emu = await startEmulator(data, { synthetic: 15, seed: makeSeed(tmpDir('seed-e'), undefined, (n) => n === 'canon-dslr.jpg'), hostile: { endlessPages: ['Synthetic'] } });
+    const emu = await startEmulator(data, {
+      synthetic: 15,
+      seed: makeSeed(tmpDir('seed-e'), undefined, (n) => n === 'canon-dslr.jpg'),
+      hostile: { endlessPages: ['Synthetic'] },
+    });
     try {
       const src = await createXiaomiSource(testContext({ ...emu.env, XIAOMI_PAGE_SIZE: '10' }));
       const { items, warnings } = await listAll(src);
@@ -237,7 +259,10 @@ describe('a run over an album that ends short of its mediaCount', () => {
     const emu = await startEmulator(path.join(t, 'emu'), { seed, hostile: { truncate: { Camera: 2 } } });
     try {
       const out = path.join(t, 'out');
-      const run = await cli(['migrate', '--from', 'xiaomi', '--to', `folder:${out}`, '--state', path.join(t, 'state.db'), '--report', path.join(t, 'report.json')], emu.env);
+      const run = await cli(
+        ['migrate', '--from', 'xiaomi', '--to', `folder:${out}`, '--state', path.join(t, 'state.db'), '--report', path.join(t, 'report.json')],
+        emu.env,
+      );
       expect(run.code, run.out).toBe(1);
       const camera = emu.manifest().filter((m) => m.albumName === 'Camera');
       expect(camera).toHaveLength(3);
@@ -348,7 +373,12 @@ describe('downloads as the service takes them', () => {
         const encoded = await hop();
         const res = await fetch(encoded.url, { method: 'POST', body: new URLSearchParams({ meta: encoded.meta }) });
         expect(res.status, encoded.meta).toBe(200);
-        expect(crypto.createHash('sha1').update(Buffer.from(await res.arrayBuffer())).digest('hex')).toBe(item.sha1);
+        expect(
+          crypto
+            .createHash('sha1')
+            .update(Buffer.from(await res.arrayBuffer()))
+            .digest('hex'),
+        ).toBe(item.sha1);
       }
       // A meta that is not the one issued is still refused.
       const wrong = await hop();
@@ -391,12 +421,17 @@ describe('downloads as the service takes them', () => {
       const usedBefore = (JSON.parse(await apiText(emu.env, '/status/lite/alldetail')) as { data: { used: number } }).data.used;
       for (const it of items.slice(0, 2)) expect((await src.client.deleteItem(it.id)).code).toBe(0);
       await src.close();
-      const bin = parseJsonKeepingBigInts(await apiText(emu.env, '/gallery/deleted_v2?maxTag=0&limit=1')) as { code: number; data: { content: Array<{ id: string; status: string; deleteTime: number; sha1: string }>; lastPage: boolean; syncTag: number } };
+      const bin = parseJsonKeepingBigInts(await apiText(emu.env, '/gallery/deleted_v2?maxTag=0&limit=1')) as {
+        code: number;
+        data: { content: Array<{ id: string; status: string; deleteTime: number; sha1: string }>; lastPage: boolean; syncTag: number };
+      };
       expect(bin.code).toBe(0);
       expect(bin.data.content.map((c) => c.id)).toEqual([items[1]!.id]);
       expect(bin.data.content[0]!.status).toBe('deleted');
       expect(bin.data.lastPage).toBe(false);
-      const rest = parseJsonKeepingBigInts(await apiText(emu.env, `/gallery/deleted_v2?maxTag=${bin.data.syncTag}&limit=1`)) as { data: { content: Array<{ id: string }>; lastPage: boolean } };
+      const rest = parseJsonKeepingBigInts(await apiText(emu.env, `/gallery/deleted_v2?maxTag=${bin.data.syncTag}&limit=1`)) as {
+        data: { content: Array<{ id: string }>; lastPage: boolean };
+      };
       expect(rest.data.content.map((c) => c.id)).toEqual([items[0]!.id]);
       expect(rest.data.lastPage).toBe(true);
       const usedAfter = (JSON.parse(await apiText(emu.env, '/status/lite/alldetail')) as { data: { used: number } }).data.used;
@@ -424,7 +459,9 @@ describe('sign-in and plan say how the service really is', () => {
       const src = await createXiaomiSource(testContext(emu.env));
       const notes = await src.planNotes();
       await src.close();
-      expect(notes.some((n) => /moves items to Xiaomi's recycle bin: the cloud storage they use is freed only when the bin is emptied/.test(n.message))).toBe(true);
+      expect(notes.some((n) => /moves items to Xiaomi's recycle bin: the cloud storage they use is freed only when the bin is emptied/.test(n.message))).toBe(
+        true,
+      );
     } finally {
       await emu.close();
     }

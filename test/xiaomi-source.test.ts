@@ -49,14 +49,22 @@ function proofOf(it: SourceItem) {
 
 describe('json helpers', () => {
   it('keeps ids above 2^53 exact and leaves strings alone', () => {
-    const v = parseJsonKeepingBigInts('{"id":24886749771271584,"s":"x 12345678901234567 y","n":1700000000000,"a":[-12345678901234567]}') as Record<string, unknown>;
+    const v = parseJsonKeepingBigInts('{"id":24886749771271584,"s":"x 12345678901234567 y","n":1700000000000,"a":[-12345678901234567]}') as Record<
+      string,
+      unknown
+    >;
     expect(v.id).toBe('24886749771271584');
     expect(v.s).toBe('x 12345678901234567 y');
     expect(v.n).toBe(1700000000000);
     expect(v.a).toEqual(['-12345678901234567']);
   });
   it('reads JSONP whatever the callback name and trailing bits', () => {
-    for (const t of ['dl_img_cb({"url":"https://a.mi.com/x","meta":"m"})', '  dl_img_cb_171_0( {"url":"https://a.mi.com/x","meta":"m"} );\n', 'try{cb({"url":"https://a.mi.com/x","meta":"m"})}catch(e){}', '{"url":"https://a.mi.com/x","meta":"m"}']) {
+    for (const t of [
+      'dl_img_cb({"url":"https://a.mi.com/x","meta":"m"})',
+      '  dl_img_cb_171_0( {"url":"https://a.mi.com/x","meta":"m"} );\n',
+      'try{cb({"url":"https://a.mi.com/x","meta":"m"})}catch(e){}',
+      '{"url":"https://a.mi.com/x","meta":"m"}',
+    ]) {
       expect(parseJsonp(t)).toEqual({ url: 'https://a.mi.com/x', meta: 'm' });
     }
     expect(() => parseJsonp('<html>nope</html>')).toThrow(/not JSONP/);
@@ -142,10 +150,11 @@ describe('xiaomi source: 10,000 items', () => {
       cursor = page.cursor;
       for (const it of page.items) seen.add(it.id);
       // Delete what this page listed (as the engine does once items are verified), for a few pages.
-      if (pages < 6) for (const it of page.items) {
-        await src.delete(it, proofOf(it));
-        deleted++;
-      }
+      if (pages < 6)
+        for (const it of page.items) {
+          await src.delete(it, proofOf(it));
+          deleted++;
+        }
       pages++;
     } while (cursor !== null);
     await src.close();
@@ -339,7 +348,12 @@ describe('xiaomi source: sample media', () => {
     const src2 = await createXiaomiSource(testContext(again.env));
     const { items: after } = await listAll(src2);
     await src2.close();
-    expect(after.map((i) => i.id).sort()).toEqual(items.filter((i) => i.id !== victim!.id).map((i) => i.id).sort());
+    expect(after.map((i) => i.id).sort()).toEqual(
+      items
+        .filter((i) => i.id !== victim!.id)
+        .map((i) => i.id)
+        .sort(),
+    );
     expect(readEmulatorState(d).downloads[read!.id]).toBe(1);
     expect(readEmulatorState(d).counters.downloads).toBe(1);
     await again.close();
@@ -348,9 +362,17 @@ describe('xiaomi source: sample media', () => {
 
   it('ids are stable across restarts', async () => {
     const e2 = await startEmulator(tmpDir('data3'), { seed });
-    const a = e2.manifest().map((m) => m.id).sort();
+    const a = e2
+      .manifest()
+      .map((m) => m.id)
+      .sort();
     await e2.close();
-    expect(a).toEqual(emu.manifest().map((m) => m.id).sort());
+    expect(a).toEqual(
+      emu
+        .manifest()
+        .map((m) => m.id)
+        .sort(),
+    );
   });
 });
 
@@ -407,7 +429,9 @@ describe('xiaomi source: sessions', () => {
   it('starts from userId + passToken alone', async () => {
     const emu = await startEmulator(tmpDir('pt'), { seed });
     try {
-      const src = await createXiaomiSource(testContext({ XIAOMI_BASE_URL: emu.baseUrl, XIAOMI_USER_ID: '1234567890', XIAOMI_PASS_TOKEN: 'emulator-pass-token' }));
+      const src = await createXiaomiSource(
+        testContext({ XIAOMI_BASE_URL: emu.baseUrl, XIAOMI_USER_ID: '1234567890', XIAOMI_PASS_TOKEN: 'emulator-pass-token' }),
+      );
       const { items } = await listAll(src);
       await src.close();
       expect(items.length).toBeGreaterThan(0);
@@ -419,7 +443,9 @@ describe('xiaomi source: sessions', () => {
   it('stops the run with a credentials error that says how to renew when renewal is impossible', async () => {
     const emu = await startEmulator(tmpDir('nopt'), { seed, sessionTtl: 1 });
     try {
-      const src = await createXiaomiSource(testContext({ XIAOMI_BASE_URL: emu.baseUrl, XIAOMI_COOKIE: 'userId=1234567890; serviceToken=emulator-service-token' }));
+      const src = await createXiaomiSource(
+        testContext({ XIAOMI_BASE_URL: emu.baseUrl, XIAOMI_COOKIE: 'userId=1234567890; serviceToken=emulator-service-token' }),
+      );
       await src.listItems(null);
       await new Promise((r) => setTimeout(r, 1200));
       const err = await src.listItems(null).catch((e: unknown) => e);
@@ -428,7 +454,9 @@ describe('xiaomi source: sessions', () => {
       expect((err as Error).message).toMatch(/gallery-bridge auth xiaomi/);
       expect((err as Error).message).not.toMatch(/emulator-service-token/);
       await src.close();
-      const bad = await createXiaomiSource(testContext({ XIAOMI_BASE_URL: emu.baseUrl, XIAOMI_USER_ID: '1234567890', XIAOMI_PASS_TOKEN: 'wrong-pass-token' })).catch((e: unknown) => e);
+      const bad = await createXiaomiSource(
+        testContext({ XIAOMI_BASE_URL: emu.baseUrl, XIAOMI_USER_ID: '1234567890', XIAOMI_PASS_TOKEN: 'wrong-pass-token' }),
+      ).catch((e: unknown) => e);
       expect(bad).toBeInstanceOf(StopRunError);
       expect((bad as Error).message).not.toMatch(/wrong-pass-token/);
     } finally {

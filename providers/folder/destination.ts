@@ -7,7 +7,18 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { CapacityInfo, CommitRequest, CommitResult, Destination, ItemFacts, SourceItem, Staged, UploadInput, VerifyRequest, VerifyResult } from '../types.ts';
+import type {
+  CapacityInfo,
+  CommitRequest,
+  CommitResult,
+  Destination,
+  ItemFacts,
+  SourceItem,
+  Staged,
+  UploadInput,
+  VerifyRequest,
+  VerifyResult,
+} from '../types.ts';
 import { RetryableError, StopRunError } from '../types.ts';
 import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
@@ -48,7 +59,11 @@ export class FolderDestination implements Destination {
   private readonly made = new Set<string>();
   readonly groups: SyncGroups;
 
-  constructor(root: string, private readonly layout: 'album' | 'date', groups = new SyncGroups()) {
+  constructor(
+    root: string,
+    private readonly layout: 'album' | 'date',
+    groups = new SyncGroups(),
+  ) {
     this.groups = groups;
     this.root = path.resolve(root);
     this.localPath = this.root;
@@ -63,7 +78,12 @@ export class FolderDestination implements Destination {
       const m = /^(\d{4})-(\d{2})-\d{2}T/.exec(facts.captureTime ?? '');
       rel = m ? `${m[1]}/${m[2]}` : 'undated';
     } else {
-      rel = item.albumName ? item.albumName.split('/').map((c) => safeComponent(c)).join('/') : '';
+      rel = item.albumName
+        ? item.albumName
+            .split('/')
+            .map((c) => safeComponent(c))
+            .join('/')
+        : '';
     }
     if (this.made.has(rel)) return rel;
     try {
@@ -161,7 +181,12 @@ export class FolderDestination implements Destination {
           await this.discard(h.tmp);
           // Evidence that may let the source go: the copy already there must be on disk too.
           await this.groups.durable(target, h.dir);
-          return { outcome: 'duplicate', destId: rel, destPath: rel, evidence: { level: 'bytes', detail: `${rel} already holds the same bytes (SHA-256 ${r.hashes.sha256.slice(0, 16)}…)` } };
+          return {
+            outcome: 'duplicate',
+            destId: rel,
+            destPath: rel,
+            evidence: { level: 'bytes', detail: `${rel} already holds the same bytes (SHA-256 ${r.hashes.sha256.slice(0, 16)}…)` },
+          };
         }
         continue;
       }
@@ -211,7 +236,11 @@ export class FolderDestination implements Destination {
         }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        out.push(code === 'ENOENT' ? { outcome: 'mismatch', reason: 'the file is missing at the destination' } : { outcome: 'error', error: new RetryableError(`cannot read back or make durable: ${code ?? (err as Error).message}`) });
+        out.push(
+          code === 'ENOENT'
+            ? { outcome: 'mismatch', reason: 'the file is missing at the destination' }
+            : { outcome: 'error', error: new RetryableError(`cannot read back or make durable: ${code ?? (err as Error).message}`) },
+        );
       }
     }
     return out;

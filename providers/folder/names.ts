@@ -3,8 +3,11 @@
 
 export function safeComponent(name: string, fallback = 'unnamed'): string {
   // eslint-disable-next-line no-control-regex
-  let out = name.normalize('NFC').replace(/[\u0000-\u001f/\\]/g, '_').trim();
-  if (out === '' ) out = fallback;
+  let out = name
+    .normalize('NFC')
+    .replace(/[\u0000-\u001f/\\]/g, '_')
+    .trim();
+  if (out === '') out = fallback;
   if (out === '.' || out === '..') out = out.replace(/\./g, '_');
   // Keep within common filesystem limits (255 bytes) without cutting a UTF-8 sequence.
   while (Buffer.byteLength(out) > 240) out = out.slice(0, -1);

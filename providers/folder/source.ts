@@ -193,7 +193,9 @@ export class FolderSource implements Source {
 
   async planNotes(): Promise<PlanNote[]> {
     await this.walk();
-    return this.skippedHidden ? [{ message: `${this.skippedHidden} hidden files and folders (names starting with ".") are not migrated`, items: this.skippedHidden }] : [];
+    return this.skippedHidden
+      ? [{ message: `${this.skippedHidden} hidden files and folders (names starting with ".") are not migrated`, items: this.skippedHidden }]
+      : [];
   }
 }
 
@@ -210,7 +212,9 @@ async function putBack(aside: string, file: string): Promise<void> {
     await fsp.link(aside, file);
     await fsp.unlink(aside);
   } catch (err) {
-    throw new SourceChangedError(`the file changed while it was being deleted and another took its name; it is kept as ${aside} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new SourceChangedError(
+      `the file changed while it was being deleted and another took its name; it is kept as ${aside} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 
@@ -284,4 +288,3 @@ class FileBytes extends Readable {
     cb(err);
   }
 }
-

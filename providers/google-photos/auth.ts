@@ -14,7 +14,8 @@ import { SCOPES } from './protocol.ts';
 
 function tryOpenBrowser(url: string): void {
   if (!process.stdout.isTTY) return;
-  const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : null;
+  const cmd =
+    process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : null;
   if (!cmd) return;
   try {
     const child = spawn(cmd, [url], { stdio: 'ignore', detached: true });
@@ -28,7 +29,10 @@ function tryOpenBrowser(url: string): void {
 export async function runAuth(ctx: ProviderContext): Promise<void> {
   const cfg = googleConfig(ctx.env);
   if (!cfg.clientId || !cfg.clientSecret) {
-    throw new StopRunError('config', 'set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET to an OAuth client of type "Desktop app" from your Google Cloud project (Photos Library API enabled)');
+    throw new StopRunError(
+      'config',
+      'set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET to an OAuth client of type "Desktop app" from your Google Cloud project (Photos Library API enabled)',
+    );
   }
   const timeoutMs = Number(ctx.env.GALLERY_BRIDGE_AUTH_TIMEOUT_MS ?? 5 * 60_000);
   const state = crypto.randomBytes(16).toString('hex');
@@ -46,7 +50,8 @@ export async function runAuth(ctx: ProviderContext): Promise<void> {
       res.writeHead(404).end();
       return;
     }
-    const page = (text: string) => res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><title>gallery-bridge</title><p>${text}</p>`);
+    const page = (text: string) =>
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><title>gallery-bridge</title><p>${text}</p>`);
     if (url.searchParams.get('state') !== state) {
       page('This answer does not belong to the sign-in that gallery-bridge started. Close this window and try again.');
       rejectCode(new Error('the OAuth answer carried an unknown state'));
@@ -75,7 +80,9 @@ export async function runAuth(ctx: ProviderContext): Promise<void> {
       code_challenge: codeChallenge,
       code_challenge_method: 'S256' as never,
     });
-    process.stdout.write(`Open this address in a browser, sign in to the Google account to migrate into, and allow access:\n\n  ${redact(authUrl)}\n\nWaiting for Google's answer on ${redirectUri} ...\n`);
+    process.stdout.write(
+      `Open this address in a browser, sign in to the Google account to migrate into, and allow access:\n\n  ${redact(authUrl)}\n\nWaiting for Google's answer on ${redirectUri} ...\n`,
+    );
     tryOpenBrowser(authUrl);
     const code = await gotCode;
     let tokens;
@@ -86,11 +93,21 @@ export async function runAuth(ctx: ProviderContext): Promise<void> {
     }
     registerSecret(tokens.access_token ?? null);
     registerSecret(tokens.refresh_token ?? null);
-    if (!tokens.refresh_token) throw new StopRunError('credentials', 'Google gave no refresh token: remove gallery-bridge from https://myaccount.google.com/permissions and run the sign-in again');
+    if (!tokens.refresh_token)
+      throw new StopRunError(
+        'credentials',
+        'Google gave no refresh token: remove gallery-bridge from https://myaccount.google.com/permissions and run the sign-in again',
+      );
     const granted = (tokens.scope ?? '').split(/\s+/);
     const missing = SCOPES.filter((s) => !granted.includes(s));
-    if (tokens.scope && missing.length) ctx.log.warn(`Google did not grant ${missing.join(', ')}: uploads or verification will fail. Run the sign-in again and tick every box.`);
-    const stored: StoredCredentials = { client_id: cfg.clientId, refresh_token: tokens.refresh_token, scope: tokens.scope ?? SCOPES.join(' '), obtained_at: new Date().toISOString() };
+    if (tokens.scope && missing.length)
+      ctx.log.warn(`Google did not grant ${missing.join(', ')}: uploads or verification will fail. Run the sign-in again and tick every box.`);
+    const stored: StoredCredentials = {
+      client_id: cfg.clientId,
+      refresh_token: tokens.refresh_token,
+      scope: tokens.scope ?? SCOPES.join(' '),
+      obtained_at: new Date().toISOString(),
+    };
     const file = writeCredentials(ctx.home, PROVIDER, ctx.account, stored);
     process.stdout.write(
       `Signed in. The refresh token is stored in ${file} (readable only by you).\n` +

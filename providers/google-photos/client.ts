@@ -94,8 +94,7 @@ export function googleError(r: Resp): GoogleErrorBody {
   return { code: r.status, message: r.text.slice(0, 300) || `HTTP ${r.status}` };
 }
 
-const isDaily = (e: GoogleErrorBody) =>
-  /per day/i.test(e.message ?? '') || (e.details ?? []).some((d) => /PerDay/i.test(d.metadata?.quota_limit ?? ''));
+const isDaily = (e: GoogleErrorBody) => /per day/i.test(e.message ?? '') || (e.details ?? []).some((d) => /PerDay/i.test(d.metadata?.quota_limit ?? ''));
 export const isStorageFull = (e: GoogleErrorBody) => /remaining storage|storage quota|not enough storage/i.test(e.message ?? '');
 
 /** The longest a throttling 429 may pause the run; Retry-After beyond it leaves the item for later. */
@@ -136,7 +135,13 @@ export interface CallOptions {
 }
 
 /** A request whose body streams with back-pressure, holding one chunk at a time; the answer is read whole. */
-async function streamRequest(url: string, method: string, headers: Record<string, string>, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<Resp> {
+async function streamRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+): Promise<Resp> {
   const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise<Resp>((resolve, reject) => {
@@ -154,14 +159,15 @@ async function streamRequest(url: string, method: string, headers: Record<string
     void (async () => {
       try {
         for await (const c of body) {
-          if (!req.write(c)) await new Promise<void>((r, j) => {
-            const onClose = () => j(new Error('the connection closed while sending'));
-            req.once('drain', () => {
-              req.off('close', onClose);
-              r();
+          if (!req.write(c))
+            await new Promise<void>((r, j) => {
+              const onClose = () => j(new Error('the connection closed while sending'));
+              req.once('drain', () => {
+                req.off('close', onClose);
+                r();
+              });
+              req.once('close', onClose);
             });
-            req.once('close', onClose);
-          });
         }
         req.end();
       } catch (err) {
@@ -210,7 +216,14 @@ export class GoogleApi {
     this.writePacer = p.writes;
   }
 
-  static async create(opts: { env: NodeJS.ProcessEnv; home: string; account: string; log: Logger; writesPerMinute?: number; signal?: AbortSignal }): Promise<GoogleApi> {
+  static async create(opts: {
+    env: NodeJS.ProcessEnv;
+    home: string;
+    account: string;
+    log: Logger;
+    writesPerMinute?: number;
+    signal?: AbortSignal;
+  }): Promise<GoogleApi> {
     const cfg = googleConfig(opts.env);
     let refreshable = false;
     let clientId = cfg.clientId;
@@ -220,13 +233,19 @@ export class GoogleApi {
     } else {
       const stored = readCredentials<StoredCredentials>(opts.home, PROVIDER, opts.account);
       if (!stored?.refresh_token) {
-        throw new StopRunError('credentials', `no Google Photos sign-in for account "${opts.account}": run \`gallery-bridge auth google-photos\` (or set GOOGLE_ACCESS_TOKEN)`);
+        throw new StopRunError(
+          'credentials',
+          `no Google Photos sign-in for account "${opts.account}": run \`gallery-bridge auth google-photos\` (or set GOOGLE_ACCESS_TOKEN)`,
+        );
       }
       if (!cfg.clientId || !cfg.clientSecret) {
         throw new StopRunError('config', 'GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set to refresh the Google Photos sign-in');
       }
       if (stored.client_id && stored.client_id !== cfg.clientId) {
-        throw new StopRunError('config', `the Google Photos sign-in of account "${opts.account}" belongs to another OAuth client than GOOGLE_CLIENT_ID: run \`gallery-bridge auth google-photos\` again`);
+        throw new StopRunError(
+          'config',
+          `the Google Photos sign-in of account "${opts.account}" belongs to another OAuth client than GOOGLE_CLIENT_ID: run \`gallery-bridge auth google-photos\` again`,
+        );
       }
       oauth.setCredentials({ refresh_token: stored.refresh_token });
       oauth.on('tokens', (t) => registerSecret(t.access_token ?? null));
@@ -264,7 +283,8 @@ export class GoogleApi {
 
   private mapAuthError(err: unknown): Error {
     const data = (err as { response?: { data?: { error?: string } } }).response?.data;
-    if (data?.error === 'invalid_grant' || data?.error === 'invalid_client' || data?.error === 'unauthorized_client') return this.credentialsError(`${data.error}`);
+    if (data?.error === 'invalid_grant' || data?.error === 'invalid_client' || data?.error === 'unauthorized_client')
+      return this.credentialsError(`${data.error}`);
     if (err instanceof StopRunError) return err;
     return new RetryableError(`could not get a Google access token: ${reason(err)}`);
   }
@@ -311,7 +331,10 @@ export class GoogleApi {
   }
 
   /** A request with a streamed or buffered body through fetch, authorized by the same OAuth client. */
-  fetch(url: string, init: { method: string; headers: Record<string, string>; body?: Buffer | AsyncIterable<Uint8Array>; signal?: AbortSignal; auth?: boolean }): () => Promise<Resp> {
+  fetch(
+    url: string,
+    init: { method: string; headers: Record<string, string>; body?: Buffer | AsyncIterable<Uint8Array>; signal?: AbortSignal; auth?: boolean },
+  ): () => Promise<Resp> {
     return async () => {
       const headers: Record<string, string> = { ...init.headers };
       if (init.auth !== false) headers.Authorization = await this.authHeader();
@@ -374,14 +397,20 @@ export class GoogleApi {
           throw this.credentialsError(e.message ?? 'HTTP 401');
         }
         if (r.status === 403 && /scope/i.test(e.message ?? '')) {
-          throw new StopRunError('credentials', `${msg}. Sign in again with \`gallery-bridge auth google-photos\` to grant the appendonly and readonly.appcreateddata scopes.`);
+          throw new StopRunError(
+            'credentials',
+            `${msg}. Sign in again with \`gallery-bridge auth google-photos\` to grant the appendonly and readonly.appcreateddata scopes.`,
+          );
         }
         if (r.status === 429) {
           if (isDaily(e)) {
             this.quota.markExhausted();
             await requestBudget()?.spent(this.clientKey);
             const used = this.quota.today();
-            throw new StopRunError('quota', `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after ${rerunTime()}; the migration resumes where it stopped`);
+            throw new StopRunError(
+              'quota',
+              `Google Photos daily request quota is spent (${used.requests} requests counted today, Pacific time): run again after ${rerunTime()}; the migration resumes where it stopped`,
+            );
           }
           throttled++;
           this.throttle(msg, r, throttled);
@@ -415,7 +444,8 @@ export class GoogleApi {
    */
   private throttle(msg: string, r: Resp, throttled: number): void {
     const retryAfter = parseRetryAfter(r.headers.get('retry-after'));
-    if (retryAfter !== undefined && retryAfter > MAX_THROTTLE_WAIT_MS) throw new RetryableError(`${msg} (Google asks to wait ${Math.round(retryAfter / 1000)} s)`, retryAfter);
+    if (retryAfter !== undefined && retryAfter > MAX_THROTTLE_WAIT_MS)
+      throw new RetryableError(`${msg} (Google asks to wait ${Math.round(retryAfter / 1000)} s)`, retryAfter);
     const wait = Math.min(MAX_THROTTLE_WAIT_MS, backoffDelay(throttled, Math.max(30_000, retryAfter ?? 0), { baseMs: 30_000, maxMs: MAX_THROTTLE_WAIT_MS }));
     this.pacer.pauseFor(wait);
     this.log.debug(`${msg}: pausing Google requests for ${Math.round(wait)} ms`);

@@ -64,7 +64,10 @@ export class GooglePhotosDestination implements Destination {
   private readonly albums: Albums;
   private readonly verifier: Verifier;
 
-  constructor(private readonly api: GoogleApi, private readonly ctx: ProviderContext) {
+  constructor(
+    private readonly api: GoogleApi,
+    private readonly ctx: ProviderContext,
+  ) {
     const env = ctx.env;
     this.dating = readOption(ctx, GOOGLE_OPTIONS.keepBytes) === true ? 'upload' : 'file';
     this.rawThreshold = readOption(ctx, GOOGLE_OPTIONS.rawThreshold) ?? 32 * MB;
@@ -123,7 +126,14 @@ export class GooglePhotosDestination implements Destination {
       fp = bytesReady.then((b) => (b && b.length > 0 ? fingerprint(b, mime) : null));
       result = await sending;
     } else {
-      result = await resumableUpload(this.api, reader, { size: input.size, mimeType: mime, name: input.name, session: input.session, signal: input.signal, bufferBelow: this.resumableBuffer });
+      result = await resumableUpload(this.api, reader, {
+        size: input.size,
+        mimeType: mime,
+        name: input.name,
+        session: input.session,
+        signal: input.signal,
+        bufferBelow: this.resumableBuffer,
+      });
       if (spill) {
         fs.closeSync(spill.fd);
         spill.fd = -1;
@@ -153,7 +163,10 @@ export class GooglePhotosDestination implements Destination {
     for (const [container, idx] of groups) {
       for (let s = 0; s < idx.length; s += P.MAX_BATCH_CREATE) {
         const part = idx.slice(s, s + P.MAX_BATCH_CREATE);
-        const out = await this.commitBatch(container, part.map((i) => requests[i]!));
+        const out = await this.commitBatch(
+          container,
+          part.map((i) => requests[i]!),
+        );
         for (const [k, i] of part.entries()) results[i] = out[k]!;
       }
     }
@@ -248,14 +261,24 @@ export class GooglePhotosDestination implements Destination {
         {
           message: `Google Photos allows ${this.perDay} API requests a day per OAuth project (uploads included; Pacific-time days): ${used.requests} counted today on this machine${used.exhausted ? ', and Google said the quota is spent' : ''}. A photo costs about 1.04 requests, a video about 3.`,
         },
-        { message: 'Items are created 50 per request; a higher --concurrency (e.g. 64) fills batches fastest (measured 1.08 requests a photo at --concurrency 4, 1.04 at 64).' },
-        { message: 'Videos are verified only at the "received" level (Google gives back a transcode), so they stay at the source unless you pass --delete-evidence received.' },
         {
-          message: this.dating === 'file'
-            ? 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date): JPEGs and MP4/MOV videos without one get the resolved capture date written in (a lossless, checked change; --keep-bytes turns it off); other formats without one are dated by upload.'
-            : 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date); --keep-bytes: files are uploaded unchanged, so items without a date of their own are dated by upload.',
+          message:
+            'Items are created 50 per request; a higher --concurrency (e.g. 64) fills batches fastest (measured 1.08 requests a photo at --concurrency 4, 1.04 at 64).',
         },
-        { message: 'The free storage of the Google account cannot be read with the upload-only scopes: check it before a large migration (a full account stops the run with exit code 5).' },
+        {
+          message:
+            'Videos are verified only at the "received" level (Google gives back a transcode), so they stay at the source unless you pass --delete-evidence received.',
+        },
+        {
+          message:
+            this.dating === 'file'
+              ? 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date): JPEGs and MP4/MOV videos without one get the resolved capture date written in (a lossless, checked change; --keep-bytes turns it off); other formats without one are dated by upload.'
+              : 'Google Photos dates an item only by the date inside the file, else by the upload (the API cannot set a date); --keep-bytes: files are uploaded unchanged, so items without a date of their own are dated by upload.',
+        },
+        {
+          message:
+            'The free storage of the Google account cannot be read with the upload-only scopes: check it before a large migration (a full account stops the run with exit code 5).',
+        },
       ],
     };
   }

@@ -28,10 +28,22 @@ export interface Fingerprint {
 }
 
 const MIME_ALIASES: Record<string, string> = {
-  'image/jpg': 'image/jpeg', 'image/pjpeg': 'image/jpeg', 'image/heif': 'image/heic', 'image/heic-sequence': 'image/heic', 'image/heif-sequence': 'image/heic',
-  'image/x-tiff': 'image/tiff', 'image/x-ms-bmp': 'image/bmp', 'image/vnd.microsoft.icon': 'image/x-icon', 'video/mov': 'video/quicktime',
-  'video/avi': 'video/x-msvideo', 'video/msvideo': 'video/x-msvideo', 'video/x-ms-asf': 'video/x-ms-wmv', 'audio/3gpp': 'video/3gpp', 'video/x-m4v': 'video/mp4',
-  'video/mpeg2': 'video/mpeg', 'video/vnd.dlna.mpeg-tts': 'video/mp2t',
+  'image/jpg': 'image/jpeg',
+  'image/pjpeg': 'image/jpeg',
+  'image/heif': 'image/heic',
+  'image/heic-sequence': 'image/heic',
+  'image/heif-sequence': 'image/heic',
+  'image/x-tiff': 'image/tiff',
+  'image/x-ms-bmp': 'image/bmp',
+  'image/vnd.microsoft.icon': 'image/x-icon',
+  'video/mov': 'video/quicktime',
+  'video/avi': 'video/x-msvideo',
+  'video/msvideo': 'video/x-msvideo',
+  'video/x-ms-asf': 'video/x-ms-wmv',
+  'audio/3gpp': 'video/3gpp',
+  'video/x-m4v': 'video/mp4',
+  'video/mpeg2': 'video/mpeg',
+  'video/vnd.dlna.mpeg-tts': 'video/mp2t',
 };
 export const normalizeMime = (m: string | null | undefined): string => {
   const x = (m ?? '').toLowerCase().split(';')[0]!.trim();
@@ -43,7 +55,9 @@ export const decodableHere = (mime: string) => DECODABLE.has(normalizeMime(mime)
 
 /** Pixel digest; throws when sharp cannot decode the bytes. */
 export async function pixelDigest(bytes: Buffer): Promise<{ digest: string; shape: string; width: number; height: number }> {
-  const { data, info } = await sharp(bytes, { limitInputPixels: 512 * 1024 * 1024 }).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(bytes, { limitInputPixels: 512 * 1024 * 1024 })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const digest = crypto.createHash('sha256').update(data).digest('hex');
   return { digest, shape: `${info.width}x${info.height}x${info.channels}`, width: info.width, height: info.height };
 }
@@ -105,7 +119,9 @@ export async function fingerprintFile(file: string, mimeType: string): Promise<F
 
 export async function captureTime(bytes: Buffer): Promise<string | null> {
   try {
-    const t = (await exifr.parse(bytes, { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal'] })) as Record<string, unknown> | undefined;
+    const t = (await exifr.parse(bytes, { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal'] })) as
+      | Record<string, unknown>
+      | undefined;
     const v = t?.DateTimeOriginal ?? t?.CreateDate;
     if (typeof v !== 'string') return null;
     return typeof t?.OffsetTimeOriginal === 'string' ? `${v} ${t.OffsetTimeOriginal}` : v;

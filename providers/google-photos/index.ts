@@ -24,7 +24,8 @@ export const googlePhotosProvider: ProviderModule = {
       signal: ctx.signal,
     });
     const today = api.quota.today();
-    if (today.exhausted) ctx.log.warn('Google Photos said earlier today (Pacific time) that the daily request quota is spent; the run stops at the first refusal.');
+    if (today.exhausted)
+      ctx.log.warn('Google Photos said earlier today (Pacific time) that the daily request quota is spent; the run stops at the first refusal.');
     return new GooglePhotosDestination(api, ctx);
   },
   async auth(ctx) {

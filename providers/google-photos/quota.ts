@@ -28,7 +28,10 @@ export class QuotaCounter {
   private readonly bump: Database.Statement;
   private readonly bumpMedia: Database.Statement;
 
-  constructor(home: string, private readonly client: string) {
+  constructor(
+    home: string,
+    private readonly client: string,
+  ) {
     const dir = path.join(home, 'google-photos');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.db = new Database(path.join(dir, 'quota.sqlite'));
@@ -37,8 +40,12 @@ export class QuotaCounter {
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS usage (client TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0,
       media INTEGER NOT NULL DEFAULT 0, exhausted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client, day))`);
-    this.bump = this.db.prepare('INSERT INTO usage(client, day, requests) VALUES (?, ?, ?) ON CONFLICT(client, day) DO UPDATE SET requests = requests + excluded.requests');
-    this.bumpMedia = this.db.prepare('INSERT INTO usage(client, day, media) VALUES (?, ?, ?) ON CONFLICT(client, day) DO UPDATE SET media = media + excluded.media');
+    this.bump = this.db.prepare(
+      'INSERT INTO usage(client, day, requests) VALUES (?, ?, ?) ON CONFLICT(client, day) DO UPDATE SET requests = requests + excluded.requests',
+    );
+    this.bumpMedia = this.db.prepare(
+      'INSERT INTO usage(client, day, media) VALUES (?, ?, ?) ON CONFLICT(client, day) DO UPDATE SET media = media + excluded.media',
+    );
   }
 
   /** One more API request (uploads included) today. */
@@ -52,7 +59,9 @@ export class QuotaCounter {
   }
 
   markExhausted(): void {
-    this.db.prepare('INSERT INTO usage(client, day, exhausted) VALUES (?, ?, 1) ON CONFLICT(client, day) DO UPDATE SET exhausted = 1').run(this.client, pacificDay());
+    this.db
+      .prepare('INSERT INTO usage(client, day, exhausted) VALUES (?, ?, 1) ON CONFLICT(client, day) DO UPDATE SET exhausted = 1')
+      .run(this.client, pacificDay());
   }
 
   today(): DayUsage {

@@ -24,7 +24,10 @@ export class BodyReader {
   /** Sees every byte in order (for the image fingerprint). */
   tap: ((b: Buffer) => void) | null = null;
 
-  constructor(body: Readable, private readonly size: number) {
+  constructor(
+    body: Readable,
+    private readonly size: number,
+  ) {
     this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
@@ -162,7 +165,9 @@ const sizeReceived = (r: Resp): number | null => {
 };
 
 async function query(api: GoogleApi, url: string, signal: AbortSignal): Promise<{ status: string; received: number } | null> {
-  const r = await api.call('upload query', api.fetch(url, { method: 'POST', headers: { 'X-Goog-Upload-Command': 'query', 'Content-Length': '0' }, signal }), { signal });
+  const r = await api.call('upload query', api.fetch(url, { method: 'POST', headers: { 'X-Goog-Upload-Command': 'query', 'Content-Length': '0' }, signal }), {
+    signal,
+  });
   if (r.status === 404 || r.status === 410) return null;
   if (r.status !== 200) throw rejectOrRetry('upload query', r);
   return { status: (header(r, P.H_STATUS) ?? '').toLowerCase(), received: Number(header(r, P.H_SIZE_RECEIVED) ?? 'NaN') };
@@ -200,7 +205,8 @@ export async function resumableUpload(
       { write: true, signal },
     );
     const url = header(r, P.H_UPLOAD_URL);
-    if (r.status !== 200 || !url) throw r.status === 200 ? new RetryableError('upload start: no X-Goog-Upload-URL in the answer') : rejectOrRetry('upload start', r);
+    if (r.status !== 200 || !url)
+      throw r.status === 200 ? new RetryableError('upload start: no X-Goog-Upload-URL in the answer') : rejectOrRetry('upload start', r);
     const g = Number(header(r, P.H_GRANULARITY) ?? '262144');
     sess = { url, granularity: Number.isInteger(g) && g > 0 ? g : 262144, size, startedAt: Date.now() };
     session.save(sess); // before any byte goes
@@ -261,7 +267,9 @@ export async function resumableUpload(
         if (signal.aborted) throw failure;
         const q = await query(api, s.url, signal).catch(() => null);
         if (q?.status !== 'active' || q.received !== bulkEnd) {
-          throw new RetryableError(`upload interrupted with ${q?.received ?? 'an unknown number of'} of ${size} bytes at Google; the next attempt resumes from the saved session`);
+          throw new RetryableError(
+            `upload interrupted with ${q?.received ?? 'an unknown number of'} of ${size} bytes at Google; the next attempt resumes from the saved session`,
+          );
         }
       }
     }
@@ -282,7 +290,11 @@ export async function resumableUpload(
     if (r && r.status === 200 && r.text.trim()) {
       let ack = sizeReceived(r);
       // No size on the final answer: ask the finalized session (one request), never assume.
-      if (ack === null) ack = await query(api, s.url, signal).then((q) => (q && q.status === 'final' && Number.isInteger(q.received) ? q.received : null), () => null);
+      if (ack === null)
+        ack = await query(api, s.url, signal).then(
+          (q) => (q && q.status === 'final' && Number.isInteger(q.received) ? q.received : null),
+          () => null,
+        );
       session.clear();
       if (ack !== null && ack !== size) throw new RetryableError(`Google acknowledged ${ack} of ${size} bytes`);
       return { uploadToken: r.text.trim(), acknowledged: ack, protocol: 'resumable', sha1: sha1.toString('hex'), sha256 };

@@ -205,7 +205,8 @@ export function tokenSource(s: AuthSettings): TokenSource {
   const fetchToken = async (force: boolean): Promise<string> => {
     try {
       const accounts = await app.getTokenCache().getAllAccounts();
-      if (accounts.length === 0) throw new StopRunError('credentials', `not signed in to OneDrive for account "${s.account}": run \`gallery-bridge auth onedrive\``);
+      if (accounts.length === 0)
+        throw new StopRunError('credentials', `not signed in to OneDrive for account "${s.account}": run \`gallery-bridge auth onedrive\``);
       const r = await app.acquireTokenSilent({ account: accounts[0]!, scopes: s.scopes, forceRefresh: force });
       if (!r?.accessToken) throw new StopRunError('credentials', 'msal returned no token');
       registerSecret(r.accessToken);

@@ -232,7 +232,10 @@ export class OneDriveDestination implements Destination {
         // Nothing holds the name: a session of its own is still open for the path (Business
         // answers 409 then), left by a run killed before it could save the upload URL. It
         // expires after about 15 minutes without data.
-        throw new RetryableError(`OneDrive still has an unfinished upload for ${candidate} (an interrupted earlier run?); it expires after about 15 minutes, and the item is retried then`, 5 * 60_000);
+        throw new RetryableError(
+          `OneDrive still has an unfinished upload for ${candidate} (an interrupted earlier run?); it expires after about 15 minutes, and the item is retried then`,
+          5 * 60_000,
+        );
       }
       if (!found.folder && found.size === input.size) {
         if (candidate !== p) this.drive.remember(input.item.id, candidate);
@@ -288,14 +291,33 @@ export class OneDriveDestination implements Destination {
           // compare hashes instead of uploading everything again.
           const there = await this.drive.getByPath(target);
           if (there && !there.folder && there.size === size) {
-            return await this.readThrough(input, { v: 1, id: hid, path: target, size, finalStart: size, url: null, itemId: input.item.id, existingId: there.id });
+            return await this.readThrough(input, {
+              v: 1,
+              id: hid,
+              path: target,
+              size,
+              finalStart: size,
+              url: null,
+              itemId: input.item.id,
+              existingId: there.id,
+            });
           }
         } else offset = at;
       }
       if (!saved) {
         const opened = await this.openSession(target, input, signal, held);
         if ('taken' in opened) {
-          return await this.readThrough(input, { v: 1, id: hid, path: opened.path, size, finalStart: size, url: null, itemId: input.item.id, existingId: opened.taken.id, nameTaken: true });
+          return await this.readThrough(input, {
+            v: 1,
+            id: hid,
+            path: opened.path,
+            size,
+            finalStart: size,
+            url: null,
+            itemId: input.item.id,
+            existingId: opened.taken.id,
+            nameTaken: true,
+          });
         }
         saved = opened.session;
       }
@@ -347,7 +369,9 @@ export class OneDriveDestination implements Destination {
     );
     const stop = results.find((r) => r.status === 'rejected' && r.reason instanceof StopRunError);
     if (stop) throw (stop as PromiseRejectedResult).reason;
-    return results.map((r) => (r.status === 'fulfilled' ? r.value : { outcome: 'error', error: r.reason instanceof Error ? r.reason : new Error(reason(r.reason)) }));
+    return results.map((r) =>
+      r.status === 'fulfilled' ? r.value : { outcome: 'error', error: r.reason instanceof Error ? r.reason : new Error(reason(r.reason)) },
+    );
   }
 
   private createdResult(item: DriveItem, h: Handle): CommitResult {
@@ -376,13 +400,17 @@ export class OneDriveDestination implements Destination {
       // The bytes were not sent: the file at the path is this item's if its hashes say so.
       const found = await this.drive.getByPath(h.path);
       const same = found ? sameBytes(found, req.hashes, h.path) : null;
-      if (found && same === 'no-hash') return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
+      if (found && same === 'no-hash')
+        return { outcome: 'error', error: new RetryableError(`${h.path} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
       if (found && same) return this.createdResult(found, h);
       return this.resolveConflict(req, h);
     }
     const buf = this.finals.get(h.id);
     if (!buf || !h.url) {
-      return { outcome: 'error', error: new RetryableError('the last fragment of this upload is no longer in memory; the upload resumes from the saved session') };
+      return {
+        outcome: 'error',
+        error: new RetryableError('the last fragment of this upload is no longer in memory; the upload resumes from the saved session'),
+      };
     }
     for (let round = 1; round <= 6; round++) {
       const r = await this.http.uploadRequest('PUT', h.url, buf, { start: h.finalStart, total: h.size });
@@ -412,7 +440,10 @@ export class OneDriveDestination implements Destination {
         this.finals.delete(h.id);
         return { outcome: 'error', error: new RetryableError('the upload session was lost before the last fragment; the item will be uploaded again') };
       }
-      return { outcome: 'error', error: new RetryableError(`the last fragment was refused (${r.status} ${String((r.json.error as { code?: string } | undefined)?.code ?? '')})`) };
+      return {
+        outcome: 'error',
+        error: new RetryableError(`the last fragment was refused (${r.status} ${String((r.json.error as { code?: string } | undefined)?.code ?? '')})`),
+      };
     }
     return { outcome: 'error', error: new RetryableError('the last fragment was not accepted after 6 rounds') };
   }
@@ -430,11 +461,15 @@ export class OneDriveDestination implements Destination {
       if (!found) {
         this.drive.remember(h.itemId, p);
         this.ctx.log.info(`${h.path} holds other bytes at OneDrive; the item goes to ${p}`);
-        return { outcome: 'error', error: new RetryableError(`${h.path} holds other bytes; the item will be uploaded as ${p.slice(p.lastIndexOf('/') + 1)}`, 0) };
+        return {
+          outcome: 'error',
+          error: new RetryableError(`${h.path} holds other bytes; the item will be uploaded as ${p.slice(p.lastIndexOf('/') + 1)}`, 0),
+        };
       }
       if (found.folder) continue;
       const same = sameBytes(found, req.hashes, p);
-      if (same === 'no-hash') return { outcome: 'error', error: new RetryableError(`${p} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
+      if (same === 'no-hash')
+        return { outcome: 'error', error: new RetryableError(`${p} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
       if (same) {
         this.ctx.store.delete(`rename:${h.itemId}`);
         return { outcome: 'duplicate', destId: found.id, destPath: p, evidence: { level: 'bytes', detail: `already there: ${same}` } };
@@ -463,7 +498,10 @@ export class OneDriveDestination implements Destination {
     if (same === 'no-hash') return { outcome: 'pending', retryAfterMs: this.config.hashRetryMs, reason: 'OneDrive has not computed the QuickXorHash yet' };
     if (!same) {
       const h = item.file.hashes ?? {};
-      return { outcome: 'mismatch', reason: `OneDrive's hashes for ${where} (QuickXorHash ${h.quickXorHash}${h.sha256Hash ? `, SHA-256 ${h.sha256Hash}` : ''}${h.sha1Hash ? `, SHA-1 ${h.sha1Hash}` : ''}) differ from the streamed ones` };
+      return {
+        outcome: 'mismatch',
+        reason: `OneDrive's hashes for ${where} (QuickXorHash ${h.quickXorHash}${h.sha256Hash ? `, SHA-256 ${h.sha256Hash}` : ''}${h.sha1Hash ? `, SHA-1 ${h.sha1Hash}` : ''}) differ from the streamed ones`,
+      };
     }
     return { outcome: 'verified', evidence: { level: 'bytes', detail: same } };
   }
@@ -474,10 +512,15 @@ export class OneDriveDestination implements Destination {
     const notes: PlanNote[] = [];
     const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
     if (q && typeof q.remaining === 'number') {
-      notes.push({ message: `OneDrive (${d.flavor}) has ${gb(q.remaining)} free${typeof q.total === 'number' ? ` of ${gb(q.total)}` : ''}`, bytes: q.remaining });
+      notes.push({
+        message: `OneDrive (${d.flavor}) has ${gb(q.remaining)} free${typeof q.total === 'number' ? ` of ${gb(q.total)}` : ''}`,
+        bytes: q.remaining,
+      });
     } else notes.push({ message: `OneDrive (${d.flavor}) did not report its free space` });
     if (q?.state && q.state !== 'normal') notes.push({ message: `OneDrive quota state is "${q.state}"` });
-    notes.push({ message: `OneDrive documents about 3,000 requests per 5 minutes and 50 GB of uploads per hour per user; this run is paced to ${this.config.userRequestsPer5Min || 'no limit of'} requests per 5 minutes (about 3 per photo)` });
+    notes.push({
+      message: `OneDrive documents about 3,000 requests per 5 minutes and 50 GB of uploads per hour per user; this run is paced to ${this.config.userRequestsPer5Min || 'no limit of'} requests per 5 minutes (about 3 per photo)`,
+    });
     return { remainingBytes: typeof q?.remaining === 'number' ? q.remaining : null, requestBudget: null, notes };
   }
 

@@ -106,7 +106,9 @@ export const DEFAULT_MAX_WAIT_MS = 15 * 60_000;
 export function clockTime(t: number): string {
   const d = new Date(t);
   const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-  return d.toDateString() === new Date().toDateString() ? hm : `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${hm}`;
+  return d.toDateString() === new Date().toDateString()
+    ? hm
+    : `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${hm}`;
 }
 
 export class GraphHttp {
@@ -147,7 +149,10 @@ export class GraphHttp {
     const end = Date.now() + ms;
     const limit = Math.min(this.opts.until?.getTime() ?? Infinity, Date.now() + (this.opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS));
     if (end > limit) {
-      const why = this.opts.until && end > this.opts.until.getTime() ? 'past --until' : `longer than the ${Math.round((this.opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS) / 1000)} s this run waits at most (--onedrive-max-wait)`;
+      const why =
+        this.opts.until && end > this.opts.until.getTime()
+          ? 'past --until'
+          : `longer than the ${Math.round((this.opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS) / 1000)} s this run waits at most (--onedrive-max-wait)`;
       throw new StopRunError('quota', `throttled: rerun after ${clockTime(end)} (OneDrive asked for a pause of ${Math.ceil(ms / 1000)} s, ${why})`);
     }
     this.pauseAll(ms);
@@ -196,8 +201,16 @@ export class GraphHttp {
     const status = e.statusCode;
     const { code, message } = graphErrorOf(e);
     const msg = `Graph answered ${status}${code ? ` ${code}` : ''}: ${reason(message)}`;
-    if (status === 507) return new StopRunError('destination-full', `OneDrive is full (507 ${code || 'insufficientStorage'}): free space or buy storage, then run again to resume.`);
-    if (status === 401) return new StopRunError('credentials', `OneDrive refused the access token (401 ${code}). Sign in again with \`gallery-bridge auth onedrive\` (or give a fresh ONEDRIVE_ACCESS_TOKEN).`);
+    if (status === 507)
+      return new StopRunError(
+        'destination-full',
+        `OneDrive is full (507 ${code || 'insufficientStorage'}): free space or buy storage, then run again to resume.`,
+      );
+    if (status === 401)
+      return new StopRunError(
+        'credentials',
+        `OneDrive refused the access token (401 ${code}). Sign in again with \`gallery-bridge auth onedrive\` (or give a fresh ONEDRIVE_ACCESS_TOKEN).`,
+      );
     return new GraphHttpError(status, code, msg, parseRetryAfter(e.headers?.get('retry-after') ?? undefined));
   }
 
@@ -277,7 +290,12 @@ export class GraphHttp {
           res.on('aborted', () => reject(new Error('answer cut mid-body')));
           res.on('end', () => {
             if (!res.complete) return reject(new Error('answer cut mid-body'));
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts) });
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              rawHeaders: res.rawHeaders,
+              body: parts.length === 1 ? parts[0]! : Buffer.concat(parts),
+            });
           });
         },
       );

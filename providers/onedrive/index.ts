@@ -39,15 +39,46 @@ export function parseSize(v: unknown, fallback: number): number {
 
 /** OneDrive's options, each with its parser: configFromContext reads them typed. */
 export const ONEDRIVE_OPTIONS = {
-  embedDates: option<boolean>({ flags: '--embed-dates', description: 'OneDrive: also write the capture date into JPEG and MP4/MOV files that lack one (as for Google Photos); fileSystemInfo carries it either way' }),
-  chunkSize: option({ flags: '--onedrive-chunk-size <size>', description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)', env: 'ONEDRIVE_CHUNK_SIZE', parse: (t) => parseSize(t, 0) }),
-  requestsPer5Min: option({ flags: '--onedrive-requests-per-5min <n>', description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)', env: 'ONEDRIVE_REQUESTS_PER_5MIN', parse: nonNegativeNumber }),
-  appRequestsPerMinute: option({ flags: '--onedrive-app-requests-per-minute <n>', description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)', env: 'ONEDRIVE_APP_REQUESTS_PER_MINUTE', parse: nonNegativeNumber }),
-  maxWait: option({ flags: '--onedrive-max-wait <seconds>', description: 'longest OneDrive throttling pause (Retry-After) to wait out; a longer one stops the run with exit 4 and the time to rerun (default 900)', env: 'ONEDRIVE_MAX_WAIT', parse: nonNegativeNumber }),
-  commitBatch: option({ flags: '--onedrive-commit-batch <n>', description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)', env: 'ONEDRIVE_COMMIT_BATCH', parse: nonNegativeNumber }),
+  embedDates: option<boolean>({
+    flags: '--embed-dates',
+    description: 'OneDrive: also write the capture date into JPEG and MP4/MOV files that lack one (as for Google Photos); fileSystemInfo carries it either way',
+  }),
+  chunkSize: option({
+    flags: '--onedrive-chunk-size <size>',
+    description: 'OneDrive upload fragment size, a multiple of 320 KiB under 60 MiB (default 10MiB)',
+    env: 'ONEDRIVE_CHUNK_SIZE',
+    parse: (t) => parseSize(t, 0),
+  }),
+  requestsPer5Min: option({
+    flags: '--onedrive-requests-per-5min <n>',
+    description: 'OneDrive requests per 5 minutes per user (default 3000, 0 = no limit)',
+    env: 'ONEDRIVE_REQUESTS_PER_5MIN',
+    parse: nonNegativeNumber,
+  }),
+  appRequestsPerMinute: option({
+    flags: '--onedrive-app-requests-per-minute <n>',
+    description: 'OneDrive requests per minute for this app (default 1200, 0 = no limit)',
+    env: 'ONEDRIVE_APP_REQUESTS_PER_MINUTE',
+    parse: nonNegativeNumber,
+  }),
+  maxWait: option({
+    flags: '--onedrive-max-wait <seconds>',
+    description: 'longest OneDrive throttling pause (Retry-After) to wait out; a longer one stops the run with exit 4 and the time to rerun (default 900)',
+    env: 'ONEDRIVE_MAX_WAIT',
+    parse: nonNegativeNumber,
+  }),
+  commitBatch: option({
+    flags: '--onedrive-commit-batch <n>',
+    description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)',
+    env: 'ONEDRIVE_COMMIT_BATCH',
+    parse: nonNegativeNumber,
+  }),
 };
 
-export function configFromContext(ctx: ProviderContext, { DEFAULT_CHUNK, DEFAULT_MAX_WAIT_MS, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule): OneDriveConfig {
+export function configFromContext(
+  ctx: ProviderContext,
+  { DEFAULT_CHUNK, DEFAULT_MAX_WAIT_MS, MAX_SESSION_AGE_MS, validateChunkSize }: DestinationModule,
+): OneDriveConfig {
   const { user, root } = parseOneDriveArg(ctx.arg);
   const run = runOptions(ctx);
   const O = ONEDRIVE_OPTIONS;

@@ -56,7 +56,10 @@ async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials;
   if (file) return { creds: credentialsFromText(readPrivateFile(file)), from: `the file ${file}` };
   if (ctx.env.XIAOMI_COOKIE) return { creds: credentialsFromText(ctx.env.XIAOMI_COOKIE), from: 'XIAOMI_COOKIE' };
   if (ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN) {
-    return { creds: credentialsFromCookies({ userId: ctx.env.XIAOMI_USER_ID, passToken: ctx.env.XIAOMI_PASS_TOKEN }), from: 'XIAOMI_USER_ID and XIAOMI_PASS_TOKEN' };
+    return {
+      creds: credentialsFromCookies({ userId: ctx.env.XIAOMI_USER_ID, passToken: ctx.env.XIAOMI_PASS_TOKEN }),
+      from: 'XIAOMI_USER_ID and XIAOMI_PASS_TOKEN',
+    };
   }
   if (!process.stdin.isTTY) {
     throw new StopRunError(
@@ -78,7 +81,12 @@ async function gather(ctx: ProviderContext): Promise<{ creds: XiaomiCredentials;
 
 /** True when credentials were handed over (flag, file or environment): the cookie path takes them. */
 function credentialsGiven(ctx: ProviderContext): boolean {
-  return readOption(ctx, XIAOMI_OPTIONS.cookie) === true || Boolean(cookieFileOf(ctx)) || Boolean(ctx.env.XIAOMI_COOKIE) || Boolean(ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN);
+  return (
+    readOption(ctx, XIAOMI_OPTIONS.cookie) === true ||
+    Boolean(cookieFileOf(ctx)) ||
+    Boolean(ctx.env.XIAOMI_COOKIE) ||
+    Boolean(ctx.env.XIAOMI_USER_ID && ctx.env.XIAOMI_PASS_TOKEN)
+  );
 }
 
 /** `gallery-bridge auth xiaomi`: by QR code, unless credentials are handed over or --cookie asks for the prompt. */
@@ -120,7 +128,9 @@ export async function acceptAndStore(ctx: ProviderContext, creds: XiaomiCredenti
           'sign in by QR code instead (`gallery-bridge auth xiaomi`), or give the passToken too (a cookie of https://account.xiaomi.com, not of i.mi.com: see providers/xiaomi/README.md)',
       );
     }
-    ctx.log.info('note: accounts with Xiaomi Advanced Data Protection (end-to-end encryption) cannot be read through the web API; the listing would come back empty or refused');
+    ctx.log.info(
+      'note: accounts with Xiaomi Advanced Data Protection (end-to-end encryption) cannot be read through the web API; the listing would come back empty or refused',
+    );
   } catch (err) {
     if (err instanceof StopRunError) throw err;
     throw new StopRunError('credentials', `Xiaomi did not accept the credentials: ${reason(err)}`);

@@ -333,18 +333,29 @@ export class XiaomiClient {
     const u2 = new URL(loginUrl, this.base);
     const refuse2 = this.opts.hosts.refusal(u2);
     if (refuse2) throw new StopRunError('credentials', `cannot renew the Xiaomi session: ${refuse2}`);
-    const r2 = await fetch(u2, { headers: { Cookie: this.loginCookie(), 'User-Agent': USER_AGENT }, redirect: 'manual', signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+    const r2 = await fetch(u2, {
+      headers: { Cookie: this.loginCookie(), 'User-Agent': USER_AGENT },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    });
     await r2.arrayBuffer().catch(() => undefined);
     if (r2.status >= 500 || r2.status === 429) throw new Error(`login step 2 answered HTTP ${r2.status}`);
     const loc2 = r2.headers.get('location');
     if (r2.status < 300 || r2.status >= 400 || !loc2) {
-      throw new StopRunError('credentials', `Xiaomi did not accept the passToken (the sign-in page answered HTTP ${r2.status} without a redirect): ${RENEW_HINT}`);
+      throw new StopRunError(
+        'credentials',
+        `Xiaomi did not accept the passToken (the sign-in page answered HTTP ${r2.status} without a redirect): ${RENEW_HINT}`,
+      );
     }
     // ③ the STS sets the serviceToken cookie
     const u3 = new URL(loc2, u2);
     const refuse3 = this.opts.hosts.refusal(u3);
     if (refuse3) throw new StopRunError('credentials', `cannot renew the Xiaomi session: ${refuse3}`);
-    const r3 = await fetch(u3, { headers: { Cookie: this.loginCookie(), 'User-Agent': USER_AGENT }, redirect: 'manual', signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+    const r3 = await fetch(u3, {
+      headers: { Cookie: this.loginCookie(), 'User-Agent': USER_AGENT },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    });
     await r3.arrayBuffer().catch(() => undefined);
     if (r3.status >= 500 || r3.status === 429) throw new Error(`login step 3 answered HTTP ${r3.status}`);
     const got = setCookies(r3).serviceToken;
@@ -387,7 +398,15 @@ export class XiaomiClient {
    * `pace`, when given, is waited on before every attempt and told of every busy answer (5xx,
    * 429, no answer); the caller tells it of the envelope's verdict.
    */
-  async api(method: 'GET' | 'POST', path: string, query: Record<string, string> = {}, form?: () => Record<string, string>, signal?: AbortSignal, sessionProven = false, pace?: AdaptivePacer): Promise<Envelope> {
+  async api(
+    method: 'GET' | 'POST',
+    path: string,
+    query: Record<string, string> = {},
+    form?: () => Record<string, string>,
+    signal?: AbortSignal,
+    sessionProven = false,
+    pace?: AdaptivePacer,
+  ): Promise<Envelope> {
     let renewed = false;
     const renewOnce = async (status: string): Promise<Verdict<never>> => {
       if (isGalleryPath(path) && (renewed || sessionProven)) {
@@ -446,7 +465,13 @@ export class XiaomiClient {
   }
 
   /** One request of api(): the answer and its text. */
-  private async apiOnce(method: 'GET' | 'POST', path: string, query: Record<string, string>, form: (() => Record<string, string>) | undefined, signal?: AbortSignal): Promise<{ res: Answer; text: string }> {
+  private async apiOnce(
+    method: 'GET' | 'POST',
+    path: string,
+    query: Record<string, string>,
+    form: (() => Record<string, string>) | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ res: Answer; text: string }> {
     const u = new URL(path, this.base);
     u.searchParams.set('ts', String(Date.now()));
     for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
@@ -573,7 +598,8 @@ export class XiaomiClient {
     if (env.code === CODE_DELETED) throw new ItemGoneError(`Xiaomi says item ${id} has been deleted (code ${CODE_DELETED})`);
     if (env.code !== CODE_OK) {
       const problem = `/gallery/storage answered code ${env.code}${env.description ? ` (${redact(env.description)})` : ''}`;
-      if (env.retriable === false) throw new RejectedError(`Xiaomi will not hand out item ${id}: ${problem}, which it says is not worth retrying`, 'refused-by-source');
+      if (env.retriable === false)
+        throw new RejectedError(`Xiaomi will not hand out item ${id}: ${problem}, which it says is not worth retrying`, 'refused-by-source');
       return problem;
     }
     const link = typeof env.data.url === 'string' ? env.data.url : '';

@@ -24,7 +24,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function shown(v: unknown): string {
   let s: string;
   try {
-    s = typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : JSON.stringify(v) ?? String(v);
+    s = typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
   } catch {
     s = String(v);
   }
@@ -90,7 +90,8 @@ export function readItem(raw: unknown, album: Album): ReadItem {
   const notes: string[] = [];
   const note = (what: string) => notes.push(`${where}: item ${id} (${shown(fileName ?? title ?? id)}): ${what}`);
   const mimeType = typeof raw.mimeType === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(raw.mimeType) ? raw.mimeType.toLowerCase() : null;
-  if (raw.mimeType !== undefined && raw.mimeType !== null && raw.mimeType !== '' && !mimeType) note(`mimeType ${shown(raw.mimeType)} is not a MIME type; ignored`);
+  if (raw.mimeType !== undefined && raw.mimeType !== null && raw.mimeType !== '' && !mimeType)
+    note(`mimeType ${shown(raw.mimeType)} is not a MIME type; ignored`);
   const type = typeof raw.type === 'string' ? raw.type : null;
 
   let sha1: string | null = null;
@@ -130,7 +131,10 @@ export function readItem(raw: unknown, album: Album): ReadItem {
       declaredCaptureTime: iso(taken.ms),
       declaredCaptureTimeLabel: "Xiaomi's dateTaken",
       // Reported so that nothing is dropped silently: no destination has a place for these.
-      notCarried: [...(raw.isFavorite === true ? ['favorite mark'] : []), ...(album.albumId === ALBUM_PRIVATE ? ["Xiaomi's private album flag (the item lands in an ordinary album)"] : [])],
+      notCarried: [
+        ...(raw.isFavorite === true ? ['favorite mark'] : []),
+        ...(album.albumId === ALBUM_PRIVATE ? ["Xiaomi's private album flag (the item lands in an ordinary album)"] : []),
+      ],
       modifiedTime: iso(modified.ms) ?? iso(created.ms),
       description,
       extra: {

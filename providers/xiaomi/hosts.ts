@@ -15,7 +15,10 @@ export class HostPolicy {
    * @param extra entries from XIAOMI_DOWNLOAD_HOSTS / --xiaomi-download-hosts (named when downloads
    *   carried cookies; now they widen the sign-in chain's list): "host", "host:port" or ".suffix"
    */
-  constructor(readonly baseUrl: URL, extra: string[] = []) {
+  constructor(
+    readonly baseUrl: URL,
+    extra: string[] = [],
+  ) {
     this.suffixes = [...DEFAULT_XIAOMI_HOSTS];
     this.exact = new Set([baseUrl.host.toLowerCase()]);
     for (const raw of extra) {

@@ -13,7 +13,10 @@ export async function createXiaomiSource(ctx: ProviderContext): Promise<XiaomiSo
   const { creds, origin } = resolveCredentials(ctx);
   const hint = ctx.arg.trim();
   if (hint && hint !== creds.userId) {
-    throw new StopRunError('config', `the source says xiaomi:${hint} but the credentials are for another Xiaomi account; run \`gallery-bridge auth xiaomi\` for that account or drop the hint`);
+    throw new StopRunError(
+      'config',
+      `the source says xiaomi:${hint} but the credentials are for another Xiaomi account; run \`gallery-bridge auth xiaomi\` for that account or drop the hint`,
+    );
   }
   const client = new XiaomiClient({
     baseUrl: base.href,

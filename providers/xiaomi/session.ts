@@ -66,7 +66,10 @@ export function resolveCredentials(ctx: ProviderContext): { creds: XiaomiCredent
     const { savedAt: _savedAt, ...creds } = stored;
     return { creds, origin: 'stored' };
   }
-  throw new StopRunError('credentials', `no Xiaomi credentials for account "${ctx.account}": ${RENEW_HINT.replace('to sign in again', 'to sign in')} (or set XIAOMI_COOKIE)`);
+  throw new StopRunError(
+    'credentials',
+    `no Xiaomi credentials for account "${ctx.account}": ${RENEW_HINT.replace('to sign in again', 'to sign in')} (or set XIAOMI_COOKIE)`,
+  );
 }
 
 /** --cookie-file FILE, else XIAOMI_COOKIE_FILE. */

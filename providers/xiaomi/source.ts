@@ -258,7 +258,8 @@ export class XiaomiSource implements Source {
         );
         nextOffset = (page.pageNum + 1) * this.pageSize;
         done = page.isLastPage === true || bad >= MAX_BAD_PAGES_IN_A_ROW;
-        if (done && page.isLastPage !== true) warnings.push(`xiaomi: album "${album.name}" (${album.albumId}): ${bad} unreadable pages in a row; the rest of this album is left for the next run`);
+        if (done && page.isLastPage !== true)
+          warnings.push(`xiaomi: album "${album.name}" (${album.albumId}): ${bad} unreadable pages in a row; the rest of this album is left for the next run`);
       } else {
         bad = 0;
         for (const raw of page.galleries.slice(page.skip)) this.take(readItem(raw, album), items, warnings);
@@ -316,9 +317,11 @@ export class XiaomiSource implements Source {
 
   async delete(item: SourceItem, proof: DeletionProof): Promise<DeleteResult> {
     // Xiaomi's SHA-1 is what proves the download intact; without one, the cloud copy stays.
-    if (!item.sha1) throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`, 'refused-by-source');
+    if (!item.sha1)
+      throw new RejectedError(`not deleted at Xiaomi: its listing gave no SHA-1 to check the download of item ${item.id} against`, 'refused-by-source');
     // Deletion is bound to the proven bytes: the id listed with this SHA-1 is the one whose bytes were read.
-    if (item.sha1.toLowerCase() !== proof.hashes.sha1) throw new SourceChangedError(`not deleted at Xiaomi: item ${item.id} is listed with SHA-1 ${item.sha1}, not the ${proof.hashes.sha1} proven`);
+    if (item.sha1.toLowerCase() !== proof.hashes.sha1)
+      throw new SourceChangedError(`not deleted at Xiaomi: item ${item.id} is listed with SHA-1 ${item.sha1}, not the ${proof.hashes.sha1} proven`);
     const album = item.albumId ?? '';
     // The gap is slept off before the listing's lock is taken, so page reads go on meanwhile.
     await this.deletePacer.wait();

@@ -63,7 +63,10 @@ export function testContext(env: Record<string, string>, options: Record<string,
   };
 }
 
-export function emulatorOptions(data: string, over: Partial<XiaomiEmulatorOptions> & { sessionTtl?: number; faultCorrupt?: number; faultDrop?: number; latencyMs?: number } = {}): XiaomiEmulatorOptions {
+export function emulatorOptions(
+  data: string,
+  over: Partial<XiaomiEmulatorOptions> & { sessionTtl?: number; faultCorrupt?: number; faultDrop?: number; latencyMs?: number } = {},
+): XiaomiEmulatorOptions {
   const { sessionTtl = 0, faultCorrupt = 0, faultDrop = 0, latencyMs = 0, ...rest } = over;
   return {
     common: { port: 0, data, fault429: 0, fault5xx: 0, faultDrop, faultCorrupt, latencyMs, sessionTtl, randomSeed: 7 },

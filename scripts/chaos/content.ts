@@ -16,7 +16,9 @@ export async function noiseJpeg(rand: Random, bigEvery = 6): Promise<Buffer> {
   const width = big ? 900 + Math.floor(rand() * 500) : 16 + Math.floor(rand() * 240);
   const height = big ? 700 + Math.floor(rand() * 400) : 16 + Math.floor(rand() * 240);
   const pixels = noise(rand, width * height * 3);
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: big ? 92 : 80 }).toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: big ? 92 : 80 })
+    .toBuffer();
 }
 
 /** SHA-1 of the decoded pixels: what Google Photos must keep when it (or the tool) rewrites metadata. */

@@ -53,7 +53,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function filesUnder(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 async function query<T extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
@@ -91,7 +94,11 @@ async function makeAccount(dir: string, name: string, n: number, tint: number, d
   fs.mkdirSync(src, { recursive: true });
   const original = new Map<string, string>();
   for (let i = 0; i < n; i++) {
-    const img = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: tint % 256, g: (i * 61 + tint) % 256, b: (tint * 7 + i * 13) % 256 } } }).jpeg({ quality: 90 }).toBuffer();
+    const img = await sharp({
+      create: { width: 40, height: 30, channels: 3, background: { r: tint % 256, g: (i * 61 + tint) % 256, b: (tint * 7 + i * 13) % 256 } },
+    })
+      .jpeg({ quality: 90 })
+      .toBuffer();
     const file = `IMG_${tint}_${i}.jpg`;
     fs.writeFileSync(path.join(src, file), img);
     original.set(sha1(img), file);
@@ -112,16 +119,30 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
   const procs: Array<{ name: string; child: ChildProcess; alive: boolean }> = [];
   const db = await database();
   const gData = path.join(c.dir, 'google');
-  const google = await googlePhotosProvider.emulator!(['--port', '0', '--data', gData, '--accept-token', G_TOKEN, '--random-seed', String(c.seed), ...faultFlags]);
+  const google = await googlePhotosProvider.emulator!([
+    '--port',
+    '0',
+    '--data',
+    gData,
+    '--accept-token',
+    G_TOKEN,
+    '--random-seed',
+    String(c.seed),
+    ...faultFlags,
+  ]);
   const odData = path.join(c.dir, 'onedrive');
   const od = await startOneDriveEmulator(['--port', '0', '--data', odData, '--accept-token', OD_TOKEN, '--random-seed', String(c.seed + 1), ...faultFlags]);
   try {
     const kinds: Account['dest'][] = ['folder', 'onedrive', 'google'];
     const accounts: Account[] = [];
     for (let i = 0; i < c.accounts; i++) accounts.push(await makeAccount(c.dir, `acct-${i}`, c.items, (c.seed % 97) * 10 + i, kinds[i % 3]!));
-    const destSpec = (a: Account) => (a.dest === 'folder' ? `folder:${path.join(c.dir, 'dst', a.name)}` : a.dest === 'onedrive' ? `onedrive:me:/Pictures/${a.name}` : 'google-photos');
+    const destSpec = (a: Account) =>
+      a.dest === 'folder' ? `folder:${path.join(c.dir, 'dst', a.name)}` : a.dest === 'onedrive' ? `onedrive:me:/Pictures/${a.name}` : 'google-photos';
     const manifest = path.join(c.dir, 'accounts.csv');
-    fs.writeFileSync(manifest, ['account,source,destination,delete_source', ...accounts.map((a) => `${a.name},folder:${a.src},${destSpec(a)},yes`)].join('\n') + '\n');
+    fs.writeFileSync(
+      manifest,
+      ['account,source,destination,delete_source', ...accounts.map((a) => `${a.name},folder:${a.src},${destSpec(a)},yes`)].join('\n') + '\n',
+    );
     const env = {
       ...process.env,
       GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
@@ -133,14 +154,38 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
       ONEDRIVE_ACCESS_TOKEN: OD_TOKEN,
     };
     const load = await new Promise<number | null>((resolve) => {
-      const p = spawn(process.execPath, [CLI, 'batch', 'run', manifest, '--queue', db.url, '--no-work', '--lease-seconds', String(c.leaseSeconds), '--accounts-at-once', String(c.workers * 2), '--google-daily-budget', String(budget), '--retries', '4'], { env, stdio: 'ignore' });
+      const p = spawn(
+        process.execPath,
+        [
+          CLI,
+          'batch',
+          'run',
+          manifest,
+          '--queue',
+          db.url,
+          '--no-work',
+          '--lease-seconds',
+          String(c.leaseSeconds),
+          '--accounts-at-once',
+          String(c.workers * 2),
+          '--google-daily-budget',
+          String(budget),
+          '--retries',
+          '4',
+        ],
+        { env, stdio: 'ignore' },
+      );
       p.on('exit', resolve);
     });
     if (load !== 0) throw new Error(`loading the batch exited ${load}`);
 
     const startWorker = () => {
       const name = `w${procs.length + 1}`;
-      const child = spawn(process.execPath, [CLI, 'worker', '--queue', db.url, '--name', name, '--slots', '2', '--follow', '--state', path.join(c.dir, 'workers', name)], { env, stdio: 'ignore', detached: true });
+      const child = spawn(
+        process.execPath,
+        [CLI, 'worker', '--queue', db.url, '--name', name, '--slots', '2', '--follow', '--state', path.join(c.dir, 'workers', name)],
+        { env, stdio: 'ignore', detached: true },
+      );
       const p = { name, child, alive: true };
       child.on('exit', () => (p.alive = false));
       procs.push(p);
@@ -153,7 +198,8 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
       }
     };
     for (let i = 0; i < c.workers; i++) startWorker();
-    const allDone = async () => (await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'done' AND status <> 'removed'`))[0]!.n === 0;
+    const allDone = async () =>
+      (await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'done' AND status <> 'removed'`))[0]!.n === 0;
 
     let left = c.kills;
     const limit = Date.now() + 420_000;
@@ -179,7 +225,10 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
     if (!finished) violations.push('not every account finished within 7 minutes');
 
     // From the outside.
-    const gstate = (await (await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/__emulator/state`)).json()) as { quota: { used: Record<string, number> }; mediaItems: Array<{ filename: string }> };
+    const gstate = (await (await fetch(`${google.env.GOOGLE_PHOTOS_BASE_URL}/__emulator/state`)).json()) as {
+      quota: { used: Record<string, number> };
+      mediaItems: Array<{ filename: string }>;
+    };
     let moved = 0;
     let atDestination = 0;
     for (const a of accounts) {
@@ -190,7 +239,9 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
           if (n > 1) violations.push(`${a.name}: ${name} is in Google Photos ${n} times`);
           atDestination += Math.min(n, 1);
         }
-        for (const [h, name] of a.original) if (!left.has(h) && gstate.mediaItems.every((m) => m.filename !== name)) violations.push(`${a.name}: ${name} deleted at the source but not in Google Photos`);
+        for (const [h, name] of a.original)
+          if (!left.has(h) && gstate.mediaItems.every((m) => m.filename !== name))
+            violations.push(`${a.name}: ${name} deleted at the source but not in Google Photos`);
       } else {
         const dst = a.dest === 'folder' ? path.join(c.dir, 'dst', a.name) : path.join(odData, 'me', 'Pictures', a.name);
         const counts = new Map<string, number>();
@@ -213,7 +264,20 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
     const googleRequests = Object.values(gstate.quota.used).reduce((x, y) => x + y, 0);
     if (googleRequests > budget) violations.push(`Google answered ${googleRequests} requests, over the batch's budget of ${budget}`);
     const takeovers = (await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.takeovers`))[0]!.n;
-    return { config: c, disruptions, workersStarted: procs.length, takeovers, faults, moved, atDestination, googleRequests, googleBudget: budget, finished, violations, seconds: Math.round((Date.now() - started) / 1000) };
+    return {
+      config: c,
+      disruptions,
+      workersStarted: procs.length,
+      takeovers,
+      faults,
+      moved,
+      atDestination,
+      googleRequests,
+      googleBudget: budget,
+      finished,
+      violations,
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
   } finally {
     for (const p of procs) {
       try {

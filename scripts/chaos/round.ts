@@ -53,10 +53,28 @@ interface FaultPlan {
 /** Each fault switched on with probability 0.7 at a random rate up to its cap. */
 function planFaults(rand: Random): FaultPlan {
   const rate = (cap: number) => (rand() < 0.7 ? Math.round(rand() * cap * 1000) / 1000 : 0);
-  const common = { fault429: rate(0.08), fault5xx: rate(0.08), faultDrop: rate(0.06), faultCorrupt: rate(0.08), latencyMs: Math.floor(rand() * 4), sessionTtl: 0, randomSeed: Math.floor(rand() * 2 ** 31) };
+  const common = {
+    fault429: rate(0.08),
+    fault5xx: rate(0.08),
+    faultDrop: rate(0.06),
+    faultCorrupt: rate(0.08),
+    latencyMs: Math.floor(rand() * 4),
+    sessionTtl: 0,
+    randomSeed: Math.floor(rand() * 2 ** 31),
+  };
   const flags = [
-    '--fault-429', String(common.fault429), '--fault-5xx', String(common.fault5xx), '--fault-drop', String(common.faultDrop),
-    '--fault-corrupt', String(common.faultCorrupt), '--latency-ms', String(common.latencyMs), '--random-seed', String(common.randomSeed),
+    '--fault-429',
+    String(common.fault429),
+    '--fault-5xx',
+    String(common.fault5xx),
+    '--fault-drop',
+    String(common.faultDrop),
+    '--fault-corrupt',
+    String(common.faultCorrupt),
+    '--latency-ms',
+    String(common.latencyMs),
+    '--random-seed',
+    String(common.randomSeed),
   ];
   return { common, flags };
 }
@@ -120,13 +138,24 @@ async function makeDest(cfg: RoundConfig, rand: Random, faults: FaultPlan): Prom
     await d.start();
     return d;
   }
-  const d = new OneDriveDest(cfg.dest, path.join(cfg.dir, 'onedrive'), [...faults.flags, '--hash-delay-ms', String(rand() < 0.5 ? 0 : 150), '--retry-after', '1']);
+  const d = new OneDriveDest(cfg.dest, path.join(cfg.dir, 'onedrive'), [
+    ...faults.flags,
+    '--hash-delay-ms',
+    String(rand() < 0.5 ? 0 : 150),
+    '--retry-after',
+    '1',
+  ]);
   await d.start();
   return d;
 }
 
 /** The checks, from the outside. `final` adds those that hold only once the run is done. */
-async function check(src: SourceWorld, dst: DestWorld, stateFile: string, final: { report: ReportRow[] | null; finished: boolean } | null): Promise<{ violations: string[]; stored: Stored[]; atSource: Map<string, string> }> {
+async function check(
+  src: SourceWorld,
+  dst: DestWorld,
+  stateFile: string,
+  final: { report: ReportRow[] | null; finished: boolean } | null,
+): Promise<{ violations: string[]; stored: Stored[]; atSource: Map<string, string> }> {
   const v: string[] = [];
   const atSource = src.reconcile();
   const stored = await dst.contents();
@@ -146,7 +175,8 @@ async function check(src: SourceWorld, dst: DestWorld, stateFile: string, final:
   const sourceHashes = new Set(atSource.values());
   for (const [hash, e] of src.ledger.contents) {
     if (e.deletedByTool && !atDest.has(hash)) v.push(`deleted at the source but not at the destination: ${e.name} (${e.sourceId}, sha1 ${hash.slice(0, 12)})`);
-    else if (!e.removedByPerson && !sourceHashes.has(hash) && !atDest.has(hash)) v.push(`lost: ${e.name} (${e.sourceId}, sha1 ${hash.slice(0, 12)}) is neither at the source nor at the destination`);
+    else if (!e.removedByPerson && !sourceHashes.has(hash) && !atDest.has(hash))
+      v.push(`lost: ${e.name} (${e.sourceId}, sha1 ${hash.slice(0, 12)}) is neither at the source nor at the destination`);
   }
   for (const [hash, where] of atDest) {
     if (where.length > 1) v.push(`at the destination ${where.length} times: ${where.join(', ')}`);
@@ -170,16 +200,28 @@ function recordedDeletions(src: SourceWorld, stateFile: string, final: boolean):
   if (!fs.existsSync(stateFile)) return [`${deleted.length} items deleted at the source but there is no state file`];
   const db = new Database(stateFile, { readonly: true, fileMustExist: true });
   try {
-    const items = db.prepare('SELECT source_id, sha1, sha256, state, evidence_level FROM items').all() as Array<{ source_id: string; sha1: string | null; sha256: string | null; state: string; evidence_level: string | null }>;
+    const items = db.prepare('SELECT source_id, sha1, sha256, state, evidence_level FROM items').all() as Array<{
+      source_id: string;
+      sha1: string | null;
+      sha256: string | null;
+      state: string;
+      evidence_level: string | null;
+    }>;
     const logged = new Set((db.prepare('SELECT source_id FROM deletions').all() as Array<{ source_id: string }>).map((r) => r.source_id));
     const out: string[] = [];
     for (const [hash, e] of deleted) {
       const row = items.find((r) => r.source_id === e.sourceId);
       if (!row) out.push(`deleted at the source but unknown to the state: ${e.name} (${e.sourceId})`);
-      else if (!e.superseded && ((row.sha1 !== hash && row.sha256 !== e.sha256) || !row.evidence_level || !['verified', 'skipped', 'source-deleted'].includes(row.state))) {
-        out.push(`deleted at the source without recorded verification of those bytes: ${e.name} (${e.sourceId}: state ${row.state}, evidence ${row.evidence_level}, sha256 ${row.sha256?.slice(0, 12)} vs ${e.sha256.slice(0, 12)})`);
+      else if (
+        !e.superseded &&
+        ((row.sha1 !== hash && row.sha256 !== e.sha256) || !row.evidence_level || !['verified', 'skipped', 'source-deleted'].includes(row.state))
+      ) {
+        out.push(
+          `deleted at the source without recorded verification of those bytes: ${e.name} (${e.sourceId}: state ${row.state}, evidence ${row.evidence_level}, sha256 ${row.sha256?.slice(0, 12)} vs ${e.sha256.slice(0, 12)})`,
+        );
       }
-      if (final && !logged.has(e.sourceId)) out.push(`deleted at the source, but the deletions log has no row for it after the last run: ${e.name} (${e.sourceId})`);
+      if (final && !logged.has(e.sourceId))
+        out.push(`deleted at the source, but the deletions log has no row for it after the last run: ${e.name} (${e.sourceId})`);
     }
     return out;
   } finally {
@@ -205,7 +247,8 @@ function reportAccounts(src: SourceWorld, atSource: Map<string, string>, report:
   for (const [, e] of src.ledger.contents) {
     if (!e.deletedByTool || e.superseded || atSource.has(e.sourceId)) continue;
     const r = byId.get(e.sourceId);
-    if (r?.state !== 'source-deleted') out.push(`report: ${e.name} (${e.sourceId}) was deleted at the source but the report says ${r ? `"${r.state}"` : 'nothing'}`);
+    if (r?.state !== 'source-deleted')
+      out.push(`report: ${e.name} (${e.sourceId}) was deleted at the source but the report says ${r ? `"${r.state}"` : 'nothing'}`);
   }
   return out;
 }
@@ -237,7 +280,24 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
   const dst = await makeDest(cfg, rand, faults);
   const stateFile = path.join(cfg.dir, 'state.db');
   const env: Record<string, string> = { GALLERY_BRIDGE_HOME: path.join(cfg.dir, 'home'), GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...src.env(), ...dst.env() };
-  const args = ['migrate', '--from', src.spec, '--to', dst.spec, '--state', stateFile, '--delete-source', '--concurrency', '3', '--retries', '6', '--verify-wait', '20', '--json', ...(cfg.dest.startsWith('onedrive') ? ['--onedrive-chunk-size', '320KiB'] : [])];
+  const args = [
+    'migrate',
+    '--from',
+    src.spec,
+    '--to',
+    dst.spec,
+    '--state',
+    stateFile,
+    '--delete-source',
+    '--concurrency',
+    '3',
+    '--retries',
+    '6',
+    '--verify-wait',
+    '20',
+    '--json',
+    ...(cfg.dest.startsWith('onedrive') ? ['--onedrive-chunk-size', '320KiB'] : []),
+  ];
   const violations = new Set<string>();
   let runs = 0;
   let kills = 0;
@@ -252,7 +312,8 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
     for (let k = 0; k < cfg.kills; k++) {
       if (rand() < 0.5) for (let n = 1 + Math.floor(rand() * 2); n > 0; n--) await changeSoon();
       const during = rand() < 0.5 ? Math.floor(rand() * typicalMs) : null;
-      const duringChange = during === null ? Promise.resolve() : new Promise<void>((resolve) => setTimeout(() => void changeSoon().then(resolve, resolve), during));
+      const duringChange =
+        during === null ? Promise.resolve() : new Promise<void>((resolve) => setTimeout(() => void changeSoon().then(resolve, resolve), during));
       const r = await runTool(args, env, Math.floor(rand() * typicalMs));
       await duringChange;
       runs++;
@@ -272,7 +333,11 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
       const r = await runTool(args, env, null);
       runs++;
       lastExit = r.code;
-      lastTail = r.tail.split('\n').filter((l) => !l.startsWith('{"type":"item"') && !l.startsWith('{"type":"bytes"')).slice(-6).join('\n');
+      lastTail = r.tail
+        .split('\n')
+        .filter((l) => !l.startsWith('{"type":"item"') && !l.startsWith('{"type":"bytes"'))
+        .slice(-6)
+        .join('\n');
       log(`  run ${runs}: exit ${r.code} after ${r.ms} ms`);
       if (r.code === 0 || (r.code === 1 && nothingPending(stateFile))) finished = true;
       else {

@@ -64,7 +64,19 @@ export async function runChaos(o: ChaosOptions): Promise<RoundResult[]> {
 const FAULT_KINDS = ['429', '5xx', 'drop', 'corrupt', 'expired-link'];
 
 export function formatTable(results: RoundResult[], seed: number): string {
-  const head = ['round', 'source -> destination', 'runs', 'kills', ...FAULT_KINDS.map((k) => `f:${k}`), ...CHANGE_KINDS.map((k) => `c:${k}`), 'moved', 'at dest', 'left', 'done', 'violations'];
+  const head = [
+    'round',
+    'source -> destination',
+    'runs',
+    'kills',
+    ...FAULT_KINDS.map((k) => `f:${k}`),
+    ...CHANGE_KINDS.map((k) => `c:${k}`),
+    'moved',
+    'at dest',
+    'left',
+    'done',
+    'violations',
+  ];
   const row = (r: RoundResult): string[] => [
     String(r.config.round),
     `${r.config.source} -> ${r.config.dest}`,

@@ -100,7 +100,8 @@ export function checkDestination(spec: string): string | null {
   const kind = kindOf(spec);
   if (!DESTINATIONS.includes(kind)) return `destination "${spec}" is not one of: google-photos, onedrive:USER:PATH, folder:PATH`;
   if (kind === 'folder' && !spec.slice(7).trim()) return 'destination folder: needs a path, as in folder:/backup/alice';
-  if (kind === 'onedrive' && !/^onedrive:[^:/][^:]*:.+/.test(spec)) return `destination "${spec}" must name the user and the path: onedrive:USER:PATH (app-only credentials write to each user's drive)`;
+  if (kind === 'onedrive' && !/^onedrive:[^:/][^:]*:.+/.test(spec))
+    return `destination "${spec}" must name the user and the path: onedrive:USER:PATH (app-only credentials write to each user's drive)`;
   return null;
 }
 
@@ -113,7 +114,12 @@ function bool(v: string): boolean | null | 'bad' {
 }
 
 export function slugFor(account: string, taken: Set<string>): string {
-  let base = account.normalize('NFKD').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 60) || 'account';
+  let base =
+    account
+      .normalize('NFKD')
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 60) || 'account';
   if (base !== account || taken.has(base.toLowerCase())) base = `${base}-${crypto.createHash('sha256').update(account).digest('hex').slice(0, 8)}`;
   taken.add(base.toLowerCase());
   return base;
@@ -123,13 +129,20 @@ export function parseManifest(text: string): Manifest {
   const records = parseCsv(text);
   const problems: ManifestProblem[] = [];
   const rows: AccountRow[] = [];
-  if (!records.length) return { rows, problems: [{ line: 1, account: null, problem: 'the manifest is empty', todo: 'Start with the header line: account,source,destination' }] };
+  if (!records.length)
+    return { rows, problems: [{ line: 1, account: null, problem: 'the manifest is empty', todo: 'Start with the header line: account,source,destination' }] };
   const header = records[0]!.fields.map((h) => h.trim().toLowerCase());
   const known = new Set<string>([...REQUIRED_COLUMNS, ...OPTIONAL_COLUMNS]);
-  for (const h of header) if (!known.has(h)) problems.push({ line: 1, account: null, problem: `unknown column "${h}"`, todo: `Use only: ${[...known].join(', ')}` });
+  for (const h of header)
+    if (!known.has(h)) problems.push({ line: 1, account: null, problem: `unknown column "${h}"`, todo: `Use only: ${[...known].join(', ')}` });
   const missing = REQUIRED_COLUMNS.filter((c) => !header.includes(c));
   if (missing.length) {
-    problems.push({ line: 1, account: null, problem: `missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, todo: 'The header must name at least: account,source,destination' });
+    problems.push({
+      line: 1,
+      account: null,
+      problem: `missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
+      todo: 'The header must name at least: account,source,destination',
+    });
     return { rows, problems };
   }
   const col = (fields: string[], name: string) => (header.includes(name) ? (fields[header.indexOf(name)] ?? '').trim() : '');
@@ -162,7 +175,8 @@ export function parseManifest(text: string): Manifest {
     const del = bool(col(fields, 'delete_source'));
     if (del === 'bad') bad(`delete_source "${col(fields, 'delete_source')}" is not yes or no`, 'Write yes, no, or leave it empty to follow --delete-source');
     const ev = col(fields, 'delete_evidence');
-    if (ev && !EVIDENCE_ORDER.includes(ev as EvidenceLevel)) bad(`delete_evidence "${ev}" is not one of ${EVIDENCE_ORDER.join(', ')}`, 'Leave it empty for the default (pixels)');
+    if (ev && !EVIDENCE_ORDER.includes(ev as EvidenceLevel))
+      bad(`delete_evidence "${ev}" is not one of ${EVIDENCE_ORDER.join(', ')}`, 'Leave it empty for the default (pixels)');
     const pr = col(fields, 'priority');
     if (pr && !/^-?\d+$/.test(pr)) bad(`priority "${pr}" is not a whole number`, 'Higher numbers run first; leave it empty for 0');
     if (!ok) continue;
@@ -188,7 +202,17 @@ export function readManifest(file: string): Manifest {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    return { rows: [], problems: [{ line: 0, account: null, problem: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, todo: 'Give the path of the manifest CSV' }] };
+    return {
+      rows: [],
+      problems: [
+        {
+          line: 0,
+          account: null,
+          problem: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          todo: 'Give the path of the manifest CSV',
+        },
+      ],
+    };
   }
   return parseManifest(text);
 }

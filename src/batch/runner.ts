@@ -94,10 +94,22 @@ function jobFor(dir: string, a: AccountRecord, assumedRate: number, measuredRate
 }
 
 const EXIT_STATUS: Record<number, { status: AccountStatus; why: string; todo: string }> = {
-  3: { status: 'paused', why: 'credentials expired or refused', todo: 'Sign in again (gallery-bridge auth PROVIDER --account NAME), then run the batch again: the account resumes.' },
+  3: {
+    status: 'paused',
+    why: 'credentials expired or refused',
+    todo: 'Sign in again (gallery-bridge auth PROVIDER --account NAME), then run the batch again: the account resumes.',
+  },
   5: { status: 'paused', why: 'destination full', todo: 'Free space at the destination or raise its storage, then run the batch again.' },
-  4: { status: 'waiting-quota', why: "the service's request quota is spent", todo: 'Run the batch again after the quota resets (Google: midnight Pacific time); nothing is lost.' },
-  2: { status: 'paused', why: 'configuration problem', todo: 'Fix the manifest row or the stored sign-in, then run the batch again (batch check tells what is wrong).' },
+  4: {
+    status: 'waiting-quota',
+    why: "the service's request quota is spent",
+    todo: 'Run the batch again after the quota resets (Google: midnight Pacific time); nothing is lost.',
+  },
+  2: {
+    status: 'paused',
+    why: 'configuration problem',
+    todo: 'Fix the manifest row or the stored sign-in, then run the batch again (batch check tells what is wrong).',
+  },
 };
 
 export async function runBatch(o: BatchRunOptions): Promise<number> {
@@ -119,21 +131,38 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   const measured = accounts.map((a) => stateProgress(accountStateFile(o.dir, a.slug)).rate).filter((r): r is number => !!r);
   const measuredRate = measured.length ? measured.reduce((x, y) => x + y, 0) / measured.length : null;
   const todo = accounts.filter((a) => a.status !== 'done');
-  const ordered = orderJobs(todo.map((a) => jobFor(o.dir, a, o.assumedRate, measuredRate)), o.deadline);
+  const ordered = orderJobs(
+    todo.map((a) => jobFor(o.dir, a, o.assumedRate, measuredRate)),
+    o.deadline,
+  );
   const usedToday = googleUsedToday();
-  const google = { perDay: o.googleDailyBudget, remainingToday: Math.max(0, o.googleDailyBudget - (Number.isFinite(usedToday) ? usedToday : o.googleDailyBudget)), nextReset: nextPacificMidnight() };
+  const google = {
+    perDay: o.googleDailyBudget,
+    remainingToday: Math.max(0, o.googleDailyBudget - (Number.isFinite(usedToday) ? usedToday : o.googleDailyBudget)),
+    nextReset: nextPacificMidnight(),
+  };
   const plan = planSchedule(ordered, o.limits, google, new Date(), o.deadline);
   const notes: string[] = [];
-  for (const p of plan) setAccount(db, p.slug, { planned_finish: p.finish?.toISOString() ?? null, makes_deadline: p.makesDeadline === null ? null : p.makesDeadline ? 1 : 0 });
+  for (const p of plan)
+    setAccount(db, p.slug, { planned_finish: p.finish?.toISOString() ?? null, makes_deadline: p.makesDeadline === null ? null : p.makesDeadline ? 1 : 0 });
   const done = accounts.length - todo.length;
   notes.push(`${accounts.length} accounts: ${done} done, ${todo.length} to run, ${o.limits.accountsAtOnce} at once.`);
-  if (ordered.some((j) => j.google)) notes.push(`Google budget: ${google.remainingToday} of ${google.perDay} requests left today (resets ${google.nextReset.toISOString().slice(0, 16).replace('T', ' ')} UTC), shared ${o.deadline ? 'in schedule order' : 'fairly'} by ${ordered.filter((j) => j.google).length} accounts.`);
+  if (ordered.some((j) => j.google))
+    notes.push(
+      `Google budget: ${google.remainingToday} of ${google.perDay} requests left today (resets ${google.nextReset.toISOString().slice(0, 16).replace('T', ' ')} UTC), shared ${o.deadline ? 'in schedule order' : 'fairly'} by ${ordered.filter((j) => j.google).length} accounts.`,
+    );
   if (o.deadline) {
     const miss = plan.filter((p) => p.makesDeadline === false);
     const unknown = plan.filter((p) => p.makesDeadline === null);
-    notes.push(`Deadline ${o.deadline.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${plan.length - miss.length - unknown.length} of ${plan.length} accounts finish in time at the measured rates and budgets.`);
-    if (miss.length) notes.push(`The deadline cannot be met for ${miss.length} account${miss.length > 1 ? 's' : ''}: ${miss.map((p) => ordered.find((j) => j.slug === p.slug)!.account).join(', ')}. They run last, so that the others finish.`);
-    if (unknown.length) notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
+    notes.push(
+      `Deadline ${o.deadline.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${plan.length - miss.length - unknown.length} of ${plan.length} accounts finish in time at the measured rates and budgets.`,
+    );
+    if (miss.length)
+      notes.push(
+        `The deadline cannot be met for ${miss.length} account${miss.length > 1 ? 's' : ''}: ${miss.map((p) => ordered.find((j) => j.slug === p.slug)!.account).join(', ')}. They run last, so that the others finish.`,
+      );
+    if (unknown.length)
+      notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
   }
   setBatchMeta(db, 'notes', JSON.stringify(notes));
   for (const n of notes) o.say(n);
@@ -148,7 +177,8 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   o.signal.addEventListener('abort', onAbort, { once: true });
 
   const providerCount = (p: string) => [...running.values()].filter((r) => [kindOf(r.rec.source), kindOf(r.rec.destination)].includes(p)).length;
-  const fits = (j: Job) => running.size < o.limits.accountsAtOnce && j.providers.every((p) => o.limits.perProvider[p] === undefined || providerCount(p) < o.limits.perProvider[p]!);
+  const fits = (j: Job) =>
+    running.size < o.limits.accountsAtOnce && j.providers.every((p) => o.limits.perProvider[p] === undefined || providerCount(p) < o.limits.perProvider[p]!);
 
   // Samples for the progress charts: about a hundred per account however long it runs (the
   // gap grows with its run time), so the dashboard reads a bounded table on every refresh.
@@ -182,7 +212,11 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
       const j = queue[i]!;
       if (j.google && googleSpent) {
         queue.splice(i, 1);
-        setAccount(db, j.slug, { status: 'waiting-quota', reason: "Google's daily request budget for the project is spent", todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+        setAccount(db, j.slug, {
+          status: 'waiting-quota',
+          reason: "Google's daily request budget for the project is spent",
+          todo: 'Run the batch again after midnight Pacific time: the account resumes.',
+        });
         continue;
       }
       if (!fits(j)) {
@@ -194,10 +228,17 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
       if (j.google) {
         const reserved = [...running.values()].reduce((n, r) => n + (r.share !== null ? Math.max(0, r.share - r.used) : 0), 0);
         const left = Math.max(0, google.remainingToday - reserved - [...running.values()].reduce((n, r) => n + (r.share !== null ? r.used : 0), 0));
-        const needs = [j, ...queue.filter((q) => q.google)].map((q) => ({ slug: q.slug, need: q.remainingItems === null ? Number.MAX_SAFE_INTEGER : googleNeed(q) || 1 }));
+        const needs = [j, ...queue.filter((q) => q.google)].map((q) => ({
+          slug: q.slug,
+          need: q.remainingItems === null ? Number.MAX_SAFE_INTEGER : googleNeed(q) || 1,
+        }));
         share = googleShares(needs, left, o.deadline ? 'in-order' : 'fair').get(j.slug) ?? 0;
         if (share < GOOGLE_REQUESTS_PER_ITEM) {
-          setAccount(db, j.slug, { status: 'waiting-quota', reason: "no share of today's Google budget is left for this account", todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+          setAccount(db, j.slug, {
+            status: 'waiting-quota',
+            reason: "no share of today's Google budget is left for this account",
+            todo: 'Run the batch again after midnight Pacific time: the account resumes.',
+          });
           continue;
         }
       }
@@ -224,7 +265,9 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   db.close();
   await writeBatchReports(o.dir);
   const notDone = final.filter((a) => a.status !== 'done');
-  o.say(`batch: ${final.length - notDone.length} of ${final.length} accounts done${notDone.length ? `; ${notDone.map((a) => `${a.account} ${a.status}${a.reason ? ` (${a.reason})` : ''}`).join('; ')}` : ''}. Report: ${path.join(o.dir, 'report.html')}`);
+  o.say(
+    `batch: ${final.length - notDone.length} of ${final.length} accounts done${notDone.length ? `; ${notDone.map((a) => `${a.account} ${a.status}${a.reason ? ` (${a.reason})` : ''}`).join('; ')}` : ''}. Report: ${path.join(o.dir, 'report.html')}`,
+  );
   if (o.signal.aborted) return 130;
   return notDone.length ? 1 : 0;
 }
@@ -235,17 +278,48 @@ export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const deleteSource = a.delete_source === null ? o.deleteSource : a.delete_source === 1;
   const args = [
-    CLI, 'migrate', '--from', a.source, '--to', a.destination, '--state', accountStateFile(o.dir, a.slug),
-    '--source-account', a.source_account, '--destination-account', a.destination_account,
-    '--json', '--report', path.join(dir, 'report.html'),
+    CLI,
+    'migrate',
+    '--from',
+    a.source,
+    '--to',
+    a.destination,
+    '--state',
+    accountStateFile(o.dir, a.slug),
+    '--source-account',
+    a.source_account,
+    '--destination-account',
+    a.destination_account,
+    '--json',
+    '--report',
+    path.join(dir, 'report.html'),
     ...(deleteSource ? ['--delete-source'] : []),
     ...(a.delete_evidence ? ['--delete-evidence', a.delete_evidence] : []),
     ...o.passThrough,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  setAccount(db, a.slug, { status: 'running', reason: null, todo: null, last_error: null, started_at: new Date().toISOString(), ended_at: null, exit_code: null, runs: a.runs + 1 });
+  setAccount(db, a.slug, {
+    status: 'running',
+    reason: null,
+    todo: null,
+    last_error: null,
+    started_at: new Date().toISOString(),
+    ended_at: null,
+    exit_code: null,
+    runs: a.runs + 1,
+  });
   o.say(`${a.account}: started (${a.source} -> ${a.destination}${share !== null ? `, Google share ${share} requests` : ''})`);
-  const r: Running = { rec: a, child, share, used: 0, stoppedFor: null, lastWarn: null, streak: 0, startedAt: Date.now(), done: null as unknown as Promise<number> };
+  const r: Running = {
+    rec: a,
+    child,
+    share,
+    used: 0,
+    stoppedFor: null,
+    lastWarn: null,
+    streak: 0,
+    startedAt: Date.now(),
+    done: null as unknown as Promise<number>,
+  };
   const stop = (why: NonNullable<Running['stoppedFor']>) => {
     if (r.stoppedFor) return;
     r.stoppedFor = why;
@@ -264,13 +338,23 @@ export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share
       r.streak = 0;
       if (r.share !== null) {
         r.used += GOOGLE_REQUESTS_PER_ITEM;
-        if (r.used > r.share) stop({ status: 'waiting-quota', reason: `used its share of today's Google budget (${r.share} requests)`, todo: 'Run the batch again after midnight Pacific time: the account resumes.' });
+        if (r.used > r.share)
+          stop({
+            status: 'waiting-quota',
+            reason: `used its share of today's Google budget (${r.share} requests)`,
+            todo: 'Run the batch again after midnight Pacific time: the account resumes.',
+          });
       }
     } else if (e.state === 'verified') r.streak = 0;
     else if (e.state === 'failed') {
       r.streak++;
       if (e.detail) setAccount(db, a.slug, { last_error: redact(e.detail).slice(0, 300) });
-      if (r.streak >= o.failStreak) stop({ status: 'paused', reason: `the source or destination keeps answering errors (${r.streak} items failed in a row; last: ${redact(e.detail ?? 'unknown').slice(0, 200)})`, todo: 'Check that the service is up and reachable, then run the batch again: the account resumes where it stopped.' });
+      if (r.streak >= o.failStreak)
+        stop({
+          status: 'paused',
+          reason: `the source or destination keeps answering errors (${r.streak} items failed in a row; last: ${redact(e.detail ?? 'unknown').slice(0, 200)})`,
+          todo: 'Check that the service is up and reachable, then run the batch again: the account resumes where it stopped.',
+        });
     }
   });
   let stderr = '';
@@ -330,7 +414,8 @@ export async function finishAccount(o: BatchRunOptions, db: DB, r: Running, code
     try {
       await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.csv'));
       await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.json'));
-      if (!fs.existsSync(path.join(accountDir(o.dir, a.slug), 'report.html'))) await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.html'), { title: `Migration report: ${a.account}` });
+      if (!fs.existsSync(path.join(accountDir(o.dir, a.slug), 'report.html')))
+        await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.html'), { title: `Migration report: ${a.account}` });
     } finally {
       sdb.close();
     }

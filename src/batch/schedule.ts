@@ -75,7 +75,11 @@ export interface PlannedJob {
 export function planSchedule(ordered: Job[], limits: Limits, google: GoogleBudget | null, now: Date, deadline: Date | null): PlannedJob[] {
   const slots: number[] = Array.from({ length: Math.max(1, limits.accountsAtOnce) }, () => now.getTime());
   const providerFree = new Map<string, number[]>();
-  for (const [p, n] of Object.entries(limits.perProvider)) providerFree.set(p, Array.from({ length: Math.max(1, n) }, () => now.getTime()));
+  for (const [p, n] of Object.entries(limits.perProvider))
+    providerFree.set(
+      p,
+      Array.from({ length: Math.max(1, n) }, () => now.getTime()),
+    );
   let budgetUsed = 0;
   const out: PlannedJob[] = [];
   for (const j of ordered) {
@@ -107,7 +111,13 @@ export function planSchedule(ordered: Job[], limits: Limits, google: GoogleBudge
       const f = providerFree.get(p);
       if (f) f[0] = finish;
     }
-    out.push({ slug: j.slug, start: new Date(start), finish: new Date(finish), makesDeadline: deadline ? finish <= deadline.getTime() : null, waitsForBudgetDays: waits });
+    out.push({
+      slug: j.slug,
+      start: new Date(start),
+      finish: new Date(finish),
+      makesDeadline: deadline ? finish <= deadline.getTime() : null,
+      waitsForBudgetDays: waits,
+    });
   }
   return out;
 }

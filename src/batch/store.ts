@@ -86,9 +86,11 @@ export function setBatchMeta(db: DB, key: string, value: string | null): void {
 export function syncAccounts(db: DB, rows: AccountRow[]): string[] {
   const problems: string[] = [];
   const byAccount = db.prepare('SELECT * FROM accounts WHERE account = ?');
-  const insert = db.prepare(`INSERT INTO accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority)
+  const insert =
+    db.prepare(`INSERT INTO accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority)
     VALUES (@slug, @account, @line, @source, @destination, @sourceAccount, @destinationAccount, @deleteSource, @deleteEvidence, @priority)`);
-  const update = db.prepare(`UPDATE accounts SET line=@line, source_account=@sourceAccount, destination_account=@destinationAccount, delete_source=@deleteSource,
+  const update =
+    db.prepare(`UPDATE accounts SET line=@line, source_account=@sourceAccount, destination_account=@destinationAccount, delete_source=@deleteSource,
     delete_evidence=@deleteEvidence, priority=@priority, status = CASE WHEN status = 'removed' THEN 'waiting' ELSE status END WHERE account=@account`);
   db.transaction(() => {
     const present = new Set<string>();
@@ -98,7 +100,9 @@ export function syncAccounts(db: DB, rows: AccountRow[]): string[] {
       const old = byAccount.get(r.account) as AccountRecord | undefined;
       if (!old) insert.run(params);
       else if (old.source !== r.source || old.destination !== r.destination) {
-        problems.push(`line ${r.line}: account "${r.account}" was ${old.source} -> ${old.destination} in this batch; its state belongs to that pair (use a new account name or a new --state directory)`);
+        problems.push(
+          `line ${r.line}: account "${r.account}" was ${old.source} -> ${old.destination} in this batch; its state belongs to that pair (use a new account name or a new --state directory)`,
+        );
       } else update.run(params);
     }
     for (const a of db.prepare('SELECT account FROM accounts').all() as Array<{ account: string }>) {
@@ -119,13 +123,24 @@ export function setAccount(db: DB, slug: string, fields: Partial<AccountRecord>)
 }
 
 export function addSample(db: DB, slug: string, s: { doneItems: number; doneBytes: number; totalItems: number }): void {
-  db.prepare('INSERT INTO samples (slug, at, done_items, done_bytes, total_items) VALUES (?, ?, ?, ?, ?)').run(slug, new Date().toISOString(), s.doneItems, s.doneBytes, s.totalItems);
+  db.prepare('INSERT INTO samples (slug, at, done_items, done_bytes, total_items) VALUES (?, ?, ?, ?, ?)').run(
+    slug,
+    new Date().toISOString(),
+    s.doneItems,
+    s.doneBytes,
+    s.totalItems,
+  );
 }
 
 /** Up to `points` samples per account, evenly thinned, for the progress chart. */
 export function samplesFor(db: DB, points = 60): Map<string, Array<{ at: string; done_items: number; total_items: number }>> {
   const out = new Map<string, Array<{ at: string; done_items: number; total_items: number }>>();
-  for (const r of db.prepare('SELECT slug, at, done_items, total_items FROM samples ORDER BY slug, at').iterate() as IterableIterator<{ slug: string; at: string; done_items: number; total_items: number }>) {
+  for (const r of db.prepare('SELECT slug, at, done_items, total_items FROM samples ORDER BY slug, at').iterate() as IterableIterator<{
+    slug: string;
+    at: string;
+    done_items: number;
+    total_items: number;
+  }>) {
     let a = out.get(r.slug);
     if (!a) out.set(r.slug, (a = []));
     a.push(r);

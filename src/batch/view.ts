@@ -103,7 +103,16 @@ export interface BatchView {
   startedAt: string | null;
   running: boolean;
   accounts: AccountView[];
-  totals: { accounts: number; byStatus: Record<string, number>; items: number; bytes: number; doneItems: number; doneBytes: number; attentionItems: number; rate: number | null };
+  totals: {
+    accounts: number;
+    byStatus: Record<string, number>;
+    items: number;
+    bytes: number;
+    doneItems: number;
+    doneBytes: number;
+    attentionItems: number;
+    rate: number | null;
+  };
   notes: string[];
   /** Queue mode only: the workers and every takeover. */
   queue?: QueueInfo;
@@ -111,7 +120,10 @@ export interface BatchView {
 
 const empty = () => Object.fromEntries(OUTCOMES.map((o) => [o, { items: 0, bytes: 0 }])) as Record<Outcome, { items: number; bytes: number }>;
 
-export type StateProgress = Pick<AccountView, 'outcomes' | 'items' | 'bytes' | 'doneItems' | 'doneBytes' | 'attentionItems' | 'listingComplete' | 'rate' | 'eta'> & { lastError: string | null };
+export type StateProgress = Pick<
+  AccountView,
+  'outcomes' | 'items' | 'bytes' | 'doneItems' | 'doneBytes' | 'attentionItems' | 'listingComplete' | 'rate' | 'eta'
+> & { lastError: string | null };
 
 /** Counts, bytes and rate of one state store, opened read-only. */
 export function stateProgress(file: string): StateProgress {
@@ -137,7 +149,11 @@ export function progressOf(db: DB | null): StateProgress {
   let lastError: string | null = null;
   if (db) {
     try {
-      for (const r of db.prepare('SELECT state, count(*) AS n, sum(coalesce(bytes_read, size, 0)) AS b FROM items GROUP BY state').all() as Array<{ state: string; n: number; b: number | null }>) {
+      for (const r of db.prepare('SELECT state, count(*) AS n, sum(coalesce(bytes_read, size, 0)) AS b FROM items GROUP BY state').all() as Array<{
+        state: string;
+        n: number;
+        b: number | null;
+      }>) {
         const o = outcomes[outcomeOf(r.state)];
         o.items += r.n;
         o.bytes += r.b ?? 0;
@@ -147,7 +163,12 @@ export function progressOf(db: DB | null): StateProgress {
       const activeMs = runs.reduce((ms, r) => ms + Math.max(0, (r.ended_at ? Date.parse(r.ended_at) : Date.now()) - Date.parse(r.started_at)), 0);
       const moved = outcomes.verified.bytes + outcomes.deleted.bytes + outcomes.awaiting.bytes + outcomes.duplicate.bytes;
       rate = activeMs > 1000 && moved > 0 ? moved / (activeMs / 1000) : null;
-      lastError = (db.prepare(`SELECT coalesce(last_error, reason) AS e FROM items WHERE state IN ('failed','rejected') ORDER BY updated_at DESC LIMIT 1`).get() as { e: string | null } | undefined)?.e ?? null;
+      lastError =
+        (
+          db.prepare(`SELECT coalesce(last_error, reason) AS e FROM items WHERE state IN ('failed','rejected') ORDER BY updated_at DESC LIMIT 1`).get() as
+            | { e: string | null }
+            | undefined
+        )?.e ?? null;
     } catch {
       // A store whose tables are not created yet reads as empty.
     }
@@ -187,7 +208,9 @@ export function accountView(dir: string, a: AccountRecord): AccountView {
 export function batchView(dir: string): BatchView {
   const db = openBatch(dir, { readonly: true });
   try {
-    const accounts = listAccounts(db).filter((a) => a.status !== 'removed').map((a) => accountView(dir, a));
+    const accounts = listAccounts(db)
+      .filter((a) => a.status !== 'removed')
+      .map((a) => accountView(dir, a));
     const notes = JSON.parse(getBatchMeta(db, 'notes') ?? '[]') as string[];
     return {
       generatedAt: new Date().toISOString(),

@@ -38,13 +38,19 @@ export interface BatchRunOpts extends BatchCommonOpts {
   leaseSeconds?: number;
 }
 
-const say = (json: boolean) => (line: string) => (json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(printable(line, true) + '\n'));
+const say = (json: boolean) => (line: string) =>
+  json
+    ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n')
+    : process.stderr.write(printable(line, true) + '\n');
 
 /** "google-photos=2,xiaomi=4" -> { 'google-photos': 2, xiaomi: 4 }, over sensible defaults. */
 export function parsePerProvider(v: string | undefined): Record<string, number> {
   // Google's per-project limits are shared by every account; a user's OneDrive and a Xiaomi account are not.
   const out: Record<string, number> = { 'google-photos': 4, onedrive: 8, xiaomi: 8 };
-  for (const part of (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([a-z-]+)=(\d+)$/.exec(part);
     if (!m || Number(m[2]) < 1) throw new Error(`--per-provider takes NAME=N pairs separated by commas, as in google-photos=2,xiaomi=4 (got "${part}")`);
     out[m[1]!] = Number(m[2]);
@@ -123,10 +129,19 @@ export async function batchRunCommand(manifestFile: string, o: BatchRunOpts): Pr
   });
 }
 
-export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts & { out?: string; accountsAtOnce: number; googleDailyBudget?: string; queue?: string }): Promise<number> {
+export async function batchCheckCommand(
+  manifestFile: string,
+  o: BatchCommonOpts & { out?: string; accountsAtOnce: number; googleDailyBudget?: string; queue?: string },
+): Promise<number> {
   const m = readManifest(manifestFile);
   const stateDir = fs.existsSync(path.join(o.state, 'batch.db')) || o.out === undefined ? o.state : null;
-  const result = await checkBatch(m.rows, m.problems, { stateDir, parallel: o.accountsAtOnce, passThrough: [], googleDailyBudget: googleBudget(o.googleDailyBudget), say: say(o.json) });
+  const result = await checkBatch(m.rows, m.problems, {
+    stateDir,
+    parallel: o.accountsAtOnce,
+    passThrough: [],
+    googleDailyBudget: googleBudget(o.googleDailyBudget),
+    say: say(o.json),
+  });
   // The counts feed the batch's deadline plan.
   if (stateDir) {
     const db = openBatch(stateDir);
@@ -147,10 +162,30 @@ export async function batchCheckCommand(manifestFile: string, o: BatchCommonOpts
   const base = o.out ?? path.join(o.state, 'check');
   const files = writeCheckReports(result, base, manifestFile);
   const errors = result.problems.filter((p) => p.severity === 'error');
-  if (o.json) process.stdout.write(JSON.stringify({ type: 'check', ok: errors.length === 0, problems: result.problems, accounts: result.checks.map((c) => ({ account: c.row.account, ok: c.ok, items: c.items, bytes: c.bytes, to_move_items: c.toMoveItems, to_move_bytes: c.toMoveBytes, free_bytes: c.freeBytes })), reports: files }) + '\n');
+  if (o.json)
+    process.stdout.write(
+      JSON.stringify({
+        type: 'check',
+        ok: errors.length === 0,
+        problems: result.problems,
+        accounts: result.checks.map((c) => ({
+          account: c.row.account,
+          ok: c.ok,
+          items: c.items,
+          bytes: c.bytes,
+          to_move_items: c.toMoveItems,
+          to_move_bytes: c.toMoveBytes,
+          free_bytes: c.freeBytes,
+        })),
+        reports: files,
+      }) + '\n',
+    );
   else {
-    for (const p of result.problems) process.stderr.write(printable(`${p.severity}: ${p.line ? `line ${p.line}: ` : ''}${p.account ? `${p.account}: ` : ''}${p.problem}. ${p.todo}`) + '\n');
-    process.stderr.write(`check: ${result.checks.filter((c) => c.ok).length} of ${result.checks.length + (m.problems.length ? 0 : 0)} accounts can run; ${errors.length} problem(s) to fix. Reports: ${files.html}, ${files.csv}\n`);
+    for (const p of result.problems)
+      process.stderr.write(printable(`${p.severity}: ${p.line ? `line ${p.line}: ` : ''}${p.account ? `${p.account}: ` : ''}${p.problem}. ${p.todo}`) + '\n');
+    process.stderr.write(
+      `check: ${result.checks.filter((c) => c.ok).length} of ${result.checks.length + (m.problems.length ? 0 : 0)} accounts can run; ${errors.length} problem(s) to fix. Reports: ${files.html}, ${files.csv}\n`,
+    );
   }
   return errors.length ? 1 : 0;
 }
@@ -175,7 +210,11 @@ export async function batchStatusCommand(o: BatchCommonOpts & { queue?: string }
     process.stdout.write(JSON.stringify({ type: 'batch-status', ...v }) + '\n');
     return 0;
   }
-  process.stdout.write(statusLines(v).map((l) => printable(l)).join('\n') + '\n');
+  process.stdout.write(
+    statusLines(v)
+      .map((l) => printable(l))
+      .join('\n') + '\n',
+  );
   return 0;
 }
 
@@ -199,11 +238,15 @@ async function readQueueView(url: string): Promise<BatchView | string> {
 }
 
 function statusLines(v: BatchView): string[] {
-  const lines = [`batch ${v.dir}${v.running ? ' (running)' : ''}: ${v.totals.byStatus.done ?? 0} of ${v.totals.accounts} accounts done; ${v.totals.doneItems} of ${v.totals.items} items verified (${bytes(v.totals.doneBytes)} of ${bytes(v.totals.bytes)})`];
+  const lines = [
+    `batch ${v.dir}${v.running ? ' (running)' : ''}: ${v.totals.byStatus.done ?? 0} of ${v.totals.accounts} accounts done; ${v.totals.doneItems} of ${v.totals.items} items verified (${bytes(v.totals.doneBytes)} of ${bytes(v.totals.bytes)})`,
+  ];
   const w = Math.max(7, ...v.accounts.map((a) => a.account.length));
   const hw = v.queue ? Math.max(6, ...v.accounts.map((a) => holderText(a).length)) : 0;
   const worker = (s: string) => (v.queue ? ` ${s.padEnd(hw)}` : '');
-  lines.push(`${'account'.padEnd(w)}  ${'state'.padEnd(13)} ${'done/items'.padStart(13)} ${'size'.padStart(17)} ${'rate'.padStart(10)} ${'ETA'.padStart(10)}${worker('worker')}  last error / reason`);
+  lines.push(
+    `${'account'.padEnd(w)}  ${'state'.padEnd(13)} ${'done/items'.padStart(13)} ${'size'.padStart(17)} ${'rate'.padStart(10)} ${'ETA'.padStart(10)}${worker('worker')}  last error / reason`,
+  );
   for (const a of v.accounts) {
     lines.push(
       `${a.account.padEnd(w)}  ${a.status.padEnd(13)} ${`${a.doneItems}/${a.items}`.padStart(13)} ${`${bytes(a.doneBytes)}/${bytes(a.bytes)}`.padStart(17)} ${rate(a.rate).padStart(10)} ${(a.status === 'done' ? '—' : duration(a.eta)).padStart(10)}${worker(holderText(a))}  ${a.reason ?? a.lastError ?? ''}`,
@@ -211,12 +254,19 @@ function statusLines(v: BatchView): string[] {
   }
   if (v.queue) {
     const q = v.queue;
-    lines.push(`workers (${q.workers.filter((x) => x.state === 'alive').length} alive of ${q.workers.length}; lease ${q.leaseSeconds === null ? 'default' : `${q.leaseSeconds} s`}):`);
-    for (const x of q.workers) lines.push(`  ${x.name} on ${x.host} pid ${x.pid}: ${x.state}, last heartbeat ${x.heartbeatAt} (${duration(x.heartbeatAge)} ago), ${x.slots} slot(s)${x.accounts.length ? `, holds ${x.accounts.join(', ')}` : ''}`);
+    lines.push(
+      `workers (${q.workers.filter((x) => x.state === 'alive').length} alive of ${q.workers.length}; lease ${q.leaseSeconds === null ? 'default' : `${q.leaseSeconds} s`}):`,
+    );
+    for (const x of q.workers)
+      lines.push(
+        `  ${x.name} on ${x.host} pid ${x.pid}: ${x.state}, last heartbeat ${x.heartbeatAt} (${duration(x.heartbeatAge)} ago), ${x.slots} slot(s)${x.accounts.length ? `, holds ${x.accounts.join(', ')}` : ''}`,
+      );
     lines.push(`takeovers: ${q.takeovers.length || 'none'}`);
-    for (const t of q.takeovers) lines.push(`  ${t.at} ${t.account}: ${t.oldWorker} (epoch ${t.oldEpoch}) -> ${t.newWorker} (epoch ${t.newEpoch}): ${t.reason}`);
+    for (const t of q.takeovers)
+      lines.push(`  ${t.at} ${t.account}: ${t.oldWorker} (epoch ${t.oldEpoch}) -> ${t.newWorker} (epoch ${t.newEpoch}): ${t.reason}`);
     lines.push(`deletions at the source, each recorded with its proof before it was made: ${q.deletions.length ? '' : 'none'}`);
-    for (const d of q.deletions) lines.push(`  ${d.account}: ${d.deleted} deleted${d.unconfirmed ? `, ${d.unconfirmed} begun by a worker that stopped before the answer` : ''}`);
+    for (const d of q.deletions)
+      lines.push(`  ${d.account}: ${d.deleted} deleted${d.unconfirmed ? `, ${d.unconfirmed} begun by a worker that stopped before the answer` : ''}`);
   }
   for (const n of v.notes) lines.push(`note: ${n}`);
   return lines;

@@ -22,7 +22,11 @@ const HOW_TO_CHANGE = '--concurrency N to change';
  * source's when it has one: a source that must be read gently (Xiaomi's per-account service)
  * gains nothing from more items in flight than it serves well, whatever the destination takes.
  */
-export function chooseConcurrency(explicit: number | undefined, source: ProviderModule | undefined, destination: ProviderModule | undefined): ConcurrencyChoice {
+export function chooseConcurrency(
+  explicit: number | undefined,
+  source: ProviderModule | undefined,
+  destination: ProviderModule | undefined,
+): ConcurrencyChoice {
   if (explicit !== undefined) return { value: explicit, from: 'option', line: `concurrency ${explicit} (--concurrency)` };
   const s = source?.defaultConcurrency?.source;
   const d = destination?.defaultConcurrency?.destination;
@@ -35,7 +39,11 @@ export function chooseConcurrency(explicit: number | undefined, source: Provider
   }
   if (d !== undefined) return { value: d, from: 'destination', line: `concurrency ${d} (${dName}; ${HOW_TO_CHANGE})` };
   if (s !== undefined) return { value: s, from: 'source', line: `concurrency ${s} (${sName}; ${HOW_TO_CHANGE})` };
-  return { value: FALLBACK_CONCURRENCY, from: 'fallback', line: `concurrency ${FALLBACK_CONCURRENCY} (no default declared by ${source?.name ?? 'the source'} or ${destination?.name ?? 'the destination'}; ${HOW_TO_CHANGE})` };
+  return {
+    value: FALLBACK_CONCURRENCY,
+    from: 'fallback',
+    line: `concurrency ${FALLBACK_CONCURRENCY} (no default declared by ${source?.name ?? 'the source'} or ${destination?.name ?? 'the destination'}; ${HOW_TO_CHANGE})`,
+  };
 }
 
 /** The choice for a run from its specs ("folder:/a", "onedrive:/Pictures"). An unknown name counts as no default: opening it reports the error. */

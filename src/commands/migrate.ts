@@ -56,7 +56,8 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
     throw err;
   }
   const tookOverFrom = lock.claim(db);
-  if (tookOverFrom) log.info(`the state was last held by process ${tookOverFrom.pid} (since ${tookOverFrom.since}), which ended without letting go (killed?); taking it over`);
+  if (tookOverFrom)
+    log.info(`the state was last held by process ${tookOverFrom.pid} (since ${tookOverFrom.since}), which ended without letting go (killed?); taking it over`);
   const controller = new AbortController();
   let signalExit = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -189,7 +190,9 @@ export async function planCommand(given: MigrateOpts): Promise<number> {
       o.deleteSource ? `  to delete at the source once verified: up to ${plan.toDelete}` : '  source items are kept (no --delete-source)',
       `  without a capture date: ${plan.undated.items}${plan.undated.items ? ' (they will be dated by upload time where the destination cannot set a date)' : ''}`,
       ...planDatesLines(plan.dates, o.timezone),
-      plan.capacity.remainingBytes !== null ? `  room at the destination: ${mb(plan.capacity.remainingBytes)} free, ${plan.capacity.fits ? 'fits' : 'DOES NOT FIT'}` : '  room at the destination: unknown',
+      plan.capacity.remainingBytes !== null
+        ? `  room at the destination: ${mb(plan.capacity.remainingBytes)} free, ${plan.capacity.fits ? 'fits' : 'DOES NOT FIT'}`
+        : '  room at the destination: unknown',
       plan.quota
         ? `  request quota: ${plan.quota.requestsNeeded} requests needed, ${plan.quota.remainingToday} left today of ${plan.quota.perDay}/day: ${plan.quota.days} day(s)` +
           (plan.quota.deadline ? `, ${plan.quota.makesDeadline ? 'makes' : 'MISSES'} the deadline ${plan.quota.deadline.slice(0, 10)}` : '')

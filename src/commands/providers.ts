@@ -29,13 +29,23 @@ async function resolve(spec: string, role: 'source' | 'destination'): Promise<{ 
   const mod = await loadProvider(name);
   const can = (m: ProviderModule) => (role === 'source' ? !!m.createSource : !!m.createDestination);
   if (!mod || !can(mod)) {
-    const known = (await loadProviders()).filter(can).map((p) => p.name).join(', ');
+    const known = (await loadProviders())
+      .filter(can)
+      .map((p) => p.name)
+      .join(', ');
     throw new StopRunError('config', `unknown ${role} "${spec}": use one of ${known} (written NAME or NAME:ARG)`);
   }
   return { mod, arg };
 }
 
-export async function contextFor(db: DB, spec: string, role: 'source' | 'destination', options: Record<string, unknown>, log: Logger, signal?: AbortSignal): Promise<{ mod: ProviderModule; ctx: ProviderContext }> {
+export async function contextFor(
+  db: DB,
+  spec: string,
+  role: 'source' | 'destination',
+  options: Record<string, unknown>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<{ mod: ProviderModule; ctx: ProviderContext }> {
   const { mod, arg } = await resolve(spec, role);
   return {
     mod,

@@ -56,7 +56,13 @@ export function startDashboard(state: string, port: number, queue?: { q: Queue; 
   const isBatch = !queue && fs.existsSync(path.join(state, 'batch.db'));
   const server = http.createServer(async (req, res) => {
     const send = (code: number, type: string, body: string | Buffer) => {
-      res.writeHead(code, { 'Content-Type': type, 'Cache-Control': 'no-store', 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
+      res.writeHead(code, {
+        'Content-Type': type,
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': CSP,
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     // Only names that mean this machine: a page from elsewhere cannot reach it through DNS rebinding.

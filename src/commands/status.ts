@@ -34,13 +34,23 @@ export async function statusCommand(o: { state: string; json: boolean }): Promis
     }
     const total = ITEM_STATES.reduce((a, s) => a + counts[s].items, 0);
     const lines = [`${total} items`];
-    for (const s of ITEM_STATES) if (counts[s].items) lines.push(`  ${s.padEnd(15)} ${String(counts[s].items).padStart(8)}  ${(counts[s].bytes / 1e6).toFixed(1)} MB`);
+    for (const s of ITEM_STATES)
+      if (counts[s].items) lines.push(`  ${s.padEnd(15)} ${String(counts[s].items).padStart(8)}  ${(counts[s].bytes / 1e6).toFixed(1)} MB`);
     lines.push(`  deletions at the source: ${deletions}`);
-    if (lastRun) lines.push(`last run #${lastRun.id}: started ${lastRun.started_at}, ${lastRun.ended_at ? `ended ${lastRun.ended_at}, ${lastRun.outcome}, exit ${lastRun.exit_code}` : 'did not finish (killed or running)'}`);
+    if (lastRun)
+      lines.push(
+        `last run #${lastRun.id}: started ${lastRun.started_at}, ${lastRun.ended_at ? `ended ${lastRun.ended_at}, ${lastRun.outcome}, exit ${lastRun.exit_code}` : 'did not finish (killed or running)'}`,
+      );
     if (failures.length) {
       lines.push('failed, rejected, deletions owed, and kept at the source (a newer version there, or already in your library from another app):');
       for (const f of failures) {
-        const label = f.kept ? 'kept' : f.state === 'failed' || f.state === 'rejected' ? f.state : f.state === 'skipped' && f.kind === 'in-library-from-another-app' ? 'in-library' : 'owed';
+        const label = f.kept
+          ? 'kept'
+          : f.state === 'failed' || f.state === 'rejected'
+            ? f.state
+            : f.state === 'skipped' && f.kind === 'in-library-from-another-app'
+              ? 'in-library'
+              : 'owed';
         lines.push(`  ${label.padEnd(10)} ${f.source_id}: ${f.why ?? 'unknown'}${f.state === 'failed' ? ` (${f.attempts} attempts)` : ''}`);
       }
     }

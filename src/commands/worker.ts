@@ -37,7 +37,9 @@ export interface QueuedRunOpts {
 export const DEFAULT_LEASE_SECONDS = 60;
 
 const sayer = (json: boolean) => (line: string) =>
-  json ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n') : process.stderr.write(printable(line, true) + '\n');
+  json
+    ? process.stdout.write(JSON.stringify({ type: 'log', message: line, at: new Date().toISOString() }) + '\n')
+    : process.stderr.write(printable(line, true) + '\n');
 
 function stopOnSignals(): AbortController {
   const controller = new AbortController();
@@ -57,7 +59,18 @@ export async function workerCommand(o: WorkerOpts): Promise<number> {
   const { queueKey } = await import('../queue/secrets.ts');
   const controller = stopOnSignals();
   try {
-    return await runWorker({ url: o.queue, name: o.name ?? defaultWorkerName(), slots: o.slots, follow: o.follow, dir: o.state, leaseSeconds: o.leaseSeconds, key: queueKey(), say: sayer(o.json), json: o.json, signal: controller.signal });
+    return await runWorker({
+      url: o.queue,
+      name: o.name ?? defaultWorkerName(),
+      slots: o.slots,
+      follow: o.follow,
+      dir: o.state,
+      leaseSeconds: o.leaseSeconds,
+      key: queueKey(),
+      say: sayer(o.json),
+      json: o.json,
+      signal: controller.signal,
+    });
   } catch (err) {
     return failed(err);
   }
@@ -77,14 +90,25 @@ export async function batchRunQueued(manifestFile: string, rows: AccountRow[], o
     try {
       const boss = await startBoss(o.queue);
       try {
-        const settings = { deadline: o.deadline?.toISOString() ?? null, limits: o.limits, deleteSource: o.deleteSource, googleDailyBudget: o.googleDailyBudget, leaseSeconds, passThrough: o.passThrough, failStreak: o.failStreak, assumedRate: o.assumedRate };
+        const settings = {
+          deadline: o.deadline?.toISOString() ?? null,
+          limits: o.limits,
+          deleteSource: o.deleteSource,
+          googleDailyBudget: o.googleDailyBudget,
+          leaseSeconds,
+          passThrough: o.passThrough,
+          failStreak: o.failStreak,
+          assumedRate: o.assumedRate,
+        };
         const r = await loadBatch(q, boss, { manifestFile, rows, settings, key });
         if (r.problems.length) {
           for (const p of r.problems) say(`error: ${p}`);
           return 2;
         }
         for (const n of JSON.parse((await getMeta(q, 'notes')) ?? '[]') as string[]) say(n);
-        say(`queue: ${r.accounts} accounts loaded (${r.done} done, ${r.queued} newly queued), ${r.credentials} credential file(s) stored sealed; lease ${leaseSeconds} s, ${o.limits.accountsAtOnce} accounts at once across all workers`);
+        say(
+          `queue: ${r.accounts} accounts loaded (${r.done} done, ${r.queued} newly queued), ${r.credentials} credential file(s) stored sealed; lease ${leaseSeconds} s, ${o.limits.accountsAtOnce} accounts at once across all workers`,
+        );
       } finally {
         await boss.stop({ graceful: false, wait: true }).catch(() => undefined);
       }
@@ -95,7 +119,15 @@ export async function batchRunQueued(manifestFile: string, rows: AccountRow[], o
     return failed(err);
   }
   if (!o.work) return 0;
-  const code = await workerCommand({ queue: o.queue, slots: o.slots ?? o.limits.accountsAtOnce, name: o.name, follow: false, state: o.state, leaseSeconds: o.leaseSeconds, json: o.json });
+  const code = await workerCommand({
+    queue: o.queue,
+    slots: o.slots ?? o.limits.accountsAtOnce,
+    name: o.name,
+    follow: false,
+    state: o.state,
+    leaseSeconds: o.leaseSeconds,
+    json: o.json,
+  });
   if (code !== 0) return code;
   return reportQueued(o.queue, o.state, say);
 }
@@ -107,11 +139,23 @@ async function reportQueued(url: string, dir: string, say: (line: string) => voi
   try {
     const q = await openQueue(url, { migrate: false });
     try {
-      const st = (await q.query(`SELECT status, count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'removed' GROUP BY status`)).rows as Array<{ status: string; n: number }>;
+      const st = (await q.query(`SELECT status, count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'removed' GROUP BY status`)).rows as Array<{
+        status: string;
+        n: number;
+      }>;
       const file = await writeQueueReports(q, dir);
       const all = st.reduce((n, r) => n + r.n, 0);
       const done = st.find((r) => r.status === 'done')?.n ?? 0;
-      say(`batch: ${done} of ${all} accounts done${done < all ? ` (${st.filter((r) => r.status !== 'done').map((r) => `${r.n} ${r.status}`).join(', ')})` : ''}. Report: ${file}`);
+      say(
+        `batch: ${done} of ${all} accounts done${
+          done < all
+            ? ` (${st
+                .filter((r) => r.status !== 'done')
+                .map((r) => `${r.n} ${r.status}`)
+                .join(', ')})`
+            : ''
+        }. Report: ${file}`,
+      );
       return done < all ? 1 : 0;
     } finally {
       await q.end().catch(() => undefined);
@@ -122,13 +166,19 @@ async function reportQueued(url: string, dir: string, say: (line: string) => voi
 }
 
 /** `batch check --queue`: the counts go to the queue database for the deadline plan. */
-export async function recordQueuedEstimates(url: string, checks: Array<{ row: { account: string }; items: number | null; bytes: number | null }>): Promise<boolean> {
+export async function recordQueuedEstimates(
+  url: string,
+  checks: Array<{ row: { account: string }; items: number | null; bytes: number | null }>,
+): Promise<boolean> {
   const { openQueue } = await import('../queue/db.ts');
   const { recordEstimates } = await import('../queue/load.ts');
   try {
     const q = await openQueue(url, { migrate: true });
     try {
-      await recordEstimates(q, checks.map((c) => ({ account: c.row.account, items: c.items, bytes: c.bytes })));
+      await recordEstimates(
+        q,
+        checks.map((c) => ({ account: c.row.account, items: c.items, bytes: c.bytes })),
+      );
       return true;
     } finally {
       await q.end().catch(() => undefined);

@@ -39,7 +39,10 @@ type ExtraSpec = Record<string, { type: 'string' | 'boolean'; default?: string |
 export function parseEmulatorArgs<E extends ExtraSpec>(
   args: string[],
   extra: E,
-): { common: CommonFlags; extra: { [K in keyof E]: E[K]['multiple'] extends true ? string[] : E[K]['type'] extends 'boolean' ? boolean : string | undefined } } {
+): {
+  common: CommonFlags;
+  extra: { [K in keyof E]: E[K]['multiple'] extends true ? string[] : E[K]['type'] extends 'boolean' ? boolean : string | undefined };
+} {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -207,11 +210,7 @@ export interface StartedServer {
 }
 
 /** Listens on 127.0.0.1 only: emulators never answer any other address. */
-export async function listenLoopback(
-  handler: http.RequestListener,
-  port: number,
-  tls?: { key: string; cert: string },
-): Promise<StartedServer> {
+export async function listenLoopback(handler: http.RequestListener, port: number, tls?: { key: string; cert: string }): Promise<StartedServer> {
   const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) : http.createServer(handler);
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {

@@ -108,7 +108,9 @@ export class Deleter {
         if (!page.length) break;
         after = page[page.length - 1]!.id;
         const due = page.filter((r) => !this.provenThisRun(r) && deletionVerdict(r, this.policy).delete);
-        const results = await Promise.all(due.map((r) => this.recheck.add('', verifyRequest(r)).catch((err: unknown) => ({ outcome: 'error' as const, error: err as Error }))));
+        const results = await Promise.all(
+          due.map((r) => this.recheck.add('', verifyRequest(r)).catch((err: unknown) => ({ outcome: 'error' as const, error: err as Error }))),
+        );
         for (let i = 0; i < due.length; i++) {
           if (this.ctx.signal.aborted) break;
           if (this.acceptRecheck(due[i]!, results[i]!)) await this.consider(due[i]!.id);
@@ -136,7 +138,10 @@ export class Deleter {
     }
     if (res.outcome === 'mismatch') {
       items.markDestinationLost(row.id, `the destination copy failed the check before deletion (${reason(res.reason)}): migrating it again`);
-      this.ctx.log('warn', `${row.name}: the destination copy is gone or changed since it was verified (${reason(res.reason)}); it stays at the source and is migrated again`);
+      this.ctx.log(
+        'warn',
+        `${row.name}: the destination copy is gone or changed since it was verified (${reason(res.reason)}); it stays at the source and is migrated again`,
+      );
       this.ctx.emit({ type: 'item', name: row.name, state: 'failed', bytes: 0, detail: res.reason });
       this.onSentBack();
       return false;
@@ -169,7 +174,8 @@ export class Deleter {
         if (err instanceof ItemGoneError) {
           // Gone with our intent on record: the earlier run deleted it and was killed before the
           // record. The destination was just checked again; that is the evidence recorded.
-          const what = row.deleting_run !== null ? `deleted in an interrupted run (run ${row.deleting_run}); found gone at the source` : 'already gone at the source';
+          const what =
+            row.deleting_run !== null ? `deleted in an interrupted run (run ${row.deleting_run}); found gone at the source` : 'already gone at the source';
           this.record(row, `${what}: ${reason(err)}`, done);
           break;
         }
@@ -214,7 +220,9 @@ export class Deleter {
     const fresh = this.ctx.items.get(row.id);
     this.ctx.items.markSourceDeleted(row.id, this.ctx.runId, response, `${fresh.evidence_level}: ${fresh.evidence_detail ?? ''}`);
     // Best effort and not awaited: the intent recorded before the deletion already backs it.
-    done?.(response).catch((err) => this.ctx.log('warn', `${row.name}: deleted, but its deletion record could not be marked done (${reason(err)}); its intent stands`));
+    done?.(response).catch((err) =>
+      this.ctx.log('warn', `${row.name}: deleted, but its deletion record could not be marked done (${reason(err)}); its intent stands`),
+    );
     this.deleted++;
     this.ctx.emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${fresh.evidence_level}` });
   }

@@ -36,7 +36,13 @@ export function settleCaptureTime(item: SourceItem, embedded: EmbeddedTime | nul
  * @param readAt random access to the item's bytes, when the source offers it cheaply; used to
  *               find a video's moov box at the end of the file before the upload starts.
  */
-export async function probeFacts(item: SourceItem, head: Buffer, containerTime: string | null, readAt: ((offset: number, length: number) => Promise<Buffer>) | null, zone: string = systemZone()): Promise<Probe> {
+export async function probeFacts(
+  item: SourceItem,
+  head: Buffer,
+  containerTime: string | null,
+  readAt: ((offset: number, length: number) => Promise<Buffer>) | null,
+  zone: string = systemZone(),
+): Promise<Probe> {
   const sniffed = sniffMedia(head, item.name);
   // Content decides what an item is: an HTML error page saved as .jpg is not an image,
   // whatever its name or the source's listing says.
@@ -68,7 +74,18 @@ export async function probeFacts(item: SourceItem, head: Buffer, containerTime: 
   const r = settleCaptureTime(item, embedded, zone);
   return {
     facts: { captureTime: r.time, captureTimeSource: r.source, captureTimeDetail: r.detail, mimeType, kind, width, height },
-    record: { mimeType, exifTime, captureTime: r.time, captureSource: r.source, captureDetail: r.detail, captureOffsetFrom: r.offsetFrom, gps, camera, width, height },
+    record: {
+      mimeType,
+      exifTime,
+      captureTime: r.time,
+      captureSource: r.source,
+      captureDetail: r.detail,
+      captureOffsetFrom: r.offsetFrom,
+      gps,
+      camera,
+      width,
+      height,
+    },
     format: sniffed.format,
   };
 }

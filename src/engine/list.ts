@@ -30,7 +30,13 @@ export interface Listing {
 /** Starts listing; `onPage` is told of every recorded page and of the end. */
 export function startListing(ctx: RunContext, onPage: () => void): Listing {
   let firstPage: () => void = () => {};
-  const state = { finished: false, error: null as unknown, warnings: [] as string[], done: Promise.resolve(), firstPage: new Promise<void>((r) => (firstPage = r)) };
+  const state = {
+    finished: false,
+    error: null as unknown,
+    warnings: [] as string[],
+    done: Promise.resolve(),
+    firstPage: new Promise<void>((r) => (firstPage = r)),
+  };
   state.done = listAll(
     ctx,
     () => {
@@ -71,7 +77,10 @@ async function listAll(ctx: RunContext, onPage: () => void, warnings: string[]):
       if (!ctx.opts.sourceMayBeEmpty) throw new StopRunError('config', emptySourceMessage(source.identity));
       // Taken at its word: each item still to move is found gone when it is opened, as one
       // missing from a longer listing is. Nothing is deleted for it.
-      ctx.log('warn', `the source ${source.identity} lists no items while the state knows items there; --source-may-be-empty: going on, they count as gone from the source`);
+      ctx.log(
+        'warn',
+        `the source ${source.identity} lists no items while the state knows items there; --source-may-be-empty: going on, they count as gone from the source`,
+      );
     }
     first = false;
     const added = items.recordPage(

@@ -189,7 +189,8 @@ export async function computePlan(db: DB | null, source: Source, destination: De
       bytes: inLibrary.bytes,
     });
   }
-  if (probes >= opts.probeLimit) plan.notes.push({ message: `only the first ${opts.probeLimit} items without a declared date were opened to look for an embedded one` });
+  if (probes >= opts.probeLimit)
+    plan.notes.push({ message: `only the first ${opts.probeLimit} items without a declared date were opened to look for an embedded one` });
 
   plan.notes.push(...((await source.planNotes?.()) ?? []));
   const cap = await destination.capacity?.();
@@ -207,7 +208,14 @@ export async function computePlan(db: DB | null, source: Source, destination: De
         const daysLeft = Math.max(0, Math.ceil((opts.deadline.getTime() - Date.now()) / 86_400_000));
         makes = days <= daysLeft;
       }
-      plan.quota = { perDay: b.perDay, remainingToday: b.remainingToday, requestsNeeded: needed, days, deadline: opts.deadline?.toISOString() ?? null, makesDeadline: makes };
+      plan.quota = {
+        perDay: b.perDay,
+        remainingToday: b.remainingToday,
+        requestsNeeded: needed,
+        days,
+        deadline: opts.deadline?.toISOString() ?? null,
+        makesDeadline: makes,
+      };
     }
   }
   plan.estimatedSeconds = Math.ceil(plan.toMove.bytes / opts.assumedRate + plan.toMove.items * 0.05);

@@ -67,7 +67,11 @@ async function runStages(db: DB, source: Source, destination: Destination, runId
   await commits.close();
   await verify.drain();
   await deleter.drain();
-  if (retryAt !== null) ctx.halt('waiting', `nothing is left to do before ${new Date(retryAt).toISOString()}, when the items waiting to retry may go (${ctx.lastWaitReason ?? 'the service asked to wait'}): run again then; the migration resumes where it stopped`);
+  if (retryAt !== null)
+    ctx.halt(
+      'waiting',
+      `nothing is left to do before ${new Date(retryAt).toISOString()}, when the items waiting to retry may go (${ctx.lastWaitReason ?? 'the service asked to wait'}): run again then; the migration resumes where it stopped`,
+    );
   unwatch();
 
   const counts = ctx.items.countsByState();

@@ -22,14 +22,29 @@ export function stateId(db: DB): string {
   return id;
 }
 
-export function startRun(db: DB, o: { command: string; sourceSpec: string; destinationSpec: string; deleteSource: boolean; deleteEvidence: string; concurrency: number; timeZone?: string }): number {
+export function startRun(
+  db: DB,
+  o: { command: string; sourceSpec: string; destinationSpec: string; deleteSource: boolean; deleteEvidence: string; concurrency: number; timeZone?: string },
+): number {
   stateId(db);
   const r = db
     .prepare('INSERT INTO runs (command, source, destination, options, started_at) VALUES (?, ?, ?, ?, ?)')
-    .run(o.command, o.sourceSpec, o.destinationSpec, JSON.stringify({ deleteSource: o.deleteSource, deleteEvidence: o.deleteEvidence, concurrency: o.concurrency, timeZone: o.timeZone ?? systemZone() }), new Date().toISOString());
+    .run(
+      o.command,
+      o.sourceSpec,
+      o.destinationSpec,
+      JSON.stringify({ deleteSource: o.deleteSource, deleteEvidence: o.deleteEvidence, concurrency: o.concurrency, timeZone: o.timeZone ?? systemZone() }),
+      new Date().toISOString(),
+    );
   return Number(r.lastInsertRowid);
 }
 
 export function finishRun(db: DB, runId: number, outcome: string, exitCode: number, counts: unknown): void {
-  db.prepare('UPDATE runs SET ended_at = ?, outcome = ?, exit_code = ?, counts = ? WHERE id = ?').run(new Date().toISOString(), outcome, exitCode, JSON.stringify(counts), runId);
+  db.prepare('UPDATE runs SET ended_at = ?, outcome = ?, exit_code = ?, counts = ? WHERE id = ?').run(
+    new Date().toISOString(),
+    outcome,
+    exitCode,
+    JSON.stringify(counts),
+    runId,
+  );
 }

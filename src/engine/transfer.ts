@@ -33,7 +33,13 @@ async function readRange(source: Source, item: SourceItem, offset: number, lengt
 }
 
 /** Plans the dated copy when the destination wants dates written in and the file lacks one. */
-function planCopy(destination: Destination, facts: ItemFacts, format: string | null, head: Buffer, size: number): { copy: DatedCopy | null; note: string | null } {
+function planCopy(
+  destination: Destination,
+  facts: ItemFacts,
+  format: string | null,
+  head: Buffer,
+  size: number,
+): { copy: DatedCopy | null; note: string | null } {
   const from = facts.captureTimeDetail ?? facts.captureTimeSource;
   let copy: DatedCopy | null = null;
   const dating = decideDating(destination, { present: !!facts.captureTime, own: isEmbeddedSource(facts.captureTimeSource) }, () => {
@@ -46,7 +52,14 @@ function planCopy(destination: Destination, facts: ItemFacts, format: string | n
 }
 
 /** Streams one item into a staged upload. Throws RejectedError, RetryableError or StopRunError. */
-export async function stageItem(source: Source, destination: Destination, items: Items, row: ItemRow, signal: AbortSignal, zone: string = systemZone()): Promise<StagedItem> {
+export async function stageItem(
+  source: Source,
+  destination: Destination,
+  items: Items,
+  row: ItemRow,
+  signal: AbortSignal,
+  zone: string = systemZone(),
+): Promise<StagedItem> {
   const item = sourceItem(row);
   const size = item.size;
   if (size === null || size === undefined) throw new RejectedError('the source does not declare the size of this item', 'size-not-declared');
@@ -170,7 +183,13 @@ export async function stageItem(source: Source, destination: Destination, items:
   // The container time may only have shown up at the end of the stream (moov after mdat).
   if (probe.facts.kind === 'video' && !probe.record.exifTime && scanner.result()) {
     const r = settleCaptureTime(item, { kind: 'container', iso: scanner.result()! }, zone);
-    Object.assign(probe.record, { exifTime: scanner.result(), captureTime: r.time, captureSource: r.source, captureDetail: r.detail, captureOffsetFrom: r.offsetFrom });
+    Object.assign(probe.record, {
+      exifTime: scanner.result(),
+      captureTime: r.time,
+      captureSource: r.source,
+      captureDetail: r.detail,
+      captureOffsetFrom: r.offsetFrom,
+    });
     Object.assign(facts, { captureTime: r.time, captureTimeSource: r.source, captureTimeDetail: r.detail, dateAdded: false });
     items.recordFacts(row.id, probe.record);
   }
@@ -181,7 +200,10 @@ export async function stageItem(source: Source, destination: Destination, items:
     const verdict = await copy.check.verdict();
     if (!verdict.ok) {
       await destination.abort?.(staged).catch(() => undefined);
-      throw new RejectedError(`the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`, 'dated-copy-differs');
+      throw new RejectedError(
+        `the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`,
+        'dated-copy-differs',
+      );
     }
     const copyHashes = copyHasher.digest();
     if (copyHashes.sha256 !== hashes.sha256) {
@@ -201,7 +223,9 @@ export async function stageItem(source: Source, destination: Destination, items:
   });
   if (declaredOk === false) {
     await destination.abort?.(staged).catch(() => undefined);
-    throw new DeclaredHashMismatch(`the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`);
+    throw new DeclaredHashMismatch(
+      `the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`,
+    );
   }
   return { item, facts, container, staged, hashes: uploaded };
 }

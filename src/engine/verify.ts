@@ -93,7 +93,8 @@ export class VerifyStage {
         ctx.halt(res.error.kind, reason(res.error));
         return;
       }
-      const wait = res.outcome === 'pending' ? res.retryAfterMs : backoffDelay(attempt, res.error instanceof RetryableError ? res.error.retryAfterMs : undefined);
+      const wait =
+        res.outcome === 'pending' ? res.retryAfterMs : backoffDelay(attempt, res.error instanceof RetryableError ? res.error.retryAfterMs : undefined);
       if (Date.now() + wait > deadline) {
         ctx.log('warn', `${row.name}: not verified yet (${res.outcome === 'pending' ? res.reason : reason(res.error)}); a later run will ask again`);
         return;

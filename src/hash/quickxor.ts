@@ -28,13 +28,38 @@ let scratch: { bytes: Uint8Array; words: Uint32Array } | null = null;
 function foldBlocks(acc: Uint32Array, v: Uint32Array, start: number, blocks: number): void {
   const end = start + blocks * BLOCK_WORDS;
   for (let j = 0; j < BLOCK_WORDS; j += 10) {
-    let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0;
+    let a0 = 0,
+      a1 = 0,
+      a2 = 0,
+      a3 = 0,
+      a4 = 0,
+      a5 = 0,
+      a6 = 0,
+      a7 = 0,
+      a8 = 0,
+      a9 = 0;
     for (let p = start + j; p < end; p += BLOCK_WORDS) {
-      a0 ^= v[p]!; a1 ^= v[p + 1]!; a2 ^= v[p + 2]!; a3 ^= v[p + 3]!; a4 ^= v[p + 4]!;
-      a5 ^= v[p + 5]!; a6 ^= v[p + 6]!; a7 ^= v[p + 7]!; a8 ^= v[p + 8]!; a9 ^= v[p + 9]!;
+      a0 ^= v[p]!;
+      a1 ^= v[p + 1]!;
+      a2 ^= v[p + 2]!;
+      a3 ^= v[p + 3]!;
+      a4 ^= v[p + 4]!;
+      a5 ^= v[p + 5]!;
+      a6 ^= v[p + 6]!;
+      a7 ^= v[p + 7]!;
+      a8 ^= v[p + 8]!;
+      a9 ^= v[p + 9]!;
     }
-    acc[j]! ^= a0; acc[j + 1]! ^= a1; acc[j + 2]! ^= a2; acc[j + 3]! ^= a3; acc[j + 4]! ^= a4;
-    acc[j + 5]! ^= a5; acc[j + 6]! ^= a6; acc[j + 7]! ^= a7; acc[j + 8]! ^= a8; acc[j + 9]! ^= a9;
+    acc[j]! ^= a0;
+    acc[j + 1]! ^= a1;
+    acc[j + 2]! ^= a2;
+    acc[j + 3]! ^= a3;
+    acc[j + 4]! ^= a4;
+    acc[j + 5]! ^= a5;
+    acc[j + 6]! ^= a6;
+    acc[j + 7]! ^= a7;
+    acc[j + 8]! ^= a8;
+    acc[j + 9]! ^= a9;
   }
 }
 

@@ -64,7 +64,10 @@ export function readCredentials<T>(home: string, provider: string, account: stri
     data = JSON.parse(readPrivateFile(file)) as T;
   } catch (err) {
     if (err instanceof StopRunError) throw err;
-    throw new StopRunError('credentials', `credential file ${file} is not readable JSON (${(err as Error).name}); sign in again with \`gallery-bridge auth ${provider}\``);
+    throw new StopRunError(
+      'credentials',
+      `credential file ${file} is not readable JSON (${(err as Error).name}); sign in again with \`gallery-bridge auth ${provider}\``,
+    );
   }
   collectSecrets(data);
   return data;

@@ -5,8 +5,14 @@
 const PATTERNS: Array<[RegExp, string]> = [
   [/(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;"']+/gi, '$1$2[redacted]'],
   [/\bbearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer [redacted]'],
-  [/\b(serviceToken|passToken|userId|cUserId|access_token|refresh_token|id_token|client_secret|code|tempauth|token|sig|signature|upload_id|meta|X-Goog-Upload-URL)=([^&\s;"']+)/gi, '$1=[redacted]'],
-  [/("(?:access_token|refresh_token|id_token|client_secret|serviceToken|passToken|uploadUrl|upload_url|sessionUrl|cookie)"\s*:\s*")([^"]*)(")/gi, '$1[redacted]$3'],
+  [
+    /\b(serviceToken|passToken|userId|cUserId|access_token|refresh_token|id_token|client_secret|code|tempauth|token|sig|signature|upload_id|meta|X-Goog-Upload-URL)=([^&\s;"']+)/gi,
+    '$1=[redacted]',
+  ],
+  [
+    /("(?:access_token|refresh_token|id_token|client_secret|serviceToken|passToken|uploadUrl|upload_url|sessionUrl|cookie)"\s*:\s*")([^"]*)(")/gi,
+    '$1[redacted]$3',
+  ],
 ];
 
 /** Registered literal secrets (tokens read from files or the environment) are masked wherever they appear. */
@@ -56,5 +62,8 @@ export function redact(text: string): string {
 /** One line, no secrets: what goes into status, reports and the state database as an error reason. */
 export function reason(err: unknown): string {
   const msg = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err);
-  return redact(String(msg ?? 'unknown error')).replace(/\s+/g, ' ').trim().slice(0, 500);
+  return redact(String(msg ?? 'unknown error'))
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 500);
 }

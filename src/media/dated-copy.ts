@@ -70,7 +70,14 @@ export interface CopyCheck {
 }
 
 /** Plans a dated copy, or says why the bytes stay as they are. */
-export function planDatedCopy(args: { format: string | null; head: Buffer; size: number; time: string; from: string; datesByFile: boolean }): DatedCopy | { skip: string } {
+export function planDatedCopy(args: {
+  format: string | null;
+  head: Buffer;
+  size: number;
+  time: string;
+  from: string;
+  datesByFile: boolean;
+}): DatedCopy | { skip: string } {
   const unsupported = datingUnsupported(args.format, args.datesByFile);
   if (unsupported) return { skip: unsupported };
   const ms = Date.parse(args.time);
@@ -81,14 +88,28 @@ export function planDatedCopy(args: { format: string | null; head: Buffer; size:
     const plan = planJpegDate(args.head, dateTime, off);
     if ('skip' in plan) return { skip: plan.skip };
     const size = args.size - plan.edit.remove + plan.edit.insert.length;
-    return { format: 'jpeg', size, time: args.time, from: args.from, transform: new Splice(plan.edit), check: new SpliceCheck(plan.edit, args.size, dateTime, off, JPEG_ADDED_TAGS) };
+    return {
+      format: 'jpeg',
+      size,
+      time: args.time,
+      from: args.from,
+      transform: new Splice(plan.edit),
+      check: new SpliceCheck(plan.edit, args.size, dateTime, off, JPEG_ADDED_TAGS),
+    };
   }
   if (args.format === 'png') {
     const { dateTime, offset: off } = exifDateTime(ms, offset);
     const plan = planPngDate(args.head, dateTime, off);
     if ('skip' in plan) return { skip: plan.skip };
     const size = args.size + plan.edit.insert.length;
-    return { format: 'png', size, time: args.time, from: args.from, transform: new Splice(plan.edit), check: new SpliceCheck(plan.edit, args.size, dateTime, off, PNG_ADDED_TAGS) };
+    return {
+      format: 'png',
+      size,
+      time: args.time,
+      from: args.from,
+      transform: new Splice(plan.edit),
+      check: new SpliceCheck(plan.edit, args.size, dateTime, off, PNG_ADDED_TAGS),
+    };
   }
   const setter = new Mp4TimeSetter(ms);
   return { format: 'video', size: args.size, time: args.time, from: args.from, transform: setter, check: new PatchCheck(setter, qtSeconds(ms)) };
@@ -100,7 +121,11 @@ class Regions {
   readonly hashes: crypto.Hash[];
   readonly captured: Buffer[] = [];
   whole: Buffer[] | null;
-  constructor(private readonly ranges: Array<[number, number]>, private readonly capture: [number, number] | null, keepWhole: boolean) {
+  constructor(
+    private readonly ranges: Array<[number, number]>,
+    private readonly capture: [number, number] | null,
+    keepWhole: boolean,
+  ) {
     this.hashes = ranges.map(() => crypto.createHash('sha256'));
     this.whole = keepWhole ? [] : null;
   }
@@ -128,7 +153,22 @@ class Regions {
   }
 }
 
-const EXIF_OPTIONS = { tiff: true, exif: true, gps: true, ifd1: true, interop: true, xmp: false, icc: false, iptc: false, jfif: false, makerNote: false, userComment: false, reviveValues: false, translateValues: false, translateKeys: false } as const;
+const EXIF_OPTIONS = {
+  tiff: true,
+  exif: true,
+  gps: true,
+  ifd1: true,
+  interop: true,
+  xmp: false,
+  icc: false,
+  iptc: false,
+  jfif: false,
+  makerNote: false,
+  userComment: false,
+  reviveValues: false,
+  translateValues: false,
+  translateKeys: false,
+} as const;
 /** The tags a dated copy adds (DateTimeOriginal, OffsetTimeOriginal, ExifVersion, the Exif IFD pointer; a PNG's also CreateDate and OffsetTime). */
 const JPEG_ADDED_TAGS = new Set([0x9003, 0x9011, 0x9000, 0x8769]);
 const PNG_ADDED_TAGS = new Set([...JPEG_ADDED_TAGS, 0x9004, 0x9010]);
@@ -137,7 +177,13 @@ class SpliceCheck implements CopyCheck {
   private readonly src: Regions;
   private readonly dst: Regions;
   private slot = false;
-  constructor(private readonly edit: SpliceEdit, private readonly srcSize: number, private readonly dateTime: string, private readonly offset: string, private readonly added: ReadonlySet<number>) {
+  constructor(
+    private readonly edit: SpliceEdit,
+    private readonly srcSize: number,
+    private readonly dateTime: string,
+    private readonly offset: string,
+    private readonly added: ReadonlySet<number>,
+  ) {
     const keep = srcSize <= PIXEL_CHECK_MAX && pixelSlotsFree > 0;
     if (keep) {
       pixelSlotsFree--;
@@ -145,9 +191,23 @@ class SpliceCheck implements CopyCheck {
     }
     const after = edit.at + edit.remove;
     // exifr wants a few bytes past the segment it reads; 4 KiB of what follows is plenty.
-    this.src = new Regions([[0, edit.at], [after, Infinity]], [0, after + 4096], keep);
+    this.src = new Regions(
+      [
+        [0, edit.at],
+        [after, Infinity],
+      ],
+      [0, after + 4096],
+      keep,
+    );
     const insEnd = edit.at + edit.insert.length;
-    this.dst = new Regions([[0, edit.at], [insEnd, Infinity]], [0, insEnd + 4096], keep);
+    this.dst = new Regions(
+      [
+        [0, edit.at],
+        [insEnd, Infinity],
+      ],
+      [0, insEnd + 4096],
+      keep,
+    );
   }
   source(chunk: Buffer): void {
     this.src.push(chunk);
@@ -170,7 +230,8 @@ class SpliceCheck implements CopyCheck {
   private async judge(): Promise<CopyVerdict> {
     const e = this.edit;
     const copySize = this.srcSize - e.remove + e.insert.length;
-    if (this.src.length !== this.srcSize || this.dst.length !== copySize) return { ok: false, detail: `the copy has ${this.dst.length} bytes, ${copySize} were planned` };
+    if (this.src.length !== this.srcSize || this.dst.length !== copySize)
+      return { ok: false, detail: `the copy has ${this.dst.length} bytes, ${copySize} were planned` };
     const [sBefore, sAfter] = this.src.digests();
     const [dBefore, dAfter] = this.dst.digests();
     if (sBefore !== dBefore || sAfter !== dAfter) return { ok: false, detail: 'the copy differs from the source outside the EXIF segment' };
@@ -191,7 +252,8 @@ class SpliceCheck implements CopyCheck {
     }
     const dto = String(after[String(0x9003)] ?? after.DateTimeOriginal ?? '');
     const oto = String(after[String(0x9011)] ?? after.OffsetTimeOriginal ?? '');
-    if (dto !== this.dateTime || oto !== this.offset) return { ok: false, detail: `the copy's EXIF says ${dto || 'no date'} ${oto}, ${this.dateTime} ${this.offset} was planned` };
+    if (dto !== this.dateTime || oto !== this.offset)
+      return { ok: false, detail: `the copy's EXIF says ${dto || 'no date'} ${oto}, ${this.dateTime} ${this.offset} was planned` };
     for (const [k, v] of Object.entries(before)) {
       if (this.added.has(Number(k))) continue;
       if (JSON.stringify(after[k]) !== JSON.stringify(v)) return { ok: false, detail: `EXIF tag ${k} changed in the copy` };
@@ -212,7 +274,10 @@ class SpliceCheck implements CopyCheck {
         pixels = `not decodable here (${(err as Error).message.slice(0, 80)}); every byte outside the EXIF segment equal`;
       }
     }
-    return { ok: true, detail: `${pixels}; only the EXIF date was added (${kept} existing tags unchanged, ${e.insert.length - e.remove} bytes added at offset ${e.at})` };
+    return {
+      ok: true,
+      detail: `${pixels}; only the EXIF date was added (${kept} existing tags unchanged, ${e.insert.length - e.remove} bytes added at offset ${e.at})`,
+    };
   }
 }
 
@@ -225,7 +290,10 @@ class PatchCheck implements CopyCheck {
   private dstTotal = 0;
   private readonly diffs: Array<[number, number]> = [];
   private readonly scanner = new MvhdScanner();
-  constructor(private readonly setter: Mp4TimeSetter, private readonly seconds: number) {}
+  constructor(
+    private readonly setter: Mp4TimeSetter,
+    private readonly seconds: number,
+  ) {}
   dispose(): void {
     this.srcQueue = [];
   }
@@ -275,6 +343,9 @@ class PatchCheck implements CopyCheck {
     const t = this.scanner.result();
     const want = new Date((this.seconds - 2082844800) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     if (t !== want) return { ok: false, detail: `the copy's mvhd says ${t ?? 'no time'}, ${want} was planned` };
-    return { ok: true, detail: `only the creation_time of ${fields.map((f) => f.box.split('/').pop()).join(', ')} changed (${this.diffs.length} byte ranges, all inside those fields); same length` };
+    return {
+      ok: true,
+      detail: `only the creation_time of ${fields.map((f) => f.box.split('/').pop()).join(', ')} changed (${this.diffs.length} byte ranges, all inside those fields); same length`,
+    };
   }
 }

@@ -115,7 +115,12 @@ export function dateFromFileName(fileName: string, nowMs: number = Date.now()): 
     }
     if (!validWall(wall, nowMs)) continue;
     if (p.read === 'utc') {
-      return { pattern: p.name, clock: 'instant', instantMs: Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second), precision: 'second' };
+      return {
+        pattern: p.name,
+        clock: 'instant',
+        instantMs: Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second),
+        precision: 'second',
+      };
     }
     return { pattern: p.name, clock: 'wall', wall, precision: day ? 'day' : 'second' };
   }

@@ -87,7 +87,10 @@ class Tiff {
    * with the new entries' long values right after it. Returns the bytes.
    */
   buildIfd(at: number, kept: Entry[], added: NewEntry[], next: number): Buffer {
-    const all = [...kept.map((e) => ({ tag: e.tag, raw: e.raw as Buffer | null, add: null as NewEntry | null })), ...added.map((a) => ({ tag: a.tag, raw: null, add: a }))];
+    const all = [
+      ...kept.map((e) => ({ tag: e.tag, raw: e.raw as Buffer | null, add: null as NewEntry | null })),
+      ...added.map((a) => ({ tag: a.tag, raw: null, add: a })),
+    ];
     all.sort((x, y) => x.tag - y.tag);
     const head = 2 + all.length * 12 + 4;
     const parts: Buffer[] = [];
@@ -137,7 +140,12 @@ export function freshTiff(dateTime: string, offset: string, more: NewEntry[] = [
   const t = new Tiff(Buffer.from('MM\0*\0\0\0\x08', 'latin1'));
   const exifAt = 8 + 2 + 12 + 4;
   const ifd0 = t.buildIfd(8, [], [{ tag: TAG_EXIF_IFD, type: 4, count: 1, value: Buffer.from([0, 0, 0, exifAt]) }], 0);
-  const exif = t.buildIfd(exifAt, [], [{ tag: TAG_EXIF_VERSION, type: 7, count: 4, value: Buffer.from('0232', 'latin1') }, ...dateEntries(dateTime, offset), ...more], 0);
+  const exif = t.buildIfd(
+    exifAt,
+    [],
+    [{ tag: TAG_EXIF_VERSION, type: 7, count: 4, value: Buffer.from('0232', 'latin1') }, ...dateEntries(dateTime, offset), ...more],
+    0,
+  );
   return Buffer.concat([t.b, ifd0, exif]);
 }
 
@@ -167,7 +175,12 @@ function completedExif(payload: Buffer, dateTime: string, offset: string): Buffe
     const exifAt = t.entryValue(pointer);
     const exif = t.ifd(exifAt);
     if (!exif) return 'the EXIF sub-IFD runs past its segment';
-    appended = t.buildIfd(base, exif.entries.filter((e) => !replacing.has(e.tag)), dateEntries(dateTime, offset), exif.next);
+    appended = t.buildIfd(
+      base,
+      exif.entries.filter((e) => !replacing.has(e.tag)),
+      dateEntries(dateTime, offset),
+      exif.next,
+    );
     // The pointer's value, in place inside IFD0 (entry value field at +8).
     const idx = ifd0.entries.indexOf(pointer);
     t.w32(out, ifd0At + 2 + idx * 12 + 8, base);
@@ -178,7 +191,12 @@ function completedExif(payload: Buffer, dateTime: string, offset: string): Buffe
     // The pointer entry was written with a zero value; set it now that its place is known.
     const idx = [...ifd0.entries.map((e) => e.tag), TAG_EXIF_IFD].sort((a, b) => a - b).indexOf(TAG_EXIF_IFD);
     t.w32(newIfd0, 2 + idx * 12 + 8, exifAt);
-    const exif = t.buildIfd(exifAt, [], [{ tag: TAG_EXIF_VERSION, type: 7, count: 4, value: Buffer.from('0232', 'latin1') }, ...dateEntries(dateTime, offset)], 0);
+    const exif = t.buildIfd(
+      exifAt,
+      [],
+      [{ tag: TAG_EXIF_VERSION, type: 7, count: 4, value: Buffer.from('0232', 'latin1') }, ...dateEntries(dateTime, offset)],
+      0,
+    );
     appended = Buffer.concat([newIfd0, exif]);
     t.w32(out, 4, base);
   }

@@ -57,7 +57,12 @@ export function exifDateToIso(value: unknown, offset: unknown): string | null {
   const m = /^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?/.exec(value);
   if (!m) return null;
   const [, y, mo, d, h, mi, s = '00', inlineOffset] = m;
-  const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
+  const year = Number(y),
+    month = Number(mo),
+    day = Number(d),
+    hour = Number(h),
+    minute = Number(mi),
+    second = Number(s);
   if (year < 1800 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return null;
   let utcMs = Date.UTC(year, month - 1, day, hour, minute, Math.min(second, 59));
   // Date.UTC rolls 31 February into March; a date that does not survive the round trip is bogus.
@@ -70,7 +75,14 @@ export function exifDateToIso(value: unknown, offset: unknown): string | null {
 export function exifWall(value: unknown, offset: unknown): { wall: WallTime; offset: number | null } | null {
   if (exifDateToIso(value, offset) === null) return null;
   const m = /^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?/.exec(value as string)!;
-  const wall: WallTime = { year: Number(m[1]), month: Number(m[2]), day: Number(m[3]), hour: Number(m[4]), minute: Number(m[5]), second: Math.min(59, Number(m[6] ?? 0)) };
+  const wall: WallTime = {
+    year: Number(m[1]),
+    month: Number(m[2]),
+    day: Number(m[3]),
+    hour: Number(m[4]),
+    minute: Number(m[5]),
+    second: Math.min(59, Number(m[6] ?? 0)),
+  };
   const raw = m[7] ?? (typeof offset === 'string' ? offset.replace(/\0/g, '').trim() : '');
   const valid = /^(Z|[+-]\d{2}:?\d{2})$/.test(raw);
   return { wall, offset: valid ? parseOffset(raw === 'Z' ? '+00:00' : raw) : null };
@@ -128,8 +140,7 @@ function cameraOf(t: Tags): string | null {
   return model.toLowerCase().startsWith(make.toLowerCase()) ? model : `${make} ${model}`;
 }
 
-const positiveInt = (v: unknown): number | null =>
-  typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
+const positiveInt = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null);
 
 /** PNG's IHDR is always the first chunk; read it directly when the rest of the file is too short for sharp. */
 function pngSize(head: Buffer): { width: number; height: number } | null {
@@ -212,9 +223,10 @@ export async function imageFacts(head: Buffer): Promise<{ meta: ImageMetadata; w
   }
 
   const captureTime =
-    exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ??
-    exifDateToIso(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
-  const wall = captureTime ? (exifWall(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifWall(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal)) : null;
+    exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifDateToIso(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal);
+  const wall = captureTime
+    ? (exifWall(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifWall(tags.CreateDate, tags.OffsetTimeDigitized ?? tags.OffsetTimeOriginal))
+    : null;
 
   // The codec's own header (JPEG SOF, PNG IHDR, HEIF ispe) gives the real pixel size; EXIF's
   // ExifImageWidth is what the camera wrote before any editor resized the picture.
@@ -241,4 +253,3 @@ export async function imageFacts(head: Buffer): Promise<{ meta: ImageMetadata; w
 
   return { meta: { captureTime, gps: gpsOf(tags), camera: cameraOf(tags), width, height }, wall };
 }
-

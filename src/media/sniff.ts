@@ -46,26 +46,55 @@ const FAMILY_RESULT: Record<Family, Sniffed> = {
 const GENERIC: ReadonlySet<Family> = new Set<Family>(['heif', 'mp4']);
 
 const EXTENSION_FAMILY: Record<string, Family> = {
-  avif: 'avif', avifs: 'avif', heic: 'heic', heics: 'heic', heif: 'heif', heifs: 'heif', hif: 'heif',
-  cr3: 'cr3', mov: 'mov', qt: 'mov', m4v: 'm4v', '3gp': '3gp', '3gpp': '3gp', '3g2': '3g2',
-  mp4: 'mp4', m4a: 'm4a', m4b: 'm4a',
+  avif: 'avif',
+  avifs: 'avif',
+  heic: 'heic',
+  heics: 'heic',
+  heif: 'heif',
+  heifs: 'heif',
+  hif: 'heif',
+  cr3: 'cr3',
+  mov: 'mov',
+  qt: 'mov',
+  m4v: 'm4v',
+  '3gp': '3gp',
+  '3gpp': '3gp',
+  '3g2': '3g2',
+  mp4: 'mp4',
+  m4a: 'm4a',
+  m4b: 'm4a',
 };
 
 function brandFamily(brand: string): Family | null {
   switch (brand) {
-    case 'avif': case 'avis':
+    case 'avif':
+    case 'avis':
       return 'avif';
-    case 'heic': case 'heix': case 'heim': case 'heis': case 'hevc': case 'hevx': case 'hevm': case 'hevs':
+    case 'heic':
+    case 'heix':
+    case 'heim':
+    case 'heis':
+    case 'hevc':
+    case 'hevx':
+    case 'hevm':
+    case 'hevs':
       return 'heic';
-    case 'mif1': case 'msf1': case 'mif2': case 'miaf':
+    case 'mif1':
+    case 'msf1':
+    case 'mif2':
+    case 'miaf':
       return 'heif';
     case 'crx ':
       return 'cr3';
     case 'qt  ':
       return 'mov';
-    case 'M4V ': case 'M4VH': case 'M4VP':
+    case 'M4V ':
+    case 'M4VH':
+    case 'M4VP':
       return 'm4v';
-    case 'M4A ': case 'M4B ': case 'M4P ':
+    case 'M4A ':
+    case 'M4B ':
+    case 'M4P ':
       return 'm4a';
   }
   if (/^3g2[a-z]$/.test(brand)) return '3g2';

@@ -30,7 +30,14 @@ export const JOB_OPTIONS = {
 
 export async function startBoss(url: string): Promise<PgBoss> {
   // pg-boss hands its options to pg.Pool as they are: `options` sets the same idle-in-transaction limit.
-  const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max: 3, application_name: 'gallery-bridge pg-boss', schedule: false, ...({ options: SESSION_OPTIONS } as object) });
+  const boss = new PgBoss({
+    connectionString: url,
+    schema: BOSS_SCHEMA,
+    max: 3,
+    application_name: 'gallery-bridge pg-boss',
+    schedule: false,
+    ...({ options: SESSION_OPTIONS } as object),
+  });
   boss.on('error', () => undefined);
   await boss.start();
   return boss;
@@ -59,6 +66,20 @@ export async function ensureQueue(boss: PgBoss, name: string): Promise<void> {
 }
 
 /** Queues the account's job in `queue` (which must exist); null when one is queued already. */
-export function sendAccount(boss: PgBoss, queue: string, slug: string, priority: number, startAfter?: Date | number, db?: PgBoss.Db, wait?: AccountJob['wait']): Promise<string | null> {
-  return boss.send(queue, { slug, ...(wait ? { wait } : {}) } satisfies AccountJob, { singletonKey: slug, priority, ...JOB_OPTIONS, ...(startAfter !== undefined ? { startAfter } : {}), ...(db ? { db } : {}) });
+export function sendAccount(
+  boss: PgBoss,
+  queue: string,
+  slug: string,
+  priority: number,
+  startAfter?: Date | number,
+  db?: PgBoss.Db,
+  wait?: AccountJob['wait'],
+): Promise<string | null> {
+  return boss.send(queue, { slug, ...(wait ? { wait } : {}) } satisfies AccountJob, {
+    singletonKey: slug,
+    priority,
+    ...JOB_OPTIONS,
+    ...(startAfter !== undefined ? { startAfter } : {}),
+    ...(db ? { db } : {}),
+  });
 }

@@ -40,8 +40,14 @@ export async function markSpent(q: Db, project: string, day: string, cap: number
 }
 
 /** What a project has used today, for status views and the batch's plan. */
-export async function budgetToday(q: Db, project: string | null = null): Promise<Array<{ project: string; day: string; cap: number; used: number; spent: boolean }>> {
-  const r = await q.query(`SELECT project, day, cap, used, spent FROM ${SCHEMA}.google_budget WHERE day = $1 AND ($2::text IS NULL OR project = $2)`, [pacificDay(), project]);
+export async function budgetToday(
+  q: Db,
+  project: string | null = null,
+): Promise<Array<{ project: string; day: string; cap: number; used: number; spent: boolean }>> {
+  const r = await q.query(`SELECT project, day, cap, used, spent FROM ${SCHEMA}.google_budget WHERE day = $1 AND ($2::text IS NULL OR project = $2)`, [
+    pacificDay(),
+    project,
+  ]);
   return r.rows.map((x) => ({ project: x.project, day: x.day, cap: Number(x.cap), used: Number(x.used), spent: x.spent }));
 }
 
@@ -76,7 +82,10 @@ export class SharedBudget implements RequestBudget {
       h = { day, left: granted };
       this.held.set(project, h);
       if (granted <= 0) {
-        throw new StopRunError('quota', `the batch's Google budget for today (${this.cap} requests for the project, shared by every worker) is spent: the account continues after ${nextPacificMidnight().toISOString().slice(0, 16).replace('T', ' ')} UTC`);
+        throw new StopRunError(
+          'quota',
+          `the batch's Google budget for today (${this.cap} requests for the project, shared by every worker) is spent: the account continues after ${nextPacificMidnight().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+        );
       }
     }
     h.left--;

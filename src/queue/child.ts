@@ -60,9 +60,14 @@ export async function childHooks(env: NodeJS.ProcessEnv, onLost: (message: strin
   installRequestBudget(budget);
   // One check at a time on the one connection; a check never waits behind a slow one for long.
   let chain: Promise<unknown> = Promise.resolve();
-  const lost = (): never => onLost(`the lease on account ${lease.slug} (epoch ${lease.epoch}) is no longer this worker's: another worker took the account over; stopping without committing or deleting anything more`);
+  const lost = (): never =>
+    onLost(
+      `the lease on account ${lease.slug} (epoch ${lease.epoch}) is no longer this worker's: another worker took the account over; stopping without committing or deleting anything more`,
+    );
   const unreachable = (err: unknown) =>
-    new RetryableError(`cannot reach the queue database to confirm this worker still holds the account (${(err as Error).message}); nothing was committed or deleted`);
+    new RetryableError(
+      `cannot reach the queue database to confirm this worker still holds the account (${(err as Error).message}); nothing was committed or deleted`,
+    );
   // An answer that took long may be older than it looks: this process may have been paused
   // (SIGSTOP) while it waited, and the account taken over meanwhile. Only a fresh yes counts.
   const fresh = (asked: number) => performance.now() - asked < (margin * 1000) / 2;

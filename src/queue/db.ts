@@ -37,16 +37,25 @@ export function safeUrl(url: string): string {
 function explain(url: string, err: unknown): QueueError {
   const e = err as { code?: string; message?: string };
   const where = safeUrl(url);
-  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' || e.code === 'ETIMEDOUT') return new QueueError(`cannot reach the queue database at ${where} (${e.code}): check that PostgreSQL runs there and the address is right`);
-  if (e.code === '28P01' || e.code === '28000') return new QueueError(`the queue database at ${where} refused the user name or password: check the --queue URL`);
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' || e.code === 'ETIMEDOUT')
+    return new QueueError(`cannot reach the queue database at ${where} (${e.code}): check that PostgreSQL runs there and the address is right`);
+  if (e.code === '28P01' || e.code === '28000')
+    return new QueueError(`the queue database at ${where} refused the user name or password: check the --queue URL`);
   if (e.code === '3D000') return new QueueError(`the queue database named in ${where} does not exist: create it first (createdb NAME)`);
   return new QueueError(`queue database at ${where}: ${(e.message ?? String(err)).replaceAll(url, where)}`);
 }
 
 /** A pool on `url`; with `migrate`, creates the tables on first use and refuses a newer schema. */
 export async function openQueue(url: string, opts: { max?: number; migrate?: boolean } = {}): Promise<Queue> {
-  if (!/^postgres(ql)?:\/\//.test(url)) throw new QueueError(`--queue takes a PostgreSQL URL such as postgres://user:password@host:5432/db (got "${safeUrl(url)}")`);
-  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000, application_name: 'gallery-bridge', options: SESSION_OPTIONS });
+  if (!/^postgres(ql)?:\/\//.test(url))
+    throw new QueueError(`--queue takes a PostgreSQL URL such as postgres://user:password@host:5432/db (got "${safeUrl(url)}")`);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 4,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'gallery-bridge',
+    options: SESSION_OPTIONS,
+  });
   // An idle client's error (the server restarted) must not crash the process; the next query says it.
   pool.on('error', () => undefined);
   // pg-pool listens for errors only on idle clients. A checked-out client whose session the
@@ -75,7 +84,8 @@ async function checkOrCreate(c: pg.PoolClient, migrate: boolean): Promise<void> 
   // An older batch's database is brought up to date by whichever tool opens it first (a worker
   // of this version records its deletions in a table an older one lacked); an empty one only by
   // the command that loads a batch.
-  if (version === null && !migrate) throw new QueueError('the queue database holds no batch yet: load one with `gallery-bridge batch run MANIFEST.csv --queue URL`');
+  if (version === null && !migrate)
+    throw new QueueError('the queue database holds no batch yet: load one with `gallery-bridge batch run MANIFEST.csv --queue URL`');
   await c.query('BEGIN');
   try {
     // Two machines starting at once: one creates, the other waits and finds it done.
@@ -85,7 +95,9 @@ async function checkOrCreate(c: pg.PoolClient, migrate: boolean): Promise<void> 
     if (before !== null && before > SCHEMA_VERSION) throw newerDatabase(before);
     await c.query(DDL);
     for (const step of STEPS) if (step.version > (before ?? 0)) await c.query(step.sql);
-    await c.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(SCHEMA_VERSION)]);
+    await c.query(`INSERT INTO ${SCHEMA}.meta(key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+      String(SCHEMA_VERSION),
+    ]);
     await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
@@ -94,7 +106,9 @@ async function checkOrCreate(c: pg.PoolClient, migrate: boolean): Promise<void> 
 }
 
 function newerDatabase(version: number): QueueError {
-  return new QueueError(`the queue database was set up by a newer gallery-bridge (schema ${version}; this one knows ${SCHEMA_VERSION}): upgrade gallery-bridge on this machine`);
+  return new QueueError(
+    `the queue database was set up by a newer gallery-bridge (schema ${version}; this one knows ${SCHEMA_VERSION}): upgrade gallery-bridge on this machine`,
+  );
 }
 
 async function storedVersion(c: pg.PoolClient): Promise<number | null> {

@@ -55,11 +55,13 @@ export async function inTransaction<T>(q: Queue, fn: (c: pg.PoolClient) => Promi
 export async function acquireLease(q: Queue, slug: string, worker: string, jobId: string | null, leaseSeconds: number, limits: Limits): Promise<Acquired> {
   return inTransaction(q, async (c) => {
     await c.query(`SELECT pg_advisory_xact_lock(hashtext('gallery_bridge.leases'))`);
-    const acc = (await c.query(`SELECT source, destination, status FROM ${SCHEMA}.accounts WHERE slug = $1`, [slug])).rows[0] as { source: string; destination: string; status: string } | undefined;
-    if (!acc || acc.status === 'done' || acc.status === 'removed') return { kind: 'done' as const };
-    const old = (await c.query(`SELECT epoch, worker, renewed_at, expires_at, released_at, (${LIVE}) AS live FROM ${SCHEMA}.leases WHERE slug = $1 FOR UPDATE`, [slug])).rows[0] as
-      | { epoch: string; worker: string; renewed_at: Date; expires_at: Date; released_at: Date | null; live: boolean }
+    const acc = (await c.query(`SELECT source, destination, status FROM ${SCHEMA}.accounts WHERE slug = $1`, [slug])).rows[0] as
+      | { source: string; destination: string; status: string }
       | undefined;
+    if (!acc || acc.status === 'done' || acc.status === 'removed') return { kind: 'done' as const };
+    const old = (
+      await c.query(`SELECT epoch, worker, renewed_at, expires_at, released_at, (${LIVE}) AS live FROM ${SCHEMA}.leases WHERE slug = $1 FOR UPDATE`, [slug])
+    ).rows[0] as { epoch: string; worker: string; renewed_at: Date; expires_at: Date; released_at: Date | null; live: boolean } | undefined;
     if (old?.live) return { kind: 'held' as const, by: old.worker };
     const why = await overLimit(c, [kindOf(acc.source), kindOf(acc.destination)], limits);
     if (why) return { kind: 'limit' as const, why };
@@ -75,9 +77,19 @@ export async function acquireLease(q: Queue, slug: string, worker: string, jobId
     if (old && old.released_at === null) {
       const reason = `the lease of ${old.worker} expired at ${old.expires_at.toISOString()} (last renewed ${old.renewed_at.toISOString()}): the worker stopped, was paused or lost the database`;
       takeover = { oldWorker: old.worker, oldEpoch: Number(old.epoch), reason };
-      await c.query(`INSERT INTO ${SCHEMA}.takeovers (slug, old_worker, old_epoch, new_worker, new_epoch, reason) VALUES ($1, $2, $3, $4, $5, $6)`, [slug, old.worker, Number(old.epoch), worker, epoch, reason]);
+      await c.query(`INSERT INTO ${SCHEMA}.takeovers (slug, old_worker, old_epoch, new_worker, new_epoch, reason) VALUES ($1, $2, $3, $4, $5, $6)`, [
+        slug,
+        old.worker,
+        Number(old.epoch),
+        worker,
+        epoch,
+        reason,
+      ]);
     }
-    await c.query(`UPDATE ${SCHEMA}.accounts SET status = 'running', runs = runs + 1, started_at = now(), ended_at = NULL, reason = NULL, todo = NULL, exit_code = NULL WHERE slug = $1`, [slug]);
+    await c.query(
+      `UPDATE ${SCHEMA}.accounts SET status = 'running', runs = runs + 1, started_at = now(), ended_at = NULL, reason = NULL, todo = NULL, exit_code = NULL WHERE slug = $1`,
+      [slug],
+    );
     return { kind: 'ok' as const, lease: { slug, epoch, worker, leaseSeconds }, takeover };
   });
 }
@@ -89,7 +101,11 @@ async function overLimit(c: pg.PoolClient, providers: string[], limits: Limits):
 
 /** Source and destination of every account under a live lease, whoever holds it. */
 export async function liveAccounts(c: pg.PoolClient | Queue): Promise<Array<{ source: string; destination: string }>> {
-  return (await c.query(`SELECT a.source, a.destination FROM ${SCHEMA}.leases l JOIN ${SCHEMA}.accounts a USING (slug) WHERE l.released_at IS NULL AND l.expires_at > now()`)).rows as Array<{ source: string; destination: string }>;
+  return (
+    await c.query(
+      `SELECT a.source, a.destination FROM ${SCHEMA}.leases l JOIN ${SCHEMA}.accounts a USING (slug) WHERE l.released_at IS NULL AND l.expires_at > now()`,
+    )
+  ).rows as Array<{ source: string; destination: string }>;
 }
 
 /** Why one more account using `providers`, beside the `held` ones, would break a limit, or null. */
@@ -121,7 +137,11 @@ export async function renewLease(q: Queue, l: Lease): Promise<boolean> {
  */
 export async function underLease(q: Queue, l: Lease, fn: (c: pg.PoolClient) => Promise<void>): Promise<boolean> {
   return inTransaction(q, async (c) => {
-    const r = await c.query(`SELECT 1 FROM ${SCHEMA}.leases WHERE slug = $1 AND epoch = $2 AND worker = $3 AND ${LIVE} FOR UPDATE`, [l.slug, l.epoch, l.worker]);
+    const r = await c.query(`SELECT 1 FROM ${SCHEMA}.leases WHERE slug = $1 AND epoch = $2 AND worker = $3 AND ${LIVE} FOR UPDATE`, [
+      l.slug,
+      l.epoch,
+      l.worker,
+    ]);
     if (r.rowCount !== 1) return false;
     await fn(c);
     return true;
@@ -136,7 +156,23 @@ export async function releaseLease(q: Queue, l: Lease, account: Record<string, u
   });
 }
 
-const ACCOUNT_COLUMNS = new Set(['status', 'reason', 'todo', 'last_error', 'exit_code', 'ended_at', 'items', 'done_items', 'bytes', 'done_bytes', 'progress_at', 'planned_finish', 'makes_deadline', 'est_items', 'est_bytes']);
+const ACCOUNT_COLUMNS = new Set([
+  'status',
+  'reason',
+  'todo',
+  'last_error',
+  'exit_code',
+  'ended_at',
+  'items',
+  'done_items',
+  'bytes',
+  'done_bytes',
+  'progress_at',
+  'planned_finish',
+  'makes_deadline',
+  'est_items',
+  'est_bytes',
+]);
 
 export async function setAccountFields(c: pg.PoolClient | Queue, slug: string, fields: Record<string, unknown>): Promise<void> {
   const cols = Object.keys(fields).filter((k) => fields[k] !== undefined);
@@ -151,7 +187,10 @@ export async function setAccountFields(c: pg.PoolClient | Queue, slug: string, f
  * finishes before anyone could take the account over.
  */
 export async function leaseHeld(q: Queue | pg.Client, l: Omit<Lease, 'leaseSeconds'>, marginSeconds: number): Promise<boolean> {
-  const r = await q.query(`SELECT 1 FROM ${SCHEMA}.leases WHERE slug = $1 AND epoch = $2 AND worker = $3 AND released_at IS NULL AND expires_at > now() + make_interval(secs => $4)`, [l.slug, l.epoch, l.worker, marginSeconds]);
+  const r = await q.query(
+    `SELECT 1 FROM ${SCHEMA}.leases WHERE slug = $1 AND epoch = $2 AND worker = $3 AND released_at IS NULL AND expires_at > now() + make_interval(secs => $4)`,
+    [l.slug, l.epoch, l.worker, marginSeconds],
+  );
   return r.rowCount === 1;
 }
 
@@ -160,7 +199,9 @@ export async function leaseHeld(q: Queue | pg.Client, l: Omit<Lease, 'leaseSecon
  * saw it first: the caller fails their pg-boss job so that pg-boss's retry hands the account to
  * a worker. Their accounts read `waiting` with the reason until then.
  */
-export async function reapExpired(q: Queue): Promise<Array<{ slug: string; jobId: string | null; worker: string; epoch: number; source: string; destination: string }>> {
+export async function reapExpired(
+  q: Queue,
+): Promise<Array<{ slug: string; jobId: string | null; worker: string; epoch: number; source: string; destination: string }>> {
   return inTransaction(q, async (c) => {
     const r = await c.query(
       `UPDATE ${SCHEMA}.leases l SET reaped_at = now() FROM ${SCHEMA}.accounts a
@@ -173,6 +214,13 @@ export async function reapExpired(q: Queue): Promise<Array<{ slug: string; jobId
         `worker ${row.worker} stopped renewing its lease (expired ${(row.expires_at as Date).toISOString()}); another worker takes the account over`,
       ]);
     }
-    return r.rows.map((x) => ({ slug: x.slug as string, jobId: x.job_id as string | null, worker: x.worker as string, epoch: Number(x.epoch), source: x.source as string, destination: x.destination as string }));
+    return r.rows.map((x) => ({
+      slug: x.slug as string,
+      jobId: x.job_id as string | null,
+      worker: x.worker as string,
+      epoch: Number(x.epoch),
+      source: x.source as string,
+      destination: x.destination as string,
+    }));
   });
 }

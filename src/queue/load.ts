@@ -37,7 +37,12 @@ export async function readSettings(q: Queue): Promise<QueueSettings> {
 }
 
 /** The provider accounts whose credentials an account's run reads. */
-export function credentialPairs(a: { source: string; destination: string; source_account: string; destination_account: string }): Array<{ provider: string; account: string }> {
+export function credentialPairs(a: {
+  source: string;
+  destination: string;
+  source_account: string;
+  destination_account: string;
+}): Array<{ provider: string; account: string }> {
   const out: Array<{ provider: string; account: string }> = [];
   if (kindOf(a.source) !== 'folder') out.push({ provider: kindOf(a.source), account: a.source_account });
   if (kindOf(a.destination) !== 'folder') out.push({ provider: kindOf(a.destination), account: a.destination_account });
@@ -52,12 +57,19 @@ export function credentialPairs(a: { source: string; destination: string; source
 export async function syncQueueAccounts(q: Queue, rows: AccountRow[]): Promise<string[]> {
   return inTransaction(q, async (c) => {
     await c.query(`SELECT pg_advisory_xact_lock(hashtext('gallery_bridge.load'))`);
-    const old = new Map((await c.query(`SELECT account, source, destination FROM ${SCHEMA}.accounts`)).rows.map((r) => [r.account as string, r as { source: string; destination: string }]));
+    const old = new Map(
+      (await c.query(`SELECT account, source, destination FROM ${SCHEMA}.accounts`)).rows.map((r) => [
+        r.account as string,
+        r as { source: string; destination: string },
+      ]),
+    );
     const problems: string[] = [];
     for (const r of rows) {
       const o = old.get(r.account);
       if (o && (o.source !== r.source || o.destination !== r.destination)) {
-        problems.push(`line ${r.line}: account "${r.account}" was ${o.source} -> ${o.destination} in this batch; its state belongs to that pair (use a new account name or another queue database)`);
+        problems.push(
+          `line ${r.line}: account "${r.account}" was ${o.source} -> ${o.destination} in this batch; its state belongs to that pair (use a new account name or another queue database)`,
+        );
       }
     }
     if (problems.length) return problems;
@@ -71,7 +83,9 @@ export async function syncQueueAccounts(q: Queue, rows: AccountRow[]): Promise<s
         [r.slug, r.account, r.line, r.source, r.destination, r.sourceAccount, r.destinationAccount, r.deleteSource, r.deleteEvidence, r.priority],
       );
     }
-    await c.query(`UPDATE ${SCHEMA}.accounts SET status = 'removed', reason = 'no longer in the manifest' WHERE NOT (account = ANY($1::text[]))`, [rows.map((r) => r.account)]);
+    await c.query(`UPDATE ${SCHEMA}.accounts SET status = 'removed', reason = 'no longer in the manifest' WHERE NOT (account = ANY($1::text[]))`, [
+      rows.map((r) => r.account),
+    ]);
     return [];
   });
 }
@@ -84,18 +98,43 @@ export interface LoadResult {
   credentials: number;
 }
 
-export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: string; rows: AccountRow[]; settings: QueueSettings; key: Buffer | null; home?: string }): Promise<LoadResult> {
+export async function loadBatch(
+  q: Queue,
+  boss: PgBoss,
+  o: { manifestFile: string; rows: AccountRow[]; settings: QueueSettings; key: Buffer | null; home?: string },
+): Promise<LoadResult> {
   const home = o.home ?? defaultHome();
-  const files = credentialFiles(home, o.rows.flatMap((r) => credentialPairs({ source: r.source, destination: r.destination, source_account: r.sourceAccount, destination_account: r.destinationAccount })));
+  const files = credentialFiles(
+    home,
+    o.rows.flatMap((r) =>
+      credentialPairs({ source: r.source, destination: r.destination, source_account: r.sourceAccount, destination_account: r.destinationAccount }),
+    ),
+  );
   if (files.length && !o.key) {
-    return { problems: [`${files.length} credential file(s) under ${path.join(home, 'credentials')} are needed by the accounts: give GALLERY_BRIDGE_QUEUE_KEY (or GALLERY_BRIDGE_QUEUE_KEY_FILE) so they are stored sealed for the workers`], queued: 0, accounts: 0, done: 0, credentials: 0 };
+    return {
+      problems: [
+        `${files.length} credential file(s) under ${path.join(home, 'credentials')} are needed by the accounts: give GALLERY_BRIDGE_QUEUE_KEY (or GALLERY_BRIDGE_QUEUE_KEY_FILE) so they are stored sealed for the workers`,
+      ],
+      queued: 0,
+      accounts: 0,
+      done: 0,
+      credentials: 0,
+    };
   }
   if (o.key) await checkKey(q, o.key);
   // Nothing is written before every check passed: a refused load leaves the batch as it was.
   const problems = await syncQueueAccounts(q, o.rows);
   if (problems.length) return { problems, queued: 0, accounts: 0, done: 0, credentials: 0 };
   await setMeta(q, 'settings', JSON.stringify(o.settings));
-  await setMeta(q, 'manifest', JSON.stringify({ path: path.resolve(o.manifestFile), sha256: crypto.createHash('sha256').update(fs.readFileSync(o.manifestFile)).digest('hex'), loaded_at: new Date().toISOString() }));
+  await setMeta(
+    q,
+    'manifest',
+    JSON.stringify({
+      path: path.resolve(o.manifestFile),
+      sha256: crypto.createHash('sha256').update(fs.readFileSync(o.manifestFile)).digest('hex'),
+      loaded_at: new Date().toISOString(),
+    }),
+  );
   const credentials = o.key ? await uploadCredentials(q, o.key, home, files) : 0;
   await applyEstimates(q);
 
@@ -124,7 +163,13 @@ export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: strin
   for (const name of new Set(bySlug.values())) await ensureQueue(boss, name);
   // An account with a job still queued, retrying or running gets no second one: pg-boss would
   // hold the second back behind the first, and every job after it in its queue with it.
-  const pending = new Set((await q.query(`SELECT DISTINCT singleton_key FROM ${BOSS_SCHEMA}.job WHERE name LIKE $1 AND state IN ('created', 'retry', 'active')`, [`${QUEUE_PREFIX}%`])).rows.map((r) => r.singleton_key as string));
+  const pending = new Set(
+    (
+      await q.query(`SELECT DISTINCT singleton_key FROM ${BOSS_SCHEMA}.job WHERE name LIKE $1 AND state IN ('created', 'retry', 'active')`, [
+        `${QUEUE_PREFIX}%`,
+      ])
+    ).rows.map((r) => r.singleton_key as string),
+  );
   for (let i = 0; i < ordered.length; i++) {
     const slug = ordered[i]!.slug;
     if (!pending.has(slug) && (await sendAccount(boss, bySlug.get(slug)!, slug, ordered.length - i))) queued++;
@@ -135,20 +180,37 @@ export async function loadBatch(q: Queue, boss: PgBoss, o: { manifestFile: strin
 /** The deadline plan of today's batch, over all workers' slots: planned finish per account and the notes a status shows. */
 async function writePlan(q: Queue, ordered: Job[], settings: QueueSettings, accounts: number): Promise<void> {
   const deadline = settings.deadline ? new Date(settings.deadline) : null;
-  const usedToday = (await q.query(`SELECT coalesce(max(CASE WHEN spent THEN cap ELSE used END), 0) AS used FROM ${SCHEMA}.google_budget WHERE day = $1`, [pacificDay()])).rows[0].used as number;
-  const google = { perDay: settings.googleDailyBudget, remainingToday: Math.max(0, settings.googleDailyBudget - Number(usedToday)), nextReset: nextPacificMidnight() };
+  const usedToday = (
+    await q.query(`SELECT coalesce(max(CASE WHEN spent THEN cap ELSE used END), 0) AS used FROM ${SCHEMA}.google_budget WHERE day = $1`, [pacificDay()])
+  ).rows[0].used as number;
+  const google = {
+    perDay: settings.googleDailyBudget,
+    remainingToday: Math.max(0, settings.googleDailyBudget - Number(usedToday)),
+    nextReset: nextPacificMidnight(),
+  };
   const plan = planSchedule(ordered, settings.limits, google, new Date(), deadline);
   for (const p of plan) {
     await q.query(`UPDATE ${SCHEMA}.accounts SET planned_finish = $2, makes_deadline = $3 WHERE slug = $1`, [p.slug, p.finish, p.makesDeadline]);
   }
-  const notes = [`${accounts} accounts: ${accounts - ordered.length} done, ${ordered.length} to run, ${settings.limits.accountsAtOnce} at once across all workers.`];
-  if (ordered.some((j) => j.google)) notes.push(`Google budget: ${google.remainingToday} of ${google.perDay} requests left today (resets ${google.nextReset.toISOString().slice(0, 16).replace('T', ' ')} UTC), shared by every worker.`);
+  const notes = [
+    `${accounts} accounts: ${accounts - ordered.length} done, ${ordered.length} to run, ${settings.limits.accountsAtOnce} at once across all workers.`,
+  ];
+  if (ordered.some((j) => j.google))
+    notes.push(
+      `Google budget: ${google.remainingToday} of ${google.perDay} requests left today (resets ${google.nextReset.toISOString().slice(0, 16).replace('T', ' ')} UTC), shared by every worker.`,
+    );
   if (deadline) {
     const miss = plan.filter((p) => p.makesDeadline === false);
     const unknown = plan.filter((p) => p.makesDeadline === null);
-    notes.push(`Deadline ${deadline.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${plan.length - miss.length - unknown.length} of ${plan.length} accounts finish in time at the assumed rates and budgets.`);
-    if (miss.length) notes.push(`The deadline cannot be met for ${miss.length} account${miss.length > 1 ? 's' : ''}: ${miss.map((p) => ordered.find((j) => j.slug === p.slug)!.account).join(', ')}. They run last, so that the others finish.`);
-    if (unknown.length) notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
+    notes.push(
+      `Deadline ${deadline.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${plan.length - miss.length - unknown.length} of ${plan.length} accounts finish in time at the assumed rates and budgets.`,
+    );
+    if (miss.length)
+      notes.push(
+        `The deadline cannot be met for ${miss.length} account${miss.length > 1 ? 's' : ''}: ${miss.map((p) => ordered.find((j) => j.slug === p.slug)!.account).join(', ')}. They run last, so that the others finish.`,
+      );
+    if (unknown.length)
+      notes.push(`${unknown.length} account${unknown.length > 1 ? 's have' : ' has'} never been counted (run batch check first for a complete plan).`);
   }
   await setMeta(q, 'notes', JSON.stringify(notes));
 }
@@ -166,5 +228,6 @@ export async function recordEstimates(q: Queue, counts: Array<{ account: string;
 
 async function applyEstimates(q: Queue): Promise<void> {
   const est = JSON.parse((await getMeta(q, 'estimates')) ?? '{}') as Record<string, { items: number; bytes: number }>;
-  for (const [account, e] of Object.entries(est)) await q.query(`UPDATE ${SCHEMA}.accounts SET est_items = $2, est_bytes = $3 WHERE account = $1`, [account, e.items, e.bytes]);
+  for (const [account, e] of Object.entries(est))
+    await q.query(`UPDATE ${SCHEMA}.accounts SET est_items = $2, est_bytes = $3 WHERE account = $1`, [account, e.items, e.bytes]);
 }

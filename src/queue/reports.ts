@@ -21,17 +21,42 @@ const bit = (v: unknown) => (v === null || v === undefined ? null : v ? 1 : 0);
 /** Writes DIR/report.{html,csv,json} and each account's reports; returns the batch report's path. */
 export async function writeQueueReports(q: Queue, dir: string): Promise<string> {
   const accounts = (await q.query(`SELECT * FROM ${SCHEMA}.accounts ORDER BY line`)).rows as Array<Record<string, unknown>>;
-  const samples = (await q.query(`SELECT slug, at, done_items, done_bytes, total_items FROM ${SCHEMA}.samples ORDER BY slug, at`)).rows as Array<Record<string, unknown>>;
+  const samples = (await q.query(`SELECT slug, at, done_items, done_bytes, total_items FROM ${SCHEMA}.samples ORDER BY slug, at`)).rows as Array<
+    Record<string, unknown>
+  >;
   const db = openBatch(dir);
   try {
     db.transaction(() => {
       db.prepare('DELETE FROM accounts').run();
       db.prepare('DELETE FROM samples').run();
-      const put = db.prepare(`INSERT INTO accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority, status, reason, todo,
+      const put =
+        db.prepare(`INSERT INTO accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority, status, reason, todo,
         last_error, runs, started_at, ended_at, exit_code, est_items, est_bytes, planned_finish, makes_deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
       for (const a of accounts) {
-        put.run(a.slug, a.account, a.line, a.source, a.destination, a.source_account, a.destination_account, bit(a.delete_source), a.delete_evidence, a.priority, a.status, a.reason, a.todo,
-          a.last_error, a.runs, iso(a.started_at), iso(a.ended_at), a.exit_code, a.est_items === null ? null : Number(a.est_items), a.est_bytes === null ? null : Number(a.est_bytes), iso(a.planned_finish), bit(a.makes_deadline));
+        put.run(
+          a.slug,
+          a.account,
+          a.line,
+          a.source,
+          a.destination,
+          a.source_account,
+          a.destination_account,
+          bit(a.delete_source),
+          a.delete_evidence,
+          a.priority,
+          a.status,
+          a.reason,
+          a.todo,
+          a.last_error,
+          a.runs,
+          iso(a.started_at),
+          iso(a.ended_at),
+          a.exit_code,
+          a.est_items === null ? null : Number(a.est_items),
+          a.est_bytes === null ? null : Number(a.est_bytes),
+          iso(a.planned_finish),
+          bit(a.makes_deadline),
+        );
       }
       const sample = db.prepare('INSERT INTO samples (slug, at, done_items, done_bytes, total_items) VALUES (?, ?, ?, ?, ?)');
       for (const s of samples) sample.run(s.slug, iso(s.at), Number(s.done_items), Number(s.done_bytes), Number(s.total_items));

@@ -22,7 +22,8 @@ export function queueKey(env: NodeJS.ProcessEnv = process.env): Buffer | null {
   let material = env.GALLERY_BRIDGE_QUEUE_KEY;
   if (!material && env.GALLERY_BRIDGE_QUEUE_KEY_FILE) material = readPrivateFile(env.GALLERY_BRIDGE_QUEUE_KEY_FILE).trim();
   if (!material) return null;
-  if (material.length < 16) throw new QueueError('GALLERY_BRIDGE_QUEUE_KEY is too short: give at least 16 characters (openssl rand -base64 32 makes a good one)');
+  if (material.length < 16)
+    throw new QueueError('GALLERY_BRIDGE_QUEUE_KEY is too short: give at least 16 characters (openssl rand -base64 32 makes a good one)');
   registerSecret(material);
   // A passphrase of any length becomes 32 bytes; scrypt makes guessing it from a stolen row slow.
   return crypto.scryptSync(material, 'gallery-bridge queue credentials', 32);
@@ -74,7 +75,12 @@ export function credentialFiles(home: string, pairs: Array<{ provider: string; a
 }
 
 /** Seals and stores the given credential files; returns how many. */
-export async function uploadCredentials(q: Queue | { query: Queue['query'] }, key: Buffer, home: string, files: Array<{ provider: string; file: string }>): Promise<number> {
+export async function uploadCredentials(
+  q: Queue | { query: Queue['query'] },
+  key: Buffer,
+  home: string,
+  files: Array<{ provider: string; file: string }>,
+): Promise<number> {
   for (const { provider, file } of files) {
     const plain = Buffer.from(readPrivateFile(path.join(home, 'credentials', provider, file)));
     await q.query(
@@ -90,12 +96,18 @@ export async function uploadCredentials(q: Queue | { query: Queue['query'] }, ke
  * Writes the sealed credentials of the given provider accounts into HOME/credentials (0600),
  * for an account's migrate to read; returns a fingerprint per file to notice a refresh later.
  */
-export async function materializeCredentials(q: Queue, key: Buffer | null, home: string, pairs: Array<{ provider: string; account: string }>): Promise<Map<string, string>> {
+export async function materializeCredentials(
+  q: Queue,
+  key: Buffer | null,
+  home: string,
+  pairs: Array<{ provider: string; account: string }>,
+): Promise<Map<string, string>> {
   const prints = new Map<string, string>();
   for (const { provider, account } of pairs) {
     const r = await q.query(`SELECT file, sealed FROM ${SCHEMA}.credentials WHERE provider = $1 AND starts_with(file, $2)`, [provider, `${account}.`]);
     for (const row of r.rows as Array<{ file: string; sealed: Buffer }>) {
-      if (!key) throw new QueueError('this batch holds sealed credentials: give the worker the key (GALLERY_BRIDGE_QUEUE_KEY or GALLERY_BRIDGE_QUEUE_KEY_FILE)');
+      if (!key)
+        throw new QueueError('this batch holds sealed credentials: give the worker the key (GALLERY_BRIDGE_QUEUE_KEY or GALLERY_BRIDGE_QUEUE_KEY_FILE)');
       let plain: Buffer;
       try {
         plain = unseal(key, `${provider}/${row.file}`, row.sealed);
@@ -115,7 +127,14 @@ const fingerprint = (b: Buffer) => crypto.createHash('sha256').update(b).digest(
  * Stores back the credential files an account's run changed (a refreshed token, a new session
  * cookie), under the lease, so the next worker starts from the newest sign-in.
  */
-export async function saveRefreshedCredentials(q: Queue, key: Buffer | null, l: Lease, home: string, prints: Map<string, string>, pairs: Array<{ provider: string; account: string }>): Promise<void> {
+export async function saveRefreshedCredentials(
+  q: Queue,
+  key: Buffer | null,
+  l: Lease,
+  home: string,
+  prints: Map<string, string>,
+  pairs: Array<{ provider: string; account: string }>,
+): Promise<void> {
   if (!key) return;
   const changed = credentialFiles(home, pairs).filter(({ provider, file }) => {
     const now = fingerprint(fs.readFileSync(path.join(home, 'credentials', provider, file)));

@@ -42,7 +42,10 @@ async function snapshotProgress(q: Queue): Promise<Map<string, StateProgress>> {
   const keyOf = (r: { epoch: string; saved_at: Date; size: string }) => `${r.epoch}/${r.saved_at.toISOString()}/${r.size}`;
   const stale = index.rows.filter((r) => snapshotCache.get(r.slug)?.key !== keyOf(r)).map((r) => r.slug);
   if (stale.length) {
-    const fresh = await q.query<{ slug: string; epoch: string; saved_at: Date; size: string; sqlite: Buffer }>(`SELECT slug, epoch, saved_at, size, sqlite FROM ${SCHEMA}.snapshots WHERE slug = ANY($1)`, [stale]);
+    const fresh = await q.query<{ slug: string; epoch: string; saved_at: Date; size: string; sqlite: Buffer }>(
+      `SELECT slug, epoch, saved_at, size, sqlite FROM ${SCHEMA}.snapshots WHERE slug = ANY($1)`,
+      [stale],
+    );
     for (const r of fresh.rows) snapshotCache.set(r.slug, { key: keyOf(r), progress: progressOfSnapshot(r.sqlite) });
   }
   const present = new Set(index.rows.map((r) => r.slug));
@@ -159,7 +162,17 @@ async function accountRows(q: Queue): Promise<AccountRow[]> {
 }
 
 async function workerViews(q: Queue, aliveWithin: number): Promise<WorkerView[]> {
-  const r = await q.query<{ name: string; host: string; pid: number; slots: number; started_at: Date; heartbeat_at: Date; age: number; stopped_at: Date | null; accounts: string[] | null }>(`
+  const r = await q.query<{
+    name: string;
+    host: string;
+    pid: number;
+    slots: number;
+    started_at: Date;
+    heartbeat_at: Date;
+    age: number;
+    stopped_at: Date | null;
+    accounts: string[] | null;
+  }>(`
     SELECT w.name, w.host, w.pid, w.slots, w.started_at, w.heartbeat_at, extract(epoch FROM now() - w.heartbeat_at)::float8 AS age, w.stopped_at,
            (SELECT array_agg(a.account ORDER BY a.line) FROM ${SCHEMA}.leases l JOIN ${SCHEMA}.accounts a ON a.slug = l.slug
              WHERE l.worker = w.name AND l.released_at IS NULL AND l.expires_at > now()) AS accounts
@@ -180,11 +193,28 @@ async function workerViews(q: Queue, aliveWithin: number): Promise<WorkerView[]>
 }
 
 async function takeoverViews(q: Queue): Promise<TakeoverView[]> {
-  const r = await q.query<{ account: string | null; slug: string; at: Date; old_worker: string; old_epoch: string; new_worker: string; new_epoch: string; reason: string }>(`
+  const r = await q.query<{
+    account: string | null;
+    slug: string;
+    at: Date;
+    old_worker: string;
+    old_epoch: string;
+    new_worker: string;
+    new_epoch: string;
+    reason: string;
+  }>(`
     SELECT a.account, t.slug, t.at, t.old_worker, t.old_epoch, t.new_worker, t.new_epoch, t.reason
       FROM ${SCHEMA}.takeovers t LEFT JOIN ${SCHEMA}.accounts a ON a.slug = t.slug
      ORDER BY t.at, t.id`);
-  return r.rows.map((t) => ({ account: t.account ?? t.slug, at: iso(t.at)!, oldWorker: t.old_worker, oldEpoch: Number(t.old_epoch), newWorker: t.new_worker, newEpoch: Number(t.new_epoch), reason: t.reason }));
+  return r.rows.map((t) => ({
+    account: t.account ?? t.slug,
+    at: iso(t.at)!,
+    oldWorker: t.old_worker,
+    oldEpoch: Number(t.old_epoch),
+    newWorker: t.new_worker,
+    newEpoch: Number(t.new_epoch),
+    reason: t.reason,
+  }));
 }
 
 /** The whole batch as `batch status --queue` and `serve --queue` show it. */
@@ -221,7 +251,13 @@ export interface QueueExtras {
 
 /** What queue mode adds to a batch's view: workers, takeovers, and who holds each account. */
 export async function queueExtras(q: Queue, label: string): Promise<QueueExtras> {
-  const [rows, takeovers, settings, version, deleted] = await Promise.all([accountRows(q), takeoverViews(q), getMeta(q, 'settings'), getMeta(q, 'schema_version'), deletionCounts(q)]);
+  const [rows, takeovers, settings, version, deleted] = await Promise.all([
+    accountRows(q),
+    takeoverViews(q),
+    getMeta(q, 'settings'),
+    getMeta(q, 'schema_version'),
+    deletionCounts(q),
+  ]);
   // The batch's settings as `batch run --queue` loaded them (lease length, deadline).
   const s = settings ? (JSON.parse(settings) as { leaseSeconds?: number; deadline?: string | null }) : {};
   const leaseSeconds = s.leaseSeconds ?? null;
@@ -253,10 +289,13 @@ function manifestName(v: string | null): string | null {
 /** Up to `points` progress samples per account (by slug), evenly thinned, for the charts. */
 export async function queueSamples(q: Queue, points = 60): Promise<Samples> {
   // Thinned in SQL: a long batch has many samples per account and the page shows 60.
-  const r = await q.query<{ slug: string; at: Date; done_items: string; total_items: string }>(`
+  const r = await q.query<{ slug: string; at: Date; done_items: string; total_items: string }>(
+    `
     SELECT slug, at, done_items, total_items FROM (
       SELECT s.*, row_number() OVER w AS i, count(*) OVER (PARTITION BY slug) AS n FROM ${SCHEMA}.samples s WINDOW w AS (PARTITION BY slug ORDER BY at)
-    ) x WHERE n <= $1 OR i = n OR (i - 1) % ceil(n::float8 / ($1 - 1))::int = 0 ORDER BY slug, at`, [points]);
+    ) x WHERE n <= $1 OR i = n OR (i - 1) % ceil(n::float8 / ($1 - 1))::int = 0 ORDER BY slug, at`,
+    [points],
+  );
   const out: Samples = new Map();
   for (const s of r.rows) {
     let a = out.get(s.slug);
@@ -268,7 +307,10 @@ export async function queueSamples(q: Queue, points = 60): Promise<Samples> {
 
 /** An account's state snapshot, opened in memory, or null when it has none (or no such account). */
 export async function accountSnapshot(q: Queue, slug: string): Promise<{ account: string; db: DB } | null> {
-  const r = await q.query<{ account: string; sqlite: Buffer }>(`SELECT a.account, s.sqlite FROM ${SCHEMA}.snapshots s JOIN ${SCHEMA}.accounts a ON a.slug = s.slug WHERE s.slug = $1`, [slug]);
+  const r = await q.query<{ account: string; sqlite: Buffer }>(
+    `SELECT a.account, s.sqlite FROM ${SCHEMA}.snapshots s JOIN ${SCHEMA}.accounts a ON a.slug = s.slug WHERE s.slug = $1`,
+    [slug],
+  );
   if (!r.rows.length) return null;
   return { account: r.rows[0]!.account, db: openSnapshot(r.rows[0]!.sqlite) };
 }

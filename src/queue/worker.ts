@@ -185,7 +185,9 @@ class Worker {
       for (const h of this.held.values()) h.run?.child.kill('SIGTERM');
     };
     this.o.signal.addEventListener('abort', onAbort, { once: true });
-    this.o.say(`worker ${this.o.name}: ${this.o.slots} slot${this.o.slots > 1 ? 's' : ''}, lease ${this.leaseSeconds} s${this.o.follow ? ', following the queue' : ''}`);
+    this.o.say(
+      `worker ${this.o.name}: ${this.o.slots} slot${this.o.slots > 1 ? 's' : ''}, lease ${this.leaseSeconds} s${this.o.follow ? ', following the queue' : ''}`,
+    );
     const upkeep = this.upkeep();
     await Promise.all(Array.from({ length: this.o.slots }, () => this.slot()));
     this.stopping = true;
@@ -293,7 +295,14 @@ class Worker {
       GALLERY_BRIDGE_QUEUE_KEY: '',
       GALLERY_BRIDGE_QUEUE_KEY_FILE: '',
       GALLERY_BRIDGE_HOME: this.home,
-      ...queueEnv({ url: this.o.url, slug: rec.slug, epoch: lease.epoch, worker: this.o.name, marginSeconds: fenceMargin(this.leaseSeconds), googleBudget: this.settings.googleDailyBudget }),
+      ...queueEnv({
+        url: this.o.url,
+        slug: rec.slug,
+        epoch: lease.epoch,
+        worker: this.o.name,
+        marginSeconds: fenceMargin(this.leaseSeconds),
+        googleBudget: this.settings.googleDailyBudget,
+      }),
     };
     if (this.stopping) return this.handBack(h, job, 'waiting', 'its worker stopped before starting it');
     const run = startAccount(this.bo, this.batch, rec, null, env);
@@ -311,7 +320,9 @@ class Worker {
         if (!deletedSinceCopy && Date.now() - copiedAt < SNAPSHOT_EVERY_MS) continue;
         deletedSinceCopy = false;
         copiedAt = Date.now();
-        await this.checkpoint(h, stateFile, prints, pairs).catch((err) => this.o.say(`${rec.account}: could not copy its state to the queue database: ${redact((err as Error).message)}`));
+        await this.checkpoint(h, stateFile, prints, pairs).catch((err) =>
+          this.o.say(`${rec.account}: could not copy its state to the queue database: ${redact((err as Error).message)}`),
+        );
       }
     })();
     const code = await run.done;
@@ -331,7 +342,8 @@ class Worker {
       await setAccountFields(c, rec.slug, {
         status,
         reason: local.reason,
-        todo: status === 'waiting-quota' ? 'It continues after midnight Pacific time on a worker started with --follow (or any worker started then).' : local.todo,
+        todo:
+          status === 'waiting-quota' ? 'It continues after midnight Pacific time on a worker started with --follow (or any worker started then).' : local.todo,
         last_error: local.last_error,
         exit_code: local.exit_code,
         ended_at: new Date(),
@@ -351,7 +363,8 @@ class Worker {
       await this.boss.fail(job.name, job.id, { message: 'interrupted; continues on a worker' }, { db });
       return;
     }
-    if (status === 'waiting-quota') await sendAccount(this.boss, job.name, job.data.slug, job.priority, new Date(nextPacificMidnight().getTime() + 60_000), db, 'quota');
+    if (status === 'waiting-quota')
+      await sendAccount(this.boss, job.name, job.data.slug, job.priority, new Date(nextPacificMidnight().getTime() + 60_000), db, 'quota');
     await this.boss.complete(job.name, job.id, { status }, { db });
   }
 
@@ -360,7 +373,12 @@ class Worker {
     this.held.delete(h.lease.slug);
     this.o.say(`${h.account}: ${status} — ${reason}`);
     await underLease(this.q, h.lease, async (c) => {
-      await setAccountFields(c, h.lease.slug, { status, reason, todo: status === 'paused' ? 'Fix what the reason says, then load the batch again (batch run --queue): the account resumes.' : null, ended_at: new Date() });
+      await setAccountFields(c, h.lease.slug, {
+        status,
+        reason,
+        todo: status === 'paused' ? 'Fix what the reason says, then load the batch again (batch run --queue): the account resumes.' : null,
+        ended_at: new Date(),
+      });
       await c.query(`UPDATE ${SCHEMA}.leases SET released_at = now() WHERE slug = $1 AND epoch = $2`, [h.lease.slug, h.lease.epoch]);
       await this.endJob(c, job, status);
     });
@@ -376,7 +394,12 @@ class Worker {
     const p = stateProgress(stateFile);
     await underLease(this.q, h.lease, async (c) => {
       await setAccountFields(c, h.lease.slug, progressFields(p));
-      await c.query(`INSERT INTO ${SCHEMA}.samples (slug, done_items, done_bytes, total_items) VALUES ($1, $2, $3, $4)`, [h.lease.slug, p.doneItems, p.doneBytes, p.items]);
+      await c.query(`INSERT INTO ${SCHEMA}.samples (slug, done_items, done_bytes, total_items) VALUES ($1, $2, $3, $4)`, [
+        h.lease.slug,
+        p.doneItems,
+        p.doneBytes,
+        p.items,
+      ]);
     });
     addSample(this.batch, h.lease.slug, { doneItems: p.doneItems, doneBytes: p.doneBytes, totalItems: p.items });
     await saveRefreshedCredentials(this.q, this.o.key, h.lease, this.home, prints, pairs);
@@ -405,7 +428,8 @@ class Worker {
         }
         if (ok) h.lastRenewed = Date.now();
         else if (ok === false && this.held.get(h.lease.slug) === h) this.lose(h, 'it could not be renewed: it expired or another worker holds it now');
-        else if (Date.now() - h.lastRenewed > (this.leaseSeconds - fenceMargin(this.leaseSeconds)) * 1000) this.lose(h, 'the queue database was out of reach for longer than the lease');
+        else if (Date.now() - h.lastRenewed > (this.leaseSeconds - fenceMargin(this.leaseSeconds)) * 1000)
+          this.lose(h, 'the queue database was out of reach for longer than the lease');
       }
       await this.q.query(`UPDATE ${SCHEMA}.workers SET heartbeat_at = now() WHERE name = $1`, [this.o.name]).catch(() => undefined);
       await this.reap().catch(() => undefined);
@@ -432,10 +456,29 @@ class Worker {
     if (!existing || existing.source !== a.source || existing.destination !== a.destination) {
       if (existing) this.batch.prepare('DELETE FROM accounts WHERE account = ?').run(a.account);
       this.batch
-        .prepare(`INSERT INTO accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(slug, a.account, a.line, a.source, a.destination, a.source_account, a.destination_account, a.delete_source === null ? null : a.delete_source ? 1 : 0, a.delete_evidence, a.priority);
+        .prepare(
+          `INSERT INTO accounts (slug, account, line, source, destination, source_account, destination_account, delete_source, delete_evidence, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          slug,
+          a.account,
+          a.line,
+          a.source,
+          a.destination,
+          a.source_account,
+          a.destination_account,
+          a.delete_source === null ? null : a.delete_source ? 1 : 0,
+          a.delete_evidence,
+          a.priority,
+        );
     } else {
-      setAccount(this.batch, slug, { source_account: a.source_account as string, destination_account: a.destination_account as string, delete_source: a.delete_source === null ? null : a.delete_source ? 1 : 0, delete_evidence: a.delete_evidence as string | null, priority: a.priority as number });
+      setAccount(this.batch, slug, {
+        source_account: a.source_account as string,
+        destination_account: a.destination_account as string,
+        delete_source: a.delete_source === null ? null : a.delete_source ? 1 : 0,
+        delete_evidence: a.delete_evidence as string | null,
+        priority: a.priority as number,
+      });
     }
     return listAccounts(this.batch).find((x) => x.slug === slug)!;
   }
@@ -444,4 +487,3 @@ class Worker {
 function progressFields(p: ReturnType<typeof stateProgress>): Record<string, unknown> {
   return { items: p.items, done_items: p.doneItems, bytes: p.bytes, done_bytes: p.doneBytes, progress_at: new Date() };
 }
-

@@ -59,7 +59,9 @@ export function datesSummary(db: DB): DatesSummary {
 /** The same, as lines for the terminal. */
 export function datesLines(d: DatesSummary): string[] {
   if (!d.examined && !d.notCarried.length) return [];
-  const lines = [`capture dates (times without an offset read in ${d.timeZone ?? 'the system zone'}): ${d.inFile} of ${d.examined} items carry their own date; ${d.noDateInFile.total} had none in the file`];
+  const lines = [
+    `capture dates (times without an offset read in ${d.timeZone ?? 'the system zone'}): ${d.inFile} of ${d.examined} items carry their own date; ${d.noDateInFile.total} had none in the file`,
+  ];
   for (const f of d.noDateInFile.from) lines.push(`  ${f.items} dated from ${f.detail}`);
   if (d.dateAdded) lines.push(`  ${d.dateAdded} uploaded with the date written into the file (checked: only the date differs)`);
   for (const u of d.datedByUpload) lines.push(`  ${u.items} ${u.why}`);

@@ -50,33 +50,94 @@ export interface ReasonGroup {
   todo: string;
 }
 
-const GONE: ReasonGroup = { key: 'gone', title: 'Gone from the source', todo: 'Nothing to do: it was deleted at the source by someone else before it could be moved.' };
+const GONE: ReasonGroup = {
+  key: 'gone',
+  title: 'Gone from the source',
+  todo: 'Nothing to do: it was deleted at the source by someone else before it could be moved.',
+};
 
 // A failure's words, and those of a refusal whose kind says only who refused, are grouped by
 // what they say: the service's own words are all there is.
 const GROUPS: Array<{ test: RegExp; group: ReasonGroup }> = [
-  { test: /credential|token|sign[- ]?in|unauthori[sz]ed|\b401\b|expired|forbidden|\b403\b/i, group: { key: 'credentials', title: 'Sign-in expired or refused', todo: 'Sign in again (gallery-bridge auth PROVIDER --account NAME), then run again: the items resume.' } },
-  { test: /full|no space|ENOSPC|storage|insufficient|quota.*(byte|space)/i, group: { key: 'full', title: 'Destination full', todo: 'Free space or buy storage at the destination, then run again.' } },
-  { test: /quota|rate limit|\b429\b|too many requests/i, group: { key: 'quota', title: 'Service quota spent', todo: 'Run again after the quota resets (Google: midnight Pacific time); nothing is lost.' } },
+  {
+    test: /credential|token|sign[- ]?in|unauthori[sz]ed|\b401\b|expired|forbidden|\b403\b/i,
+    group: {
+      key: 'credentials',
+      title: 'Sign-in expired or refused',
+      todo: 'Sign in again (gallery-bridge auth PROVIDER --account NAME), then run again: the items resume.',
+    },
+  },
+  {
+    test: /full|no space|ENOSPC|storage|insufficient|quota.*(byte|space)/i,
+    group: { key: 'full', title: 'Destination full', todo: 'Free space or buy storage at the destination, then run again.' },
+  },
+  {
+    test: /quota|rate limit|\b429\b|too many requests/i,
+    group: { key: 'quota', title: 'Service quota spent', todo: 'Run again after the quota resets (Google: midnight Pacific time); nothing is lost.' },
+  },
   { test: /no longer exists|not found at the source|vanished/i, group: GONE },
-  { test: /too large|too big|exceeds|larger than/i, group: { key: 'too-large', title: 'Too large for the destination', todo: 'Move it by hand, or choose a destination without that limit (a folder or OneDrive).' } },
-  { test: /unsupported|not supported|not a photo|cannot be decoded|format|not an image|invalid media/i, group: { key: 'format', title: 'Format the destination does not take', todo: 'It stays at the source. Copy it to a folder destination, or convert it and add it by hand.' } },
-  { test: /changed since it was listed|changed or vanished|modified while/i, group: { key: 'changed', title: 'Changed while being read', todo: 'Run again: it is listed and moved afresh.' } },
-  { test: /verification failed|mismatch|differ|declared sha|sha-?1/i, group: { key: 'mismatch', title: 'Bytes did not match', todo: 'Run again: the item is uploaded again and checked. If it repeats, the source copy may be damaged.' } },
-  { test: /not verified yet|processing|pending/i, group: { key: 'pending', title: 'Destination still processing', todo: 'Run again later: the check is repeated and nothing is uploaded twice.' } },
-  { test: /interrupted|stopped|signal|until/i, group: { key: 'interrupted', title: 'Interrupted', todo: 'Run again: in-flight work resumes where it stopped.' } },
-  { test: /permission|EACCES|EPERM|not readable/i, group: { key: 'permission', title: 'Not readable at the source', todo: 'Fix the file permissions at the source, then run again.' } },
-  { test: /timeout|timed out|ECONNRESET|ECONNREFUSED|socket|network|\b5\d\d\b|unavailable|server error/i, group: { key: 'network', title: 'Network or service errors', todo: 'Usually passing: run again. If it repeats, check the service status.' } },
+  {
+    test: /too large|too big|exceeds|larger than/i,
+    group: {
+      key: 'too-large',
+      title: 'Too large for the destination',
+      todo: 'Move it by hand, or choose a destination without that limit (a folder or OneDrive).',
+    },
+  },
+  {
+    test: /unsupported|not supported|not a photo|cannot be decoded|format|not an image|invalid media/i,
+    group: {
+      key: 'format',
+      title: 'Format the destination does not take',
+      todo: 'It stays at the source. Copy it to a folder destination, or convert it and add it by hand.',
+    },
+  },
+  {
+    test: /changed since it was listed|changed or vanished|modified while/i,
+    group: { key: 'changed', title: 'Changed while being read', todo: 'Run again: it is listed and moved afresh.' },
+  },
+  {
+    test: /verification failed|mismatch|differ|declared sha|sha-?1/i,
+    group: {
+      key: 'mismatch',
+      title: 'Bytes did not match',
+      todo: 'Run again: the item is uploaded again and checked. If it repeats, the source copy may be damaged.',
+    },
+  },
+  {
+    test: /not verified yet|processing|pending/i,
+    group: { key: 'pending', title: 'Destination still processing', todo: 'Run again later: the check is repeated and nothing is uploaded twice.' },
+  },
+  {
+    test: /interrupted|stopped|signal|until/i,
+    group: { key: 'interrupted', title: 'Interrupted', todo: 'Run again: in-flight work resumes where it stopped.' },
+  },
+  {
+    test: /permission|EACCES|EPERM|not readable/i,
+    group: { key: 'permission', title: 'Not readable at the source', todo: 'Fix the file permissions at the source, then run again.' },
+  },
+  {
+    test: /timeout|timed out|ECONNRESET|ECONNREFUSED|socket|network|\b5\d\d\b|unavailable|server error/i,
+    group: { key: 'network', title: 'Network or service errors', todo: 'Usually passing: run again. If it repeats, check the service status.' },
+  },
 ];
 
 const OTHER_FAILED: ReasonGroup = { key: 'other', title: 'Other errors', todo: 'Run again; if the same item fails again, read its error below.' };
-const OTHER_REJECTED: ReasonGroup = { key: 'other-rejected', title: 'Refused by the destination', todo: 'It stays at the source; read the reason below and move it by hand if you need it.' };
-const AWAITING: ReasonGroup = { key: 'pending', title: 'Destination still processing', todo: 'Run again later: the check is repeated and nothing is uploaded twice.' };
+const OTHER_REJECTED: ReasonGroup = {
+  key: 'other-rejected',
+  title: 'Refused by the destination',
+  todo: 'It stays at the source; read the reason below and move it by hand if you need it.',
+};
+const AWAITING: ReasonGroup = {
+  key: 'pending',
+  title: 'Destination still processing',
+  todo: 'Run again later: the check is repeated and nothing is uploaded twice.',
+};
 
 const IN_LIBRARY: ReasonGroup = {
   key: 'in-library',
   title: 'Already in your library from another app',
-  todo: 'Not sent again. Check that the destination has it, then delete it at the source yourself, or run with --delete-evidence received to accept the destination\'s word where it gave one.',
+  todo: "Not sent again. Check that the destination has it, then delete it at the source yourself, or run with --delete-evidence received to accept the destination's word where it gave one.",
 };
 
 export function reasonGroup(outcome: Outcome, why: string | null, kind: ReasonKind | string | null = null): ReasonGroup {

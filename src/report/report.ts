@@ -19,10 +19,37 @@ import type { ItemOpener } from './thumbs.ts';
 export type { ItemOpener } from './thumbs.ts';
 
 export const REPORT_COLUMNS = [
-  'source_id', 'name', 'album_name', 'size', 'state', 'reason', 'reason_kind', 'last_error', 'attempts',
-  'mime_type', 'capture_time', 'capture_source', 'capture_detail', 'exif_time', 'declared_time', 'undated', 'date_note', 'copy_sha256', 'not_carried',
-  'declared_sha1', 'declared_hash_ok', 'sha1', 'sha256', 'quickxor',
-  'dest_id', 'dest_path', 'duplicate_of', 'evidence_level', 'evidence_detail', 'verified_at', 'deleted_at',
+  'source_id',
+  'name',
+  'album_name',
+  'size',
+  'state',
+  'reason',
+  'reason_kind',
+  'last_error',
+  'attempts',
+  'mime_type',
+  'capture_time',
+  'capture_source',
+  'capture_detail',
+  'exif_time',
+  'declared_time',
+  'undated',
+  'date_note',
+  'copy_sha256',
+  'not_carried',
+  'declared_sha1',
+  'declared_hash_ok',
+  'sha1',
+  'sha256',
+  'quickxor',
+  'dest_id',
+  'dest_path',
+  'duplicate_of',
+  'evidence_level',
+  'evidence_detail',
+  'verified_at',
+  'deleted_at',
 ] as const;
 
 /** Columns a person reads first, derived from the stored ones. */
@@ -32,9 +59,13 @@ type Row = Record<(typeof REPORT_COLUMNS)[number], unknown>;
 
 function rows(db: DB): IterableIterator<Row> {
   const cols = REPORT_COLUMNS.map((c) =>
-    c === 'undated' ? `(capture_time IS NULL AND state NOT IN ('discovered','transferring')) AS undated` :
-    c === 'not_carried' ? `(SELECT group_concat(j.value, '; ') FROM json_each(CASE WHEN json_valid(items.item_json) THEN items.item_json ELSE '{}' END, '$.notCarried') AS j) AS not_carried` :
-    c === 'duplicate_of' ? '(SELECT source_id FROM items o WHERE o.id = items.duplicate_of) AS duplicate_of' : c,
+    c === 'undated'
+      ? `(capture_time IS NULL AND state NOT IN ('discovered','transferring')) AS undated`
+      : c === 'not_carried'
+        ? `(SELECT group_concat(j.value, '; ') FROM json_each(CASE WHEN json_valid(items.item_json) THEN items.item_json ELSE '{}' END, '$.notCarried') AS j) AS not_carried`
+        : c === 'duplicate_of'
+          ? '(SELECT source_id FROM items o WHERE o.id = items.duplicate_of) AS duplicate_of'
+          : c,
   );
   return db.prepare(`SELECT ${cols.join(', ')}, bytes_read FROM items ORDER BY album_name, id`).iterate() as IterableIterator<Row>;
 }
@@ -49,7 +80,12 @@ function human(r: Row & { bytes_read?: unknown }): Record<(typeof HUMAN_COLUMNS)
   const kind = r.reason_kind as string | null;
   const o = outcomeOf(String(r.state), kind);
   const why = (r.reason ?? r.last_error ?? null) as string | null;
-  const todo = o === 'failed' || o === 'rejected' || o === 'awaiting' || o === 'in-library' ? reasonGroup(o, why, kind).todo : o === 'not-started' ? 'Run again: the migration resumes with it.' : '';
+  const todo =
+    o === 'failed' || o === 'rejected' || o === 'awaiting' || o === 'in-library'
+      ? reasonGroup(o, why, kind).todo
+      : o === 'not-started'
+        ? 'Run again: the migration resumes with it.'
+        : '';
   return { outcome: OUTCOME_LABEL[o], size_human: bytes((r.bytes_read ?? r.size ?? null) as number | null), what_to_do: todo };
 }
 
@@ -58,7 +94,9 @@ export function summaryJson(s: Summary): Record<string, unknown> {
   return {
     ...s,
     total_human: bytes(s.total.bytes),
-    outcomes: Object.fromEntries(Object.entries(s.outcomes).map(([k, v]) => [k, { ...v, label: OUTCOME_LABEL[k as keyof typeof OUTCOME_LABEL], size: bytes(v.bytes) }])),
+    outcomes: Object.fromEntries(
+      Object.entries(s.outcomes).map(([k, v]) => [k, { ...v, label: OUTCOME_LABEL[k as keyof typeof OUTCOME_LABEL], size: bytes(v.bytes) }]),
+    ),
   };
 }
 

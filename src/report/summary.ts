@@ -69,7 +69,12 @@ const SIZE = 'coalesce(bytes_read, size, 0)';
 export function summarize(db: DB): Summary {
   const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, emptyTally()])) as Record<Outcome, Tally>;
   const total = emptyTally();
-  for (const r of db.prepare(`SELECT state, ${IN_LIBRARY_SQL} AS lib, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY state, lib`).all() as Array<{ state: string; lib: number; n: number; b: number | null }>) {
+  for (const r of db.prepare(`SELECT state, ${IN_LIBRARY_SQL} AS lib, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY state, lib`).all() as Array<{
+    state: string;
+    lib: number;
+    n: number;
+    b: number | null;
+  }>) {
     const t = outcomes[r.lib ? 'in-library' : outcomeOf(r.state)];
     t.items += r.n;
     t.bytes += r.b ?? 0;
@@ -77,7 +82,9 @@ export function summarize(db: DB): Summary {
     total.bytes += r.b ?? 0;
   }
 
-  const runs = db.prepare('SELECT id, command, started_at, ended_at, outcome, exit_code, options FROM runs ORDER BY id').all() as Array<RunInfo & { options: string }>;
+  const runs = db.prepare('SELECT id, command, started_at, ended_at, outcome, exit_code, options FROM runs ORDER BY id').all() as Array<
+    RunInfo & { options: string }
+  >;
   const last = runs[runs.length - 1];
   let deleteSourceAsked = false;
   try {
@@ -88,7 +95,9 @@ export function summarize(db: DB): Summary {
   const deletions = (db.prepare('SELECT count(*) AS n FROM deletions').get() as { n: number }).n;
 
   const groups = new Map<string, AttentionGroup>();
-  const stmt = db.prepare(`SELECT id, state, coalesce(reason, last_error) AS why, reason_kind AS kind, ${SIZE} AS b FROM items WHERE state IN ('failed','rejected','uploaded') OR ${IN_LIBRARY_SQL} ORDER BY id`);
+  const stmt = db.prepare(
+    `SELECT id, state, coalesce(reason, last_error) AS why, reason_kind AS kind, ${SIZE} AS b FROM items WHERE state IN ('failed','rejected','uploaded') OR ${IN_LIBRARY_SQL} ORDER BY id`,
+  );
   for (const r of stmt.iterate() as IterableIterator<{ id: number; state: string; why: string | null; kind: string | null; b: number }>) {
     const outcome = outcomeOf(r.state, r.kind);
     const g = reasonGroup(outcome, r.why, r.kind);
@@ -106,17 +115,33 @@ export function summarize(db: DB): Summary {
   if (kept.items) {
     stays.push(
       deleteSourceAsked
-        ? { why: 'Verified, but not deleted: the evidence is weaker than --delete-evidence allows, or the deletion is still to come', todo: 'Run again with --delete-source; see the evidence column for each item.', ...kept }
-        : { why: 'Moved and verified; deletion at the source was not asked for', todo: 'Nothing to do. Run again with --delete-source to free the source.', ...kept },
+        ? {
+            why: 'Verified, but not deleted: the evidence is weaker than --delete-evidence allows, or the deletion is still to come',
+            todo: 'Run again with --delete-source; see the evidence column for each item.',
+            ...kept,
+          }
+        : {
+            why: 'Moved and verified; deletion at the source was not asked for',
+            todo: 'Nothing to do. Run again with --delete-source to free the source.',
+            ...kept,
+          },
     );
   }
   for (const a of attention) stays.push({ why: a.title, todo: a.todo, items: a.items, bytes: a.bytes });
   if (outcomes['not-started'].items) stays.push({ why: 'Not moved yet', todo: 'Run again: the migration resumes with these.', ...outcomes['not-started'] });
 
   const albumMap = new Map<string, AlbumTally>();
-  for (const r of db.prepare(`SELECT coalesce(album_name, '') AS album, state, ${IN_LIBRARY_SQL} AS lib, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY album, state, lib`).all() as Array<{ album: string; state: string; lib: number; n: number; b: number | null }>) {
+  for (const r of db
+    .prepare(
+      `SELECT coalesce(album_name, '') AS album, state, ${IN_LIBRARY_SQL} AS lib, count(*) AS n, sum(${SIZE}) AS b FROM items GROUP BY album, state, lib`,
+    )
+    .all() as Array<{ album: string; state: string; lib: number; n: number; b: number | null }>) {
     let a = albumMap.get(r.album);
-    if (!a) albumMap.set(r.album, (a = { album: r.album, total: emptyTally(), byOutcome: Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number> }));
+    if (!a)
+      albumMap.set(
+        r.album,
+        (a = { album: r.album, total: emptyTally(), byOutcome: Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number> }),
+      );
     a.total.items += r.n;
     a.total.bytes += r.b ?? 0;
     a.byOutcome[r.lib ? 'in-library' : outcomeOf(r.state)] += r.n;

@@ -84,7 +84,15 @@ function initCluster(bin: string, dir: string, password: string): string {
 
 // fsync off: a test server's data need not survive a power cut, and 2 shared cores are slow enough.
 function startCluster(bin: string, dir: string, data: string, port: number): void {
-  const opts = [`-p ${port}`, "-h 127.0.0.1", `-k ${path.join(dir, 'sock')}`, '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=300'].join(' ');
+  const opts = [
+    `-p ${port}`,
+    '-h 127.0.0.1',
+    `-k ${path.join(dir, 'sock')}`,
+    '-c fsync=off',
+    '-c synchronous_commit=off',
+    '-c full_page_writes=off',
+    '-c max_connections=300',
+  ].join(' ');
   runPg(bin, 'pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-o', opts, 'start']);
 }
 

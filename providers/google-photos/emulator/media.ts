@@ -13,13 +13,31 @@ export interface Detected {
 }
 
 const IMAGE_MIME: Record<string, string> = {
-  jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', bmp: 'image/bmp', tiff: 'image/tiff', webp: 'image/webp',
-  ico: 'image/x-icon', heic: 'image/heif', avif: 'image/avif', cr3: 'image/x-canon-cr3', orf: 'image/x-olympus-orf',
-  rw2: 'image/x-panasonic-rw2', raf: 'image/x-fuji-raf',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  gif: 'image/gif',
+  bmp: 'image/bmp',
+  tiff: 'image/tiff',
+  webp: 'image/webp',
+  ico: 'image/x-icon',
+  heic: 'image/heif',
+  avif: 'image/avif',
+  cr3: 'image/x-canon-cr3',
+  orf: 'image/x-olympus-orf',
+  rw2: 'image/x-panasonic-rw2',
+  raf: 'image/x-fuji-raf',
 };
 const VIDEO_MIME: Record<string, string> = {
-  mp4: 'video/mp4', mov: 'video/quicktime', '3gp': 'video/3gpp', '3g2': 'video/3gpp2', m4v: 'video/x-m4v',
-  avi: 'video/x-msvideo', asf: 'video/x-ms-asf', mkv: 'video/x-matroska', mpeg: 'video/mpeg', mts: 'video/mp2t',
+  mp4: 'video/mp4',
+  mov: 'video/quicktime',
+  '3gp': 'video/3gpp',
+  '3g2': 'video/3gpp2',
+  m4v: 'video/x-m4v',
+  avi: 'video/x-msvideo',
+  asf: 'video/x-ms-asf',
+  mkv: 'video/x-matroska',
+  mpeg: 'video/mpeg',
+  mts: 'video/mp2t',
 };
 
 const img = (format: string): Detected => ({ format, kind: 'image', mimeType: IMAGE_MIME[format]! });
@@ -99,7 +117,21 @@ async function imageInfo(file: string, format: string): Promise<MediaInfo> {
   let cameraModel: string | undefined;
   try {
     // A PNG's date is read from its eXIf chunk (exifr reads it as it reads a JPEG's APP1).
-    const tags = (await exifr.parse(file, { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal', 'OffsetTime', 'Make', 'Model', 'ImageWidth', 'ImageHeight', 'ExifImageWidth', 'ExifImageHeight'] })) as Record<string, unknown> | undefined;
+    const tags = (await exifr.parse(file, {
+      reviveValues: false,
+      pick: [
+        'DateTimeOriginal',
+        'CreateDate',
+        'OffsetTimeOriginal',
+        'OffsetTime',
+        'Make',
+        'Model',
+        'ImageWidth',
+        'ImageHeight',
+        'ExifImageWidth',
+        'ExifImageHeight',
+      ],
+    })) as Record<string, unknown> | undefined;
     if (tags) {
       // m-hayabusa/VRCImageHelper#1: a PNG with DateTimeOriginal/CreateDate 08:27:35 and only
       // OffsetTime +09:00 was dated 23:27 the day before by Google Photos: the offset was applied.
@@ -171,9 +203,10 @@ function videoInfo(file: string): MediaInfo {
               hgt = moov!.readUInt32BE(at + 4) / 65536;
             }
           }
-          if (t2 === 'mdia') children(moov!, s2, e2, (t3, s3) => {
-            if (t3 === 'hdlr' && moov!.toString('latin1', s3 + 8, s3 + 12) === 'vide') isVideo = true;
-          });
+          if (t2 === 'mdia')
+            children(moov!, s2, e2, (t3, s3) => {
+              if (t3 === 'hdlr' && moov!.toString('latin1', s3 + 8, s3 + 12) === 'vide') isVideo = true;
+            });
         });
         if (isVideo && w > 0 && info.width == null) {
           info.width = Math.round(w);
