@@ -107,6 +107,9 @@ describe('secrets never appear in logs, reports, state databases or error messag
     const state = path.join(t, 'state.db');
     const base = ['migrate', '--from', 'xiaomi', '--to', 'onedrive:/Pictures/Secrets', '--state', state, '--delete-source', '--onedrive-chunk-size', '320KiB'];
     const first = await runCli([...base, '--verbose', '--report', path.join(t, 'run-report.html')], { env });
+    // The session lives 1 s. A fast first run can finish inside it, so the second starts after it
+    // ended: its listing must renew the session, whatever the speed of the machine.
+    await new Promise((r) => setTimeout(r, 1500));
     const second = await runCli([...base, '--json', '--verbose'], { env });
     expect(first.code, first.stderr + first.stdout).toBe(0);
     expect(second.code, second.stderr).toBe(0);
