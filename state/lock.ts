@@ -39,13 +39,8 @@ export function lockState(stateFile: string): StateLock {
   const file = `${path.resolve(stateFile)}.lock`;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.closeSync(fs.openSync(file, 'a', 0o600));
-  const lock = new Database(file);
-  try {
-    lock.pragma('busy_timeout = 0');
-    lock.pragma('locking_mode = EXCLUSIVE');
-    lock.exec('BEGIN EXCLUSIVE');
-  } catch {
-    lock.close();
+  const lock = takeLockFile(file);
+  if (!lock) {
     const h = awaitHolder(stateFile);
     const who = h ? `process ${h.pid}${h.host !== os.hostname() ? ` on ${h.host}` : ''}, running since ${h.since}` : 'another process';
     throw new StateFileError(`the state file ${stateFile} is in use by another run (${who}); wait for it to finish or stop it`);
@@ -67,6 +62,30 @@ export function lockState(stateFile: string): StateLock {
       lock.close();
     },
   };
+}
+
+/** How often a run tries the lock before it takes the state as held (see takeLockFile). */
+const LOCK_TRIES = 10;
+
+/**
+ * The lock file's exclusive lock, or null when another process holds it. Two runs that start
+ * together can each meet the other's brief read lock on a new file and both be refused; a few
+ * tries 20 ms apart let one of them win, while a real holder keeps its lock through them all.
+ */
+function takeLockFile(file: string): Database.Database | null {
+  for (let attempt = 1; attempt <= LOCK_TRIES; attempt++) {
+    const lock = new Database(file);
+    try {
+      lock.pragma('busy_timeout = 0');
+      lock.pragma('locking_mode = EXCLUSIVE');
+      lock.exec('BEGIN EXCLUSIVE');
+      return lock;
+    } catch {
+      lock.close();
+      if (attempt < LOCK_TRIES) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  return null;
 }
 
 /**
