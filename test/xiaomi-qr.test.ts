@@ -44,7 +44,15 @@ function sh(s: string): string {
 function startCli(args: string[], env: Record<string, string>, pty = false): Running {
   const fullEnv = { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...NO_GIVEN_CREDENTIALS, ...env };
   const child = pty
-    ? spawn('script', ['-qfec', [process.execPath, CLI, ...args].map(sh).join(' '), '/dev/null'], { cwd: ROOT, env: fullEnv, stdio: ['pipe', 'pipe', 'pipe'] })
+    ? // `exec`: script runs the command through $SHELL -c, and dash (Debian's /bin/sh, which CI
+      // gets with SHELL unset; set here so every runner is alike) stays as the parent, dies of the
+      // Ctrl-C itself and hides the tool's exit status behind 130. A person's shell makes the tool
+      // the terminal's foreground job, as exec does.
+      spawn('script', ['-qfec', `exec ${[process.execPath, CLI, ...args].map(sh).join(' ')}`, '/dev/null'], {
+        cwd: ROOT,
+        env: { ...fullEnv, SHELL: '/bin/sh' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
     : spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const listeners = new Set<() => void>();
