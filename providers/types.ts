@@ -266,6 +266,12 @@ export interface SourceLimits {
 export interface DestinationLimits {
   /** Commits one commit() call takes (Google's batchCreate takes 50). */
   commitBatch: number;
+  /**
+   * commit() calls at once. One (Google wants its batchCreate calls serial per user); a
+   * destination whose commit is an independent request per item (OneDrive's last fragment)
+   * says more, so that one batch in flight does not hold back the next.
+   */
+  commitConcurrency: number;
   /** Verifications one verify() call takes. */
   verifyBatch: number;
   /**
@@ -277,7 +283,7 @@ export interface DestinationLimits {
 
 /** The default for every limit a provider leaves out: one at a time. */
 export const SOURCE_LIMITS: Readonly<SourceLimits> = { deleteConcurrency: 1 };
-export const DESTINATION_LIMITS: Readonly<DestinationLimits> = { commitBatch: 1, verifyBatch: 1, verifyConcurrency: 1 };
+export const DESTINATION_LIMITS: Readonly<DestinationLimits> = { commitBatch: 1, commitConcurrency: 1, verifyBatch: 1, verifyConcurrency: 1 };
 
 /** A source's limits, each absent or unusable one (below 1) at its default. */
 export function sourceLimits(source: Pick<Source, 'limits'>): SourceLimits {
@@ -289,6 +295,7 @@ export function destinationLimits(destination: Pick<Destination, 'limits'>): Des
   const l = destination.limits ?? {};
   return {
     commitBatch: atLeastOne(l.commitBatch, DESTINATION_LIMITS.commitBatch),
+    commitConcurrency: atLeastOne(l.commitConcurrency, DESTINATION_LIMITS.commitConcurrency),
     verifyBatch: atLeastOne(l.verifyBatch, DESTINATION_LIMITS.verifyBatch),
     verifyConcurrency: atLeastOne(l.verifyConcurrency, DESTINATION_LIMITS.verifyConcurrency),
   };

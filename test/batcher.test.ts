@@ -2,7 +2,8 @@
 // batches running at once, and close() waits for every one of them.
 
 import { describe, expect, it } from 'vitest';
-import { Batcher } from '../src/engine/batcher.ts';
+import type { CommitRequest, Destination } from '../providers/types.ts';
+import { Batcher, commitBatcher } from '../src/engine/batcher.ts';
 
 /** A run() whose calls finish only when the test says, recording how many ran at once. */
 function gate() {
@@ -80,5 +81,26 @@ describe('Batcher', () => {
     await expect(a).rejects.toThrow('boom');
     await expect(c).resolves.toBe(2);
     await b.close();
+  });
+
+  it("commit calls overlap as far as the destination's commitConcurrency says, one at a time without it", async () => {
+    for (const [limits, peak] of [
+      [{ commitBatch: 2 }, 1],
+      [{ commitBatch: 2, commitConcurrency: 3 }, 3],
+    ] as const) {
+      const g = gate();
+      const d = { limits, commit: (reqs: CommitRequest[]) => g.run(reqs.map((_, i) => i)) } as unknown as Destination;
+      const b = commitBatcher(d);
+      const results = Array.from({ length: 8 }, () => b.add('', {} as CommitRequest));
+      await tick();
+      expect(g.calls.length).toBe(peak);
+      while (g.open.length) {
+        g.open.shift()!();
+        await tick();
+      }
+      await b.close();
+      expect(g.peak()).toBe(peak);
+      expect((await Promise.all(results)).length).toBe(8);
+    }
   });
 });

@@ -17,6 +17,7 @@ export const UNIT_TESTS = [
   'test/media.test.ts',
   'test/onedrive-adapter.test.ts',
   'test/onedrive-auth.test.ts',
+  'test/onedrive-response.test.ts',
   'test/pg-setup.test.ts',
   'test/queue-core-budget.test.ts',
   'test/queue-core-lease.test.ts',

@@ -84,6 +84,12 @@ export interface OneDriveConfig {
   appRequestsPerMinute: number;
   commitBatchSize: number;
   verifyBatchSize: number;
+  /**
+   * commit() and verify() calls at once (default 1). Each item's commit and verification is a
+   * request of its own, so batches only group them: the run's --concurrency in flight keeps the
+   * latency of those requests filled, as it does for the uploads.
+   */
+  callsInFlight?: number;
   /** --embed-dates: also write the capture date into JPEG/MP4 files that lack one. */
   embedDates?: boolean;
   /** Delay before asking again for a hash that is not there yet. */
@@ -160,7 +166,13 @@ export class OneDriveDestination implements Destination {
     this.drive = new Drive(this.http, this.drivePrefix, config, ctx, this.stop);
     // The account is part of it: the same path in another person's drive is another destination.
     this.identity = `onedrive:${ctx.account}:${config.user ?? 'me'}:${config.root || '/'}`;
-    this.limits = { commitBatch: config.commitBatchSize, verifyBatch: config.verifyBatchSize };
+    const calls = Math.max(1, Math.floor(config.callsInFlight ?? 1));
+    this.limits = {
+      commitBatch: config.commitBatchSize,
+      commitConcurrency: Math.max(1, Math.ceil(calls / config.commitBatchSize)),
+      verifyBatch: config.verifyBatchSize,
+      verifyConcurrency: Math.max(1, Math.ceil(calls / config.verifyBatchSize)),
+    };
   }
 
   refuse(item: SourceItem): string | null {

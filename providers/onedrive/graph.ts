@@ -13,8 +13,9 @@
 // latency put about a quarter of the run's thread in the SDK, tslib's awaiter, undici and web
 // streams, for three requests a photo (9.7 ms of CPU a photo). Ours sends through node:https on
 // the destination's keep-alive agent, reads the body whole (a connection cut mid-body becomes a
-// retry instead of a parse error later) and hands the SDK a WHATWG Response built on those bytes
-// (Node's global Response: no undici network path). The SDK still builds the URL, the headers
+// retry instead of a parse error later) and hands the SDK the part of a Response it reads, over
+// those bytes (buffered-response.ts: Node's own Response cost undici's constructor, Headers
+// validation and a web-stream read on every call). The SDK still builds the URL, the headers
 // and the body, parses the answer and raises GraphError; that costs 0.3-0.7 ms of CPU a small
 // photo over Graph calls written by hand on node:https (two SDK requests a photo, ~0.11 ms each,
 // and ~36 ms to import it once), against the ~5 ms that fetch cost (bench/onedrive.ts,
@@ -37,6 +38,7 @@ import type { Pacer } from '../../src/lib/pacer.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
 import { again, done, retry, retryCall, type Outcome, type Verdict } from '../../src/lib/retry.ts';
 import { RetryableError, StopRunError } from '../types.ts';
+import { BufferedResponse } from './buffered-response.ts';
 
 export const USER_AGENT = 'ISV|gallery-bridge|gallery-bridge/0.1.0';
 
@@ -432,7 +434,7 @@ class GraphPolicy implements Middleware {
 /**
  * Last in the chain, in place of the SDK's fetch-based HTTPMessageHandler: sends the request
  * through node:https (GraphHttp.send: the keep-alive agent, the body read whole) and answers the
- * SDK with a WHATWG Response built on the bytes received.
+ * SDK with the part of a Response it reads, over the bytes received (buffered-response.ts).
  */
 class NodeHttpsHandler implements Middleware {
   constructor(private readonly send: GraphHttp['send']) {}
@@ -445,10 +447,8 @@ class NodeHttpsHandler implements Middleware {
     if (body) headers['Content-Length'] = body.length;
     else if (method !== 'GET' && method !== 'HEAD') headers['Content-Length'] = 0;
     const a = await this.send({ method, url: requestUrl(context.request), headers, body, signal: o.signal ?? undefined });
-    const pairs: [string, string][] = [];
-    for (let i = 0; i + 1 < a.rawHeaders.length; i += 2) pairs.push([a.rawHeaders[i]!, a.rawHeaders[i + 1]!]);
     const empty = a.status === 204 || a.status === 205 || a.status === 304 || method === 'HEAD';
-    context.response = new Response(empty ? null : (a.body as Uint8Array<ArrayBuffer>), { status: a.status, statusText: '', headers: pairs });
+    context.response = new BufferedResponse(a.status, a.rawHeaders, empty ? null : a.body).asResponse();
   }
 }
 

@@ -69,11 +69,14 @@ export const ONEDRIVE_OPTIONS = {
   }),
   commitBatch: option({
     flags: '--onedrive-commit-batch <n>',
-    description: 'OneDrive uploads finished in parallel per commit (default: half of --concurrency, at most 8)',
+    description: 'OneDrive uploads finished per commit call (default 1: each as soon as it is ready, --concurrency at once)',
     env: 'ONEDRIVE_COMMIT_BATCH',
     parse: nonNegativeNumber,
   }),
 };
+
+/** Items in flight when --concurrency is not given (see defaultConcurrency below). */
+const DEFAULT_CONCURRENCY = 16;
 
 export function configFromContext(
   ctx: ProviderContext,
@@ -91,10 +94,13 @@ export function configFromContext(
     chunkSize: validateChunkSize(readOption(ctx, O.chunkSize) ?? DEFAULT_CHUNK),
     userRequestsPer5Min: readOption(ctx, O.requestsPer5Min) ?? 3000,
     appRequestsPerMinute: readOption(ctx, O.appRequestsPerMinute) ?? 1200,
-    // The engine runs one commit() at a time and lets a partial batch wait up to a second for
-    // company: half the concurrency fills batches without leaving workers waiting.
-    commitBatchSize: Math.max(1, Math.floor(readOption(ctx, O.commitBatch) ?? Math.min(8, Math.floor((run.concurrency ?? 4) / 2)))),
-    verifyBatchSize: 8,
+    // Graph has no batch for a last fragment or a read-back: each item's is a request of its own,
+    // sent as soon as the item is ready, --concurrency of them at once. Batches of 8 run one at a
+    // time (the engine's default) held commits and read-backs to half the concurrency and made
+    // each wait for seven others: 0.41 of the latency bound at 50 ms (docs/benchmarks.md).
+    commitBatchSize: Math.max(1, Math.floor(readOption(ctx, O.commitBatch) ?? 1)),
+    verifyBatchSize: 1,
+    callsInFlight: run.concurrency || DEFAULT_CONCURRENCY,
     hashRetryMs: ctx.env.ONEDRIVE_HASH_RETRY_MS ? nonNegativeNumber(ctx.env.ONEDRIVE_HASH_RETRY_MS) : 5000,
     maxSessionAgeMs: MAX_SESSION_AGE_MS,
     maxWaitMs: (readOption(ctx, O.maxWait) ?? DEFAULT_MAX_WAIT_MS / 1000) * 1000,
@@ -118,7 +124,7 @@ export const onedriveProvider: ProviderModule = {
   createDestination: createOneDriveDestination,
   // Measured by bench/concurrency.ts (see the README's --concurrency): fewer leaves the latency of
   // each item's requests unfilled. A staged item waiting for its commit holds only its last fragment (< 320 KiB).
-  defaultConcurrency: { destination: 16 },
+  defaultConcurrency: { destination: DEFAULT_CONCURRENCY },
   cliOptions: Object.values(ONEDRIVE_OPTIONS),
   async auth(ctx) {
     const { authSettings, signIn } = await import('./auth.ts');

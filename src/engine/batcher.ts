@@ -114,8 +114,9 @@ export class Batcher<Req, Res> {
 }
 
 /**
- * Commits batched as the destination takes them (Google's batchCreate takes 50), never two calls
- * at once; `fence` is awaited right before each call (see RunOptions.fence).
+ * Commits batched as the destination takes them (Google's batchCreate takes 50), as many calls at
+ * once as it allows (one unless it says more); `fence` is awaited right before each call (see
+ * RunOptions.fence).
  */
 export function commitBatcher(d: Destination, fence?: () => Promise<void>): Batcher<CommitRequest, CommitResult> {
   const commit = fence
@@ -124,7 +125,8 @@ export function commitBatcher(d: Destination, fence?: () => Promise<void>): Batc
         return d.commit(reqs);
       }
     : (reqs: CommitRequest[]) => d.commit(reqs);
-  return new Batcher(destinationLimits(d).commitBatch, commit, LINGER_MS);
+  const { commitBatch, commitConcurrency } = destinationLimits(d);
+  return new Batcher(commitBatch, commit, LINGER_MS, commitConcurrency);
 }
 
 /** Verifications batched and overlapped as the destination says (the run's and the deletion re-check's). */
