@@ -122,6 +122,15 @@ export class OneDriveDestination implements Destination {
   /** OneDrive's photo views date an undated file by its fileSystemInfo, which is set from the capture time. */
   readonly dating: DatingRule;
   readonly limits: Partial<DestinationLimits>;
+  /**
+   * A commit sent again for bytes already committed finds them: the saved session (durable before
+   * any byte) is gone, the file of that size holds the name, and commit compares hashes instead
+   * of sending (test/onedrive-adapter: "killed right after the last fragment"); without a saved
+   * session, conflictBehavior "fail" refuses the name and the same bytes there are the item. So
+   * the engine may write the record of a commit behind, instead of a SQLite COMMIT per photo on
+   * the run's thread.
+   */
+  readonly idempotentCommit = true;
   /** OneDrive proves content by its QuickXorHash; SHA-1 is computed only where the source declares one. */
   readonly hashes = ['quickXor'] as const;
   readonly http: GraphHttp;
@@ -390,7 +399,7 @@ export class OneDriveDestination implements Destination {
     if (typeof item.size === 'number' && item.size !== h.size) {
       return { outcome: 'error', error: new RetryableError(`OneDrive created ${h.path} with ${item.size} bytes, not ${h.size}`) };
     }
-    this.ctx.store.delete(`rename:${h.itemId}`);
+    this.drive.forget(h.itemId);
     return { outcome: 'created', destId: item.id, destPath: h.path };
   }
 
@@ -483,7 +492,7 @@ export class OneDriveDestination implements Destination {
       if (same === 'no-hash')
         return { outcome: 'error', error: new RetryableError(`${p} exists but OneDrive has no hash for it yet`, this.config.hashRetryMs) };
       if (same) {
-        this.ctx.store.delete(`rename:${h.itemId}`);
+        this.drive.forget(h.itemId);
         return { outcome: 'duplicate', destId: found.id, destPath: p, evidence: { level: 'bytes', detail: `already there: ${same}` } };
       }
     }

@@ -183,4 +183,9 @@ export class Drive {
   remember(itemId: string, p: string): void {
     this.ctx.store.set(`rename:${itemId}`, { container: p.slice(0, p.lastIndexOf('/')), name: p.slice(p.lastIndexOf('/') + 1) });
   }
+
+  /** Drops the numbered name a conflict chose once the item is settled. Looked up first: a delete is a durable write, and almost no item has one. */
+  forget(itemId: string): void {
+    if (this.ctx.store.get(`rename:${itemId}`) !== undefined) this.ctx.store.delete(`rename:${itemId}`);
+  }
 }
