@@ -53,13 +53,13 @@ export class CommitStage {
     if (result.outcome === 'in-library') {
       items.markInLibrary(row.id, result.destId, result.reason, result.evidence);
       ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: IN_LIBRARY_DETAIL });
-      await this.deleter.consider(row.id);
+      this.deleter.consider(row.id);
       return;
     }
     if (result.outcome === 'duplicate') {
       items.markDuplicate(row.id, result.destId, result.destPath ?? null, result.evidence ?? null);
       ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: s.hashes.size, detail: 'already at the destination' });
-      await this.deleter.consider(row.id);
+      this.deleter.consider(row.id);
       return;
     }
     const state = items.markUploaded(row.id, result.destId, result.destPath ?? null);
@@ -72,7 +72,7 @@ export class CommitStage {
       const original = items.get(dup.duplicate_of!);
       if (original.evidence_level && original.sha256 === dup.sha256) {
         items.inheritEvidence(row.id, original.evidence_level, `same bytes as item ${original.id}: ${original.evidence_detail ?? ''}`);
-        await this.deleter.consider(row.id);
+        this.deleter.consider(row.id);
       }
       return;
     }

@@ -62,11 +62,25 @@ function crashWindow(): void {
 /** Attempts per deletion within one run; a deletion still failing is owed, and a rerun tries again. */
 const DELETE_ATTEMPTS = 6;
 
-/** Applies the rule and deletes, one item at a time, paced as the source asks. */
+/** Rows read from the state store at a time. */
+const PAGE = 200;
+
+/**
+ * Applies the rule and deletes, paced as the source asks. What is due is read from the state
+ * store a page at a time (its deletable index), never queued in memory per item: a source that
+ * deletes slowly (Xiaomi paces its deletions) leaves verified items waiting in the state, and
+ * memory stays the same for ten items or a million.
+ */
 export class Deleter {
-  /** Deletions in flight: one at a time unless the source's limits say more. */
+  /** Deletions in flight: one at a time unless the source's limits say more; never more queued than that. */
   private readonly queue: PQueue;
-  private earlier: Promise<void> = Promise.resolve();
+  private readonly concurrency: number;
+  /** The pass over the deletable items under way, if any: passes run one after another. */
+  private running: Promise<void> | null = null;
+  /** The lowest item id made deletable since the last pass began (Infinity: none). */
+  private dueFrom = Number.POSITIVE_INFINITY;
+  /** The next pass also checks again the items verified by earlier runs. */
+  private earlierDue = false;
   private earlierPending = false;
   deleted = 0;
   private readonly policy: DeletionPolicy;
@@ -79,15 +93,17 @@ export class Deleter {
     private readonly onSentBack: () => void = () => undefined,
   ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
-    this.queue = new PQueue({ concurrency: sourceLimits(ctx.source).deleteConcurrency });
+    this.concurrency = sourceLimits(ctx.source).deleteConcurrency;
+    this.queue = new PQueue({ concurrency: this.concurrency });
     this.recheck = verifyBatcher(ctx.destination, 0);
   }
 
-  /** Queues an item proven in this run for deletion if the rule allows; resolves once it is handled. */
-  consider(itemId: number): Promise<void> {
-    // A copy run deletes nothing: no need to read the row again.
-    if (!this.policy.deleteSource) return Promise.resolve();
-    return this.queue.add(() => this.deleteOne(itemId)).catch((err) => this.ctx.log('warn', `deletion of item ${itemId}: ${reason(err)}`));
+  /** An item proven in this run: the rule is applied to it (and to any other item then due) by the next pass over the state. */
+  consider(itemId: number): void {
+    // A copy run deletes nothing.
+    if (!this.policy.deleteSource) return;
+    this.dueFrom = Math.min(this.dueFrom, itemId);
+    this.kick();
   }
 
   /** True while items verified by earlier runs are still being checked again (some may come back to migrate). */
@@ -102,26 +118,59 @@ export class Deleter {
   resumeEarlierRuns(): void {
     if (!this.policy.deleteSource) return;
     this.earlierPending = true;
-    this.earlier = (async () => {
-      for (let after = 0; !this.ctx.signal.aborted; ) {
-        const page = this.ctx.items.deletable(after, 200);
-        if (!page.length) break;
-        after = page[page.length - 1]!.id;
-        const due = page.filter((r) => !this.provenThisRun(r) && deletionVerdict(r, this.policy).delete);
-        const results = await Promise.all(
-          due.map((r) => this.recheck.add('', verifyRequest(r)).catch((err: unknown) => ({ outcome: 'error' as const, error: err as Error }))),
-        );
-        for (let i = 0; i < due.length; i++) {
-          if (this.ctx.signal.aborted) break;
-          if (this.acceptRecheck(due[i]!, results[i]!)) await this.consider(due[i]!.id);
-        }
-      }
-    })()
-      .catch((err) => this.ctx.log('warn', `deleting items verified by earlier runs: ${reason(err)}`))
+    this.earlierDue = true;
+    this.dueFrom = 0;
+    this.kick();
+  }
+
+  /** Starts the next pass unless one is under way (it starts again when that one ends). */
+  private kick(): void {
+    if (this.running || this.dueFrom === Number.POSITIVE_INFINITY) return;
+    const after = this.dueFrom - 1;
+    const earlier = this.earlierDue;
+    this.dueFrom = Number.POSITIVE_INFINITY;
+    this.earlierDue = false;
+    this.running = this.pass(after, earlier)
+      .catch((err) => this.ctx.log('warn', `deleting at the source: ${reason(err)}`))
       .finally(() => {
-        this.earlierPending = false;
-        this.onSentBack();
+        this.running = null;
+        if (earlier) {
+          this.earlierPending = false;
+          this.onSentBack();
+        }
+        this.kick();
       });
+  }
+
+  /**
+   * One pass over the deletable items with ids above `after`, in pages. An item already tried in
+   * this run (its intent names this run) is left for a rerun; one verified by an earlier run is
+   * taken only by the pass that checks those again. Ends when its deletions have, so the next
+   * pass reads each item's state after them.
+   */
+  private async pass(after: number, earlier: boolean): Promise<void> {
+    while (!this.ctx.signal.aborted) {
+      const page = this.ctx.items.deletable(after, PAGE);
+      if (!page.length) break;
+      after = page[page.length - 1]!.id;
+      const due = page.filter((r) => r.deleting_run !== this.ctx.runId && deletionVerdict(r, this.policy).delete);
+      const rechecked = earlier ? await this.checkAgain(due.filter((r) => !this.provenThisRun(r))) : [];
+      for (const r of due) {
+        if (this.ctx.signal.aborted) break;
+        if (!this.provenThisRun(r) && !rechecked.includes(r)) continue;
+        if (this.queue.size >= this.concurrency) await this.queue.onSizeLessThan(this.concurrency);
+        void this.queue.add(() => this.deleteOne(r.id)).catch((err) => this.ctx.log('warn', `deletion of item ${r.id}: ${reason(err)}`));
+      }
+    }
+    await this.queue.onIdle();
+  }
+
+  /** Asks the destination again about items verified by earlier runs; returns those it still shows. */
+  private async checkAgain(rows: ItemRow[]): Promise<ItemRow[]> {
+    const results = await Promise.all(
+      rows.map((r) => this.recheck.add('', verifyRequest(r)).catch((err: unknown) => ({ outcome: 'error' as const, error: err as Error }))),
+    );
+    return rows.filter((r, i) => !this.ctx.signal.aborted && this.acceptRecheck(r, results[i]!));
   }
 
   private provenThisRun(row: ItemRow): boolean {
@@ -227,9 +276,9 @@ export class Deleter {
     this.ctx.emit({ type: 'item', name: row.name, state: 'source-deleted', bytes: 0, detail: `evidence: ${fresh.evidence_level}` });
   }
 
-  /** Resolves when no deletion is queued or in flight, including those of earlier runs' items. */
+  /** Resolves when no deletion is due, queued or in flight, including those of earlier runs' items. */
   async drain(): Promise<void> {
-    await this.earlier;
+    while (this.running) await this.running;
     await this.queue.onIdle();
     await this.recheck.close();
   }

@@ -74,13 +74,13 @@ export class VerifyStage {
         const detail = row.copy_sha256 && row.date_note ? `${row.date_note}; against the uploaded copy: ${res.evidence.detail}` : res.evidence.detail;
         items.markVerified(rowId, res.evidence.level, detail);
         ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: row.bytes_read ?? 0, detail: res.evidence.level });
-        await this.afterVerified(row, res.evidence.level, detail);
+        this.afterVerified(row, res.evidence.level, detail);
         return;
       }
       if (res.outcome === 'in-library') {
         items.markInLibrary(rowId, row.dest_id, res.reason, res.evidence);
         ctx.emit({ type: 'item', name: row.name, state: 'skipped', bytes: row.bytes_read ?? 0, detail: IN_LIBRARY_DETAIL });
-        await this.deleter.consider(rowId);
+        this.deleter.consider(rowId);
         return;
       }
       if (res.outcome === 'mismatch') {
@@ -105,15 +105,15 @@ export class VerifyStage {
   }
 
   /** `level` and `detail` are the evidence just recorded for the row. */
-  private async afterVerified(row: ItemRow, level: string, detail: string): Promise<void> {
+  private afterVerified(row: ItemRow, level: string, detail: string): void {
     const { items } = this.ctx;
     // Duplicates of this item share its destination item: same bytes, same evidence.
     for (const dup of items.duplicatesOf(row.id)) {
       if (dup.sha256 && dup.sha256 === row.sha256) {
         items.inheritEvidence(dup.id, level, `same bytes as item ${row.id}: ${detail}`);
-        await this.deleter.consider(dup.id);
+        this.deleter.consider(dup.id);
       }
     }
-    await this.deleter.consider(row.id);
+    this.deleter.consider(row.id);
   }
 }
