@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type { DB } from '../../state/db.ts';
-import { OUTCOMES, outcomeOf } from '../report/outcomes.ts';
+import { NEEDS_ATTENTION, OUTCOMES, outcomeOf } from '../report/outcomes.ts';
 import type { Outcome } from '../report/outcomes.ts';
 import { accountStateFile, getBatchMeta, listAccounts, openBatch } from './store.ts';
 import type { AccountRecord, AccountStatus } from './store.ts';
@@ -23,7 +23,7 @@ export interface AccountView {
   outcomes: Record<Outcome, { items: number; bytes: number }>;
   items: number;
   bytes: number;
-  /** Items safely at the destination (verified, deleted at the source, or already there). */
+  /** Items safely at the destination (verified, deleted at the source, or the same bytes already there); not those in the library from another app. */
   doneItems: number;
   doneBytes: number;
   attentionItems: number;
@@ -149,12 +149,17 @@ export function progressOf(db: DB | null): StateProgress {
   let lastError: string | null = null;
   if (db) {
     try {
-      for (const r of db.prepare('SELECT state, count(*) AS n, sum(coalesce(bytes_read, size, 0)) AS b FROM items GROUP BY state').all() as Array<{
+      // By kind too: an item the destination's library held from another app is not a duplicate
+      // within the source, and it stays at the source (in-library, not done).
+      for (const r of db
+        .prepare('SELECT state, reason_kind AS kind, count(*) AS n, sum(coalesce(bytes_read, size, 0)) AS b FROM items GROUP BY state, reason_kind')
+        .all() as Array<{
         state: string;
+        kind: string | null;
         n: number;
         b: number | null;
       }>) {
-        const o = outcomes[outcomeOf(r.state)];
+        const o = outcomes[outcomeOf(r.state, r.kind)];
         o.items += r.n;
         o.bytes += r.b ?? 0;
       }
@@ -177,7 +182,7 @@ export function progressOf(db: DB | null): StateProgress {
   const bytes = OUTCOMES.reduce((n, o) => n + outcomes[o].bytes, 0);
   const doneItems = outcomes.verified.items + outcomes.deleted.items + outcomes.duplicate.items;
   const doneBytes = outcomes.verified.bytes + outcomes.deleted.bytes + outcomes.duplicate.bytes;
-  const attentionItems = outcomes.failed.items + outcomes.rejected.items + outcomes.awaiting.items;
+  const attentionItems = NEEDS_ATTENTION.reduce((n, o) => n + outcomes[o].items, 0);
   const left = outcomes.failed.bytes + outcomes['not-started'].bytes;
   const eta = rate && listingComplete ? left / rate : null;
   return { outcomes, items, bytes, doneItems, doneBytes, attentionItems, listingComplete, rate, eta, lastError };
