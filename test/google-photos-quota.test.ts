@@ -31,6 +31,8 @@ describe('google-photos: quota-aware stop', () => {
       const fmt = (ms: number) => new Date(nextPacificMidnight(ms)).toISOString().replace(/:\d\d\.\d{3}Z$/, 'Z');
       const said = /run again after (\S+) \(midnight Pacific time/.exec(out)?.[1];
       expect([fmt(before), fmt(Date.now())]).toContain(said);
+      // The stop reason is said once, not once as it happens and again at the end.
+      expect(out.match(/run again after/g), out).toHaveLength(1);
       const st = await emu.state();
       // Refused requests are not counted against the quota, so the first refusal is the last request.
       expect(st.requests.quotaRefused).toBeGreaterThanOrEqual(1);
@@ -65,6 +67,7 @@ describe('google-photos: long Retry-After', () => {
       // Two hours from the refusal, not sooner: the item waits, the run does not.
       expect(at - before).toBeGreaterThanOrEqual(7200_000 - 1000);
       expect(at - Date.now()).toBeLessThanOrEqual(7200_000 + 1000);
+      expect(out.match(/nothing is left to do before/g), out).toHaveLength(1);
       expect((await emu.state()).mediaItems).toHaveLength(0);
     } finally {
       await emu.close();

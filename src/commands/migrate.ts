@@ -124,7 +124,6 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
       );
       for (const line of datesLines(datesSummary(db))) log.info(line);
       if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
-      if (result.stopped) log.warn(result.message ?? `stopped (${result.stopped})`);
     }
     return signalExit || result.exitCode;
   } finally {
