@@ -10,7 +10,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FolderDestination } from '../providers/folder/destination.ts';
-import { MAX_UNCLAIMED, SyncGroups, realSync, type SyncOps } from '../providers/folder/durable.ts';
+import { MAX_UNCLAIMED, SyncGroups, fileSystemSync, realSync, type SyncOps } from '../providers/folder/durable.ts';
+import { FileSystemSync, kernelReportsSyncfsErrors } from '../src/lib/syncfs.ts';
 import type { Hashes, ItemFacts, SessionSlot, SourceItem } from '../providers/types.ts';
 import { hashBuffer, SHA256_ONLY } from '../src/hash/multihash.ts';
 import { tmpDir } from './helpers.ts';
@@ -208,5 +209,127 @@ describe('folder destination: group durability', () => {
     expect(openFds()).toBe(before);
     expect(fs.readFileSync(path.join(root, 'A', 'IMG_1.jpg')).equals(second)).toBe(true);
     expect(fs.readdirSync(path.join(root, 'A'))).toEqual(['IMG_1.jpg']);
+  });
+
+  it('with syncfs: one sync of the file system a group, no fsync a file or folder, and verified only after it', async () => {
+    const root = tmpDir();
+    const log: string[] = [];
+    const fss = new FileSystemSync();
+    const ops: SyncOps = {
+      file: async (p) => void log.push(`file ${path.basename(p)}`),
+      dir: async (p) => void log.push(`dir ${path.basename(p)}`),
+      watch: (r) => void fss.watch(r),
+      fileSystem: async () => {
+        const done = await fss.sync();
+        log.push(`syncfs ${done}`);
+        return done;
+      },
+      close: () => fss.close(),
+    };
+    const groups = new SyncGroups(ops, { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 });
+    const dest = new FolderDestination(root, 'album', groups);
+    const files = await Promise.all(Array.from({ length: 4 }, (_, i) => put(dest, `IMG_${i}.jpg`, i % 2 ? 'A' : 'B', crypto.randomBytes(3000 + i))));
+    let verified = 0;
+    const checks = files.map((f) =>
+      dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]).then(([r]) => {
+        if (r!.outcome === 'verified') verified++;
+        return r!.outcome;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(verified).toBe(0);
+    await groups.flush();
+    expect(await Promise.all(checks)).toEqual(['verified', 'verified', 'verified', 'verified']);
+    const available = process.platform === 'linux' && kernelReportsSyncfsErrors();
+    // Where syncfs works, it alone covers the group (names included); elsewhere each file and folder is fsynced.
+    if (available) expect(log).toEqual(['syncfs true']);
+    else expect(log.filter((l) => l.startsWith('file'))).toHaveLength(4);
+    await dest.close();
+    // The descriptors written through are closed by the sync, and the watched folder's at close.
+    const target = (fd: string) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return ''; // the descriptor readdir itself had open
+      }
+    };
+    expect(
+      fs
+        .readdirSync('/proc/self/fd')
+        .map(target)
+        .filter((t) => t.startsWith(root)),
+    ).toEqual([]);
+  });
+
+  it('a syncfs that reports an error fails its whole group, and every later group is synced file by file', async () => {
+    const root = tmpDir();
+    const log: string[] = [];
+    let fileSystemCalls = 0;
+    const ops: SyncOps = {
+      file: async (p, fd) => {
+        await realSync.file(p, fd);
+        log.push(`file ${path.basename(p)}`);
+      },
+      dir: async (p) => {
+        await realSync.dir(p);
+        log.push(`dir ${path.basename(p)}`);
+      },
+      fileSystem: async () => {
+        fileSystemCalls++;
+        throw new Error('syncfs of the destination folder reported a write-back error');
+      },
+    };
+    const groups = new SyncGroups(ops, { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 });
+    const dest = new FolderDestination(root, 'album', groups);
+    // Both checks wait on their group's one sync (a check that came after its group failed would join a group of its own).
+    const checkGroup = async (files: Array<Awaited<ReturnType<typeof put>>>) => {
+      const checks = files.map((f) => dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]));
+      await new Promise((r) => setTimeout(r, 100));
+      await groups.flush();
+      return (await Promise.all(checks)).map(([r]) => r!.outcome);
+    };
+    const first = [await put(dest, 'a.jpg', 'A', crypto.randomBytes(10)), await put(dest, 'b.jpg', 'A', crypto.randomBytes(11))];
+    expect(await checkGroup(first)).toEqual(['error', 'error']);
+    expect(log).toEqual([]);
+    // The next group does not trust syncfs again: its files are fsynced through their own descriptors.
+    const second = [await put(dest, 'c.jpg', 'A', crypto.randomBytes(12)), await put(dest, 'd.jpg', 'A', crypto.randomBytes(13))];
+    expect(await checkGroup(second)).toEqual(['verified', 'verified']);
+    expect(fileSystemCalls).toBe(1);
+    expect(log.sort()).toEqual(['dir A', 'file c.jpg', 'file d.jpg']);
+    await dest.close();
+  });
+
+  it('without syncfs here (no descriptor watched, or no binding) a group is synced file by file', async () => {
+    const none = new FileSystemSync(() => null);
+    expect(none.watch(tmpDir())).toBe(false);
+    expect(await none.sync()).toBe(false);
+    const root = tmpDir();
+    const log: string[] = [];
+    const ops = fileSystemSync(none);
+    const groups = new SyncGroups(
+      {
+        ...ops,
+        file: async (p, fd) => {
+          await realSync.file(p, fd);
+          log.push(`file ${path.basename(p)}`);
+        },
+      },
+      { maxFiles: 1, maxBytes: 1 << 30, maxWaitMs: 60_000 },
+    );
+    const dest = new FolderDestination(root, 'album', groups);
+    const f = await put(dest, 'a.jpg', 'A', crypto.randomBytes(10));
+    const [r] = await dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]);
+    expect(r!.outcome).toBe('verified');
+    expect(log).toEqual(['file a.jpg']);
+    await dest.close();
+  });
+
+  it('syncfs is used only on kernels whose syncfs reports write-back errors (Linux 5.8 and later)', () => {
+    expect(kernelReportsSyncfsErrors('5.7.19')).toBe(false);
+    expect(kernelReportsSyncfsErrors('4.19.0-26-amd64')).toBe(false);
+    expect(kernelReportsSyncfsErrors('5.8.0')).toBe(true);
+    expect(kernelReportsSyncfsErrors('6.18.44-fc-v1300')).toBe(true);
+    expect(kernelReportsSyncfsErrors('10.0')).toBe(true);
+    expect(kernelReportsSyncfsErrors('unknown')).toBe(false);
   });
 });

@@ -22,7 +22,7 @@ import type {
 import { RetryableError, StopRunError } from '../types.ts';
 import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
-import { SyncGroups } from './durable.ts';
+import { SyncGroups, fileSystemSync } from './durable.ts';
 import { closeQuietly, openFd, writeAllFd } from '../../src/lib/fd.ts';
 
 interface Handle {
@@ -62,7 +62,7 @@ export class FolderDestination implements Destination {
   constructor(
     root: string,
     private readonly layout: 'album' | 'date',
-    groups = new SyncGroups(),
+    groups = new SyncGroups(fileSystemSync()),
   ) {
     this.groups = groups;
     this.root = path.resolve(root);
@@ -113,6 +113,7 @@ export class FolderDestination implements Destination {
     this.writing.delete(tmp);
     if (stale !== undefined) closeQuietly(stale);
     removeIfThere(tmp);
+    this.groups.watch(this.root);
     let fd: number;
     try {
       fd = await openFd(tmp, 'wx', 0o644);
@@ -219,6 +220,7 @@ export class FolderDestination implements Destination {
     await this.groups.flush();
     for (const fd of this.writing.values()) closeQuietly(fd);
     this.writing.clear();
+    this.groups.release();
   }
 
   async verify(requests: VerifyRequest[]): Promise<VerifyResult[]> {

@@ -5,16 +5,31 @@
 // files of a group are fsynced together (the file system commits their journal entries at
 // once), then each folder that gained a name once; then every waiter of the group goes on.
 //
+// Where the system has it (Linux 5.8+, src/lib/syncfs.ts), a group is synced with one syncfs(2)
+// of the destination's file system instead: an fsync a file made ext4 commit its journal and
+// flush the disk's cache once a photo, and the run wait for it. syncfs commits the journal once,
+// so the names linked in the group's folders are durable with it and no folder is fsynced.
+//
 // A kill (or power cut) inside a group leaves items "uploaded", not verified: the next run
 // reads them back again before anything is deleted.
 
 import { closeQuietly, fsyncFd, openFd } from '../../src/lib/fd.ts';
+import { FileSystemSync } from '../../src/lib/syncfs.ts';
 
 export interface SyncOps {
   /** fsync a file's data and size; `open` is its descriptor still open from writing (closed here), if any. */
   file(path: string, open: number | undefined): Promise<void>;
   /** fsync a folder, so the names linked in it survive. */
   dir(path: string): Promise<void>;
+  /** Called before each file is written under `root`: what fileSystem() reports errors since. */
+  watch?(root: string): void;
+  /**
+   * Puts everything written on the file system on disk, data and names: true when done, false
+   * when it cannot here (then each file and folder is synced); rejects when it reported an error.
+   */
+  fileSystem?(): Promise<boolean>;
+  /** The run is over: let go of what watch() opened. */
+  close?(): void;
 }
 
 export const realSync: SyncOps = {
@@ -25,6 +40,16 @@ export const realSync: SyncOps = {
     await syncFd(await openFd(path, 'r'));
   },
 };
+
+/** realSync, but a whole group with one syncfs where the system has it. */
+export function fileSystemSync(fss = new FileSystemSync()): SyncOps {
+  return {
+    ...realSync,
+    watch: (root) => void fss.watch(root),
+    fileSystem: () => fss.sync(),
+    close: () => fss.close(),
+  };
+}
 
 /** fsyncs a descriptor, then closes it whatever happened. */
 async function syncFd(fd: number): Promise<void> {
@@ -166,8 +191,10 @@ export class SyncGroups {
   private async sync(g: Group): Promise<void> {
     let failure: unknown = null;
     try {
-      await Promise.all([...g.files].map(([file, fh]) => this.ops.file(file, fh)));
-      await Promise.all([...g.dirs].map((d) => this.ops.dir(d)));
+      if (!(await this.syncFileSystem(g))) {
+        await Promise.all([...g.files].map(([file, fh]) => this.ops.file(file, fh)));
+        await Promise.all([...g.dirs].map((d) => this.ops.dir(d)));
+      }
     } catch (err) {
       failure = err;
     }
@@ -177,5 +204,39 @@ export class SyncGroups {
       if (!failure && g.written.has(file)) this.remember(file);
     }
     for (const w of g.waiters) failure ? w.reject(failure) : w.resolve();
+  }
+
+  /**
+   * One syncfs for the whole group: true when it covered the group, false when each file is to
+   * be synced instead; a reported error fails the group. syncfs reports an error once, to the
+   * first call after it, and the failed write may be a later group's (written before this call,
+   * which writes back everything dirty): so from then on every group is synced file by file, each
+   * through the descriptor it was written with, which still reports its own file's error.
+   */
+  private async syncFileSystem(g: Group): Promise<boolean> {
+    if (this.perFile || !this.ops.fileSystem) return false;
+    let done = false;
+    try {
+      done = await this.ops.fileSystem();
+    } catch (err) {
+      this.perFile = true;
+      for (const fd of g.files.values()) if (fd !== undefined) closeQuietly(fd);
+      throw err;
+    }
+    if (done) for (const fd of g.files.values()) if (fd !== undefined) closeQuietly(fd);
+    return done;
+  }
+
+  /** A syncfs failed: it is not trusted again in this run. */
+  private perFile = false;
+
+  /** Before a file is written under `root`. */
+  watch(root: string): void {
+    this.ops.watch?.(root);
+  }
+
+  /** After the last flush: lets go of what watch() opened. */
+  release(): void {
+    this.ops.close?.();
   }
 }

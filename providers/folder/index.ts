@@ -4,7 +4,7 @@ import type { ProviderModule } from '../types.ts';
 import { StopRunError } from '../types.ts';
 import { FolderSource } from './source.ts';
 import { FolderDestination } from './destination.ts';
-import { DEFAULT_LIMITS, SyncGroups } from './durable.ts';
+import { DEFAULT_LIMITS, SyncGroups, fileSystemSync, realSync } from './durable.ts';
 
 function folderPath(arg: string): string {
   if (!arg) throw new StopRunError('config', 'folder needs a path: folder:PATH');
@@ -25,7 +25,9 @@ export const folderProvider: ProviderModule = {
     // GALLERY_BRIDGE_FOLDER_SYNC_MS: how long a group of written files waits for company before
     // it is fsynced (the crash test widens it so that kills land inside groups).
     const wait = Number(ctx.env.GALLERY_BRIDGE_FOLDER_SYNC_MS);
-    const groups = new SyncGroups(undefined, Number.isFinite(wait) && wait >= 0 ? { ...DEFAULT_LIMITS, maxWaitMs: wait } : DEFAULT_LIMITS);
+    // GALLERY_BRIDGE_FOLDER_SYNCFS=0: an fsync a file even where syncfs is available (tests run both ways).
+    const ops = ctx.env.GALLERY_BRIDGE_FOLDER_SYNCFS === '0' ? realSync : fileSystemSync();
+    const groups = new SyncGroups(ops, Number.isFinite(wait) && wait >= 0 ? { ...DEFAULT_LIMITS, maxWaitMs: wait } : DEFAULT_LIMITS);
     return new FolderDestination(folderPath(ctx.arg), runOptions(ctx).layout, groups);
   },
 };
