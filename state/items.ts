@@ -11,7 +11,8 @@
 //   transferring ─► skipped (the same bytes are already at the destination) ─► source-deleted
 //   transferring/uploaded ─► skipped (already in the library from another app, not readable here)
 //   verified/skipped ─► failed (the destination copy is gone or changed when checked again before deletion)
-//   rejected ─► discovered (an item gone from the source is listed again: revived)
+//   rejected ─► discovered (an item gone from the source is listed again: revived; an item whose
+//                           dated copy differed, in a run that sends files unchanged)
 //
 // A version of an item already moved stays its row when the source lists another version under
 // the same id (an edit in place, a reused name): its source_id gets a "//replaced-N" suffix and
@@ -465,6 +466,20 @@ export class Items {
         upload_session: null,
       });
     });
+  }
+
+  /**
+   * Items rejected because their dated copy differed from the source by more than the date go
+   * again, for a run that sends files unchanged (--keep-bytes, or OneDrive without --embed-dates):
+   * the reason they were refused does not apply to it. Returns how many.
+   */
+  retryDatedCopyRejections(): number {
+    return this.deferred(
+      () =>
+        this.sql(
+          `UPDATE items SET state='discovered', reason=NULL, reason_kind=NULL, last_error=NULL, next_attempt_at=0, updated_at=? WHERE state='rejected' AND reason_kind='dated-copy-differs'`,
+        ).run(now()).changes,
+    );
   }
 
   /**

@@ -6,8 +6,10 @@
 // scripts/chaos) and runs only in `npm test`, which runs everything. A new test file that spawns
 // no CLI belongs here; test/import-rules.test.ts fails if a file listed here starts using the CLI.
 export const UNIT_TESTS = [
+  'test/batch-view.test.ts',
   'test/batcher.test.ts',
   'test/capture-dates.test.ts',
+  'test/dated-copy-retry.test.ts',
   'test/deletion-intent.test.ts',
   'test/engine-scheduling.test.ts',
   'test/folder-durable.test.ts',

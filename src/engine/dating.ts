@@ -23,14 +23,18 @@ export function datesByFile(destination: Pick<Destination, 'dating'>): boolean {
   return destination.dating === 'file' || destination.dating === 'upload';
 }
 
+/** True when the destination has the capture date written into the uploaded copy where it can. */
+export function writesDatedCopies(destination: Pick<Destination, 'dating'>): boolean {
+  return destination.dating === 'file' || destination.dating === 'metadata-and-file';
+}
+
 /**
  * @param time the capture time settled on, and whether it is the file's own
  * @param unwritable asked only when the date would be written in: why it cannot be (the format, the file's layout), or null
  */
 export function decideDating(destination: Pick<Destination, 'dating'>, time: { present: boolean; own: boolean }, unwritable: () => string | null): Dating {
-  const rule = destination.dating ?? 'metadata';
   const byFile = datesByFile(destination);
-  const writeIn = rule === 'file' || rule === 'metadata-and-file';
+  const writeIn = writesDatedCopies(destination);
   if (time.present && time.own) return { how: 'own' };
   if (!time.present) return byFile ? { how: 'upload', why: NO_DATE, keepBytes: false } : { how: 'none' };
   if (!writeIn) return byFile ? { how: 'upload', why: KEEP_BYTES, keepBytes: true } : { how: 'metadata', notInFile: null };

@@ -13,6 +13,7 @@ import { CommitStage } from './commit.ts';
 import { RunContext } from './context.ts';
 import type { RunOptions, StopReason } from './context.ts';
 import { Deleter } from './deletion.ts';
+import { writesDatedCopies } from './dating.ts';
 import { startListing } from './list.ts';
 import { refuseOverlap } from './overlap.ts';
 import { checkIdentity, finishRun, startRun } from './runs.ts';
@@ -53,6 +54,10 @@ async function runStages(db: DB, source: Source, destination: Destination, runId
   const verify = new VerifyStage(ctx, deleter);
   const commits = new CommitStage(ctx, verify, deleter);
 
+  if (!writesDatedCopies(destination)) {
+    const n = ctx.items.retryDatedCopyRejections();
+    if (n) ctx.log('info', `${n} item(s) refused earlier because their dated copy differed from the source go again, unchanged`);
+  }
   const listing = startListing(ctx, wakeUp.nudge);
   // Nothing at the source is read or deleted before the first page shows the source is there.
   await Promise.race([listing.firstPage, new Promise((r) => ctx.signal.addEventListener('abort', r, { once: true }))]);

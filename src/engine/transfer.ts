@@ -201,7 +201,7 @@ export async function stageItem(
     if (!verdict.ok) {
       await destination.abort?.(staged).catch(() => undefined);
       throw new RejectedError(
-        `the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run with --keep-bytes to move the file unchanged`,
+        `the dated copy was not uploaded: it differs from the source by more than the date (${verdict.detail}); run again with --keep-bytes (Google Photos) or without --embed-dates (OneDrive) to move the file unchanged`,
         'dated-copy-differs',
       );
     }

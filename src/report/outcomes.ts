@@ -140,10 +140,19 @@ const IN_LIBRARY: ReasonGroup = {
   todo: "Not sent again. Check that the destination has it, then delete it at the source yourself, or run with --delete-evidence received to accept the destination's word where it gave one.",
 };
 
+const DATED_COPY: ReasonGroup = {
+  key: 'dated-copy',
+  title: 'Not uploaded: writing the date changed more than the date',
+  todo:
+    'Nothing was uploaded and the file at the source is untouched: the copy with its capture date written in differed from the source by more than the date, so it was not sent. ' +
+    'To move the file as it is, run again with --keep-bytes (Google Photos: it is dated by its upload) or without --embed-dates (OneDrive: the date goes in its metadata); that run sends these items unchanged.',
+};
+
 export function reasonGroup(outcome: Outcome, why: string | null, kind: ReasonKind | string | null = null): ReasonGroup {
   if (outcome === 'awaiting') return AWAITING;
   if (outcome === 'in-library') return IN_LIBRARY;
   if (outcome === 'rejected' && kind === 'gone-from-source') return GONE;
+  if (outcome === 'rejected' && kind === 'dated-copy-differs') return DATED_COPY;
   const text = why ?? '';
   for (const g of GROUPS) if (g.test.test(text)) return g.group;
   return outcome === 'rejected' ? OTHER_REJECTED : OTHER_FAILED;
