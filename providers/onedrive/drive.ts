@@ -112,10 +112,14 @@ export class Drive {
   private ensureFolder(p: string): Promise<string> {
     if (!p) return Promise.resolve('root');
     const key = p.toLowerCase();
-    const cached = this.ctx.store.get<string>(`folder:${this.prefix}:${key}`);
-    if (cached) return Promise.resolve(cached);
+    // This process's own answer first: the state store is a SQL read per item.
     let pending = this.folders.get(key);
-    if (!pending) {
+    if (pending) return pending;
+    const cached = this.ctx.store.get<string>(`folder:${this.prefix}:${key}`);
+    if (cached) {
+      pending = Promise.resolve(cached);
+      this.folders.set(key, pending);
+    } else {
       pending = this.createFolder(p).then(
         (id) => {
           this.ctx.store.set(`folder:${this.prefix}:${key}`, id);
