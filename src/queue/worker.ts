@@ -29,6 +29,7 @@ import type { DB } from '../../state/db.ts';
 import type { AccountJob } from './boss.ts';
 import { providersOf, queueFor, sendAccount, startBoss } from './boss.ts';
 import { EXIT_FENCED, queueEnv } from './child.ts';
+import { afterCrash, crashOf } from './crash.ts';
 import type { Queue } from './db.ts';
 import { QueueError, getMeta, openQueue } from './db.ts';
 import type { Lease } from './lease.ts';
@@ -309,8 +310,10 @@ class Worker {
     h.run = run;
     let ended = false;
     let deletedSinceCopy = false;
+    let summarized = false;
     readline.createInterface({ input: run.child.stdout! }).on('line', (l) => {
       if (l.includes('"state":"source-deleted"')) deletedSinceCopy = true;
+      if (l.startsWith('{"type":"summary"')) summarized = true;
     });
     const copier = (async () => {
       let copiedAt = Date.now();
@@ -330,9 +333,15 @@ class Worker {
     await copier;
     if (h.lost) return;
     let status = await finishAccount(this.bo, this.batch, run, code);
+    const crash = crashOf(run.child, code, summarized, run.lastWarn);
     if (code === EXIT_FENCED) {
       status = 'waiting';
       setAccount(this.batch, rec.slug, { status, reason: 'its run could not confirm the lease in time; the account continues', todo: null });
+    } else if (crash) {
+      const next = afterCrash(crash, job.retryCount);
+      status = next.status;
+      setAccount(this.batch, rec.slug, next);
+      this.o.say(`${rec.account}: ${next.status} — ${next.reason}`);
     }
     if (!(await this.checkpoint(h, stateFile, prints, pairs))) return;
     const local = listAccounts(this.batch).find((a) => a.slug === rec.slug)!;
