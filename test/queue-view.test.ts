@@ -76,6 +76,14 @@ beforeAll(async () => {
     ('ben', now() - interval '4 minutes', 'w-killed', 2, 'w-alive', 3, 'lease of w-killed expired 2 min unrenewed')`);
   await sql(`INSERT INTO ${SCHEMA}.snapshots (slug, epoch, size, sqlite) VALUES ('anna', 1, $1, $2)`, [snapshot.length, snapshot]);
   await sql(`INSERT INTO ${SCHEMA}.meta (key, value) VALUES ('settings', '{"leaseSeconds":120,"deadline":null}')`);
+  // Deletions recorded with their proof: anna's two confirmed (one of them recorded twice, by a
+  // retried run); ben's one confirmed and one whose worker stopped before the source answered.
+  await sql(`INSERT INTO ${SCHEMA}.deletions (slug, epoch, worker, run_id, source_id, name, sha256, bytes, evidence, done_at) VALUES
+    ('anna', 1, 'w-done', 1, 'Camera/a.jpg', 'a.jpg', 'aa', 10, 'bytes', now()),
+    ('anna', 1, 'w-done', 1, 'Camera/b.jpg', 'b.jpg', 'bb', 10, 'bytes', NULL),
+    ('anna', 1, 'w-done', 2, 'Camera/b.jpg', 'b.jpg', 'bb', 10, 'bytes', now()),
+    ('ben', 3, 'w-alive', 1, 'Camera/c.jpg', 'c.jpg', 'cc', 10, 'bytes', now()),
+    ('ben', 3, 'w-alive', 1, 'Camera/d.jpg', 'd.jpg', 'dd', 10, 'bytes', NULL)`);
   await sql(
     `INSERT INTO ${SCHEMA}.samples (slug, at, done_items, done_bytes, total_items) SELECT 'ben', now() - make_interval(secs => g), 10 - g / 10, 0, 10 FROM generate_series(0, 99) g`,
   );
@@ -173,6 +181,10 @@ describe('the batch report of a queue-mode batch', () => {
     expect(html).toMatch(/<tr data-account="ben">.*<td data-k="worker">w-alive \(epoch 3, heard \d+ s ago\)<\/td>/);
     expect(html).toMatch(/<table id="takeovers">.*<td>ben<\/td><td>w-killed \(epoch 2\)<\/td><td>w-alive \(epoch 3\)<\/td>/s);
     expect(html).toContain('<tr data-worker="w-done">');
+    // Each account's deletions at its source, from the queue database's deletions table.
+    expect(html).toMatch(/<table id="deletions">.*<tr data-account="anna"><td>anna<\/td><td class="n">2<\/td><td class="n">0<\/td><\/tr>/s);
+    expect(html).toMatch(/<table id="deletions">.*<tr data-account="ben"><td>ben<\/td><td class="n">1<\/td><td class="n">1<\/td><\/tr>/s);
+    expect(html).not.toMatch(/<table id="deletions">.*data-account="carla"/s);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).queue.takeovers).toHaveLength(1);
     expect(fs.readFileSync(path.join(dir, 'accounts', 'anna', 'report.html'), 'utf8')).toContain('noexif.jpg');
   });

@@ -81,6 +81,18 @@ export function holderText(a: AccountView): string {
   return `${h.worker} (epoch ${h.epoch}${heard})`;
 }
 
+/** Queue mode: items deleted at each account's source, as recorded in the queue database before each deletion. */
+function deletionsSection(q: QueueInfo): string {
+  if (!q.deletions.length) return '<h2>Deletions at the source</h2><p class="sub">None recorded in the queue database.</p>';
+  const rows = q.deletions.map(
+    (d) => `<tr data-account="${esc(d.account)}"><td>${esc(d.account)}</td><td class="n">${d.deleted}</td><td class="n">${d.unconfirmed}</td></tr>`,
+  );
+  return (
+    '<h2>Deletions at the source</h2><p class="sub">Each recorded in the queue database with its proof before the source was asked. Unconfirmed: begun by a worker that stopped before the answer; the next run checks them.</p>' +
+    `<table id="deletions"><tr><th>Account</th><th class="n">Deleted</th><th class="n">Unconfirmed</th></tr>${rows.join('')}</table>`
+  );
+}
+
 /** Queue mode: every worker and every takeover. */
 function queueSections(q: QueueInfo): string {
   const parts = [
@@ -157,7 +169,7 @@ export function batchBody(view: BatchView, samples: Samples, opts: { live: boole
     );
   }
   parts.push('</table>');
-  if (view.queue) parts.push(queueSections(view.queue));
+  if (view.queue) parts.push(queueSections(view.queue), deletionsSection(view.queue));
   parts.push(overallChart(view, samples));
   parts.push(
     `<footer>${opts.live ? `Live: refreshed every 2 seconds from ${view.queue ? 'the queue database' : 'the state stores in'} ${esc(view.dir)}; read-only.` : `Written ${esc(when(view.generatedAt))}.`} Every item of every account is accounted for in its account report.</footer>`,
