@@ -35,26 +35,20 @@ export async function seedPreexisting(ctx: EmulatorContext, dir: string): Promis
     if (!detected || size === 0) continue;
     const info = await mediaInfo(file, detected);
     const id = `A${b64url(48)}`.slice(0, 64);
-    store.db
-      .prepare(`INSERT INTO media_items(id, owner, sha1, size, filename, file, mime, kind, format, width, height, creation_time, camera_make, camera_model, description, created_at, playable)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 1)`)
-      .run(
-        id,
-        OTHER_APP,
-        sha1,
-        size,
-        path.basename(file),
-        file,
-        detected.mimeType,
-        detected.kind,
-        detected.format,
-        info.width,
-        info.height,
-        info.creationTime,
-        info.cameraMake ?? null,
-        info.cameraModel ?? null,
-        Date.now() - 86400_000,
-      );
+    const filename = path.basename(file);
+    store.addMediaItem({
+      id,
+      owner: OTHER_APP,
+      sha1,
+      size,
+      filename,
+      file,
+      detected,
+      info,
+      description: null,
+      createdAt: Date.now() - 86400_000,
+      playable: true,
+    });
   }
 }
 

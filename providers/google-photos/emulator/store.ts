@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import * as P from '../protocol.ts';
+import type { Detected, MediaInfo } from './media.ts';
 
 export interface MediaRow {
   id: string;
@@ -28,6 +29,14 @@ export interface MediaRow {
   created_at: number;
   playable: number;
   seq: number;
+}
+
+/** A media item to add: by a batchCreate, or by another app before this one ran. */
+export interface MediaInsert extends Pick<MediaRow, 'id' | 'owner' | 'sha1' | 'size' | 'filename' | 'file' | 'description'> {
+  detected: Detected;
+  info: MediaInfo;
+  createdAt: number;
+  playable: boolean;
 }
 
 export interface SessionRow {
@@ -150,6 +159,32 @@ export class Store {
   cancelSession(id: string): void {
     this.db.prepare("UPDATE sessions SET status = 'cancelled' WHERE id = ?").run(id);
     fs.rmSync(this.sessionFile(id), { force: true });
+  }
+
+  /** Adds a media item: its content's facts as read from the file, and who made it when. */
+  addMediaItem(m: MediaInsert): void {
+    this.db
+      .prepare(`INSERT INTO media_items(id, owner, sha1, size, filename, file, mime, kind, format, width, height, creation_time, camera_make, camera_model, description, created_at, playable)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(
+        m.id,
+        m.owner,
+        m.sha1,
+        m.size,
+        m.filename,
+        m.file,
+        m.detected.mimeType,
+        m.detected.kind,
+        m.detected.format,
+        m.info.width,
+        m.info.height,
+        m.info.creationTime,
+        m.info.cameraMake ?? null,
+        m.info.cameraModel ?? null,
+        m.description,
+        m.createdAt,
+        m.playable ? 1 : 0,
+      );
   }
 
   mediaItem(id: string): MediaRow | undefined {

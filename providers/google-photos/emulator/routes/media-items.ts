@@ -68,28 +68,20 @@ async function storeItem(ctx: EmulatorContext, c: Caller, it: NewMediaItem, u: U
   const file = path.join(ctx.store.dataDir, `${id}-${safeFileName(name)}`);
   fs.copyFileSync(u.file, file);
   const info = await mediaInfo(file, detected);
-  ctx.store.db
-    .prepare(`INSERT INTO media_items(id, owner, sha1, size, filename, file, mime, kind, format, width, height, creation_time, camera_make, camera_model, description, created_at, playable)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-    .run(
-      id,
-      c.owner,
-      u.sha1,
-      u.size,
-      name,
-      file,
-      detected.mimeType,
-      detected.kind,
-      detected.format,
-      info.width,
-      info.height,
-      info.creationTime,
-      info.cameraMake ?? null,
-      info.cameraModel ?? null,
-      it.description ?? null,
-      Date.now(),
-      info.playable === false ? 0 : 1,
-    );
+  const description = it.description ?? null;
+  ctx.store.addMediaItem({
+    id,
+    owner: c.owner,
+    sha1: u.sha1,
+    size: u.size,
+    filename: name,
+    file,
+    detected,
+    info,
+    description,
+    createdAt: Date.now(),
+    playable: info.playable !== false,
+  });
   return ctx.store.mediaItem(id)!;
 }
 
