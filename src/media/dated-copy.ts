@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import type { Transform } from 'node:stream';
 import exifr from 'exifr';
 import { planJpegDate, Splice, type SpliceEdit } from './jpeg-date.ts';
+import { RAW_EXIF } from './metadata.ts';
 import { planPngDate } from './png-date.ts';
 import { Mp4TimeSetter, qtSeconds } from './mp4-date.ts';
 import { MvhdScanner } from './mvhd.ts';
@@ -153,22 +154,8 @@ class Regions {
   }
 }
 
-const EXIF_OPTIONS = {
-  tiff: true,
-  exif: true,
-  gps: true,
-  ifd1: true,
-  interop: true,
-  xmp: false,
-  icc: false,
-  iptc: false,
-  jfif: false,
-  makerNote: false,
-  userComment: false,
-  reviveValues: false,
-  translateValues: false,
-  translateKeys: false,
-} as const;
+/** Every tag, thumbnail's and interop's too, by number: the check compares them all. */
+const EXIF_OPTIONS = { ...RAW_EXIF, ifd1: true, interop: true, translateKeys: false } as const;
 /** The tags a dated copy adds (DateTimeOriginal, OffsetTimeOriginal, ExifVersion, the Exif IFD pointer; a PNG's also CreateDate and OffsetTime). */
 const JPEG_ADDED_TAGS = new Set([0x9003, 0x9011, 0x9000, 0x8769]);
 const PNG_ADDED_TAGS = new Set([...JPEG_ADDED_TAGS, 0x9004, 0x9010]);

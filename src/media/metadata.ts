@@ -195,28 +195,31 @@ export async function imageMetadata(head: Buffer): Promise<ImageMetadata> {
  * minutes when the file gives one; null offset: read it in --timezone) from one EXIF parse: the
  * transfer of every photo wants both, and the parse was the second largest cost of probing it.
  */
+/**
+ * exifr reading the TIFF, EXIF and GPS tags' values as stored (no XMP, ICC, IPTC, JFIF or maker
+ * notes, nothing revived or translated): the capture-time probe and the dated copy's check both
+ * read tags this way, each adding the blocks it needs.
+ */
+export const RAW_EXIF = {
+  tiff: true,
+  exif: true,
+  gps: true,
+  xmp: false,
+  icc: false,
+  iptc: false,
+  jfif: false,
+  makerNote: false,
+  userComment: false,
+  reviveValues: false,
+  translateValues: false,
+} as const;
+
 export async function imageFacts(head: Buffer): Promise<{ meta: ImageMetadata; wall: { wall: WallTime; offset: number | null } | null }> {
   if (!head || head.length === 0) return { meta: { ...NOTHING }, wall: null };
 
   let tags: Tags = {};
   try {
-    const parsed = (await exifr.parse(head, {
-      tiff: true,
-      exif: true,
-      gps: true,
-      ihdr: true,
-      ifd1: false,
-      interop: false,
-      xmp: false,
-      icc: false,
-      iptc: false,
-      jfif: false,
-      makerNote: false,
-      userComment: false,
-      reviveValues: false,
-      translateValues: false,
-      pick: [...TAGS],
-    })) as Tags | undefined;
+    const parsed = (await exifr.parse(head, { ...RAW_EXIF, ihdr: true, ifd1: false, interop: false, pick: [...TAGS] })) as Tags | undefined;
     if (parsed && typeof parsed === 'object') tags = parsed;
   } catch {
     // Not an image exifr knows, or corrupt EXIF: nothing to learn from it.
