@@ -2,7 +2,7 @@
 // outcome to the documented exit codes. The commands are thin; the work is in src/engine.
 
 import { Command, CommanderError, Option } from 'commander';
-import type { EvidenceLevel } from '../providers/types.ts';
+import type { EvidenceLevel, ProviderModule } from '../providers/types.ts';
 import { EVIDENCE_ORDER, StopRunError } from '../providers/types.ts';
 import { PROVIDER_NAMES, loadProviders, loadedProviders, splitSpec } from '../providers/index.ts';
 import { reason } from './lib/redact.ts';
@@ -54,7 +54,7 @@ function timeZone(v: string): string {
   return v;
 }
 
-function addRunOptions(cmd: Command): Command {
+function addRunOptions(cmd: Command, providers: ProviderModule[]): Command {
   cmd
     .requiredOption('--from <source>', 'where items come from: folder:PATH, xiaomi')
     .requiredOption('--to <destination>', 'where they go: folder:PATH, onedrive:PATH, google-photos')
@@ -83,13 +83,14 @@ function addRunOptions(cmd: Command): Command {
     )
     .option('--json', 'machine-readable output on stdout (JSON lines)', false)
     .option('--verbose', 'more log lines', false);
-  for (const p of loadedProviders())
+  for (const p of providers)
     for (const o of p.cliOptions ?? [])
       if (!cmd.options.some((x) => x.flags === o.flags)) cmd.addOption(new Option(o.flags, `[${p.name}] ${o.description}`).default(o.defaultValue));
   return cmd;
 }
 
-export function buildProgram(): Command {
+/** `providers`: whose options the run commands take (a warm batch worker: only those its account names, as a process of its own would). */
+export function buildProgram(providers: ProviderModule[] = loadedProviders()): Command {
   const program = new Command();
   program
     .name('gallery-bridge')
@@ -98,7 +99,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
 
-  addRunOptions(program.command('migrate').description('migrate items (resumes where the last run on the same --state stopped)'))
+  addRunOptions(program.command('migrate').description('migrate items (resumes where the last run on the same --state stopped)'), providers)
     .option('--dry-run', 'only compute the plan (same as `plan`)', false)
     .option('--deadline <date>', 'with --dry-run: the date the migration must be done by', time)
     .action(async (o) => {
@@ -106,7 +107,7 @@ export function buildProgram(): Command {
       process.exit(o.dryRun ? await planCommand(o) : await migrateCommand(o));
     });
 
-  addRunOptions(program.command('plan').description('what `migrate` would do: counts, bytes, time, room, quota days'))
+  addRunOptions(program.command('plan').description('what `migrate` would do: counts, bytes, time, room, quota days'), providers)
     .option('--deadline <date>', 'the date the migration must be done by', time)
     .option('--assume-rate <MBps>', 'throughput assumed for the estimate, MB/s', '10')
     .action(async (o) => process.exit(await (await commands.migrate()).planCommand(o)));
@@ -152,6 +153,11 @@ export function buildProgram(): Command {
     .option('--lease-seconds <n>', `with --queue: how long an account stays with a worker that stopped renewing it (default 60)`, positiveInt)
     .option('--json', 'JSON lines on stdout', false)
     .action(async (manifest: string, o) => process.exit(await (await commands.batch()).batchRunCommand(manifest, o)));
+  // Started by `batch run` (src/batch/pool.ts): runs the batch's accounts one after another, in-process.
+  batch
+    .command('account-worker', { hidden: true })
+    .description("a batch's warm worker process: one account's migrate at a time, given on stdin")
+    .action(async () => process.exit(await (await import('./batch/account-worker.ts')).accountWorker(runMigrateIn)));
   batch
     .command('check')
     .description('check every row before anything moves: syntax, sign-ins, reachability, room, counts; writes a check report')
@@ -280,6 +286,31 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(EXIT.usage);
     }
     process.exit(exitFor(err));
+  }
+}
+
+/**
+ * One account's `migrate ARGV` inside this process (a batch's warm worker): parsed, run and
+ * mapped to its exit code exactly as `main` would, without exiting.
+ */
+async function runMigrateIn(argv: string[]): Promise<number> {
+  const args = [process.argv[0]!, process.argv[1]!, 'migrate', ...argv];
+  try {
+    const program = buildProgram(await loadProviders(providersNamed(args)));
+    let code: number = EXIT.partial;
+    program.commands
+      .find((c) => c.name() === 'migrate')!
+      .action(async (o) => {
+        code = await (await commands.migrate()).migrateCommand(o);
+      });
+    await program.parseAsync(args);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'usage') process.stderr.write(`error: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    return exitFor(err);
   }
 }
 

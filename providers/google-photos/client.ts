@@ -23,6 +23,7 @@ import { reason, redact, registerSecret } from '../../src/lib/redact.ts';
 import { again, done, retry, retryCall, type Outcome, type Verdict } from '../../src/lib/retry.ts';
 import { readCredentials } from '../../src/lib/credentials.ts';
 import { requestBudget } from '../../src/lib/request-budget.ts';
+import { forgetAfterAccount } from '../../src/lib/account-scope.ts';
 import { pacificDay, QuotaCounter } from './quota.ts';
 import { DEFAULT_AUTH_URL, DEFAULT_BASE_URL, DEFAULT_TOKEN_URL } from './protocol.ts';
 
@@ -190,6 +191,8 @@ function downloadVerdict<T>(out: Outcome<T>): Verdict<T> {
 
 /** Pacers are per OAuth client and process: every request to Google waits on the same one. */
 const pacers = new Map<string, { all: Pacer; writes: Pacer }>();
+// A batch's warm worker starts each account with fresh pacers, as a process of its own would.
+forgetAfterAccount(() => pacers.clear());
 
 export class GoogleApi {
   readonly pacer: Pacer;

@@ -5,8 +5,6 @@
 // their JSON progress, and records why an account stopped. Rerunning the batch resumes every
 // account that is not done.
 
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -23,6 +21,8 @@ import type { Job, Limits } from './schedule.ts';
 import { accountDir, accountStateFile, addSample, listAccounts, openBatch, setAccount, setBatchMeta, syncAccounts } from './store.ts';
 import type { AccountRecord, AccountStatus } from './store.ts';
 import { stateProgress } from './view.ts';
+import { AccountPool, spawnAccount } from './pool.ts';
+import type { AccountChild } from './pool.ts';
 
 export const CLI = path.resolve(import.meta.dirname, '../../bin/gallery-bridge.js');
 
@@ -44,11 +44,13 @@ export interface BatchRunOptions {
   say: (line: string) => void;
   json: boolean;
   signal: AbortSignal;
+  /** Warm worker processes for the accounts (absent: a process of its own for each). */
+  pool?: AccountPool;
 }
 
 export interface Running {
   rec: AccountRecord;
-  child: ChildProcess;
+  child: AccountChild;
   /** Requests this account may spend from today's Google budget, or null when it does not use Google. */
   share: number | null;
   used: number;
@@ -167,6 +169,11 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   setBatchMeta(db, 'notes', JSON.stringify(notes));
   for (const n of notes) o.say(n);
 
+  // A process per account cost a small account most of its CPU (start, module loading, a cold
+  // JIT); warm workers pay that once. GALLERY_BRIDGE_BATCH_PROCESS_PER_ACCOUNT=1 goes back to one
+  // process each (to measure the difference).
+  const pool = o.pool ?? (process.env.GALLERY_BRIDGE_BATCH_PROCESS_PER_ACCOUNT === '1' ? undefined : new AccountPool(CLI));
+  const ro = { ...o, pool };
   const running = new Map<string, Running>();
   let googleSpent = false;
   let stopping = false;
@@ -242,7 +249,7 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
           continue;
         }
       }
-      const r = startAccount(o, db, records.get(j.slug)!, share);
+      const r = startAccount(ro, db, records.get(j.slug)!, share);
       running.set(j.slug, r);
       void r.done.then(() => wake());
     }
@@ -257,6 +264,7 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
     }
   }
   await Promise.all([...running.values()].map((r) => r.done));
+  await pool?.close();
   clearInterval(sampler);
   o.signal.removeEventListener('abort', onAbort);
   setBatchMeta(db, 'running_pid', null);
@@ -272,14 +280,15 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
   return notDone.length ? 1 : 0;
 }
 
-/** Starts one account's migrate child; `env` adds to the environment (queue mode: the lease and a worker's own home). */
+/**
+ * Starts one account's migrate: in a warm worker of `o.pool`, or in a process of its own when
+ * there is no pool or `env` adds to the environment (queue mode: the lease and a worker's own home).
+ */
 export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: number | null, env: Record<string, string> = {}): Running {
   const dir = accountDir(o.dir, a.slug);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const deleteSource = a.delete_source === null ? o.deleteSource : a.delete_source === 1;
   const args = [
-    CLI,
-    'migrate',
     '--from',
     a.source,
     '--to',
@@ -297,7 +306,7 @@ export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share
     ...(a.delete_evidence ? ['--delete-evidence', a.delete_evidence] : []),
     ...o.passThrough,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = o.pool && !Object.keys(env).length ? o.pool.start(args) : spawnAccount(CLI, args, { ...process.env, ...env });
   setAccount(db, a.slug, {
     status: 'running',
     reason: null,
@@ -325,7 +334,7 @@ export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share
     r.stoppedFor = why;
     child.kill('SIGTERM');
   };
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
     let e: { type?: string; state?: string; level?: string; message?: string; detail?: string };
     try {
       e = JSON.parse(line);
@@ -357,20 +366,13 @@ export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share
         });
     }
   });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  r.done = new Promise<number>((res) => {
-    child.on('error', (err) => {
-      r.lastWarn = `could not start: ${err.message}`;
-      res(1);
-    });
-    child.on('close', (code, signal) => {
-      if (!r.lastWarn) {
-        const m = /error: (.*)/.exec(stderr);
-        if (m) r.lastWarn = redact(m[1]!);
-      }
-      res(code ?? (signal === 'SIGTERM' ? 143 : 1));
-    });
+  r.done = child.ended.then((e) => {
+    if (e.startError) r.lastWarn = e.startError;
+    else if (!r.lastWarn) {
+      const m = /error: (.*)/.exec(e.stderr);
+      if (m) r.lastWarn = redact(m[1]!);
+    }
+    return e.code;
   });
   return r;
 }

@@ -1,7 +1,8 @@
 // `migrate` and `plan`: open the state and the providers, hand them to the engine, show
 // progress, and turn the result into an exit code.
 
-import type { EvidenceLevel } from '../../providers/types.ts';
+import type { Destination, EvidenceLevel, Source } from '../../providers/types.ts';
+import type { ChildHooks } from '../queue/child.ts';
 import { openState } from '../../state/db.ts';
 import { lockState } from '../../state/lock.ts';
 import type { StateLock } from '../../state/lock.ts';
@@ -67,73 +68,96 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // Queue mode (a worker started this process for one account): the lease fence and the shared Google budget.
-  const queue = process.env.GALLERY_BRIDGE_QUEUE_URL ? await (await import('../queue/child.ts')).childHooks(process.env, fenced) : null;
-  // Providers end their own waits (throttling pauses) on the same signal.
-  const source = await openSource(db, o.from, o, log, controller.signal);
-  const destination = await openDestination(db, o.to, o, log, controller.signal);
-  const progress = new Progress({ json: o.json, log });
-  // Said once the run has passed its checks: a refused run's reason stays its only line.
-  let started = false;
+  // Everything this run opened is closed and let go however it ends: a batch's warm worker runs
+  // the next account in the same process.
+  let queue: ChildHooks | null = null;
+  let source: Source | null = null;
+  let destination: Destination | null = null;
+  let progress: Progress | null = null;
   try {
-    const result = await runMigration(db, source, destination, {
-      deleteSource: o.deleteSource,
-      deleteEvidence: o.deleteEvidence,
-      concurrency: o.concurrency,
-      until: o.until ?? null,
-      maxAttempts: o.retries,
-      verifyWaitMs: o.verifyWait * 1000,
-      sourceMayBeEmpty: o.sourceMayBeEmpty,
-      timeZone: o.timezone,
-      command: 'migrate',
-      sourceSpec: o.from,
-      destinationSpec: o.to,
-      signal: controller.signal,
-      fence: queue?.fence,
-      beforeDelete: queue?.beforeDelete,
-      onEvent: (e: RunEvent) => {
-        if (!started) log.info(concurrency.line);
-        started = true;
-        progress.event(e);
-      },
-    });
-    progress.stop();
-    if (o.report) {
-      // The open source makes the thumbnails of the items that need attention.
-      // Loaded only when asked for: the report's thumbnails load an image library.
-      const { writeReport } = await import('../report/report.ts');
-      const r = await writeReport(db, o.report, { open: async (row) => source.open(JSON.parse(row.item_json)) });
-      log.info(`report (${r.format}, ${r.rows} items): ${o.report}`);
-    }
-    const c = result.counts;
-    const summary = {
-      type: 'summary',
-      run: result.runId,
-      exit_code: signalExit || result.exitCode,
-      stopped: result.stopped,
-      message: result.message,
-      deleted_this_run: result.deleted,
-      counts: c,
-      report: o.report ?? null,
-    };
-    if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
-    else {
-      log.info(
-        `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items} duplicates, ` +
-          `${c.failed.items} failed, ${c.rejected.items} rejected, ${c.uploaded.items} awaiting verification, ${c.discovered.items + c.transferring.items} not yet moved`,
-      );
-      for (const line of datesLines(datesSummary(db))) log.info(line);
-      if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
-    }
-    return signalExit || result.exitCode;
+    // Queue mode (a worker started this process for one account): the lease fence and the shared Google budget.
+    queue = process.env.GALLERY_BRIDGE_QUEUE_URL ? await (await import('../queue/child.ts')).childHooks(process.env, fenced) : null;
+    // Providers end their own waits (throttling pauses) on the same signal.
+    source = await openSource(db, o.from, o, log, controller.signal);
+    destination = await openDestination(db, o.to, o, log, controller.signal);
+    progress = new Progress({ json: o.json, log });
+    return await migrateOpened(db, source, destination, progress, o, concurrency.line, controller.signal, queue, () => signalExit);
   } finally {
-    progress.stop();
-    await source.close?.();
-    await destination.close?.();
+    progress?.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await source?.close?.();
+    await destination?.close?.();
     await queue?.close();
     lock.release();
     db.close();
   }
+}
+
+async function migrateOpened(
+  db: DB,
+  source: Source,
+  destination: Destination,
+  progress: Progress,
+  o: MigrateOpts & { concurrency: number },
+  concurrencyLine: string,
+  signal: AbortSignal,
+  queue: ChildHooks | null,
+  signalExit: () => number,
+): Promise<number> {
+  const log = makeLogger({ json: o.json, verbose: o.verbose });
+  // Said once the run has passed its checks: a refused run's reason stays its only line.
+  let started = false;
+  const result = await runMigration(db, source, destination, {
+    deleteSource: o.deleteSource,
+    deleteEvidence: o.deleteEvidence,
+    concurrency: o.concurrency,
+    until: o.until ?? null,
+    maxAttempts: o.retries,
+    verifyWaitMs: o.verifyWait * 1000,
+    sourceMayBeEmpty: o.sourceMayBeEmpty,
+    timeZone: o.timezone,
+    command: 'migrate',
+    sourceSpec: o.from,
+    destinationSpec: o.to,
+    signal,
+    fence: queue?.fence,
+    beforeDelete: queue?.beforeDelete,
+    onEvent: (e: RunEvent) => {
+      if (!started) log.info(concurrencyLine);
+      started = true;
+      progress.event(e);
+    },
+  });
+  progress.stop();
+  if (o.report) {
+    // The open source makes the thumbnails of the items that need attention.
+    // Loaded only when asked for: the report's thumbnails load an image library.
+    const { writeReport } = await import('../report/report.ts');
+    const r = await writeReport(db, o.report, { open: async (row) => source.open(JSON.parse(row.item_json)) });
+    log.info(`report (${r.format}, ${r.rows} items): ${o.report}`);
+  }
+  const c = result.counts;
+  const summary = {
+    type: 'summary',
+    run: result.runId,
+    exit_code: signalExit() || result.exitCode,
+    stopped: result.stopped,
+    message: result.message,
+    deleted_this_run: result.deleted,
+    counts: c,
+    report: o.report ?? null,
+  };
+  if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else {
+    log.info(
+      `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items} duplicates, ` +
+        `${c.failed.items} failed, ${c.rejected.items} rejected, ${c.uploaded.items} awaiting verification, ${c.discovered.items + c.transferring.items} not yet moved`,
+    );
+    for (const line of datesLines(datesSummary(db))) log.info(line);
+    if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
+  }
+  return signalExit() || result.exitCode;
 }
 
 /** Another worker holds the account now: stop at once, touching nothing more (its state in the queue is the truth). */

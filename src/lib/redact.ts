@@ -2,6 +2,8 @@
 // Every message that leaves the tool passes through redact(): it masks bearer tokens, cookie
 // values, token-like query parameters and whole pre-authenticated URLs.
 
+import { forgetAfterAccount } from './account-scope.ts';
+
 const PATTERNS: Array<[RegExp, string]> = [
   [/(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;"']+/gi, '$1$2[redacted]'],
   [/\bbearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer [redacted]'],
@@ -24,6 +26,12 @@ export function registerSecret(value: string | undefined | null): void {
 
 /** Secrets that live as long as one request (a download's signed meta), counted by holder. */
 const passing = new Map<string, number>();
+
+// A warm batch worker's next account must not carry this one's cookies and tokens in memory.
+forgetAfterAccount(() => {
+  literals.clear();
+  passing.clear();
+});
 
 /**
  * Masks `value` until the returned function is called. For a secret made per item: kept for
