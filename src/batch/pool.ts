@@ -30,6 +30,8 @@ export interface AccountChild {
   stdout: Readable;
   kill(signal: NodeJS.Signals): void;
   ended: Promise<AccountEnd>;
+  /** The signal that ended the process under the account, if one did (as ChildProcess.signalCode). */
+  readonly signalCode: NodeJS.Signals | null;
 }
 
 const STDERR_TAIL = 4000;
@@ -44,7 +46,14 @@ export function spawnAccount(cli: string, argv: string[], env: NodeJS.ProcessEnv
     child.on('error', (err) => res({ code: 1, stderr, startError: `could not start: ${err.message}` }));
     child.on('close', (code, signal) => res({ code: exitCodeOf(code, signal), stderr }));
   });
-  return { stdout: child.stdout!, kill: (s) => void child.kill(s), ended };
+  return {
+    stdout: child.stdout!,
+    kill: (s) => void child.kill(s),
+    ended,
+    get signalCode() {
+      return child.signalCode;
+    },
+  };
 }
 
 interface Job {
@@ -54,6 +63,7 @@ interface Job {
   code: number | null;
   stderrEnded: boolean;
   stopped: boolean;
+  signal: NodeJS.Signals | null;
   done: (e: AccountEnd) => void;
 }
 
@@ -81,6 +91,7 @@ class WarmWorker {
       });
       this.proc.on('close', (code, signal) => {
         this.dead = true;
+        if (this.job) this.job.signal = signal;
         this.settle({ code: exitCodeOf(code, signal) });
         res();
       });
@@ -95,6 +106,7 @@ class WarmWorker {
       code: null,
       stderrEnded: false,
       stopped: false,
+      signal: null,
       done: () => undefined,
     };
     const ended = new Promise<AccountEnd>((res) => (job.done = res));
@@ -108,6 +120,9 @@ class WarmWorker {
         if (this.job === job) this.proc.kill(s);
       },
       ended,
+      get signalCode() {
+        return job.signal;
+      },
     };
   }
 
