@@ -125,9 +125,19 @@ export class UploadSessions {
     let frag: Buffer | null = null;
     let fill = 0;
     let inflight: Promise<number> | null = null;
+    /** The buffer of the fragment in flight, and one whose fragment the service holds: filled again. */
+    let inflightBuf: Buffer | null = null;
+    let spare: Buffer | null = null;
     let nameRefused = false;
+    // Two fragment buffers per upload, taking turns: a new chunk-sized buffer per fragment cost
+    // a large allocation and its garbage every 10 MiB. The last fragment, kept for commit(),
+    // gets its own. A buffer is filled again only once its fragment is settled: the service
+    // answered 2xx for it, or said it holds those bytes, so none of them is still to be sent.
     const newFrag = () => {
-      frag = Buffer.allocUnsafe(fragStart < finalStart ? Math.min(chunk, finalStart - fragStart) : size - fragStart);
+      const length = fragStart < finalStart ? Math.min(chunk, finalStart - fragStart) : size - fragStart;
+      const reuse = fragStart < finalStart && spare?.length === length;
+      frag = reuse ? spare : Buffer.allocUnsafe(length);
+      if (reuse) spare = null;
       fill = 0;
     };
     try {
@@ -151,8 +161,13 @@ export class UploadSessions {
           pos += take;
           data = data.subarray(take);
           if (fill === f.length && fragStart < finalStart) {
-            if (inflight) await inflight;
+            if (inflight) {
+              await inflight;
+              spare = inflightBuf;
+            }
             const start = fragStart;
+            inflightBuf = nameRefused ? null : f;
+            if (nameRefused) spare = f;
             inflight = nameRefused
               ? null
               : this.sendFragment(session.url, f, start, size, signal).then(
