@@ -262,22 +262,7 @@ export async function millionItems(rows: BenchRow[]): Promise<void> {
     fs.mkdirSync(path.join(src, 'new'), { recursive: true });
     for (let i = 0; i < NEW_ITEMS; i++) fs.writeFileSync(path.join(src, 'new', `n${i}.jpg`), crypto.randomBytes(1000));
     const dbFile = path.join(t, 'big.db');
-    openState(dbFile).close();
-    const db = new Database(dbFile);
-    db.prepare("INSERT INTO meta VALUES ('source_identity', ?), ('destination_identity', ?), ('list_state', 'complete')").run(
-      `folder:${src}`,
-      `folder:${path.join(t, 'dst')}`,
-    );
-    const ins =
-      db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, item_json, state, sha1, sha256, quickxor, bytes_read, evidence_level, updated_at)
-      VALUES (?, ?, 'a', 'a', ?, 'image', '{}', ?, 'x', 'y', 'z', ?, ?, '2026-01-01')`);
-    db.transaction(() => {
-      for (let i = 0; i < n; i++) {
-        const failed = i % 1000 === 0;
-        ins.run(`old/${i}.jpg`, `${i}.jpg`, 2_000_000, failed ? 'rejected' : 'verified', 2_000_000, failed ? null : 'bytes');
-      }
-    })();
-    db.close();
+    seedFinished(dbFile, src, path.join(t, 'dst'), n, 'verified');
     const st = await measure(process.execPath, [CLI, 'status', '--state', dbFile]);
     if (st.code !== 0) throw new Error(`status exit ${st.code}: ${st.stderr}`);
     const node = await measure(process.execPath, [CLI, '--version']);
@@ -315,11 +300,69 @@ export async function millionItems(rows: BenchRow[]): Promise<void> {
   }
 }
 
+/**
+ * A state of n items an earlier run finished, from `src` to `dst`: each in `state`, one in a
+ * thousand rejected (so a run over it exits 1).
+ */
+function seedFinished(dbFile: string, src: string, dst: string, n: number, state: 'verified' | 'source-deleted'): void {
+  openState(dbFile).close();
+  const db = new Database(dbFile);
+  db.prepare("INSERT INTO meta VALUES ('source_identity', ?), ('destination_identity', ?), ('list_state', 'complete')").run(`folder:${src}`, `folder:${dst}`);
+  const ins =
+    db.prepare(`INSERT INTO items (source_id, name, album_id, album_name, size, kind, item_json, state, sha1, sha256, quickxor, bytes_read, evidence_level, updated_at)
+    VALUES (?, ?, 'a', 'a', ?, 'image', '{}', ?, 'x', 'y', 'z', ?, ?, '2026-01-01')`);
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) {
+      const failed = i % 1000 === 0;
+      ins.run(`old/${i}.jpg`, `${i}.jpg`, 2_000_000, failed ? 'rejected' : state, 2_000_000, failed ? null : 'bytes');
+    }
+  })();
+  db.close();
+}
+
+/**
+ * The same with --delete-source, over a state whose earlier items were all moved and deleted (a
+ * library migrated with --delete-source before): the new items are moved and deleted, and nothing
+ * per item waiting for its deletion may stay in memory.
+ */
+export async function millionDeletions(rows: BenchRow[]): Promise<void> {
+  const t = fs.mkdtempSync(path.join(os.tmpdir(), 'gb-bench-'));
+  try {
+    const n = QUICK ? 100_000 : Math.round(1_000_000 * Math.min(1, scale));
+    const src = path.join(t, 'src');
+    const dst = path.join(t, 'dst');
+    fs.mkdirSync(path.join(src, 'new'), { recursive: true });
+    for (let i = 0; i < NEW_ITEMS; i++) fs.writeFileSync(path.join(src, 'new', `n${i}.jpg`), crypto.randomBytes(1000));
+    const dbFile = path.join(t, 'big.db');
+    seedFinished(dbFile, src, dst, n, 'source-deleted');
+    const res = await measure(
+      process.execPath,
+      [CLI, 'migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', dbFile, '--json', '--delete-source'],
+      {
+        tailOnly: true,
+      },
+    );
+    if (res.code !== 1) throw new Error(`--delete-source run exit ${res.code}: ${res.stderr.slice(-300)}`); // 1: the seeded rejected items
+    const left = fs.readdirSync(path.join(src, 'new')).length;
+    if (left !== 0) throw new Error(`--delete-source run left ${left} of the new files at the source`);
+    rows.push({
+      name: `  peak RSS with --delete-source (${n.toLocaleString('en')} in the state, ${NEW_ITEMS.toLocaleString('en')} new, moved and deleted)`,
+      value: res.peakRss / 1e6,
+      unit: 'MB',
+      goal: '< 250 MB',
+      met: res.peakRss < 250e6,
+    });
+  } finally {
+    fs.rmSync(t, { recursive: true, force: true });
+  }
+}
+
 export const suite: BenchSuite = async () => {
   const rows: BenchRow[] = [];
   const state = await folderToFolder(rows);
   await startup(rows, state);
   await bigFile(rows);
   await millionItems(rows);
+  await millionDeletions(rows);
   return rows;
 };
