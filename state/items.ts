@@ -96,6 +96,8 @@ export interface ItemRow {
   source_version: string | null;
   kept_reason: string | null;
   deleting_run: number | null;
+  /** The run that read and hashed the bytes (recorded with the hashes). */
+  read_run: number | null;
 }
 
 export interface DiscoveredItem {
@@ -344,12 +346,16 @@ export class Items {
     });
   }
 
-  /** Every byte is at the destination, nothing created yet; the hashes and whether they matched the source's declaration. */
-  recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown): void {
+  /**
+   * Every byte is at the destination, nothing created yet; the hashes, whether they matched the
+   * source's declaration, and the run that read them (null: not said, so a deletion reads the bytes again).
+   */
+  recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown, runId: number | null = null): void {
     return this.deferred(() => {
       const r = this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
-          staged=@staged, updated_at=@now WHERE id=@id AND state='transferring'`).run({
+          staged=@staged, read_run=@run, updated_at=@now WHERE id=@id AND state='transferring'`).run({
         ...hashes,
+        run: runId,
         ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0,
         staged: JSON.stringify(staged),
         now: now(),

@@ -143,4 +143,10 @@ export const MIGRATIONS: string[] = [
     ELSE 'refused-by-destination'
   END;
   `,
+  // v5: the run that read and hashed the item's bytes (with its hashes). A deletion in that same
+  // run may trust the source's cheap identity checks; any other run has the bytes read again.
+  // Kept in memory before, it grew with every item waiting for its deletion (issue 23 item 8).
+  `
+  ALTER TABLE items ADD COLUMN read_run INTEGER;
+  `,
 ];

@@ -90,11 +90,48 @@ describe('deletion memory', () => {
     expect(source.deleted).toBe(ITEMS);
     expect(fs.readdirSync(path.join(src, 'album'))).toEqual([]);
     expect(fs.readdirSync(path.join(dst, 'album'))).toHaveLength(ITEMS);
+    // Each deletion trusted the cheap checks: the bytes were read by this very run (its state says so).
+    const log = new Database(stateFile, { readonly: true });
+    const responses = log.prepare('SELECT response, count(*) AS n FROM deletions GROUP BY response').all();
+    log.close();
+    expect(responses).toEqual([{ response: 'unlinked (same file, size and time as read)', n: ITEMS }]);
     const grown = source.heldHeap! - before;
     // Measured: 7.7 kB an item (31 MB) when each waited in memory (a p-queue task and the
     // verification that awaited it); when they wait in the state store, 1.2 MB at 1,000 items and
-    // 1.5 MB at 8,000 (the state's caches, and the ids of the items read in this run).
+    // 1.5 MB at 8,000 (the state's caches).
     console.log(`heap grown while ${ITEMS} items waited for deletion: ${(grown / 1e6).toFixed(2)} MB (${Math.round(grown / ITEMS)} B an item)`);
     expect(grown).toBeLessThan(ITEMS * 1000);
   }, 180_000);
+
+  it('has the bytes of items read by an earlier run read again before they are deleted', async () => {
+    const src = tmpDir();
+    const dst = tmpDir();
+    fs.mkdirSync(path.join(src, 'album'));
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(100 + i));
+    const stateFile = path.join(tmpDir(), 'state.db');
+    for (const deleteSource of [false, true]) {
+      const db = openState(stateFile);
+      const dest = new FolderDestination(dst, 'album');
+      const result = await runMigration(db, new FolderSource(src), dest, {
+        deleteSource,
+        deleteEvidence: 'bytes',
+        concurrency: 4,
+        until: null,
+        maxAttempts: 3,
+        verifyWaitMs: 10_000,
+        command: 'migrate',
+        sourceSpec: `folder:${src}`,
+        destinationSpec: `folder:${dst}`,
+        signal: AbortSignal.timeout(60_000),
+      });
+      await dest.close();
+      db.close();
+      expect(result.exitCode).toBe(0);
+    }
+    expect(fs.readdirSync(path.join(src, 'album'))).toEqual([]);
+    const log = new Database(stateFile, { readonly: true });
+    const responses = log.prepare('SELECT response, count(*) AS n FROM deletions GROUP BY response').all();
+    log.close();
+    expect(responses).toEqual([{ response: 'unlinked (same file, size and time, SHA-256 read again)', n: 20 }]);
+  }, 60_000);
 });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ROOT, runCli, sha256File, tmpDir } from './helpers.ts';
 import { openState } from '../state/db.ts';
+import { MIGRATIONS } from '../state/migrations.ts';
 
 const V3 = path.join(ROOT, 'test', 'state-fixtures', 'v3');
 
@@ -121,7 +122,7 @@ describe.each(['google', 'folder'])('a v3 state file (%s) opened by this version
     openState(file).close();
     expect(kinds(file)).toEqual(KINDS[name]);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     db.close();
 
     const status = await statusJson(file);

@@ -87,12 +87,6 @@ export class RunContext {
   readonly attempts = new Map<number, number>();
   /** Why the last item set to wait long for its retry waits (for the stop message). */
   lastWaitReason: string | null = null;
-  /**
-   * Items whose bytes this process read and hashed (a deletion may trust the cheap identity
-   * checks). Kept only with --delete-source, and each entry is taken out by its deletion, so it
-   * holds the items between their read and their deletion, not the library.
-   */
-  readonly readThisRun = new Set<number>();
   /** When this run started: evidence recorded before it is an earlier run's. */
   readonly startedAt = new Date().toISOString();
   /** A signal per wait (a pause, an item's read or upload), aborted with `signal`, which then carries one listener for all. */

@@ -205,11 +205,10 @@ export class Deleter {
     const { items, source } = this.ctx;
     // Re-read the row: the verdict is taken on what the state store holds, not on memory.
     const row = items.get(itemId);
-    // Taken out whatever the verdict: this is the item's one deletion in this run.
-    const read = this.ctx.readThisRun.delete(itemId);
     if (!deletionVerdict(row, this.policy).delete) return;
     const item = sourceItem(row);
-    const proof = deletionProof(row, read);
+    // Bytes read by this very run (recorded with their hashes) let the source trust its cheap identity checks.
+    const proof = deletionProof(row, row.read_run === this.ctx.runId);
     items.markDeleting(itemId, this.ctx.runId);
     for (let attempt = 1; ; attempt++) {
       let done: DeletionDone | undefined;

@@ -219,7 +219,8 @@ export async function stageItem(
   // The copy (if any) and the staged upload are recorded in one commit.
   items.together(() => {
     items.recordCopy(row.id, copyRecord.hashes, copyRecord.note);
-    items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle);
+    // The row is the one startTransfer returned: its last_run is this run.
+    items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle, row.last_run);
   });
   if (declaredOk === false) {
     await destination.abort?.(staged).catch(() => undefined);
@@ -245,7 +246,6 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, row: It
       return { commit: commits.commit(row, stagedFromRow(row)).catch((err) => ctx.itemFailed(row, err)) };
     }
     const staged = await stageItem(source, destination, items, row, ctx.signal, ctx.opts.timeZone);
-    if (ctx.opts.deleteSource) ctx.readThisRun.add(row.id);
     ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
     // Wrapped in an object: returning the bare promise would make this await the commit too.
     return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
