@@ -42,6 +42,10 @@ describe.each(['exists', 'failed', 'item'] as const)('google-photos: photos alre
 
     const first = await migrate();
     expect(first.code, first.stdout + first.stderr).toBe(0);
+    // Its summary line does not count them as duplicates within the source.
+    expect(first.stdout + first.stderr).toMatch(
+      new RegExp(`done: .*, 0 duplicates, ${ALREADY.length} already in your library from another app \\(kept at the source\\), `),
+    );
     let st = await emu.state();
     // One upload request per photo (all are small: one raw request each), none repeated.
     expect(st.requests.uploads).toBe(ALREADY.length + NEW.length);

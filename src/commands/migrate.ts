@@ -15,6 +15,7 @@ import { computePlan, type Plan } from '../engine/plan.ts';
 import { makeLogger } from '../lib/log.ts';
 import { openDestination, openSource } from './providers.ts';
 import { datesLines, datesSummary } from '../report/dates.ts';
+import { IN_LIBRARY_SQL } from '../report/outcomes.ts';
 import { Progress } from './progress.ts';
 import { MIGRATIONS } from '../../state/migrations.ts';
 import { concurrencyFor } from './concurrency.ts';
@@ -150,8 +151,11 @@ async function migrateOpened(
   };
   if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else {
+    // Skipped items the library held from another app are no duplicates within the source: they stay there.
+    const inLibrary = (db.prepare(`SELECT count(*) AS n FROM items WHERE ${IN_LIBRARY_SQL}`).get() as { n: number }).n;
+    const library = inLibrary ? `${inLibrary} already in your library from another app (kept at the source), ` : '';
     log.info(
-      `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items} duplicates, ` +
+      `done: ${c.verified.items} verified, ${c['source-deleted'].items} deleted at source (${result.deleted} this run), ${c.skipped.items - inLibrary} duplicates, ${library}` +
         `${c.failed.items} failed, ${c.rejected.items} rejected, ${c.uploaded.items} awaiting verification, ${c.discovered.items + c.transferring.items} not yet moved`,
     );
     for (const line of datesLines(datesSummary(db))) log.info(line);
