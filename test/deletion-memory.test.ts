@@ -59,21 +59,13 @@ class GatedSource extends FolderSource {
   }
 }
 
-describe('deletion memory', () => {
-  it(`holds nothing per item while ${ITEMS} verified items wait for a slow source to delete them`, async () => {
-    const src = tmpDir();
-    const dst = tmpDir();
-    fs.mkdirSync(path.join(src, 'album'));
-    for (let i = 0; i < ITEMS; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(64));
-    const stateFile = path.join(tmpDir(), 'state.db');
-    const db = openState(stateFile);
-    const source = new GatedSource(src, stateFile);
-    const dest = new FolderDestination(dst, 'album');
-    // The folder source keeps its walk of the folder (its own, not the deletion stage's): walked first.
-    await source.listItems(null);
-    const before = heapAfterGc();
+/** One run from folder `src` to folder `dst` over the state file, the way migrate runs it. */
+async function folderRun(stateFile: string, source: FolderSource, src: string, dst: string, deleteSource: boolean): Promise<number> {
+  const db = openState(stateFile);
+  const dest = new FolderDestination(dst, 'album');
+  try {
     const result = await runMigration(db, source, dest, {
-      deleteSource: true,
+      deleteSource,
       deleteEvidence: 'bytes',
       concurrency: 8,
       until: null,
@@ -84,17 +76,45 @@ describe('deletion memory', () => {
       destinationSpec: `folder:${dst}`,
       signal: AbortSignal.timeout(170_000),
     });
+    return result.exitCode;
+  } finally {
     await dest.close();
     db.close();
-    expect(result.exitCode).toBe(0);
+  }
+}
+
+/** The source's answers to the deletions, as the state's deletion log recorded them. */
+function deletionResponses(stateFile: string): unknown[] {
+  const log = new Database(stateFile, { readonly: true });
+  try {
+    return log.prepare('SELECT response, count(*) AS n FROM deletions GROUP BY response').all();
+  } finally {
+    log.close();
+  }
+}
+
+function sourceFolder(n: number, size: (i: number) => number): string {
+  const src = tmpDir();
+  fs.mkdirSync(path.join(src, 'album'));
+  for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(size(i)));
+  return src;
+}
+
+describe('deletion memory', () => {
+  it(`holds nothing per item while ${ITEMS} verified items wait for a slow source to delete them`, async () => {
+    const src = sourceFolder(ITEMS, () => 64);
+    const dst = tmpDir();
+    const stateFile = path.join(tmpDir(), 'state.db');
+    const source = new GatedSource(src, stateFile);
+    // The folder source keeps its walk of the folder (its own, not the deletion stage's): walked first.
+    await source.listItems(null);
+    const before = heapAfterGc();
+    expect(await folderRun(stateFile, source, src, dst, true)).toBe(0);
     expect(source.deleted).toBe(ITEMS);
     expect(fs.readdirSync(path.join(src, 'album'))).toEqual([]);
     expect(fs.readdirSync(path.join(dst, 'album'))).toHaveLength(ITEMS);
     // Each deletion trusted the cheap checks: the bytes were read by this very run (its state says so).
-    const log = new Database(stateFile, { readonly: true });
-    const responses = log.prepare('SELECT response, count(*) AS n FROM deletions GROUP BY response').all();
-    log.close();
-    expect(responses).toEqual([{ response: 'unlinked (same file, size and time as read)', n: ITEMS }]);
+    expect(deletionResponses(stateFile)).toEqual([{ response: 'unlinked (same file, size and time as read)', n: ITEMS }]);
     const grown = source.heldHeap! - before;
     // Measured: 7.7 kB an item (31 MB) when each waited in memory (a p-queue task and the
     // verification that awaited it); when they wait in the state store, 1.2 MB at 1,000 items and
@@ -104,34 +124,12 @@ describe('deletion memory', () => {
   }, 180_000);
 
   it('has the bytes of items read by an earlier run read again before they are deleted', async () => {
-    const src = tmpDir();
+    const src = sourceFolder(20, (i) => 100 + i);
     const dst = tmpDir();
-    fs.mkdirSync(path.join(src, 'album'));
-    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(100 + i));
     const stateFile = path.join(tmpDir(), 'state.db');
-    for (const deleteSource of [false, true]) {
-      const db = openState(stateFile);
-      const dest = new FolderDestination(dst, 'album');
-      const result = await runMigration(db, new FolderSource(src), dest, {
-        deleteSource,
-        deleteEvidence: 'bytes',
-        concurrency: 4,
-        until: null,
-        maxAttempts: 3,
-        verifyWaitMs: 10_000,
-        command: 'migrate',
-        sourceSpec: `folder:${src}`,
-        destinationSpec: `folder:${dst}`,
-        signal: AbortSignal.timeout(60_000),
-      });
-      await dest.close();
-      db.close();
-      expect(result.exitCode).toBe(0);
-    }
+    expect(await folderRun(stateFile, new FolderSource(src), src, dst, false)).toBe(0);
+    expect(await folderRun(stateFile, new FolderSource(src), src, dst, true)).toBe(0);
     expect(fs.readdirSync(path.join(src, 'album'))).toEqual([]);
-    const log = new Database(stateFile, { readonly: true });
-    const responses = log.prepare('SELECT response, count(*) AS n FROM deletions GROUP BY response').all();
-    log.close();
-    expect(responses).toEqual([{ response: 'unlinked (same file, size and time, SHA-256 read again)', n: 20 }]);
+    expect(deletionResponses(stateFile)).toEqual([{ response: 'unlinked (same file, size and time, SHA-256 read again)', n: 20 }]);
   }, 60_000);
 });
