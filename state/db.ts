@@ -178,10 +178,15 @@ export function stopWriteBehind(db: DB): void {
   }
 }
 
-/** A write whose loss in a kill only means redoing work: gathered while a run writes behind, else its own transaction. */
-export function deferredWrite<T>(db: DB, fn: () => T): T {
+/**
+ * A write whose loss in a kill only means redoing work: gathered while a run writes behind, else its own transaction.
+ * `oneStatement`: `fn` runs a single statement, which SQLite applies whole or not at all, so it
+ * needs no savepoint around it (two statements fewer; a run makes several such writes an item).
+ */
+export function deferredWrite<T>(db: DB, fn: () => T, oneStatement = false): T {
+  const atomic = oneStatement ? fn : () => inSavepoint(db, fn);
   const b = behind.get(db);
-  if (!b) return inSavepoint(db, fn);
+  if (!b) return atomic();
   if (!db.inTransaction) statement(db, 'BEGIN').run();
   // Armed again after a commit that failed: the batch is retried, not left to grow.
   if (!b.timer) {
@@ -198,7 +203,7 @@ export function deferredWrite<T>(db: DB, fn: () => T): T {
   }
   b.depth++;
   try {
-    return inSavepoint(db, fn);
+    return atomic();
   } finally {
     b.depth--;
   }

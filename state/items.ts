@@ -136,6 +136,16 @@ export interface HashRecord {
   size: number;
 }
 
+/** What a transfer learned besides the hashes, recorded with them (see recordStaged). */
+export interface StagedAbout {
+  facts: ItemFactsRecord;
+  container: string;
+  /** The dated copy's hashes, or null when the source's bytes were uploaded. */
+  copy: HashRecord | null;
+  /** How the item's date reaches the destination. */
+  note: string | null;
+}
+
 // Several writes an item each stamp the time: one string per millisecond, not one per write.
 let nowMs = 0;
 let nowIso = '';
@@ -194,6 +204,11 @@ export class Items {
   /** Lost in a kill, it is only work done again (see db.ts). */
   private deferred<T>(fn: () => T): T {
     return deferredWrite(this.db, fn);
+  }
+
+  /** deferred(), for a write of one statement (a read or two before it may come with it): no savepoint needed. */
+  private deferredOne<T>(fn: () => T): T {
+    return deferredWrite(this.db, fn, true);
   }
 
   /** Committed, with everything gathered before it, before the caller goes on. */
@@ -292,7 +307,7 @@ export class Items {
    * it was queued).
    */
   startTransfer(id: number, runId: number): ItemRow {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       const row = this.sql(`UPDATE items SET state = 'transferring', last_run = ?, last_error = NULL, attempts = attempts + 1, updated_at = ?
           WHERE id = ? AND state IN ('discovered','failed','transferring') RETURNING *`).get(runId, now(), id) as ItemRow | undefined;
       if (!row) throw new IllegalTransition(id, 'transferring', ['discovered', 'failed', 'transferring']);
@@ -302,7 +317,7 @@ export class Items {
 
   /** What the bytes and metadata told us. Not a state change. */
   recordFacts(id: number, f: ItemFactsRecord): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.sql(`UPDATE items SET mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
           capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom,
           gps=@gps, camera=@camera, width=@width, height=@height, updated_at=@now WHERE id=@id`).run({
@@ -320,7 +335,7 @@ export class Items {
    * uploaded copy when the date was written into it (null: the source's bytes were uploaded).
    */
   recordCopy(id: number, copy: HashRecord | null, note: string | null): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.sql(
         `UPDATE items SET copy_sha1=@sha1, copy_sha256=@sha256, copy_quickxor=@quickXor, copy_size=@size, date_note=@note, updated_at=@now WHERE id=@id`,
       ).run({ sha1: copy?.sha1 ?? null, sha256: copy?.sha256 ?? null, quickXor: copy?.quickXor ?? null, size: copy?.size ?? null, note, now: now(), id });
@@ -328,7 +343,7 @@ export class Items {
   }
 
   setContainer(id: number, container: string): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.sql('UPDATE items SET container = ?, updated_at = ? WHERE id = ?').run(container, now(), id);
     });
   }
@@ -349,25 +364,46 @@ export class Items {
   /**
    * Every byte is at the destination, nothing created yet; the hashes, whether they matched the
    * source's declaration, and the run that read them (null: not said, so a deletion reads the bytes again).
+   * `about`, when given, goes in the same statement: what the bytes told, where the item goes, and
+   * the dated copy (recordFacts, setContainer and recordCopy in one write: an item's transfer
+   * was three writes, and each write costs a run more than the columns in it).
    */
-  recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown, runId: number | null = null): void {
-    return this.deferred(() => {
-      const r = this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
-          staged=@staged, read_run=@run, updated_at=@now WHERE id=@id AND state='transferring'`).run({
+  recordStaged(id: number, hashes: HashRecord, declaredHashOk: boolean | null, staged: unknown, runId: number | null = null, about?: StagedAbout): void {
+    return this.deferredOne(() => {
+      const p = {
         ...hashes,
         run: runId,
         ok: declaredHashOk === null ? null : declaredHashOk ? 1 : 0,
         staged: JSON.stringify(staged),
         now: now(),
         id,
-      });
+      };
+      const r = about
+        ? this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok, staged=@staged, read_run=@run,
+            mime_type=@mimeType, exif_time=@exifTime, capture_time=@captureTime, capture_source=@captureSource,
+            capture_detail=@captureDetail, capture_offset_from=@captureOffsetFrom, gps=@gps, camera=@camera, width=@width, height=@height,
+            container=@container, copy_sha1=@copySha1, copy_sha256=@copySha256, copy_quickxor=@copyQuickXor, copy_size=@copySize, date_note=@note,
+            updated_at=@now WHERE id=@id AND state='transferring'`).run({
+            captureDetail: null,
+            captureOffsetFrom: null,
+            ...about.facts,
+            ...p,
+            container: about.container,
+            copySha1: about.copy?.sha1 ?? null,
+            copySha256: about.copy?.sha256 ?? null,
+            copyQuickXor: about.copy?.quickXor ?? null,
+            copySize: about.copy?.size ?? null,
+            note: about.note,
+          })
+        : this.sql(`UPDATE items SET sha1=@sha1, sha256=@sha256, quickxor=@quickXor, bytes_read=@size, declared_hash_ok=@ok,
+          staged=@staged, read_run=@run, updated_at=@now WHERE id=@id AND state='transferring'`).run(p);
       if (r.changes !== 1) throw new IllegalTransition(id, 'transferring', ['transferring']);
     });
   }
 
   /** Committed at the destination. If another item already holds this destination id, this one is its duplicate. */
   markUploaded(id: number, destId: string, destPath: string | null): 'uploaded' | 'skipped' {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as
         | { id: number }
         | undefined;
@@ -390,7 +426,7 @@ export class Items {
 
   /** The same bytes were already at the destination; the destination proved it with this evidence. */
   markDuplicate(id: number, destId: string, destPath: string | null, evidence: { level: string; detail: string } | null): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.move(id, ['transferring'], 'skipped', {
         dest_id: destId,
         dest_path: destPath,
@@ -426,7 +462,7 @@ export class Items {
   }
 
   markVerified(id: number, level: string, detail: string): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.move(id, ['uploaded'], 'verified', { evidence_level: level, evidence_detail: detail, verified_at: now(), last_error: null });
     });
   }
@@ -443,7 +479,7 @@ export class Items {
 
   /** Transient trouble: the item will be tried again (no earlier than nextAttemptAt). Its session is kept to resume. */
   markFailed(id: number, error: string, nextAttemptAt: number): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.move(id, ['discovered', 'transferring', 'uploaded', 'failed'], 'failed', { last_error: error, next_attempt_at: nextAttemptAt, staged: null });
     });
   }
@@ -519,7 +555,7 @@ export class Items {
 
   /** The deletion could not be done in this run: why, for status (a rerun tries again). */
   noteDeletionOwed(id: number, why: string): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.sql(`UPDATE items SET last_error=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(why, now(), id);
     });
   }
@@ -571,7 +607,7 @@ export class Items {
 
   /** Checked again before its deletion, the destination still holds the bytes: the fresher evidence. */
   refreshEvidence(id: number, level: string, detail: string): void {
-    return this.deferred(() => {
+    return this.deferredOne(() => {
       this.sql(`UPDATE items SET evidence_level=?, evidence_detail=?, verified_at=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(
         level,
         detail,

@@ -112,11 +112,10 @@ export class FolderDestination implements Destination {
     const stale = this.writing.get(tmp);
     this.writing.delete(tmp);
     if (stale !== undefined) closeQuietly(stale);
-    removeIfThere(tmp);
     this.groups.watch(this.root);
     let fd: number;
     try {
-      fd = await openFd(tmp, 'wx', 0o644);
+      fd = await createTemp(tmp);
     } catch (err) {
       // The folder went away under the run: make it again next attempt.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.made.delete(input.container);
@@ -259,6 +258,20 @@ export class FolderDestination implements Destination {
       return { remainingBytes: null };
     }
   }
+}
+
+/**
+ * Creates the temp file, removing one left by a killed attempt first. Tried before any unlink:
+ * an unlink that finds nothing (every item, nearly always) cost a failed syscall and an Error.
+ */
+async function createTemp(tmp: string): Promise<number> {
+  try {
+    return await openFd(tmp, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  removeIfThere(tmp);
+  return openFd(tmp, 'wx', 0o644);
 }
 
 function removeIfThere(file: string): void {

@@ -5,6 +5,7 @@ import type { Logger } from '../../providers/types.ts';
 import type { RunEvent } from '../engine/run.ts';
 import { redact } from '../lib/redact.ts';
 import { printable } from '../lib/log.ts';
+import { flushLines, queueLines } from '../lib/lines.ts';
 
 export class Progress {
   private bar: cliProgress.SingleBar | null = null;
@@ -25,7 +26,10 @@ export class Progress {
 
   event(e: RunEvent): void {
     if (this.o.json) {
-      process.stdout.write(JSON.stringify({ ...e, detail: 'detail' in e && e.detail ? redact(e.detail) : undefined, at: new Date().toISOString() }) + '\n');
+      queueLines(
+        process.stdout,
+        JSON.stringify({ ...e, detail: 'detail' in e && e.detail ? redact(e.detail) : undefined, at: new Date().toISOString() }) + '\n',
+      );
       return;
     }
     if (e.type === 'listed') {
@@ -53,6 +57,7 @@ export class Progress {
   }
 
   stop(): void {
+    flushLines();
     this.bar?.stop();
     this.bar = null;
   }

@@ -115,12 +115,63 @@ export async function stageItem(
     items.recordFacts(row.id, probe.record);
     throw err;
   }
-  // One commit for what the bytes told and where the item goes.
-  items.together(() => {
-    items.recordFacts(row.id, probe.record);
-    items.setContainer(row.id, container);
-  });
+  // What the bytes told and where the item goes are recorded with its hashes once it is staged;
+  // an item that stops on the way records them on their own (a report shows them for it too).
+  try {
+    return await stageInto(destination, items, row, signal, {
+      item,
+      size,
+      raw,
+      it,
+      take,
+      headChunks,
+      ended,
+      probe,
+      container,
+      head,
+      hasher,
+      scanner,
+      zone,
+      total: () => total,
+    });
+  } catch (err) {
+    if (!(err instanceof StagedAlready)) {
+      items.together(() => {
+        items.recordFacts(row.id, probe.record);
+        items.setContainer(row.id, container);
+      });
+    }
+    throw err instanceof StagedAlready ? err.cause : err;
+  }
+}
 
+/** Thrown past stageItem's recording of the facts when the staged write already holds them. */
+class StagedAlready extends Error {
+  constructor(override readonly cause: unknown) {
+    super('staged');
+  }
+}
+
+interface Streaming {
+  item: SourceItem;
+  size: number;
+  raw: Readable;
+  it: AsyncIterator<Buffer>;
+  take: (chunk: Buffer) => Buffer;
+  headChunks: Buffer[];
+  ended: boolean;
+  probe: Awaited<ReturnType<typeof probeFacts>>;
+  container: string;
+  head: Buffer;
+  hasher: Hashers;
+  scanner: MvhdScanner;
+  zone: string;
+  total: () => number;
+}
+
+/** stageItem from the prepared container on: the bytes go to the destination, then one write records all of it. */
+async function stageInto(destination: Destination, items: Items, row: ItemRow, signal: AbortSignal, s: Streaming): Promise<StagedItem> {
+  const { item, size, raw, it, take, headChunks, ended, probe, container, head, hasher, scanner, zone } = s;
   const { copy, note } = planCopy(destination, probe.facts, probe.format, head, size);
   const facts: ItemFacts = copy ? { ...probe.facts, dateAdded: true } : probe.facts;
 
@@ -139,7 +190,8 @@ export async function stageItem(
           yield take(r.value);
         }
       }
-      if (total !== size) throw new RetryableError(`the source sent ${total} bytes but declared ${size}: the download was cut short or the file changed`);
+      if (s.total() !== size)
+        throw new RetryableError(`the source sent ${s.total()} bytes but declared ${size}: the download was cut short or the file changed`);
     })(),
     { objectMode: false, highWaterMark: 1 },
   );
@@ -174,9 +226,9 @@ export async function stageItem(
     sourceBytes.destroy();
     body.destroy();
   }
-  if (total !== size) {
+  if (s.total() !== size) {
     copy?.check.dispose();
-    throw new RetryableError(`the destination finished after ${total} of ${size} bytes`);
+    throw new RetryableError(`the destination finished after ${s.total()} of ${size} bytes`);
   }
 
   const hashes = hasher.finish();
@@ -191,7 +243,6 @@ export async function stageItem(
       captureOffsetFrom: r.offsetFrom,
     });
     Object.assign(facts, { captureTime: r.time, captureTimeSource: r.source, captureTimeDetail: r.detail, dateAdded: false });
-    items.recordFacts(row.id, probe.record);
   }
 
   let uploaded = hashes;
@@ -216,16 +267,24 @@ export async function stageItem(
   }
 
   const declaredOk = item.sha1 ? item.sha1.toLowerCase() === hashes.sha1 : null;
-  // The copy (if any) and the staged upload are recorded in one commit.
-  items.together(() => {
-    items.recordCopy(row.id, copyRecord.hashes, copyRecord.note);
+  // The facts, the container, the copy (if any) and the staged upload: one write.
+  try {
     // The row is the one startTransfer returned: its last_run is this run.
-    items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle, row.last_run);
-  });
+    items.recordStaged(row.id, hashes, declaredOk, declaredOk === false ? null : staged.handle, row.last_run, {
+      facts: probe.record,
+      container,
+      copy: copyRecord.hashes,
+      note: copyRecord.note,
+    });
+  } catch (err) {
+    throw new StagedAlready(err);
+  }
   if (declaredOk === false) {
     await destination.abort?.(staged).catch(() => undefined);
-    throw new DeclaredHashMismatch(
-      `the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`,
+    throw new StagedAlready(
+      new DeclaredHashMismatch(
+        `the SHA-1 of the bytes read (${hashes.sha1}) differs from the source's declared SHA-1 (${item.sha1}): corrupted download, not uploaded`,
+      ),
     );
   }
   return { item, facts, container, staged, hashes: uploaded };

@@ -2,6 +2,7 @@
 
 import type { Logger } from '../../providers/types.ts';
 import { redact } from './redact.ts';
+import { flushLines } from './lines.ts';
 
 /**
  * A line safe for a terminal: control characters from hostile names (escape sequences, bells,
@@ -14,6 +15,8 @@ export function printable(text: string, keepNewlines = false): string {
 export function makeLogger(opts: { json: boolean; verbose: boolean; quiet?: boolean }): Logger {
   const write = (level: string, message: string) => {
     const text = redact(message);
+    // Progress lines queued before this one go first.
+    flushLines();
     if (opts.json) process.stdout.write(JSON.stringify({ type: 'log', level, message: text, at: new Date().toISOString() }) + '\n');
     else process.stderr.write(`${level === 'info' ? '' : level + ': '}${printable(text, true)}\n`);
   };
