@@ -39,7 +39,7 @@ export function lockState(stateFile: string): StateLock {
   const file = `${path.resolve(stateFile)}.lock`;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.closeSync(fs.openSync(file, 'a', 0o600));
-  const lock = takeLockFile(file);
+  const lock = holdLockFile(file);
   if (!lock) {
     const h = awaitHolder(stateFile);
     const who = h ? `process ${h.pid}${h.host !== os.hostname() ? ` on ${h.host}` : ''}, running since ${h.since}` : 'another process';
@@ -64,28 +64,25 @@ export function lockState(stateFile: string): StateLock {
   };
 }
 
-/** How often a run tries the lock before it takes the state as held (see takeLockFile). */
-const LOCK_TRIES = 10;
-
 /**
- * The lock file's exclusive lock, or null when another process holds it. Two runs that start
- * together can each meet the other's brief read lock on a new file and both be refused; a few
- * tries 20 ms apart let one of them win, while a real holder keeps its lock through them all.
+ * The file's lock for this connection's life, or null when another process holds it. It is
+ * SQLite's RESERVED lock (BEGIN IMMEDIATE, never committed), which one connection at a time can
+ * hold and which no reader blocks. BEGIN EXCLUSIVE was used first: its way up passes through a
+ * SHARED lock, so two processes starting together each held SHARED while asking for EXCLUSIVE,
+ * and both were refused (about one start in ten in a tight race here; retrying in step did not
+ * cure it on a loaded machine). Of two processes asking for RESERVED, exactly one gets it.
  */
-function takeLockFile(file: string): Database.Database | null {
-  for (let attempt = 1; attempt <= LOCK_TRIES; attempt++) {
-    const lock = new Database(file);
-    try {
-      lock.pragma('busy_timeout = 0');
-      lock.pragma('locking_mode = EXCLUSIVE');
-      lock.exec('BEGIN EXCLUSIVE');
-      return lock;
-    } catch {
-      lock.close();
-      if (attempt < LOCK_TRIES) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-    }
+export function holdLockFile(file: string): Database.Database | null {
+  const lock = new Database(file);
+  try {
+    lock.pragma('busy_timeout = 0');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN IMMEDIATE');
+    return lock;
+  } catch {
+    lock.close();
+    return null;
   }
-  return null;
 }
 
 /**

@@ -11,7 +11,7 @@
 //   hands the account to a worker.
 
 import fs from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -26,6 +26,7 @@ import { stateProgress } from '../batch/view.ts';
 import { sleep } from '../lib/backoff.ts';
 import { redact } from '../lib/redact.ts';
 import type { DB } from '../../state/db.ts';
+import { holdLockFile } from '../../state/lock.ts';
 import type { AccountJob } from './boss.ts';
 import { providersOf, queueFor, sendAccount, startBoss } from './boss.ts';
 import { EXIT_FENCED, queueEnv } from './child.ts';
@@ -104,22 +105,15 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
 }
 
 /**
- * One worker per folder: two would restore account state stores over each other's. An exclusive
- * SQLite lock (an OS file lock) is held for the worker's life; the kernel drops it however the
- * process ends, so a killed worker's folder is free again at once.
+ * One worker per folder: two would restore account state stores over each other's. A SQLite lock
+ * (an OS file lock, see holdLockFile) is held for the worker's life; the kernel drops it however
+ * the process ends, so a killed worker's folder is free again at once.
  */
 function lockFolder(dir: string): Database.Database {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'worker.lock');
-  const lock = new Database(file);
-  try {
-    lock.pragma('busy_timeout = 0');
-    lock.pragma('locking_mode = EXCLUSIVE');
-    lock.exec('BEGIN EXCLUSIVE');
-  } catch {
-    lock.close();
-    throw new QueueError(`the folder ${dir} is in use by another worker on this machine: give each worker its own --state folder`);
-  }
+  const lock = holdLockFile(file);
+  if (!lock) throw new QueueError(`the folder ${dir} is in use by another worker on this machine: give each worker its own --state folder`);
   return lock;
 }
 
