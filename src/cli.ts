@@ -293,7 +293,7 @@ export async function main(argv: string[]): Promise<void> {
  * One account's `migrate ARGV` inside this process (a batch's warm worker): parsed, run and
  * mapped to its exit code exactly as `main` would, without exiting.
  */
-async function runMigrateIn(argv: string[]): Promise<number> {
+async function runMigrateIn(argv: string[], env: Record<string, string>): Promise<number> {
   const args = [process.argv[0]!, process.argv[1]!, 'migrate', ...argv];
   try {
     const program = buildProgram(await loadProviders(providersNamed(args)));
@@ -301,7 +301,7 @@ async function runMigrateIn(argv: string[]): Promise<number> {
     program.commands
       .find((c) => c.name() === 'migrate')!
       .action(async (o) => {
-        code = await (await commands.migrate()).migrateCommand(o);
+        code = await (await commands.migrate()).migrateCommand(o, { ...process.env, ...env });
       });
     await program.parseAsync(args);
     return code;

@@ -3,7 +3,8 @@
 // the batch hands it, so that each account does not pay a process start, the modules' loading
 // and a cold JIT (profiled: most of a small account's fixed cost).
 //
-// Protocol: one job a line on stdin ({"argv": the migrate arguments, "end": a token}); the
+// Protocol: one job a line on stdin ({"argv": the migrate arguments, "env": the account's own
+// values (queue mode's lease), "end": a token}); the
 // account writes on stdout and stderr exactly what a `migrate` process would; then the worker
 // writes "TOKEN CODE" on stdout and "TOKEN" on stderr, each on its own line, and waits for the
 // next job. End of stdin: the worker exits. A signal during an account ends that account as it
@@ -18,9 +19,11 @@ export interface AccountJob {
   argv: string[];
   /** A token the parent made for this job; the end lines carry it. */
   end: string;
+  /** Values of this account that a process of its own would find in its environment (queue mode's lease); never put in process.env. */
+  env?: Record<string, string>;
 }
 
-export async function accountWorker(runMigrate: (argv: string[]) => Promise<number>): Promise<number> {
+export async function accountWorker(runMigrate: (argv: string[], env: Record<string, string>) => Promise<number>): Promise<number> {
   let busy = false;
   let signalled: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -35,7 +38,7 @@ export async function accountWorker(runMigrate: (argv: string[]) => Promise<numb
     const job = JSON.parse(line) as AccountJob;
     busy = true;
     try {
-      last = await runMigrate(job.argv);
+      last = await runMigrate(job.argv, job.env ?? {});
     } finally {
       endAccountScope();
       busy = false;

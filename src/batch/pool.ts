@@ -1,7 +1,9 @@
 // How a batch runs an account's `migrate`: in a warm worker process from a small pool (one
-// account at a time in each, see ./account-worker.ts), or in a process of its own (queue mode,
-// whose lease and home travel in the child's environment). Either way the runner sees the same
-// thing: the account's stdout, a way to stop it, and its exit code with the tail of its stderr.
+// account at a time in each, see ./account-worker.ts), or in a process of its own. Either way the
+// runner sees the same thing: the account's stdout, a way to stop it, and its exit code with the
+// tail of its stderr. A pool's processes share one environment; what differs per account (queue
+// mode's lease) goes with each job as values that migrate reads in place of its environment, and
+// an account needing any other variable of its own gets a process of its own.
 //
 // Isolation: a worker that crashes or is killed fails only the account it was running, and the
 // pool starts a new process for the next one. A worker is used again only after an account
@@ -76,9 +78,10 @@ class WarmWorker {
 
   constructor(
     cli: string,
+    env: NodeJS.ProcessEnv,
     private readonly release: (w: WarmWorker, reusable: boolean) => void,
   ) {
-    this.proc = spawn(process.execPath, [cli, 'batch', 'account-worker'], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+    this.proc = spawn(process.execPath, [cli, 'batch', 'account-worker'], { stdio: ['pipe', 'pipe', 'pipe'], env });
     // A worker that died between accounts: the next write fails, and its close settles the job.
     this.proc.stdin!.on('error', () => undefined);
     readline.createInterface({ input: this.proc.stdout! }).on('line', (line) => this.onStdout(line));
@@ -98,7 +101,7 @@ class WarmWorker {
     });
   }
 
-  run(argv: string[]): AccountChild {
+  run(argv: string[], env: Record<string, string>): AccountChild {
     const job: Job = {
       end: `gallery-bridge-account-end-${randomUUID()}`,
       out: new PassThrough(),
@@ -112,7 +115,7 @@ class WarmWorker {
     const ended = new Promise<AccountEnd>((res) => (job.done = res));
     this.job = job;
     if (this.dead) this.settle({ code: 1, startError: 'its worker process had ended' });
-    else this.proc.stdin!.write(`${JSON.stringify({ argv, end: job.end } satisfies AccountJob)}\n`);
+    else this.proc.stdin!.write(`${JSON.stringify({ argv, end: job.end, env } satisfies AccountJob)}\n`);
     return {
       stdout: job.out,
       kill: (s) => {
@@ -163,13 +166,26 @@ class WarmWorker {
 export class AccountPool {
   private readonly idle: WarmWorker[] = [];
 
-  constructor(private readonly cli: string) {}
+  /**
+   * `env`: the workers' environment; `perAccount`: the variables an account may set for itself
+   * (those migrate reads through its env parameter: queue mode's lease).
+   */
+  constructor(
+    private readonly cli: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly perAccount: readonly string[] = [],
+  ) {}
 
-  start(argv: string[]): AccountChild {
+  /** Whether an account with these environment variables can run in this pool's workers. */
+  takes(env: Record<string, string>): boolean {
+    return Object.entries(env).every(([k, v]) => this.perAccount.includes(k) || this.env[k] === v);
+  }
+
+  start(argv: string[], env: Record<string, string> = {}): AccountChild {
     let w = this.idle.pop();
     while (w?.dead) w = this.idle.pop();
-    w ??= new WarmWorker(this.cli, (worker, reusable) => this.release(worker, reusable));
-    return w.run(argv);
+    w ??= new WarmWorker(this.cli, this.env, (worker, reusable) => this.release(worker, reusable));
+    return w.run(argv, Object.fromEntries(Object.entries(env).filter(([k]) => this.perAccount.includes(k))));
   }
 
   private release(w: WarmWorker, reusable: boolean): void {

@@ -282,7 +282,7 @@ export async function runBatch(o: BatchRunOptions): Promise<number> {
 
 /**
  * Starts one account's migrate: in a warm worker of `o.pool`, or in a process of its own when
- * there is no pool or `env` adds to the environment (queue mode: the lease and a worker's own home).
+ * there is no pool or the pool cannot give the account `env` (queue mode: the lease and a worker's own home).
  */
 export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share: number | null, env: Record<string, string> = {}): Running {
   const dir = accountDir(o.dir, a.slug);
@@ -306,7 +306,7 @@ export function startAccount(o: BatchRunOptions, db: DB, a: AccountRecord, share
     ...(a.delete_evidence ? ['--delete-evidence', a.delete_evidence] : []),
     ...o.passThrough,
   ];
-  const child = o.pool && !Object.keys(env).length ? o.pool.start(args) : spawnAccount(CLI, args, { ...process.env, ...env });
+  const child = o.pool?.takes(env) ? o.pool.start(args, env) : spawnAccount(CLI, args, { ...process.env, ...env });
   setAccount(db, a.slug, {
     status: 'running',
     reason: null,

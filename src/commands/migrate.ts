@@ -43,7 +43,8 @@ export interface MigrateOpts {
   [k: string]: unknown;
 }
 
-export async function migrateCommand(given: MigrateOpts): Promise<number> {
+/** `env`: where queue mode's lease is read (a batch's warm worker passes each account's own). */
+export async function migrateCommand(given: MigrateOpts, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const log = makeLogger({ json: given.json, verbose: given.verbose });
   // Settled before the providers are built: some size their batches by it (OneDrive's commits).
   const concurrency = await concurrencyFor(given);
@@ -77,7 +78,7 @@ export async function migrateCommand(given: MigrateOpts): Promise<number> {
   let progress: Progress | null = null;
   try {
     // Queue mode (a worker started this process for one account): the lease fence and the shared Google budget.
-    queue = process.env.GALLERY_BRIDGE_QUEUE_URL ? await (await import('../queue/child.ts')).childHooks(process.env, fenced) : null;
+    queue = env.GALLERY_BRIDGE_QUEUE_URL ? await (await import('../queue/child.ts')).childHooks(env, fenced) : null;
     // Providers end their own waits (throttling pauses) on the same signal.
     source = await openSource(db, o.from, o, log, controller.signal);
     destination = await openDestination(db, o.to, o, log, controller.signal);

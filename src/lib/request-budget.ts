@@ -2,6 +2,8 @@
 // worker of a batch). A provider asks it before each request it counts against the service's
 // daily quota; with no budget installed (a single machine) nothing changes.
 
+import { forgetAfterAccount } from './account-scope.ts';
+
 export interface RequestBudget {
   /** Resolves when one request to `project` may go out; throws StopRunError('quota') when the day's budget is gone. */
   take(project: string): Promise<void>;
@@ -10,6 +12,10 @@ export interface RequestBudget {
 }
 
 let installed: RequestBudget | null = null;
+// A warm batch worker's next account installs its own (queue mode) or none.
+forgetAfterAccount(() => {
+  installed = null;
+});
 
 export function installRequestBudget(b: RequestBudget | null): void {
   installed = b;

@@ -18,7 +18,7 @@ import readline from 'node:readline';
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { BatchRunOptions, Running } from '../batch/runner.ts';
-import { finishAccount, startAccount } from '../batch/runner.ts';
+import { CLI, finishAccount, startAccount } from '../batch/runner.ts';
 import { nextPacificMidnight } from '../batch/schedule.ts';
 import { accountStateFile, addSample, listAccounts, openBatch, setAccount } from '../batch/store.ts';
 import type { AccountRecord } from '../batch/store.ts';
@@ -29,7 +29,8 @@ import type { DB } from '../../state/db.ts';
 import { holdLockFile } from '../../state/lock.ts';
 import type { AccountJob } from './boss.ts';
 import { providersOf, queueFor, sendAccount, startBoss } from './boss.ts';
-import { EXIT_FENCED, queueEnv } from './child.ts';
+import { EXIT_FENCED, QUEUE_ENV, queueEnv } from './child.ts';
+import { AccountPool } from '../batch/pool.ts';
 import { afterCrash, crashOf } from './crash.ts';
 import type { Queue } from './db.ts';
 import { QueueError, getMeta, openQueue } from './db.ts';
@@ -171,6 +172,22 @@ class Worker {
       say: o.say,
       json: o.json,
       signal: o.signal,
+      // Warm processes as on one machine: their environment is this worker's home without its key;
+      // each account's lease goes with its job, read by migrate in place of its environment.
+      pool:
+        process.env.GALLERY_BRIDGE_BATCH_PROCESS_PER_ACCOUNT === '1'
+          ? undefined
+          : new AccountPool(CLI, { ...process.env, ...this.childEnv() }, Object.values(QUEUE_ENV)),
+    };
+  }
+
+  /** What every account's run gets in its environment from this worker (besides its lease). */
+  private childEnv(): Record<string, string> {
+    return {
+      // The workers' key opens every account's sign-in: an account's run never needs it.
+      GALLERY_BRIDGE_QUEUE_KEY: '',
+      GALLERY_BRIDGE_QUEUE_KEY_FILE: '',
+      GALLERY_BRIDGE_HOME: this.home,
     };
   }
 
@@ -187,6 +204,7 @@ class Worker {
     await Promise.all(Array.from({ length: this.o.slots }, () => this.slot()));
     this.stopping = true;
     await upkeep;
+    await this.bo.pool?.close();
     this.o.signal.removeEventListener('abort', onAbort);
     this.batch.close();
     this.o.say(`worker ${this.o.name}: ${this.o.signal.aborted ? 'stopped' : 'no accounts left'}`);
@@ -286,10 +304,7 @@ class Worker {
     }
     if (h.lost) return;
     const env = {
-      // The workers' key opens every account's sign-in: an account's run never needs it.
-      GALLERY_BRIDGE_QUEUE_KEY: '',
-      GALLERY_BRIDGE_QUEUE_KEY_FILE: '',
-      GALLERY_BRIDGE_HOME: this.home,
+      ...this.childEnv(),
       ...queueEnv({
         url: this.o.url,
         slug: rec.slug,
