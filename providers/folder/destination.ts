@@ -23,7 +23,7 @@ import { RetryableError, StopRunError } from '../types.ts';
 import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
 import { SyncGroups, fileSystemSync } from './durable.ts';
-import { closeQuietly, openFd, writeAllFd } from '../../src/lib/fd.ts';
+import { closeQuietly, createFd, writeAllFd } from '../../src/lib/fd.ts';
 
 interface Handle {
   tmp: string;
@@ -266,12 +266,12 @@ export class FolderDestination implements Destination {
  */
 async function createTemp(tmp: string): Promise<number> {
   try {
-    return await openFd(tmp, 'wx', 0o644);
+    return await createFd(tmp, 'wx', 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   removeIfThere(tmp);
-  return openFd(tmp, 'wx', 0o644);
+  return createFd(tmp, 'wx', 0o644);
 }
 
 function removeIfThere(file: string): void {

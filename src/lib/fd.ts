@@ -21,6 +21,15 @@ export function openFd(file: string, flags: string, mode?: number): Promise<numb
   }
 }
 
+/**
+ * Creates a file through the libuv pool. A create, unlike an open, changes the folder: on ext4 it
+ * waits while a journal commit is under way (a group's syncfs), and done directly that wait held
+ * the run's one thread (a fifth of its time in a folder copy's profile).
+ */
+export function createFd(file: string, flags: string, mode?: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
 export function readFd(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
