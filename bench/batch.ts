@@ -1,7 +1,8 @@
-// Batch runs: the overhead of running many accounts (a process, a state store and a sign-in
-// each) against the same items moved as one account, side by side in one run over the Xiaomi
-// emulator; the batch process's peak memory; and the HTML report for 100,000 items against the
-// CSV report of the same items. BENCH_BATCH_ACCOUNTS and BENCH_BATCH_ITEMS scale it down.
+// Batch runs: the overhead of running many accounts (a state store, a listing and a sign-in
+// each, in warm worker processes; for context, also a process each as before) against the same
+// items moved as one account, side by side in one run over the Xiaomi emulator; the batch
+// process's peak memory; and the HTML report for 100,000 items against the CSV report of the
+// same items. BENCH_BATCH_ACCOUNTS and BENCH_BATCH_ITEMS scale it down.
 
 import fs from 'node:fs';
 import path from 'node:path';

@@ -133,7 +133,7 @@ export function buildProgram(providers: ProviderModule[] = loadedProviders()): C
     );
   batch
     .command('run')
-    .description('migrate every account of the manifest, each in its own process with its own state; rerun to resume')
+    .description('migrate every account of the manifest, each as its own run with its own state (in warm worker processes); rerun to resume')
     .argument('<manifest>')
     .option('--state <dir>', 'batch directory: batch.db, accounts/NAME/state.db and the reports', 'gallery-bridge-batch')
     .option('--deadline <date>', 'the date the batch must be done by: plan which accounts finish, and finish the most', time)

@@ -1,6 +1,7 @@
-// Runs a batch: every account is its own `gallery-bridge migrate` child process with its own
-// state store, so one account's crash, expired sign-in, full destination or failing source
-// never touches another's. The runner only schedules: it starts children in the planned order
+// Runs a batch: every account is its own `gallery-bridge migrate` run with its own state store,
+// in a warm worker process that runs one account at a time (./pool.ts), so one account's crash,
+// expired sign-in, full destination or failing source never touches another's. The runner only
+// schedules: it starts accounts in the planned order
 // within the limits, hands each Google account its share of the shared daily budget, reads
 // their JSON progress, and records why an account stopped. Rerunning the batch resumes every
 // account that is not done.
