@@ -161,6 +161,8 @@ async function migrateOpened(
     );
     for (const line of datesLines(datesSummary(db))) log.info(line);
     if (c.failed.items + c.rejected.items > 0) log.info(`see why with: gallery-bridge status --state ${o.state}`);
+    // Last, where a person looks: progress held the halt's own line back (a bar showed it cut short).
+    if (result.stopped) log.warn(result.message ?? `stopped (${result.stopped})`);
   }
   return signalExit() || result.exitCode;
 }

@@ -40,6 +40,7 @@ export class Progress {
     }
     if (e.type === 'log') {
       if (this.bar) this.bar.update(this.done, { last: e.message.slice(0, 60) });
+      else if (e.halt) return;
       else if (e.level === 'warn') this.o.log.warn(e.message);
       else this.o.log.info(e.message);
       return;

@@ -66,7 +66,8 @@ export type RunEvent =
   | { type: 'listed'; total: number; added: number }
   | { type: 'item'; name: string; state: ItemState | 'staged'; bytes: number; detail?: string }
   | { type: 'bytes'; bytes: number }
-  | { type: 'log'; level: 'info' | 'warn'; message: string };
+  /** `halt`: why the run stops; a person's terminal is told it once, after the summary. */
+  | { type: 'log'; level: 'info' | 'warn'; message: string; halt?: true };
 
 /** What progress shows for an item the destination already held from another app. */
 export const IN_LIBRARY_DETAIL = 'already in your library from another app';
@@ -122,7 +123,7 @@ export class RunContext {
     if (this.stopped) return;
     this.stopped = why;
     this.stopMessage = message;
-    this.log('warn', message);
+    this.emit({ type: 'log', level: 'warn', message, halt: true });
     this.stop.abort(new Error(message));
   }
 
