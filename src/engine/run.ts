@@ -65,7 +65,8 @@ async function runStages(db: DB, source: Source, destination: Destination, runId
   if (!ctx.signal.aborted) {
     verify.resumeEarlierRuns();
     deleter.resumeEarlierRuns();
-    retryAt = await new Scheduler(ctx, commits, verify, listing, wakeUp, () => deleter.checkingEarlierRuns).run();
+    // Earlier runs' items are verified and checked again as the run goes: one may come back to migrate.
+    retryAt = await new Scheduler(ctx, commits, verify, listing, wakeUp, () => deleter.checkingEarlierRuns || verify.checkingEarlierRuns).run();
   }
 
   await listing.done;

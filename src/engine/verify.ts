@@ -1,9 +1,11 @@
 // Stage 4, verify: ask the destination whether what it holds is the bytes we sent, batched as
 // the destination wants. A verified item (and any duplicate sharing its destination item) goes
-// on to the deletion rule; a mismatch goes back to be uploaded again.
+// on to the deletion rule; a mismatch goes back to be uploaded again. Items an earlier run left
+// awaiting verification are read from the state store a page at a time, as many at once as the
+// destination takes: a state of a million of them costs the memory of a page, not of a million.
 
 import type { VerifyRequest, VerifyResult } from '../../providers/types.ts';
-import { RetryableError, StopRunError } from '../../providers/types.ts';
+import { destinationLimits, RetryableError, StopRunError } from '../../providers/types.ts';
 import type { ItemRow } from '../../state/items.ts';
 import { backoffDelay, sleep } from '../lib/backoff.ts';
 import { reason } from '../lib/redact.ts';
@@ -12,10 +14,28 @@ import { IN_LIBRARY_DETAIL, type RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
 import { verifyRequest } from './rows.ts';
 
+/** Rows read from the state store at a time. */
+const PAGE = 200;
+/**
+ * Earlier runs' items that may wait out a Retry-After at once (a video still processing), beside
+ * those being asked: a fixed bound, so waiting items never hold up the rest, nor grow with them.
+ */
+const MAX_WAITING = 1000;
+
 export class VerifyStage {
   // A partial batch waits for company (LINGER_MS at most): each batch call costs a quota request.
   private readonly batcher: Batcher<VerifyRequest, VerifyResult>;
-  private pending = 0;
+  /** Items being verified (not every item committed in the run: those in flight). */
+  private readonly active = new Set<number>();
+  /** Verifications the destination takes at once: its batch times its calls at once. */
+  private readonly window: number;
+  /** Verifications waiting on the destination now (this run's and earlier runs'). */
+  private asking = 0;
+  /** Earlier runs' items being verified: asking, or waiting out a Retry-After. */
+  private earlierActive = 0;
+  /** Wakes the walk over earlier runs' items when a verification ends or gets its answer. */
+  private wake: (() => void) | null = null;
+  private earlier: Promise<void> | null = null;
 
   constructor(
     private readonly ctx: RunContext,
@@ -23,24 +43,76 @@ export class VerifyStage {
   ) {
     const d = ctx.destination;
     this.batcher = verifyBatcher(d, LINGER_MS);
+    const { verifyBatch, verifyConcurrency } = destinationLimits(d);
+    this.window = verifyBatch * verifyConcurrency;
   }
 
   /** Starts verifying an uploaded item; it runs on its own (drain() waits for it). */
   start(rowId: number): void {
-    this.pending++;
-    void this.verifyItem(rowId)
-      .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
-      .finally(() => this.pending--);
+    this.track(rowId, Date.now() + this.ctx.opts.verifyWaitMs);
   }
 
-  /** Items an earlier run committed but could not verify yet. */
+  /** True while earlier runs' items are still being verified (a mismatch sends one back to migrate). */
+  get checkingEarlierRuns(): boolean {
+    return this.earlier !== null || this.earlierActive > 0;
+  }
+
+  /**
+   * Items an earlier run committed but could not verify yet. They share one deadline, from now:
+   * each is asked at least once, and none waits past it (as when all of them started at once).
+   */
   resumeEarlierRuns(): void {
-    for (let after = 0; ; ) {
-      const batch = this.ctx.items.uploaded(after, 500);
-      if (!batch.length) break;
-      for (const r of batch) this.start(r.id);
-      after = batch[batch.length - 1]!.id;
+    const deadline = Date.now() + this.ctx.opts.verifyWaitMs;
+    this.earlier = this.walkEarlierRuns(deadline)
+      .catch((err) => this.ctx.log('warn', `verifying items committed by earlier runs: ${reason(err)}`))
+      .finally(() => (this.earlier = null));
+  }
+
+  private async walkEarlierRuns(deadline: number): Promise<void> {
+    for (let after = 0; !this.ctx.signal.aborted; ) {
+      const page = this.ctx.items.uploaded(after, PAGE);
+      if (!page.length) break;
+      after = page[page.length - 1]!.id;
+      for (const row of page) {
+        // Bytes read by this run: start() took the item when it was committed.
+        if (row.read_run === this.ctx.runId) continue;
+        await this.roomForEarlier();
+        if (this.ctx.signal.aborted) return;
+        // Being verified already (committed in this run from bytes an earlier run read and staged).
+        if (this.active.has(row.id)) continue;
+        this.earlierActive++;
+        this.track(row.id, deadline, () => this.earlierActive--);
+      }
+      // Nothing else will join a partial batch of them: committed long ago, they need not wait for company.
+      this.batcher.flush();
     }
+  }
+
+  /** Waits until the destination has room for another verification and few enough earlier items wait. */
+  private async roomForEarlier(): Promise<void> {
+    while (!this.ctx.signal.aborted && (this.asking >= this.window || this.earlierActive >= this.window + MAX_WAITING)) {
+      this.batcher.flush();
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+
+  private freed(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Verifies an item on its own, unless it is already (drain() waits for it); `ended` runs when it is done. */
+  private track(rowId: number, deadline: number, ended?: () => void): void {
+    if (this.active.has(rowId)) return;
+    this.active.add(rowId);
+    void this.verifyItem(rowId, deadline)
+      .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
+      .finally(() => {
+        this.active.delete(rowId);
+        ended?.();
+        this.freed();
+      });
   }
 
   flush(): void {
@@ -48,27 +120,22 @@ export class VerifyStage {
   }
 
   async drain(): Promise<void> {
-    while (this.pending > 0) {
+    while (this.earlier) await this.earlier;
+    while (this.active.size > 0) {
       this.batcher.flush();
       await sleep(50);
     }
     await this.batcher.close();
   }
 
-  private async verifyItem(rowId: number): Promise<void> {
+  private async verifyItem(rowId: number, deadline: number): Promise<void> {
     const { ctx } = this;
     const { items } = ctx;
-    const deadline = Date.now() + ctx.opts.verifyWaitMs;
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal.aborted) return;
       const row = items.get(rowId);
       if (row.state !== 'uploaded' || !row.dest_id || !row.sha256) return;
-      let res: VerifyResult;
-      try {
-        res = await this.batcher.add('', verifyRequest(row));
-      } catch (err) {
-        res = { outcome: 'error', error: err as Error };
-      }
+      const res = await this.ask(row);
       if (res.outcome === 'verified') {
         // The copy's own proof (only the date differs from the source) goes with the destination's.
         const detail = row.copy_sha256 && row.date_note ? `${row.date_note}; against the uploaded copy: ${res.evidence.detail}` : res.evidence.detail;
@@ -101,6 +168,19 @@ export class VerifyStage {
       }
       // Many items may be waiting at once (videos still processing): each on a signal of its own.
       await ctx.waits.run((signal) => sleep(wait, signal)).catch(() => undefined);
+    }
+  }
+
+  /** The destination's answer for one row (an error as an answer); counted while asked, so the window holds. */
+  private async ask(row: ItemRow): Promise<VerifyResult> {
+    this.asking++;
+    try {
+      return await this.batcher.add('', verifyRequest(row));
+    } catch (err) {
+      return { outcome: 'error', error: err as Error };
+    } finally {
+      this.asking--;
+      this.freed();
     }
   }
 
