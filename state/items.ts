@@ -527,9 +527,13 @@ export class Items {
   /**
    * Deleted at the source: the state change and the deletion log row are one transaction.
    * `evidence` says what the destination showed when the deletion relied on it.
+   * Deferred: the intent (markDeleting) was durable before the source was asked, so a kill that
+   * loses this record leaves the item verified with its intent, and the next run checks the
+   * destination again, finds the item gone at the source and records it then (the repair a
+   * kill between the deletion and its record already needs). The next intent commits it anyway.
    */
   markSourceDeleted(id: number, runId: number, response: string, evidence: string | null = null): void {
-    this.durable(() => {
+    this.deferred(() => {
       const row = this.get(id);
       this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now(), deleting_run: null, last_error: null });
       this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
