@@ -165,6 +165,9 @@ export class IllegalTransition extends Error {
   }
 }
 
+/** Whether the state may hold a duplicate (see duplicatesOf); per database, whichever Items writes to it. */
+const anyDuplicate = new WeakMap<DB, boolean>();
+
 export class Items {
   private readonly stmts;
   constructor(private readonly db: DB) {
@@ -408,6 +411,7 @@ export class Items {
         | { id: number }
         | undefined;
       if (other) {
+        anyDuplicate.set(this.db, true);
         this.move(id, ['transferring'], 'skipped', {
           dest_id: destId,
           dest_path: destPath,
@@ -526,14 +530,15 @@ export class Items {
 
   /**
    * Deleted at the source: the state change and the deletion log row are one transaction.
-   * `evidence` says what the destination showed when the deletion relied on it.
+   * `evidence` says what the destination showed when the deletion relied on it (given the row as
+   * read in this write, when a function). Returns that row, as it was before the move.
    * Deferred: the intent (markDeleting) was durable before the source was asked, so a kill that
    * loses this record leaves the item verified with its intent, and the next run checks the
    * destination again, finds the item gone at the source and records it then (the repair a
    * kill between the deletion and its record already needs). The next intent commits it anyway.
    */
-  markSourceDeleted(id: number, runId: number, response: string, evidence: string | null = null): void {
-    this.deferred(() => {
+  markSourceDeleted(id: number, runId: number, response: string, evidence: string | ((row: ItemRow) => string) | null = null): ItemRow {
+    return this.deferred(() => {
       const row = this.get(id);
       this.move(id, ['verified', 'skipped'], 'source-deleted', { deleted_at: now(), deleting_run: null, last_error: null });
       this.sql('INSERT INTO deletions (item_id, source_id, name, run_id, evidence_level, response, at, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
@@ -544,8 +549,9 @@ export class Items {
         row.evidence_level ?? 'none',
         response,
         now(),
-        evidence ?? row.evidence_detail,
+        typeof evidence === 'function' ? evidence(row) : (evidence ?? row.evidence_detail),
       );
+      return row;
     });
   }
 
@@ -690,6 +696,14 @@ export class Items {
 
   /** Duplicates waiting for their original's evidence. */
   duplicatesOf(originalId: number): ItemRow[] {
+    // Asked for every verified item, and nearly always none: once the state is known to hold no
+    // duplicate at all, the answer is kept until markUploaded makes one (the only write that does).
+    let any = anyDuplicate.get(this.db);
+    if (any === undefined) {
+      any = this.sql(`SELECT 1 FROM items WHERE state = 'skipped' AND duplicate_of IS NOT NULL LIMIT 1`).get() !== undefined;
+      anyDuplicate.set(this.db, any);
+    }
+    if (!any) return [];
     return this.sql(`SELECT * FROM items WHERE duplicate_of = ? AND state = 'skipped'`).all(originalId) as ItemRow[];
   }
 

@@ -74,11 +74,16 @@ describe('state store', () => {
     expect(db.prepare('SELECT count(*) AS n FROM deletions WHERE item_id = ?').get(row.id)).toEqual({ n: 1 });
 
     // A second item that lands on the same destination item is recorded as its duplicate.
+    // Asked before there is one (the answer "none" is kept), the original then shows it.
+    expect(items.duplicatesOf(row.id)).toEqual([]);
     const two = seed(items, 'two');
     items.startTransfer(two.id, 1);
     items.recordStaged(two.id, hashes, null, {});
     expect(items.markUploaded(two.id, 'dest-1', null)).toBe('skipped');
     expect(items.get(two.id).duplicate_of).toBe(row.id);
+    expect(items.duplicatesOf(row.id).map((d) => d.id)).toEqual([two.id]);
+    // Another Items on the same database (the state reopened by the next command) finds it too.
+    expect(new Items(db).duplicatesOf(row.id).map((d) => d.id)).toEqual([two.id]);
     db.close();
   });
 

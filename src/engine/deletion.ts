@@ -265,8 +265,8 @@ export class Deleter {
   }
 
   private record(row: ItemRow, response: string, done: DeletionDone | undefined): void {
-    const fresh = this.ctx.items.get(row.id);
-    this.ctx.items.markSourceDeleted(row.id, this.ctx.runId, response, `${fresh.evidence_level}: ${fresh.evidence_detail ?? ''}`);
+    // The evidence as the record reads it, in the same write: no read of its own.
+    const fresh = this.ctx.items.markSourceDeleted(row.id, this.ctx.runId, response, (r) => `${r.evidence_level}: ${r.evidence_detail ?? ''}`);
     // Best effort and not awaited: the intent recorded before the deletion already backs it.
     done?.(response).catch((err) =>
       this.ctx.log('warn', `${row.name}: deleted, but its deletion record could not be marked done (${reason(err)}); its intent stands`),
