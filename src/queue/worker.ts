@@ -85,6 +85,34 @@ export const defaultWorkerName = () => `${os.hostname()}-${process.pid}`;
 export const fenceMargin = (leaseSeconds: number) => Math.max(1, Math.floor(leaseSeconds / 3));
 const renewEvery = (leaseSeconds: number) => Math.max(0.5, Math.min(5, leaseSeconds / 6));
 
+/**
+ * A wait that `ring()` cuts short. An idle slot waits on one for the next poll and the upkeep loop
+ * between renewals: when a slot's account ends, the idle slots look again at once (the queue may
+ * now be empty, or a limit have room), and the last slot's end lets the worker leave at once
+ * instead of after the rest of a 2-second poll and a 5-second renewal wait.
+ */
+class Alarm {
+  private readonly waiters = new Set<() => void>();
+
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  ring(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}
+
 export async function runWorker(o: WorkerOptions): Promise<number> {
   const q = await openQueue(o.url, { migrate: false, max: o.slots + 4 });
   let boss: PgBoss | null = null;
@@ -143,6 +171,8 @@ async function registerWorker(q: Queue, name: string, slots: number, leaseSecond
 class Worker {
   private readonly held = new Map<string, Held>();
   private stopping = false;
+  private readonly idle = new Alarm();
+  private readonly upkeepWait = new Alarm();
   private readonly batch: DB;
   private readonly home: string;
   private readonly bo: BatchRunOptions;
@@ -203,6 +233,7 @@ class Worker {
     const upkeep = this.upkeep();
     await Promise.all(Array.from({ length: this.o.slots }, () => this.slot()));
     this.stopping = true;
+    this.upkeepWait.ring();
     await upkeep;
     await this.bo.pool?.close();
     this.o.signal.removeEventListener('abort', onAbort);
@@ -222,7 +253,7 @@ class Worker {
         this.o.say(`worker ${this.o.name}: the queue database did not answer (${redact((err as Error).message)}); trying again`);
       }
       if (!job) {
-        await sleep(POLL_MS, this.o.signal).catch(() => undefined);
+        await this.idle.wait(POLL_MS, this.o.signal);
         continue;
       }
       try {
@@ -230,6 +261,8 @@ class Worker {
       } catch (err) {
         this.o.say(`worker ${this.o.name}: account job ${job.data.slug}: ${redact((err as Error).message)}`);
         await sleep(POLL_MS, this.o.signal).catch(() => undefined);
+      } finally {
+        this.idle.ring();
       }
     }
   }
@@ -451,7 +484,7 @@ class Worker {
       }
       await this.q.query(`UPDATE ${SCHEMA}.workers SET heartbeat_at = now() WHERE name = $1`, [this.o.name]).catch(() => undefined);
       await this.reap().catch(() => undefined);
-      await sleep(every);
+      if (!this.stopping || this.held.size) await this.upkeepWait.wait(every);
     }
   }
 
