@@ -12,8 +12,9 @@
 //        checks that (Source.delete receives the proof) and refuses otherwise.
 //
 // Every deletion is recorded in the state store (the deletions table) in the same transaction
-// as the item's move to source-deleted. The intent is written before the source is asked, so a
-// kill between the deletion and its record is found and repaired by the next run. In queue mode
+// as the item's move to source-deleted. The intent is written (durably) before the source is
+// asked, so a kill between the deletion and its record is found and repaired by the next run;
+// that is why the record itself may be written behind (state/items.ts, markSourceDeleted). In queue mode
 // the intent and its proof are also recorded in PostgreSQL under the account's lease
 // (opts.beforeDelete) before the source is asked, so the proof outlives the machine.
 
