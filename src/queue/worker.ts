@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type PgBoss from 'pg-boss';
-import type pg from 'pg';
+import pg from 'pg';
 import type { BatchRunOptions, Running } from '../batch/runner.ts';
 import { CLI, finishAccount, startAccount } from '../batch/runner.ts';
 import { nextPacificMidnight } from '../batch/schedule.ts';
@@ -33,7 +33,7 @@ import { EXIT_FENCED, QUEUE_ENV, queueEnv } from './child.ts';
 import { AccountPool } from '../batch/pool.ts';
 import { afterCrash, crashOf } from './crash.ts';
 import type { Queue } from './db.ts';
-import { QueueError, getMeta, openQueue } from './db.ts';
+import { QueueError, SESSION_OPTIONS, getMeta, openQueue } from './db.ts';
 import type { Lease } from './lease.ts';
 import { acquireLease, limitProblem, liveAccounts, reapExpired, renewLease, setAccountFields, underLease } from './lease.ts';
 import { credentialPairs, readSettings } from './load.ts';
@@ -68,6 +68,12 @@ export const SNAPSHOT_EVERY_MS = 30_000;
  */
 export const SNAPSHOT_AFTER_DELETION_MS = 2_000;
 const POLL_MS = 2_000;
+/**
+ * Said (NOTIFY) in the transaction that ends an account's job, so delivered only once it commits:
+ * the other workers' idle slots look at the queue again at once instead of at their next poll
+ * (a worker without --follow leaves when the last account ends anywhere, not up to 2 s later).
+ */
+const JOB_ENDED = 'gallery_bridge_job_ended';
 /** Waits before an account refused by a limit is offered again. */
 const LIMIT_WAIT_S = 5;
 
@@ -231,15 +237,32 @@ class Worker {
       `worker ${this.o.name}: ${this.o.slots} slot${this.o.slots > 1 ? 's' : ''}, lease ${this.leaseSeconds} s${this.o.follow ? ', following the queue' : ''}`,
     );
     const upkeep = this.upkeep();
+    const listener = await this.listenForJobEnds();
     await Promise.all(Array.from({ length: this.o.slots }, () => this.slot()));
     this.stopping = true;
     this.upkeepWait.ring();
+    await listener?.end().catch(() => undefined);
     await upkeep;
     await this.bo.pool?.close();
     this.o.signal.removeEventListener('abort', onAbort);
     this.batch.close();
     this.o.say(`worker ${this.o.name}: ${this.o.signal.aborted ? 'stopped' : 'no accounts left'}`);
     return this.o.signal.aborted ? 130 : 0;
+  }
+
+  /** null when it cannot listen: the idle slots then only poll. */
+  private async listenForJobEnds(): Promise<pg.Client | null> {
+    const c = new pg.Client({ connectionString: this.o.url, application_name: 'gallery-bridge worker listen', options: SESSION_OPTIONS });
+    c.on('error', () => undefined);
+    c.on('notification', () => this.idle.ring());
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${JOB_ENDED}`);
+      return c;
+    } catch {
+      await c.end().catch(() => undefined);
+      return null;
+    }
   }
 
   private async slot(): Promise<void> {
@@ -409,6 +432,7 @@ class Worker {
   /** What happens to the account's pg-boss job, in the same transaction as the lease's release. */
   private async endJob(c: pg.PoolClient, job: PgBoss.JobWithMetadata<AccountJob>, status: string): Promise<void> {
     const db = { executeSql: (text: string, values: unknown[]) => c.query(text, values) };
+    await c.query(`NOTIFY ${JOB_ENDED}`);
     if (status === 'waiting') {
       // Interrupted (this worker stops) or crashed: pg-boss's retry hands it to a worker.
       await this.boss.fail(job.name, job.id, { message: 'interrupted; continues on a worker' }, { db });
