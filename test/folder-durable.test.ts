@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -224,6 +225,7 @@ describe('folder destination: group durability', () => {
         log.push(`syncfs ${done}`);
         return done;
       },
+      covers: (d) => fss.covers(d),
       close: () => fss.close(),
     };
     const groups = new SyncGroups(ops, { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 });
@@ -263,6 +265,90 @@ describe('folder destination: group durability', () => {
         .filter((t) => t.startsWith(root)),
     ).toEqual([]);
   });
+
+  /** fileSystemSync(fss) with each fsync of a file or folder recorded (and made). */
+  function recordingFileSystemSync(fss: FileSystemSync, log: string[]): SyncOps {
+    return {
+      ...fileSystemSync(fss),
+      file: async (p, fd) => {
+        await realSync.file(p, fd);
+        log.push(`file ${path.basename(path.dirname(p))}/${path.basename(p)}`);
+      },
+      dir: async (p) => {
+        await realSync.dir(p);
+        log.push(`dir ${path.basename(p)}`);
+      },
+    };
+  }
+
+  async function putAndVerify(dest: FolderDestination, groups: SyncGroups, album: string, names: string[]): Promise<string[]> {
+    const files = await Promise.all(names.map((n, i) => put(dest, n, album, crypto.randomBytes(2000 + i))));
+    const checks = files.map((f) => dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]));
+    await groups.flush();
+    return (await Promise.all(checks)).map(([r]) => r!.outcome);
+  }
+
+  it("with syncfs: a file in a folder on another file system than the root's is fsynced on its own, with its folder", async () => {
+    const root = tmpDir();
+    const log: string[] = [];
+    let syncfsCalls = 0;
+    // A syncfs binding that counts its calls, and a folder named Elsewhere reported on another device.
+    const binding = {
+      async: (_fd: number, done: (err: unknown, rc: number) => void) => {
+        syncfsCalls++;
+        setImmediate(() => done(null, 0));
+      },
+    };
+    const fss = new FileSystemSync(
+      () => binding,
+      (d) => (path.basename(d) === 'Elsewhere' ? -1 : fs.statSync(d).dev),
+    );
+    const groups = new SyncGroups(recordingFileSystemSync(fss, log), { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 });
+    const dest = new FolderDestination(root, 'album', groups);
+    const files = [
+      ...(await Promise.all(['a.jpg', 'b.jpg'].map((n, i) => put(dest, n, 'Home', crypto.randomBytes(100 + i))))),
+      ...(await Promise.all(['c.jpg', 'd.jpg'].map((n, i) => put(dest, n, 'Elsewhere', crypto.randomBytes(200 + i))))),
+    ];
+    const checks = files.map((f) => dest.verify([{ destId: f.destPath, destPath: f.destPath, item: f.item, facts, hashes: f.hashes, size: f.hashes.size }]));
+    await groups.flush();
+    expect((await Promise.all(checks)).map(([r]) => r!.outcome)).toEqual(['verified', 'verified', 'verified', 'verified']);
+    // One syncfs for the group covers Home; Elsewhere's files and folder are fsynced as without syncfs.
+    expect(syncfsCalls).toBe(1);
+    expect(log.sort()).toEqual(['dir Elsewhere', 'file Elsewhere/c.jpg', 'file Elsewhere/d.jpg']);
+    await dest.close();
+  });
+
+  const shmDev = (() => {
+    try {
+      return fs.statSync('/dev/shm').dev;
+    } catch {
+      return null;
+    }
+  })();
+  const probe = new FileSystemSync();
+  const syncfsHere = probe.watch(os.tmpdir());
+  probe.close();
+  it.skipIf(!syncfsHere || shmDev === null || shmDev === fs.statSync(os.tmpdir()).dev)(
+    'with the real syncfs: an album folder that is a symlink onto another file system (/dev/shm) gets an fsync a file and folder',
+    async () => {
+      const root = tmpDir();
+      const elsewhere = fs.mkdtempSync('/dev/shm/gb-');
+      try {
+        fs.symlinkSync(elsewhere, path.join(root, 'Linked'));
+        const log: string[] = [];
+        const groups = new SyncGroups(recordingFileSystemSync(new FileSystemSync(), log), { maxFiles: 100, maxBytes: 1 << 30, maxWaitMs: 60_000 });
+        const dest = new FolderDestination(root, 'album', groups);
+        expect(await putAndVerify(dest, groups, 'Camera', ['a.jpg', 'b.jpg'])).toEqual(['verified', 'verified']);
+        expect(await putAndVerify(dest, groups, 'Linked', ['c.jpg'])).toEqual(['verified']);
+        // The root's file system took one syncfs a group and no fsync; the file on /dev/shm had its own.
+        expect(log).toEqual(['file Linked/c.jpg', `dir Linked`]);
+        expect(fs.readdirSync(elsewhere)).toEqual(['c.jpg']);
+        await dest.close();
+      } finally {
+        fs.rmSync(elsewhere, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('a syncfs that reports an error fails its whole group, and every later group is synced file by file', async () => {
     const root = tmpDir();

@@ -9,6 +9,9 @@
 // of the destination's file system instead: an fsync a file made ext4 commit its journal and
 // flush the disk's cache once a photo, and the run wait for it. syncfs commits the journal once,
 // so the names linked in the group's folders are durable with it and no folder is fsynced.
+// syncfs covers the destination root's file system only: a file whose folder is on another one
+// (an album folder that is a mount point, or a symlink to another disk: told by the folder's
+// st_dev) is fsynced on its own descriptor, and its folder, as without syncfs.
 //
 // A kill (or power cut) inside a group leaves items "uploaded", not verified: the next run
 // reads them back again before anything is deleted.
@@ -28,6 +31,8 @@ export interface SyncOps {
    * when it cannot here (then each file and folder is synced); rejects when it reported an error.
    */
   fileSystem?(): Promise<boolean>;
+  /** Whether fileSystem() covers a file in this folder (absent: it covers none). */
+  covers?(dir: string): boolean;
   /** The run is over: let go of what watch() opened. */
   close?(): void;
 }
@@ -47,6 +52,7 @@ export function fileSystemSync(fss = new FileSystemSync()): SyncOps {
     ...realSync,
     watch: (root) => void fss.watch(root),
     fileSystem: () => fss.sync(),
+    covers: (dir) => fss.covers(dir),
     close: () => fss.close(),
   };
 }
@@ -65,8 +71,21 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+interface Entry {
+  /** Its descriptor still open from writing, if any. */
+  fd: number | undefined;
+  /** The folder its name is linked in. */
+  dir: string;
+}
+
+/** What is left to fsync one by one. */
+interface PerFile {
+  files: Array<[string, Entry]>;
+  dirs: string[];
+}
+
 interface Group {
-  files: Map<string, number | undefined>;
+  files: Map<string, Entry>;
   /** Files added by their writer whose check has not come yet: remembered once synced. */
   written: Set<string>;
   dirs: Set<string>;
@@ -123,9 +142,9 @@ export class SyncGroups {
   private enter(file: string, dir: string, bytes: number, handle?: number): Group {
     this.synced.delete(file);
     const g = (this.open ??= { files: new Map(), written: new Set(), dirs: new Set(), bytes: 0, waiters: [], timer: null, due: false });
-    const earlier = g.files.get(file);
+    const earlier = g.files.get(file)?.fd;
     if (earlier !== undefined && earlier !== handle) closeQuietly(earlier);
-    g.files.set(file, handle);
+    g.files.set(file, { fd: handle, dir });
     g.dirs.add(dir);
     g.bytes += bytes;
     this.groupOf.set(file, g);
@@ -191,10 +210,9 @@ export class SyncGroups {
   private async sync(g: Group): Promise<void> {
     let failure: unknown = null;
     try {
-      if (!(await this.syncFileSystem(g))) {
-        await Promise.all([...g.files].map(([file, fh]) => this.ops.file(file, fh)));
-        await Promise.all([...g.dirs].map((d) => this.ops.dir(d)));
-      }
+      const left = await this.syncFileSystem(g);
+      await Promise.all(left.files.map(([file, e]) => this.ops.file(file, e.fd)));
+      await Promise.all(left.dirs.map((d) => this.ops.dir(d)));
     } catch (err) {
       failure = err;
     }
@@ -207,24 +225,32 @@ export class SyncGroups {
   }
 
   /**
-   * One syncfs for the whole group: true when it covered the group, false when each file is to
-   * be synced instead; a reported error fails the group. syncfs reports an error once, to the
-   * first call after it, and the failed write may be a later group's (written before this call,
-   * which writes back everything dirty): so from then on every group is synced file by file, each
-   * through the descriptor it was written with, which still reports its own file's error.
+   * One syncfs for the whole group, where it can be used; returns what is left to fsync one by
+   * one: the whole group without syncfs, else the files in folders on another file system than
+   * the one synced, and those folders. A reported error fails the group. syncfs reports an error
+   * once, to the first call after it, and the failed write may be a later group's (written before
+   * this call, which writes back everything dirty): so from then on every group is synced file by
+   * file, each through the descriptor it was written with, which still reports its own file's error.
    */
-  private async syncFileSystem(g: Group): Promise<boolean> {
-    if (this.perFile || !this.ops.fileSystem) return false;
+  private async syncFileSystem(g: Group): Promise<PerFile> {
+    const all = (): PerFile => ({ files: [...g.files], dirs: [...g.dirs] });
+    if (this.perFile || !this.ops.fileSystem) return all();
     let done = false;
     try {
       done = await this.ops.fileSystem();
     } catch (err) {
       this.perFile = true;
-      for (const fd of g.files.values()) if (fd !== undefined) closeQuietly(fd);
+      for (const e of g.files.values()) if (e.fd !== undefined) closeQuietly(e.fd);
       throw err;
     }
-    if (done) for (const fd of g.files.values()) if (fd !== undefined) closeQuietly(fd);
-    return done;
+    if (!done) return all();
+    const dirs = [...g.dirs].filter((d) => !this.ops.covers?.(d));
+    const files: PerFile['files'] = [];
+    for (const entry of g.files) {
+      if (dirs.includes(entry[1].dir)) files.push(entry);
+      else if (entry[1].fd !== undefined) closeQuietly(entry[1].fd);
+    }
+    return { files, dirs };
   }
 
   /** A syncfs failed: it is not trusted again in this run. */

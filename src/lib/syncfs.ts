@@ -12,6 +12,11 @@
 //
 // Limit: only Linux 5.8 and later report write-back errors through syncfs (earlier kernels
 // return 0 whatever happened), so on older kernels this is not used at all.
+//
+// syncfs syncs one file system: the one the watched descriptor is on. A folder under the
+// destination may be on another (an album folder that is a mount point, or a symlink to another
+// disk); covers() tells by the folder's st_dev against the root's, taken when the descriptor is
+// opened, and a file in a folder it does not cover is fsynced on its own, with its folder.
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -51,8 +56,15 @@ function syncfsFunction(): SyncFsFunction | null {
 export class FileSystemSync {
   private fd: number | null = null;
   private tried = false;
+  /** st_dev of the watched folder: the file system a syncfs through `fd` syncs. */
+  private dev: number | null = null;
+  /** Whether a folder is on that file system, by path: a stat a folder, not one a file. */
+  private readonly onRoot = new Map<string, boolean>();
 
-  constructor(private readonly available: () => SyncFsFunction | null = syncfsFunction) {}
+  constructor(
+    private readonly available: () => SyncFsFunction | null = syncfsFunction,
+    private readonly deviceOf: (dir: string) => number = (dir) => fs.statSync(dir).dev,
+  ) {}
 
   /** Opens the descriptor syncfs reports through (once). False when syncfs cannot be used here. */
   watch(dir: string): boolean {
@@ -61,12 +73,33 @@ export class FileSystemSync {
       if (this.available()) {
         try {
           this.fd = fs.openSync(dir, 'r');
+          this.dev = fs.fstatSync(this.fd).dev;
         } catch {
+          if (this.fd !== null) fs.closeSync(this.fd);
           this.fd = null;
         }
       }
     }
     return this.fd !== null;
+  }
+
+  /**
+   * Whether sync() puts a file in `dir` on disk: the folder is on the watched file system. Asked
+   * once a folder (a folder mounted over later in the run is not seen). A folder that cannot be
+   * stat'ed is not covered: its files are fsynced, which reports what is wrong with them.
+   */
+  covers(dir: string): boolean {
+    if (this.dev === null) return false;
+    let same = this.onRoot.get(dir);
+    if (same === undefined) {
+      try {
+        same = this.deviceOf(dir) === this.dev;
+      } catch {
+        return false;
+      }
+      this.onRoot.set(dir, same);
+    }
+    return same;
   }
 
   /**
@@ -89,5 +122,6 @@ export class FileSystemSync {
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
+    this.dev = null;
   }
 }
