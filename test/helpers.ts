@@ -44,6 +44,28 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
 }
 
 /**
+ * Starts the CLI and SIGKILLs it the moment `reached()` is true (checked every 5 ms), as a crash
+ * at that point would; resolves once the process is gone. Rejects if the run ends on its own first.
+ */
+export async function killCliWhen(args: string[], env: Record<string, string>, reached: () => boolean): Promise<void> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (reached()) {
+        clearInterval(timer);
+        child.kill('SIGKILL');
+        resolve();
+      }
+    }, 5);
+    child.on('exit', () => {
+      clearInterval(timer);
+      reject(new Error('the migration ended before it could be killed'));
+    });
+  });
+  await new Promise((r) => child.once('close', r));
+}
+
+/**
  * The environment for a CLI child whose wall clock starts at `at` and whose time zone is `tz`
  * (test/fake-clock.mjs), for paths that print or compute local times: near midnight and far from
  * UTC is where they go wrong.

@@ -8,45 +8,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { OneDriveDestination, type OneDriveConfig } from '../providers/onedrive/destination.ts';
+import type { OneDriveConfig, OneDriveDestination } from '../providers/onedrive/destination.ts';
 import { startOneDriveEmulator, type OneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { decodeName, encodeName } from '../providers/onedrive/names.ts';
-import type { CommitRequest, ItemFacts, ProviderStore, SessionSlot, SourceItem } from '../providers/types.ts';
+import type { CommitRequest, ItemFacts, SourceItem } from '../providers/types.ts';
 import { StopRunError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { quickXorBase64 } from '../src/hash/quickxor.ts';
 import { FIXTURES, tmpDir, tlsArgs } from './helpers.ts';
+import { memorySessionSlot as slot, memoryStore, oneDriveDestination, smallOneDriveConfig } from './helpers/onedrive-destination.ts';
+import { oneDriveKit } from './onedrive-kit.ts';
 
 const TOKEN = 'test-token-adapter-0123456789';
-
-function memStore(): ProviderStore & { data: Map<string, unknown> } {
-  const data = new Map<string, unknown>();
-  return {
-    data,
-    get: <T>(k: string) => data.get(k) as T | undefined,
-    set: (k, v) => void data.set(k, JSON.parse(JSON.stringify(v))),
-    delete: (k) => void data.delete(k),
-  };
-}
-
-function slot(): SessionSlot & { value: unknown; saves: number } {
-  const s = {
-    key: 'test-item',
-    value: null as unknown,
-    saves: 0,
-    load: <T>() => s.value as T | null,
-    save: (v: unknown) => {
-      s.value = JSON.parse(JSON.stringify(v));
-      s.saves++;
-    },
-    clear: () => {
-      s.value = null;
-    },
-  };
-  return s;
-}
-
-const quietLog = { info: () => undefined, warn: () => undefined, debug: () => undefined };
+/** Emulators of a test's own (other flags than the shared one), closed after each test. */
+const own = oneDriveKit(TOKEN);
 
 function item(name: string, size: number, album: string | null = 'Camera'): SourceItem {
   return { id: `id-${name}-${size}-${crypto.randomUUID()}`, name, albumId: album, albumName: album, size, kind: 'image' };
@@ -68,22 +43,24 @@ describe('OneDrive destination adapter', () => {
   let data: string;
   const dests: OneDriveDestination[] = [];
 
-  function makeDest(over: Partial<OneDriveConfig> = {}, store = memStore()): OneDriveDestination {
-    const config: OneDriveConfig = {
-      baseUrl: emu.env.GRAPH_BASE_URL!,
+  function makeDest(over: Partial<OneDriveConfig> = {}, store = memoryStore()): OneDriveDestination {
+    const config = smallOneDriveConfig(emu.env.GRAPH_BASE_URL!, {
       root: '/Pictures/Xiaomi',
-      user: null,
-      layout: 'album',
       chunkSize: 327_680 * 2,
-      userRequestsPer5Min: 0,
-      appRequestsPerMinute: 0,
-      commitBatchSize: 1,
       verifyBatchSize: 4,
       hashRetryMs: 50,
       maxSessionAgeMs: 23 * 3600_000,
       ...over,
-    };
-    const d = new OneDriveDestination(config, { kind: 'static', get: async () => TOKEN }, { store, log: quietLog, account: 'default' });
+    });
+    return keep(oneDriveDestination(config, TOKEN, { store, account: 'default' }));
+  }
+
+  /** A destination with the smallest settings on an emulator of the test's own. */
+  function smallDest(e: { env: Record<string, string> }): OneDriveDestination {
+    return keep(oneDriveDestination(smallOneDriveConfig(e.env.GRAPH_BASE_URL!), TOKEN));
+  }
+
+  function keep(d: OneDriveDestination): OneDriveDestination {
     dests.push(d);
     return d;
   }
@@ -249,122 +226,51 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('an upload session that expired before commit is replaced by a new one', async () => {
-    const short = await startOneDriveEmulator([
-      '--port',
-      '0',
-      '--data',
-      tmpDir('gb-od-ttl-'),
-      '--accept-token',
-      TOKEN,
-      '--session-ttl',
-      '1',
-      '--token-ttl',
-      '3600',
-      ...tlsArgs(),
-    ]);
-    try {
-      const mk = () => {
-        const d = new OneDriveDestination(
-          {
-            baseUrl: short.env.GRAPH_BASE_URL!,
-            root: '/P',
-            user: null,
-            layout: 'album',
-            chunkSize: 327_680,
-            userRequestsPer5Min: 0,
-            appRequestsPerMinute: 0,
-            commitBatchSize: 1,
-            verifyBatchSize: 1,
-            hashRetryMs: 10,
-            maxSessionAgeMs: 1e9,
-          },
-          { kind: 'static', get: async () => TOKEN },
-          { store: memStore(), log: quietLog, account: 'x' },
-        );
-        dests.push(d);
-        return d;
-      };
-      const bytes = crypto.randomBytes(327_680 * 2 + 10);
-      const it = item('late.bin', bytes.length);
-      const s = slot();
-      const d = mk();
-      const first = await send(d, it, bytes, s);
-      await new Promise((r) => setTimeout(r, 1300));
-      const [res] = await d.commit([first.req]);
-      expect(res!.outcome).toBe('error'); // the engine uploads it again
-      const beforeAgain = short.emulator.metrics.uploadBytesReceived;
-      const again = await send(mk(), it, bytes, s);
-      expect(short.emulator.metrics.uploadBytesReceived - beforeAgain).toBe(327_680 * 2);
-      const [ok] = await (dests[dests.length - 1] as OneDriveDestination).commit([again.req]);
-      expect(ok!.outcome).toBe('created');
-      expect(short.emulator.metrics.sessionsCreated).toBe(2);
-    } finally {
-      await short.close();
-    }
+    const short = await own.emulator(tmpDir('gb-od-ttl-'), ['--session-ttl', '1', '--token-ttl', '3600']);
+    const bytes = crypto.randomBytes(327_680 * 2 + 10);
+    const it = item('late.bin', bytes.length);
+    const s = slot();
+    const d = smallDest(short);
+    const first = await send(d, it, bytes, s);
+    await new Promise((r) => setTimeout(r, 1300));
+    const [res] = await d.commit([first.req]);
+    expect(res!.outcome).toBe('error'); // the engine uploads it again
+    const beforeAgain = short.emulator.metrics.uploadBytesReceived;
+    const d2 = smallDest(short);
+    const again = await send(d2, it, bytes, s);
+    expect(short.emulator.metrics.uploadBytesReceived - beforeAgain).toBe(327_680 * 2);
+    const [ok] = await d2.commit([again.req]);
+    expect(ok!.outcome).toBe('created');
+    expect(short.emulator.metrics.sessionsCreated).toBe(2);
   });
 
   it('429 with Retry-After pauses every request of the destination, through the one shared pacer', async () => {
-    const busy = await startOneDriveEmulator([
-      '--port',
-      '0',
-      '--data',
-      tmpDir('gb-od-429-'),
-      '--accept-token',
-      TOKEN,
-      '--fault-429',
-      '0.3',
-      '--retry-after',
-      '3',
-      '--random-seed',
-      '5',
-      ...tlsArgs(),
-    ]);
-    try {
-      const d = new OneDriveDestination(
-        {
-          baseUrl: busy.env.GRAPH_BASE_URL!,
-          root: '/P',
-          user: null,
-          layout: 'album',
-          chunkSize: 327_680,
-          userRequestsPer5Min: 0,
-          appRequestsPerMinute: 0,
-          commitBatchSize: 1,
-          verifyBatchSize: 1,
-          hashRetryMs: 10,
-          maxSessionAgeMs: 1e9,
-        },
-        { kind: 'static', get: async () => TOKEN },
-        { store: memStore(), log: quietLog, account: 'x' },
-      );
-      dests.push(d);
-      const pauses: number[] = [];
-      for (const p of d.http.opts.pacers as Array<{ pauseFor(ms: number): void }>) {
-        const orig = p.pauseFor.bind(p);
-        p.pauseFor = (ms: number) => {
-          pauses.push(ms);
-          orig(ms);
-        };
-      }
-      const bytes = crypto.randomBytes(327_680 * 3 + 1);
-      const results = await Promise.all(
-        [1, 2, 3, 4].map(async (i) => {
-          const { req } = await send(d, item(`t${i}.bin`, bytes.length), bytes);
-          return (await d.commit([req]))[0]!;
-        }),
-      );
-      expect(results.map((r) => r.outcome)).toEqual(['created', 'created', 'created', 'created']);
-      expect(d.http.stats.throttled).toBeGreaterThan(0);
-      // Retry-After 3 s, scaled by GALLERY_BRIDGE_BACKOFF_SCALE (0.01 in tests): a floor of 30 ms.
-      expect(pauses.length).toBe(d.http.stats.throttled);
-      expect(Math.min(...pauses)).toBeGreaterThanOrEqual(3000 * Number(process.env.GALLERY_BRIDGE_BACKOFF_SCALE ?? 1) - 1);
-    } finally {
-      await busy.close();
+    const busy = await own.emulator(tmpDir('gb-od-429-'), ['--fault-429', '0.3', '--retry-after', '3', '--random-seed', '5']);
+    const d = smallDest(busy);
+    const pauses: number[] = [];
+    for (const p of d.http.opts.pacers as Array<{ pauseFor(ms: number): void }>) {
+      const orig = p.pauseFor.bind(p);
+      p.pauseFor = (ms: number) => {
+        pauses.push(ms);
+        orig(ms);
+      };
     }
+    const bytes = crypto.randomBytes(327_680 * 3 + 1);
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(async (i) => {
+        const { req } = await send(d, item(`t${i}.bin`, bytes.length), bytes);
+        return (await d.commit([req]))[0]!;
+      }),
+    );
+    expect(results.map((r) => r.outcome)).toEqual(['created', 'created', 'created', 'created']);
+    expect(d.http.stats.throttled).toBeGreaterThan(0);
+    // Retry-After 3 s, scaled by GALLERY_BRIDGE_BACKOFF_SCALE (0.01 in tests): a floor of 30 ms.
+    expect(pauses.length).toBe(d.http.stats.throttled);
+    expect(Math.min(...pauses)).toBeGreaterThanOrEqual(3000 * Number(process.env.GALLERY_BRIDGE_BACKOFF_SCALE ?? 1) - 1);
   });
 
   it('a 409 with the same bytes is a duplicate with byte evidence; different bytes get "name (2)"', async () => {
-    const store = memStore();
+    const store = memoryStore();
     const d = makeDest({}, store);
     const bytes = crypto.randomBytes(700_000);
     const a = await send(d, item('same.jpg', bytes.length), bytes);
@@ -461,47 +367,16 @@ describe('OneDrive destination adapter', () => {
   });
 
   it('reports quota.remaining for plan, and a file that cannot fit stops the run (507) before any byte is sent (fileSize, personal)', async () => {
-    const small = await startOneDriveEmulator([
-      '--port',
-      '0',
-      '--data',
-      tmpDir('gb-od-full-'),
-      '--accept-token',
-      TOKEN,
-      '--quota-bytes',
-      '1000000',
-      ...tlsArgs(),
-    ]);
-    try {
-      const d = new OneDriveDestination(
-        {
-          baseUrl: small.env.GRAPH_BASE_URL!,
-          root: '/P',
-          user: null,
-          layout: 'album',
-          chunkSize: 327_680,
-          userRequestsPer5Min: 0,
-          appRequestsPerMinute: 0,
-          commitBatchSize: 1,
-          verifyBatchSize: 1,
-          hashRetryMs: 10,
-          maxSessionAgeMs: 1e9,
-        },
-        { kind: 'static', get: async () => TOKEN },
-        { store: memStore(), log: quietLog, account: 'x' },
-      );
-      dests.push(d);
-      expect((await d.capacity()).remainingBytes).toBe(1_000_000);
-      const bytes = crypto.randomBytes(1_200_000);
-      const it = item('big.bin', bytes.length);
-      const container = await d.prepareContainer(it, facts);
-      await expect(
-        d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal }),
-      ).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'destination-full');
-      expect(small.emulator.metrics.uploadBytesReceived).toBe(0);
-    } finally {
-      await small.close();
-    }
+    const small = await own.emulator(tmpDir('gb-od-full-'), ['--quota-bytes', '1000000']);
+    const d = smallDest(small);
+    expect((await d.capacity()).remainingBytes).toBe(1_000_000);
+    const bytes = crypto.randomBytes(1_200_000);
+    const it = item('big.bin', bytes.length);
+    const container = await d.prepareContainer(it, facts);
+    await expect(
+      d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: body(bytes), session: slot(), signal: new AbortController().signal }),
+    ).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && e.kind === 'destination-full');
+    expect(small.emulator.metrics.uploadBytesReceived).toBe(0);
   });
 
   it('the emulator is strict about upload URLs: no token, 320 KiB multiples, in order, 416 on overlap', async () => {

@@ -5,12 +5,11 @@
 // request counters, and the source folder.
 
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { CLI, FIXTURES, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { FIXTURES, killCliWhen, makeSource, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
 import { oneDriveKit } from './onedrive-kit.ts';
 
 const TOKEN = 'e2e-token-abcdef0123456789';
@@ -33,10 +32,7 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     const data = path.join(t, 'emu');
     const home = path.join(t, 'home');
     const files = fs.readdirSync(FIXTURES);
-    for (const album of ['Camera', 'Trip']) {
-      fs.mkdirSync(path.join(src, album), { recursive: true });
-      for (const f of files) fs.copyFileSync(path.join(FIXTURES, f), path.join(src, album, f));
-    }
+    makeSource(src, { Camera: files, Trip: files });
     fs.writeFileSync(path.join(src, 'Camera', 'empty.jpg'), '');
     const pristine = treeHashes(src);
     const e = await emulator(data, [
@@ -148,22 +144,11 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
     const key = 'me:/Pictures/Xiaomi/Videos/VID_big.mp4';
 
     // First run: SIGKILL once 60 MB have reached the emulator.
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
-    const killedAt = await new Promise<number>((resolve, reject) => {
-      const timer = setInterval(() => {
-        const got = e.emulator.metrics.perPath[key]?.received ?? 0;
-        if (got >= 60 * 1024 * 1024) {
-          clearInterval(timer);
-          child.kill('SIGKILL');
-          resolve(got);
-        }
-      }, 5);
-      child.on('exit', () => {
-        clearInterval(timer);
-        reject(new Error('the migration ended before it could be killed'));
-      });
+    let killedAt = 0;
+    await killCliWhen(args, env, () => {
+      killedAt = e.emulator.metrics.perPath[key]?.received ?? 0;
+      return killedAt >= 60 * 1024 * 1024;
     });
-    await new Promise((r) => child.once('close', r));
     expect(killedAt).toBeLessThan(size);
     expect(fs.existsSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Videos', 'VID_big.mp4'))).toBe(false);
 
@@ -189,10 +174,7 @@ describe('gallery-bridge migrate --to onedrive (CLI, emulator)', () => {
 
   it('a full drive stops with exit code 5 and resumes once there is room; a refused token exits 3', async () => {
     const t = tmpDir('gb-od-full-');
-    const src = path.join(t, 'src', 'Camera');
-    fs.mkdirSync(src, { recursive: true });
-    for (const f of ['IMG_20180725_163423.jpg', 'canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic'])
-      fs.copyFileSync(path.join(FIXTURES, f), path.join(src, f));
+    makeSource(path.join(t, 'src'), { Camera: ['IMG_20180725_163423.jpg', 'canon-dslr.jpg', 'cookiezen.jpg', 'heic-iphone7.heic'] });
     const pristine = treeHashes(path.join(t, 'src'));
     const data = path.join(t, 'emu');
     const state = path.join(t, 'state.db');

@@ -9,11 +9,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
-import { OneDriveDestination } from '../providers/onedrive/destination.ts';
-import type { ItemFacts, ProviderStore, SessionSlot, SourceItem } from '../providers/types.ts';
+import type { ItemFacts, SourceItem } from '../providers/types.ts';
 import { RetryableError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
-import { CLI, FIXTURES, pauseEndChoices, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { CLI, FIXTURES, killCliWhen, makeSource, pauseEndChoices, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
+import { memorySessionSlot, oneDriveDestination, smallOneDriveConfig } from './helpers/onedrive-destination.ts';
 import { oneDriveKit, type Emu } from './onedrive-kit.ts';
 
 type Flavor = 'personal' | 'business';
@@ -222,21 +222,7 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
     ];
     const key = 'me:/Pictures/Xiaomi/Videos/VID_long.mp4';
 
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if ((e.emulator.metrics.perPath[key]?.accepted ?? 0) >= 3 * 327_680) {
-          clearInterval(timer);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 5);
-      child.on('exit', () => {
-        clearInterval(timer);
-        reject(new Error('the migration ended before it could be killed'));
-      });
-    });
-    await new Promise((r) => child.once('close', r));
+    await killCliWhen(args, env, () => (e.emulator.metrics.perPath[key]?.accepted ?? 0) >= 3 * 327_680);
     const stored = path.join(data, 'me', 'Pictures', 'Xiaomi', 'Videos', 'VID_long.mp4');
     expect(fs.existsSync(stored)).toBe(false);
 
@@ -279,9 +265,7 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
 
   it('a 120 s Retry-After ends at once on SIGTERM (a real process)', async () => {
     const t = tmpDir('gb-odf-term-');
-    const src = path.join(t, 'src', 'Camera');
-    fs.mkdirSync(src, { recursive: true });
-    fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
+    makeSource(path.join(t, 'src'), { Camera: ['f6t.jpg'] });
     const e = await emulator(flavor, path.join(t, 'emu'), ['--fault-429', '1', '--retry-after', '120']);
     const args = ['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures', '--state', path.join(t, 'state.db')];
     // Real back-off: the 120 s pause is not scaled down.
@@ -321,9 +305,7 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
 
   it('a Retry-After longer than the run can usefully wait stops it with exit 4 and the time to rerun', async () => {
     const t = tmpDir('gb-odf-long-wait-');
-    const src = path.join(t, 'src', 'Camera');
-    fs.mkdirSync(src, { recursive: true });
-    fs.copyFileSync(path.join(FIXTURES, 'f6t.jpg'), path.join(src, 'f6t.jpg'));
+    makeSource(path.join(t, 'src'), { Camera: ['f6t.jpg'] });
     const e = await emulator(flavor, path.join(t, 'emu'), ['--fault-429', '1', '--retry-after', '3600']);
     const started = Date.now();
     const run = await runCli(['migrate', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures', '--state', path.join(t, 'state.db')], {
@@ -361,9 +343,7 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
 
   it('plan shows the drive free space', async () => {
     const t = tmpDir('gb-odf-plan-');
-    const src = path.join(t, 'src', 'Camera');
-    fs.mkdirSync(src, { recursive: true });
-    fs.copyFileSync(path.join(FIXTURES, 'cookiezen.jpg'), path.join(src, 'cookiezen.jpg'));
+    makeSource(path.join(t, 'src'), { Camera: ['cookiezen.jpg'] });
     const e = await emulator(flavor, path.join(t, 'emu'), ['--quota-bytes', '50000000']);
     expect((await put(e, '/Other/used.bin', crypto.randomBytes(2_000_000))).status).toBe(201);
     const args = ['plan', '--from', `folder:${path.join(t, 'src')}`, '--to', 'onedrive:/Pictures', '--state', path.join(t, 'state.db')];
@@ -381,28 +361,8 @@ describe.each<Flavor>(['personal', 'business'])('OneDrive %s', (flavor) => {
 describe('OneDrive for Business: a saved session that does not answer', () => {
   it('is cancelled (DELETE) before a new one is opened for the same path, which Business would refuse otherwise', async () => {
     const e = await emulator('business', tmpDir('gb-odf-drop-'));
-    const store = new Map<string, unknown>();
-    const ps: ProviderStore = { get: <T>(k: string) => store.get(k) as T, set: (k, v) => void store.set(k, v), delete: (k) => void store.delete(k) };
-    let saved: unknown = null;
-    const slot: SessionSlot = { key: 'test-item', load: <T>() => saved as T, save: (v) => void (saved = v), clear: () => void (saved = null) };
-    const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-    const d = new OneDriveDestination(
-      {
-        baseUrl: e.env.GRAPH_BASE_URL!,
-        root: '/Pictures',
-        user: null,
-        layout: 'album',
-        chunkSize: 327_680,
-        userRequestsPer5Min: 0,
-        appRequestsPerMinute: 0,
-        commitBatchSize: 1,
-        verifyBatchSize: 1,
-        hashRetryMs: 10,
-        maxSessionAgeMs: 1e9,
-      },
-      { kind: 'static', get: async () => TOKEN },
-      { store: ps, log: quiet, account: 'x' },
-    );
+    const slot = memorySessionSlot();
+    const d = oneDriveDestination(smallOneDriveConfig(e.env.GRAPH_BASE_URL!, { root: '/Pictures' }), TOKEN);
     try {
       const bytes = crypto.randomBytes(327_680 * 4 + 99);
       const it: SourceItem = { id: 'a', name: 'a.jpg', albumId: 'C', albumName: 'Camera', size: bytes.length, kind: 'image' };
@@ -418,7 +378,7 @@ describe('OneDrive for Business: a saved session that does not answer', () => {
       await expect(
         d.upload({ item: it, facts, container, name: it.name, size: bytes.length, body: failing, session: slot, signal: new AbortController().signal }),
       ).rejects.toThrow(/source connection lost/);
-      expect(saved).not.toBeNull();
+      expect(slot.value).not.toBeNull();
       // Second attempt: asking the saved session where it stands fails (an unreachable upload host).
       const real = d.http.uploadRequest.bind(d.http);
       let refused = 0;
