@@ -10,10 +10,10 @@ import { FolderDestination } from '../providers/folder/destination.ts';
 import { FolderSource } from '../providers/folder/source.ts';
 import type { Destination, Staged, UploadInput } from '../providers/types.ts';
 import { RejectedError } from '../providers/types.ts';
-import { runMigration } from '../src/engine/run.ts';
 import { writeReport } from '../src/report/report.ts';
 import { openState } from '../state/db.ts';
 import { FIXTURES, tmpDir } from './helpers.ts';
+import { folderRunOptions, runOverState } from './helpers/in-process-run.ts';
 
 /** Writes dates into copies (as OneDrive with --embed-dates), and the copy of every file here differed. */
 class DatingDestination extends FolderDestination {
@@ -26,25 +26,9 @@ class DatingDestination extends FolderDestination {
   }
 }
 
-async function run(stateFile: string, src: string, dest: Destination & { close(): Promise<void> }) {
-  const db = openState(stateFile);
-  try {
-    return await runMigration(db, new FolderSource(src), dest, {
-      deleteSource: false,
-      deleteEvidence: 'bytes',
-      concurrency: 2,
-      until: null,
-      maxAttempts: 2,
-      verifyWaitMs: 10_000,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: `folder:${dest.localPath}`,
-      signal: AbortSignal.timeout(60_000),
-    });
-  } finally {
-    await dest.close();
-    db.close();
-  }
+function run(stateFile: string, src: string, dest: Destination) {
+  const options = folderRunOptions(src, dest.localPath!, { concurrency: 2, maxAttempts: 2, signal: AbortSignal.timeout(60_000) });
+  return runOverState(stateFile, new FolderSource(src), dest, options);
 }
 
 function states(stateFile: string): string[] {

@@ -2,7 +2,6 @@
 // source is asked to delete, and the deletions a source allows at once may overlap. Checked from
 // outside the run: a second connection reads the state file at the moment each delete() starts.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,9 +10,8 @@ import { FolderDestination } from '../providers/folder/destination.ts';
 import { FolderSource } from '../providers/folder/source.ts';
 import { SyncGroups, realSync } from '../providers/folder/durable.ts';
 import type { DeleteResult, DeletionProof, SourceItem } from '../providers/types.ts';
-import { runMigration } from '../src/engine/run.ts';
-import { openState } from '../state/db.ts';
 import { tmpDir } from './helpers.ts';
+import { folderRunOptions, runOverState, writeRandomFiles } from './helpers/in-process-run.ts';
 
 class WatchedSource extends FolderSource {
   inFlight = 0;
@@ -47,34 +45,13 @@ describe('deletion while the run writes behind', () => {
   it('has each intent on disk before the source deletes, overlaps deletions, and deletes only what arrived', async () => {
     const src = tmpDir();
     const dst = tmpDir();
-    const sent = new Map<string, Buffer>();
-    for (let i = 0; i < 40; i++) {
-      const rel = `album/IMG_${i}.jpg`;
-      const bytes = crypto.randomBytes(3000 + i);
-      fs.mkdirSync(path.join(src, 'album'), { recursive: true });
-      fs.writeFileSync(path.join(src, rel), bytes);
-      sent.set(rel, bytes);
-    }
+    const sent = writeRandomFiles(src, 40, (i) => ({ rel: `album/IMG_${i}.jpg`, size: 3000 + i }));
     const stateFile = path.join(tmpDir(), 'state.db');
-    const db = openState(stateFile);
     const source = new WatchedSource(src, stateFile);
     // Groups of exactly ten files (40 in all): each group's ten verifications, and so their
     // deletions, become due together, whatever the machine's speed.
     const dest = new FolderDestination(dst, 'album', new SyncGroups(realSync, { maxFiles: 10, maxBytes: 1 << 30, maxWaitMs: 60_000 }));
-    const result = await runMigration(db, source, dest, {
-      deleteSource: true,
-      deleteEvidence: 'bytes',
-      concurrency: 4,
-      until: null,
-      maxAttempts: 3,
-      verifyWaitMs: 10_000,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: `folder:${dst}`,
-      signal: new AbortController().signal,
-    });
-    await dest.close();
-    db.close();
+    const result = await runOverState(stateFile, source, dest, folderRunOptions(src, dst, { deleteSource: true }));
     expect(result.exitCode).toBe(0);
     expect(source.intentsSeen).toHaveLength(40);
     // Every intent was readable by another process when its deletion began.

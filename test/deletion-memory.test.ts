@@ -3,28 +3,16 @@
 // deletion until every item of the run is verified, so every item is waiting for deletion at
 // once; the heap measured then (after a full collection) must not hold anything per item.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { FolderDestination } from '../providers/folder/destination.ts';
 import { FolderSource } from '../providers/folder/source.ts';
 import type { DeleteResult, DeletionProof, SourceItem } from '../providers/types.ts';
-import { runMigration } from '../src/engine/run.ts';
-import { openState } from '../state/db.ts';
 import { tmpDir } from './helpers.ts';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
+import { heapAfterGc } from './helpers/heap.ts';
+import { folderRunOptions, runOverState, writeRandomFiles } from './helpers/in-process-run.ts';
 
 const ITEMS = 4000;
 
@@ -61,26 +49,8 @@ class GatedSource extends FolderSource {
 
 /** One run from folder `src` to folder `dst` over the state file, the way migrate runs it. */
 async function folderRun(stateFile: string, source: FolderSource, src: string, dst: string, deleteSource: boolean): Promise<number> {
-  const db = openState(stateFile);
-  const dest = new FolderDestination(dst, 'album');
-  try {
-    const result = await runMigration(db, source, dest, {
-      deleteSource,
-      deleteEvidence: 'bytes',
-      concurrency: 8,
-      until: null,
-      maxAttempts: 3,
-      verifyWaitMs: 10_000,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: `folder:${dst}`,
-      signal: AbortSignal.timeout(170_000),
-    });
-    return result.exitCode;
-  } finally {
-    await dest.close();
-    db.close();
-  }
+  const options = folderRunOptions(src, dst, { deleteSource, concurrency: 8, signal: AbortSignal.timeout(170_000) });
+  return (await runOverState(stateFile, source, new FolderDestination(dst, 'album'), options)).exitCode;
 }
 
 /** The source's answers to the deletions, as the state's deletion log recorded them. */
@@ -95,8 +65,7 @@ function deletionResponses(stateFile: string): unknown[] {
 
 function sourceFolder(n: number, size: (i: number) => number): string {
   const src = tmpDir();
-  fs.mkdirSync(path.join(src, 'album'));
-  for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(size(i)));
+  writeRandomFiles(src, n, (i) => ({ rel: `album/IMG_${i}.jpg`, size: size(i) }));
   return src;
 }
 

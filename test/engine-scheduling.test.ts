@@ -1,7 +1,6 @@
 // The run's scheduling loop over the state store: items listed later still go when the front of
 // the queue is a full page of items that cannot (out of attempts for this run, their retry due).
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,9 +9,11 @@ import { FolderDestination } from '../providers/folder/destination.ts';
 import { FolderSource } from '../providers/folder/source.ts';
 import type { CommitRequest, CommitResult, ListPage, OpenOptions, SourceItem } from '../providers/types.ts';
 import { RetryableError } from '../providers/types.ts';
-import { runMigration } from '../src/engine/run.ts';
-import { openState } from '../state/db.ts';
 import { tmpDir } from './helpers.ts';
+import { folderRunOptions, runOverState, writeRandomFiles } from './helpers/in-process-run.ts';
+
+/** f000.jpg, f001.jpg, ...: names that list in the order they were written. */
+const fileName = (i: number) => `f${String(i).padStart(3, '0')}.jpg`;
 
 /** Lists the unreadable files first, the good ones a moment later; the unreadable ones always fail, retryably. */
 class TwoPageSource extends FolderSource {
@@ -38,34 +39,20 @@ describe('scheduling', () => {
   it('moves items listed behind a full page of items that are out of attempts', async () => {
     const src = tmpDir();
     const dst = tmpDir();
-    for (const [dir, n] of [
-      ['bad', 260],
-      ['good', 20],
-    ] as const) {
-      fs.mkdirSync(path.join(src, dir), { recursive: true });
-      for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, dir, `f${String(i).padStart(3, '0')}.jpg`), crypto.randomBytes(100 + i));
-    }
-    const db = openState(path.join(tmpDir(), 's.db'));
+    writeRandomFiles(src, 260, (i) => ({ rel: `bad/${fileName(i)}`, size: 100 + i }));
+    writeRandomFiles(src, 20, (i) => ({ rel: `good/${fileName(i)}`, size: 100 + i }));
     const dest = new FolderDestination(dst, 'album');
-    const result = await runMigration(db, new TwoPageSource(src), dest, {
-      deleteSource: false,
-      deleteEvidence: 'bytes',
-      concurrency: 4,
-      until: null,
-      maxAttempts: 2,
-      verifyWaitMs: 10_000,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: `folder:${dst}`,
-      signal: AbortSignal.timeout(60_000),
-    });
-    await dest.close();
-    db.close();
+    const result = await runOverState(
+      path.join(tmpDir(), 's.db'),
+      new TwoPageSource(src),
+      dest,
+      folderRunOptions(src, dst, { maxAttempts: 2, signal: AbortSignal.timeout(60_000) }),
+    );
     expect(result.stopped).toBeNull();
     expect(result.counts.verified.items).toBe(20);
     expect(result.counts.failed.items).toBe(260);
     for (let i = 0; i < 20; i++) {
-      const name = `f${String(i).padStart(3, '0')}.jpg`;
+      const name = fileName(i);
       expect(fs.readFileSync(path.join(dst, 'good', name)).equals(fs.readFileSync(path.join(src, 'good', name)))).toBe(true);
     }
   }, 90_000);
@@ -83,24 +70,10 @@ describe('scheduling', () => {
     }
     const src = tmpDir();
     const dst = tmpDir();
-    fs.mkdirSync(path.join(src, 'a'), { recursive: true });
-    for (let i = 0; i < 400; i++) fs.writeFileSync(path.join(src, 'a', `f${String(i).padStart(3, '0')}.jpg`), crypto.randomBytes(50 + i));
-    const db = openState(path.join(tmpDir(), 's.db'));
+    writeRandomFiles(src, 400, (i) => ({ rel: `a/${fileName(i)}`, size: 50 + i }));
     const dest = new SlowBatches(dst, 'album');
-    const result = await runMigration(db, new FolderSource(src), dest, {
-      deleteSource: false,
-      deleteEvidence: 'bytes',
-      concurrency: 64,
-      until: null,
-      maxAttempts: 2,
-      verifyWaitMs: 10_000,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: `folder:${dst}`,
-      signal: AbortSignal.timeout(60_000),
-    });
-    await dest.close();
-    db.close();
+    const options = folderRunOptions(src, dst, { concurrency: 64, maxAttempts: 2, signal: AbortSignal.timeout(60_000) });
+    const result = await runOverState(path.join(tmpDir(), 's.db'), new FolderSource(src), dest, options);
     expect(result.counts.verified.items).toBe(400);
     expect(fs.readdirSync(path.join(dst, 'a')).length).toBe(400);
     // 400 items: eight full batches, none closed early.

@@ -17,8 +17,7 @@ import type { Hashes, ItemFacts, SessionSlot, SourceItem } from '../providers/ty
 import { hashBuffer, SHA256_ONLY } from '../src/hash/multihash.ts';
 import { tmpDir } from './helpers.ts';
 import { FolderSource } from '../providers/folder/source.ts';
-import { runMigration } from '../src/engine/run.ts';
-import { openState } from '../state/db.ts';
+import { folderRunOptions, runOverState, writeRandomFiles } from './helpers/in-process-run.ts';
 
 const facts: ItemFacts = { captureTime: null, captureTimeSource: 'none', mimeType: 'image/jpeg', kind: 'image' };
 let sessions = 0;
@@ -140,32 +139,11 @@ describe('folder destination: group durability', () => {
   it('a run gathers many files into each group: its verifications wait together, not one after another', async () => {
     const src = tmpDir();
     const dst = tmpDir();
-    const sent = new Map<string, Buffer>();
-    for (let i = 0; i < 60; i++) {
-      const bytes = crypto.randomBytes(2000 + i);
-      const rel = `album-${i % 3}/IMG_${i}.jpg`;
-      fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
-      fs.writeFileSync(path.join(src, rel), bytes);
-      sent.set(rel, bytes);
-    }
+    const sent = writeRandomFiles(src, 60, (i) => ({ rel: `album-${i % 3}/IMG_${i}.jpg`, size: 2000 + i }));
     const ops = recorder();
     // Groups close by time only (20 ms, the default wait), as in a real run.
     const dest = new FolderDestination(dst, 'album', new SyncGroups(ops, { maxFiles: 1000, maxBytes: 1 << 30, maxWaitMs: 20 }));
-    const db = openState(path.join(tmpDir(), 'state.db'));
-    const result = await runMigration(db, new FolderSource(src), dest, {
-      deleteSource: false,
-      deleteEvidence: 'bytes',
-      concurrency: 4,
-      until: null,
-      maxAttempts: 3,
-      verifyWaitMs: 10_000,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: `folder:${dst}`,
-      signal: new AbortController().signal,
-    });
-    await dest.close();
-    db.close();
+    const result = await runOverState(path.join(tmpDir(), 'state.db'), new FolderSource(src), dest, folderRunOptions(src, dst));
     expect(result.counts.verified.items).toBe(60);
     for (const [rel, bytes] of sent) expect(fs.readFileSync(path.join(dst, rel)).equals(bytes)).toBe(true);
     // Each group syncs its files, then its folders: a folder entry followed by a file entry starts a new group.

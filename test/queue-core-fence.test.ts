@@ -8,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FolderDestination } from '../providers/folder/destination.ts';
 import { FolderSource } from '../providers/folder/source.ts';
 import type { DeleteResult, DeletionProof, SourceItem } from '../providers/types.ts';
-import { runMigration } from '../src/engine/run.ts';
 import { childHooks, queueEnv } from '../src/queue/child.ts';
-import { openState } from '../state/db.ts';
 import type { Queue } from '../src/queue/db.ts';
 import { openQueue } from '../src/queue/db.ts';
 import { SCHEMA } from '../src/queue/schema.ts';
 import { makeSource, runCli, tmpDir, treeHashes } from './helpers.ts';
+import { folderRunOptions, runOverState } from './helpers/in-process-run.ts';
 import { freshDatabase } from './pg.ts';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -49,19 +48,34 @@ const rowsBy = async (worker: string) =>
     epoch: string;
     done_at: Date | null;
   }>;
+interface FolderAccount {
+  src: string;
+  dst: string;
+  state: string;
+}
+
+/** A folder account in a temp folder of its own: album A of `files` at its source, its destination and state beside it. */
+function folderAccount(files: string[]): FolderAccount {
+  const t = tmpDir('gbq-fence-');
+  const account = { src: path.join(t, 'src'), dst: path.join(t, 'dst'), state: path.join(t, 'state.db') };
+  makeSource(account.src, { A: files });
+  return account;
+}
+
+/** `migrate` of the account, from its source to its destination over its state. */
+function migrate(a: FolderAccount, ...more: string[]): string[] {
+  return ['migrate', '--from', `folder:${a.src}`, '--to', `folder:${a.dst}`, '--state', a.state, ...more];
+}
+
 const visible = (dir: string) => [...treeHashes(dir).keys()].filter((f) => !f.split('/').some((p) => p.startsWith('.')));
 
 describe('queue fence', () => {
   it('a migrate holding a stale epoch commits nothing and exits 75', async () => {
-    const t = tmpDir('gbq-fence-');
-    const src = path.join(t, 'src');
-    const dst = path.join(t, 'dst');
-    makeSource(src, { A: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg'] });
+    const account = folderAccount(['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg']);
+    const { src, dst } = account;
     const before = treeHashes(src);
     await leaseTo('worker-new', 2);
-    const r = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', path.join(t, 'state.db'), '--delete-source'], {
-      env: asWorker('worker-old', 1),
-    });
+    const r = await runCli(migrate(account, '--delete-source'), { env: asWorker('worker-old', 1) });
     expect(r.code).toBe(75);
     expect(r.stderr).toMatch(/no longer this worker's/);
     expect(fs.existsSync(dst) ? visible(dst) : []).toEqual([]);
@@ -70,27 +84,22 @@ describe('queue fence', () => {
   });
 
   it('deletes nothing at the source once the lease moved on, and everything under the live lease', async () => {
-    const t = tmpDir('gbq-fence-');
-    const src = path.join(t, 'src');
-    const dst = path.join(t, 'dst');
-    const state = path.join(t, 'state.db');
-    makeSource(src, { A: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg'] });
+    const account = folderAccount(['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg']);
+    const { src, dst } = account;
     const before = treeHashes(src);
     await leaseTo('w1', 1);
-    const copy = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', state], { env: asWorker('w1', 1) });
+    const copy = await runCli(migrate(account), { env: asWorker('w1', 1) });
     expect(copy.code).toBe(0);
     expect(treeHashes(dst)).toEqual(before);
 
     // w2 took the account over: w1's run with --delete-source must not delete one file.
     await leaseTo('w2', 2);
-    const stale = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', state, '--delete-source'], {
-      env: asWorker('w1', 1),
-    });
+    const stale = await runCli(migrate(account, '--delete-source'), { env: asWorker('w1', 1) });
     expect(stale.code).toBe(75);
     expect(treeHashes(src)).toEqual(before);
     expect(await rowsBy('w1')).toEqual([]);
 
-    const live = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', state, '--delete-source'], { env: asWorker('w2', 2) });
+    const live = await runCli(migrate(account, '--delete-source'), { env: asWorker('w2', 2) });
     expect(live.code).toBe(0);
     expect(treeHashes(src).size).toBe(0);
     expect(treeHashes(dst)).toEqual(before);
@@ -101,16 +110,11 @@ describe('queue fence', () => {
   });
 
   it('has the proof in PostgreSQL even when the run is killed right after a deletion, before its local record', async () => {
-    const t = tmpDir('gbq-fence-');
-    const src = path.join(t, 'src');
-    const dst = path.join(t, 'dst');
-    const state = path.join(t, 'state.db');
-    makeSource(src, { A: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg'] });
+    const account = folderAccount(['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg']);
+    const { src } = account;
     const before = treeHashes(src);
     await leaseTo('w3', 3);
-    const killed = await runCli(['migrate', '--from', `folder:${src}`, '--to', `folder:${dst}`, '--state', state, '--delete-source'], {
-      env: { ...asWorker('w3', 3), GALLERY_BRIDGE_FAULT_KILL_AFTER_DELETE: '1' },
-    });
+    const killed = await runCli(migrate(account, '--delete-source'), { env: { ...asWorker('w3', 3), GALLERY_BRIDGE_FAULT_KILL_AFTER_DELETE: '1' } });
     expect(killed.signal).toBe('SIGKILL');
     // Deletions overlap: the kill after the first may find others begun or done.
     const gone = [...before].filter(([f]) => !treeHashes(src).has(f)).map(([, h]) => h);
@@ -124,10 +128,7 @@ describe('queue fence', () => {
   });
 
   it('writes each deletion row before the source deletes the file, read from another connection', async () => {
-    const t = tmpDir('gbq-fence-');
-    const src = path.join(t, 'src');
-    const dst = path.join(t, 'dst');
-    makeSource(src, { A: ['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg'] });
+    const { src, dst, state } = folderAccount(['canon-dslr.jpg', 'img_1771.jpg', 'noexif.jpg', 'f6t.jpg']);
     const before = treeHashes(src);
     await leaseTo('w4', 4);
     // What PostgreSQL and the disk held as each delete() began.
@@ -145,26 +146,12 @@ describe('queue fence', () => {
     const hooks = await childHooks(asWorker('w4', 4), (m) => {
       throw new Error(m);
     });
-    const db = openState(path.join(t, 'state.db'));
     try {
-      const result = await runMigration(db, new Watched(src), new FolderDestination(dst, 'album'), {
-        deleteSource: true,
-        deleteEvidence: 'bytes',
-        concurrency: 2,
-        until: null,
-        maxAttempts: 3,
-        verifyWaitMs: 10_000,
-        command: 'migrate',
-        sourceSpec: `folder:${src}`,
-        destinationSpec: `folder:${dst}`,
-        signal: new AbortController().signal,
-        fence: hooks!.fence,
-        beforeDelete: hooks!.beforeDelete,
-      });
+      const options = folderRunOptions(src, dst, { deleteSource: true, concurrency: 2, fence: hooks!.fence, beforeDelete: hooks!.beforeDelete });
+      const result = await runOverState(state, new Watched(src), new FolderDestination(dst, 'album'), options);
       expect(result.exitCode).toBe(0);
     } finally {
       await hooks!.close();
-      db.close();
     }
     // One row per attempt: an attempt that failed before delete() leaves its intent, and the retry adds one.
     expect(seen).toHaveLength(before.size);

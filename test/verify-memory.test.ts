@@ -4,28 +4,15 @@
 // unverified; the second run's destination answers slowly and measures the heap (after a full
 // collection) while it answers, which must not hold anything per item waiting.
 
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { FolderDestination } from '../providers/folder/destination.ts';
 import { FolderSource } from '../providers/folder/source.ts';
 import type { VerifyRequest, VerifyResult } from '../providers/types.ts';
-import { runMigration } from '../src/engine/run.ts';
-import { openState } from '../state/db.ts';
 import { tmpDir, treeHashes } from './helpers.ts';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
+import { heapAfterGc } from './helpers/heap.ts';
+import { folderRunOptions, runOverState, writeRandomFiles } from './helpers/in-process-run.ts';
 
 const ITEMS = 4000;
 
@@ -85,29 +72,17 @@ async function run(
   src: string,
   verifyWaitMs = 1000,
 ): Promise<{ code: number; warnings: string[] }> {
-  const db = openState(stateFile);
   const warnings: string[] = [];
-  try {
-    const result = await runMigration(db, source, dest, {
-      deleteSource: false,
-      deleteEvidence: 'bytes',
-      concurrency: 8,
-      until: null,
-      maxAttempts: 3,
-      verifyWaitMs,
-      command: 'migrate',
-      sourceSpec: `folder:${src}`,
-      destinationSpec: 'folder:dst',
-      signal: AbortSignal.timeout(170_000),
-      onEvent: (e) => {
-        if (e.type === 'log' && e.level === 'warn') warnings.push(e.message);
-      },
-    });
-    return { code: result.exitCode, warnings };
-  } finally {
-    await dest.close();
-    db.close();
-  }
+  const options = folderRunOptions(src, 'dst', {
+    concurrency: 8,
+    verifyWaitMs,
+    signal: AbortSignal.timeout(170_000),
+    onEvent: (e) => {
+      if (e.type === 'log' && e.level === 'warn') warnings.push(e.message);
+    },
+  });
+  const result = await runOverState(stateFile, source, dest, options);
+  return { code: result.exitCode, warnings };
 }
 
 /** Items by state, read from the state file as another process would. */
@@ -123,8 +98,7 @@ function states(stateFile: string): unknown[] {
 describe('verify memory', () => {
   it(`holds nothing per item while ${ITEMS} items left unverified by an earlier run are verified slowly`, async () => {
     const src = tmpDir();
-    fs.mkdirSync(path.join(src, 'album'));
-    for (let i = 0; i < ITEMS; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(64));
+    writeRandomFiles(src, ITEMS, (i) => ({ rel: `album/IMG_${i}.jpg`, size: 64 }));
     const dst = tmpDir();
     const stateFile = path.join(tmpDir(), 'state.db');
 
@@ -155,8 +129,7 @@ describe('verify memory', () => {
   it('asks again after each Retry-After, as many at once as the destination takes, and says which are not verified yet', async () => {
     const n = 150;
     const src = tmpDir();
-    fs.mkdirSync(path.join(src, 'album'));
-    for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, 'album', `IMG_${i}.jpg`), crypto.randomBytes(64));
+    writeRandomFiles(src, n, (i) => ({ rel: `album/IMG_${i}.jpg`, size: 64 }));
     const dst = tmpDir();
     const stateFile = path.join(tmpDir(), 'state.db');
     expect((await run(stateFile, new FolderSource(src), new ProcessingDestination(dst, 'album'), src)).code).toBe(1);
