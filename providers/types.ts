@@ -155,6 +155,13 @@ export interface SessionSlot {
   load<T = unknown>(): T | null;
   /** Saved in the state database before the call returns, so a kill right after resumes from it. */
   save(value: unknown): void;
+  /**
+   * Saved with the run's next writes (committed within 50 ms), not before the call returns: only
+   * for a session the service holds no byte of yet and will hold none of before commit(). A kill
+   * before that commit leaves the session unknown to the next run, as a kill while it was being
+   * created does. Absent: use save().
+   */
+  saveBehind?(value: unknown): void;
   clear(): void;
 }
 

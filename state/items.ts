@@ -361,6 +361,16 @@ export class Items {
     });
   }
 
+  /**
+   * saveSession(), written behind: for a session the service holds no byte of, where a kill
+   * before the next commit (at most MAX_BEHIND_MS) only leaves it unknown (see SessionSlot.saveBehind).
+   */
+  saveSessionBehind(id: number, session: unknown): void {
+    return this.deferredOne(() => {
+      this.sql('UPDATE items SET upload_session = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(session), now(), id);
+    });
+  }
+
   clearSession(id: number): void {
     return this.deferred(() => {
       this.sql('UPDATE items SET upload_session = NULL, updated_at = ? WHERE id = ?').run(now(), id);

@@ -97,7 +97,8 @@ describe('OneDrive destination adapter', () => {
       const bytes = fs.readFileSync(path.join(FIXTURES, f));
       const it = item(f, bytes.length);
       const { req, hashes, slot: s } = await send(d, it, bytes);
-      expect(s.saves).toBeGreaterThanOrEqual(1); // the session was saved before any fragment
+      // The session was saved before any fragment (behind when the file fits in its last one).
+      expect(s.saves + s.behind).toBeGreaterThanOrEqual(1);
       const [res] = await d.commit([req]);
       expect(res!.outcome, f).toBe('created');
       if (res!.outcome !== 'created') continue;
@@ -159,6 +160,33 @@ describe('OneDrive destination adapter', () => {
     expect(fresh.canCommitLater(JSON.parse(JSON.stringify(staged.handle)))).toBe(false);
     const [res] = await d.commit([req]);
     expect(res!.outcome).toBe('created');
+  });
+
+  it('a file that fits in its last fragment saves its session behind (no byte goes before commit); a larger one saves it durably before its first', async () => {
+    const d = makeDest();
+    const small = crypto.randomBytes(327_680);
+    const before = emu.emulator.metrics.uploadBytesReceived;
+    const a = await send(d, item('fits.bin', small.length), small);
+    expect({ saves: a.slot.saves, behind: a.slot.behind }).toEqual({ saves: 0, behind: 1 });
+    expect(emu.emulator.metrics.uploadBytesReceived).toBe(before);
+    expect((await d.commit([a.req]))[0]!.outcome).toBe('created');
+    expect(emu.emulator.metrics.uploadBytesReceived - before).toBe(small.length);
+
+    const large = crypto.randomBytes(327_680 + 1);
+    let receivedAtSave = -1;
+    const s = slot();
+    const save = s.save;
+    s.save = (v) => {
+      receivedAtSave = emu.emulator.metrics.uploadBytesReceived;
+      save(v);
+    };
+    const start = emu.emulator.metrics.uploadBytesReceived;
+    const b = await send(d, item('two-fragments.bin', large.length), large, s);
+    expect({ saves: s.saves, behind: s.behind, receivedAtSave }).toEqual({ saves: 1, behind: 0, receivedAtSave: start });
+    expect(emu.emulator.metrics.uploadBytesReceived - start).toBe(327_680);
+    expect((await d.commit([b.req]))[0]!.outcome).toBe('created');
+    expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'fits.bin')).equals(small)).toBe(true);
+    expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'two-fragments.bin')).equals(large)).toBe(true);
   });
 
   it('resumes a saved session from nextExpectedRanges, sending only what is missing', async () => {

@@ -63,7 +63,7 @@ import { NameClaims } from './claims.ts';
 import { Drive } from './drive.ts';
 import { type DriveItem, sameBytes } from './evidence.ts';
 import { GraphHttp, GraphHttpError, type TokenSource } from './graph.ts';
-import { NameTaken, type SavedSession, UploadSessions, validateChunkSize } from './upload-session.ts';
+import { NameTaken, type SavedSession, UploadSessions, finalStartOf, validateChunkSize } from './upload-session.ts';
 
 export { DEFAULT_MAX_WAIT_MS } from './graph.ts';
 export { DEFAULT_CHUNK, MAX_SESSION_AGE_MS, validateChunkSize } from './upload-session.ts';
@@ -212,8 +212,11 @@ export class OneDriveDestination implements Destination {
     try {
       const s = await this.http.createUploadSession(`${this.drive.pathAddr(p)}/createUploadSession`, { item });
       const saved: SavedSession = { v: 1, url: s.url, expiry: s.expiry.toISOString(), createdAt: Date.now(), path: p, size: input.size };
-      // Saved before the first fragment: a kill from here on resumes this session.
-      input.session.save(saved);
+      // Saved before the first fragment: a kill from here on resumes this session. A file that
+      // fits in its last fragment (up to 320 KiB) sends no byte before commit(), so its session
+      // is written behind: saved durably, it was a COMMIT on the run's thread for every such file.
+      if (finalStartOf(0, input.size) === 0 && input.session.saveBehind) input.session.saveBehind(saved);
+      else input.session.save(saved);
       return saved;
     } catch (e) {
       if (e instanceof GraphHttpError && e.status === 409) throw new NameTaken(p);

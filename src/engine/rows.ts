@@ -80,6 +80,10 @@ export function sessionSlot(items: Items, row: ItemRow): SessionSlot {
       current = v;
       items.saveSession(id, v);
     },
+    saveBehind: (v: unknown) => {
+      current = v;
+      items.saveSessionBehind(id, v);
+    },
     clear: () => {
       current = null;
       items.clearSession(id);

@@ -19,15 +19,21 @@ export function memoryStore(): ProviderStore & { data: Map<string, unknown> } {
 }
 
 /** One item's SessionSlot in memory; `value` is what was saved last, `saves` how many times. */
-export function memorySessionSlot(): SessionSlot & { value: unknown; saves: number } {
+export function memorySessionSlot(): SessionSlot & { value: unknown; saves: number; behind: number } {
   const s = {
     key: 'test-item',
     value: null as unknown,
     saves: 0,
+    /** saveBehind calls: a session saved with the run's next writes (a file that fits in its last fragment). */
+    behind: 0,
     load: <T>() => s.value as T | null,
     save: (v: unknown) => {
       s.value = JSON.parse(JSON.stringify(v));
       s.saves++;
+    },
+    saveBehind: (v: unknown) => {
+      s.value = JSON.parse(JSON.stringify(v));
+      s.behind++;
     },
     clear: () => {
       s.value = null;
