@@ -126,12 +126,12 @@ export class Scheduler {
 
   /** Queues the next page of pending items this run may try; false when no page is left. */
   private feed(): boolean {
-    const page = this.ctx.items.pending(this.cursorId, PAGE, Date.now());
+    const page = this.ctx.items.pendingIds(this.cursorId, PAGE, Date.now());
     if (!page.length) return false;
     // Past this page next time, even when none of it could go (all in flight or out of attempts
     // for this run): otherwise a page of such items at the front hid every item after it.
-    this.cursorId = page[page.length - 1]!.id;
-    for (const row of page) if (!this.inFlight.has(row.id) && this.mayTry(row.id)) this.start(row);
+    this.cursorId = page[page.length - 1]!;
+    for (const id of page) if (!this.inFlight.has(id) && this.mayTry(id)) this.start(this.ctx.items.get(id));
     return true;
   }
 
