@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { EvidenceLevel, ProviderModule } from '../providers/types.ts';
 import { EVIDENCE_ORDER, StopRunError } from '../providers/types.ts';
 import { PROVIDER_NAMES, loadProviders, loadedProviders, splitSpec } from '../providers/index.ts';
+import { flushLines } from './lib/lines.ts';
 import { reason } from './lib/redact.ts';
 import path from 'node:path';
 import { systemZone, zoneProblem } from './media/zone.ts';
@@ -316,6 +317,8 @@ async function runMigrateIn(argv: string[], env: Record<string, string>): Promis
 
 /** Maps an error that escaped a command to a one-line message and the documented exit code. */
 export function exitFor(err: unknown): number {
+  // After any line still held for the end of the turn (src/lib/lines.ts).
+  flushLines();
   process.stderr.write(`error: ${reason(err)}\n`);
   if (err instanceof StopRunError) return { quota: EXIT.quota, credentials: EXIT.credentials, 'destination-full': EXIT.full, config: EXIT.usage }[err.kind];
   // By name: state/db.ts (and SQLite) is not loaded by commands that never open a state file.

@@ -12,7 +12,7 @@ export class Progress {
   private total = 0;
   private done = 0;
 
-  constructor(private readonly o: { json: boolean; log: Logger }) {
+  constructor(private readonly o: { json: boolean; log: Logger & { infoLater?(message: string): void } }) {
     if (!o.json && process.stderr.isTTY) {
       this.bar = new cliProgress.SingleBar(
         { stream: process.stderr, format: '{bar} {value}/{total} items | {rate} items/s | ETA {eta_formatted} | {last}', hideCursor: true, etaBuffer: 50 },
@@ -52,7 +52,9 @@ export class Progress {
         const rate = this.done / Math.max(0.001, (Date.now() - this.started) / 1000);
         this.bar.update(this.done, { rate: rate.toFixed(1), last: printable(`${e.state} ${e.name}`).slice(0, 60) });
       } else {
-        this.o.log.info(`${e.state.padEnd(12)} ${printable(e.name)}${e.detail ? ` (${e.detail})` : ''}`);
+        const line = `${e.state.padEnd(12)} ${printable(e.name)}${e.detail ? ` (${e.detail})` : ''}`;
+        if (this.o.log.infoLater) this.o.log.infoLater(line);
+        else this.o.log.info(line);
       }
     }
   }
