@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { QuickXorHash, quickXorBase64 } from '../src/hash/quickxor.ts';
-import { MultiHasher, hashBuffer, hashFile } from '../src/hash/multihash.ts';
+import { MultiHasher, hashBuffer, hashFile, readFileChunks } from '../src/hash/multihash.ts';
 import { seeded } from './helpers.ts';
 
 /** Straight from the spec, one bit at a time: slow, but hard to get wrong. */
@@ -194,6 +194,44 @@ describe('MultiHasher', () => {
       const file = path.join(dir, 'data.bin');
       fs.writeFileSync(file, data);
       expect(await hashFile(file)).toEqual(want);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads many files at once with the read buffers of a few, each hashed right, and an error in one lets the rest go on', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mh-'));
+    const MiB = 1 << 20;
+    const rand = seeded(7);
+    // Around the chunk boundary (1 MiB) and past two of them; 48 read at once (a folder copy reads back up to 64).
+    const sizes = [0, 1, MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 17];
+    const files = Array.from({ length: 48 }, (_, i) => {
+      const bytes = Buffer.alloc(sizes[i % sizes.length]!);
+      for (let j = 0; j < bytes.length; j += 4096) bytes[j] = Math.floor(rand() * 256);
+      const file = path.join(dir, `f${i}.bin`);
+      fs.writeFileSync(file, bytes);
+      return { file, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+    });
+    try {
+      const before = process.memoryUsage().arrayBuffers;
+      let peak = before;
+      const read = (f: (typeof files)[number], i: number) => {
+        const h = createHash('sha256');
+        return readFileChunks(f.file, (chunk) => {
+          peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+          if (i === 5) throw new Error('the reader gave up');
+          h.update(chunk);
+        }).then((n) => ({ n, sha256: h.digest('hex') }));
+      };
+      const results = await Promise.allSettled(files.map(read));
+      for (const [i, r] of results.entries()) {
+        if (i === 5) expect(r.status).toBe('rejected');
+        else expect(r).toEqual({ status: 'fulfilled', value: { n: files[i]!.size, sha256: files[i]!.sha256 } });
+      }
+      // Two 1 MiB buffers a file read at once would be 96 MiB; a few reads at a time share a pool of 16.
+      expect(peak - before).toBeLessThan(40 * MiB);
+      // The reader that failed gave its turn back: reads still go on.
+      expect((await hashFile(files[6]!.file)).sha256).toBe(files[6]!.sha256);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
