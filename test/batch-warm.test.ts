@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../providers/xiaomi/test-support.ts';
 import type { XiaomiEmulator } from '../providers/xiaomi/emulator/server.ts';
 import { CLI, runCli, tmpDir } from './helpers.ts';
+import { accountWorkersOf, watchAccountWorkers } from './helpers/account-workers.ts';
 
 const ITEMS = 30;
 let emu: XiaomiEmulator;
@@ -34,21 +35,6 @@ function manifest(name: string, accounts: number, extra: string[] = []): string 
   return file;
 }
 
-/** The account-worker processes whose parent is `pid`. */
-function workersOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      if (ppid === pid && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('account-worker')) out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
 function batchRun(file: string, dir: string, extra: string[] = []) {
   const child = spawn(process.execPath, [CLI, 'batch', 'run', file, '--state', dir, '--concurrency', '2', ...extra], {
     env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env() },
@@ -56,17 +42,14 @@ function batchRun(file: string, dir: string, extra: string[] = []) {
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  const seen = new Set<number>();
-  const watch = setInterval(() => {
-    for (const p of workersOf(child.pid!)) seen.add(p);
-  }, 25);
+  const workers = watchAccountWorkers(child.pid!);
   const done = new Promise<{ code: number | null; stderr: string }>((res) =>
     child.on('close', (code) => {
-      clearInterval(watch);
+      workers.stop();
       res({ code, stderr });
     }),
   );
-  return { child, seen, done };
+  return { child, seen: workers.seen, done };
 }
 
 const filesIn = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length : 0);
@@ -98,7 +81,7 @@ describe('batch run with warm worker processes', () => {
     // Two at once, one retired after a3: three processes at most for eight accounts.
     expect(run.seen.size).toBeGreaterThanOrEqual(1);
     expect(run.seen.size).toBeLessThanOrEqual(3);
-    expect(workersOf(run.child.pid!)).toEqual([]);
+    expect(accountWorkersOf(run.child.pid!)).toEqual([]);
   }, 240_000);
 
   it('a worker killed part-way fails only its account; the others finish, and a rerun completes it without duplicates', async () => {
@@ -111,7 +94,7 @@ describe('batch run with warm worker processes', () => {
     for (let i = 0; i < 1200 && victim === null; i++) {
       await new Promise((res) => setTimeout(res, 50));
       if (filesIn(path.join(t, 'crash', 'dst', 'a0')) < 3) continue;
-      for (const pid of workersOf(run.child.pid!)) {
+      for (const pid of accountWorkersOf(run.child.pid!)) {
         const fds = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
           try {
             return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
@@ -146,7 +129,7 @@ describe('batch run with warm worker processes', () => {
       await new Promise((res) => setTimeout(res, 50));
       if (filesIn(path.join(t, 'term', 'dst', 'a2')) + filesIn(path.join(t, 'term', 'dst', 'a3')) >= 2) break;
     }
-    const live = workersOf(run.child.pid!);
+    const live = accountWorkersOf(run.child.pid!);
     expect(live.length).toBeGreaterThan(0);
     run.child.kill('SIGTERM');
     const r = await run.done;

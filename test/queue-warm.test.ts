@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, runCli, tmpDir } from './helpers.ts';
+import { watchAccountWorkers } from './helpers/account-workers.ts';
 import { freshDatabase } from './pg.ts';
 import { accountStatuses, sql, startWorker } from './queue-kit.ts';
 
@@ -18,21 +19,6 @@ afterAll(async () => {
 });
 
 const PHOTOS = ['canon-dslr.jpg', 'cookiezen.jpg', 'img_1771.jpg'];
-
-/** The account-worker processes whose parent is `pid`. */
-function workersOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      if (ppid === pid && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('account-worker')) out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 describe('queue mode with warm worker processes', () => {
   it('one process runs the four accounts of a one-slot worker, each deletion under its own account', async () => {
@@ -50,12 +36,9 @@ describe('queue mode with warm worker processes', () => {
     expect(load.code, load.stderr).toBe(0);
 
     const w = startWorker({ url: db.url, name: 'w1', dir: path.join(t, 'w1'), env, slots: 1 });
-    const seen = new Set<number>();
-    const watch = setInterval(() => {
-      for (const p of workersOf(w.child.pid!)) seen.add(p);
-    }, 25);
+    const workers = watchAccountWorkers(w.child.pid!);
     const end = await w.exited;
-    clearInterval(watch);
+    workers.stop();
     expect(end.code, w.lines.join('\n')).toBe(0);
 
     const statuses = await accountStatuses(db.url);
@@ -72,6 +55,6 @@ describe('queue mode with warm worker processes', () => {
       expect(d.name.startsWith(`${d.slug}-`), `${d.slug}: ${d.name}`).toBe(true);
       expect(d.worker).toBe('w1');
     }
-    expect(seen.size).toBe(1);
+    expect(workers.seen.size).toBe(1);
   }, 240_000);
 });
