@@ -13,30 +13,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import type { BenchRow, BenchSuite } from './types.ts';
 import { measure } from './util.ts';
 import { startEmulator } from '../providers/xiaomi/test-support.ts';
 import startPostgres from '../test/setup/postgres.ts';
+import { sql } from '../test/queue-kit.ts';
 import { DEFAULT_LEASE_SECONDS } from '../src/commands/worker.ts';
 
 const CLI = new URL('../bin/gallery-bridge.js', import.meta.url).pathname;
 const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), `gb-bench-queue-${p}-`));
 const LATENCY_MS = 50;
 
-async function query<T extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
 async function freshDb(server: string): Promise<string> {
   const name = `bench_${crypto.randomBytes(5).toString('hex')}`;
-  await query(server, `CREATE DATABASE ${name}`);
+  await sql(server, `CREATE DATABASE ${name}`);
   const u = new URL(server);
   u.pathname = `/${name}`;
   return u.toString();
@@ -91,7 +81,7 @@ async function workersWall(server: string, env: NodeJS.ProcessEnv, accounts: num
   const wall = performance.now() - start;
   const bad = codes.find((c) => c.code !== 0);
   if (bad) throw new Error(`a worker exited ${bad.code}: ${bad.err.slice(-300)}`);
-  const [row] = await query<{ n: string }>(url, `SELECT count(*) AS n FROM gallery_bridge.accounts WHERE status = 'done'`);
+  const [row] = await sql<{ n: string }>(url, `SELECT count(*) AS n FROM gallery_bridge.accounts WHERE status = 'done'`);
   if (Number(row!.n) !== accounts) throw new Error(`${row!.n} of ${accounts} accounts done`);
   return wall;
 }
@@ -109,7 +99,7 @@ async function takeoverSeconds(server: string, env: NodeJS.ProcessEnv, items: nu
       detached: true,
     });
   const holder = async () =>
-    (await query<{ worker: string }>(url, `SELECT worker FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`))[0]?.worker;
+    (await sql<{ worker: string }>(url, `SELECT worker FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`))[0]?.worker;
   const a = spawnWorker('first');
   const b = spawnWorker('second');
   try {

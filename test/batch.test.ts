@@ -4,18 +4,18 @@
 // the three are paused with clear reasons, and a rerun after the causes are removed finishes
 // them. Nothing is duplicated or lost: checked against the emulators' data and the disk.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeCredentials } from '../src/lib/credentials.ts';
 import { batchView, stateProgress } from '../src/batch/view.ts';
 import { startGoogleEmulator } from './google-photos-emulator.ts';
-import { CLI, FIXTURES, runCli, tmpDir } from './helpers.ts';
+import { FIXTURES, runCli, tmpDir } from './helpers.ts';
+import { sha1Counts, visibleFilesUnder, writeDistinctPhotos } from './helpers/photo-files.ts';
+import { startXiaomiProcess } from './helpers/xiaomi-process.ts';
 
 const TOKEN = 'batch-test-google-token-0123456789';
 const children = new Set<ChildProcess>();
@@ -52,56 +52,9 @@ const CAN_MOUNT = (() => {
 })();
 
 async function startXiaomi(data: string, flags: string[] = []): Promise<{ env: Record<string, string>; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', '120', '--random-seed', '3', ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const env: Record<string, string> = {};
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('xiaomi emulator did not start')), 30_000);
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (m) env[m[1]!] = m[2]!;
-      if (env.XIAOMI_BASE_URL && env.XIAOMI_COOKIE) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  return { env, child };
-}
-
-const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest('hex');
-
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(e.parentPath, e.name));
-}
-
-/** sha1 -> how many times it is in the folder. */
-function sha1Counts(dir: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const f of filesUnder(dir)) {
-    const h = sha1(fs.readFileSync(f));
-    m.set(h, (m.get(h) ?? 0) + 1);
-  }
-  return m;
-}
-
-/** Small JPEGs with bytes of their own (a colour per account and item), so a duplicate would show. */
-async function makePhotos(dir: string, account: number, n: number): Promise<void> {
-  fs.mkdirSync(path.join(dir, 'Camera'), { recursive: true });
-  for (let i = 0; i < n; i++) {
-    const img = await sharp({
-      create: { width: 48, height: 32, channels: 3, background: { r: (account * 37) % 256, g: (i * 53) % 256, b: (account * i * 11) % 256 } },
-    })
-      .jpeg({ quality: 90 })
-      .toBuffer();
-    fs.writeFileSync(path.join(dir, 'Camera', `IMG_${account}_${i}.jpg`), img);
-  }
+  const xiaomi = await startXiaomiProcess(['--data', data, '--synthetic', '120', '--random-seed', '3', ...flags]);
+  children.add(xiaomi.child);
+  return xiaomi;
 }
 
 describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the full destination)', () => {
@@ -133,13 +86,13 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
     const googleAccounts: string[] = [];
     for (let i = 1; i <= 12; i++) {
       const a = `folder-${String(i).padStart(2, '0')}`;
-      await makePhotos(path.join(t, 'src', a), i, 4 + (i % 3));
+      await writeDistinctPhotos(path.join(t, 'src', a), i, 4 + (i % 3));
       rows.push(`${a},folder:${t}/src/${a},folder:${t}/dst/${a},,`);
       folderAccounts.push(a);
     }
     for (let i = 1; i <= 5; i++) {
       const a = `google-${i}`;
-      await makePhotos(path.join(t, 'src', a), 100 + i, 5);
+      await writeDistinctPhotos(path.join(t, 'src', a), 100 + i, 5);
       rows.push(`${a},folder:${t}/src/${a},google-photos,,`);
       googleAccounts.push(a);
     }
@@ -261,7 +214,7 @@ describe.skipIf(!CAN_MOUNT)('batch of 20 accounts (needs tmpfs mounts for the fu
     const items = (await google.state()).mediaItems;
     for (const a of googleAccounts) {
       // Google gets a copy with the capture date written in (issue 13), so the photo is found by its name, once.
-      for (const f of filesUnder(path.join(t, 'src', a))) {
+      for (const f of visibleFilesUnder(path.join(t, 'src', a))) {
         const held = items.filter((m) => m.filename === path.basename(f));
         expect([path.basename(f), held.length]).toEqual([path.basename(f), 1]);
         const meta = await sharp(fs.readFileSync(held[0]!.file)).metadata();

@@ -10,20 +10,19 @@
 // the Google emulator's own request count stayed within the batch's budget, and every account
 // finished.
 
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
-import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeCredentials } from '../src/lib/credentials.ts';
 import { stateProgress } from '../src/batch/view.ts';
 import { readEmulatorState } from '../providers/xiaomi/test-support.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { startGoogleEmulator } from './google-photos-emulator.ts';
-import { CLI, runCli, tlsArgs, tmpDir } from './helpers.ts';
+import { runCli, tlsArgs, tmpDir } from './helpers.ts';
+import { sha1, sha1Counts, visibleFilesUnder, writeDistinctPhotos } from './helpers/photo-files.ts';
+import { startXiaomiProcess } from './helpers/xiaomi-process.ts';
 import { freshDatabase } from './pg.ts';
 import { accountStatuses, liveLeases, sql, startWorker, until } from './queue-kit.ts';
 import type { WorkerProc } from './queue-kit.ts';
@@ -48,58 +47,12 @@ afterAll(async () => {
   for (const c of closers) await c().catch(() => undefined);
 });
 
-const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest('hex');
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(e.parentPath, e.name));
-}
-
-/** sha1 -> how many files under dir have those bytes. */
-function sha1Counts(dir: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const f of filesUnder(dir)) {
-    const h = sha1(fs.readFileSync(f));
-    m.set(h, (m.get(h) ?? 0) + 1);
-  }
-  return m;
-}
-
-/** Small JPEGs with bytes of their own (a colour per account and item), so a duplicate would show. */
-async function makePhotos(dir: string, account: number, n: number): Promise<void> {
-  fs.mkdirSync(path.join(dir, 'Camera'), { recursive: true });
-  for (let i = 0; i < n; i++) {
-    const img = await sharp({
-      create: { width: 48, height: 32, channels: 3, background: { r: (account * 37) % 256, g: (i * 53 + account) % 256, b: (account * i * 11) % 256 } },
-    })
-      .jpeg({ quality: 90 })
-      .toBuffer();
-    fs.writeFileSync(path.join(dir, 'Camera', `IMG_${account}_${i}.jpg`), img);
-  }
-}
-
 async function startXiaomi(data: string, flags: string[]): Promise<Record<string, string>> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--data', data, '--synthetic', String(XIAOMI_ITEMS), ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const env: Record<string, string> = {};
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('xiaomi emulator did not start')), 30_000);
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (m) env[m[1]!] = m[2]!;
-      if (env.XIAOMI_BASE_URL && env.XIAOMI_COOKIE) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  return env;
+  const xiaomi = await startXiaomiProcess(['--data', data, '--synthetic', String(XIAOMI_ITEMS), ...flags]);
+  children.push(xiaomi.child);
+  return xiaomi.env;
 }
 
 interface Account {
@@ -162,9 +115,9 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
       for (let i = 1; i <= n; i++) {
         const name = `${prefix}-${String(i).padStart(2, '0')}`;
         const src = path.join(t, 'src', name);
-        await makePhotos(src, base + i, PER_ACCOUNT);
+        await writeDistinctPhotos(src, base + i, PER_ACCOUNT);
         const del = i % 2 === 0;
-        const files = filesUnder(src).map((f) => ({ name: path.basename(f), bytes: fs.readFileSync(f) }));
+        const files = visibleFilesUnder(src).map((f) => ({ name: path.basename(f), bytes: fs.readFileSync(f) }));
         accounts.push({
           name,
           kind,
@@ -188,7 +141,7 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
       const source =
         a.kind === 'xiaomi'
           ? Object.keys(readDeleted(xData)).sort()
-          : filesUnder(a.src)
+          : visibleFilesUnder(a.src)
               .map((f) => `${path.basename(f)}:${sha1(fs.readFileSync(f))}`)
               .sort();
       const dest =
@@ -197,7 +150,7 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
               .filter((m) => [...a.original.values()].includes(m.filename))
               .map((m) => `${m.id}:${m.sha1}`)
               .sort()
-          : filesUnder(destOf(a))
+          : visibleFilesUnder(destOf(a))
               .map((f) => `${path.relative(destOf(a), f)}:${sha1(fs.readFileSync(f))}`)
               .sort();
       return { source, dest };
@@ -365,7 +318,7 @@ describe('queue mode: 3 workers, 30 accounts, kill, pause, join', () => {
                 .filter((m) => !xdeleted[m.id])
                 .map((m) => m.sha1),
             )
-          : new Set(filesUnder(a.src).map((f) => sha1(fs.readFileSync(f))));
+          : new Set(visibleFilesUnder(a.src).map((f) => sha1(fs.readFileSync(f))));
       const gone = [...a.original.keys()].filter((h) => !left.has(h));
       if (!a.del) expect([a.name, gone]).toEqual([a.name, []]);
       else expect([a.name, gone.length]).toEqual([a.name, a.original.size]);

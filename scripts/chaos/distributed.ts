@@ -8,14 +8,15 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import sharp from 'sharp';
 import { seededRandom } from '../../src/emulator/kit.ts';
 import { startOneDriveEmulator } from '../../providers/onedrive/emulator/server.ts';
 import { googlePhotosProvider } from '../../providers/google-photos/index.ts';
+import { sha1, visibleFilesUnder } from '../../test/helpers/photo-files.ts';
+import { freshDatabase } from '../../test/pg.ts';
+import { sql } from '../../test/queue-kit.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'gallery-bridge.js');
@@ -48,37 +49,14 @@ export interface DistributedResult {
   seconds: number;
 }
 
-const sha1 = (b: Buffer) => crypto.createHash('sha1').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(e.parentPath, e.name));
-}
-
-async function query<T extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
 /** A database of its own on the test server (started here when the caller has none). */
-async function database(): Promise<{ url: string; stop: () => void }> {
+async function database(): Promise<{ url: string; drop: () => Promise<void>; stop: () => void }> {
   let stop: () => void = () => undefined;
   if (!process.env.GALLERY_BRIDGE_TEST_PG_URL) stop = await (await import('../../test/setup/postgres.ts')).default();
-  const server = process.env.GALLERY_BRIDGE_TEST_PG_URL!;
-  const name = `chaos_${crypto.randomBytes(5).toString('hex')}`;
-  await query(server, `CREATE DATABASE ${name}`);
-  const u = new URL(server);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), stop };
+  const { url, drop } = await freshDatabase('chaos');
+  return { url, drop, stop };
 }
 
 interface Account {
@@ -199,14 +177,14 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
     };
     for (let i = 0; i < c.workers; i++) startWorker();
     const allDone = async () =>
-      (await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'done' AND status <> 'removed'`))[0]!.n === 0;
+      (await sql<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.accounts WHERE status <> 'done' AND status <> 'removed'`))[0]!.n === 0;
 
     // Each disruption hits a worker that holds an account at that moment, soon after one does:
     // waiting a fixed time let a fast machine finish the whole round before the disruptions came.
     // A pause runs beside the loop, so the next disruption does not wait for it to end.
     const holding = async () =>
       new Set(
-        (await query<{ worker: string }>(db.url, `SELECT worker FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`)).map(
+        (await sql<{ worker: string }>(db.url, `SELECT worker FROM gallery_bridge.leases WHERE released_at IS NULL AND expires_at > now()`)).map(
           (r) => r.worker,
         ),
       );
@@ -252,7 +230,7 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
     let moved = 0;
     let atDestination = 0;
     for (const a of accounts) {
-      const left = new Set(filesUnder(a.src).map((f) => sha1(fs.readFileSync(f))));
+      const left = new Set(visibleFilesUnder(a.src).map((f) => sha1(fs.readFileSync(f))));
       if (a.dest === 'google') {
         for (const name of a.original.values()) {
           const n = gstate.mediaItems.filter((m) => m.filename === name).length;
@@ -265,7 +243,7 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
       } else {
         const dst = a.dest === 'folder' ? path.join(c.dir, 'dst', a.name) : path.join(odData, 'me', 'Pictures', a.name);
         const counts = new Map<string, number>();
-        for (const f of filesUnder(dst)) {
+        for (const f of visibleFilesUnder(dst)) {
           const h = sha1(fs.readFileSync(f));
           counts.set(h, (counts.get(h) ?? 0) + 1);
           if (!a.original.has(h)) violations.push(`${a.name}: ${path.relative(dst, f)} at the destination is not a source photo`);
@@ -283,7 +261,7 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
     if (finished && atDestination !== c.accounts * c.items) violations.push(`${atDestination} of ${c.accounts * c.items} photos at their destinations`);
     const googleRequests = Object.values(gstate.quota.used).reduce((x, y) => x + y, 0);
     if (googleRequests > budget) violations.push(`Google answered ${googleRequests} requests, over the batch's budget of ${budget}`);
-    const takeovers = (await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.takeovers`))[0]!.n;
+    const takeovers = (await sql<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM gallery_bridge.takeovers`))[0]!.n;
     return {
       config: c,
       disruptions,
@@ -309,7 +287,7 @@ export async function runDistributedRound(c: DistributedConfig, log?: (line: str
     }
     await google.close();
     await od.close();
-    await query(process.env.GALLERY_BRIDGE_TEST_PG_URL!, `DROP DATABASE IF EXISTS ${new URL(db.url).pathname.slice(1)} WITH (FORCE)`).catch(() => undefined);
+    await db.drop().catch(() => undefined);
     db.stop();
   }
 }
