@@ -4,13 +4,12 @@
 // destination holds, and what the Xiaomi emulator deleted.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { CLI, ROOT, tmpDir, tlsArgs } from './helpers.ts';
+import { runCli, tmpDir, tlsArgs } from './helpers.ts';
 import { startGoogleEmulator } from './google-photos-emulator.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
 import { readEmulatorState, startEmulator } from '../providers/xiaomi/test-support.ts';
@@ -22,23 +21,10 @@ afterAll(async () => {
   for (const c of closers) await c().catch(() => undefined);
 });
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+/** The CLI with its output in one string (stdout, then stderr). */
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const run = await runCli(args, { env, timeoutMs: 110_000 });
+  return { code: run.code, out: run.stdout + run.stderr };
 }
 
 const pixels = async (b: Buffer | string) => {
@@ -368,28 +354,8 @@ describe('capture dates survive the move', () => {
       '60',
     ];
     // First run: killed as soon as a batchCreate has started.
-    let killed = false;
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        cwd: ROOT,
-        env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env },
-        stdio: 'ignore',
-      });
-      const poll = setInterval(() => {
-        void google.state().then(
-          (st) => {
-            if ((st.requests as Record<string, number>).batchCreateStarted! >= 1 && !killed) killed = child.kill('SIGKILL');
-          },
-          () => undefined,
-        );
-      }, 20);
-      child.on('error', reject);
-      child.on('close', () => {
-        clearInterval(poll);
-        resolve();
-      });
-    });
-    expect(killed).toBe(true);
+    const first = await runCli(args, { env, killWhen: async () => (await google.state()).requests.batchCreateStarted! >= 1 });
+    expect(first.killed).toBe(true);
     const again = await cli(args, env);
     expect(again.code, again.out).toBe(0);
     const st = await google.state();

@@ -3,13 +3,12 @@
 // --album-limit, and the tool's GOOGLE_PHOTOS_ALBUM_LIMIT) so 41 photos stand for 20,001.
 
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { CLI, ROOT, seeded, tmpDir } from './helpers.ts';
+import { runCli, seeded, tmpDir } from './helpers.ts';
 import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
 
 const TOKEN = 'album-limit-token-1618';
@@ -35,56 +34,27 @@ async function makePhotos(dir: string): Promise<string[]> {
   return names;
 }
 
-function migrate(emu: Emu, t: string, killWhen?: () => Promise<boolean>): Promise<{ code: number | null; out: string; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'migrate',
-        '--from',
-        `folder:${path.join(t, 'src')}`,
-        '--to',
-        'google-photos',
-        '--state',
-        path.join(t, 'state.db'),
-        '--verify-wait',
-        '30',
-        '--keep-bytes',
-      ],
-      {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
-          GALLERY_BRIDGE_HOME: path.join(t, 'home'),
-          GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
-          GOOGLE_ACCESS_TOKEN: TOKEN,
-          GOOGLE_PHOTOS_ALBUM_LIMIT: String(LIMIT),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let killed = false;
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const poll = killWhen
-      ? setInterval(() => {
-          void killWhen().then((yes) => {
-            if (yes && !killed) {
-              killed = true;
-              child.kill('SIGKILL');
-            }
-          });
-        }, 20)
-      : null;
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (poll) clearInterval(poll);
-      resolve({ code, out, killed });
-    });
-  });
+async function migrate(emu: Emu, t: string, killWhen?: () => Promise<boolean>): Promise<{ code: number | null; out: string; killed: boolean }> {
+  const args = [
+    'migrate',
+    '--from',
+    `folder:${path.join(t, 'src')}`,
+    '--to',
+    'google-photos',
+    '--state',
+    path.join(t, 'state.db'),
+    '--verify-wait',
+    '30',
+    '--keep-bytes',
+  ];
+  const env = {
+    GALLERY_BRIDGE_HOME: path.join(t, 'home'),
+    GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
+    GOOGLE_ACCESS_TOKEN: TOKEN,
+    GOOGLE_PHOTOS_ALBUM_LIMIT: String(LIMIT),
+  };
+  const run = await runCli(args, { env, killWhen, timeoutMs: 180_000 });
+  return { code: run.code, out: run.stdout + run.stderr, killed: run.killed };
 }
 
 describe('google-photos: albums past the item limit', () => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { CLI, FIXTURES, ROOT, tmpDir, type CliResult } from './helpers.ts';
+import { CLI, FIXTURES, ROOT, runCli, tmpDir, type CliRun } from './helpers.ts';
 import { startGoogleEmulator, type Emu, type EmuState } from './google-photos-emulator.ts';
 
 const TOKEN = 'e2e-access-token-7890';
@@ -24,46 +24,11 @@ function migrate(
   extra: string[] = [],
   killWhen?: () => Promise<boolean>,
   env: Record<string, string | undefined> = { GOOGLE_ACCESS_TOKEN: TOKEN },
-): Promise<CliResult & { killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--verify-wait', '30', ...extra],
-      {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          GALLERY_BRIDGE_BACKOFF_SCALE: '0.01',
-          GALLERY_BRIDGE_HOME: home,
-          GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!,
-          ...env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
-    let poll: NodeJS.Timeout | null = null;
-    if (killWhen) {
-      poll = setInterval(() => {
-        void killWhen().then((yes) => {
-          if (yes && !killed) {
-            killed = true;
-            child.kill('SIGKILL');
-          }
-        });
-      }, 20);
-    }
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (poll) clearInterval(poll);
-      resolve({ code, signal, stdout, stderr, killed });
-    });
+): Promise<CliRun> {
+  return runCli(['migrate', '--from', `folder:${src}`, '--to', 'google-photos', '--state', stateFile, '--verify-wait', '30', ...extra], {
+    env: { GALLERY_BRIDGE_HOME: home, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, ...env },
+    timeoutMs: 100_000,
+    killWhen,
   });
 }
 

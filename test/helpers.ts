@@ -1,7 +1,7 @@
 // Shared by the tests: temp folders, the CLI as a real child process, and hashing of trees so
 // tests compare the bytes on disk, never the tool's own belief.
 
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,7 +23,23 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export interface CliRun extends CliResult {
+  /** It was SIGKILLed because `killWhen` said so. */
+  killed: boolean;
+}
+
+export interface CliOptions {
+  /** Over the test process's environment; a name set to undefined is left out. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** SIGKILLed after this long (120 s unless said). */
+  timeoutMs?: number;
+  /** Asked every `pollMs` (20 ms unless said) while the CLI runs: SIGKILL it the first time this is true, as a crash then would. */
+  killWhen?: () => boolean | Promise<boolean>;
+  pollMs?: number;
+}
+
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: opts.cwd ?? ROOT,
@@ -35,12 +51,32 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    const watch = opts.killWhen ? killOnce(child, opts.killWhen, opts.pollMs ?? 20) : null;
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
+      watch?.stop();
+      resolve({ code, signal, stdout, stderr, killed: watch?.killed() ?? false });
     });
   });
+}
+
+/** Polls `when` (one question at a time; a question that fails counts as "not yet") and SIGKILLs `child` the first time it is true. */
+function killOnce(child: ChildProcess, when: () => boolean | Promise<boolean>, everyMs: number): { stop(): void; killed(): boolean } {
+  let killed = false;
+  let asking = false;
+  const poll = setInterval(async () => {
+    if (asking || killed) return;
+    asking = true;
+    try {
+      if (await when()) killed = child.kill('SIGKILL');
+    } catch {
+      // not yet
+    } finally {
+      asking = false;
+    }
+  }, everyMs);
+  return { stop: () => clearInterval(poll), killed: () => killed };
 }
 
 /**
@@ -48,21 +84,8 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
  * at that point would; resolves once the process is gone. Rejects if the run ends on its own first.
  */
 export async function killCliWhen(args: string[], env: Record<string, string>, reached: () => boolean): Promise<void> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GALLERY_BRIDGE_BACKOFF_SCALE: '0.01', ...env }, stdio: 'ignore' });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      if (reached()) {
-        clearInterval(timer);
-        child.kill('SIGKILL');
-        resolve();
-      }
-    }, 5);
-    child.on('exit', () => {
-      clearInterval(timer);
-      reject(new Error('the migration ended before it could be killed'));
-    });
-  });
-  await new Promise((r) => child.once('close', r));
+  const run = await runCli(args, { env, killWhen: reached, pollMs: 5 });
+  if (!run.killed) throw new Error(`the migration ended before it could be killed (exit ${run.code}): ${run.stderr}`);
 }
 
 /**
