@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { OneDriveConfig, OneDriveDestination } from '../providers/onedrive/destination.ts';
 import { startOneDriveEmulator, type OneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
+import { GraphHttp } from '../providers/onedrive/graph.ts';
 import { decodeName, encodeName } from '../providers/onedrive/names.ts';
 import type { CommitRequest, ItemFacts, SourceItem } from '../providers/types.ts';
 import { StopRunError } from '../providers/types.ts';
@@ -424,5 +425,28 @@ describe('OneDrive destination adapter', () => {
     expect(st.nextExpectedRanges[0]).toBe('327680-699999');
     // The API host refuses requests without a token.
     expect((await fetch(`${emu.env.GRAPH_BASE_URL}/me/drive`)).status).toBe(401);
+  });
+
+  it("the run's stop ends the requests in flight at once, with an AbortError, and any sent after it", async () => {
+    const slow = await own.emulator(tmpDir('gb-od-stop-'), ['--latency-ms', '20000']);
+    const run = new AbortController();
+    const h = new GraphHttp({ baseUrl: slow.env.GRAPH_BASE_URL!, tokens: { kind: 'static', get: async () => TOKEN }, pacers: [], signal: run.signal });
+    try {
+      const get = () =>
+        h.send({ method: 'GET', url: `${slow.env.GRAPH_BASE_URL}/me/drive`, headers: { Authorization: `Bearer ${TOKEN}` }, signal: run.signal });
+      const started = Date.now();
+      const inFlight = [get(), get(), get()].map((p) =>
+        p.then(
+          () => 'answered',
+          (e: Error) => e.name,
+        ),
+      );
+      setTimeout(() => run.abort(), 200);
+      expect(await Promise.all(inFlight)).toEqual(['AbortError', 'AbortError', 'AbortError']);
+      expect(Date.now() - started).toBeLessThan(5000);
+      await expect(get()).rejects.toMatchObject({ name: 'AbortError' });
+    } finally {
+      h.close();
+    }
   });
 });

@@ -31,6 +31,7 @@
 // The upload URL is pre-authenticated: we never send it an Authorization header, and never
 // print it (it carries a temporary credential); redact() masks it in every message.
 
+import type { ClientRequest } from 'node:http';
 import https from 'node:https';
 import { Client, type Context, GraphError, type Middleware, type MiddlewareOptions } from '@microsoft/microsoft-graph-client';
 import { parseRetryAfter } from '../../src/lib/backoff.ts';
@@ -118,8 +119,19 @@ export class GraphHttp {
   readonly apiOrigin: string;
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 32 });
   readonly stats = { requests: 0, retries: 0, throttled: 0, fragmentBytesSent: 0 };
+  /**
+   * Requests in flight that end with the run's stop: one listener on that signal for all of
+   * them. Node's `signal` option on a request adds an abort listener and an end-of-stream
+   * watch of the request to remove it again: a fifth of the CPU of sending a request, three a
+   * small photo (a --cpu-prof of 500 small photos at 50 ms latency).
+   */
+  private readonly endWithRun = new Set<ClientRequest>();
 
   constructor(readonly opts: HttpOptions) {
+    const run = opts.signal;
+    run?.addEventListener('abort', () => {
+      for (const req of this.endWithRun) req.destroy(abortError(run));
+    });
     const u = new URL(opts.baseUrl);
     this.apiOrigin = u.origin;
     const version = u.pathname.replace(/^\/+|\/+$/g, '') || 'v1.0';
@@ -281,10 +293,11 @@ export class GraphHttp {
    * cut mid-body rejects (a retry), not a truncated body parsed later.
    */
   send(r: { method: string; url: URL | string; headers: Record<string, string | number>; body?: Buffer; signal?: AbortSignal }): Promise<RawAnswer> {
+    const run = r.signal !== undefined && r.signal === this.opts.signal;
     return new Promise((resolve, reject) => {
       const req = https.request(
         r.url,
-        { method: r.method, headers: r.headers, agent: this.agent, signal: r.signal, timeout: this.opts.fragmentTimeoutMs ?? 120_000 },
+        { method: r.method, headers: r.headers, agent: this.agent, signal: run ? undefined : r.signal, timeout: this.opts.fragmentTimeoutMs ?? 120_000 },
         (res) => {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
@@ -303,6 +316,14 @@ export class GraphHttp {
       );
       req.on('timeout', () => req.destroy(new Error('request timed out')));
       req.on('error', reject);
+      if (run) {
+        // As the signal option would: destroyed with an AbortError now or when the run stops.
+        if (r.signal!.aborted) req.destroy(abortError(r.signal!));
+        else {
+          this.endWithRun.add(req);
+          req.once('close', () => this.endWithRun.delete(req));
+        }
+      }
       req.end(r.body);
     });
   }
@@ -310,6 +331,11 @@ export class GraphHttp {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** The error Node's `signal` option destroys a request with when its signal aborts. */
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
 /**
