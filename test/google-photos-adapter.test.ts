@@ -14,34 +14,12 @@ import { RejectedError, StopRunError } from '../providers/types.ts';
 import { probeFacts } from '../src/engine/facts.ts';
 import { MvhdScanner } from '../src/media/mvhd.ts';
 import { FIXTURES, tmpDir } from './helpers.ts';
+import { memorySessionSlot, memoryStore, quietLog } from './helpers/provider-fakes.ts';
 import { startGoogleEmulator, type Emu } from './google-photos-emulator.ts';
 
 const TOKEN = 'test-access-token-123456';
 
 const startEmu = (extra: string[] = []): Promise<Emu> => startGoogleEmulator(TOKEN, ['--video-processing-ms', '300', ...extra]);
-
-function memStore(): ProviderStore & { map: Map<string, unknown> } {
-  const map = new Map<string, unknown>();
-  return {
-    map,
-    get: <T>(k: string) => (map.has(k) ? (JSON.parse(JSON.stringify(map.get(k))) as T) : undefined),
-    set: (k, v) => void map.set(k, JSON.parse(JSON.stringify(v))),
-    delete: (k) => void map.delete(k),
-  };
-}
-
-function memSession(): SessionSlot & { value: unknown } {
-  const s = {
-    value: null as unknown,
-    key: 'test-item',
-    load: <T>() => s.value as T | null,
-    save: (v: unknown) => void (s.value = JSON.parse(JSON.stringify(v))),
-    clear: () => void (s.value = null),
-  };
-  return s;
-}
-
-const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
 
 function ctxFor(emu: Emu, opts: { store?: ProviderStore; env?: Record<string, string>; home?: string } = {}): ProviderContext {
   return {
@@ -50,8 +28,8 @@ function ctxFor(emu: Emu, opts: { store?: ProviderStore; env?: Record<string, st
     account: 'default',
     env: { GOOGLE_ACCESS_TOKEN: TOKEN, GOOGLE_PHOTOS_BASE_URL: emu.env.GOOGLE_PHOTOS_BASE_URL!, ...opts.env },
     options: {},
-    store: opts.store ?? memStore(),
-    log: quiet,
+    store: opts.store ?? memoryStore(),
+    log: quietLog,
   };
 }
 
@@ -79,7 +57,12 @@ function chunked(buf: Buffer, size = 64 * 1024): Readable {
   return Readable.from(parts);
 }
 
-async function stage(dest: Destination, p: Prepared, session: SessionSlot = memSession(), body?: Readable): Promise<{ staged: Staged; container: string }> {
+async function stage(
+  dest: Destination,
+  p: Prepared,
+  session: SessionSlot = memorySessionSlot(),
+  body?: Readable,
+): Promise<{ staged: Staged; container: string }> {
   expect(dest.refuse?.(p.item, p.facts) ?? null).toBeNull();
   const container = await dest.prepareContainer(p.item, p.facts);
   const staged = await dest.upload({
@@ -100,7 +83,7 @@ async function commit(dest: Destination, list: Array<{ p: Prepared; staged: Stag
     list.map(({ p, staged, container }) => ({
       staged,
       hashes: p.hashes,
-      input: { item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, session: memSession() },
+      input: { item: p.item, facts: p.facts, container, name: p.item.name, size: p.bytes.length, session: memorySessionSlot() },
     })),
   );
 }
@@ -241,7 +224,7 @@ describe('google-photos resumable uploads', () => {
     const dest = await googlePhotosProvider.createDestination!(ctx);
     try {
       const p = await prepare('VID_20211224_183000.mov');
-      const session = memSession();
+      const session = memorySessionSlot();
       const container = await dest.prepareContainer(p.item, p.facts);
       // The first attempt dies after 300 KB (a kill, a dropped source stream).
       const broken = new Readable({ read() {} });
@@ -308,7 +291,7 @@ describe('google-photos large photos', () => {
 describe('google-photos albums', () => {
   it('creates an album once, continues in "Name (2)" past the limit, and never creates one twice across restarts', async () => {
     const emu = await startEmu(['--album-limit', '3']);
-    const store = memStore();
+    const store = memoryStore();
     const env = { GOOGLE_PHOTOS_ALBUM_LIMIT: '2' };
     const dest = await googlePhotosProvider.createDestination!(ctxFor(emu, { store, env }));
     for (const f of ['f6t.jpg', 'noexif.jpg', 'img_1771.jpg']) expect((await migrateOne(dest, f, 'Trip')).res.outcome).toBe('created');
@@ -393,7 +376,7 @@ describe('google-photos sign-in', () => {
     const emu = await startEmu(['--client-secret', 'sekret-value']);
     const home = tmpDir('gp-home-');
     const env = { GOOGLE_CLIENT_ID: 'client-123.apps.googleusercontent.com', GOOGLE_CLIENT_SECRET: 'sekret-value', ...emu.env };
-    const ctx: ProviderContext = { arg: '', home, account: 'default', env, options: {}, store: memStore(), log: quiet };
+    const ctx: ProviderContext = { arg: '', home, account: 'default', env, options: {}, store: memoryStore(), log: quietLog };
     let printed = '';
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => {
       printed += String(chunk);

@@ -17,7 +17,8 @@ import { StopRunError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { quickXorBase64 } from '../src/hash/quickxor.ts';
 import { FIXTURES, tmpDir, tlsArgs } from './helpers.ts';
-import { memorySessionSlot as slot, memoryStore, oneDriveDestination, smallOneDriveConfig } from './helpers/onedrive-destination.ts';
+import { oneDriveDestination, smallOneDriveConfig } from './helpers/onedrive-destination.ts';
+import { memorySessionSlot as slot, memoryStore } from './helpers/provider-fakes.ts';
 import { oneDriveKit } from './onedrive-kit.ts';
 
 const TOKEN = 'test-token-adapter-0123456789';

@@ -12,17 +12,12 @@ import { authSettings, cacheFile, signIn, tokenSource } from '../providers/onedr
 import { GraphHttp, GraphHttpError } from '../providers/onedrive/graph.ts';
 import { createOneDriveDestination } from '../providers/onedrive/index.ts';
 import { startOneDriveEmulator } from '../providers/onedrive/emulator/server.ts';
-import type { ProviderContext, ProviderStore } from '../providers/types.ts';
+import type { ProviderContext } from '../providers/types.ts';
 import { StopRunError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { redact } from '../src/lib/redact.ts';
 import { tmpDir, tlsArgs } from './helpers.ts';
-
-const quietLog = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-const memStore = (): ProviderStore => {
-  const m = new Map<string, unknown>();
-  return { get: <T>(k: string) => m.get(k) as T | undefined, set: (k, v) => void m.set(k, v), delete: (k) => void m.delete(k) };
-};
+import { memoryStore, quietLog } from './helpers/provider-fakes.ts';
 
 describe('OneDrive sign-in through msal-node against the emulator', () => {
   let emu: Awaited<ReturnType<typeof startOneDriveEmulator>>;
@@ -111,7 +106,7 @@ describe('OneDrive sign-in through msal-node against the emulator', () => {
       account: 'admin',
       env,
       options: { layout: 'album' },
-      store: memStore(),
+      store: memoryStore(),
       log: quietLog,
     };
     const dest = await createOneDriveDestination(ctx);

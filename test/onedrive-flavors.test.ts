@@ -13,7 +13,8 @@ import type { ItemFacts, SourceItem } from '../providers/types.ts';
 import { RetryableError } from '../providers/types.ts';
 import { hashBuffer } from '../src/hash/multihash.ts';
 import { CLI, FIXTURES, killCliWhen, makeSource, pauseEndChoices, runCli, sha256File, tmpDir, treeHashes } from './helpers.ts';
-import { memorySessionSlot, oneDriveDestination, smallOneDriveConfig } from './helpers/onedrive-destination.ts';
+import { oneDriveDestination, smallOneDriveConfig } from './helpers/onedrive-destination.ts';
+import { memorySessionSlot } from './helpers/provider-fakes.ts';
 import { oneDriveKit, type Emu } from './onedrive-kit.ts';
 
 type Flavor = 'personal' | 'business';
