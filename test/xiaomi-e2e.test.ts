@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeSeed, readEmulatorState, tmpDir } from '../providers/xiaomi/test-support.ts';
+import { startXiaomiProcess } from './helpers/xiaomi-process.ts';
 
 const CLI = path.resolve('bin/gallery-bridge.js');
 const children = new Set<ChildProcess>();
@@ -24,26 +24,8 @@ interface Emu {
 }
 
 async function startEmu(seed: string, data: string, flags: string[] = []): Promise<Emu> {
-  const child = spawn(process.execPath, [CLI, 'emulator', 'xiaomi', '--port', '0', '--seed', seed, '--data', data, ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { env, child } = await startXiaomiProcess(['--seed', seed, '--data', data, ...flags]);
   children.add(child);
-  let err = '';
-  child.stderr!.on('data', (d) => (err += String(d)));
-  const env: Record<string, string> = {};
-  await new Promise<void>((resolve, reject) => {
-    const rl = readline.createInterface({ input: child.stdout! });
-    const t = setTimeout(() => reject(new Error(`emulator did not start: ${err}`)), 30_000);
-    child.on('exit', (code) => reject(new Error(`emulator exited with ${code}: ${err}`)));
-    rl.on('line', (line) => {
-      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (m) env[m[1]!] = m[2]!;
-      if (env.XIAOMI_BASE_URL && env.XIAOMI_COOKIE) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
   return {
     env,
     data,
