@@ -176,9 +176,10 @@ export interface UploadInput {
   size: number;
   /**
    * The item's bytes from offset 0. A destination resuming a session discards
-   * the bytes the service already has instead of sending them again.
+   * the bytes the service already has instead of sending them again. Iterated, not piped:
+   * the engine hands over its own async generator (a stream only for a dated copy).
    */
-  body: Readable;
+  body: AsyncIterable<Buffer>;
   session: SessionSlot;
   signal: AbortSignal;
 }

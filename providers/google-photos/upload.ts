@@ -9,12 +9,11 @@
 // shows that Google checks it: it is never counted as proof of anything.
 
 import crypto from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { RejectedError, RetryableError, type SessionSlot } from '../types.ts';
 import { type GoogleApi, googleError, type Resp } from './client.ts';
 import * as P from './protocol.ts';
 
-/** Pulls exact byte counts out of a Readable, hashing everything that passes. */
+/** Pulls exact byte counts out of an upload body, hashing everything that passes. */
 export class BodyReader {
   private readonly it: AsyncIterator<Buffer>;
   private pending: Buffer | null = null;
@@ -25,10 +24,10 @@ export class BodyReader {
   tap: ((b: Buffer) => void) | null = null;
 
   constructor(
-    body: Readable,
+    body: AsyncIterable<Buffer>,
     private readonly size: number,
   ) {
-    this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    this.it = body[Symbol.asyncIterator]();
   }
 
   private take(b: Buffer): Buffer {

@@ -178,34 +178,36 @@ async function stageInto(destination: Destination, items: Items, row: ItemRow, s
   const facts: ItemFacts = copy ? { ...probe.facts, dateAdded: true } : probe.facts;
 
   // The destination pulls from this: the held-back head first, then the rest as it arrives.
-  const sourceBytes = Readable.from(
-    (async function* () {
-      for (const c of headChunks) {
-        copy?.check.source(c);
-        yield c;
+  // Handed to it as it is: a Readable around it (a stream and an async iterator more an item)
+  // is only made for a dated copy, whose transform is piped.
+  const sourceBytes = (async function* () {
+    for (const c of headChunks) {
+      copy?.check.source(c);
+      yield c;
+    }
+    if (!ended) {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        copy?.check.source(r.value);
+        yield take(r.value);
       }
-      if (!ended) {
-        for (;;) {
-          const r = await it.next();
-          if (r.done) break;
-          copy?.check.source(r.value);
-          yield take(r.value);
-        }
-      }
-      if (s.total() !== size)
-        throw new RetryableError(`the source sent ${s.total()} bytes but declared ${size}: the download was cut short or the file changed`);
-    })(),
-    { objectMode: false, highWaterMark: 1 },
-  );
+    }
+    if (s.total() !== size) throw new RetryableError(`the source sent ${s.total()} bytes but declared ${size}: the download was cut short or the file changed`);
+  })();
   // A dated copy: the date written in as the bytes pass, hashed again on the way out.
   // The copy is what the destination holds and compares: only the hashes it uses.
   const copyHasher = copy ? new MultiHasher(hashesFor({ sha1: null }, destination.hashes)) : null;
-  let body: Readable = sourceBytes;
+  let body: AsyncIterable<Buffer> = sourceBytes;
+  const streams: Readable[] = [];
   if (copy && copyHasher) {
-    sourceBytes.on('error', (err) => copy.transform.destroy(err));
+    const flowing = Readable.from(sourceBytes, { objectMode: false, highWaterMark: 1 });
+    flowing.on('error', (err) => copy.transform.destroy(err));
     copy.transform.on('error', (err) => copyHasher.destroy(err));
     copy.transform.on('data', (c: Buffer) => copy.check.copy(c));
-    body = sourceBytes.pipe(copy.transform).pipe(copyHasher);
+    const piped = flowing.pipe(copy.transform).pipe(copyHasher);
+    streams.push(flowing, piped);
+    body = piped;
   }
 
   let staged: Staged;
@@ -225,8 +227,7 @@ async function stageInto(destination: Destination, items: Items, row: ItemRow, s
     throw err;
   } finally {
     raw.destroy();
-    sourceBytes.destroy();
-    body.destroy();
+    for (const stream of streams) stream.destroy();
   }
   if (s.total() !== size) {
     copy?.check.dispose();
