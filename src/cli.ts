@@ -9,6 +9,8 @@ import { flushLines } from './lib/lines.ts';
 import { reason } from './lib/redact.ts';
 import path from 'node:path';
 import { systemZone, zoneProblem } from './media/zone.ts';
+import type { LineSink } from './lib/lines.ts';
+import type { AccountRun } from './commands/migrate.ts';
 
 // Each command's module is imported when that command runs: `--help` and `status` start without
 // loading the engine, the report writers or SQLite's statements they do not use.
@@ -147,6 +149,7 @@ export function buildProgram(providers: ProviderModule[] = loadedProviders()): C
     .option('--retries <n>', 'attempts per item in one run', positiveInt)
     .option('--verify-wait <seconds>', 'how long to wait for items the destination is still processing', positiveInt)
     .option('--fail-streak <n>', 'pause an account after this many failed items in a row', positiveInt, 10)
+    .option('--worker-processes <n>', "warm worker processes the accounts at once are spread over (default: the machine's cores)", positiveInt)
     .option('--queue <url>', 'spread the batch over many machines: load it into this PostgreSQL database (postgres://...) and work as one worker')
     .option('--no-work', 'with --queue: only load the manifest; workers on any machine run it')
     .option('--slots <n>', 'with --queue: accounts this machine runs at once (default --accounts-at-once)', positiveInt)
@@ -294,7 +297,7 @@ export async function main(argv: string[]): Promise<void> {
  * One account's `migrate ARGV` inside this process (a batch's warm worker): parsed, run and
  * mapped to its exit code exactly as `main` would, without exiting.
  */
-async function runMigrateIn(argv: string[], env: Record<string, string>): Promise<number> {
+async function runMigrateIn(argv: string[], env: Record<string, string>, account: AccountRun): Promise<number> {
   const args = [process.argv[0]!, process.argv[1]!, 'migrate', ...argv];
   try {
     const program = buildProgram(await loadProviders(providersNamed(args)));
@@ -302,24 +305,29 @@ async function runMigrateIn(argv: string[], env: Record<string, string>): Promis
     program.commands
       .find((c) => c.name() === 'migrate')!
       .action(async (o) => {
-        code = await (await commands.migrate()).migrateCommand(o, { ...process.env, ...env });
+        code = await (await commands.migrate()).migrateCommand(o, { ...process.env, ...env }, account);
       });
+    // Commander's own messages (a bad option) go to this account's stderr too.
+    program.configureOutput({ writeOut: (s) => void account.out.stdout.write(s), writeErr: (s) => void account.out.stderr.write(s) });
+    for (const c of program.commands)
+      c.configureOutput({ writeOut: (s) => void account.out.stdout.write(s), writeErr: (s) => void account.out.stderr.write(s) });
     await program.parseAsync(args);
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'usage') process.stderr.write(`error: ${err.message}\n`);
+      if (err.code === 'usage') account.out.stderr.write(`error: ${err.message}\n`);
       return EXIT.usage;
     }
-    return exitFor(err);
+    return exitFor(err, account.out.stderr);
   }
 }
 
 /** Maps an error that escaped a command to a one-line message and the documented exit code. */
-export function exitFor(err: unknown): number {
+export function exitFor(err: unknown, stderr: LineSink = process.stderr): number {
   // After any line still held for the end of the turn (src/lib/lines.ts).
   flushLines();
-  process.stderr.write(`error: ${reason(err)}\n`);
+  stderr.write(`error: ${reason(err)}
+`);
   if (err instanceof StopRunError) return { quota: EXIT.quota, credentials: EXIT.credentials, 'destination-full': EXIT.full, config: EXIT.usage }[err.kind];
   // By name: state/db.ts (and SQLite) is not loaded by commands that never open a state file.
   if (err instanceof Error && err.name === 'StateFileError') return EXIT.usage;

@@ -186,3 +186,78 @@ describe('batch run with warm worker processes', () => {
     for (let i = 0; i < 4; i++) expect([i, filesIn(path.join(t, 'lock', `d${i}`))]).toEqual([i, ITEMS]);
   }, 240_000);
 });
+
+/** The account state files each worker of `pid` has open now. */
+function statesOpenBy(pid: number): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const w of accountWorkersOf(pid)) {
+    try {
+      const files = fs.readdirSync(`/proc/${w}/fd`).map((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/${w}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+      out.set(
+        w,
+        files.filter((f) => f.endsWith('/state.db')),
+      );
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+describe('batch run with several accounts in each warm worker (--worker-processes)', () => {
+  it('runs 4 accounts at once in one process; an account stopped by its configuration ends alone, the others finish', async () => {
+    const file = manifest('shared', 7);
+    const notADir = path.join(t, 'shared', 'a-file');
+    fs.mkdirSync(path.dirname(notADir), { recursive: true });
+    fs.writeFileSync(notADir, '');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(`folder:${path.join(t, 'shared', 'dst', 'a1')}`, `folder:${path.join(notADir, 'a1')}`));
+    const dir = path.join(t, 'shared', 'batch');
+    const run = batchRun(file, dir, ['--accounts-at-once', '4', '--worker-processes', '1']);
+    let most = 0;
+    const watch = setInterval(() => {
+      for (const states of statesOpenBy(run.child.pid!).values()) most = Math.max(most, new Set(states).size);
+    }, 25);
+    const r = await run.done;
+    clearInterval(watch);
+    expect(r.code, r.stderr).toBe(1);
+    const by = await statusOf(dir);
+    for (const a of ['a0', 'a2', 'a3', 'a4', 'a5', 'a6']) {
+      expect([a, by.get(a)!.status]).toEqual([a, 'done']);
+      expect([a, filesIn(path.join(t, 'shared', 'dst', a))]).toEqual([a, ITEMS]);
+    }
+    expect(by.get('a1')).toMatchObject({ status: 'paused', reason: expect.stringMatching(/^configuration problem: the destination is not a folder/) });
+    // Several accounts ran in one process at a time; a1's worker took no new account after it (one replacement at most).
+    expect(most).toBeGreaterThanOrEqual(2);
+    expect(run.seen.size).toBeLessThanOrEqual(2);
+    expect(accountWorkersOf(run.child.pid!)).toEqual([]);
+  }, 240_000);
+
+  it('a worker killed under several accounts: each runs again in a process of its own and finishes, nothing twice', async () => {
+    const file = manifest('shared-crash', 5);
+    const dir = path.join(t, 'shared-crash', 'batch');
+    const run = batchRun(file, dir, ['--accounts-at-once', '3', '--worker-processes', '1']);
+    // Kill the worker once it holds three accounts and a0 has moved a few items.
+    let victim: number | null = null;
+    for (let i = 0; i < 1200 && victim === null; i++) {
+      await new Promise((res) => setTimeout(res, 25));
+      if (filesIn(path.join(t, 'shared-crash', 'dst', 'a0')) < 3) continue;
+      for (const [pid, states] of statesOpenBy(run.child.pid!)) if (new Set(states).size >= 3) victim = pid;
+    }
+    expect(victim).not.toBeNull();
+    process.kill(victim!, 'SIGKILL');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    const by = await statusOf(dir);
+    for (let i = 0; i < 5; i++) {
+      expect([i, by.get(`a${i}`)!.status]).toEqual([i, 'done']);
+      expect([i, filesIn(path.join(t, 'shared-crash', 'dst', `a${i}`))]).toEqual([i, ITEMS]);
+    }
+    expect(accountWorkersOf(run.child.pid!)).toEqual([]);
+  }, 240_000);
+});

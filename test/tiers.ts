@@ -6,6 +6,7 @@
 // scripts/chaos) and runs only in `npm test`, which runs everything. A new test file that spawns
 // no CLI belongs here; test/import-rules.test.ts fails if a file listed here starts using the CLI.
 export const UNIT_TESTS = [
+  'test/account-scope.test.ts',
   'test/batch-view.test.ts',
   'test/batcher.test.ts',
   'test/capture-dates.test.ts',

@@ -1,14 +1,22 @@
-// How a batch runs an account's `migrate`: in a warm worker process from a small pool (one
-// account at a time in each, see ./account-worker.ts), or in a process of its own. Either way the
-// runner sees the same thing: the account's stdout, a way to stop it, and its exit code with the
-// tail of its stderr. A pool's processes share one environment; what differs per account (queue
-// mode's lease) goes with each job as values that migrate reads in place of its environment, and
-// an account needing any other variable of its own gets a process of its own.
+// How a batch runs an account's `migrate`: in a warm worker process from a small pool (see
+// ./account-worker.ts), or in a process of its own. Either way the runner sees the same thing:
+// the account's stdout, a way to stop it, and its exit code with the tail of its stderr. A pool's
+// processes share one environment; what differs per account (queue mode's lease) goes with each
+// job as values that migrate reads in place of its environment, and an account needing any other
+// variable of its own gets a process of its own.
 //
-// Isolation: a worker that crashes or is killed fails only the account it was running, and the
-// pool starts a new process for the next one. A worker is used again only after an account
-// that ended as a run ends (code 0 or 1) and was not stopped from here; anything else (a stop,
-// a signal, a refused sign-in, a crash) retires it, so an odd state never meets another account.
+// A pool keeps up to `processes` workers, each running up to `accountsPerProcess` accounts at
+// once (one each by default; a batch on a machine with fewer cores than accounts at once puts
+// several in each: one process's JIT and caches then serve them all, instead of every process
+// warming up on its own while they share the cores).
+//
+// Isolation: an account's thrown error, refused sign-in or full destination ends that account
+// alone (its own exit code; the others in its process go on). A worker is given new accounts only
+// while every account it ran ended as a run ends (code 0 or 1) and was not stopped from here;
+// anything else (a stop, a signal, a refused sign-in, a crash) retires it once its other accounts
+// end, so an odd state never meets a new account. A worker that crashes or is killed under one
+// account fails only that account; under several, each of them is run again in a process of its
+// own, so the one that brought it down fails alone and the others finish.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -16,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import readline from 'node:readline';
 import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
-import type { AccountJob } from './account-worker.ts';
+import type { AccountJob, AccountStop } from './account-worker.ts';
 
 export interface AccountEnd {
   /** The exit code a `migrate` process would have given (143 when ended by SIGTERM, 1 when it could not start). */
@@ -60,12 +68,16 @@ export function spawnAccount(cli: string, argv: string[], env: NodeJS.ProcessEnv
 
 interface Job {
   end: string;
+  argv: string[];
+  env: Record<string, string>;
   out: PassThrough;
   stderr: string;
   code: number | null;
   stderrEnded: boolean;
   stopped: boolean;
   signal: NodeJS.Signals | null;
+  /** Run again in a process of its own after its shared worker crashed: that process, from then on. */
+  alone: AccountChild | null;
   done: (e: AccountEnd) => void;
 }
 
@@ -73,13 +85,16 @@ interface Job {
 class WarmWorker {
   readonly proc: ChildProcess;
   dead = false;
+  /** Given no new account: one it ran ended otherwise than as a run (see the top of this file). */
+  retiring = false;
   readonly exited: Promise<void>;
-  private job: Job | null = null;
+  readonly jobs = new Map<string, Job>();
 
   constructor(
-    cli: string,
-    env: NodeJS.ProcessEnv,
-    private readonly release: (w: WarmWorker, reusable: boolean) => void,
+    private readonly cli: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly shared: boolean,
+    private readonly release: (w: WarmWorker) => void,
   ) {
     this.proc = spawn(process.execPath, [cli, 'batch', 'account-worker'], { stdio: ['pipe', 'pipe', 'pipe'], env });
     // A worker that died between accounts: the next write fails, and its close settles the job.
@@ -89,13 +104,12 @@ class WarmWorker {
     this.exited = new Promise((res) => {
       this.proc.on('error', (err) => {
         this.dead = true;
-        this.settle({ code: 1, startError: `could not start: ${err.message}` });
+        for (const job of [...this.jobs.values()]) this.settle(job, { code: 1, startError: `could not start: ${err.message}` });
         res();
       });
       this.proc.on('close', (code, signal) => {
         this.dead = true;
-        if (this.job) this.job.signal = signal;
-        this.settle({ code: exitCodeOf(code, signal) });
+        this.ended(exitCodeOf(code, signal), signal);
         res();
       });
     });
@@ -103,28 +117,35 @@ class WarmWorker {
 
   run(argv: string[], env: Record<string, string>): AccountChild {
     const job: Job = {
-      end: `gallery-bridge-account-end-${randomUUID()}`,
+      end: `gallery-bridge-account-${randomUUID()}`,
+      argv,
+      env,
       out: new PassThrough(),
       stderr: '',
       code: null,
       stderrEnded: false,
       stopped: false,
       signal: null,
+      alone: null,
       done: () => undefined,
     };
     const ended = new Promise<AccountEnd>((res) => (job.done = res));
-    this.job = job;
-    if (this.dead) this.settle({ code: 1, startError: 'its worker process had ended' });
-    else this.proc.stdin!.write(`${JSON.stringify({ argv, end: job.end, env } satisfies AccountJob)}\n`);
+    this.jobs.set(job.end, job);
+    if (this.dead) this.settle(job, { code: 1, startError: 'its worker process had ended' });
+    else this.send({ argv, end: job.end, env });
     return {
       stdout: job.out,
       kill: (s) => {
+        if (job.alone) return job.alone.kill(s);
+        if (job.stopped || this.jobs.get(job.end) !== job) return;
         job.stopped = true;
-        if (this.job === job) this.proc.kill(s);
+        // One account of several: stopped alone, as a SIGTERM stops a process of its own; SIGKILL takes the process.
+        if (this.shared && s !== 'SIGKILL') this.send({ stop: job.end });
+        else this.proc.kill(s);
       },
       ended,
       get signalCode() {
-        return job.signal;
+        return job.alone ? job.alone.signalCode : job.signal;
       },
     };
   }
@@ -133,48 +154,98 @@ class WarmWorker {
     if (!this.dead) this.proc.stdin!.end();
   }
 
+  private send(msg: AccountJob | AccountStop): void {
+    if (!this.dead) this.proc.stdin!.write(`${JSON.stringify(msg)}\n`);
+  }
+
+  /** The job a line of the worker's belongs to: "TOKEN>LINE" (the account's output) or "TOKEN CODE" / "TOKEN" (its end). */
+  private route(line: string): { job: Job; text: string; tagged: boolean } | null {
+    const sep = line.search(/[> ]/);
+    const job = this.jobs.get(sep < 0 ? line : line.slice(0, sep));
+    if (job) return { job, text: sep < 0 ? '' : line.slice(sep + 1), tagged: sep >= 0 && line[sep] === '>' };
+    return null;
+  }
+
   private onStdout(line: string): void {
-    const job = this.job;
-    if (!job) return;
-    if (line.startsWith(`${job.end} `)) {
-      job.code = Number(line.slice(job.end.length + 1));
-      if (job.stderrEnded) this.settle({ code: job.code });
-    } else job.out.write(`${line}\n`);
+    const r = this.route(line);
+    if (!r) return;
+    if (r.tagged) r.job.out.write(`${r.text}\n`);
+    else if (/^\d+$/.test(r.text)) {
+      r.job.code = Number(r.text);
+      if (r.job.stderrEnded) this.settle(r.job, { code: r.job.code });
+    }
   }
 
   private onStderr(line: string): void {
-    const job = this.job;
-    if (!job) return;
-    if (line === job.end) {
-      job.stderrEnded = true;
-      if (job.code !== null) this.settle({ code: job.code });
-    } else if (line) job.stderr = `${job.stderr}${line}\n`.slice(-STDERR_TAIL);
+    const r = this.route(line);
+    if (!r) {
+      // The process's own line (a warning, a crash's trace): every account in it gets it.
+      if (line) for (const job of this.jobs.values()) job.stderr = `${job.stderr}${line}\n`.slice(-STDERR_TAIL);
+      return;
+    }
+    if (r.tagged) r.job.stderr = `${r.job.stderr}${r.text}\n`.slice(-STDERR_TAIL);
+    else if (r.text === '') {
+      r.job.stderrEnded = true;
+      if (r.job.code !== null) this.settle(r.job, { code: r.job.code });
+    }
+  }
+
+  /** The process ended: each account still in it ends with it, or runs again alone when it shared the process. */
+  private ended(code: number, signal: NodeJS.Signals | null): void {
+    const jobs = [...this.jobs.values()];
+    const again = jobs.length > 1;
+    for (const job of jobs) {
+      if (job.code !== null) this.settle(job, { code: job.code });
+      else if (again && !job.stopped) this.runAlone(job, code, signal);
+      else {
+        job.signal = signal;
+        this.settle(job, { code });
+      }
+    }
+  }
+
+  private runAlone(job: Job, code: number, signal: NodeJS.Signals | null): void {
+    this.jobs.delete(job.end);
+    const child = spawnAccount(this.cli, job.argv, { ...this.env, ...job.env });
+    job.alone = child;
+    child.stdout.pipe(job.out);
+    const why = `note: the worker process it shared with other accounts ended (${signal ?? `code ${code}`}); run again in a process of its own\n`;
+    void child.ended.then((e) => job.done({ ...e, stderr: `${why}${e.stderr}`.slice(-STDERR_TAIL) }));
+    this.release(this);
   }
 
   /** The job's end, once: from its end lines, or from the process ending under it. */
-  private settle(e: { code: number; startError?: string }): void {
-    const job = this.job;
-    if (!job) return;
-    this.job = null;
+  private settle(job: Job, e: { code: number; startError?: string }): void {
+    if (this.jobs.get(job.end) !== job) return;
+    this.jobs.delete(job.end);
     job.out.end();
     job.done({ ...e, stderr: job.stderr });
-    this.release(this, !this.dead && !job.stopped && (e.code === 0 || e.code === 1));
+    if (this.dead || job.stopped || (e.code !== 0 && e.code !== 1)) this.retiring = true;
+    this.release(this);
   }
 }
 
-/** Warm workers, started when an account finds none idle and kept between accounts (as many as run at once). */
+/** Warm workers, started as accounts need them and kept between accounts. */
 export class AccountPool {
-  private readonly idle: WarmWorker[] = [];
+  private readonly workers = new Set<WarmWorker>();
+  private readonly processes: number;
+  private readonly perProcess: number;
 
   /**
    * `env`: the workers' environment; `perAccount`: the variables an account may set for itself
-   * (those migrate reads through its env parameter: queue mode's lease).
+   * (those migrate reads through its env parameter: queue mode's lease); `shape`: at most
+   * `processes` workers (beyond it only while retired ones finish), each with up to
+   * `accountsPerProcess` accounts at once (default 1: a process per account in flight).
    */
   constructor(
     private readonly cli: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
     private readonly perAccount: readonly string[] = [],
-  ) {}
+    shape: { processes?: number; accountsPerProcess?: number } = {},
+  ) {
+    this.perProcess = Math.max(1, shape.accountsPerProcess ?? 1);
+    this.processes = Math.max(1, shape.processes ?? Number.POSITIVE_INFINITY);
+  }
 
   /** Whether an account with these environment variables can run in this pool's workers. */
   takes(env: Record<string, string>): boolean {
@@ -182,21 +253,32 @@ export class AccountPool {
   }
 
   start(argv: string[], env: Record<string, string> = {}): AccountChild {
-    let w = this.idle.pop();
-    while (w?.dead) w = this.idle.pop();
-    w ??= new WarmWorker(this.cli, this.env, (worker, reusable) => this.release(worker, reusable));
+    const open = [...this.workers].filter((w) => !w.dead && !w.retiring);
+    const free = open.filter((w) => w.jobs.size < this.perProcess).sort((a, b) => a.jobs.size - b.jobs.size);
+    // Spread over the processes first (each has a core to itself), then fill them.
+    let w = free[0] && (free[0].jobs.size === 0 || open.length >= this.processes) ? free[0] : undefined;
+    if (!w) {
+      w = new WarmWorker(this.cli, this.env, this.perProcess > 1, (worker) => this.release(worker));
+      this.workers.add(w);
+    }
     return w.run(argv, Object.fromEntries(Object.entries(env).filter(([k]) => this.perAccount.includes(k))));
   }
 
-  private release(w: WarmWorker, reusable: boolean): void {
-    if (reusable) this.idle.push(w);
-    else w.retire();
+  private release(w: WarmWorker): void {
+    if (w.dead) this.workers.delete(w);
+    else if (w.retiring && w.jobs.size === 0) {
+      this.workers.delete(w);
+      w.retire();
+    }
   }
 
   /** Ends every worker between accounts (they exit at the end of their input) and waits for them. */
   async close(): Promise<void> {
-    const idle = this.idle.splice(0);
-    for (const w of idle) w.retire();
+    const idle = [...this.workers].filter((w) => w.jobs.size === 0);
+    for (const w of idle) {
+      this.workers.delete(w);
+      w.retire();
+    }
     await Promise.all(idle.map((w) => w.exited));
   }
 }

@@ -29,6 +29,8 @@ export interface BatchRunOpts extends BatchCommonOpts {
   retries?: number;
   verifyWait?: number;
   failStreak: number;
+  /** Warm worker processes the accounts at once are spread over (default: the machine's cores). */
+  workerProcesses?: number;
   /** Queue mode: the PostgreSQL URL; the manifest is loaded there and any number of workers run it. */
   queue?: string;
   /** --no-work: with --queue, only load the manifest. */
@@ -123,6 +125,7 @@ export async function batchRunCommand(manifestFile: string, o: BatchRunOpts): Pr
     assumedRate: Number(o.assumeRate) * 1e6,
     passThrough: passThrough(o),
     failStreak: o.failStreak,
+    workerProcesses: o.workerProcesses,
     say: say(o.json),
     json: o.json,
     signal: controller.signal,

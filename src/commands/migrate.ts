@@ -13,6 +13,8 @@ import { runMigration } from '../engine/run.ts';
 import type { RunEvent } from '../engine/run.ts';
 import { computePlan, type Plan } from '../engine/plan.ts';
 import { makeLogger } from '../lib/log.ts';
+import { processOutput } from '../lib/lines.ts';
+import type { Output } from '../lib/lines.ts';
 import { openDestination, openSource } from './providers.ts';
 import { datesLines, datesSummary } from '../report/dates.ts';
 import { IN_LIBRARY_SQL } from '../report/outcomes.ts';
@@ -43,9 +45,16 @@ export interface MigrateOpts {
   [k: string]: unknown;
 }
 
+/** How a batch's warm worker runs one of its accounts: its own output, and its own stop (as SIGTERM would). */
+export interface AccountRun {
+  out: Output;
+  stop: AbortSignal;
+}
+
 /** `env`: where queue mode's lease is read (a batch's warm worker passes each account's own). */
-export async function migrateCommand(given: MigrateOpts, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const log = makeLogger({ json: given.json, verbose: given.verbose });
+export async function migrateCommand(given: MigrateOpts, env: NodeJS.ProcessEnv = process.env, account?: AccountRun): Promise<number> {
+  const out = account?.out ?? processOutput;
+  const log = makeLogger({ json: given.json, verbose: given.verbose, out });
   // Settled before the providers are built: some size their batches by it (OneDrive's commits).
   const concurrency = await concurrencyFor(given);
   const o = { ...given, concurrency: concurrency.value };
@@ -70,6 +79,14 @@ export async function migrateCommand(given: MigrateOpts, env: NodeJS.ProcessEnv 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A stop of this account alone (its worker runs others): as a first SIGTERM, never a second one's exit.
+  const onStop = () => {
+    if (signalExit) return;
+    signalExit = 143;
+    controller.abort();
+  };
+  account?.stop.addEventListener('abort', onStop, { once: true });
+  if (account?.stop.aborted) onStop();
   // Everything this run opened is closed and let go however it ends: a batch's warm worker runs
   // the next account in the same process.
   let queue: ChildHooks | null = null;
@@ -82,12 +99,13 @@ export async function migrateCommand(given: MigrateOpts, env: NodeJS.ProcessEnv 
     // Providers end their own waits (throttling pauses) on the same signal.
     source = await openSource(db, o.from, o, log, controller.signal);
     destination = await openDestination(db, o.to, o, log, controller.signal);
-    progress = new Progress({ json: o.json, log });
-    return await migrateOpened(db, source, destination, progress, o, concurrency.line, controller.signal, queue, () => signalExit);
+    progress = new Progress({ json: o.json, log, out });
+    return await migrateOpened(db, source, destination, progress, o, concurrency.line, controller.signal, queue, () => signalExit, out);
   } finally {
     progress?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    account?.stop.removeEventListener('abort', onStop);
     await source?.close?.();
     await destination?.close?.();
     await queue?.close();
@@ -106,8 +124,9 @@ async function migrateOpened(
   signal: AbortSignal,
   queue: ChildHooks | null,
   signalExit: () => number,
+  out: Output,
 ): Promise<number> {
-  const log = makeLogger({ json: o.json, verbose: o.verbose });
+  const log = makeLogger({ json: o.json, verbose: o.verbose, out });
   // Said once the run has passed its checks: a refused run's reason stays its only line.
   let started = false;
   const result = await runMigration(db, source, destination, {
@@ -150,7 +169,7 @@ async function migrateOpened(
     counts: c,
     report: o.report ?? null,
   };
-  if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  if (o.json) out.stdout.write(JSON.stringify(summary) + '\n');
   else {
     // Skipped items the library held from another app are no duplicates within the source: they stay there.
     const inLibrary = (db.prepare(`SELECT count(*) AS n FROM items WHERE ${IN_LIBRARY_SQL}`).get() as { n: number }).n;

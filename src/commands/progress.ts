@@ -5,14 +5,15 @@ import type { Logger } from '../../providers/types.ts';
 import type { RunEvent } from '../engine/run.ts';
 import { redact } from '../lib/redact.ts';
 import { printable } from '../lib/log.ts';
-import { flushLines, queueLines } from '../lib/lines.ts';
+import { flushLines, processOutput, queueLines } from '../lib/lines.ts';
+import type { Output } from '../lib/lines.ts';
 
 export class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private total = 0;
   private done = 0;
 
-  constructor(private readonly o: { json: boolean; log: Logger & { infoLater?(message: string): void } }) {
+  constructor(private readonly o: { json: boolean; log: Logger & { infoLater?(message: string): void }; out?: Output }) {
     if (!o.json && process.stderr.isTTY) {
       this.bar = new cliProgress.SingleBar(
         { stream: process.stderr, format: '{bar} {value}/{total} items | {rate} items/s | ETA {eta_formatted} | {last}', hideCursor: true, etaBuffer: 50 },
@@ -27,7 +28,7 @@ export class Progress {
   event(e: RunEvent): void {
     if (this.o.json) {
       queueLines(
-        process.stdout,
+        (this.o.out ?? processOutput).stdout,
         JSON.stringify({ ...e, detail: 'detail' in e && e.detail ? redact(e.detail) : undefined, at: new Date().toISOString() }) + '\n',
       );
       return;

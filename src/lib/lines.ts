@@ -3,11 +3,24 @@
 // turn carries all the lines of the items that moved in it. Anything written to the stream
 // without going through here must flushLines() first, so the order stays as written.
 
-const pending: Array<{ stream: NodeJS.WritableStream; text: string }> = [];
+/** Where lines go: process.stdout/stderr, or one account's share of them in a batch's warm worker. */
+export interface LineSink {
+  write(text: string): unknown;
+}
+
+/** A command's two output streams. */
+export interface Output {
+  stdout: LineSink;
+  stderr: LineSink;
+}
+
+export const processOutput: Output = { stdout: process.stdout, stderr: process.stderr };
+
+const pending: Array<{ stream: LineSink; text: string }> = [];
 let scheduled = false;
 
 /** Queues `text` (whole lines) for `stream`; written at the end of this turn of the event loop. */
-export function queueLines(stream: NodeJS.WritableStream, text: string): void {
+export function queueLines(stream: LineSink, text: string): void {
   pending.push({ stream, text });
   if (!scheduled) {
     scheduled = true;

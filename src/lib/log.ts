@@ -2,7 +2,8 @@
 
 import type { Logger } from '../../providers/types.ts';
 import { redact } from './redact.ts';
-import { flushLines, queueLines } from './lines.ts';
+import { flushLines, processOutput, queueLines } from './lines.ts';
+import type { LineSink, Output } from './lines.ts';
 
 /**
  * A Logger that can also hold an info line to the end of this turn of the event loop
@@ -20,11 +21,13 @@ export function printable(text: string, keepNewlines = false): string {
   return text.replace(/\p{Cc}/gu, (c) => (keepNewlines && (c === '\n' || c === '\t') ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
-export function makeLogger(opts: { json: boolean; verbose: boolean; quiet?: boolean }): RunLogger {
-  const line = (level: string, message: string): [NodeJS.WritableStream, string] => {
+/** `out`: where the lines go (a batch's warm worker gives each account its own). */
+export function makeLogger(opts: { json: boolean; verbose: boolean; quiet?: boolean; out?: Output }): RunLogger {
+  const out = opts.out ?? processOutput;
+  const line = (level: string, message: string): [LineSink, string] => {
     const text = redact(message);
-    if (opts.json) return [process.stdout, JSON.stringify({ type: 'log', level, message: text, at: new Date().toISOString() }) + '\n'];
-    return [process.stderr, `${level === 'info' ? '' : level + ': '}${printable(text, true)}\n`];
+    if (opts.json) return [out.stdout, JSON.stringify({ type: 'log', level, message: text, at: new Date().toISOString() }) + '\n'];
+    return [out.stderr, `${level === 'info' ? '' : level + ': '}${printable(text, true)}\n`];
   };
   const write = (level: string, message: string) => {
     const [stream, text] = line(level, message);

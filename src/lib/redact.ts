@@ -2,7 +2,7 @@
 // Every message that leaves the tool passes through redact(): it masks bearer tokens, cookie
 // values, token-like query parameters and whole pre-authenticated URLs.
 
-import { forgetAfterAccount } from './account-scope.ts';
+import { accountLocal, forgetAfterAccount } from './account-scope.ts';
 
 const PATTERNS: Array<[RegExp, string]> = [
   [/(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;"']+/gi, '$1$2[redacted]'],
@@ -17,11 +17,15 @@ const PATTERNS: Array<[RegExp, string]> = [
   ],
 ];
 
-/** Registered literal secrets (tokens read from files or the environment) are masked wherever they appear. */
-const literals = new Set<string>();
+/**
+ * Registered literal secrets (tokens read from files or the environment) are masked wherever they
+ * appear. Held per account: a warm worker running several accounts masks every running account's,
+ * and drops an account's when it ends.
+ */
+const literals = accountLocal(() => new Set<string>());
 
 export function registerSecret(value: string | undefined | null): void {
-  if (value && value.length >= 6) literals.add(value);
+  if (value && value.length >= 6) literals.get().add(value);
 }
 
 /** Secrets that live as long as one request (a download's signed meta), counted by holder. */
@@ -29,7 +33,7 @@ const passing = new Map<string, number>();
 
 // A warm batch worker's next account must not carry this one's cookies and tokens in memory.
 forgetAfterAccount(() => {
-  literals.clear();
+  literals.forgetProcess();
   passing.clear();
 });
 
@@ -52,7 +56,7 @@ export function registerPassingSecret(value: string): () => void {
 
 export function redact(text: string): string {
   let out = text;
-  for (const s of literals) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  for (const set of literals.all()) for (const s of set) if (out.includes(s)) out = out.split(s).join('[redacted]');
   for (const s of passing.keys()) if (out.includes(s)) out = out.split(s).join('[redacted]');
   for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
   // Upload URLs carry temporary credentials in their path or query: show only scheme and host.
