@@ -3,6 +3,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FolderSource } from '../providers/folder/source.ts';
@@ -56,6 +57,48 @@ describe('folder source', () => {
 
     fs.rmSync(path.join(t, 'A', 'c.jpg'));
     await expect(src.open(items[2]!)).rejects.toThrow(ItemGoneError);
+  });
+});
+
+describe('folder source, iterated (as the engine reads it)', () => {
+  it('gives the exact bytes of a file and of a range, notices a change, and closes its descriptor however iteration ends', async () => {
+    const t = tmpDir();
+    fs.mkdirSync(path.join(t, 'A'));
+    const file = path.join(t, 'A', 'v.mp4');
+    // Past three 1 MiB chunks: the next chunk is read while the last one is handled.
+    const bytes = crypto.randomBytes(3 * 1024 * 1024 + 5);
+    fs.writeFileSync(file, bytes);
+    const src = new FolderSource(t);
+    const item = (await src.listItems(null)).items[0]!;
+    const openFds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const collect = async (s: AsyncIterable<unknown>, each?: () => void) => {
+      const parts: Buffer[] = [];
+      for await (const c of s) {
+        parts.push(c as Buffer);
+        each?.();
+      }
+      return Buffer.concat(parts);
+    };
+
+    expect((await collect(await src.open(item))).equals(bytes)).toBe(true);
+    expect((await collect(await src.open(item, { offset: 1_000_000, length: 2_000_000 }))).equals(bytes.subarray(1_000_000, 3_000_000))).toBe(true);
+    // Stopped after the first chunk, with the next one being read.
+    for await (const _ of await src.open(item)) break;
+    expect(openFds()).toBe(before);
+
+    const run = new AbortController();
+    const aborted = collect(await src.open(item, { signal: run.signal }), () => run.abort(new Error('the run stopped')));
+    await expect(aborted).rejects.toThrow('the run stopped');
+    expect(openFds()).toBe(before);
+
+    let grown = false;
+    const growing = collect(await src.open(item), () => {
+      if (!grown) fs.appendFileSync(file, 'grown while read');
+      grown = true;
+    });
+    await expect(growing).rejects.toThrow(/changed while it was being read/);
+    expect(openFds()).toBe(before);
   });
 });
 
