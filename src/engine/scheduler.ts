@@ -3,7 +3,6 @@
 
 import PQueue from 'p-queue';
 import { destinationLimits } from '../../providers/types.ts';
-import type { ItemRow } from '../../state/items.ts';
 import { sleep } from '../lib/backoff.ts';
 import type { CommitStage } from './commit.ts';
 import type { RunContext } from './context.ts';
@@ -131,16 +130,16 @@ export class Scheduler {
     // Past this page next time, even when none of it could go (all in flight or out of attempts
     // for this run): otherwise a page of such items at the front hid every item after it.
     this.cursorId = page[page.length - 1]!;
-    for (const id of page) if (!this.inFlight.has(id) && this.mayTry(id)) this.start(this.ctx.items.get(id));
+    for (const id of page) if (!this.inFlight.has(id) && this.mayTry(id)) this.start(id);
     return true;
   }
 
-  private start(row: ItemRow): void {
-    this.inFlight.add(row.id);
+  private start(id: number): void {
+    this.inFlight.add(id);
     void this.queue.add(async () => {
-      const { commit } = await transferOne(this.ctx, this.commits, row);
+      const { commit } = await transferOne(this.ctx, this.commits, id);
       const tracked = commit.finally(() => {
-        this.inFlight.delete(row.id);
+        this.inFlight.delete(id);
         this.committing.delete(tracked);
         this.wakeUp.nudge();
       });

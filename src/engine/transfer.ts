@@ -299,20 +299,25 @@ async function stageInto(destination: Destination, items: Items, row: ItemRow, s
  * (Google's batchCreate takes 50, far more than the items a queue has in flight).
  * The commit never rejects: its failure is written to the item's row.
  */
-export async function transferOne(ctx: RunContext, commits: CommitStage, row: ItemRow): Promise<{ commit: Promise<void> }> {
+export async function transferOne(ctx: RunContext, commits: CommitStage, id: number): Promise<{ commit: Promise<void> }> {
   const { items, source, destination } = ctx;
+  // The row as startTransfer leaves it: the scheduler queues ids, and a row read when the item
+  // was queued would be read again here anyway (a listing may have described it anew since).
+  let row: ItemRow | null = null;
   try {
-    row = items.startTransfer(row.id, ctx.runId);
+    row = items.startTransfer(id, ctx.runId);
     // A staged upload saved by a killed run is committed without sending the bytes again.
     if (row.staged && row.sha256 && row.declared_hash_ok !== 0 && destination.canCommitLater?.(JSON.parse(row.staged))) {
-      return { commit: commits.commit(row, stagedFromRow(row)).catch((err) => ctx.itemFailed(row, err)) };
+      const taken = row;
+      return { commit: commits.commit(taken, stagedFromRow(taken)).catch((err) => ctx.itemFailed(taken, err)) };
     }
-    const staged = await stageItem(source, destination, items, row, ctx.signal, ctx.opts.timeZone);
+    const taken = row;
+    const staged = await stageItem(source, destination, items, taken, ctx.signal, ctx.opts.timeZone);
     ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
     // Wrapped in an object: returning the bare promise would make this await the commit too.
-    return { commit: commits.commit(row, staged).catch((err) => ctx.itemFailed(row, err)) };
+    return { commit: commits.commit(taken, staged).catch((err) => ctx.itemFailed(taken, err)) };
   } catch (err) {
-    ctx.itemFailed(row, err);
+    ctx.itemFailed(row ?? items.get(id), err);
     return { commit: Promise.resolve() };
   }
 }
