@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { finished } from 'node:stream';
 import { FolderSource } from '../providers/folder/source.ts';
 import { ItemGoneError, RetryableError } from '../providers/types.ts';
 import { FIXTURES, makeSource, runCli, tmpDir, treeHashes } from './helpers.ts';
@@ -81,7 +82,11 @@ describe('folder source, iterated (as the engine reads it)', () => {
       return Buffer.concat(parts);
     };
 
-    expect((await collect(await src.open(item))).equals(bytes)).toBe(true);
+    const whole = await src.open(item);
+    const ended = new Promise((resolve) => finished(whole, resolve));
+    expect((await collect(whole)).equals(bytes)).toBe(true);
+    // Whoever waits on the stream sees it end, not close early.
+    expect(await ended).toBeUndefined();
     expect((await collect(await src.open(item, { offset: 1_000_000, length: 2_000_000 }))).equals(bytes.subarray(1_000_000, 3_000_000))).toBe(true);
     // Stopped after the first chunk, with the next one being read.
     for await (const _ of await src.open(item)) break;

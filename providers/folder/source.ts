@@ -269,6 +269,9 @@ class FileBytes extends Readable {
       next = null;
       const changed = this.changedWhileRead();
       if (changed) throw changed;
+      // Ended, for whoever waits on the stream's end (finished()): a close without it is an
+      // ERR_STREAM_PREMATURE_CLOSE, an Error with its stack built, for every file.
+      this.push(null);
     } finally {
       // Stopped early: let the read in flight land before the descriptor is closed.
       if (next) await next.catch(() => undefined);
