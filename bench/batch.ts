@@ -13,6 +13,7 @@ import { startEmulator } from '../providers/xiaomi/test-support.ts';
 import { openState } from '../state/db.ts';
 import { Items } from '../state/items.ts';
 import { startRun } from '../src/engine/runs.ts';
+import { poolShape } from '../src/batch/runner.ts';
 
 const CLI = new URL('../bin/gallery-bridge.js', import.meta.url).pathname;
 const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), `gb-bench-batch-${p}-`));
@@ -89,10 +90,11 @@ export const suite: BenchSuite = async () => {
     const batch = await runBatch('batch');
     // The way batches ran before warm workers, for context: a migrate process per account.
     const perProcess = await runBatch('batch-per-process', { GALLERY_BRIDGE_BATCH_PROCESS_PER_ACCOUNT: '1' });
+    const shape = poolShape(8);
     const peer = { name: `one account, ${accounts * perAccount} items, concurrency 16`, value: one.wallMs / 1000, unit: 's' };
     const ratio = batch.wallMs / one.wallMs;
     rows.push({
-      name: `batch of ${accounts} accounts × ${perAccount} small items (8 at once × 2, warm worker processes)`,
+      name: `batch of ${accounts} accounts × ${perAccount} small items (8 at once × 2, in ${shape.processes} warm worker processes × ${shape.accountsPerProcess})`,
       value: batch.wallMs / 1000,
       unit: 's',
       peer,
