@@ -15,7 +15,7 @@ import type { DB } from '../../state/db.ts';
 import { openState } from '../../state/db.ts';
 import { defaultHome } from '../lib/credentials.ts';
 import { redact } from '../lib/redact.ts';
-import { writeReport } from '../report/report.ts';
+import { writeReport, writeTableReports } from '../report/report.ts';
 import { writeBatchReports } from '../report/batch.ts';
 import type { AccountRow } from './manifest.ts';
 import { GOOGLE_REQUESTS_PER_ITEM, googleNeed, googleShares, kindOf, nextPacificMidnight, orderJobs, pacificDay, planSchedule } from './schedule.ts';
@@ -433,8 +433,7 @@ export async function finishAccount(o: BatchRunOptions, db: DB, r: Running, code
   try {
     const sdb = openState(accountStateFile(o.dir, a.slug), { readonly: true });
     try {
-      await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.csv'));
-      await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.json'));
+      writeTableReports(sdb, [path.join(accountDir(o.dir, a.slug), 'report.csv'), path.join(accountDir(o.dir, a.slug), 'report.json')]);
       if (!fs.existsSync(path.join(accountDir(o.dir, a.slug), 'report.html')))
         await writeReport(sdb, path.join(accountDir(o.dir, a.slug), 'report.html'), { title: `Migration report: ${a.account}` });
     } finally {

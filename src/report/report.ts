@@ -107,54 +107,90 @@ export interface ReportOptions {
   back?: { href: string; label: string } | null;
 }
 
-export async function writeReport(db: DB, out: string, opts: ReportOptions = {}): Promise<{ format: string; rows: number }> {
-  const ext = path.extname(out).toLowerCase();
-  if (!['.json', '.csv', '.html', '.htm'].includes(ext)) throw new Error(`report format is chosen by extension: .json, .csv or .html (got "${ext || 'none'}")`);
-  // Written beside the target and renamed into place: a reader (the dashboard, a browser) never sees half a report.
-  const tmp = `${out}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  let n = 0;
-  let buf = '';
-  const w = (s: string) => {
-    buf += s;
-    if (buf.length > 1 << 16) {
-      fs.writeSync(fd, buf);
-      buf = '';
+/** A report written beside its target and renamed into place: a reader (the dashboard, a browser) never sees half a report. */
+class ReportFile {
+  private readonly tmp: string;
+  private readonly fd: number;
+  private buf = '';
+
+  constructor(private readonly out: string) {
+    this.tmp = `${out}.${process.pid}.tmp`;
+    this.fd = fs.openSync(this.tmp, 'w', 0o644);
+  }
+
+  readonly w = (s: string): void => {
+    this.buf += s;
+    if (this.buf.length > 1 << 16) {
+      fs.writeSync(this.fd, this.buf);
+      this.buf = '';
     }
   };
-  try {
-    const s = summarize(db);
-    if (ext === '.json') {
-      w(`{"summary":${JSON.stringify(summaryJson(s))},"items":[`);
-      for (const r of rows(db)) {
-        // The same keys in the same order as {...human, ...the row without bytes_read}: spreading a
-        // 34-column row made an object V8 keeps as a dictionary, and a batch writes this for every account.
-        const item: Record<string, unknown> = human(r);
-        for (const c of REPORT_COLUMNS) item[c] = r[c];
-        w(`${n++ ? ',' : ''}\n${JSON.stringify(item)}`);
-      }
-      w('\n]}\n');
-    } else if (ext === '.csv') {
-      w(stringify([[...HUMAN_COLUMNS, ...REPORT_COLUMNS] as string[]]));
-      for (const r of rows(db)) {
-        const h = human(r);
-        w(`${[...HUMAN_COLUMNS.map((c) => h[c]), ...REPORT_COLUMNS.map((c) => r[c] ?? '')].map(csvField).join(',')}\n`);
-        n++;
-      }
-    } else {
-      n = await writeHtml(db, s, w, { title: opts.title, back: opts.back, open: opts.open === undefined ? folderOpener(s.source) : opts.open });
-    }
-    fs.writeSync(fd, buf);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, out);
-    return { format: ext === '.htm' ? 'html' : ext.slice(1), rows: n };
-  } catch (err) {
+
+  done(): void {
+    fs.writeSync(this.fd, this.buf);
+    fs.closeSync(this.fd);
+    fs.renameSync(this.tmp, this.out);
+  }
+
+  abandon(): void {
     try {
-      fs.closeSync(fd);
+      fs.closeSync(this.fd);
     } catch {
       // already closed
     }
-    fs.rmSync(tmp, { force: true });
+    fs.rmSync(this.tmp, { force: true });
+  }
+}
+
+/**
+ * CSV and JSON reports (chosen by each file's extension) in one pass over the items: one summary
+ * and one row query for all of them. A batch writes both for every account when it ends.
+ */
+export function writeTableReports(db: DB, outs: string[]): number {
+  const files = outs.map((out) => ({ ext: path.extname(out).toLowerCase(), file: new ReportFile(out) }));
+  const csv = files.filter((f) => f.ext === '.csv').map((f) => f.file);
+  const json = files.filter((f) => f.ext === '.json').map((f) => f.file);
+  const all = (text: string, to: ReportFile[]) => {
+    for (const f of to) f.w(text);
+  };
+  let n = 0;
+  try {
+    const s = summarize(db);
+    if (json.length) all(`{"summary":${JSON.stringify(summaryJson(s))},"items":[`, json);
+    if (csv.length) all(stringify([[...HUMAN_COLUMNS, ...REPORT_COLUMNS] as string[]]), csv);
+    for (const r of rows(db)) {
+      const h = human(r);
+      if (csv.length) all(`${[...HUMAN_COLUMNS.map((c) => h[c]), ...REPORT_COLUMNS.map((c) => r[c] ?? '')].map(csvField).join(',')}\n`, csv);
+      if (json.length) {
+        // The same keys in the same order as {...human, ...the row without bytes_read}: spreading a
+        // 34-column row made an object V8 keeps as a dictionary, and a batch writes this for every account.
+        const item: Record<string, unknown> = h;
+        for (const c of REPORT_COLUMNS) item[c] = r[c];
+        all(`${n ? ',' : ''}\n${JSON.stringify(item)}`, json);
+      }
+      n++;
+    }
+    all('\n]}\n', json);
+    for (const f of files) f.file.done();
+    return n;
+  } catch (err) {
+    for (const f of files) f.file.abandon();
+    throw err;
+  }
+}
+
+export async function writeReport(db: DB, out: string, opts: ReportOptions = {}): Promise<{ format: string; rows: number }> {
+  const ext = path.extname(out).toLowerCase();
+  if (!['.json', '.csv', '.html', '.htm'].includes(ext)) throw new Error(`report format is chosen by extension: .json, .csv or .html (got "${ext || 'none'}")`);
+  if (ext === '.json' || ext === '.csv') return { format: ext.slice(1), rows: writeTableReports(db, [out]) };
+  const file = new ReportFile(out);
+  try {
+    const s = summarize(db);
+    const n = await writeHtml(db, s, file.w, { title: opts.title, back: opts.back, open: opts.open === undefined ? folderOpener(s.source) : opts.open });
+    file.done();
+    return { format: 'html', rows: n };
+  } catch (err) {
+    file.abandon();
     throw err;
   }
 }
