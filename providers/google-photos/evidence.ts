@@ -117,11 +117,12 @@ export async function fingerprintFile(file: string, mimeType: string): Promise<F
   }
 }
 
+/** One object for every parse: exifr caches the options it builds per object given, in a Map it never empties. */
+const TIME_OPTIONS = { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal'] };
+
 export async function captureTime(bytes: Buffer): Promise<string | null> {
   try {
-    const t = (await exifr.parse(bytes, { reviveValues: false, pick: ['DateTimeOriginal', 'CreateDate', 'OffsetTimeOriginal'] })) as
-      | Record<string, unknown>
-      | undefined;
+    const t = (await exifr.parse(bytes, TIME_OPTIONS)) as Record<string, unknown> | undefined;
     const v = t?.DateTimeOriginal ?? t?.CreateDate;
     if (typeof v !== 'string') return null;
     return typeof t?.OffsetTimeOriginal === 'string' ? `${v} ${t.OffsetTimeOriginal}` : v;
