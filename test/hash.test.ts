@@ -7,7 +7,8 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { QuickXorHash, quickXorBase64 } from '../src/hash/quickxor.ts';
-import { MultiHasher, hashBuffer, hashFile, readFileChunks } from '../src/hash/multihash.ts';
+import { hashWorker } from '../src/hash/off-thread.ts';
+import { MultiHasher, SHA256_ONLY, hashBuffer, hashFile, hashFileLater, readFileChunks } from '../src/hash/multihash.ts';
 import { seeded } from './helpers.ts';
 
 /** Straight from the spec, one bit at a time: slow, but hard to get wrong. */
@@ -194,6 +195,41 @@ describe('MultiHasher', () => {
       const file = path.join(dir, 'data.bin');
       fs.writeFileSync(file, data);
       expect(await hashFile(file)).toEqual(want);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hashes files read back on the hashing worker: the same hashes as node:crypto, taken early or late, many at once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mh-'));
+    const MiB = 1 << 20;
+    // Under a MiB in shared buffers on the worker; a MiB and more read in chunks here.
+    const sizes = [0, 1, 3, 200_000, 350_001, MiB - 1, MiB, MiB + 1, 3 * MiB + 5];
+    try {
+      // 60 at once: more than the worker's 16 buffers and the 8 files read at a time.
+      const files = Array.from({ length: 60 }, (_, i) => {
+        const bytes = randomBytes(sizes[i % sizes.length]!, 500 + i);
+        const file = path.join(dir, `f${i}.bin`);
+        fs.writeFileSync(file, bytes);
+        return { file, bytes };
+      });
+      const handedBefore = hashWorker().handed;
+      const laters = await Promise.all(files.map((f, i) => hashFileLater(f.file, i % 2 ? { sha1: true, quickXor: false } : SHA256_ONLY)));
+      expect(hashWorker().handed - handedBefore).toBeGreaterThan(0);
+      // Taken after every file was read (their buffers lent and reused meanwhile), and taken again.
+      for (const [i, later] of laters.entries()) {
+        const want = hashBuffer(files[i]!.bytes, { sha1: i % 2 === 1, quickXor: false });
+        expect(await later.take()).toEqual(want);
+        expect(await later.take()).toEqual(want);
+      }
+      // Taken as soon as read, one after another: each waits for its own digest.
+      for (const f of files) expect(await hashFile(f.file, SHA256_ONLY)).toEqual(hashBuffer(f.bytes, SHA256_ONLY));
+      // With QuickXorHash asked for, all of it is made on this thread, as before.
+      expect(await hashFile(files[4]!.file)).toEqual(hashBuffer(files[4]!.bytes));
+      // A dropped one frees its buffer: 40 more dropped, then more read, still right.
+      for (let i = 0; i < 40; i++) (await hashFileLater(files[i % 9]!.file, SHA256_ONLY)).drop();
+      expect(await hashFile(files[3]!.file, SHA256_ONLY)).toEqual(hashBuffer(files[3]!.bytes, SHA256_ONLY));
+      await expect(hashFile(path.join(dir, 'missing.bin'), SHA256_ONLY)).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -20,7 +20,7 @@ import type {
   VerifyResult,
 } from '../types.ts';
 import { RetryableError, StopRunError } from '../types.ts';
-import { SHA256_ONLY, hashFile } from '../../src/hash/multihash.ts';
+import { SHA256_ONLY, hashFile, hashFileLater } from '../../src/hash/multihash.ts';
 import { numberedName, safeComponent } from './names.ts';
 import { SyncGroups, fileSystemSync } from './durable.ts';
 import { closeQuietly, createFd, writeAllFd } from '../../src/lib/fd.ts';
@@ -227,10 +227,17 @@ export class FolderDestination implements Destination {
     for (const r of requests) {
       const file = path.join(this.root, r.destPath ?? r.destId);
       try {
-        const h = await hashFile(file, SHA256_ONLY);
-        if (h.size === r.hashes.size && h.sha256 === r.hashes.sha256) {
-          // Recorded as verified only once the file and its name are durable.
+        const later = await hashFileLater(file, SHA256_ONLY);
+        // Recorded as verified only once the file and its name are durable: the sync is waited
+        // for while the bytes read back are hashed (off the run's thread for a photo).
+        try {
           await this.groups.durable(file, path.dirname(file));
+        } catch (err) {
+          later.drop();
+          throw err;
+        }
+        const h = await later.take();
+        if (h.size === r.hashes.size && h.sha256 === r.hashes.sha256) {
           out.push({ outcome: 'verified', evidence: { level: 'bytes', detail: `read back ${h.size} bytes; SHA-256 equals the bytes read from the source` } });
         } else {
           out.push({ outcome: 'mismatch', reason: `the file at the destination differs from the source (size ${h.size} vs ${r.hashes.size})` });

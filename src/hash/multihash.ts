@@ -4,10 +4,12 @@
 // (see hashesFor()); each costs as much CPU as the copy itself on a local disk.
 
 import { createHash, type Hash } from 'node:crypto';
+import fs from 'node:fs';
 import { closeQuietly, openFd, readFd } from '../lib/fd.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { ExtraHash, Hashes, SourceItem } from '../../providers/types.ts';
 import { QuickXorHash } from './quickxor.ts';
+import { SLOT_BYTES, hashWorker } from './off-thread.ts';
 
 // Large enough that per-chunk overhead vanishes, small enough that memory stays flat per file.
 const READ_CHUNK = 1 << 20;
@@ -184,10 +186,67 @@ async function readTurn(path: string, onChunk: (chunk: Buffer) => void, chunkSiz
 }
 
 export async function hashFile(path: string, choice: HashChoice = ALL_HASHES): Promise<Hashes> {
+  return (await hashFileLater(path, choice)).take();
+}
+
+/** Hashes being made elsewhere, taken when wanted: `take()` (once or more), or `drop()` when they are not wanted after all. */
+export class HashesLater {
+  private taken: Promise<Hashes> | null = null;
+
+  constructor(private readonly make: () => Promise<Hashes>) {}
+
+  take(): Promise<Hashes> {
+    return (this.taken ??= this.make());
+  }
+
+  /** The buffer holding the bytes is freed all the same. */
+  drop(): void {
+    this.take().catch(() => undefined);
+  }
+}
+
+/**
+ * Reads a file and returns its hashes to take when wanted. A file under a MiB whose hashes are
+ * SHA-1 and SHA-256 only (a photo read back) is read into a shared buffer and hashed there by
+ * the hashing worker (off-thread.ts), so a caller with something else to wait for (a read-back
+ * waits for its file's sync) waits for both at once, and the run's thread does not hash it.
+ */
+export async function hashFileLater(path: string, choice: HashChoice = ALL_HASHES): Promise<HashesLater> {
+  if (!choice.quickXor) {
+    const later = await readIntoShared(path, choice.sha1);
+    if (later) return later;
+  }
   // Not through MultiHasher: nothing downstream wants the bytes, so skip the stream machinery.
   const hashers = new Hashers(choice);
   await readFileChunks(path, (chunk) => hashers.update(chunk));
-  return hashers.finish();
+  const h = hashers.finish();
+  return new HashesLater(() => Promise.resolve(h));
+}
+
+/** A file under a MiB read into a shared buffer and handed to the hashing worker; null for a larger one, or no buffer free. */
+async function readIntoShared(path: string, sha1: boolean): Promise<HashesLater | null> {
+  await takeTurn();
+  try {
+    const fd = await openFd(path, 'r');
+    let taken: ReturnType<ReturnType<typeof hashWorker>['take']> = null;
+    let handed = false;
+    try {
+      if (fs.fstatSync(fd).size >= SLOT_BYTES) return null;
+      taken = hashWorker().take();
+      if (!taken) return null;
+      const n = await readFd(fd, taken.buffer, 0, SLOT_BYTES, 0);
+      // It grew to a MiB meanwhile: read it in chunks instead.
+      if (n === SLOT_BYTES) return null;
+      const digests = hashWorker().hash(taken.slot, n, sha1);
+      handed = true;
+      return new HashesLater(() => digests().then((d) => ({ sha1: d.sha1, sha256: d.sha256, quickXor: null, size: n })));
+    } finally {
+      closeQuietly(fd);
+      if (taken && !handed) hashWorker().give(taken.slot);
+    }
+  } finally {
+    endTurn();
+  }
 }
 
 export function hashBuffer(buf: Uint8Array, choice: HashChoice = ALL_HASHES): Hashes {
