@@ -48,6 +48,33 @@ describe('abort listeners', () => {
     expect(fan.child().signal.aborted).toBe(true);
   });
 
+  it('a child with another signal is aborted by either, with its reason, and lets go of the other at release', () => {
+    const parent = new AbortController();
+    const fan = new SignalFanOut(parent.signal);
+    const items = Array.from({ length: 3 }, () => new AbortController());
+    const children = items.map((i) => fan.childWith(i.signal));
+    expect(getEventListeners(parent.signal, 'abort')).toHaveLength(1);
+    expect(items.every((i) => getEventListeners(i.signal, 'abort').length === 1)).toBe(true);
+
+    const itemReason = new Error('item stopped');
+    items[0]!.abort(itemReason);
+    expect(children[0]!.signal.aborted && children[0]!.signal.reason === itemReason).toBe(true);
+    expect(children[1]!.signal.aborted).toBe(false);
+
+    children[2]!.release();
+    expect(getEventListeners(items[2]!.signal, 'abort')).toHaveLength(0);
+    expect(fan.size).toBe(2);
+
+    const runReason = new Error('run stopped');
+    parent.abort(runReason);
+    expect(children[1]!.signal.aborted && children[1]!.signal.reason === runReason).toBe(true);
+    expect(children[2]!.signal.aborted).toBe(false);
+    // An item's signal aborted already: its child starts aborted with that reason.
+    const gone = new AbortController();
+    gone.abort(itemReason);
+    expect(new SignalFanOut(new AbortController().signal).childWith(gone.signal).signal.reason).toBe(itemReason);
+  });
+
   it("a folder source's reads hold a signal each only while their stream is open", async () => {
     const t = tmpDir();
     makeFiles(path.join(t, 'src'), 40);

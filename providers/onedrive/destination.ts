@@ -40,6 +40,7 @@
 import crypto from 'node:crypto';
 import { Pacer } from '../../src/lib/pacer.ts';
 import { reason } from '../../src/lib/redact.ts';
+import { SignalFanOut } from '../../src/lib/signals.ts';
 import {
   RejectedError,
   RetryableError,
@@ -143,6 +144,8 @@ export class OneDriveDestination implements Destination {
   private readonly sessions: UploadSessions;
   /** Aborted by the run's stop or a throttling stop: every wait of this destination ends. */
   private readonly stop = new AbortController();
+  /** An upload's signal: the item's and the stop's, one listener on the stop for all of them. */
+  private readonly waits = new SignalFanOut(this.stop.signal);
   private untilTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -276,7 +279,16 @@ export class OneDriveDestination implements Destination {
   }
 
   async upload(input: UploadInput): Promise<Staged> {
-    const signal = AbortSignal.any([input.signal, this.stop.signal]);
+    const waits = this.waits.childWith(input.signal);
+    try {
+      return await this.uploadWith(input, waits.signal);
+    } finally {
+      waits.release();
+    }
+  }
+
+  /** upload() with a signal aborted by the item's or the destination's stop. */
+  private async uploadWith(input: UploadInput, signal: AbortSignal): Promise<Staged> {
     const target = await this.drive.targetPath(input);
     const size = input.size;
     const hid = crypto.randomUUID();

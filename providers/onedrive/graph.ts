@@ -36,6 +36,7 @@ import https from 'node:https';
 import { Client, type Context, GraphError, type Middleware, type MiddlewareOptions } from '@microsoft/microsoft-graph-client';
 import { parseRetryAfter } from '../../src/lib/backoff.ts';
 import type { Pacer } from '../../src/lib/pacer.ts';
+import { SignalFanOut } from '../../src/lib/signals.ts';
 import { reason, redact } from '../../src/lib/redact.ts';
 import { again, done, retry, retryCall, type Outcome, type Verdict } from '../../src/lib/retry.ts';
 import { RetryableError, StopRunError } from '../types.ts';
@@ -127,8 +128,12 @@ export class GraphHttp {
    */
   private readonly endWithRun = new Set<ClientRequest>();
 
+  /** A call's signal and the run's, for upload-URL requests given one (see SignalFanOut.childWith). */
+  private readonly runWaits: SignalFanOut | null;
+
   constructor(readonly opts: HttpOptions) {
     const run = opts.signal;
+    this.runWaits = run ? new SignalFanOut(run) : null;
     run?.addEventListener('abort', () => {
       for (const req of this.endWithRun) req.destroy(abortError(run));
     });
@@ -242,7 +247,21 @@ export class GraphHttp {
     range?: { start: number; total: number },
     callSignal?: AbortSignal,
   ): Promise<{ status: number; json: Record<string, unknown> }> {
-    const signal = callSignal && this.opts.signal ? AbortSignal.any([callSignal, this.opts.signal]) : (callSignal ?? this.opts.signal);
+    const both = callSignal && this.runWaits ? this.runWaits.childWith(callSignal) : null;
+    try {
+      return await this.uploadAttempts(method, uploadUrl, both?.signal ?? callSignal ?? this.opts.signal, body, range);
+    } finally {
+      both?.release();
+    }
+  }
+
+  private uploadAttempts(
+    method: 'GET' | 'PUT' | 'DELETE',
+    uploadUrl: string,
+    signal: AbortSignal | undefined,
+    body?: Buffer,
+    range?: { start: number; total: number },
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
     const url = new URL(uploadUrl);
     if (url.origin === this.apiOrigin) {
       // An upload URL on the API origin would be a service change we do not understand: stop

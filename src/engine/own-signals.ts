@@ -10,11 +10,19 @@ import type { SignalFanOut } from '../lib/signals.ts';
 
 /** `target` with some members replaced; the rest read from it (methods bound to it, absent ones stay absent). */
 function overriding<T extends object>(target: T, overrides: Partial<T>): T {
+  // A method's bound copy is kept while the target's method stays the same function: the engine
+  // reads a dozen members of each an item, and a bind a read was garbage on every one.
+  const bound = new Map<PropertyKey, { fn: (...a: unknown[]) => unknown; bound: unknown }>();
   return new Proxy(target, {
     get(t, key) {
       if (Object.hasOwn(overrides, key)) return overrides[key as keyof T];
       const v: unknown = Reflect.get(t, key, t);
-      return typeof v === 'function' ? v.bind(t) : v;
+      if (typeof v !== 'function') return v;
+      const known = bound.get(key);
+      if (known?.fn === v) return known.bound;
+      const b = v.bind(t);
+      bound.set(key, { fn: v as (...a: unknown[]) => unknown, bound: b });
+      return b;
     },
   });
 }
