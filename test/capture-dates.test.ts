@@ -96,6 +96,11 @@ describe('time zones', () => {
     expect(offsetAt('Europe/Prague', Date.UTC(2019, 6, 1))).toBe(120);
     expect(offsetAt('Europe/Prague', Date.UTC(2019, 0, 1))).toBe(60);
     expect(offsetAt('+05:30', 0)).toBe(330);
+    // Offsets of half hours, west of UTC, and local mean times in seconds (rounded to the nearest minute, a half up).
+    expect(offsetAt('America/St_Johns', Date.UTC(2019, 0, 1))).toBe(-210);
+    expect(offsetAt('UTC', Date.UTC(2019, 6, 1))).toBe(0);
+    expect(offsetAt('Europe/Prague', Date.UTC(1850, 0, 1))).toBe(58); // +00:57:44
+    expect(offsetAt('Africa/Monrovia', Date.UTC(1960, 0, 1))).toBe(-44); // -00:44:30
     const { ms, offset } = wallToInstant('America/New_York', { year: 2019, month: 7, day: 1, hour: 10, minute: 11, second: 12 });
     expect(isoWithOffset(ms, offset)).toBe('2019-07-01T10:11:12-04:00');
     expect(exifDateTime(ms, offset)).toEqual({ dateTime: '2019:07:01 10:11:12', offset: '-04:00' });

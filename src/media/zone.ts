@@ -30,11 +30,35 @@ export function zoneProblem(zone: string): string | null {
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
+const offsetNames = new Map<string, Intl.DateTimeFormat>();
+/** "GMT", "GMT+02:00", "GMT-03:30", "GMT+00:57:44" (a local mean time) at the end of a longOffset format. */
+const LONG_OFFSET = /GMT(?:([+-])(\d{2}):(\d{2})(?::(\d{2}))?)?$/;
 
-/** Minutes east of UTC that `zone` had at `ms`. */
+/**
+ * Minutes east of UTC that `zone` had at `ms`. Read from the zone's own offset name (one format
+ * call, no parts: a third of the CPU of reading its wall clock, which the transfer of every
+ * photo without an offset in its EXIF did twice); the wall clock is the way when that name is
+ * not in the expected form. Both round an offset in seconds (a local mean time) the same way.
+ */
 export function offsetAt(zone: string, ms: number): number {
   const fixed = FIXED.exec(zone);
   if (fixed) return (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3]));
+  let named = offsetNames.get(zone);
+  if (!named) {
+    named = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' });
+    offsetNames.set(zone, named);
+  }
+  const m = LONG_OFFSET.exec(named.format(ms));
+  if (m) {
+    if (!m[1]) return 0;
+    const seconds = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4] ?? 0));
+    return Math.round(seconds / 60);
+  }
+  return offsetFromWallClock(zone, ms);
+}
+
+/** offsetAt() from the wall clock `zone` shows at `ms`. */
+function offsetFromWallClock(zone: string, ms: number): number {
   let f = formatters.get(zone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
