@@ -22,6 +22,7 @@ export const UNIT_TESTS = [
   'test/onedrive-auth.test.ts',
   'test/onedrive-response.test.ts',
   'test/pg-setup.test.ts',
+  'test/redact.test.ts',
   'test/queue-core-budget.test.ts',
   'test/queue-core-lease.test.ts',
   'test/queue-core-order.test.ts',

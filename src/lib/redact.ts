@@ -17,6 +17,8 @@ const PATTERNS: Array<[RegExp, string]> = [
   ],
 ];
 
+const PATTERN_NEEDS = /[:=]/;
+
 /**
  * Registered literal secrets (tokens read from files or the environment) are masked wherever they
  * appear. Held per account: a warm worker running several accounts masks every running account's,
@@ -58,6 +60,9 @@ export function redact(text: string): string {
   let out = text;
   for (const set of literals.all()) for (const s of set) if (out.includes(s)) out = out.split(s).join('[redacted]');
   for (const s of passing.keys()) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  // Every pattern below needs a ':' or '=' (a header, a parameter, a JSON field, a URL) or the
+  // word bearer: a line with none of them (a run's progress lines) skips the five scans.
+  if (!PATTERN_NEEDS.test(out) && !/bearer/i.test(out)) return out;
   for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
   // Upload URLs carry temporary credentials in their path or query: show only scheme and host.
   out = out.replace(/\bhttps?:\/\/[^\s"'<>]*(?:upload|tempauth|session)[^\s"'<>]*/gi, (url) => {
