@@ -142,6 +142,8 @@ export interface ProviderStore {
   get<T = unknown>(key: string): T | undefined;
   set(key: string, value: unknown): void;
   delete(key: string): void;
+  /** The keys that start with `prefix` (ASCII), in no set order. Absent: a store that cannot list. */
+  keys?(prefix: string): string[];
 }
 
 /** Persistence for one item's in-flight upload session (OneDrive upload URL, Google session URL). */

@@ -316,10 +316,14 @@ describe('OneDrive destination adapter', () => {
     const c = await send(d, it, other);
     const [res] = await d.commit([c.req]);
     expect(res!.outcome).toBe('error'); // retried by the engine under the new name
-    const again = await send(d, it, other);
-    const [res2] = await d.commit([again.req]);
+    expect(store.keys!('rename:')).toEqual([`rename:${it.id}`]);
+    // Retried by the next run: a new destination over the same store finds the name chosen.
+    const rerun = makeDest({}, store);
+    const again = await send(rerun, it, other);
+    const [res2] = await rerun.commit([again.req]);
     expect(res2!.outcome).toBe('created');
     if (res2!.outcome === 'created') expect(res2!.destPath).toBe('/Pictures/Xiaomi/Camera/same (2).jpg');
+    expect(store.keys!('rename:')).toEqual([]);
     expect(fs.readFileSync(path.join(data, 'me', 'Pictures', 'Xiaomi', 'Camera', 'same (2).jpg')).equals(other)).toBe(true);
   });
 

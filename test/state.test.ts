@@ -12,6 +12,7 @@ import { deletionVerdict } from '../src/engine/deletion.ts';
 import { startRun } from '../src/engine/runs.ts';
 import { tmpDir } from './helpers.ts';
 import { MIGRATIONS } from '../state/migrations.ts';
+import { providerStore } from '../src/commands/providers.ts';
 
 const hashes = { sha1: 'a'.repeat(40), sha256: 'b'.repeat(64), quickXor: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=', size: 3 };
 
@@ -52,6 +53,19 @@ describe('state store', () => {
     expect(() => openState(foreign)).toThrow(StateFileError);
     fs.writeFileSync(path.join(t, 'junk.db'), 'not sqlite at all, just text '.repeat(200));
     expect(() => openState(path.join(t, 'junk.db'))).toThrow(StateFileError);
+  });
+
+  it("a provider's store lists the keys of a prefix, in its own scope only", () => {
+    const db = openState(path.join(tmpDir(), 's.db'));
+    const a = providerStore(db, 'destination:onedrive');
+    const b = providerStore(db, 'source:folder');
+    for (const k of ['rename:1', 'rename:22', 'renamed', 'rename;', 'folder:x', 'rename:']) a.set(k, { k });
+    b.set('rename:9', 1);
+    expect(a.keys!('rename:').sort()).toEqual(['rename:', 'rename:1', 'rename:22']);
+    a.delete('rename:1');
+    expect(a.keys!('rename:').sort()).toEqual(['rename:', 'rename:22']);
+    expect(b.keys!('rename:')).toEqual(['rename:9']);
+    db.close();
   });
 
   it('allows only the transitions of the state machine', () => {

@@ -162,7 +162,9 @@ export class Drive {
 
   /** The name an item gets: made valid, shortened to fit, or the numbered name a conflict chose. */
   async targetPath(input: Pick<UploadInput, 'item' | 'container' | 'name'>): Promise<string> {
-    const override = this.ctx.store.get<{ container: string; name: string }>(`rename:${input.item.id}`);
+    const renamed = this.renamedItems();
+    const key = `rename:${input.item.id}`;
+    const override = !renamed || renamed.has(key) ? this.ctx.store.get<{ container: string; name: string }>(key) : undefined;
     if (override && override.container === input.container) return `${input.container}/${override.name}`;
     const { sitePathChars } = await this.facts();
     let name = encodeName(input.name);
@@ -184,12 +186,29 @@ export class Drive {
     return `${folder}/${fitPath(folder, numberedName(base, n), sha1hex, sitePathChars)}`;
   }
 
+  /**
+   * The rename:<item> keys in the store, read once (null: a store that cannot list them). Almost
+   * no item has one, and every item asked for its own twice (its name, and once settled): two
+   * statements a photo. This Drive is the store's only writer of them while it runs.
+   */
+  private renamed: Set<string> | null | undefined;
+
+  private renamedItems(): Set<string> | null {
+    if (this.renamed === undefined) this.renamed = this.ctx.store.keys ? new Set(this.ctx.store.keys('rename:')) : null;
+    return this.renamed;
+  }
+
   remember(itemId: string, p: string): void {
     this.ctx.store.set(`rename:${itemId}`, { container: p.slice(0, p.lastIndexOf('/')), name: p.slice(p.lastIndexOf('/') + 1) });
+    this.renamedItems()?.add(`rename:${itemId}`);
   }
 
   /** Drops the numbered name a conflict chose once the item is settled. Looked up first: a delete is a durable write, and almost no item has one. */
   forget(itemId: string): void {
-    if (this.ctx.store.get(`rename:${itemId}`) !== undefined) this.ctx.store.delete(`rename:${itemId}`);
+    const key = `rename:${itemId}`;
+    const renamed = this.renamedItems();
+    if (renamed ? !renamed.has(key) : this.ctx.store.get(key) === undefined) return;
+    this.ctx.store.delete(key);
+    renamed?.delete(key);
   }
 }

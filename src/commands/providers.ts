@@ -12,6 +12,8 @@ export function providerStore(db: DB, scope: string): ProviderStore {
   const get = db.prepare('SELECT value FROM provider_kv WHERE scope = ? AND key = ?');
   const set = db.prepare('INSERT INTO provider_kv (scope, key, value) VALUES (?, ?, ?) ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value');
   const del = db.prepare('DELETE FROM provider_kv WHERE scope = ? AND key = ?');
+  // A range on the primary key (scope, key): from the prefix to the prefix with its last character one higher.
+  const keys = db.prepare('SELECT key FROM provider_kv WHERE scope = ? AND key >= ? AND key < ?').pluck();
   return {
     get: <T>(key: string) => {
       const r = get.get(scope, key) as { value: string } | undefined;
@@ -21,6 +23,7 @@ export function providerStore(db: DB, scope: string): ProviderStore {
     // rerun never creates it twice.
     set: (key, value) => void durableWrite(db, () => set.run(scope, key, JSON.stringify(value))),
     delete: (key) => void durableWrite(db, () => del.run(scope, key)),
+    keys: (prefix) => keys.all(scope, prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)) as string[],
   };
 }
 

@@ -15,6 +15,7 @@ export function memoryStore(): ProviderStore {
     get: <T>(k: string) => (data.has(k) ? copy(data.get(k) as T) : undefined),
     set: (k, v) => void data.set(k, copy(v)),
     delete: (k) => void data.delete(k),
+    keys: (prefix) => [...data.keys()].filter((k) => k.startsWith(prefix)),
   };
 }
 
