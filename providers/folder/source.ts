@@ -62,7 +62,9 @@ export class FolderSource implements Source {
         if (d.isDirectory()) await visit(rel);
         else if (d.isFile()) {
           try {
-            const s = await fsp.stat(path.join(this.root, rel));
+            // Directly, not through the pool: a path lookup of microseconds (see src/lib/fd.ts),
+            // where a promise and a pool round trip a file was most of a listing's CPU.
+            const s = fs.statSync(path.join(this.root, rel));
             out.push({ rel, size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino });
           } catch {
             // Vanished between readdir and stat: nothing to migrate.
