@@ -338,6 +338,13 @@ export interface Destination {
    */
   readonly idempotentCommit?: boolean;
   /**
+   * True when verify() checks this machine's own disk (the folder: a read-back), so asking right
+   * after a commit proves as much as asking later. With idempotentCommit, the engine then asks at
+   * once and records the commit and its verification in one write: a kill in between leaves the
+   * item to be staged again, and its commit finds the same bytes already there.
+   */
+  readonly verifiesLocally?: boolean;
+  /**
    * The hashes besides SHA-256 this destination compares (in commit and verify).
    * Only those are computed while the bytes flow. Absent: all of them, to be safe.
    */

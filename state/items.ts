@@ -420,25 +420,51 @@ export class Items {
   /** Committed at the destination. If another item already holds this destination id, this one is its duplicate. */
   markUploaded(id: number, destId: string, destPath: string | null): 'uploaded' | 'skipped' {
     return this.deferredOne(() => {
-      const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as
-        | { id: number }
-        | undefined;
-      if (other) {
-        anyDuplicate.set(this.db, true);
-        this.move(id, ['transferring'], 'skipped', {
-          dest_id: destId,
-          dest_path: destPath,
-          duplicate_of: other.id,
-          staged: null,
-          upload_session: null,
-          reason: `same bytes as item ${other.id}: one destination item`,
-          reason_kind: 'duplicate-of-item',
-        });
-        return 'skipped' as const;
-      }
+      if (this.skipIfDestinationHeld(id, destId, destPath)) return 'skipped' as const;
       this.move(id, ['transferring'], 'uploaded', { dest_id: destId, dest_path: destPath, staged: null, upload_session: null });
       return 'uploaded' as const;
     });
+  }
+
+  /**
+   * Committed at the destination and verified there, in one write (markUploaded and markVerified
+   * together: a destination that verifies on this machine is asked right after its commit).
+   * If another item already holds this destination id, this one is its duplicate, as in markUploaded.
+   */
+  markCommittedVerified(id: number, destId: string, destPath: string | null, level: string, detail: string): 'verified' | 'skipped' {
+    return this.deferredOne(() => {
+      if (this.skipIfDestinationHeld(id, destId, destPath)) return 'skipped' as const;
+      this.move(id, ['transferring'], 'verified', {
+        dest_id: destId,
+        dest_path: destPath,
+        staged: null,
+        upload_session: null,
+        evidence_level: level,
+        evidence_detail: detail,
+        verified_at: now(),
+        last_error: null,
+      });
+      return 'verified' as const;
+    });
+  }
+
+  /** A transferring item committed to a destination item another item holds: skipped as that one's duplicate. */
+  private skipIfDestinationHeld(id: number, destId: string, destPath: string | null): boolean {
+    const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as
+      | { id: number }
+      | undefined;
+    if (!other) return false;
+    anyDuplicate.set(this.db, true);
+    this.move(id, ['transferring'], 'skipped', {
+      dest_id: destId,
+      dest_path: destPath,
+      duplicate_of: other.id,
+      staged: null,
+      upload_session: null,
+      reason: `same bytes as item ${other.id}: one destination item`,
+      reason_kind: 'duplicate-of-item',
+    });
+    return true;
   }
 
   /** The same bytes were already at the destination; the destination proved it with this evidence. */

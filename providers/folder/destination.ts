@@ -45,6 +45,8 @@ export class FolderDestination implements Destination {
   readonly localPath: string;
   /** A rerun's link finds the same bytes under the name and reports them as already there. */
   readonly idempotentCommit = true;
+  /** Its verification is a read-back from this disk: the engine asks right after the commit. */
+  readonly verifiesLocally = true;
   /** A file is compared by its SHA-256 (and size): no other hash is computed for it. */
   readonly hashes = [] as const;
   /**

@@ -12,10 +12,11 @@ import type { VerifyStage } from './verify.ts';
 
 /**
  * Fault point for the crash test: with GALLERY_BRIDGE_FAULT_KILL_AFTER_UPLOADED=N the process
- * kills itself right after its Nth item is committed at the destination and recorded as
- * uploaded, before its verification: for the folder destination, inside the item's durability
- * group (linked, not yet fsynced). A kill on the item's progress line cannot aim there: the
- * record is written behind (up to 50 ms) and the kill lands before it.
+ * kills itself right after its Nth item is committed at the destination (and recorded as
+ * uploaded, where that is recorded apart from its verification), before its verification: for
+ * the folder destination, inside the item's durability group (linked, not yet fsynced; the
+ * state still says transferring, with what came before committed). A kill on the item's progress
+ * line cannot aim there: the record is written behind (up to 50 ms) and the kill lands before it.
  */
 const KILL_AFTER_UPLOADED = Number(process.env.GALLERY_BRIDGE_FAULT_KILL_AFTER_UPLOADED ?? 0);
 let uploadedThisProcess = 0;
@@ -31,6 +32,10 @@ export class CommitStage {
   // and the wait is nothing next to an upload token's day of life. The run flushes at once
   // when nothing else is coming.
   private readonly batcher: Batcher<CommitRequest, CommitResult>;
+  /** The destination verifies on this machine: an item is verified at its commit, both recorded in one write. */
+  private readonly verifyAtCommit: boolean;
+  /** Verifications begun at an item's commit and not ended, by item. */
+  private readonly verifying = new Map<number, Promise<void>>();
 
   constructor(
     private readonly ctx: RunContext,
@@ -38,6 +43,15 @@ export class CommitStage {
     private readonly deleter: Deleter,
   ) {
     this.batcher = commitBatcher(ctx.destination, ctx.opts.fence);
+    this.verifyAtCommit = !!ctx.destination.verifiesLocally && !!ctx.destination.idempotentCommit;
+  }
+
+  /**
+   * The verification begun at this item's commit, while it lasts: until it ends the item's row
+   * still says transferring, so the scheduler keeps it in flight (not queued again).
+   */
+  verifyingAtCommit(id: number): Promise<void> | undefined {
+    return this.verifying.get(id);
   }
 
   /** Commits one staged item and records the outcome. Throws what the commit threw. */
@@ -62,20 +76,23 @@ export class CommitStage {
       this.deleter.consider(row.id);
       return;
     }
+    if (this.verifyAtCommit) {
+      // Recorded with its verification, in one write (see Destination.verifiesLocally).
+      uncheckedWindow(() => items.commitNow());
+      ctx.emit({ type: 'item', name: row.name, state: 'uploaded', bytes: s.hashes.size });
+      const verified = this.verify.atCommit(row, s, result.destId, result.destPath ?? null).finally(() => this.verifying.delete(row.id));
+      this.verifying.set(row.id, verified);
+      return;
+    }
     const state = items.markUploaded(row.id, result.destId, result.destPath ?? null);
     // A rerun must not create the item twice: its record goes to disk before anything else.
     if (!ctx.destination.idempotentCommit) items.commitNow();
-    if (state === 'uploaded') uncheckedWindow(() => items.commitNow());
-    ctx.emit({ type: 'item', name: row.name, state, bytes: s.hashes.size });
     if (state === 'skipped') {
-      const dup = items.get(row.id);
-      const original = items.get(dup.duplicate_of!);
-      if (original.evidence_level && original.sha256 === dup.sha256) {
-        items.inheritEvidence(row.id, original.evidence_level, `same bytes as item ${original.id}: ${original.evidence_detail ?? ''}`);
-        this.deleter.consider(row.id);
-      }
+      this.verify.settleDuplicate(row.id, row.name, s.hashes.size);
       return;
     }
+    uncheckedWindow(() => items.commitNow());
+    ctx.emit({ type: 'item', name: row.name, state, bytes: s.hashes.size });
     this.verify.start(row.id);
   }
 

@@ -13,6 +13,10 @@ export interface StagedItem {
   staged: Staged;
   /** Hashes of the bytes uploaded: the source's, or the dated copy's. */
   hashes: Hashes;
+  /** Hashes of the bytes read at the source (what a deletion binds to). */
+  read: Hashes;
+  /** How the dated copy differs from the source, when the copy is what was uploaded. */
+  copyNote: string | null;
 }
 
 /** The item as the source listed it. */
@@ -58,6 +62,8 @@ export function stagedFromRow(row: ItemRow): StagedItem {
     container: row.container ?? '',
     staged: { handle: JSON.parse(row.staged!) },
     hashes: uploadedHashes(row),
+    read: sourceHashes(row),
+    copyNote: row.copy_sha256 ? row.date_note : null,
   };
 }
 

@@ -139,7 +139,16 @@ export class Scheduler {
     void this.queue.add(async () => {
       const { commit } = await transferOne(this.ctx, this.commits, id);
       const tracked = commit.finally(() => {
-        this.inFlight.delete(id);
+        // An item verified at its commit stays in flight until that ends (its row says transferring till then).
+        const verifying = this.commits.verifyingAtCommit(id);
+        if (verifying) {
+          void verifying.finally(() => {
+            this.inFlight.delete(id);
+            this.wakeUp.nudge();
+          });
+        } else {
+          this.inFlight.delete(id);
+        }
         this.committing.delete(tracked);
         this.wakeUp.nudge();
       });

@@ -290,7 +290,7 @@ async function stageInto(destination: Destination, items: Items, row: ItemRow, s
       ),
     );
   }
-  return { item, facts, container, staged, hashes: uploaded };
+  return { item, facts, container, staged, hashes: uploaded, read: hashes, copyNote: copyRecord.hashes ? copyRecord.note : null };
 }
 
 /**

@@ -12,7 +12,7 @@ import { reason } from '../lib/redact.ts';
 import { LINGER_MS, verifyBatcher, type Batcher } from './batcher.ts';
 import { IN_LIBRARY_DETAIL, type RunContext } from './context.ts';
 import type { Deleter } from './deletion.ts';
-import { verifyRequest } from './rows.ts';
+import { verifyRequest, type StagedItem } from './rows.ts';
 
 /** Rows read from the state store at a time. */
 const PAGE = 200;
@@ -50,6 +50,60 @@ export class VerifyStage {
   /** Starts verifying an uploaded item; it runs on its own (drain() waits for it). */
   start(rowId: number): void {
     this.track(rowId, Date.now() + this.ctx.opts.verifyWaitMs);
+  }
+
+  /**
+   * Verifies an item just committed to a destination that verifies locally, asked at once with
+   * what the commit stage holds (its row is not read again). Verified, its commit and its
+   * verification are recorded in one write; any other answer records the commit first and goes
+   * on as start() does, from that answer. Resolves when the item's verification has ended.
+   */
+  atCommit(row: ItemRow, s: StagedItem, destId: string, destPath: string | null): Promise<void> {
+    const rowId = row.id;
+    this.active.add(rowId);
+    return this.firstAtCommit(row, s, destId, destPath)
+      .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
+      .finally(() => {
+        this.active.delete(rowId);
+        this.freed();
+      });
+  }
+
+  private async firstAtCommit(row: ItemRow, s: StagedItem, destId: string, destPath: string | null): Promise<void> {
+    const { ctx } = this;
+    const { items } = ctx;
+    const deadline = Date.now() + ctx.opts.verifyWaitMs;
+    const res = await this.ask({ destId, destPath, item: s.item, facts: s.facts, hashes: s.hashes, size: s.hashes.size });
+    if (res.outcome === 'verified') {
+      const detail = s.copyNote ? `${s.copyNote}; against the uploaded copy: ${res.evidence.detail}` : res.evidence.detail;
+      if (items.markCommittedVerified(row.id, destId, destPath, res.evidence.level, detail) === 'skipped') {
+        this.settleDuplicate(row.id, row.name, s.hashes.size);
+        return;
+      }
+      ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: s.read.size, detail: res.evidence.level });
+      this.afterVerified(row.id, s.read.sha256, res.evidence.level, detail);
+      return;
+    }
+    if (items.markUploaded(row.id, destId, destPath) === 'skipped') {
+      this.settleDuplicate(row.id, row.name, s.hashes.size);
+      return;
+    }
+    await this.verifyItem(row.id, deadline, res);
+  }
+
+  /**
+   * An item committed to a destination item another item holds (recorded as its duplicate): it
+   * takes that one's evidence, if that one has it, and goes on to the deletion rule.
+   */
+  settleDuplicate(rowId: number, name: string, bytes: number): void {
+    const { items } = this.ctx;
+    this.ctx.emit({ type: 'item', name, state: 'skipped', bytes });
+    const dup = items.get(rowId);
+    const original = items.get(dup.duplicate_of!);
+    if (original.evidence_level && original.sha256 === dup.sha256) {
+      items.inheritEvidence(rowId, original.evidence_level, `same bytes as item ${original.id}: ${original.evidence_detail ?? ''}`);
+      this.deleter.consider(rowId);
+    }
   }
 
   /** True while earlier runs' items are still being verified (a mismatch sends one back to migrate). */
@@ -128,20 +182,21 @@ export class VerifyStage {
     await this.batcher.close();
   }
 
-  private async verifyItem(rowId: number, deadline: number): Promise<void> {
+  /** `first`: the answer to a first ask already made (at the item's commit). */
+  private async verifyItem(rowId: number, deadline: number, first?: VerifyResult): Promise<void> {
     const { ctx } = this;
     const { items } = ctx;
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal.aborted) return;
       const row = items.get(rowId);
       if (row.state !== 'uploaded' || !row.dest_id || !row.sha256) return;
-      const res = await this.ask(row);
+      const res = attempt === 1 && first ? first : await this.ask(verifyRequest(row));
       if (res.outcome === 'verified') {
         // The copy's own proof (only the date differs from the source) goes with the destination's.
         const detail = row.copy_sha256 && row.date_note ? `${row.date_note}; against the uploaded copy: ${res.evidence.detail}` : res.evidence.detail;
         items.markVerified(rowId, res.evidence.level, detail);
         ctx.emit({ type: 'item', name: row.name, state: 'verified', bytes: row.bytes_read ?? 0, detail: res.evidence.level });
-        this.afterVerified(row, res.evidence.level, detail);
+        this.afterVerified(row.id, row.sha256, res.evidence.level, detail);
         return;
       }
       if (res.outcome === 'in-library') {
@@ -171,11 +226,11 @@ export class VerifyStage {
     }
   }
 
-  /** The destination's answer for one row (an error as an answer); counted while asked, so the window holds. */
-  private async ask(row: ItemRow): Promise<VerifyResult> {
+  /** The destination's answer for one item (an error as an answer); counted while asked, so the window holds. */
+  private async ask(request: VerifyRequest): Promise<VerifyResult> {
     this.asking++;
     try {
-      return await this.batcher.add('', verifyRequest(row));
+      return await this.batcher.add('', request);
     } catch (err) {
       return { outcome: 'error', error: err as Error };
     } finally {
@@ -184,16 +239,16 @@ export class VerifyStage {
     }
   }
 
-  /** `level` and `detail` are the evidence just recorded for the row. */
-  private afterVerified(row: ItemRow, level: string, detail: string): void {
+  /** `level` and `detail` are the evidence just recorded for the item; `sha256`, of the bytes read at the source. */
+  private afterVerified(id: number, sha256: string, level: string, detail: string): void {
     const { items } = this.ctx;
     // Duplicates of this item share its destination item: same bytes, same evidence.
-    for (const dup of items.duplicatesOf(row.id)) {
-      if (dup.sha256 && dup.sha256 === row.sha256) {
-        items.inheritEvidence(dup.id, level, `same bytes as item ${row.id}: ${detail}`);
+    for (const dup of items.duplicatesOf(id)) {
+      if (dup.sha256 && dup.sha256 === sha256) {
+        items.inheritEvidence(dup.id, level, `same bytes as item ${id}: ${detail}`);
         this.deleter.consider(dup.id);
       }
     }
-    this.deleter.consider(row.id);
+    this.deleter.consider(id);
   }
 }
