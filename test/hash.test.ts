@@ -206,7 +206,7 @@ describe('MultiHasher', () => {
     // Under a MiB in shared buffers on the worker; a MiB and more read in chunks here.
     const sizes = [0, 1, 3, 200_000, 350_001, MiB - 1, MiB, MiB + 1, 3 * MiB + 5];
     try {
-      // 60 at once: more than the worker's 16 buffers and the 8 files read at a time.
+      // 60 at once: more than the worker's 12 buffers and the 8 files read at a time.
       const files = Array.from({ length: 60 }, (_, i) => {
         const bytes = randomBytes(sizes[i % sizes.length]!, 500 + i);
         const file = path.join(dir, `f${i}.bin`);
