@@ -247,7 +247,7 @@ export class GraphHttp {
     range?: { start: number; total: number },
     callSignal?: AbortSignal,
   ): Promise<{ status: number; json: Record<string, unknown> }> {
-    const both = callSignal && this.runWaits ? this.runWaits.childWith(callSignal) : null;
+    const both = callSignal && callSignal !== this.opts.signal && this.runWaits ? this.runWaits.childWith(callSignal) : null;
     try {
       return await this.uploadAttempts(method, uploadUrl, both?.signal ?? callSignal ?? this.opts.signal, body, range);
     } finally {
