@@ -203,8 +203,8 @@ describe('MultiHasher', () => {
   it('hashes files read back on the hashing worker: the same hashes as node:crypto, taken early or late, many at once', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mh-'));
     const MiB = 1 << 20;
-    // Under a MiB in shared buffers on the worker; a MiB and more read in chunks here.
-    const sizes = [0, 1, 3, 200_000, 350_001, MiB - 1, MiB, MiB + 1, 3 * MiB + 5];
+    // From 64 KiB to under a MiB in shared buffers on the worker; others read and hashed here.
+    const sizes = [0, 1, 64 * 1024 - 1, 64 * 1024, 200_000, 350_001, MiB - 1, MiB, MiB + 1, 3 * MiB + 5];
     try {
       // 60 at once: more than the worker's 12 buffers and the 8 files read at a time.
       const files = Array.from({ length: 60 }, (_, i) => {
@@ -214,7 +214,10 @@ describe('MultiHasher', () => {
         return { file, bytes };
       });
       const handedBefore = hashWorker().handed;
-      const laters = await Promise.all(files.map((f, i) => hashFileLater(f.file, i % 2 ? { sha1: true, quickXor: false } : SHA256_ONLY)));
+      // Half told the size they should have (as a read-back is), half not.
+      const laters = await Promise.all(
+        files.map((f, i) => hashFileLater(f.file, i % 2 ? { sha1: true, quickXor: false } : SHA256_ONLY, i % 4 < 2 ? f.bytes.length : undefined)),
+      );
       expect(hashWorker().handed - handedBefore).toBeGreaterThan(0);
       // Taken after every file was read (their buffers lent and reused meanwhile), and taken again.
       for (const [i, later] of laters.entries()) {

@@ -229,7 +229,7 @@ export class FolderDestination implements Destination {
     for (const r of requests) {
       const file = path.join(this.root, r.destPath ?? r.destId);
       try {
-        const later = await hashFileLater(file, SHA256_ONLY);
+        const later = await hashFileLater(file, SHA256_ONLY, r.hashes.size);
         // Recorded as verified only once the file and its name are durable: the sync is waited
         // for while the bytes read back are hashed (off the run's thread for a photo).
         try {
