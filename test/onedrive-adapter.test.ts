@@ -299,6 +299,17 @@ describe('OneDrive destination adapter', () => {
     expect(Math.min(...pauses)).toBeGreaterThanOrEqual(3000 * Number(process.env.GALLERY_BRIDGE_BACKOFF_SCALE ?? 1) - 1);
   });
 
+  it('never sends the token to another host: a Graph path that leaves the API origin stops the run', async () => {
+    const d = makeDest();
+    const before = emu.emulator.metrics.requests;
+    const api = new URL(emu.env.GRAPH_BASE_URL!);
+    for (const other of [`https://127.0.0.1:${api.port}/v1.0/me/drive`, `https://localhost:${Number(api.port) + 1}/v1.0/me/drive`]) {
+      await expect(d.http.api('get', other)).rejects.toSatisfy((e: unknown) => e instanceof StopRunError && /left the API host/.test(e.message));
+    }
+    expect(emu.emulator.metrics.requests).toBe(before);
+    expect(await d.http.api<{ id: string }>('get', `${api.origin}/v1.0/me/drive`)).toHaveProperty('id');
+  });
+
   it('a 409 with the same bytes is a duplicate with byte evidence; different bytes get "name (2)"', async () => {
     const store = memoryStore();
     const d = makeDest({}, store);

@@ -118,6 +118,8 @@ export function clockTime(t: number): string {
 export class GraphHttp {
   readonly client: Client;
   readonly apiOrigin: string;
+  /** apiOrigin and the slash after it: a URL that starts with it is on the API origin. */
+  readonly apiPrefix: string;
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 32 });
   readonly stats = { requests: 0, retries: 0, throttled: 0, fragmentBytesSent: 0 };
   /**
@@ -139,6 +141,7 @@ export class GraphHttp {
     });
     const u = new URL(opts.baseUrl);
     this.apiOrigin = u.origin;
+    this.apiPrefix = `${u.origin}/`;
     const version = u.pathname.replace(/^\/+|\/+$/g, '') || 'v1.0';
     this.client = Client.initWithMiddleware({
       middleware: [new GraphPolicy(this), new NodeHttpsHandler((req) => this.send(req))],
@@ -426,8 +429,10 @@ class GraphPolicy implements Middleware {
 
   private attempts(context: Context): Promise<Response> {
     const http = this.http;
-    const url = new URL(requestUrl(context.request));
-    if (url.origin !== http.apiOrigin) throw new StopRunError('config', 'a Graph API path left the API host; refusing to send the token there');
+    // The SDK builds every URL on apiOrigin: that prefix says so without parsing it; anything else is parsed and compared.
+    const href = requestUrl(context.request);
+    if (!href.startsWith(http.apiPrefix) && new URL(href).origin !== http.apiOrigin)
+      throw new StopRunError('config', 'a Graph API path left the API host; refusing to send the token there');
     let refreshed = false;
     let token = '';
     return retryCall(
@@ -469,7 +474,8 @@ class GraphPolicy implements Middleware {
 
   /** One attempt down the chain, with the token and the run's stop signal. */
   private async once(context: Context, token: string): Promise<Response> {
-    const headers = { ...plainHeaders(context.options?.headers), Authorization: `Bearer ${token}` };
+    const headers: Record<string, string> = plainHeaders(context.options?.headers);
+    headers.Authorization = `Bearer ${token}`;
     const attempt: Context = { ...context, options: { ...context.options, headers, signal: this.http.opts.signal }, response: undefined };
     await this.next!.execute(attempt);
     return attempt.response!;
