@@ -244,7 +244,7 @@ async function readIntoShared(path: string, sha1: boolean): Promise<HashesLater 
       if (size < OFF_THREAD_MIN || size >= SLOT_BYTES) return null;
       taken = hashWorker().take();
       if (!taken) return null;
-      const n = await readFd(fd, taken.buffer, 0, SLOT_BYTES, 0);
+      const n = await readUpTo(fd, taken.buffer, size);
       // It grew to a MiB meanwhile: read it in chunks instead.
       if (n === SLOT_BYTES) return null;
       const digests = hashWorker().hash(taken.slot, n, sha1);
@@ -257,6 +257,21 @@ async function readIntoShared(path: string, sha1: boolean): Promise<HashesLater 
   } finally {
     endTurn();
   }
+}
+
+/**
+ * Reads from the start into `buf` until `size` bytes (or more, had the file grown), the end of the
+ * file, or a full buffer. A read may return less than asked (a network file system, a signal):
+ * hashing what one read returned would call a good copy different.
+ */
+async function readUpTo(fd: number, buf: Buffer, size: number): Promise<number> {
+  let n = 0;
+  do {
+    const got = await readFd(fd, buf, n, buf.length - n, n);
+    if (got === 0) break;
+    n += got;
+  } while (n < size && n < buf.length);
+  return n;
 }
 
 export function hashBuffer(buf: Uint8Array, choice: HashChoice = ALL_HASHES): Hashes {
