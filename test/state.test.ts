@@ -65,6 +65,9 @@ describe('state store', () => {
     a.delete('rename:1');
     expect(a.keys!('rename:').sort()).toEqual(['rename:', 'rename:22']);
     expect(b.keys!('rename:')).toEqual(['rename:9']);
+    // The empty prefix is every key of the scope.
+    expect(a.keys!('').sort()).toEqual(['folder:x', 'rename:', 'rename:22', 'rename;', 'renamed']);
+    expect(b.keys!('')).toEqual(['rename:9']);
     db.close();
   });
 

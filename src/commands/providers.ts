@@ -14,6 +14,7 @@ export function providerStore(db: DB, scope: string): ProviderStore {
   const del = db.prepare('DELETE FROM provider_kv WHERE scope = ? AND key = ?');
   // A range on the primary key (scope, key): from the prefix to the prefix with its last character one higher.
   const keys = db.prepare('SELECT key FROM provider_kv WHERE scope = ? AND key >= ? AND key < ?').pluck();
+  const allKeys = db.prepare('SELECT key FROM provider_kv WHERE scope = ?').pluck();
   return {
     get: <T>(key: string) => {
       const r = get.get(scope, key) as { value: string } | undefined;
@@ -23,8 +24,13 @@ export function providerStore(db: DB, scope: string): ProviderStore {
     // rerun never creates it twice.
     set: (key, value) => void durableWrite(db, () => set.run(scope, key, JSON.stringify(value))),
     delete: (key) => void durableWrite(db, () => del.run(scope, key)),
-    keys: (prefix) => keys.all(scope, prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)) as string[],
+    keys: (prefix) => (prefix === '' ? allKeys.all(scope) : keys.all(scope, prefix, afterPrefix(prefix))) as string[],
   };
+}
+
+/** The first string past every string that starts with `prefix` (its last character one higher). */
+function afterPrefix(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 async function resolve(spec: string, role: 'source' | 'destination'): Promise<{ mod: ProviderModule; arg: string }> {

@@ -5,7 +5,7 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
-import { closeQuietly, openFd, readFd } from '../lib/fd.ts';
+import { closeQuietly, openFd, readFd, readFdUpTo } from '../lib/fd.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { ExtraHash, Hashes, SourceItem } from '../../providers/types.ts';
 import { QuickXorHash } from './quickxor.ts';
@@ -152,6 +152,9 @@ export async function readFileChunks(path: string, onChunk: (chunk: Buffer) => v
 
 async function readTurn(path: string, onChunk: (chunk: Buffer) => void, chunkSize: number): Promise<number> {
   const fd = await openFd(path, 'r');
+  // A read may return less than asked before the end (a network file system, a signal): only a
+  // short read at or past the size fstat gave ends the file, so a local photo still takes one read.
+  const size = fs.fstatSync(fd).size;
   const a = takeBuffer(chunkSize);
   // Taken once the first read fills a whole chunk: a photo is usually read in one.
   let b: Buffer | null = null;
@@ -166,8 +169,7 @@ async function readTurn(path: string, onChunk: (chunk: Buffer) => void, chunkSiz
       pending = null;
       if (bytesRead === 0) break;
       position += bytesRead;
-      // A short read is the end of the file (regular files): skip the read that would say so.
-      if (bytesRead === chunkSize) {
+      if (bytesRead === chunkSize || position < size) {
         next ??= b = takeBuffer(chunkSize);
         pending = readFd(fd, next, 0, chunkSize, position);
       }
@@ -244,7 +246,7 @@ async function readIntoShared(path: string, sha1: boolean): Promise<HashesLater 
       if (size < OFF_THREAD_MIN || size >= SLOT_BYTES) return null;
       taken = hashWorker().take();
       if (!taken) return null;
-      const n = await readUpTo(fd, taken.buffer, size);
+      const n = await readFdUpTo(fd, taken.buffer, size);
       // It grew to a MiB meanwhile: read it in chunks instead.
       if (n === SLOT_BYTES) return null;
       const digests = hashWorker().hash(taken.slot, n, sha1);
@@ -257,21 +259,6 @@ async function readIntoShared(path: string, sha1: boolean): Promise<HashesLater 
   } finally {
     endTurn();
   }
-}
-
-/**
- * Reads from the start into `buf` until `size` bytes (or more, had the file grown), the end of the
- * file, or a full buffer. A read may return less than asked (a network file system, a signal):
- * hashing what one read returned would call a good copy different.
- */
-async function readUpTo(fd: number, buf: Buffer, size: number): Promise<number> {
-  let n = 0;
-  do {
-    const got = await readFd(fd, buf, n, buf.length - n, n);
-    if (got === 0) break;
-    n += got;
-  } while (n < size && n < buf.length);
-  return n;
 }
 
 export function hashBuffer(buf: Uint8Array, choice: HashChoice = ALL_HASHES): Hashes {

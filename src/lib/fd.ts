@@ -34,6 +34,21 @@ export function readFd(fd: number, buf: Buffer, offset: number, length: number, 
   return new Promise((resolve, reject) => fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
+/**
+ * Reads from the start into `buf` until `size` bytes (or more, had the file grown), the end of the
+ * file, or a full buffer. A read may return less than asked (a network file system, a signal):
+ * hashing what one read returned would call a good copy different.
+ */
+export async function readFdUpTo(fd: number, buf: Buffer, size: number): Promise<number> {
+  let n = 0;
+  do {
+    const got = await readFd(fd, buf, n, buf.length - n, n);
+    if (got === 0) break;
+    n += got;
+  } while (n < size && n < buf.length);
+  return n;
+}
+
 /** Writes all of `buf` (a write may take less than asked; the rest follows). */
 export async function writeAllFd(fd: number, buf: Buffer): Promise<void> {
   for (let off = 0; off < buf.length; ) {
