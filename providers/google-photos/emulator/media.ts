@@ -102,6 +102,24 @@ function exifTimeToIso(value: unknown, offset: unknown): string | null {
   return Number.isFinite(t) ? new Date(t).toISOString().replace('.000Z', 'Z') : null;
 }
 
+// One options object for every upload: exifr caches the options it builds per object given, in a
+// map it never empties, so a fresh object per photo grew the emulator's memory with every upload.
+const EXIF_TAGS = {
+  reviveValues: false,
+  pick: [
+    'DateTimeOriginal',
+    'CreateDate',
+    'OffsetTimeOriginal',
+    'OffsetTime',
+    'Make',
+    'Model',
+    'ImageWidth',
+    'ImageHeight',
+    'ExifImageWidth',
+    'ExifImageHeight',
+  ],
+};
+
 async function imageInfo(file: string, format: string): Promise<MediaInfo> {
   let width: number | null = null;
   let height: number | null = null;
@@ -117,21 +135,7 @@ async function imageInfo(file: string, format: string): Promise<MediaInfo> {
   let cameraModel: string | undefined;
   try {
     // A PNG's date is read from its eXIf chunk (exifr reads it as it reads a JPEG's APP1).
-    const tags = (await exifr.parse(file, {
-      reviveValues: false,
-      pick: [
-        'DateTimeOriginal',
-        'CreateDate',
-        'OffsetTimeOriginal',
-        'OffsetTime',
-        'Make',
-        'Model',
-        'ImageWidth',
-        'ImageHeight',
-        'ExifImageWidth',
-        'ExifImageHeight',
-      ],
-    })) as Record<string, unknown> | undefined;
+    const tags = (await exifr.parse(file, EXIF_TAGS)) as Record<string, unknown> | undefined;
     if (tags) {
       // m-hayabusa/VRCImageHelper#1: a PNG with DateTimeOriginal/CreateDate 08:27:35 and only
       // OffsetTime +09:00 was dated 23:27 the day before by Google Photos: the offset was applied.

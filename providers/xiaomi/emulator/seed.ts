@@ -81,11 +81,13 @@ async function sha1File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
+// One options object for every photo: exifr caches the options it builds per object given, in a
+// map it never empties.
+const EXIF_OPTIONS = { tiff: true, exif: true, gps: true, xmp: false, icc: false, iptc: false, translateValues: false };
+
 async function exifOf(file: string): Promise<Record<string, unknown> | null> {
   try {
-    const e = (await exifr.parse(file, { tiff: true, exif: true, gps: true, xmp: false, icc: false, iptc: false, translateValues: false })) as
-      | Record<string, unknown>
-      | undefined;
+    const e = (await exifr.parse(file, EXIF_OPTIONS)) as Record<string, unknown> | undefined;
     return e ?? null;
   } catch {
     return null;
