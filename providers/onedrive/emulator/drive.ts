@@ -30,11 +30,28 @@ function folderMeta(id: string, drive: string, p: string, name: string, parentId
   };
 }
 
-/** QuickXorHash (base64) and the upper-case hex SHA-1 and SHA-256 Personal reports, from the stored bytes. */
-function hashStoredFile(disk: string): { quickXor: string; sha1: string; sha256: string } {
-  const hash = new EmulatorQuickXor();
-  const sha1 = crypto.createHash('sha1');
-  const sha256 = crypto.createHash('sha256');
+type StoredHashes = { quickXor: string; sha1: string; sha256: string };
+
+/** QuickXorHash (base64) and the upper-case hex SHA-1 and SHA-256 Personal reports, fed the stored bytes. */
+class StoredHasher {
+  private readonly quickXor = new EmulatorQuickXor();
+  private readonly sha1 = crypto.createHash('sha1');
+  private readonly sha256 = crypto.createHash('sha256');
+
+  update(bytes: Buffer): void {
+    this.quickXor.update(bytes);
+    this.sha1.update(bytes);
+    this.sha256.update(bytes);
+  }
+
+  digests(): StoredHashes {
+    // Personal reports these upper-case hex (sha1Hash is deprecated, sha256Hash rarely present).
+    return { quickXor: this.quickXor.digestBase64(), sha1: this.sha1.digest('hex').toUpperCase(), sha256: this.sha256.digest('hex').toUpperCase() };
+  }
+}
+
+function hashStoredFile(disk: string): StoredHashes {
+  const hasher = new StoredHasher();
   const fd = fs.openSync(disk, 'r');
   try {
     // Sized to the file (up to 8 MiB): a fresh 8 MiB buffer for every small photo kept the
@@ -43,15 +60,19 @@ function hashStoredFile(disk: string): { quickXor: string; sha1: string; sha256:
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n <= 0) break;
-      hash.update(buf.subarray(0, n));
-      sha1.update(buf.subarray(0, n));
-      sha256.update(buf.subarray(0, n));
+      hasher.update(buf.subarray(0, n));
     }
   } finally {
     fs.closeSync(fd);
   }
-  // Personal reports these upper-case hex (sha1Hash is deprecated, sha256Hash rarely present).
-  return { quickXor: hash.digestBase64(), sha1: sha1.digest('hex').toUpperCase(), sha256: sha256.digest('hex').toUpperCase() };
+  return hasher.digests();
+}
+
+/** The hashes of bytes just written whole: the same bytes the file holds, without reading them back. */
+function hashWrittenBytes(bytes: Buffer): StoredHashes {
+  const hasher = new StoredHasher();
+  hasher.update(bytes);
+  return hasher.digests();
 }
 
 export class Drive {
@@ -187,9 +208,14 @@ export class Drive {
     const parent = this.ensureFolders(drive, parentPath);
     const finalPath = `${parent.path}/${name}`;
     const disk = this.store.diskPath(drive, finalPath);
-    if ('file' in source) fs.renameSync(source.file, disk);
-    else fs.writeFileSync(disk, source.bytes);
-    const hashes = hashStoredFile(disk);
+    let hashes: StoredHashes;
+    if ('file' in source) {
+      fs.renameSync(source.file, disk);
+      hashes = hashStoredFile(disk);
+    } else {
+      fs.writeFileSync(disk, source.bytes);
+      hashes = hashWrittenBytes(source.bytes);
+    }
     const t = Date.now();
     const m: ItemMeta = {
       id: replacing?.id ?? `${this.driveId(drive)}!${rid(6)}`,

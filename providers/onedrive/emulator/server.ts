@@ -10,8 +10,8 @@
 //   https://127.0.0.1:PORT/upload/{id}?tempauth=...   pre-authenticated upload URLs: routes/upload.ts
 //   https://{either}:PORT/__emulator/metrics   counters for tests (no auth)
 //
-// Storage (store.ts): every stored file is a plain file at DATA/<drive>/<path>; metadata,
-// unfinished uploads, issued tokens and a request log live under DATA/.emulator/. The drive
+// Storage (store.ts): every stored file is a plain file at DATA/<drive>/<path>; metadata (a
+// journal), unfinished uploads, issued tokens and a request log live under DATA/.emulator/. The drive
 // model (names, paths, quota, placing files) is drive.ts; the flags are args.ts.
 
 import fs from 'node:fs';
@@ -102,6 +102,7 @@ export class OneDriveEmulator {
     await this.closeServer?.();
     if (this.ctx.logFd !== null) fs.closeSync(this.ctx.logFd);
     this.ctx.logFd = null;
+    this.ctx.store.close();
   }
 }
 

@@ -216,8 +216,10 @@ function finish(call: UploadCall, f: Fragment, data: Buffer, failAfterStore: Gra
   const { ctx, res, s, route, fail } = call;
   const partFile = ctx.store.partFile(s.id);
   try {
-    writePart(partFile, data, f.start);
-    const placed = ctx.drive.placeFile(s.drive, s.path, s.conflictBehavior, { file: partFile }, f.total, {
+    // A file sent in one fragment goes to its place straight from memory.
+    if (f.start > 0) writePart(partFile, data, f.start);
+    const source = f.start > 0 ? { file: partFile } : { bytes: data };
+    const placed = ctx.drive.placeFile(s.drive, s.path, s.conflictBehavior, source, f.total, {
       created: s.fsCreated,
       modified: s.fsModified,
       description: s.description ?? null,
