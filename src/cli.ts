@@ -161,7 +161,12 @@ export function buildProgram(providers: ProviderModule[] = loadedProviders()): C
   batch
     .command('account-worker', { hidden: true })
     .description("a batch's warm worker process: one account's migrate at a time, given on stdin")
-    .action(async () => process.exit(await (await import('./batch/account-worker.ts')).accountWorker(runMigrateIn)));
+    .action(async () => {
+      // Its first account is on its way (or the pool started it ahead of one): the migrate code
+      // loads while the job is read, not after it (an error here is the job's to report).
+      void commands.migrate().catch(() => undefined);
+      process.exit(await (await import('./batch/account-worker.ts')).accountWorker(runMigrateIn));
+    });
   batch
     .command('check')
     .description('check every row before anything moves: syntax, sign-ins, reachability, room, counts; writes a check report')

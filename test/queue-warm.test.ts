@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, runCli, tmpDir } from './helpers.ts';
-import { watchAccountWorkers } from './helpers/account-workers.ts';
+import { accountWorkersOf, watchAccountWorkers } from './helpers/account-workers.ts';
 import { freshDatabase } from './pg.ts';
-import { accountStatuses, sql, startWorker } from './queue-kit.ts';
+import { accountStatuses, sql, startWorker, until } from './queue-kit.ts';
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 beforeAll(async () => {
@@ -57,4 +57,43 @@ describe('queue mode with warm worker processes', () => {
     }
     expect(workers.seen.size).toBe(1);
   }, 240_000);
+
+  it("starts each slot's warm process as it starts, and a worker refused at joining leaves none behind", async () => {
+    const t = tmpDir('gb-queue-prestart-');
+    const src = path.join(t, 'src', 'Camera');
+    fs.mkdirSync(src, { recursive: true });
+    fs.copyFileSync(path.join(FIXTURES, PHOTOS[0]!), path.join(src, PHOTOS[0]!));
+    fs.writeFileSync(path.join(t, 'm.csv'), `account,source,destination\nonly,folder:${path.join(t, 'src')},folder:${path.join(t, 'dst')}\n`);
+    const env = { GALLERY_BRIDGE_HOME: path.join(t, 'home') };
+    const load = await runCli(['batch', 'run', path.join(t, 'm.csv'), '--queue', db.url, '--no-work'], { env });
+    expect(load.code, load.stderr).toBe(0);
+
+    const w = startWorker({ url: db.url, name: 'pre', dir: path.join(t, 'pre'), env, slots: 2, follow: true });
+    try {
+      await until('the one account done', async () => (await accountStatuses(db.url)).get('only') === 'done');
+      // One account for two slots: the second process is there only because it started with the worker.
+      expect(accountWorkersOf(w.child.pid!).length).toBe(2);
+
+      const refused = startWorker({ url: db.url, name: 'pre', dir: path.join(t, 'refused'), env, slots: 2 });
+      const started = watchAccountWorkers(refused.child.pid!);
+      const end = await refused.exited;
+      started.stop();
+      expect(end.code, refused.lines.join('\n')).toBe(2);
+      expect(refused.lines.join('\n')).toContain('already running');
+      expect(started.seen.size).toBe(2);
+      await until('its warm processes gone', () => [...started.seen].every((pid) => !alive(pid)), 10_000, 50);
+    } finally {
+      w.signalGroup('SIGTERM');
+      await w.exited;
+    }
+  }, 240_000);
 });
+
+/** Running (not gone, not a zombie waiting to be reaped). */
+function alive(pid: number): boolean {
+  try {
+    return !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return false;
+  }
+}

@@ -252,13 +252,27 @@ export class AccountPool {
     return Object.entries(env).every(([k, v]) => this.perAccount.includes(k) || this.env[k] === v);
   }
 
+  /**
+   * Starts workers ahead of their first accounts (up to `count`, within the pool's shape), so
+   * that a worker's start (Node, then the migrate code it loads at once) overlaps the caller's
+   * own start instead of following it: queue mode's worker connects and registers meanwhile.
+   */
+  prestart(count: number): void {
+    const open = [...this.workers].filter((w) => !w.dead && !w.retiring).length;
+    for (let i = open; i < Math.min(count, this.processes); i++) this.workers.add(this.spawn());
+  }
+
+  private spawn(): WarmWorker {
+    return new WarmWorker(this.cli, this.env, this.perProcess > 1, (worker) => this.release(worker));
+  }
+
   start(argv: string[], env: Record<string, string> = {}): AccountChild {
     const open = [...this.workers].filter((w) => !w.dead && !w.retiring);
     const free = open.filter((w) => w.jobs.size < this.perProcess).sort((a, b) => a.jobs.size - b.jobs.size);
     // Spread over the processes first (each has a core to itself), then fill them.
     let w = free[0] && (free[0].jobs.size === 0 || open.length >= this.processes) ? free[0] : undefined;
     if (!w) {
-      w = new WarmWorker(this.cli, this.env, this.perProcess > 1, (worker) => this.release(worker));
+      w = this.spawn();
       this.workers.add(w);
     }
     return w.run(argv, Object.fromEntries(Object.entries(env).filter(([k]) => this.perAccount.includes(k))));

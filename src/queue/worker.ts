@@ -120,23 +120,52 @@ class Alarm {
 }
 
 export async function runWorker(o: WorkerOptions): Promise<number> {
-  const q = await openQueue(o.url, { migrate: false, max: o.slots + 4 });
+  // The slots' warm processes start first: their start (Node, the migrate code) overlaps this
+  // worker's connection, pg-boss and registration instead of following the first lease. A new
+  // worker's first account waited for both in turn (measured in the 4-worker bench: 1.2-1.6 s
+  // from a worker's start to its registration, then 4.1-4.3 s for its first account against
+  // 2.6-2.7 s for its next ones).
+  const pool = workerPool(o);
+  pool?.prestart(o.slots);
+  let q: Queue | null = null;
   let boss: PgBoss | null = null;
   let folderLock: Database.Database | null = null;
   try {
+    q = await openQueue(o.url, { migrate: false, max: o.slots + 4 });
     const settings = await readSettings(q);
     await verifyKey(q, o.key);
     folderLock = lockFolder(o.dir);
     boss = await startBoss(o.url);
     await registerWorker(q, o.name, o.slots, o.leaseSeconds ?? settings.leaseSeconds);
-    const w = new Worker(q, boss, o, settings);
+    const w = new Worker(q, boss, o, settings, pool);
     return await w.run();
   } finally {
-    await q.query(`UPDATE ${SCHEMA}.workers SET stopped_at = now() WHERE name = $1 AND pid = $2`, [o.name, process.pid]).catch(() => undefined);
+    await q?.query(`UPDATE ${SCHEMA}.workers SET stopped_at = now() WHERE name = $1 AND pid = $2`, [o.name, process.pid]).catch(() => undefined);
     await boss?.stop({ graceful: false, wait: true }).catch(() => undefined);
-    await q.end().catch(() => undefined);
+    await q?.end().catch(() => undefined);
+    // Idle warm processes end (a worker that could not join never gave them an account).
+    await pool?.close();
     folderLock?.close();
   }
+}
+
+/** What every account's run gets in its environment from this worker (besides its lease). */
+function childEnv(dir: string): Record<string, string> {
+  return {
+    // The workers' key opens every account's sign-in: an account's run never needs it.
+    GALLERY_BRIDGE_QUEUE_KEY: '',
+    GALLERY_BRIDGE_QUEUE_KEY_FILE: '',
+    GALLERY_BRIDGE_HOME: path.join(dir, 'home'),
+  };
+}
+
+/**
+ * Warm processes as on one machine: their environment is this worker's home without its key;
+ * each account's lease goes with its job as values, read by migrate in place of its environment.
+ */
+function workerPool(o: WorkerOptions): AccountPool | undefined {
+  if (process.env.GALLERY_BRIDGE_BATCH_PROCESS_PER_ACCOUNT === '1') return undefined;
+  return new AccountPool(CLI, { ...process.env, ...childEnv(o.dir) }, Object.values(QUEUE_ENV));
 }
 
 /**
@@ -189,10 +218,11 @@ class Worker {
     private readonly boss: PgBoss,
     private readonly o: WorkerOptions,
     private readonly settings: QueueSettings,
+    pool: AccountPool | undefined,
   ) {
     this.leaseSeconds = o.leaseSeconds ?? settings.leaseSeconds;
     this.batch = openBatch(o.dir);
-    this.home = path.join(o.dir, 'home');
+    this.home = childEnv(o.dir).GALLERY_BRIDGE_HOME!;
     fs.mkdirSync(this.home, { recursive: true, mode: 0o700 });
     this.bo = {
       dir: o.dir,
@@ -208,22 +238,7 @@ class Worker {
       say: o.say,
       json: o.json,
       signal: o.signal,
-      // Warm processes as on one machine: their environment is this worker's home without its key;
-      // each account's lease goes with its job, read by migrate in place of its environment.
-      pool:
-        process.env.GALLERY_BRIDGE_BATCH_PROCESS_PER_ACCOUNT === '1'
-          ? undefined
-          : new AccountPool(CLI, { ...process.env, ...this.childEnv() }, Object.values(QUEUE_ENV)),
-    };
-  }
-
-  /** What every account's run gets in its environment from this worker (besides its lease). */
-  private childEnv(): Record<string, string> {
-    return {
-      // The workers' key opens every account's sign-in: an account's run never needs it.
-      GALLERY_BRIDGE_QUEUE_KEY: '',
-      GALLERY_BRIDGE_QUEUE_KEY_FILE: '',
-      GALLERY_BRIDGE_HOME: this.home,
+      pool,
     };
   }
 
@@ -243,7 +258,6 @@ class Worker {
     this.upkeepWait.ring();
     await listener?.end().catch(() => undefined);
     await upkeep;
-    await this.bo.pool?.close();
     this.o.signal.removeEventListener('abort', onAbort);
     this.batch.close();
     this.o.say(`worker ${this.o.name}: ${this.o.signal.aborted ? 'stopped' : 'no accounts left'}`);
@@ -360,7 +374,7 @@ class Worker {
     }
     if (h.lost) return;
     const env = {
-      ...this.childEnv(),
+      ...childEnv(this.o.dir),
       ...queueEnv({
         url: this.o.url,
         slug: rec.slug,
