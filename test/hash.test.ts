@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { QuickXorHash, quickXorBase64 } from '../src/hash/quickxor.ts';
 import { hashWorker } from '../src/hash/off-thread.ts';
 import { MultiHasher, SHA256_ONLY, hashBuffer, hashFile, hashFileLater, readFileChunks } from '../src/hash/multihash.ts';
+import { fileHead } from '../providers/google-photos/evidence.ts';
 import { seeded } from './helpers.ts';
 
 /** Straight from the spec, one bit at a time: slow, but hard to get wrong. */
@@ -299,6 +300,27 @@ describe('MultiHasher', () => {
         let total = 0;
         expect(await readFileChunks(file, (c) => (total += c.length))).toBe(size);
         expect(total).toBe(size);
+      }
+      expect(spy).toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the head of a photo (where EXIF lives) whole when reads come back short', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mh-'));
+    const readSync = fs.readSync;
+    const spy = vi
+      .spyOn(fs, 'readSync')
+      .mockImplementation(((fd: number, buf: Buffer, off: number, len: number, pos: number) => readSync(fd, buf, off, Math.min(len, 4093), pos)) as never);
+    try {
+      for (const [i, size] of [10_000, 700_000].entries()) {
+        const bytes = randomBytes(size, 50 + i);
+        const file = path.join(dir, `head-${size}.bin`);
+        fs.writeFileSync(file, bytes);
+        const want = bytes.subarray(0, 512 * 1024);
+        expect(fileHead(file).equals(want)).toBe(true);
       }
       expect(spy).toHaveBeenCalled();
     } finally {

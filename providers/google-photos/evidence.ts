@@ -98,7 +98,14 @@ export function fileHead(file: string, n = 512 * 1024): Buffer {
   const fd = fs.openSync(file, 'r');
   try {
     const b = Buffer.alloc(n);
-    return b.subarray(0, fs.readSync(fd, b, 0, n, 0));
+    // A read may return less than asked before the end (a network file system): read on.
+    let got = 0;
+    while (got < n) {
+      const r = fs.readSync(fd, b, got, n - got, got);
+      if (r === 0) break;
+      got += r;
+    }
+    return b.subarray(0, got);
   } finally {
     fs.closeSync(fd);
   }
