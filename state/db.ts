@@ -107,14 +107,17 @@ function batchStoreGiven(file: string): string {
   return `${file} is gallery-bridge's batch store (what \`batch run\` keeps about its accounts), not a state file; it was left untouched: read it with \`gallery-bridge batch status --state ${dir}\` or \`gallery-bridge serve --state ${dir}\`, or give report an account's state file, --state ${path.join(dir, 'accounts', 'NAME', 'state.db')}`;
 }
 
+/**
+ * The steps a file lacks, in one transaction: all of them or none. A new state took a commit
+ * per step, and a batch creates one state an account.
+ */
 function migrate(db: DB): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
+  if (current >= MIGRATIONS.length) return;
+  db.transaction(() => {
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  })();
 }
 
 const prepared = new WeakMap<DB, Map<string, Database.Statement>>();
