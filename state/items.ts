@@ -596,9 +596,21 @@ export class Items {
 
   /** The run is about to delete the item at the source: written first, so a kill before the record is noticed. */
   markDeleting(id: number, runId: number): void {
+    if (!this.markDeletingMany([id], runId).has(id)) throw new IllegalTransition(id, 'source-deleted', ['verified', 'skipped']);
+  }
+
+  /**
+   * The intents of the next few deletions in one durable write (each still before its own
+   * deletion): a write each made every deletion a commit, which also committed the run's
+   * writes-behind one deletion at a time. Returns the ids marked (those still verified or skipped).
+   */
+  markDeletingMany(ids: readonly number[], runId: number): Set<number> {
     return this.durable(() => {
-      const r = this.sql(`UPDATE items SET deleting_run=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`).run(runId, now(), id);
-      if (r.changes !== 1) throw new IllegalTransition(id, 'source-deleted', ['verified', 'skipped']);
+      const mark = this.sql(`UPDATE items SET deleting_run=?, updated_at=? WHERE id=? AND state IN ('verified','skipped')`);
+      const at = now();
+      const marked = new Set<number>();
+      for (const id of ids) if (mark.run(runId, at, id).changes === 1) marked.add(id);
+      return marked;
     });
   }
 

@@ -71,6 +71,41 @@ describe('state store', () => {
     db.close();
   });
 
+  it('deletion intents of several items go to disk in one write, with the writes gathered behind them; only verified or skipped items are marked', () => {
+    const file = path.join(tmpDir(), 's.db');
+    const db = openState(file);
+    const items = new Items(db);
+    startRun(db, { command: 'test', sourceSpec: 's', destinationSpec: 'd', deleteSource: true, deleteEvidence: 'bytes', concurrency: 1 });
+    const rows = ['a', 'b', 'c'].map((id) => seed(items, id));
+    startWriteBehind(db);
+    for (const r of rows.slice(0, 2)) {
+      items.startTransfer(r.id, 1);
+      items.recordStaged(r.id, hashes, null, {});
+      items.markUploaded(r.id, `dest-${r.id}`, null);
+      items.markVerified(r.id, 'bytes', 'read back');
+    }
+    const marked = items.markDeletingMany(
+      rows.map((r) => r.id),
+      1,
+    );
+    expect([...marked].sort()).toEqual([rows[0]!.id, rows[1]!.id].sort());
+    // What another process reads: committed, as a kill would leave it.
+    const other = new Database(file, { readonly: true });
+    try {
+      const seen = other.prepare('SELECT id, state, deleting_run FROM items ORDER BY id').all();
+      expect(seen).toEqual([
+        { id: rows[0]!.id, state: 'verified', deleting_run: 1 },
+        { id: rows[1]!.id, state: 'verified', deleting_run: 1 },
+        { id: rows[2]!.id, state: 'discovered', deleting_run: null },
+      ]);
+    } finally {
+      other.close();
+    }
+    expect(() => items.markDeleting(rows[2]!.id, 1)).toThrow(IllegalTransition);
+    stopWriteBehind(db);
+    db.close();
+  });
+
   it('allows only the transitions of the state machine', () => {
     const db = openState(path.join(tmpDir(), 's.db'));
     const items = new Items(db);

@@ -67,6 +67,13 @@ const DELETE_ATTEMPTS = 6;
 const PAGE = 200;
 
 /**
+ * Deletion intents written in one commit, per deletion the source takes at once: enough that a
+ * fast source (a folder, 8 at once) commits once per 32 deletions, few enough that a paced one
+ * (Xiaomi, one at a time) is never more than 4 intents ahead of its deletions.
+ */
+const INTENTS_PER_SLOT = 4;
+
+/**
  * Applies the rule and deletes, paced as the source asks. What is due is read from the state
  * store a page at a time (its deletable index), never queued in memory per item: a source that
  * deletes slowly (Xiaomi paces its deletions) leaves verified items waiting in the state, and
@@ -76,6 +83,8 @@ export class Deleter {
   /** Deletions in flight: one at a time unless the source's limits say more; never more queued than that. */
   private readonly queue: PQueue;
   private readonly concurrency: number;
+  /** Intents written in one commit, ahead of their deletions. */
+  private readonly intentsAhead: number;
   /** The pass over the deletable items under way, if any: passes run one after another. */
   private running: Promise<void> | null = null;
   /** The lowest item id made deletable since the last pass began (Infinity: none). */
@@ -95,6 +104,7 @@ export class Deleter {
   ) {
     this.policy = { deleteSource: ctx.opts.deleteSource, minimumEvidence: ctx.opts.deleteEvidence };
     this.concurrency = sourceLimits(ctx.source).deleteConcurrency;
+    this.intentsAhead = this.concurrency * INTENTS_PER_SLOT;
     this.queue = new PQueue({ concurrency: this.concurrency });
     this.recheck = verifyBatcher(ctx.destination, 0);
   }
@@ -156,14 +166,28 @@ export class Deleter {
       after = page[page.length - 1]!.id;
       const due = page.filter((r) => r.deleting_run !== this.ctx.runId && deletionVerdict(r, this.policy).delete);
       const rechecked = earlier ? await this.checkAgain(due.filter((r) => !this.provenThisRun(r))) : [];
-      for (const r of due) {
-        if (this.ctx.signal.aborted) break;
-        if (!this.provenThisRun(r) && !rechecked.includes(r)) continue;
-        if (this.queue.size >= this.concurrency) await this.queue.onSizeLessThan(this.concurrency);
-        void this.queue.add(() => this.deleteOne(r.id)).catch((err) => this.ctx.log('warn', `deletion of item ${r.id}: ${reason(err)}`));
-      }
+      const go = due.filter((r) => this.provenThisRun(r) || rechecked.includes(r));
+      for (let i = 0; i < go.length && !this.ctx.signal.aborted; i += this.intentsAhead) await this.enqueue(go.slice(i, i + this.intentsAhead));
     }
     await this.queue.onIdle();
+  }
+
+  /**
+   * Records the intents of a few deletions in one write, then queues them. An intent written
+   * before its deletion's turn only says the item may be deleted: a kill before then leaves it
+   * verified at the source, and the next run deletes it as any other.
+   */
+  private async enqueue(rows: ItemRow[]): Promise<void> {
+    const marked = this.ctx.items.markDeletingMany(
+      rows.map((r) => r.id),
+      this.ctx.runId,
+    );
+    for (const r of rows) {
+      if (this.ctx.signal.aborted) break;
+      if (!marked.has(r.id)) continue;
+      if (this.queue.size >= this.concurrency) await this.queue.onSizeLessThan(this.concurrency);
+      void this.queue.add(() => this.deleteOne(r.id, r.deleting_run)).catch((err) => this.ctx.log('warn', `deletion of item ${r.id}: ${reason(err)}`));
+    }
   }
 
   /** Asks the destination again about items verified by earlier runs; returns those it still shows. */
@@ -202,7 +226,8 @@ export class Deleter {
     return false;
   }
 
-  private async deleteOne(itemId: number): Promise<void> {
+  /** `intendedBy`: the run whose intent the item carried before this one's (a run killed mid-deletion), or null. */
+  private async deleteOne(itemId: number, intendedBy: number | null): Promise<void> {
     const { items, source } = this.ctx;
     // Re-read the row: the verdict is taken on what the state store holds, not on memory.
     const row = items.get(itemId);
@@ -210,7 +235,7 @@ export class Deleter {
     const item = sourceItem(row);
     // Bytes read by this very run (recorded with their hashes) let the source trust its cheap identity checks.
     const proof = deletionProof(row, row.read_run === this.ctx.runId);
-    items.markDeleting(itemId, this.ctx.runId);
+    if (row.deleting_run !== this.ctx.runId) items.markDeleting(itemId, this.ctx.runId);
     for (let attempt = 1; ; attempt++) {
       let done: DeletionDone | undefined;
       try {
@@ -223,8 +248,7 @@ export class Deleter {
         if (err instanceof ItemGoneError) {
           // Gone with our intent on record: the earlier run deleted it and was killed before the
           // record. The destination was just checked again; that is the evidence recorded.
-          const what =
-            row.deleting_run !== null ? `deleted in an interrupted run (run ${row.deleting_run}); found gone at the source` : 'already gone at the source';
+          const what = intendedBy !== null ? `deleted in an interrupted run (run ${intendedBy}); found gone at the source` : 'already gone at the source';
           this.record(row, `${what}: ${reason(err)}`, done);
           break;
         }
