@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from './migrations.ts';
+import { useWal } from '../src/lib/sqlite-wal.ts';
 
 export type DB = Database.Database;
 
@@ -42,7 +43,7 @@ export function openState(file: string, opts: OpenOptions = {}): DB {
     // Read the version before anything writes: a newer tool's file is left exactly as it is.
     refuseOthers(db, file);
     if (!opts.readonly) {
-      db.pragma('journal_mode = WAL');
+      useWal(db);
       // NORMAL in WAL mode survives a killed process at any instant (the guarantee a resume
       // needs); only a power cut can lose the last transactions, which a rerun redoes safely.
       db.pragma('synchronous = NORMAL');

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { useWal } from '../../src/lib/sqlite-wal.ts';
 
 const PACIFIC = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit', day: '2-digit' });
 
@@ -36,7 +37,7 @@ export class QuotaCounter {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.db = new Database(path.join(dir, 'quota.sqlite'));
     this.db.pragma('busy_timeout = 10000');
-    this.db.pragma('journal_mode = WAL');
+    useWal(this.db);
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS usage (client TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0,
       media INTEGER NOT NULL DEFAULT 0, exhausted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client, day))`);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { DB } from '../../state/db.ts';
 import type { AccountRow } from './manifest.ts';
+import { useWal } from '../lib/sqlite-wal.ts';
 
 export type AccountStatus = 'waiting' | 'running' | 'done' | 'paused' | 'waiting-quota' | 'removed';
 
@@ -63,7 +64,7 @@ export function openBatch(dir: string, opts: { readonly?: boolean } = {}): DB {
   fs.closeSync(fs.openSync(file, 'a', 0o600));
   const db = new Database(file);
   db.pragma('busy_timeout = 10000');
-  db.pragma('journal_mode = WAL');
+  useWal(db);
   db.pragma('synchronous = NORMAL');
   db.exec(SCHEMA);
   return db;
