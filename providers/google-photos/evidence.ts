@@ -11,9 +11,9 @@
 // band of rows at a time: the digest is the same SHA-256 of every pixel, in bounded memory.
 
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import sharp from 'sharp';
 import exifr from 'exifr';
+import { closeQuietly, openFd, readFdUpTo } from '../../src/lib/fd.ts';
 
 export interface Fingerprint {
   /** SHA-256 of the decoded pixels (raw, as stored), or null when not decodable here. */
@@ -93,27 +93,20 @@ export async function pixelDigestFile(file: string): Promise<{ digest: string; s
   return { digest: h.digest('hex'), shape: `${width}x${height}x${channels}`, width, height };
 }
 
-/** The first bytes of a file, where EXIF lives. */
-export function fileHead(file: string, n = 512 * 1024): Buffer {
-  const fd = fs.openSync(file, 'r');
+/** The first bytes of a file, where EXIF lives: read on to them after a short read (a network file system). */
+export async function fileHead(file: string, n = 512 * 1024): Promise<Buffer> {
+  const fd = await openFd(file, 'r');
   try {
     const b = Buffer.alloc(n);
-    // A read may return less than asked before the end (a network file system): read on.
-    let got = 0;
-    while (got < n) {
-      const r = fs.readSync(fd, b, got, n - got, got);
-      if (r === 0) break;
-      got += r;
-    }
-    return b.subarray(0, got);
+    return b.subarray(0, await readFdUpTo(fd, b, n));
   } finally {
-    fs.closeSync(fd);
+    closeQuietly(fd);
   }
 }
 
 /** fingerprint() of a photo kept in a file, in bounded memory. */
 export async function fingerprintFile(file: string, mimeType: string): Promise<Fingerprint> {
-  const time = await captureTime(fileHead(file));
+  const time = await captureTime(await fileHead(file));
   const dims = () => dimensions(file);
   if (!decodableHere(mimeType)) return { pixels: null, shape: null, time, ...(await dims()) };
   try {

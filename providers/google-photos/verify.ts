@@ -298,7 +298,7 @@ async function fetchedFile(api: GoogleApi, url: string): Promise<Fetched> {
     return {
       sha1,
       size,
-      head: fileHead(spill.file),
+      head: await fileHead(spill.file),
       pixels: async () => (await pixelDigestFile(spill.file)).digest,
       dims: () => dimensions(spill.file),
       dispose: () => spill.dispose(),
