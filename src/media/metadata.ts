@@ -6,9 +6,6 @@
 
 import exifr from 'exifr';
 import type { WallTime } from './filename-date.ts';
-// sharp takes about a second to load; only runs that meet an image pay for it.
-let sharpModule: Promise<typeof import('sharp')> | null = null;
-const loadSharp = () => (sharpModule ??= import('sharp'));
 
 export interface ImageMetadata {
   /** ISO 8601 UTC (e.g. 2018-07-25T16:34:23Z), or null. */
@@ -247,7 +244,8 @@ export async function imageFacts(head: Buffer): Promise<{ meta: ImageMetadata; w
   if (jpeg) ({ width, height } = jpeg);
   else {
     try {
-      const sharp = (await loadSharp()).default;
+      // Loaded here, not at start: only runs that meet such an image pay for it (import() loads it once).
+      const sharp = (await import('sharp')).default;
       const meta = await sharp(head, { failOn: 'none' }).metadata();
       width = positiveInt(meta.width);
       height = positiveInt(meta.height);
