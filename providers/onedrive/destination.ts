@@ -192,6 +192,11 @@ export class OneDriveDestination implements Destination {
     return null;
   }
 
+  /** The drive's facts, asked as the run starts rather than by its first item (see Drive.askEarly). */
+  askEarly(): void {
+    this.drive.askEarly();
+  }
+
   prepareContainer(item: SourceItem, facts: ItemFacts): Promise<string> {
     return this.drive.container(item, facts);
   }

@@ -72,6 +72,15 @@ export class Drive {
     return e as Error;
   }
 
+  /**
+   * Asks for the drive's facts now, while the run starts (loads its modules, lists the first
+   * page): the first item's folder then waits for neither this request nor its connection.
+   * A failure waits for the first caller of facts().
+   */
+  askEarly(): void {
+    this.facts().catch(() => undefined);
+  }
+
   /** Personal or Business, and the site path Business counts in the 400-character limit. */
   facts(): Promise<DriveFacts> {
     this.known ??= this.http.api<{ driveType?: string; webUrl?: string; quota?: DriveFacts['quota'] }>('get', this.prefix).then(
@@ -89,8 +98,11 @@ export class Drive {
         return { flavor: business ? 'business' : 'personal', sitePathChars: site.length, quota: d.quota ?? null } satisfies DriveFacts;
       },
       (e) => {
-        this.known = null;
-        throw this.classify(e);
+        const err = this.classify(e);
+        // Asked again after a passing trouble; a stop (a refused token) stays the answer, so
+        // the caller after an early ask gets it rather than an aborted request.
+        if (!(err instanceof StopRunError)) this.known = null;
+        throw err;
       },
     );
     return this.known;
@@ -98,14 +110,51 @@ export class Drive {
 
   /** The folder an item goes to, created (with every folder on the way) if it is not there. */
   async container(item: SourceItem, facts: ItemFacts): Promise<string> {
-    const { sitePathChars } = await this.facts();
     const rootSegs = this.config.root.split('/').filter(Boolean).map(encodeName);
     const rootPath = rootSegs.map((s) => `/${s}`).join('');
+    // The root's folders do not depend on the drive's facts: looked up while those are asked.
+    if (!this.rootAsked) {
+      this.rootAsked = true;
+      this.lookAhead(rootPath);
+    }
+    const { sitePathChars } = await this.facts();
     // An album name is shortened when it would leave a file name too little of the path budget.
     const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + rootPath.length, seg, sha1hex));
     const p = rootPath + segs.map((s) => `/${s}`).join('');
     await this.ensureFolder(p);
     return p;
+  }
+
+  private rootAsked = false;
+
+  /** Lookups asked ahead of their folder's turn (lookAhead), each taken once by createFolder. */
+  private readonly lookups = new Map<string, Promise<DriveItem | null>>();
+
+  /** A folder this process knows, or the state store's id for it. */
+  private knownFolder(key: string): boolean {
+    return this.folders.has(key) || Boolean(this.ctx.store.get<string>(`folder:${this.prefix}:${key}`));
+  }
+
+  /**
+   * Looks up p and every folder above it that is not known yet, all at once: a new folder three
+   * deep was three lookups one after another (a 404 each, the time of three requests), then its
+   * creations. A lookup whose folder turns out there costs one request, once per folder.
+   */
+  private lookAhead(p: string): void {
+    for (let q = p; q; q = q.slice(0, q.lastIndexOf('/'))) {
+      const key = q.toLowerCase();
+      if (this.lookups.has(key) || this.knownFolder(key)) break;
+      const lookup = this.getByPath(q);
+      lookup.catch(() => undefined); // taken by createFolder, which sees the failure
+      this.lookups.set(key, lookup);
+    }
+  }
+
+  private lookUp(p: string): Promise<DriveItem | null> {
+    const key = p.toLowerCase();
+    const ahead = this.lookups.get(key);
+    this.lookups.delete(key);
+    return ahead ?? this.getByPath(p);
   }
 
   /** Creates every folder on the way, idempotently; ids are kept in the state store. */
@@ -120,6 +169,7 @@ export class Drive {
       pending = Promise.resolve(cached);
       this.folders.set(key, pending);
     } else {
+      this.lookAhead(p);
       pending = this.createFolder(p).then(
         (id) => {
           this.ctx.store.set(`folder:${this.prefix}:${key}`, id);
@@ -138,7 +188,7 @@ export class Drive {
   private async createFolder(p: string): Promise<string> {
     const parent = p.slice(0, p.lastIndexOf('/'));
     const name = p.slice(p.lastIndexOf('/') + 1);
-    const found = await this.getByPath(p);
+    const found = await this.lookUp(p);
     if (found) {
       if (!found.folder) throw new RejectedError(`a file named ${p} is in the way of the folder OneDrive needs there`, 'refused-by-destination');
       return found.id;

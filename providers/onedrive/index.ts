@@ -115,7 +115,9 @@ export async function createOneDriveDestination(ctx: ProviderContext): Promise<D
   if (isAppOnly(settings) && !config.user) {
     throw new StopRunError('config', 'app-only credentials cannot use /me: name the user, as in onedrive:alice@contoso.com:/Pictures/Xiaomi');
   }
-  return new destination.OneDriveDestination(config, tokenSource(settings), ctx);
+  const made = new destination.OneDriveDestination(config, tokenSource(settings), ctx);
+  made.askEarly();
+  return made;
 }
 
 export const onedriveProvider: ProviderModule = {
