@@ -13,14 +13,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import {
-  ConfidentialClientApplication,
-  InteractionRequiredAuthError,
-  PublicClientApplication,
-  type Configuration,
-  type ICachePlugin,
-  type TokenCacheContext,
-} from '@azure/msal-node';
+import type { ConfidentialClientApplication, Configuration, ICachePlugin, PublicClientApplication, TokenCacheContext } from '@azure/msal-node';
 import { assertPrivateFile, credentialPath, readPrivateFile, writePrivateFile } from '../../src/lib/credentials.ts';
 import { reason, registerSecret } from '../../src/lib/redact.ts';
 import { RetryableError, StopRunError } from '../types.ts';
@@ -66,6 +59,19 @@ export function isAppOnly(s: AuthSettings): boolean {
   return !s.accessToken && Boolean(s.tenantId && s.clientId && (s.clientSecret || s.certificateFile));
 }
 
+type Msal = typeof import('@azure/msal-node');
+let msalModule: Promise<Msal> | null = null;
+let msalLoaded: Msal | null = null;
+
+/**
+ * msal is imported when a token is first asked of it: importing it took ~90 ms of every run's
+ * start, and a run given ONEDRIVE_ACCESS_TOKEN never uses it.
+ */
+function msal(): Promise<Msal> {
+  msalModule ??= import('@azure/msal-node').then((m) => (msalLoaded = m));
+  return msalModule;
+}
+
 /** msal looks up unknown authority hosts on Microsoft's instance-discovery service; trust ours instead. */
 function authorityOptions(authority: string): Pick<Configuration['auth'], 'authority' | 'knownAuthorities'> {
   const host = new URL(authority).host;
@@ -109,12 +115,12 @@ export function cacheFile(s: AuthSettings): string {
   return credentialPath(s.home, 'onedrive', s.account, 'msal.json');
 }
 
-function publicApp(s: AuthSettings): PublicClientApplication {
+/** The settings are checked now; the app is made (and msal imported) when first asked for. */
+function publicApp(s: AuthSettings): () => Promise<PublicClientApplication> {
   if (!s.clientId) throw new StopRunError('config', 'ONEDRIVE_CLIENT_ID is not set: register an app (see providers/onedrive/README.md) and set its client id');
-  return new PublicClientApplication({
-    auth: { clientId: s.clientId, ...authorityOptions(s.authority) },
-    cache: { cachePlugin: fileCachePlugin(cacheFile(s)) },
-  });
+  const config = { auth: { clientId: s.clientId, ...authorityOptions(s.authority) }, cache: { cachePlugin: fileCachePlugin(cacheFile(s)) } };
+  let app: Promise<PublicClientApplication> | null = null;
+  return () => (app ??= msal().then((m) => new m.PublicClientApplication(config)));
 }
 
 function appAuthority(s: AuthSettings): string {
@@ -123,7 +129,8 @@ function appAuthority(s: AuthSettings): string {
   return `${origin}/${s.tenantId}`;
 }
 
-function confidentialApp(s: AuthSettings): ConfidentialClientApplication {
+/** As publicApp: the credentials are read and checked now, the app made when first asked for. */
+function confidentialApp(s: AuthSettings): () => Promise<ConfidentialClientApplication> {
   let clientCertificate: { thumbprintSha256?: string; thumbprint?: string; privateKey: string } | undefined;
   if (!s.clientSecret && s.certificateFile) {
     const pem = readPrivateFile(s.certificateFile);
@@ -138,19 +145,22 @@ function confidentialApp(s: AuthSettings): ConfidentialClientApplication {
     }
     clientCertificate = { thumbprintSha256, privateKey: keyMatch[0] };
   }
-  return new ConfidentialClientApplication({
+  const config = {
     auth: {
       clientId: s.clientId!,
       ...authorityOptions(appAuthority(s)),
       ...(s.clientSecret ? { clientSecret: s.clientSecret } : { clientCertificate }),
     },
     cache: { cachePlugin: fileCachePlugin(credentialPath(s.home, 'onedrive', s.account, 'app-msal.json')) },
-  });
+  };
+  let app: Promise<ConfidentialClientApplication> | null = null;
+  return () => (app ??= msal().then((m) => new m.ConfidentialClientApplication(config)));
 }
 
 function authFailure(e: unknown, what: string): Error {
   if (e instanceof StopRunError) return e;
-  if (e instanceof InteractionRequiredAuthError) {
+  // msal is loaded by then: only its calls raise its errors.
+  if (msalLoaded && e instanceof msalLoaded.InteractionRequiredAuthError) {
     return new StopRunError('credentials', `OneDrive sign-in has expired (${reason(e.errorCode)}): run \`gallery-bridge auth onedrive\` again`);
   }
   const code = (e as { errorCode?: string }).errorCode ?? '';
@@ -186,7 +196,7 @@ export function tokenSource(s: AuthSettings): TokenSource {
       async get(force?: boolean) {
         if (!force && memo && Date.now() < memo.until) return memo.token;
         try {
-          const r = await app.acquireTokenByClientCredential({ scopes: [GRAPH_DEFAULT_SCOPE], skipCache: Boolean(force) });
+          const r = await (await app()).acquireTokenByClientCredential({ scopes: [GRAPH_DEFAULT_SCOPE], skipCache: Boolean(force) });
           if (!r?.accessToken) throw new StopRunError('credentials', 'the client-credentials flow returned no token');
           registerSecret(r.accessToken);
           memo = { token: r.accessToken, until: (r.expiresOn?.getTime() ?? Date.now() + 600_000) - 300_000 };
@@ -204,10 +214,11 @@ export function tokenSource(s: AuthSettings): TokenSource {
   let inflight: Promise<string> | null = null;
   const fetchToken = async (force: boolean): Promise<string> => {
     try {
-      const accounts = await app.getTokenCache().getAllAccounts();
+      const client = await app();
+      const accounts = await client.getTokenCache().getAllAccounts();
       if (accounts.length === 0)
         throw new StopRunError('credentials', `not signed in to OneDrive for account "${s.account}": run \`gallery-bridge auth onedrive\``);
-      const r = await app.acquireTokenSilent({ account: accounts[0]!, scopes: s.scopes, forceRefresh: force });
+      const r = await client.acquireTokenSilent({ account: accounts[0]!, scopes: s.scopes, forceRefresh: force });
       if (!r?.accessToken) throw new StopRunError('credentials', 'msal returned no token');
       registerSecret(r.accessToken);
       memo = { token: r.accessToken, until: (r.expiresOn?.getTime() ?? Date.now() + 600_000) - 300_000 };
@@ -243,7 +254,7 @@ export async function signIn(s: AuthSettings, say: (line: string) => void): Prom
   }
   const app = publicApp(s);
   try {
-    const r = await app.acquireTokenByDeviceCode({
+    const r = await (await app()).acquireTokenByDeviceCode({
       scopes: s.scopes,
       deviceCodeCallback: (d) => say(d.message),
     });
