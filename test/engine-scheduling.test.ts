@@ -79,4 +79,45 @@ describe('scheduling', () => {
     // 400 items: eight full batches, none closed early.
     expect(dest.sizes).toEqual(Array(8).fill(50));
   }, 90_000);
+
+  it('reads a local source ahead of a remote destination, and never has more than --concurrency items at the destination', async () => {
+    const flow = { reading: 0, maxReading: 0, atDestination: 0, maxAtDestination: 0 };
+    /** Counts the items opened and not yet staged. */
+    class CountingSource extends FolderSource {
+      override async open(item: SourceItem, opts?: OpenOptions): Promise<Readable> {
+        if (opts?.offset === undefined) flow.maxReading = Math.max(flow.maxReading, ++flow.reading);
+        return super.open(item, opts);
+      }
+    }
+    /** A destination across a slow network: no local path, 20 ms a staged upload. */
+    class SlowRemote extends FolderDestination {
+      override readonly localPath = undefined as unknown as string;
+      override async prepareContainer(...args: Parameters<FolderDestination['prepareContainer']>) {
+        flow.maxAtDestination = Math.max(flow.maxAtDestination, ++flow.atDestination);
+        return super.prepareContainer(...args);
+      }
+      override async upload(...args: Parameters<FolderDestination['upload']>) {
+        try {
+          await new Promise((r) => setTimeout(r, 20));
+          return await super.upload(...args);
+        } finally {
+          flow.atDestination--;
+          flow.reading--;
+        }
+      }
+    }
+    const src = tmpDir();
+    const dst = tmpDir();
+    writeRandomFiles(src, 80, (i) => ({ rel: `a/${fileName(i)}`, size: 1000 + i }));
+    const options = folderRunOptions(src, dst, { concurrency: 4, maxAttempts: 2, signal: AbortSignal.timeout(60_000) });
+    const result = await runOverState(path.join(tmpDir(), 's.db'), new CountingSource(src), new SlowRemote(dst, 'album'), options);
+    expect(result.counts.verified.items).toBe(80);
+    for (let i = 0; i < 80; i++) {
+      const name = fileName(i);
+      expect(fs.readFileSync(path.join(dst, 'a', name)).equals(fs.readFileSync(path.join(src, 'a', name)))).toBe(true);
+    }
+    expect(flow.maxAtDestination).toBe(4);
+    // Items read and probed while the four slots were busy: two ahead (readAheadFor, at least 2).
+    expect(flow.maxReading).toBe(6);
+  }, 90_000);
 });

@@ -51,6 +51,11 @@ function planCopy(
   return { copy, note: datingNote(dating, facts.captureTime, from) };
 }
 
+/** Runs an item's work at the destination in one of its slots (see readAheadFor in scheduler.ts). */
+export type DestinationSlot = <T>(work: () => Promise<T>) => Promise<T>;
+
+const noSlot: DestinationSlot = (work) => work();
+
 /** Streams one item into a staged upload. Throws RejectedError, RetryableError or StopRunError. */
 export async function stageItem(
   source: Source,
@@ -59,6 +64,7 @@ export async function stageItem(
   row: ItemRow,
   signal: AbortSignal,
   zone: string = systemZone(),
+  inSlot: DestinationSlot = noSlot,
 ): Promise<StagedItem> {
   const item = sourceItem(row);
   const size = item.size;
@@ -109,18 +115,19 @@ export async function stageItem(
     throw new RejectedError(refusal, 'refused-by-destination');
   }
 
-  let container: string;
-  try {
-    container = await destination.prepareContainer(item, probe.facts);
-  } catch (err) {
-    raw.destroy();
-    items.recordFacts(row.id, probe.record);
-    throw err;
-  }
-  // What the bytes told and where the item goes are recorded with its hashes once it is staged;
-  // an item that stops on the way records them on their own (a report shows them for it too).
-  try {
-    return await stageInto(destination, items, row, signal, {
+  // From here on the item holds one of the destination's slots, read and probed already.
+  return inSlot(async () => {
+    let container: string;
+    try {
+      // A run stopped while the item waited for its slot sends it nowhere.
+      signal.throwIfAborted();
+      container = await destination.prepareContainer(item, probe.facts);
+    } catch (err) {
+      raw.destroy();
+      items.recordFacts(row.id, probe.record);
+      throw err;
+    }
+    return stageRecorded(destination, items, row, signal, {
       item,
       size,
       raw,
@@ -136,6 +143,17 @@ export async function stageItem(
       zone,
       total: () => total,
     });
+  });
+}
+
+/**
+ * What the bytes told and where the item goes are recorded with its hashes once it is staged;
+ * an item that stops on the way records them on their own (a report shows them for it too).
+ */
+async function stageRecorded(destination: Destination, items: Items, row: ItemRow, signal: AbortSignal, s: Streaming): Promise<StagedItem> {
+  const { probe, container } = s;
+  try {
+    return await stageInto(destination, items, row, signal, s);
   } catch (err) {
     if (!(err instanceof StagedAlready)) {
       items.together(() => {
@@ -299,7 +317,7 @@ async function stageInto(destination: Destination, items: Items, row: ItemRow, s
  * (Google's batchCreate takes 50, far more than the items a queue has in flight).
  * The commit never rejects: its failure is written to the item's row.
  */
-export async function transferOne(ctx: RunContext, commits: CommitStage, id: number): Promise<{ commit: Promise<void> }> {
+export async function transferOne(ctx: RunContext, commits: CommitStage, id: number, inSlot?: DestinationSlot): Promise<{ commit: Promise<void> }> {
   const { items, source, destination } = ctx;
   // The row as startTransfer leaves it: the scheduler queues ids, and a row read when the item
   // was queued would be read again here anyway (a listing may have described it anew since).
@@ -312,7 +330,7 @@ export async function transferOne(ctx: RunContext, commits: CommitStage, id: num
       return { commit: commits.commit(taken, stagedFromRow(taken)).catch((err) => ctx.itemFailed(taken, err)) };
     }
     const taken = row;
-    const staged = await stageItem(source, destination, items, taken, ctx.signal, ctx.opts.timeZone);
+    const staged = await stageItem(source, destination, items, taken, ctx.signal, ctx.opts.timeZone, inSlot);
     ctx.emit({ type: 'bytes', bytes: staged.hashes.size });
     // Wrapped in an object: returning the bare promise would make this await the commit too.
     return { commit: commits.commit(taken, staged).catch((err) => ctx.itemFailed(taken, err)) };
