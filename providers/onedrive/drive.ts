@@ -79,6 +79,23 @@ export class Drive {
    */
   askEarly(): void {
     this.facts().catch(() => undefined);
+    this.lookUpRoot();
+  }
+
+  /** The configured root folder, its segments made valid ('' for the drive's root). */
+  private rootPath(): string {
+    return this.config.root
+      .split('/')
+      .filter(Boolean)
+      .map((s) => `/${encodeName(s)}`)
+      .join('');
+  }
+
+  /** The root's folders do not depend on the drive's facts: looked up once, while those are asked. */
+  private lookUpRoot(): void {
+    if (this.rootAsked) return;
+    this.rootAsked = true;
+    this.lookAhead(this.rootPath());
   }
 
   /** Personal or Business, and the site path Business counts in the 400-character limit. */
@@ -110,13 +127,8 @@ export class Drive {
 
   /** The folder an item goes to, created (with every folder on the way) if it is not there. */
   async container(item: SourceItem, facts: ItemFacts): Promise<string> {
-    const rootSegs = this.config.root.split('/').filter(Boolean).map(encodeName);
-    const rootPath = rootSegs.map((s) => `/${s}`).join('');
-    // The root's folders do not depend on the drive's facts: looked up while those are asked.
-    if (!this.rootAsked) {
-      this.rootAsked = true;
-      this.lookAhead(rootPath);
-    }
+    const rootPath = this.rootPath();
+    this.lookUpRoot();
     const { sitePathChars } = await this.facts();
     // An album name is shortened when it would leave a file name too little of the path budget.
     const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + rootPath.length, seg, sha1hex));
