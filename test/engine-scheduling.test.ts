@@ -120,4 +120,30 @@ describe('scheduling', () => {
     // Items read and probed while the four slots were busy: two ahead (readAheadFor, at least 2).
     expect(flow.maxReading).toBe(6);
   }, 90_000);
+
+  it('a local file stopped while a chunk is read ahead leaves no unhandled rejection behind', async () => {
+    const src = tmpDir();
+    writeRandomFiles(src, 1, () => ({ rel: 'a/big.jpg', size: 3 * 1024 * 1024 }));
+    const source = new FolderSource(src);
+    const [item] = (await source.listItems(null)).items;
+    const stop = new AbortController();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const stream = await source.open(item!, { signal: stop.signal });
+      const it = stream[Symbol.asyncIterator]();
+      expect((await it.next()).value).toHaveLength(1024 * 1024);
+      // The run stops while the second chunk is being read: the read after it is refused at once,
+      // and the consumer (an item waiting for a destination slot) never asks for it.
+      const second = it.next();
+      stop.abort(new Error('the run is stopping'));
+      expect((await second).value).toHaveLength(1024 * 1024);
+      stream.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
 });

@@ -283,7 +283,12 @@ class FileBytes extends Readable {
 
   /** The next chunk from the current position, null at the end. */
   private readNext(): Promise<Buffer | null> {
-    if (this.signal?.aborted) return Promise.reject(this.signal.reason instanceof Error ? this.signal.reason : new Error('aborted'));
+    if (this.signal?.aborted) {
+      // Guarded as a read ahead below is: the consumer may stop before it asks for this one.
+      const stopped = Promise.reject(this.signal.reason instanceof Error ? this.signal.reason : new Error('aborted'));
+      stopped.catch(() => undefined);
+      return stopped;
+    }
     const want = Math.min(CHUNK, this.end - this.pos);
     if (want <= 0) return Promise.resolve(null);
     const buf = Buffer.allocUnsafe(want);
