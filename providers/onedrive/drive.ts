@@ -59,6 +59,10 @@ export class Drive {
   /** GraphHttpError -> the engine's error kinds. */
   classify(e: unknown): Error {
     if (e instanceof StopRunError) this.stop.abort(e);
+    // A request the stop ended (the run's first requests go out together, and one refused
+    // token aborts the others) reports that stop, not an aborted request.
+    const stopped: unknown = this.stop.signal.reason;
+    if (stopped instanceof StopRunError && (e as Error | null)?.name === 'AbortError') return stopped;
     if (e instanceof GraphHttpError) {
       if (e.status === 400 && /pathIsTooLong|invalidRequest|nameContainsInvalid/i.test(e.code))
         return new RejectedError(`OneDrive refused the name or path: ${e.message}`, 'refused-by-destination');
