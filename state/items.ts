@@ -448,11 +448,16 @@ export class Items {
     });
   }
 
-  /** A transferring item committed to a destination item another item holds: skipped as that one's duplicate. */
+  /**
+   * A transferring item committed to a destination item another item holds: skipped as that one's
+   * duplicate. An item that found the same bytes already there (markDuplicate) does not hold it:
+   * when two items of the same bytes go at once, the second's commit may find the first's file
+   * before the first is recorded, and the one that created it was then called the duplicate.
+   */
   private skipIfDestinationHeld(id: number, destId: string, destPath: string | null): boolean {
-    const other = this.sql('SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL ORDER BY id LIMIT 1').get(destId, id) as
-      | { id: number }
-      | undefined;
+    const other = this.sql(
+      `SELECT id FROM items WHERE dest_id = ? AND id != ? AND duplicate_of IS NULL AND reason_kind IS NOT 'same-bytes-at-destination' ORDER BY id LIMIT 1`,
+    ).get(destId, id) as { id: number } | undefined;
     if (!other) return false;
     anyDuplicate.set(this.db, true);
     this.move(id, ['transferring'], 'skipped', {

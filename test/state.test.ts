@@ -139,6 +139,29 @@ describe('state store', () => {
     db.close();
   });
 
+  it('an item that found the same bytes already there does not make the one that put them there a duplicate', () => {
+    const db = openState(path.join(tmpDir(), 's.db'));
+    const items = new Items(db);
+    startRun(db, { command: 'test', sourceSpec: 's', destinationSpec: 'd', deleteSource: false, deleteEvidence: 'bytes', concurrency: 1 });
+    const first = seed(items, 'A');
+    const second = seed(items, 'C');
+    items.startTransfer(first.id, 1);
+    items.startTransfer(second.id, 1);
+    // The second's commit finds the first's file (same name, same bytes) while the first is still
+    // being verified: recorded first, as "already at the destination".
+    items.markDuplicate(second.id, '2018/07/IMG.jpg', '2018/07/IMG.jpg', { level: 'bytes', detail: 'same bytes' });
+    expect(items.markCommittedVerified(first.id, '2018/07/IMG.jpg', '2018/07/IMG.jpg', 'bytes', 'read back')).toBe('verified');
+    expect(items.get(first.id)).toMatchObject({ state: 'verified', duplicate_of: null });
+    expect(items.get(second.id)).toMatchObject({ state: 'skipped', reason_kind: 'same-bytes-at-destination' });
+    // An item committed to a destination item that a verified one holds is still its duplicate.
+    const third = seed(items, 'D');
+    items.startTransfer(third.id, 1);
+    items.recordStaged(third.id, hashes, null, {});
+    expect(items.markUploaded(third.id, '2018/07/IMG.jpg', null)).toBe('skipped');
+    expect(items.get(third.id).duplicate_of).toBe(first.id);
+    db.close();
+  });
+
   it('keeps a re-listed item that is already moved as it was moved', () => {
     const db = openState(path.join(tmpDir(), 's.db'));
     const items = new Items(db);
