@@ -281,25 +281,26 @@ class FileBytes extends Readable {
     }
   }
 
-  /** The next chunk from the current position, null at the end. */
+  /**
+   * The next chunk from the current position, null at the end. Read ahead: a chunk never asked
+   * for (the consumer stopped, the stream was destroyed under it, the run stopped before the read)
+   * must not fail as an unhandled rejection; an awaited one still throws.
+   */
   private readNext(): Promise<Buffer | null> {
-    if (this.signal?.aborted) {
-      // Guarded as a read ahead below is: the consumer may stop before it asks for this one.
-      const stopped = Promise.reject(this.signal.reason instanceof Error ? this.signal.reason : new Error('aborted'));
-      stopped.catch(() => undefined);
-      return stopped;
-    }
+    const read = this.readChunk();
+    read.catch(() => undefined);
+    return read;
+  }
+
+  private readChunk(): Promise<Buffer | null> {
+    if (this.signal?.aborted) return Promise.reject(this.signal.reason instanceof Error ? this.signal.reason : new Error('aborted'));
     const want = Math.min(CHUNK, this.end - this.pos);
     if (want <= 0) return Promise.resolve(null);
     const buf = Buffer.allocUnsafe(want);
-    const read = readFd(this.fd, buf, 0, want, this.pos).then((n) => {
+    return readFd(this.fd, buf, 0, want, this.pos).then((n) => {
       this.pos += n;
       return n === 0 ? null : n === want ? buf : buf.subarray(0, n);
     });
-    // A read ahead whose chunk is never asked for (the consumer stopped, the stream was destroyed
-    // under it) must not fail as an unhandled rejection; an awaited one still throws.
-    read.catch(() => undefined);
-    return read;
   }
 
   override _read(): void {

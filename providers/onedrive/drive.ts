@@ -41,7 +41,16 @@ export class Drive {
     private readonly ctx: Pick<ProviderContext, 'store' | 'log'>,
     /** Aborted when a StopRunError passes through classify(): every wait of the destination ends. */
     private readonly stop: AbortController,
-  ) {}
+  ) {
+    this.rootPath = config.root
+      .split('/')
+      .filter(Boolean)
+      .map((s) => `/${encodeName(s)}`)
+      .join('');
+  }
+
+  /** The configured root folder, its segments made valid ('' for the drive's root). */
+  private readonly rootPath: string;
 
   pathAddr(p: string): string {
     return p ? `${this.prefix}/root:${encodeDrivePath(p)}:` : `${this.prefix}/root`;
@@ -79,27 +88,19 @@ export class Drive {
   /**
    * Asks for the drive's facts now, while the run starts (loads its modules, lists the first
    * page): the first item's folder then waits for neither this request nor its connection.
-   * A failure waits for the first caller of facts().
+   * A failure is asked again by the first caller of facts(); a stop (a refused token) ended
+   * every request of the destination, and classify() gives that caller the stop.
    */
   askEarly(): void {
     this.facts().catch(() => undefined);
     this.lookUpRoot();
   }
 
-  /** The configured root folder, its segments made valid ('' for the drive's root). */
-  private rootPath(): string {
-    return this.config.root
-      .split('/')
-      .filter(Boolean)
-      .map((s) => `/${encodeName(s)}`)
-      .join('');
-  }
-
   /** The root's folders do not depend on the drive's facts: looked up once, while those are asked. */
   private lookUpRoot(): void {
     if (this.rootAsked) return;
     this.rootAsked = true;
-    this.lookAhead(this.rootPath());
+    this.lookAhead(this.rootPath);
   }
 
   /** Personal or Business, and the site path Business counts in the 400-character limit. */
@@ -119,11 +120,8 @@ export class Drive {
         return { flavor: business ? 'business' : 'personal', sitePathChars: site.length, quota: d.quota ?? null } satisfies DriveFacts;
       },
       (e) => {
-        const err = this.classify(e);
-        // Asked again after a passing trouble; a stop (a refused token) stays the answer, so
-        // the caller after an early ask gets it rather than an aborted request.
-        if (!(err instanceof StopRunError)) this.known = null;
-        throw err;
+        this.known = null;
+        throw this.classify(e);
       },
     );
     return this.known;
@@ -131,7 +129,7 @@ export class Drive {
 
   /** The folder an item goes to, created (with every folder on the way) if it is not there. */
   async container(item: SourceItem, facts: ItemFacts): Promise<string> {
-    const rootPath = this.rootPath();
+    const { rootPath } = this;
     this.lookUpRoot();
     const { sitePathChars } = await this.facts();
     // An album name is shortened when it would leave a file name too little of the path budget.

@@ -317,7 +317,7 @@ async function stageInto(destination: Destination, items: Items, row: ItemRow, s
  * (Google's batchCreate takes 50, far more than the items a queue has in flight).
  * The commit never rejects: its failure is written to the item's row.
  */
-export async function transferOne(ctx: RunContext, commits: CommitStage, id: number, inSlot?: DestinationSlot): Promise<{ commit: Promise<void> }> {
+export async function transferOne(ctx: RunContext, commits: CommitStage, id: number, inSlot: DestinationSlot): Promise<{ commit: Promise<void> }> {
   const { items, source, destination } = ctx;
   // The row as startTransfer leaves it: the scheduler queues ids, and a row read when the item
   // was queued would be read again here anyway (a listing may have described it anew since).
