@@ -107,6 +107,7 @@ export class Drive {
   facts(): Promise<DriveFacts> {
     this.known ??= this.http.api<{ driveType?: string; webUrl?: string; quota?: DriveFacts['quota'] }>('get', this.prefix).then(
       (d) => {
+        this.factsKnown = true;
         const business = d.driveType === 'business' || d.driveType === 'documentLibrary';
         let site = '';
         if (business) {
@@ -129,17 +130,36 @@ export class Drive {
 
   /** The folder an item goes to, created (with every folder on the way) if it is not there. */
   async container(item: SourceItem, facts: ItemFacts): Promise<string> {
-    const { rootPath } = this;
     this.lookUpRoot();
-    const { sitePathChars } = await this.facts();
-    // An album name is shortened when it would leave a file name too little of the path budget.
-    const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + rootPath.length, seg, sha1hex));
-    const p = rootPath + segs.map((s) => `/${s}`).join('');
+    if (!this.factsKnown) this.lookAheadGuessed(item, facts);
+    const p = this.containerPath(item, facts, (await this.facts()).sitePathChars);
     await this.ensureFolder(p);
     return p;
   }
 
+  /** An album name is shortened when it would leave a file name too little of the path budget. */
+  private containerPath(item: SourceItem, facts: ItemFacts, sitePathChars: number): string {
+    const segs = containerFor(this.config.layout, item, facts).map((seg) => fitFolderName(sitePathChars + this.rootPath.length, seg, sha1hex));
+    return this.rootPath + segs.map((s) => `/${s}`).join('');
+  }
+
+  /**
+   * While the drive's facts are on their way, looks up the folder the item would have on a
+   * Personal drive (no site path in the budget): a short album name is the same on any drive,
+   * so its lookup goes out with the root's instead of a request later. A guess that turns out
+   * wrong (a long name on Business) costs one lookup nobody takes.
+   */
+  private lookAheadGuessed(item: SourceItem, facts: ItemFacts): void {
+    try {
+      this.lookAhead(this.containerPath(item, facts, 0));
+    } catch {
+      // A name with no room left fails the same way once the facts are in, with its reason.
+    }
+  }
+
   private rootAsked = false;
+  /** The drive's facts have arrived: an item's folder path no longer needs a guess. */
+  private factsKnown = false;
 
   /** Lookups asked ahead of their folder's turn (lookAhead), each taken once by createFolder. */
   private readonly lookups = new Map<string, Promise<DriveItem | null>>();
@@ -202,12 +222,17 @@ export class Drive {
   private async createFolder(p: string): Promise<string> {
     const parent = p.slice(0, p.lastIndexOf('/'));
     const name = p.slice(p.lastIndexOf('/') + 1);
-    const found = await this.lookUp(p);
+    // The folders above are made while this one is looked up: a new folder's creation then
+    // waits for its parent's, not for its own 404 as well.
+    const lookup = this.lookUp(p);
+    const above = this.ensureFolder(parent);
+    above.catch(() => undefined); // awaited below unless the lookup fails first
+    const found = await lookup;
     if (found) {
       if (!found.folder) throw new RejectedError(`a file named ${p} is in the way of the folder OneDrive needs there`, 'refused-by-destination');
       return found.id;
     }
-    await this.ensureFolder(parent);
+    await above;
     try {
       const created = await this.http.api<DriveItem>('post', `${parent ? this.pathAddr(parent) : `${this.prefix}/root`}/children`, {
         name,

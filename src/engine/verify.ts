@@ -36,6 +36,10 @@ export class VerifyStage {
   /** Wakes the walk over earlier runs' items when a verification ends or gets its answer. */
   private wake: (() => void) | null = null;
   private earlier: Promise<void> | null = null;
+  /** Set by drain(): every item that will be verified is in, so a batch waits for no company. */
+  private draining = false;
+  /** Wakes drain() when the last verification ends. */
+  private emptied: (() => void) | null = null;
 
   constructor(
     private readonly ctx: RunContext,
@@ -63,10 +67,7 @@ export class VerifyStage {
     this.active.add(rowId);
     return this.firstAtCommit(row, s, destId, destPath)
       .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
-      .finally(() => {
-        this.active.delete(rowId);
-        this.freed();
-      });
+      .finally(() => this.ended(rowId));
   }
 
   private async firstAtCommit(row: ItemRow, s: StagedItem, destId: string, destPath: string | null): Promise<void> {
@@ -163,9 +164,8 @@ export class VerifyStage {
     void this.verifyItem(rowId, deadline)
       .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
       .finally(() => {
-        this.active.delete(rowId);
         ended?.();
-        this.freed();
+        this.ended(rowId);
       });
   }
 
@@ -173,13 +173,28 @@ export class VerifyStage {
     this.batcher.flush();
   }
 
+  /**
+   * Resolves when every verification has ended. A partial batch waits for no company now (none
+   * is coming), and the end is seen as it happens: a 50 ms poll here held every run's exit up
+   * to 50 ms after its last answer.
+   */
   async drain(): Promise<void> {
     while (this.earlier) await this.earlier;
+    this.draining = true;
     while (this.active.size > 0) {
       this.batcher.flush();
-      await sleep(50);
+      await new Promise<void>((r) => (this.emptied = r));
     }
     await this.batcher.close();
+  }
+
+  private ended(rowId: number): void {
+    this.active.delete(rowId);
+    this.freed();
+    if (this.active.size > 0) return;
+    const e = this.emptied;
+    this.emptied = null;
+    e?.();
   }
 
   /** `first`: the answer to a first ask already made (at the item's commit). */
@@ -230,7 +245,10 @@ export class VerifyStage {
   private async ask(request: VerifyRequest): Promise<VerifyResult> {
     this.asking++;
     try {
-      return await this.batcher.add('', request);
+      const answer = this.batcher.add('', request);
+      // Asked again while draining (after a Retry-After): no other item will join its batch.
+      if (this.draining) this.batcher.flush();
+      return await answer;
     } catch (err) {
       return { outcome: 'error', error: err as Error };
     } finally {
