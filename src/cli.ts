@@ -8,7 +8,7 @@ import { PROVIDER_NAMES, loadProviders, loadedProviders, splitSpec } from '../pr
 import { flushLines } from './lib/lines.ts';
 import { reason } from './lib/redact.ts';
 import path from 'node:path';
-import { systemZone, zoneProblem } from './media/zone.ts';
+import { zoneProblem } from './media/zone.ts';
 import type { LineSink } from './lib/lines.ts';
 import type { AccountRun } from './commands/migrate.ts';
 
@@ -68,11 +68,12 @@ function addRunOptions(cmd: Command, providers: ProviderModule[]): Command {
     .option('--retries <n>', 'attempts per item in one run', positiveInt, 4)
     .option('--until <time>', 'stop cleanly at this time (HH:MM or ISO date); rerun to resume', time)
     .option('--layout <layout>', 'destination layout: album (one folder/album per album) or date (YYYY/MM)', 'album')
+    // No default value here: reading the machine's zone loads ICU's zone data, 15 ms of every
+    // start (--help included); a run reads it when it first needs it.
     .option(
       '--timezone <zone>',
-      'time zone for capture times that carry no offset (file names, EXIF without OffsetTime, source dates): IANA name or +HH:MM',
+      "time zone for capture times that carry no offset (file names, EXIF without OffsetTime, source dates): IANA name or +HH:MM (default: this machine's zone)",
       timeZone,
-      systemZone(),
     )
     .option('--account <name>', 'which stored account to use', 'default')
     .option('--source-account <name>', 'stored account for the source (default: --account)')

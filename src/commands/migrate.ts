@@ -1,6 +1,8 @@
 // `migrate` and `plan`: open the state and the providers, hand them to the engine, show
 // progress, and turn the result into an exit code.
 
+import { setImmediate } from 'node:timers/promises';
+import { systemZone } from '../media/zone.ts';
 import type { Destination, EvidenceLevel, Source } from '../../providers/types.ts';
 import type { ChildHooks } from '../queue/child.ts';
 import { openState } from '../../state/db.ts';
@@ -99,6 +101,10 @@ export async function migrateCommand(given: MigrateOpts, env: NodeJS.ProcessEnv 
     // Providers end their own waits (throttling pauses) on the same signal.
     source = await openSource(db, o.from, o, log, controller.signal);
     destination = await openDestination(db, o.to, o, log, controller.signal);
+    // A turn of the event loop before the run's own start (its record, the zone data that loads):
+    // the requests a provider asked for as it opened (OneDrive's drive facts, its root's lookups)
+    // go out now, and their round trip overlaps that work.
+    await setImmediate();
     progress = new Progress({ json: o.json, log, out });
     return await migrateOpened(db, source, destination, progress, o, concurrency.line, controller.signal, queue, () => signalExit, out);
   } finally {
@@ -196,7 +202,7 @@ function planDatesLines(d: Plan['dates'], zone: string | undefined): string[] {
   const head = d.opened
     ? `${d.inFile} of ${d.opened} opened items carry their own; ${d.noDateInFile.total} have none`
     : `${d.noDateInFile.total} items not opened ahead (the source is not read twice); where one has no date of its own, it comes from`;
-  const lines = [`  capture dates (times without an offset read in ${zone ?? 'the system zone'}): ${head}`];
+  const lines = [`  capture dates (times without an offset read in ${zone ?? systemZone()}): ${head}`];
   for (const [from, n] of Object.entries(d.noDateInFile.from)) lines.push(`    ${n} dated from ${from}`);
   if (d.dateAdded) lines.push(`    ${d.dateAdded} will get the date written into the uploaded file`);
   for (const [why, n] of Object.entries(d.datedByUpload.why)) lines.push(`    ${n} will be dated by upload: ${why}`);

@@ -13,7 +13,7 @@
 
 import crypto from 'node:crypto';
 import type { Transform } from 'node:stream';
-import exifr from 'exifr';
+import { loadExifr } from './exifr.ts';
 import { planJpegDate, Splice, type SpliceEdit } from './jpeg-date.ts';
 import { RAW_EXIF } from './metadata.ts';
 import { planPngDate } from './png-date.ts';
@@ -227,6 +227,7 @@ class SpliceCheck implements CopyCheck {
     const dstHead = Buffer.concat(this.dst.captured);
     let before: Record<string, unknown> = {};
     let after: Record<string, unknown> = {};
+    const exifr = await loadExifr();
     try {
       before = ((await exifr.parse(srcHead, EXIF_OPTIONS)) as Record<string, unknown> | undefined) ?? {};
     } catch {

@@ -4,7 +4,7 @@
 // revived by exifr into a Date: a revived value is read in the machine's time zone, so the same
 // photo would get a different capture time on a laptop in Prague and a server in UTC.
 
-import exifr from 'exifr';
+import { loadExifr } from './exifr.ts';
 import type { WallTime } from './filename-date.ts';
 
 export interface ImageMetadata {
@@ -223,6 +223,7 @@ export async function imageFacts(head: Buffer): Promise<{ meta: ImageMetadata; w
   if (!head || head.length === 0) return { meta: { ...NOTHING }, wall: null };
 
   let tags: Tags = {};
+  const exifr = await loadExifr();
   try {
     const parsed = (await exifr.parse(head, FACTS_OPTIONS)) as Tags | undefined;
     if (parsed && typeof parsed === 'object') tags = parsed;
