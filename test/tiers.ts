@@ -21,6 +21,7 @@ export const UNIT_TESTS = [
   'test/onedrive-adapter.test.ts',
   'test/onedrive-auth.test.ts',
   'test/onedrive-emulator-store.test.ts',
+  'test/onedrive-folders.test.ts',
   'test/onedrive-response.test.ts',
   'test/pg-setup.test.ts',
   'test/redact.test.ts',
