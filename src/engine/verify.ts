@@ -33,13 +33,14 @@ export class VerifyStage {
   private asking = 0;
   /** Earlier runs' items being verified: asking, or waiting out a Retry-After. */
   private earlierActive = 0;
-  /** Wakes the walk over earlier runs' items when a verification ends or gets its answer. */
+  /**
+   * Wakes whoever waits for a verification to end or get its answer: the walk over earlier runs'
+   * items, or drain() (which runs after that walk is over).
+   */
   private wake: (() => void) | null = null;
   private earlier: Promise<void> | null = null;
   /** Set by drain(): every item that will be verified is in, so a batch waits for no company. */
   private draining = false;
-  /** Wakes drain() when the last verification ends. */
-  private emptied: (() => void) | null = null;
 
   constructor(
     private readonly ctx: RunContext,
@@ -67,7 +68,7 @@ export class VerifyStage {
     this.active.add(rowId);
     return this.firstAtCommit(row, s, destId, destPath)
       .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
-      .finally(() => this.ended(rowId));
+      .finally(() => this.verificationEnded(rowId));
   }
 
   private async firstAtCommit(row: ItemRow, s: StagedItem, destId: string, destPath: string | null): Promise<void> {
@@ -165,7 +166,7 @@ export class VerifyStage {
       .catch((err) => this.ctx.log('warn', `verification of item ${rowId}: ${reason(err)}`))
       .finally(() => {
         ended?.();
-        this.ended(rowId);
+        this.verificationEnded(rowId);
       });
   }
 
@@ -183,18 +184,14 @@ export class VerifyStage {
     this.draining = true;
     while (this.active.size > 0) {
       this.batcher.flush();
-      await new Promise<void>((r) => (this.emptied = r));
+      await new Promise<void>((r) => (this.wake = r));
     }
     await this.batcher.close();
   }
 
-  private ended(rowId: number): void {
+  private verificationEnded(rowId: number): void {
     this.active.delete(rowId);
     this.freed();
-    if (this.active.size > 0) return;
-    const e = this.emptied;
-    this.emptied = null;
-    e?.();
   }
 
   /** `first`: the answer to a first ask already made (at the item's commit). */

@@ -5,11 +5,9 @@
 
 import type Exifr from 'exifr';
 
-type Lib = typeof Exifr;
-let lib: Lib | null = null;
-let loading: Promise<Lib> | null = null;
+let loading: Promise<typeof Exifr> | null = null;
 
-export async function loadExifr(): Promise<Lib> {
-  lib ??= await (loading ??= import('exifr').then((m) => m.default));
-  return lib;
+export function loadExifr(): Promise<typeof Exifr> {
+  loading ??= import('exifr').then((m) => m.default);
+  return loading;
 }
