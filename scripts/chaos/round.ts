@@ -85,35 +85,44 @@ interface ToolRun {
   ms: number;
   /** From its first output (start-up done) to its end. */
   workMs: number;
+  /** Lines of output it printed (with --json, one a listed page or an item's step). */
+  lines: number;
   tail: string;
 }
 
-/** Runs `migrate` as its own process; with killAfterMs, SIGKILLs it that long after its first output. */
-function runTool(args: string[], env: Record<string, string>, killAfterMs: number | null, timeoutMs = 180_000): Promise<ToolRun> {
+/**
+ * Runs `migrate` as its own process; with killAtLine, SIGKILLs it as that line of its output
+ * arrives. A kill is placed by the run's progress, not by a time after its start: a time drawn
+ * for a run of 2 s missed every run once runs got faster, and a round then killed nothing.
+ */
+function runTool(args: string[], env: Record<string, string>, killAtLine: number | null, timeoutMs = 180_000): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let firstOutput = 0;
+    let lines = 0;
     let killed = false;
-    let timer: NodeJS.Timeout | null = null;
     const kill = () => {
+      // Output can arrive after the process ended on its own: that run was not killed.
+      if (killed || child.exitCode !== null || child.signalCode !== null) return;
       killed = true;
       child.kill('SIGKILL');
     };
     const hang = setTimeout(kill, timeoutMs);
     const onData = (d: Buffer) => {
-      out = (out + String(d)).slice(-4000);
+      const text = String(d);
+      out = (out + text).slice(-4000);
       if (!firstOutput) firstOutput = Date.now();
-      if (killAfterMs !== null && !timer) timer = setTimeout(kill, killAfterMs);
+      for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines++;
+      if (killAtLine !== null && lines >= killAtLine) kill();
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(hang);
-      if (timer) clearTimeout(timer);
-      resolve({ code: killed ? null : code, killed, ms: Date.now() - started, workMs: Date.now() - (firstOutput || started), tail: out });
+      resolve({ code: killed ? null : code, killed, ms: Date.now() - started, workMs: Date.now() - (firstOutput || started), lines, tail: out });
     });
   });
 }
@@ -301,8 +310,12 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
   const violations = new Set<string>();
   let runs = 0;
   let kills = 0;
-  // How long a run works once started: kills land anywhere in it.
+  // How long a run works once started, and how many lines it prints: kills land anywhere in it.
+  // Before any run has ended on its own, a kill lands within the first line an item (each item a
+  // run finishes prints one), so the first attempts kill unless a run stops early, and they kill
+  // early in the run; after one has, anywhere within as many lines as it printed.
   let typicalMs = 3000;
+  let typicalLines = cfg.items;
   let lastExit: number | null = null;
   let lastTail = '';
 
@@ -314,13 +327,14 @@ export async function runRound(cfg: RoundConfig, log: (line: string) => void = (
       const during = rand() < 0.5 ? Math.floor(rand() * typicalMs) : null;
       const duringChange =
         during === null ? Promise.resolve() : new Promise<void>((resolve) => setTimeout(() => void changeSoon().then(resolve, resolve), during));
-      const r = await runTool(args, env, Math.floor(rand() * typicalMs));
+      const r = await runTool(args, env, 1 + Math.floor(rand() * typicalLines));
       await duringChange;
       runs++;
       if (r.killed) kills++;
       else {
         lastExit = r.code;
         typicalMs = Math.max(500, r.workMs);
+        typicalLines = Math.max(1, r.lines);
       }
       for (const x of (await check(src, dst, stateFile, null)).violations) violations.add(x);
       log(`  run ${runs}: ${r.killed ? 'killed' : `exit ${r.code}`} after ${r.ms} ms`);
